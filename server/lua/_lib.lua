@@ -1,0 +1,238 @@
+-- Shared by every script: store.py prepends this file to each one, so all
+-- state transitions go through the same few functions.
+--
+-- KEYS[1] is the namespace prefix, e.g. "{rota}:". Every key below is built
+-- from it, so all keys share one hash tag and live in one cluster slot.
+--
+-- Job hash fields (P.."job:"..wf..":"..job):
+--   spec  JSON JobSpec (returned to claimers)   lk  label-set key ("a,b")
+--   pr mr bk b1 b2   priority, max retries, backoff kind/params
+--   needs deps       comma-joined job ids        nn  number of needs
+--   st    created|waiting|ready|delayed|running|success|failure|skipped|cancelled
+--   att rem lease worker enq dly start end out err
+-- Workflow hash (P.."wf:"..wf): id name trigger jobs created state runs
+--   cancelled started started_ms finished_ms ret defhash, and n:<st>
+--   counters kept by set_status so a workflow's status is one HMGET.
+
+local P = KEYS[1]
+-- Redis embeds Lua 5.1 (global unpack); fakeredis may run 5.4 via lupa.
+local unpack = unpack or table.unpack
+
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+local function split(s, sep)
+  local out = {}
+  if s == nil or s == false or s == '' then return out end
+  for part in string.gmatch(s, '([^' .. sep .. ']+)') do out[#out + 1] = part end
+  return out
+end
+
+-- Scores above 2^31 must not go through tostring (it rounds to 14 digits).
+local function num(n) return string.format('%.0f', n) end
+
+local function wkey(wf) return P .. 'wf:' .. wf end
+local function jkey(wf, job) return P .. 'job:' .. wf .. ':' .. job end
+local function lkey(lid) return P .. 'lease:' .. lid end
+local function logkey(wf, job) return P .. 'logs:' .. wf .. ':' .. job end
+local function jobchan(wf, job) return P .. 'j:' .. wf .. ':' .. job end
+
+local ACTIVE = { waiting = true, ready = true, delayed = true, running = true }
+local TERMINAL = { success = true, failure = true, skipped = true, cancelled = true }
+
+local function event(wf, job, st, att, now, detail)
+  redis.call('XADD', P .. 'events:' .. wf, 'MAXLEN', '~', '1000', '*', 'e',
+    cjson.encode({ workflow_id = wf, job_id = job, status = st, attempt = att,
+                   at_ms = now, detail = detail or '' }))
+end
+
+local function set_status(wf, job, old, new)
+  redis.call('HSET', jkey(wf, job), 'st', new)
+  local w = wkey(wf)
+  if old and old ~= '' then redis.call('HINCRBY', w, 'n:' .. old, -1) end
+  redis.call('HINCRBY', w, 'n:' .. new, 1)
+end
+
+-- Ready queues: one sorted set per distinct label set. Score orders by
+-- priority (higher first), then by a global enqueue sequence (FIFO).
+local function make_ready(wf, job, lk, pr)
+  local seq = redis.call('INCR', P .. 'seq')
+  local score = (100 - tonumber(pr or 0)) * 4398046511104 + seq -- 2^42
+  redis.call('ZADD', P .. 'ready:' .. lk, num(score), wf .. ':' .. job)
+  redis.call('SADD', P .. 'labelsets', lk)
+  redis.call('PUBLISH', P .. 'wake', lk)
+end
+
+local function enqueue(wf, job, old, now, delay_ms)
+  local k = jkey(wf, job)
+  local lk, pr = unpack(redis.call('HMGET', k, 'lk', 'pr'))
+  redis.call('HSET', k, 'enq', now, 'lease', '', 'worker', '')
+  if delay_ms > 0 then
+    set_status(wf, job, old, 'delayed')
+    redis.call('HSET', k, 'dly', now + delay_ms)
+    redis.call('ZADD', P .. 'delayed', num(now + delay_ms), wf .. ':' .. job)
+    -- Waiting claimers recompute how long to sleep from the earliest due time.
+    redis.call('PUBLISH', P .. 'wake', '~delayed')
+  else
+    set_status(wf, job, old, 'ready')
+    redis.call('HSET', k, 'dly', 0)
+    make_ready(wf, job, lk, pr)
+  end
+end
+
+local function promote_delayed(now, limit)
+  local due = redis.call('ZRANGEBYSCORE', P .. 'delayed', '-inf', num(now), 'LIMIT', 0, limit)
+  for _, member in ipairs(due) do
+    redis.call('ZREM', P .. 'delayed', member)
+    local wf, job = string.match(member, '^([^:]+):(.+)$')
+    local k = jkey(wf, job)
+    local st, lk, pr = unpack(redis.call('HMGET', k, 'st', 'lk', 'pr'))
+    if st == 'delayed' then
+      set_status(wf, job, 'delayed', 'ready')
+      make_ready(wf, job, lk, pr)
+    end
+  end
+  return #due
+end
+
+local function maybe_finish(wf, now)
+  local w = wkey(wf)
+  local state, a, b, c, d, ret, cancelled, failed = unpack(redis.call('HMGET', w,
+    'state', 'n:waiting', 'n:ready', 'n:delayed', 'n:running', 'ret', 'cancelled', 'n:failure'))
+  if state ~= 'active' then return end
+  if (tonumber(a) or 0) + (tonumber(b) or 0) + (tonumber(c) or 0) + (tonumber(d) or 0) > 0 then
+    return
+  end
+  local final = 'success'
+  if cancelled == '1' then final = 'cancelled'
+  elseif (tonumber(failed) or 0) > 0 then final = 'failure' end
+  redis.call('HSET', w, 'state', 'done', 'finished_ms', now)
+  redis.call('ZADD', P .. 'finished', num(now + tonumber(ret or 0) * 1000), wf)
+  event(wf, '', final, 0, now, 'workflow finished')
+  redis.call('PUBLISH', P .. 'w:' .. wf, final)
+end
+
+-- A permanent failure: every job downstream that has not run is skipped.
+local function skip_downstream(wf, job, now)
+  local queue = split(redis.call('HGET', jkey(wf, job), 'deps'), ',')
+  local i = 1
+  while i <= #queue do
+    local d = queue[i]
+    local k = jkey(wf, d)
+    local st, deps = unpack(redis.call('HMGET', k, 'st', 'deps'))
+    if st == 'waiting' then
+      set_status(wf, d, st, 'skipped')
+      redis.call('HSET', k, 'end', now, 'err', 'skipped: upstream ' .. job .. ' failed')
+      event(wf, d, 'skipped', 0, now, 'upstream ' .. job .. ' failed')
+      redis.call('PUBLISH', jobchan(wf, d), 'skipped')
+      for _, x in ipairs(split(deps, ',')) do queue[#queue + 1] = x end
+    end
+    i = i + 1
+  end
+end
+
+local function release_lease(lid, worker)
+  redis.call('DEL', lkey(lid))
+  redis.call('ZREM', P .. 'leases', lid)
+  if worker and worker ~= '' then redis.call('SREM', P .. 'wleases:' .. worker, lid) end
+end
+
+-- Backoff before retry number att+1: the first retry waits the base delay,
+-- exponential doubles per further attempt, capped at max.
+local function backoff_ms(bk, b1, b2, att)
+  b1 = tonumber(b1) or 0
+  if bk == 'fixed' then return b1 * 1000 end
+  if bk == 'exp' then
+    local d = b1 * (2 ^ att)
+    local cap = tonumber(b2) or 0
+    if d > cap then d = cap end
+    return d * 1000
+  end
+  return 0
+end
+
+-- A failed attempt of a running job: retry with backoff while the budget
+-- allows, else fail for good and skip everything downstream.
+local function fail_attempt(wf, job, now, err, retryable)
+  local k = jkey(wf, job)
+  local att, mr, bk, b1, b2 = unpack(redis.call('HMGET', k, 'att', 'mr', 'bk', 'b1', 'b2'))
+  att = tonumber(att) or 0
+  redis.call('HSET', k, 'err', err, 'end', now)
+  if retryable and att < (tonumber(mr) or 0) then
+    redis.call('HSET', k, 'att', att + 1)
+    local delay = backoff_ms(bk, b1, b2, att)
+    enqueue(wf, job, 'running', now, delay)
+    event(wf, job, 'retrying', att + 1, now, err)
+  else
+    set_status(wf, job, 'running', 'failure')
+    event(wf, job, 'failure', att, now, err)
+    skip_downstream(wf, job, now)
+  end
+  redis.call('PUBLISH', jobchan(wf, job), 'changed')
+  maybe_finish(wf, now)
+end
+
+-- Looks up a lease for heartbeat/complete/fail/logs. An expired lease is
+-- handled right here (as the reaper would), so the answer never depends on
+-- whether a reaper happened to run first. Returns the lease fields or nil.
+local function expire_lease(lid, now, wf, job, worker)
+  release_lease(lid, worker)
+  local st, cur = unpack(redis.call('HMGET', jkey(wf, job), 'st', 'lease'))
+  if cur == lid and st == 'running' then
+    fail_attempt(wf, job, now, 'lease expired', true)
+    return true
+  end
+  return false
+end
+
+local function live_lease(lid, now)
+  local wf, job, worker, ttl, att = unpack(redis.call('HMGET', lkey(lid), 'wf', 'job', 'worker', 'ttl', 'att'))
+  if not wf then return nil end
+  local exp = tonumber(redis.call('ZSCORE', P .. 'leases', lid) or 0)
+  if exp < now then
+    expire_lease(lid, now, wf, job, worker)
+    return nil
+  end
+  local st, cur = unpack(redis.call('HMGET', jkey(wf, job), 'st', 'lease'))
+  if cur ~= lid then
+    -- Superseded (the workflow was re-run): the record is garbage now.
+    release_lease(lid, worker)
+    return nil
+  end
+  return { wf = wf, job = job, worker = worker, ttl = tonumber(ttl), att = att, st = st }
+end
+
+local function touch_worker(worker, now)
+  redis.call('HSET', P .. 'worker:' .. worker, 'last_seen', now)
+  redis.call('ZADD', P .. 'workers', now, worker)
+end
+
+-- (Re)starts a run: every job back to its initial state, roots enqueued.
+local function start_run(wf, now)
+  local w = wkey(wf)
+  local jobs = split(redis.call('HGET', w, 'jobs'), ',')
+  for _, st in ipairs({ 'created', 'waiting', 'ready', 'delayed', 'running', 'success',
+                        'failure', 'skipped', 'cancelled' }) do
+    redis.call('HDEL', w, 'n:' .. st)
+  end
+  redis.call('HINCRBY', w, 'runs', 1)
+  redis.call('HSET', w, 'state', 'active', 'cancelled', 0, 'started', 0)
+  redis.call('HDEL', w, 'started_ms', 'finished_ms')
+  redis.call('ZREM', P .. 'finished', wf)
+  for _, job in ipairs(jobs) do
+    local k = jkey(wf, job)
+    local nn = tonumber(redis.call('HGET', k, 'nn')) or 0
+    redis.call('HSET', k, 'att', 0, 'rem', nn, 'lease', '', 'worker', '', 'start', '',
+      'end', '', 'out', '', 'err', '', 'dly', 0)
+    redis.call('DEL', logkey(wf, job))
+    if nn == 0 then
+      enqueue(wf, job, nil, now, 0)
+    else
+      set_status(wf, job, nil, 'waiting')
+      redis.call('HSET', k, 'enq', 0)
+    end
+  end
+  event(wf, '', 'queued', 0, now, 'run started')
+end

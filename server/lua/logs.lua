@@ -1,0 +1,31 @@
+-- ARGV: lease_id, maxlen, then per chunk: workflow_id, job_id, sequence, json
+-- (chunks sorted by sequence). Returns {'ok', accepted, duplicates} |
+-- {'lost'} | {'mismatch', index}. Idempotent: a chunk whose sequence is not
+-- above the highest one accepted for this lease is a resend and is dropped.
+local lid, maxlen = ARGV[1], ARGV[2]
+local now = now_ms()
+local lease = live_lease(lid, now)
+if not lease then return { 'lost' } end
+local n = (#ARGV - 2) / 4
+for i = 0, n - 1 do
+  local b = 2 + i * 4
+  if ARGV[b + 1] ~= lease.wf or ARGV[b + 2] ~= lease.job then return { 'mismatch', i } end
+end
+local hwm = tonumber(redis.call('HGET', lkey(lid), 'lseq')) or -1
+local key = logkey(lease.wf, lease.job)
+local accepted = 0
+for i = 0, n - 1 do
+  local b = 2 + i * 4
+  local seq = tonumber(ARGV[b + 3])
+  if seq > hwm then
+    redis.call('XADD', key, 'MAXLEN', '~', maxlen, '*', 'c', ARGV[b + 4])
+    hwm = seq
+    accepted = accepted + 1
+  end
+end
+if accepted > 0 then
+  redis.call('HSET', lkey(lid), 'lseq', num(hwm))
+  redis.call('PUBLISH', jobchan(lease.wf, lease.job), 'log')
+end
+touch_worker(lease.worker, now)
+return { 'ok', accepted, n - accepted }

@@ -1,0 +1,32 @@
+-- ARGV: max leases to expire, max finished workflows to purge.
+-- Returns {expired, promoted, purged}. Safe to run from any number of
+-- processes at once: each call is atomic and only acts on what is due.
+local limit, purge_limit = tonumber(ARGV[1]), tonumber(ARGV[2])
+local now = now_ms()
+local promoted = promote_delayed(now, limit)
+
+local expired = 0
+for _, lid in ipairs(redis.call('ZRANGEBYSCORE', P .. 'leases', '-inf', num(now - 1), 'LIMIT', 0, limit)) do
+  local wf, job, worker = unpack(redis.call('HMGET', lkey(lid), 'wf', 'job', 'worker'))
+  if wf then
+    if expire_lease(lid, now, wf, job, worker) then expired = expired + 1 end
+  else
+    redis.call('ZREM', P .. 'leases', lid)
+  end
+end
+
+-- Retention: finished workflows past RETENTION_SECS are deleted whole.
+local purged = 0
+for _, wf in ipairs(redis.call('ZRANGEBYSCORE', P .. 'finished', '-inf', num(now), 'LIMIT', 0, purge_limit)) do
+  local w = wkey(wf)
+  if redis.call('HGET', w, 'state') == 'done' then
+    for _, job in ipairs(split(redis.call('HGET', w, 'jobs'), ',')) do
+      redis.call('DEL', jkey(wf, job), logkey(wf, job))
+    end
+    redis.call('DEL', w, P .. 'events:' .. wf)
+    redis.call('ZREM', P .. 'wfs', wf)
+    purged = purged + 1
+  end
+  redis.call('ZREM', P .. 'finished', wf)
+end
+return { expired, promoted, purged }

@@ -1,0 +1,71 @@
+"""The lease reaper: expires dead workers' leases (re-enqueueing their jobs
+with backoff), promotes due delayed jobs and purges workflows past their
+retention. Runs inside every server process unless API_ONLY=1, or alone as
+`python -m server.reaper`. Any number may run at once: each pass is one
+atomic script that only acts on what is already due."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from redis.exceptions import RedisError
+
+from .store import Store
+
+log = logging.getLogger("rota.reaper")
+BATCH = 500
+
+
+async def reap_once(store: Store) -> tuple[int, int, int]:
+    """Runs passes until nothing due is left; returns the totals."""
+    totals = [0, 0, 0]
+    while True:
+        expired, promoted, purged = await store.reap(BATCH)
+        totals = [totals[0] + expired, totals[1] + promoted, totals[2] + purged]
+        if expired < BATCH and promoted < BATCH:
+            return totals[0], totals[1], totals[2]
+
+
+async def run_forever(store: Store, interval_secs: float, stop: asyncio.Event | None = None) -> None:
+    """Reaps every `interval_secs` until `stop` is set. Stopping by event, not
+    by cancelling the task: a cancel that lands inside a Redis client call
+    can be swallowed there, and shutdown would then wait forever."""
+    stop = stop or asyncio.Event()
+    while not stop.is_set():
+        try:
+            expired, promoted, purged = await reap_once(store)
+            if expired or purged:
+                log.info("reaped %d expired lease(s), promoted %d delayed job(s), purged %d workflow(s)",
+                         expired, promoted, purged)
+        except (RedisError, OSError) as exc:
+            log.warning("reaper pass failed (%s); retrying in %.1fs", exc, interval_secs)
+        try:
+            await asyncio.wait_for(stop.wait(), interval_secs)
+        except asyncio.TimeoutError:
+            pass
+
+
+def main() -> None:
+    from .redis_conn import connect
+    from .settings import Settings
+
+    settings = Settings.from_env()
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if not settings.redis_url:
+        raise SystemExit("python -m server.reaper needs REDIS_URL: the embedded store lives inside one server process")
+
+    async def run() -> None:
+        redis = connect(settings)
+        store = Store(redis, settings.namespace, settings.retention_secs, settings.log_max_chunks)
+        log.info("reaper running against %s every %.1fs", settings.redis_url, settings.reap_interval_secs)
+        await run_forever(store, settings.reap_interval_secs)
+
+    try:
+        asyncio.run(run())
+    except KeyboardInterrupt:
+        pass
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,33 @@
+"""The Redis client: a real server from REDIS_URL, or embedded fakeredis."""
+
+from __future__ import annotations
+
+from redis.asyncio import Redis
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import BusyLoadingError, ConnectionError, TimeoutError
+from redis.asyncio.retry import Retry
+
+from .settings import Settings
+
+
+def connect(settings: Settings) -> Redis:
+    if not settings.redis_url:
+        import fakeredis
+
+        return fakeredis.FakeAsyncRedis(decode_responses=True)
+    # Retries ride out a Redis restart. A retried script may run twice only
+    # if the first reply was lost; every script is safe then: a lost claim
+    # reply leaves a lease that expires, and a repeated complete/fail is
+    # refused (409) because the first one already released the lease.
+    return Redis.from_url(
+        settings.redis_url,
+        decode_responses=True,
+        retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), retries=8),
+        retry_on_error=[ConnectionError, TimeoutError, BusyLoadingError],
+        socket_keepalive=True,
+        health_check_interval=30,
+    )
+
+
+def describe(settings: Settings) -> str:
+    return settings.redis_url or "embedded in-memory store (fakeredis, Lua via lupa; data is lost on exit)"

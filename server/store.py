@@ -1,0 +1,397 @@
+"""The Redis store. Every state change is exactly one Lua script call.
+
+Python only prepares arguments, calls a script and decodes its answer; reads
+(status, listings, logs) are plain pipelined commands. The key layout is
+documented at the top of `lua/_lib.lua`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from importlib import resources
+from typing import Optional
+
+import msgspec
+from redis.asyncio import Redis
+
+from .errors import Conflict, LeaseLost, NotFound, Unprocessable
+from .models import (
+    ClaimResponse,
+    HeartbeatResponse,
+    JobOut,
+    JobSpec,
+    Lease,
+    LogChunk,
+    LogsAccepted,
+    QueuedJob,
+    RetryPolicy,
+    WorkerOut,
+    WorkflowOut,
+    WorkflowSpec,
+    backoff_fields,
+)
+
+SCRIPTS = ("create", "run", "cancel", "claim", "heartbeat", "complete", "fail",
+           "logs", "reap", "register", "promote")
+
+# Internal job states, and the wire status each one shows as.
+WIRE_STATUS = {
+    "created": "queued", "waiting": "queued", "ready": "queued", "delayed": "queued",
+    "running": "running", "success": "success", "failure": "failure",
+    "skipped": "skipped", "cancelled": "cancelled",
+}
+INTERNAL_FOR = {
+    wire: [st for st, w in WIRE_STATUS.items() if w == wire] for wire in set(WIRE_STATUS.values())
+}
+# Spelled the same internally and on the wire.
+TERMINAL = {"success", "failure", "skipped", "cancelled"}
+# A worker that has not been seen for this long is shown offline. Long-poll
+# claims refresh it at least every 60 s, so 90 s cannot flap on an idle worker.
+OFFLINE_AFTER_MS = 90_000
+
+_spec_decoder = msgspec.json.Decoder(JobSpec)
+_outputs_decoder = msgspec.json.Decoder(dict[str, str])
+_encode = msgspec.json.encode
+
+
+def label_key(labels: list[str]) -> str:
+    return ",".join(sorted(set(labels)))
+
+
+def _load_scripts() -> dict[str, str]:
+    lua = resources.files("server") / "lua"
+    lib = (lua / "_lib.lua").read_text()
+    return {name: lib + "\n" + (lua / f"{name}.lua").read_text() for name in SCRIPTS}
+
+
+def definition_hash(spec: WorkflowSpec) -> str:
+    return hashlib.sha1(_encode(spec)).hexdigest()
+
+
+@dataclass
+class ClaimResult:
+    claim: Optional[ClaimResponse]
+    now_ms: int
+    # Earliest backoff due time (Redis clock), so a long-poll can sleep
+    # exactly until a delayed job becomes claimable; -1 when none.
+    next_due_ms: int = -1
+
+
+class Store:
+    def __init__(
+        self,
+        redis: Redis,
+        namespace: str = "rota",
+        retention_secs: int = 7 * 86_400,
+        log_maxlen: int = 10_000,
+        idempotency_ttl_secs: int = 86_400,
+    ):
+        self.redis = redis
+        self.prefix = "{" + namespace + "}:"
+        self.retention_secs = retention_secs
+        self.log_maxlen = log_maxlen
+        self.idempotency_ttl_secs = idempotency_ttl_secs
+        self._scripts = {name: redis.register_script(src) for name, src in _load_scripts().items()}
+
+    @property
+    def wake_channel(self) -> str:
+        return self.prefix + "wake"
+
+    def job_channel(self, wf: str, job: str) -> str:
+        return f"{self.prefix}j:{wf}:{job}"
+
+    async def _call(self, name: str, *args) -> list:
+        return await self._scripts[name](keys=[self.prefix], args=list(args))
+
+    # ---- workflows -----------------------------------------------------------
+
+    async def create_workflow(
+        self,
+        spec: WorkflowSpec,
+        workflow_id: str,
+        *,
+        run: bool = False,
+        idempotency_key: str = "",
+        upsert: bool = False,
+    ) -> tuple[str, str]:
+        """Returns (outcome, workflow_id); outcome as create.lua names it."""
+        dependents: dict[str, list[str]] = {j.id: [] for j in spec.jobs}
+        for job in spec.jobs:
+            for need in job.needs:
+                dependents[need].append(job.id)
+        args: list = [
+            workflow_id, spec.name, spec.trigger, idempotency_key, self.idempotency_ttl_secs,
+            int(run), self.retention_secs, definition_hash(spec),
+            "upsert" if upsert else "new", len(spec.jobs),
+        ]
+        for job in spec.jobs:
+            kind, a, b = backoff_fields(job.backoff)
+            args += [
+                job.id, _encode(job), label_key(job.labels), job.priority, job.max_retries,
+                kind, a, b, ",".join(job.needs), ",".join(dependents[job.id]), len(job.needs),
+            ]
+        outcome, wf = await self._call("create", *args)
+        return outcome, wf
+
+    async def run_workflow(self, wf: str) -> None:
+        (outcome,) = await self._call("run", wf)
+        if outcome == "not_found":
+            raise NotFound("workflow_not_found", f"no workflow {wf!r}")
+        if outcome == "active":
+            raise Conflict("workflow_active", f"workflow {wf!r} still has jobs that can run")
+
+    async def cancel_workflow(self, wf: str) -> bool:
+        """True when something was cancelled; False for a finished workflow."""
+        (outcome,) = await self._call("cancel", wf)
+        if outcome == "not_found":
+            raise NotFound("workflow_not_found", f"no workflow {wf!r}")
+        return outcome == "ok"
+
+    async def get_workflow(self, wf: str) -> WorkflowOut:
+        head = await self.redis.hgetall(f"{self.prefix}wf:{wf}")
+        if not head:
+            raise NotFound("workflow_not_found", f"no workflow {wf!r}")
+        jobs = head["jobs"].split(",")
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for job in jobs:
+                pipe.hgetall(f"{self.prefix}job:{wf}:{job}")
+            rows = await pipe.execute()
+        return _workflow_out(head, [_job_out(row) for row in rows if row])
+
+    async def list_workflows(
+        self, limit: int = 100, offset: int = 0, status: Optional[str] = None
+    ) -> list[WorkflowOut]:
+        if status is None:
+            ids = await self.redis.zrevrange(f"{self.prefix}wfs", offset, offset + limit - 1)
+        else:
+            ids = await self._ids_with_job_status(status, limit, offset)
+        out = []
+        for wf in ids:
+            try:
+                out.append(await self.get_workflow(wf))
+            except NotFound:  # purged between the index read and this one
+                continue
+        return out
+
+    async def _ids_with_job_status(self, status: str, limit: int, offset: int) -> list[str]:
+        fields = [f"n:{st}" for st in INTERNAL_FOR[status]]
+        matched: list[str] = []
+        start, page = 0, 500
+        while len(matched) < offset + limit:
+            ids = await self.redis.zrevrange(f"{self.prefix}wfs", start, start + page - 1)
+            if not ids:
+                break
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for wf in ids:
+                    pipe.hmget(f"{self.prefix}wf:{wf}", fields)
+                counts = await pipe.execute()
+            matched += [wf for wf, c in zip(ids, counts) if sum(int(x or 0) for x in c) > 0]
+            start += page
+        return matched[offset:offset + limit]
+
+    async def job_state(self, wf: str, job: str) -> JobOut:
+        row = await self.redis.hgetall(f"{self.prefix}job:{wf}:{job}")
+        if not row:
+            raise NotFound("job_not_found", f"no job {job!r} in workflow {wf!r}")
+        return _job_out(row)
+
+    async def is_cancelled(self, wf: str, job: str) -> bool:
+        st = await self.redis.hget(f"{self.prefix}job:{wf}:{job}", "st")
+        if st is None:
+            raise NotFound("job_not_found", f"no job {job!r} in workflow {wf!r}")
+        return st == "cancelled"
+
+    async def workflow_events(self, wf: str, after: str = "0-0", count: int = 1000) -> list:
+        return await self._xread(f"{self.prefix}events:{wf}", after, count)
+
+    # ---- workers -------------------------------------------------------------
+
+    async def register_worker(self, worker_id: str, labels: list[str]) -> int:
+        _, at = await self._call("register", worker_id, label_key(labels))
+        return at
+
+    async def list_workers(self) -> list[WorkerOut]:
+        ids = await self.redis.zrevrange(f"{self.prefix}workers", 0, -1)
+        now_s, now_us = await self.redis.time()
+        now = now_s * 1000 + now_us // 1000
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for w in ids:
+                pipe.hgetall(f"{self.prefix}worker:{w}")
+                pipe.smembers(f"{self.prefix}wleases:{w}")
+            rows = await pipe.execute()
+        out = []
+        for i, worker_id in enumerate(ids):
+            info, leases = rows[2 * i], rows[2 * i + 1]
+            if not info:
+                continue
+            current = await self._lease_jobs(sorted(leases))
+            last_seen = int(info.get("last_seen", 0))
+            if current:
+                status = "busy"
+            elif now - last_seen < OFFLINE_AFTER_MS:
+                status = "idle"
+            else:
+                status = "offline"
+            out.append(WorkerOut(
+                worker_id=worker_id,
+                labels=[x for x in info.get("labels", "").split(",") if x],
+                registered_at_ms=int(info.get("registered", 0)),
+                last_seen_ms=last_seen,
+                status=status,
+                current_jobs=current,
+                last_heartbeat_ms=last_seen,
+                current_job=current[0] if current else None,
+            ))
+        return out
+
+    async def _lease_jobs(self, lease_ids: list[str]) -> list[str]:
+        if not lease_ids:
+            return []
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for lid in lease_ids:
+                pipe.hmget(f"{self.prefix}lease:{lid}", ["wf", "job"])
+            rows = await pipe.execute()
+        return [f"{wf}/{job}" for wf, job in rows if wf]
+
+    # ---- the worker protocol -------------------------------------------------
+
+    async def claim(self, worker_id: str, labels: list[str], ttl_secs: int, lease_id: str) -> ClaimResult:
+        res = await self._call("claim", worker_id, label_key(labels), ttl_secs, lease_id)
+        if res[0] == 0:
+            return ClaimResult(None, int(res[1]), int(res[2]))
+        _, now, wf, job_id, spec_json, att, enq, dly, *ups = res
+        spec = _spec_decoder.decode(spec_json)
+        upstream = {ups[i]: (_outputs_decoder.decode(ups[i + 1]) if ups[i + 1] else {})
+                    for i in range(0, len(ups), 2)}
+        job = QueuedJob(
+            job_id=job_id,
+            workflow_id=wf,
+            command=spec.command,
+            required_labels=spec.labels,
+            retry_policy=RetryPolicy(max_retries=spec.max_retries, backoff=spec.backoff),
+            attempt=int(att),
+            upstream_outputs=upstream,
+            enqueued_at_ms=int(enq),
+            delayed_until_ms=int(dly or 0),
+            name=spec.name,
+            env=spec.env,
+            steps=spec.steps,
+            timeout_secs=spec.timeout_secs,
+        )
+        lease = Lease(lease_id=lease_id, job_id=job_id, workflow_id=wf, worker_id=worker_id,
+                      ttl_secs=ttl_secs, granted_at_ms=int(now))
+        return ClaimResult(ClaimResponse(job=job, lease=lease), int(now))
+
+    async def heartbeat(self, lease_id: str) -> HeartbeatResponse:
+        res = await self._call("heartbeat", lease_id)
+        if res[0] != "ok":
+            raise LeaseLost(lease_id)
+        return HeartbeatResponse(cancelled=res[1] == 1, lease_id=lease_id, expires_at_ms=int(res[2]))
+
+    async def complete(self, lease_id: str, outputs: dict[str, str]) -> None:
+        (outcome,) = await self._call("complete", lease_id, _encode(outputs))
+        _lease_outcome(outcome, lease_id)
+
+    async def fail(self, lease_id: str, error: str, retryable: bool) -> None:
+        (outcome,) = await self._call("fail", lease_id, error, int(retryable))
+        _lease_outcome(outcome, lease_id)
+
+    async def append_logs(self, lease_id: str, chunks: list[LogChunk]) -> LogsAccepted:
+        args: list = [lease_id, self.log_maxlen]
+        for c in sorted(chunks, key=lambda c: c.sequence):
+            args += [c.workflow_id, c.job_id, c.sequence, _encode(c)]
+        res = await self._call("logs", *args)
+        if res[0] == "lost":
+            raise LeaseLost(lease_id)
+        if res[0] == "mismatch":
+            raise Unprocessable(
+                "chunk_mismatch",
+                "log chunks must name the lease's workflow_id and job_id",
+                {"chunk": int(res[1])},
+            )
+        return LogsAccepted(accepted=int(res[1]), duplicates=int(res[2]))
+
+    async def read_logs(self, wf: str, job: str, after: str = "0-0", count: Optional[int] = None) -> list:
+        """[(stream_id, chunk_json)] after `after`, oldest first."""
+        return await self._xread(f"{self.prefix}logs:{wf}:{job}", after, count)
+
+    async def _xread(self, key: str, after: str, count: Optional[int]) -> list:
+        res = await self.redis.xread({key: after}, count=count)
+        if not res:
+            return []
+        # redis-py gives a list of [key, entries] (RESP2) or a dict (RESP3)
+        entries = res[0][1] if isinstance(res, list) else next(iter(res.values()))[0]
+        return [(eid, next(iter(fields.values()))) for eid, fields in entries]
+
+    # ---- maintenance ---------------------------------------------------------
+
+    async def reap(self, limit: int = 500, purge_limit: int = 50) -> tuple[int, int, int]:
+        expired, promoted, purged = await self._call("reap", limit, purge_limit)
+        return int(expired), int(promoted), int(purged)
+
+    async def promote(self, limit: int = 500) -> int:
+        return int(await self._call("promote", limit))
+
+
+def _lease_outcome(outcome: str, lease_id: str) -> None:
+    if outcome == "ok":
+        return
+    if outcome == "cancelled":
+        raise Conflict("job_cancelled", "the job was cancelled; its result is not recorded",
+                       {"lease_id": lease_id})
+    raise LeaseLost(lease_id)
+
+
+def _ms(value: Optional[str]) -> Optional[int]:
+    return int(value) if value not in (None, "") else None
+
+
+def _job_out(row: dict) -> JobOut:
+    spec = _spec_decoder.decode(row["spec"])
+    st = row["st"]
+    start, end = _ms(row.get("start")), _ms(row.get("end"))
+    err = row.get("err") or None
+    duration = (end - start) // 1000 if start is not None and end is not None and st in TERMINAL else None
+    return JobOut(
+        id=spec.id,
+        name=spec.name,
+        status=WIRE_STATUS[st],
+        command=spec.command,
+        depends_on=spec.needs,
+        required_labels=spec.labels,
+        max_retries=spec.max_retries,
+        attempt=int(row.get("att") or 0),
+        started_at=float(start) if start is not None else None,
+        duration_secs=duration,
+        output=err if st == "failure" else None,
+        outputs=_outputs_decoder.decode(row["out"]) if row.get("out") else {},
+        error=err,
+        worker_id=row.get("worker") or None,
+        finished_at=float(end) if end is not None and st in TERMINAL else None,
+    )
+
+
+def workflow_status(head: dict) -> str:
+    state = head.get("state")
+    if state == "active":
+        return "running" if head.get("started") == "1" else "queued"
+    if state != "done":
+        return "queued"
+    if head.get("cancelled") == "1":
+        return "cancelled"
+    return "failure" if int(head.get("n:failure") or 0) > 0 else "success"
+
+
+def _workflow_out(head: dict, jobs: list[JobOut]) -> WorkflowOut:
+    return WorkflowOut(
+        id=head["id"],
+        name=head["name"],
+        trigger=head.get("trigger", ""),
+        status=workflow_status(head),
+        jobs=jobs,
+        created_at_ms=int(head["created"]),
+        runs=int(head.get("runs") or 0),
+        started_at_ms=_ms(head.get("started_ms")),
+        finished_at_ms=_ms(head.get("finished_ms")),
+    )

@@ -1,0 +1,64 @@
+"""Shared fixtures. Every store/API test runs twice: on fakeredis (the
+embedded store) and on a real redis-server started for the session, so the
+same Lua scripts are proven on both."""
+
+from __future__ import annotations
+
+import fakeredis
+import httpx
+import pytest
+from redis.asyncio import Redis
+
+from server.settings import Settings
+from server.store import Store
+from tests.redis_proc import redis_server
+
+
+@pytest.fixture(scope="session")
+def real_redis_url():
+    with redis_server() as proc:
+        yield proc.url
+
+
+@pytest.fixture(params=["fakeredis", "redis"])
+def backend(request) -> str:
+    return request.param
+
+
+@pytest.fixture
+async def redis(backend, request):
+    if backend == "fakeredis":
+        client = fakeredis.FakeAsyncRedis(decode_responses=True)
+    else:
+        client = Redis.from_url(request.getfixturevalue("real_redis_url"), decode_responses=True)
+        await client.flushdb()
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture
+def store(redis) -> Store:
+    return Store(redis)
+
+
+@pytest.fixture
+def settings(tmp_path) -> Settings:
+    # No workflows directory and a fast reaper: tests drive time explicitly.
+    return Settings(workflows_dir=str(tmp_path / "no-workflows"), reap_interval_secs=0.2,
+                    keepalive_secs=1.0)
+
+
+@pytest.fixture
+async def app(redis, settings):
+    from server.app import create_app
+
+    app = create_app(settings, redis=redis)
+    async with app.router.lifespan_context(app):
+        yield app
+
+
+@pytest.fixture
+async def api(app):
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://rota.test") as client:
+        yield client
