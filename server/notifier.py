@@ -1,0 +1,153 @@
+"""One Redis pub/sub connection per server process, fanning out wake-ups.
+
+The Lua scripts PUBLISH on `wake` (a job became ready: the message is its
+label-set key) and on per-job channels (a log chunk arrived or the job's
+state changed). Waiting long-poll claims and SSE log tails register here
+instead of each holding a Redis connection of their own, so a thousand idle
+workers or tailing operators cost one connection, not a thousand.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from contextlib import asynccontextmanager, contextmanager
+from typing import AsyncIterator, Iterator
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+log = logging.getLogger("rota.notifier")
+
+
+class ClaimWaiter:
+    __slots__ = ("labels", "event")
+
+    def __init__(self, labels: frozenset[str]):
+        self.labels = labels
+        self.event = asyncio.Event()
+
+    def wants(self, label_key: str) -> bool:
+        return all(l in self.labels for l in label_key.split(",") if l)
+
+
+class Notifier:
+    def __init__(self, redis: Redis, wake_channel: str):
+        self._redis = redis
+        self._wake = wake_channel
+        self._claims: set[ClaimWaiter] = set()
+        self._watchers: dict[str, set[asyncio.Event]] = {}
+        self._pubsub = None
+        self._task: asyncio.Task | None = None
+        self._stopping = False
+        self.connected = asyncio.Event()
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="rota-notifier")
+        try:
+            await asyncio.wait_for(self.connected.wait(), timeout=5)
+        except asyncio.TimeoutError:
+            log.warning("pub/sub not connected yet; long-poll falls back to periodic re-checks")
+
+    async def stop(self) -> None:
+        self._stopping = True
+        if self._task:
+            self._task.cancel()
+            # Bounded: a cancel swallowed inside the client must not hang shutdown.
+            await asyncio.wait({self._task}, timeout=2)
+        await self._close_pubsub()
+
+    @contextmanager
+    def claim_waiter(self, labels: list[str]) -> Iterator[ClaimWaiter]:
+        """Register before trying to claim, so a job enqueued between the
+        failed attempt and the wait still wakes us."""
+        waiter = ClaimWaiter(frozenset(labels))
+        self._claims.add(waiter)
+        try:
+            yield waiter
+        finally:
+            self._claims.discard(waiter)
+
+    @asynccontextmanager
+    async def watch(self, channel: str) -> AsyncIterator[asyncio.Event]:
+        event = asyncio.Event()
+        watchers = self._watchers.setdefault(channel, set())
+        watchers.add(event)
+        if len(watchers) == 1:
+            await self._subscribe(channel)
+        try:
+            yield event
+        finally:
+            watchers.discard(event)
+            if not watchers:
+                del self._watchers[channel]
+                await self._unsubscribe(channel)
+
+    def _dispatch(self, channel: str, data: str) -> None:
+        if channel == self._wake:
+            for waiter in self._claims:
+                if data.startswith("~") or waiter.wants(data):
+                    waiter.event.set()
+        else:
+            for event in self._watchers.get(channel, ()):
+                event.set()
+
+    def _wake_everyone(self) -> None:
+        # After a reconnect we may have missed messages: let everyone re-check.
+        for waiter in self._claims:
+            waiter.event.set()
+        for events in self._watchers.values():
+            for event in events:
+                event.set()
+
+    async def _subscribe(self, channel: str) -> None:
+        if self._pubsub is not None:
+            try:
+                await self._pubsub.subscribe(channel)
+            except (RedisError, OSError):
+                pass  # the reader loop reconnects and subscribes everything again
+
+    async def _unsubscribe(self, channel: str) -> None:
+        if self._pubsub is not None:
+            try:
+                await self._pubsub.unsubscribe(channel)
+            except (RedisError, OSError):
+                pass
+
+    async def _close_pubsub(self) -> None:
+        if self._pubsub is not None:
+            try:
+                await self._pubsub.aclose()
+            except Exception:  # closing a broken connection may raise anything
+                pass
+            self._pubsub = None
+
+    async def _run(self) -> None:
+        delay = 0.05
+        while not self._stopping:
+            try:
+                self._pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
+                await self._pubsub.subscribe(self._wake, *self._watchers.keys())
+                if not self.connected.is_set():
+                    log.debug("pub/sub connected")
+                self.connected.set()
+                self._wake_everyone()
+                delay = 0.05
+                while not self._stopping:
+                    msg = await self._pubsub.get_message(timeout=None)
+                    if msg and msg["type"] == "message":
+                        self._dispatch(_text(msg["channel"]), _text(msg["data"]))
+            except asyncio.CancelledError:
+                raise
+            except (RedisError, OSError) as exc:
+                if self._stopping:
+                    return
+                self.connected.clear()
+                log.warning("pub/sub connection lost (%s); reconnecting in %.2fs", exc, delay)
+                await self._close_pubsub()
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value

@@ -1,0 +1,78 @@
+"""Job logs: history as JSON, and a live Server-Sent Events tail.
+
+The SSE stream sends the history, then live chunks as they are appended,
+with the Redis stream entry id as each event's `id:` so a client that
+reconnects with Last-Event-ID resumes exactly where it stopped. When the job
+is finished it sends an `end` event carrying the job's final state and
+closes, so `curl -N` exits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+from starlette.routing import Route
+
+from ..errors import BadRequest
+from ..models import encoder
+from ..store import TERMINAL
+
+STREAM_ID = re.compile(r"^\d+-\d+$")
+BATCH = 500
+
+
+async def history(request: Request) -> Response:
+    store, p = request.app.state.store, request.path_params
+    await store.job_state(p["wf"], p["job"])  # 404 for an unknown job
+    entries = await store.read_logs(p["wf"], p["job"])
+    body = b"[" + b",".join(chunk.encode() for _, chunk in entries) + b"]"
+    return Response(body, media_type="application/json")
+
+
+async def stream(request: Request) -> StreamingResponse:
+    state, p = request.app.state, request.path_params
+    wf, job = p["wf"], p["job"]
+    await state.store.job_state(wf, job)  # 404 before any streaming starts
+    last_id = request.headers.get("last-event-id") or request.query_params.get("after") or "0-0"
+    if not STREAM_ID.match(last_id):
+        raise BadRequest("invalid_last_event_id", f"Last-Event-ID must look like 123-0, got {last_id!r}")
+    return StreamingResponse(
+        _events(state, wf, job, last_id),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+async def _events(state, wf: str, job: str, last_id: str):
+    store, keepalive = state.store, state.settings.keepalive_secs
+    yield b"retry: 1000\n\n"
+    async with state.notifier.watch(store.job_channel(wf, job)) as changed:
+        while True:
+            changed.clear()
+            # Read the state first: logs appended before it finished are then
+            # all in the stream when we read it below.
+            job_state = await store.job_state(wf, job)
+            while True:
+                entries = await store.read_logs(wf, job, last_id, BATCH)
+                for eid, chunk in entries:
+                    last_id = eid
+                    yield f"id: {eid}\nevent: log\ndata: {chunk}\n\n".encode()
+                if len(entries) < BATCH:
+                    break
+            if job_state.status in TERMINAL:
+                data = encoder.encode(job_state).decode()
+                yield f"id: {last_id}\nevent: end\ndata: {data}\n\n".encode()
+                return
+            try:
+                await asyncio.wait_for(changed.wait(), keepalive)
+            except asyncio.TimeoutError:
+                yield b": keep-alive\n\n"
+
+
+routes = [
+    Route("/api/workflows/{wf}/jobs/{job}/logs", history, methods=["GET"]),
+    Route("/api/workflows/{wf}/jobs/{job}/logs/stream", stream, methods=["GET"]),
+]

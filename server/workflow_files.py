@@ -1,0 +1,43 @@
+"""Loads WORKFLOWS_DIR at start: each .yml/.yaml/.json file is a workflow
+whose id is the file stem. A broken file is reported and skipped; it never
+keeps the server from starting."""
+
+from __future__ import annotations
+
+import logging
+import re
+from pathlib import Path
+
+from .definitions import DefinitionError, load_workflow_file
+from .models import ID_PATTERN
+from .store import Store
+
+log = logging.getLogger("rota.workflows")
+SUFFIXES = (".yml", ".yaml", ".json")
+
+
+async def load_directory(store: Store, directory: str | Path) -> list[str]:
+    path = Path(directory)
+    if not path.is_dir():
+        log.info("no workflows directory at %s; none loaded", path)
+        return []
+    loaded = []
+    for file in sorted(p for p in path.iterdir() if p.suffix in SUFFIXES and p.is_file()):
+        wf_id = file.stem
+        if not re.fullmatch(ID_PATTERN, wf_id):
+            log.error("%s: file name %r is not a valid workflow id; skipped", file, wf_id)
+            continue
+        try:
+            spec = load_workflow_file(file)
+        except DefinitionError as exc:
+            log.error("%s: invalid workflow, skipped: %s", file, exc)
+            continue
+        except OSError as exc:
+            log.error("%s: cannot read: %s", file, exc)
+            continue
+        outcome, _ = await store.create_workflow(spec, wf_id, upsert=True)
+        if outcome == "active":
+            log.warning("%s changed but workflow %s is running; kept the running definition", file, wf_id)
+        loaded.append(wf_id)
+    log.info("loaded %d workflow(s) from %s: %s", len(loaded), path, ", ".join(loaded) or "-")
+    return loaded
