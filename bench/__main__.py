@@ -1,0 +1,155 @@
+"""`make bench`: starts a real redis-server and one rota server process,
+then measures the seed protocol end to end over loopback and prints figures.
+
+  1. claim->complete throughput, no-op jobs, 1 and 8 concurrent clients
+  2. idle dispatch latency with long-poll (enqueue -> the waiting worker has it)
+  3. a 50-job chain's wall time through the protocol
+  4. the worker daemon figures (bench/worker_bench.py), when present
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+
+from bench.http1 import Conn
+from tests.redis_proc import RedisProcess, free_port
+
+
+def start_server(redis_url: str, port: int) -> subprocess.Popen:
+    env = dict(os.environ, REDIS_URL=redis_url, PORT=str(port), WORKFLOWS_DIR="", LOG_LEVEL="warning")
+    proc = subprocess.Popen([sys.executable, "-m", "server"], env=env)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            import httpx
+
+            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=0.5).status_code == 200:
+                return proc
+        except Exception:
+            time.sleep(0.1)
+    proc.kill()
+    raise SystemExit("rota server did not start")
+
+
+def jobs_doc(n: int, chain: bool = False) -> dict:
+    jobs = []
+    for i in range(n):
+        jobs.append({"id": f"j{i}", "command": "true",
+                     "depends_on": [f"j{i - 1}"] if chain and i else []})
+    return {"name": "bench", "trigger": "bench", "jobs": jobs}
+
+
+async def submit(conn: Conn, n: int, chain: bool = False) -> str:
+    status, wf = await conn.post_json("/api/workflows?run=true", jobs_doc(n, chain))
+    assert status == 201, (status, wf)
+    return wf["id"]
+
+
+async def throughput(port: int, clients: int, total: int) -> float:
+    setup = await Conn("127.0.0.1", port).open()
+    for left in range(total, 0, -1000):
+        await submit(setup, min(1000, left))
+    await setup.close()
+    conns = [await Conn("127.0.0.1", port).open() for _ in range(clients)]
+    done = 0
+
+    async def loop(conn: Conn, i: int) -> None:
+        nonlocal done
+        claim_body = {"worker_id": f"bench-{i}", "labels": [], "lease_ttl_secs": 30}
+        while True:
+            status, claim = await conn.post_json("/api/jobs/claim", claim_body)
+            if claim is None:
+                return
+            status, _ = await conn.post_json(f"/api/jobs/{claim['lease']['lease_id']}/complete", {"outputs": {}})
+            assert status == 200
+            done += 1
+
+    t0 = time.perf_counter()
+    await asyncio.gather(*(loop(c, i) for i, c in enumerate(conns)))
+    elapsed = time.perf_counter() - t0
+    for c in conns:
+        await c.close()
+    assert done == total, (done, total)
+    return total / elapsed
+
+
+async def dispatch_latency(port: int, samples: int) -> list[float]:
+    worker = await Conn("127.0.0.1", port).open()
+    submitter = await Conn("127.0.0.1", port).open()
+    latencies = []
+    for _ in range(samples):
+        waiting = asyncio.create_task(worker.post_json(
+            "/api/jobs/claim", {"worker_id": "idle", "labels": [], "wait_secs": 10}))
+        await asyncio.sleep(0.01)  # the worker is idle, parked in its long-poll
+        await submit(submitter, 1)
+        _, claim = await waiting
+        received_ms = time.time() * 1000
+        latencies.append(received_ms - claim["job"]["enqueued_at_ms"])
+        await worker.post_json(f"/api/jobs/{claim['lease']['lease_id']}/complete", {"outputs": {}})
+    await worker.close()
+    await submitter.close()
+    return latencies
+
+
+async def chain(port: int, n: int) -> float:
+    conn = await Conn("127.0.0.1", port).open()
+    t0 = time.perf_counter()
+    await submit(conn, n, chain=True)
+    for _ in range(n):
+        _, claim = await conn.post_json("/api/jobs/claim", {"worker_id": "chain", "wait_secs": 5})
+        await conn.post_json(f"/api/jobs/{claim['lease']['lease_id']}/complete", {"outputs": {}})
+    elapsed = time.perf_counter() - t0
+    await conn.close()
+    return elapsed
+
+
+def pct(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+
+
+async def main_async(port: int) -> None:
+    print(f"rota bench: one server process, real redis-server, {os.cpu_count()} cores, loopback")
+    for clients, total in ((1, 3000), (8, 10000)):
+        rate = await throughput(port, clients, total)
+        print(f"  claim->complete, {clients} client(s), {total} no-op jobs: {rate:,.0f} jobs/s")
+    lat = await dispatch_latency(port, 200)
+    print(f"  idle dispatch latency (long-poll, 200 samples): p50 {pct(lat, 50):.2f} ms, "
+          f"p99 {pct(lat, 99):.2f} ms, mean {statistics.mean(lat):.2f} ms")
+    walls = [await chain(port, 50) for _ in range(5)]
+    print(f"  50-job chain through the protocol: best {min(walls) * 1000:.0f} ms, "
+          f"median {statistics.median(walls) * 1000:.0f} ms (5 runs)")
+
+
+def main() -> None:
+    if not shutil.which("redis-server"):
+        raise SystemExit("make bench needs redis-server (apt-get install redis-server)")
+    with tempfile.TemporaryDirectory() as tmp:
+        redis = RedisProcess(free_port(), tmp)
+        redis.start()
+        port = free_port()
+        server = start_server(redis.url, port)
+        try:
+            asyncio.run(main_async(port))
+            try:
+                from bench import worker_bench
+            except ImportError:
+                worker_bench = None
+            if worker_bench is not None:
+                asyncio.run(worker_bench.main(f"http://127.0.0.1:{port}"))
+        finally:
+            server.terminate()
+            server.wait(10)
+            redis.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,216 @@
+"""Real processes, real sockets: SSE over uvicorn, kill -9 of a server mid
+workflow, two servers (each with its reaper) on one Redis, a Redis restart,
+and the standalone reaper."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+import time
+
+import httpx
+import pytest
+
+from tests.redis_proc import redis_server
+from tests.server_proc import ServerProcess
+
+pytestmark = pytest.mark.slow
+
+
+def wait_for(predicate, what: str, timeout: float = 15.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def chain_doc(n: int, name: str = "chain") -> dict:
+    return {"name": name, "jobs": [{"id": f"j{i}", "command": "true",
+                                    "depends_on": [f"j{i - 1}"] if i else []} for i in range(n)]}
+
+
+def create(client: httpx.Client, doc: dict) -> str:
+    resp = client.post("/api/workflows?run=true", json=doc)
+    assert resp.status_code == 201, resp.text
+    return resp.json()["id"]
+
+
+def claim(client: httpx.Client, worker: str = "w", **extra) -> dict | None:
+    resp = client.post("/api/jobs/claim", json={"worker_id": worker, **extra})
+    assert resp.status_code == 200, resp.text
+    return resp.json()
+
+
+def chunk(wf: str, job: str, seq: int, data: str) -> dict:
+    return {"workflow_id": wf, "job_id": job, "sequence": seq, "data": data,
+            "timestamp_ms": int(time.time() * 1000), "stream": "stdout"}
+
+
+class SSEReader:
+    """Reads an SSE response on a thread, so the test can act meanwhile."""
+
+    def __init__(self, url: str, headers: dict | None = None):
+        self.events: list[dict] = []
+        self.comments: list[str] = []
+        self.closed = False
+        self._thread = threading.Thread(target=self._run, args=(url, headers or {}), daemon=True)
+        self._thread.start()
+
+    def _run(self, url: str, headers: dict) -> None:
+        event: dict = {}
+        with httpx.stream("GET", url, headers=headers, timeout=30) as resp:
+            assert resp.headers["content-type"].startswith("text/event-stream")
+            for line in resp.iter_lines():
+                if line.startswith(":"):
+                    self.comments.append(line)
+                elif line == "":
+                    if "event" in event:
+                        self.events.append(event)
+                    event = {}
+                else:
+                    field, _, value = line.partition(": ")
+                    event[field] = value
+        self.closed = True
+
+    def join(self, timeout: float = 15) -> None:
+        self._thread.join(timeout)
+        assert self.closed, "the stream did not end"
+
+
+@pytest.fixture(scope="module")
+def redis_url():
+    with redis_server() as proc:
+        yield proc.url
+
+
+@pytest.mark.parametrize("store", ["embedded", "redis"])
+def test_sse_history_then_live_then_end_and_resume(store, request):
+    url = request.getfixturevalue("redis_url") if store == "redis" else None
+    with ServerProcess(url) as server, httpx.Client(base_url=server.url) as client:
+        wf = create(client, chain_doc(1))
+        lease = claim(client)["lease"]["lease_id"]
+        assert client.post(f"/api/jobs/{lease}/logs", json={"chunks": [chunk(wf, "j0", 0, "early\n")]}).status_code == 200
+
+        stream_url = f"{server.url}/api/workflows/{wf}/jobs/j0/logs/stream"
+        reader = SSEReader(stream_url)
+        wait_for(lambda: reader.events, "the history event")
+        wait_for(lambda: reader.comments, "a keep-alive comment while the job is quiet")
+        client.post(f"/api/jobs/{lease}/logs", json={"chunks": [chunk(wf, "j0", 1, "live\n")]})
+        wait_for(lambda: len(reader.events) >= 2, "the live event")
+        client.post(f"/api/jobs/{lease}/complete", json={"outputs": {"k": "v"}})
+        reader.join()
+
+        kinds = [e["event"] for e in reader.events]
+        assert kinds == ["log", "log", "end"]
+        assert all(e.get("id") for e in reader.events), "every event has an id"
+        import json
+
+        assert [json.loads(e["data"])["data"] for e in reader.events[:2]] == ["early\n", "live\n"]
+        assert json.loads(reader.events[0]["data"])["sequence"] == 0
+        final = json.loads(reader.events[2]["data"])
+        assert final["status"] == "success" and final["outputs"] == {"k": "v"}
+
+        resumed = SSEReader(stream_url, {"Last-Event-ID": reader.events[0]["id"]})
+        resumed.join()
+        assert [e["event"] for e in resumed.events] == ["log", "end"]
+        assert json.loads(resumed.events[0]["data"])["data"] == "live\n"
+
+        bad = client.get(f"/api/workflows/{wf}/jobs/j0/logs/stream", headers={"Last-Event-ID": "garbage"})
+        assert bad.status_code == 400
+
+
+def test_kill_9_server_mid_workflow_then_restart_finishes_it(redis_url):
+    first = ServerProcess(redis_url).start()
+    client = httpx.Client(base_url=first.url)
+    wf = create(client, chain_doc(3))
+    c0 = claim(client)
+    assert client.post(f"/api/jobs/{c0['lease']['lease_id']}/complete", json={}).status_code == 200
+    c1 = claim(client)
+    assert c1["job"]["job_id"] == "j1"
+    first.kill()
+    client.close()
+
+    with ServerProcess(redis_url, port=first.port) as second, httpx.Client(base_url=second.url) as client:
+        lid = c1["lease"]["lease_id"]
+        assert client.post(f"/api/jobs/{lid}/heartbeat").json()["cancelled"] is False
+        assert client.post(f"/api/jobs/{lid}/complete", json={}).status_code == 200
+        c2 = claim(client, wait_secs=5)
+        assert c2["job"]["job_id"] == "j2"
+        assert client.post(f"/api/jobs/{c2['lease']['lease_id']}/complete", json={}).status_code == 200
+        status = client.get(f"/api/workflows/{wf}/status").json()
+        assert status["status"] == "success"
+        assert [j["attempt"] for j in status["jobs"]] == [0, 0, 0], "nothing ran twice"
+
+
+def test_two_servers_with_reapers_drain_one_queue_without_double_claims(redis_url):
+    with ServerProcess(redis_url) as a, ServerProcess(redis_url) as b:
+        with httpx.Client(base_url=a.url) as setup:
+            wf = create(setup, {"name": "wide", "jobs": [{"id": f"j{i}", "command": "true"} for i in range(300)]})
+        done: list[str] = []
+        errors: list[str] = []
+
+        def loop(server: ServerProcess, name: str) -> None:
+            with httpx.Client(base_url=server.url) as client:
+                while (c := claim(client, name)) is not None:
+                    resp = client.post(f"/api/jobs/{c['lease']['lease_id']}/complete", json={})
+                    if resp.status_code != 200:
+                        errors.append(resp.text)
+                    done.append(c["job"]["job_id"])
+
+        threads = [threading.Thread(target=loop, args=((a, b)[i % 2], f"w{i}")) for i in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        assert errors == []
+        assert len(done) == 300 and len(set(done)) == 300
+        with httpx.Client(base_url=b.url) as client:
+            status = client.get(f"/api/workflows/{wf}/status").json()
+        assert status["status"] == "success"
+        assert {j["attempt"] for j in status["jobs"]} == {0}
+
+
+def test_server_reaper_requeues_a_dead_workers_job(redis_url):
+    with ServerProcess(redis_url) as server, httpx.Client(base_url=server.url) as client:
+        wf = create(client, {"name": "r", "jobs": [{"id": "a", "command": "x", "max_retries": 1}]})
+        dead = claim(client, "dead", lease_ttl_secs=1)
+        again = wait_for(lambda: claim(client, "alive"), "the reaper to re-enqueue the job")
+        assert again["job"]["attempt"] == 1
+        assert client.post(f"/api/jobs/{dead['lease']['lease_id']}/complete", json={}).status_code == 409
+        assert client.get(f"/api/workflows/{wf}/status").json()["jobs"][0]["worker_id"] == "alive"
+
+
+def test_api_only_server_with_standalone_reaper(redis_url):
+    with ServerProcess(redis_url, API_ONLY="1") as server, httpx.Client(base_url=server.url) as client:
+        assert client.get("/healthz").json()["reaper"] is False
+        create(client, {"name": "r", "jobs": [{"id": "a", "command": "x", "max_retries": 1}]})
+        claim(client, "dead", lease_ttl_secs=1)
+        reaper = subprocess.Popen([sys.executable, "-m", "server.reaper"], env=dict(server.env, REDIS_URL=redis_url))
+        try:
+            again = wait_for(lambda: claim(client, "alive"), "the standalone reaper to re-enqueue the job")
+            assert again["job"]["attempt"] == 1
+        finally:
+            reaper.terminate()
+            reaper.wait(10)
+
+
+def test_server_survives_a_redis_restart():
+    with redis_server(appendonly=True) as redis, ServerProcess(redis.url) as server:
+        client = httpx.Client(base_url=server.url, timeout=30)
+        wf = create(client, chain_doc(2))
+        c0 = claim(client)
+        redis.stop()
+        redis.start()  # same port, same directory: AOF brings the state back
+        lid = c0["lease"]["lease_id"]
+        assert client.post(f"/api/jobs/{lid}/heartbeat").status_code == 200
+        assert client.post(f"/api/jobs/{lid}/complete", json={}).status_code == 200
+        wait_for(lambda: client.get("/healthz").json().get("pubsub"), "pub/sub to reconnect")
+        c1 = claim(client, wait_secs=10)
+        assert c1["job"]["job_id"] == "j1"
+        client.post(f"/api/jobs/{c1['lease']['lease_id']}/complete", json={})
+        assert client.get(f"/api/workflows/{wf}/status").json()["status"] == "success"
+        client.close()
