@@ -2,13 +2,34 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sys
 
 import uvicorn
+from starlette.applications import Starlette
 
 from .app import create_app
 from .settings import Settings, SettingsError
+
+
+class _Server(uvicorn.Server):
+    """Tells the app the moment a stop signal arrives: uvicorn otherwise
+    waits for open long-polls and SSE tails until its grace period ends,
+    then cuts them off."""
+
+    def __init__(self, config: uvicorn.Config, app: Starlette):
+        super().__init__(config)
+        self._app = app
+
+    def handle_exit(self, sig, frame) -> None:
+        notifier = getattr(self._app.state, "notifier", None)
+        if notifier is not None:
+            try:
+                asyncio.get_running_loop().call_soon_threadsafe(notifier.begin_shutdown)
+            except RuntimeError:
+                pass  # no loop yet: nothing is parked
+        super().handle_exit(sig, frame)
 
 
 def main() -> None:
@@ -18,8 +39,9 @@ def main() -> None:
         sys.exit(f"rota: bad setting: {exc}")
     logging.basicConfig(level=settings.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    uvicorn.run(
-        create_app(settings),
+    app = create_app(settings)
+    config = uvicorn.Config(
+        app,
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,
@@ -28,6 +50,7 @@ def main() -> None:
         # them a few seconds to finish on shutdown rather than hanging.
         timeout_graceful_shutdown=5,
     )
+    _Server(config, app).run()
 
 
 if __name__ == "__main__":

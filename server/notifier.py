@@ -28,7 +28,7 @@ class ClaimWaiter:
         self.event = asyncio.Event()
 
     def wants(self, label_key: str) -> bool:
-        return all(l in self.labels for l in label_key.split(",") if l)
+        return all(label in self.labels for label in label_key.split(",") if label)
 
 
 class Notifier:
@@ -40,6 +40,9 @@ class Notifier:
         self._pubsub = None
         self._task: asyncio.Task | None = None
         self._stopping = False
+        # Set when the process begins to shut down: parked long-polls answer
+        # null and SSE tails close, so clients move to another replica at once.
+        self.draining = False
         self.connected = asyncio.Event()
 
     async def start(self) -> None:
@@ -56,6 +59,10 @@ class Notifier:
             # Bounded: a cancel swallowed inside the client must not hang shutdown.
             await asyncio.wait({self._task}, timeout=2)
         await self._close_pubsub()
+
+    def begin_shutdown(self) -> None:
+        self.draining = True
+        self._wake_everyone()
 
     @contextmanager
     def claim_waiter(self, labels: list[str]) -> Iterator[ClaimWaiter]:

@@ -4,6 +4,7 @@ and the standalone reaper."""
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 import threading
@@ -214,3 +215,27 @@ def test_server_survives_a_redis_restart():
         client.post(f"/api/jobs/{c1['lease']['lease_id']}/complete", json={})
         assert client.get(f"/api/workflows/{wf}/status").json()["status"] == "success"
         client.close()
+
+
+def test_sigterm_answers_parked_long_polls_and_exits_cleanly():
+    server = ServerProcess().start()
+    result: dict = {}
+
+    def park() -> None:
+        with httpx.Client(base_url=server.url, timeout=30) as client:
+            resp = client.post("/api/jobs/claim", json={"worker_id": "w", "wait_secs": 30})
+            result["status"], result["body"] = resp.status_code, resp.content
+
+    thread = threading.Thread(target=park)
+    thread.start()
+    wait_for(lambda: _workers(server), "the long-poll to reach the server")
+    server.proc.terminate()
+    thread.join(20)
+    assert result == {"status": 200, "body": b"null"}, "answered, not cut off"
+    # uvicorn re-raises the signal once its shutdown is complete, so a
+    # supervisor sees why the process ended.
+    assert server.proc.wait(20) in (0, -signal.SIGTERM)
+
+
+def _workers(server: ServerProcess) -> list:
+    return httpx.get(server.url + "/api/workers").json()

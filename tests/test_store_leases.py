@@ -62,6 +62,7 @@ async def test_expired_lease_is_refused_even_before_any_reaper_runs(store):
     # Refusing it also counted the attempt, exactly as the reaper would have.
     again = await claim(store)
     assert again.job.attempt == 1
+    assert (await store.job_state(wf, "a")).error == "lease expired"
     assert await reap_once(store) == (0, 0, 0)
 
 
@@ -255,6 +256,12 @@ async def test_finished_workflows_are_purged_after_retention(store):
     with pytest.raises(NotFound):
         await store.get_workflow(wf)
     assert await store.redis.keys(store.prefix + f"*{wf}*") == []
+
+
+async def test_a_fruitless_claim_still_shows_the_worker_alive(store):
+    assert await claim(store, "poller", labels=["arm64"]) is None
+    (w,) = await store.list_workers()
+    assert (w.worker_id, w.status, w.labels) == ("poller", "idle", ["arm64"])
 
 
 async def test_workers_show_busy_and_idle(store):

@@ -5,6 +5,14 @@ local worker, labels, ttl, lid = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]
 local now = now_ms()
 promote_delayed(now, 100)
 
+-- Every claim, fruitful or not, shows the worker alive; one that claims
+-- without registering is registered by its claim.
+local wk = P .. 'worker:' .. worker
+if redis.call('EXISTS', wk) == 0 then
+  redis.call('HSET', wk, 'labels', labels, 'registered', now)
+end
+touch_worker(worker, now)
+
 local have = {}
 for _, l in ipairs(split(labels, ',')) do have[l] = true end
 
@@ -52,12 +60,6 @@ redis.call('HSET', lkey(lid), 'wf', wf, 'job', job, 'worker', worker, 'ttl', ttl
   'att', att, 'granted', now, 'lseq', -1)
 redis.call('ZADD', P .. 'leases', num(now + ttl * 1000), lid)
 redis.call('SADD', P .. 'wleases:' .. worker, lid)
-local wk = P .. 'worker:' .. worker
-if redis.call('EXISTS', wk) == 0 then
-  -- A worker that claims without registering is registered by its claim.
-  redis.call('HSET', wk, 'labels', labels, 'registered', now)
-end
-touch_worker(worker, now)
 event(wf, job, 'running', tonumber(att), now, worker)
 redis.call('PUBLISH', jobchan(wf, job), 'changed')
 

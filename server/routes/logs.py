@@ -70,6 +70,8 @@ async def _events(state, wf: str, job: str, last_id: str):
                 await asyncio.wait_for(changed.wait(), keepalive)
             except asyncio.TimeoutError:
                 yield b": keep-alive\n\n"
+            if state.notifier.draining:
+                return  # the client reconnects (with Last-Event-ID) to a live replica
 
 
 routes = [

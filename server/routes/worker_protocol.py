@@ -65,9 +65,10 @@ async def claim(request: Request) -> Response:
                 await asyncio.wait_for(waiter.event.wait(), timeout)
             except asyncio.TimeoutError:
                 pass
-            # A job leased to a client that hung up would sit until its
-            # lease expires and cost an attempt: don't claim for it.
-            if await request.is_disconnected():
+            # A job leased to a client that hung up (or to one we are about
+            # to cut off by shutting down) would sit until its lease expires
+            # and cost an attempt: don't claim for it.
+            if state.notifier.draining or await request.is_disconnected():
                 return _claimed(None)
 
 
