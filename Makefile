@@ -24,8 +24,10 @@ test: install
 bench: install
 	$(BIN)/python -m bench
 
+# ruff is a developer tool, not a runtime or test dependency: fetched on demand.
 lint: install
-	$(BIN)/python -m compileall -q server worker tests bench
+	$(BIN)/python -m pip install -q ruff
+	$(BIN)/ruff check server worker tests bench
 
 clean:
 	rm -rf $(VENV) *.egg-info

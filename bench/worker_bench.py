@@ -1,0 +1,161 @@
+"""Worker benchmarks: real `rota worker` processes running real `true` jobs.
+
+- chain: a 50-job chain (each job needs the previous) through one worker;
+  the wall time is dominated by the per-job round trip: claim wake-up,
+  spawn, complete, cascade to the next job.
+- fan-out: 1,000 independent jobs through 4 workers x concurrency 4 (jobs/s).
+
+`await run(server_url)` measures against a running server and returns the
+figures, `await main(server_url)` also prints them, and
+`python -m bench.worker_bench [SERVER_URL]` does so from the shell, starting
+an embedded server of its own when no URL is given.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+
+from worker.client import Client
+
+CHAIN_LENGTH = 50
+FANOUT_JOBS = 1000
+FANOUT_WORKERS = 4
+FANOUT_CONCURRENCY = 4
+
+
+def _workflow(name: str, label: str, n: int, chained: bool) -> bytes:
+    jobs = {}
+    for i in range(n):
+        job: dict = {"run": "true", "labels": [label]}
+        if chained and i:
+            job["needs"] = [f"j{i - 1}"]
+        jobs[f"j{i}"] = job
+    return json.dumps({"name": name, "on": "bench", "jobs": jobs}).encode()
+
+
+def _start_workers(server_url: str, label: str, count: int, concurrency: int, tmp: str) -> list[subprocess.Popen]:
+    workers = []
+    for i in range(count):
+        worker_id = f"bench-{label}-{i}"
+        log = open(os.path.join(tmp, f"{worker_id}.log"), "wb")
+        workers.append(subprocess.Popen(
+            [sys.executable, "-m", "worker", "--server", server_url, "--labels", label,
+             "--concurrency", str(concurrency), "--worker-id", worker_id, "--workdir", os.path.join(tmp, worker_id)],
+            stdout=log, stderr=log, stdin=subprocess.DEVNULL,
+        ))
+        log.close()
+    return workers
+
+
+def _stop_workers(workers: list[subprocess.Popen]) -> None:
+    for worker in workers:
+        worker.terminate()
+    for worker in workers:
+        worker.wait(30)
+
+
+async def _wait_registered(client: Client, label: str, count: int) -> None:
+    deadline = time.monotonic() + 30
+    while sum(label in w.labels for w in await client.workers()) < count:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"bench workers for {label} did not register within 30s")
+        await asyncio.sleep(0.05)
+
+
+async def _run_workflow(client: Client, document: bytes, timeout: float) -> tuple[float, float]:
+    """(client-observed wall seconds, server-side seconds from first claim to last result)."""
+    started = time.perf_counter()
+    workflow = await client.submit(document, "application/json", run=True)
+    deadline = time.monotonic() + timeout
+    while True:
+        status = await client.status(workflow.id)
+        if status.status not in ("queued", "running"):
+            break
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"bench workflow {workflow.id} still {status.status} after {timeout}s")
+        await asyncio.sleep(0.1)  # a status read of 1,000 jobs is not free: poll gently
+    wall = time.perf_counter() - started
+    if status.status != "success":
+        raise RuntimeError(f"bench workflow {workflow.id} ended {status.status}")
+    server_secs = ((status.finished_at_ms or 0) - (status.created_at_ms or 0)) / 1000
+    return wall, server_secs
+
+
+async def _measure(client: Client, server_url: str, tmp: str, n: int, chained: bool,
+                   workers: int, concurrency: int) -> tuple[float, float]:
+    label = f"bench-{uuid.uuid4().hex[:8]}"
+    procs = _start_workers(server_url, label, workers, concurrency, tmp)
+    try:
+        await _wait_registered(client, label, workers)
+        document = _workflow(f"bench-{'chain' if chained else 'fanout'}", label, n, chained)
+        return await _run_workflow(client, document, timeout=300)
+    finally:
+        _stop_workers(procs)
+
+
+async def run(server_url: str) -> dict:
+    with tempfile.TemporaryDirectory(prefix="rota-bench-") as tmp:
+        async with Client(server_url) as client:
+            chain_wall, chain_server = await _measure(client, server_url, tmp, CHAIN_LENGTH, True, 1, 1)
+            fan_wall, fan_server = await _measure(
+                client, server_url, tmp, FANOUT_JOBS, False, FANOUT_WORKERS, FANOUT_CONCURRENCY
+            )
+    return {
+        "chain_jobs": CHAIN_LENGTH,
+        "chain_wall_secs": round(chain_wall, 3),
+        "chain_server_secs": round(chain_server, 3),
+        "chain_ms_per_job": round(chain_server / CHAIN_LENGTH * 1000, 2),
+        "fanout_jobs": FANOUT_JOBS,
+        "fanout_workers": f"{FANOUT_WORKERS}x{FANOUT_CONCURRENCY}",
+        "fanout_wall_secs": round(fan_wall, 3),
+        "fanout_jobs_per_sec": round(FANOUT_JOBS / fan_server, 1),
+    }
+
+
+def _start_server() -> tuple[subprocess.Popen, str]:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "PORT": str(port), "HOST": "127.0.0.1", "WORKFLOWS_DIR": "", "LOG_LEVEL": "warning"}
+    server = subprocess.Popen([sys.executable, "-m", "server"], env=env, stdin=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return server, url
+        except OSError:
+            if server.poll() is not None or time.monotonic() > deadline:
+                server.kill()
+                raise RuntimeError("the bench server did not start") from None
+            time.sleep(0.05)
+
+
+async def main(server_url: str) -> dict:
+    """Measure against `server_url` and print the figures (what `make bench` calls)."""
+    figures = await run(server_url)
+    print(f"worker chain: {figures['chain_jobs']} jobs in {figures['chain_server_secs']}s"
+          f" ({figures['chain_ms_per_job']} ms/job; {figures['chain_wall_secs']}s seen by the client)")
+    print(f"worker fan-out: {figures['fanout_jobs']} jobs through {figures['fanout_workers']} workers:"
+          f" {figures['fanout_jobs_per_sec']} jobs/s ({figures['fanout_wall_secs']}s wall)")
+    return figures
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1:
+        asyncio.run(main(sys.argv[1]))
+    else:
+        embedded, embedded_url = _start_server()
+        try:
+            asyncio.run(main(embedded_url))
+        finally:
+            embedded.terminate()
+            embedded.wait(30)

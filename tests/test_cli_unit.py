@@ -1,0 +1,176 @@
+"""The `rota` CLI against an in-process fake API (no processes)."""
+
+import io
+import json
+import os
+
+import httpx
+import pytest
+
+from worker import cli
+from worker.client import Client
+
+
+def test_worker_flags_come_from_env(monkeypatch):
+    monkeypatch.setenv("ROTA_SERVER", "http://ci:1")
+    monkeypatch.setenv("ROTA_LABELS", "linux, docker,,linux")
+    monkeypatch.setenv("ROTA_CONCURRENCY", "4")
+    monkeypatch.setenv("ROTA_LEASE_TTL", "9")
+    monkeypatch.setenv("ROTA_WORKER_ID", "box-1")
+    monkeypatch.setenv("ROTA_WORKDIR", "/tmp/w")
+    monkeypatch.setenv("ROTA_CANCEL_GRACE", "1.5")
+    monkeypatch.setenv("ROTA_DRAIN_TIMEOUT", "0")
+    args = cli.build_parser().parse_args(["worker"])
+    assert (args.server, args.labels, args.concurrency, args.lease_ttl) == ("http://ci:1", ["docker", "linux"], 4, 9)
+    assert (args.worker_id, args.workdir, args.cancel_grace, args.drain_timeout) == ("box-1", "/tmp/w", 1.5, 0.0)
+
+
+def test_flags_override_env_and_defaults(monkeypatch):
+    monkeypatch.setenv("ROTA_CONCURRENCY", "4")
+    for name in ("ROTA_SERVER", "ROTA_LEASE_TTL", "ROTA_WORKER_ID"):
+        monkeypatch.delenv(name, raising=False)
+    args = cli.build_parser().parse_args(["worker", "--concurrency", "2", "--labels", "gpu"])
+    assert (args.concurrency, args.labels, args.server, args.lease_ttl) == (2, ["gpu"], "http://127.0.0.1:3000", 30)
+    assert args.worker_id.endswith(f"-{os.getpid()}")
+
+
+def test_bad_env_value_is_a_usage_error(monkeypatch, capsys):
+    monkeypatch.setenv("ROTA_CONCURRENCY", "zero")
+    with pytest.raises(SystemExit) as info:
+        cli.build_parser().parse_args(["worker"])
+    assert info.value.code == 2
+    assert "--concurrency: invalid" in capsys.readouterr().err
+
+
+def job(id, status, attempt=0, error=None, **extra):
+    return {"id": id, "name": id, "status": status, "command": "true", "depends_on": [], "required_labels": [],
+            "max_retries": 0, "attempt": attempt, "error": error, **extra}
+
+
+def workflow(status, *jobs):
+    return {"id": "wf1", "name": "CI", "trigger": "push", "status": status, "jobs": list(jobs), "created_at_ms": 1}
+
+
+class FakeApi:
+    def __init__(self, statuses, logs=None):
+        self.statuses = list(statuses)
+        self.logs = logs or {}
+        self.calls = []
+
+    async def handle(self, request: httpx.Request) -> httpx.Response:
+        path = request.url.path
+        self.calls.append((request.method, path))
+        if path.endswith("/status"):
+            body = self.statuses.pop(0) if len(self.statuses) > 1 else self.statuses[0]
+            return httpx.Response(200, json=body)
+        if path.endswith("/logs/stream"):
+            job_id = path.split("/")[-3]
+            events = "".join(
+                f"id: {i}-0\nevent: log\ndata: {json.dumps(c)}\n\n" for i, c in enumerate(self.logs.get(job_id, []))
+            )
+            events += f"event: end\ndata: {json.dumps(job(job_id, 'success'))}\n\n"
+            return httpx.Response(200, text=events, headers={"content-type": "text/event-stream"})
+        if path == "/api/workflows":
+            return httpx.Response(201, json=self.statuses[0])
+        return httpx.Response(404, json={"error": {"code": "not_found", "message": f"no {path}", "details": None}})
+
+
+def chunk(job_id, seq, data, stream="stdout"):
+    return {"workflow_id": "wf1", "job_id": job_id, "sequence": seq, "data": data, "timestamp_ms": 1, "stream": stream}
+
+
+@pytest.fixture
+def fast_watch(monkeypatch):
+    monkeypatch.setattr(cli, "WATCH_INTERVAL", 0.01)
+
+
+async def test_watch_prints_each_state_change_once_and_succeeds(fast_watch):
+    api = FakeApi([
+        workflow("queued", job("a", "queued"), job("b", "queued")),
+        workflow("running", job("a", "running"), job("b", "queued")),
+        workflow("running", job("a", "running"), job("b", "queued")),
+        workflow("success", job("a", "success"), job("b", "success")),
+    ])
+    out = io.StringIO()
+    async with Client("http://rota.test", transport=httpx.MockTransport(api.handle)) as client:
+        code = await cli.watch(client, "wf1", follow=False, out=out)
+    assert code == 0
+    assert out.getvalue().splitlines() == [
+        "a: queued", "b: queued", "a: running", "a: success", "b: success", "workflow wf1: success",
+    ]
+
+
+@pytest.mark.parametrize("final", ["failure", "cancelled"])
+async def test_watch_exit_code_on_failure_or_cancel(fast_watch, final):
+    api = FakeApi([workflow(final, job("a", "failure", 2, "exit code 1: boom"), job("b", "skipped"))])
+    out = io.StringIO()
+    async with Client("http://rota.test", transport=httpx.MockTransport(api.handle)) as client:
+        assert await cli.watch(client, "wf1", follow=False, out=out) == 1
+    assert out.getvalue().splitlines() == ["a: failure (attempt 2): exit code 1: boom", "b: skipped",
+                                           f"workflow wf1: {final}"]
+
+
+async def test_follow_prefixes_every_log_line_with_its_job(fast_watch):
+    api = FakeApi(
+        [workflow("success", job("a", "success"), job("b", "skipped"))],
+        logs={"a": [chunk("a", 0, "hel"), chunk("a", 1, "lo\nwor"), chunk("a", 2, "ld\nno newline")]},
+    )
+    out = io.StringIO()
+    async with Client("http://rota.test", transport=httpx.MockTransport(api.handle)) as client:
+        assert await cli.watch(client, "wf1", follow=True, out=out) == 0
+    lines = out.getvalue().splitlines()
+    assert [line for line in lines if " | " in line] == ["a | hello", "a | world", "a | no newline"]
+    assert ("GET", "/api/workflows/wf1/jobs/b/logs/stream") not in api.calls  # skipped: nothing to follow
+
+
+@pytest.fixture
+def fake_server(monkeypatch):
+    """Point the CLI's Client at a FakeApi."""
+    holder = {}
+
+    def install(api: FakeApi):
+        monkeypatch.setattr(
+            cli, "Client", lambda server: Client(server, transport=httpx.MockTransport(api.handle))
+        )
+        holder["api"] = api
+        return api
+
+    return install
+
+
+def test_status_table(fake_server, capsys):
+    fake_server(FakeApi([workflow(
+        "failure",
+        job("build", "success", started_at=1000.0, finished_at=3500.0),
+        job("test", "failure", 1, "exit code 2: assertion failed\nat line 3", started_at=4000.0, finished_at=4100.0),
+        job("deploy", "skipped"),
+    )]))
+    assert cli.main(["status", "wf1", "--server", "http://rota.test"]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        "wf1 (CI): failure",
+        "JOB     STATUS   ATTEMPT  DURATION  ERROR",
+        "build   success  0        2.5s",
+        "test    failure  1        0.1s      exit code 2: assertion failed at line 3",
+        "deploy  skipped  0        -",
+    ]
+
+
+def test_unknown_id_prints_the_server_error(fake_server, capsys):
+    fake_server(FakeApi([]))
+    assert cli.main(["cancel", "nope", "--server", "http://rota.test"]) == 2
+    assert capsys.readouterr().err == "rota: error not_found: no /api/workflows/nope/cancel\n"
+
+
+def test_submit_missing_file(fake_server, capsys, tmp_path):
+    fake_server(FakeApi([]))
+    assert cli.main(["submit", str(tmp_path / "nope.yml"), "--server", "http://rota.test"]) == 2
+    assert "rota: cannot read" in capsys.readouterr().err
+
+
+def test_submit_prints_the_id(fake_server, capsys, tmp_path):
+    api = fake_server(FakeApi([workflow("queued")]))
+    doc = tmp_path / "ci.json"
+    doc.write_text("{}")
+    assert cli.main(["submit", str(doc), "--no-run", "--server", "http://rota.test"]) == 0
+    assert capsys.readouterr().out == "wf1\n"
+    assert api.calls == [("POST", "/api/workflows")]

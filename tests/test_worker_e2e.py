@@ -1,0 +1,283 @@
+"""End to end with real processes: `python -m server` (embedded store),
+`rota worker` daemons and the `rota` CLI.
+
+One server serves the module; every test gives its jobs and workers a
+label of its own, so a worker from one test never takes another's jobs.
+"""
+
+from __future__ import annotations
+
+import signal
+import uuid
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+
+from tests.procs import ROTA, Proc, WorkerProc, kill_group, pid_alive, rota, rota_background, wait_until
+from tests.redis_proc import free_port
+from tests.server_proc import ServerProcess
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def server():
+    with ServerProcess() as proc:  # embedded store, reaper every 0.2 s
+        yield proc
+
+
+@pytest.fixture
+def label() -> str:
+    return f"t-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture
+def start_worker(server, tmp_path, label):
+    workers: list[WorkerProc] = []
+
+    def start(name: str = "w", *flags: str, labels: tuple[str, ...] = ()) -> WorkerProc:
+        worker = WorkerProc(
+            server, tmp_path, f"{name}-{label}", "--labels", ",".join([label, *labels]), "--cancel-grace", "2", *flags
+        )
+        workers.append(worker)
+        return worker
+
+    yield start
+    for worker in workers:
+        worker.stop()
+
+
+@pytest.fixture
+def workflow(tmp_path, label):
+    """Write a workflow file whose every job carries the test's label."""
+
+    def write(jobs: dict, name: str = "wf") -> Path:
+        for job in jobs.values():
+            job["labels"] = [label, *job.get("labels", [])]
+        path = tmp_path / f"{name}.yml"
+        path.write_text(yaml.safe_dump({"name": name, "on": "push", "jobs": jobs}))
+        return path
+
+    return write
+
+
+def status(server: ServerProcess, workflow_id: str) -> dict:
+    return httpx.get(f"{server.url}/api/workflows/{workflow_id}/status", timeout=5).json()
+
+
+def jobs_of(server: ServerProcess, workflow_id: str) -> dict[str, dict]:
+    return {job["id"]: job for job in status(server, workflow_id)["jobs"]}
+
+
+def wait_status(server: ServerProcess, workflow_id: str, *wanted: str, logs=str) -> dict:
+    return wait_until(
+        lambda: (s := status(server, workflow_id))["status"] in wanted and s,
+        f"workflow {workflow_id} to become {'/'.join(wanted)}",
+        logs=lambda: f"{status(server, workflow_id)}\n{logs()}",
+    )
+
+
+def submit(server: ServerProcess, path: Path) -> str:
+    done = rota("submit", str(path), server=server)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+def test_outputs_flow_through_rota_output_and_needs_with_follow(server, start_worker, workflow):
+    start_worker()
+    path = workflow({
+        "build": {"steps": [
+            {"name": "compile", "run": 'echo compiled\necho "version=1.2.3" >> "$ROTA_OUTPUT"'},
+            {"name": "package", "run": "printf 'notes<<EOF\\nmulti\\nline\\nEOF\\n' >> \"$ROTA_OUTPUT\""},
+        ]},
+        "deploy": {
+            "needs": "build",
+            "env": {"VERSION": "v${{ needs.build.outputs.version }}"},
+            "run": 'echo "deploying $VERSION"\necho "got=$VERSION" >> "$ROTA_OUTPUT"\n'
+                   'echo "upstream=$ROTA_UPSTREAM_OUTPUTS" >> "$ROTA_OUTPUT"',
+        },
+    })
+    done = rota("submit", str(path), "--follow", server=server)
+    assert done.returncode == 0, done.stdout + done.stderr
+    lines = done.stdout.splitlines()
+    workflow_id = lines[0]
+    for expected in ["build | ::step:: compile", "build | compiled", "build | ::step:: package",
+                     "deploy | deploying v1.2.3", "build: success", "deploy: success"]:
+        assert expected in lines, done.stdout
+    assert lines[-1] == f"workflow {workflow_id}: success"
+    jobs = jobs_of(server, workflow_id)
+    assert jobs["build"]["outputs"] == {"version": "1.2.3", "notes": "multi\nline"}
+    assert jobs["deploy"]["outputs"] == {
+        "got": "v1.2.3", "upstream": '{"build": {"version": "1.2.3", "notes": "multi\\nline"}}',
+    }
+
+
+def test_failing_steps_retry_then_fail_and_skip_downstream(server, start_worker, workflow, tmp_path):
+    start_worker()
+    trace = tmp_path / "trace"
+    path = workflow({
+        "flaky": {"retries": 1, "steps": [
+            {"name": "one", "run": f'echo "one-$ROTA_ATTEMPT" >> {trace}'},
+            {"name": "two", "run": "echo 'it broke' >&2\nexit 3"},
+            {"name": "three", "run": f"echo three >> {trace}"},
+        ]},
+        "after": {"needs": ["flaky"], "run": f"echo after >> {trace}"},
+    })
+    done = rota("submit", str(path), "--wait", server=server)
+    assert done.returncode == 1, done.stdout + done.stderr
+    workflow_id = done.stdout.splitlines()[0]
+    assert done.stdout.splitlines()[-1] == f"workflow {workflow_id}: failure"
+    jobs = jobs_of(server, workflow_id)
+    assert (jobs["flaky"]["status"], jobs["flaky"]["attempt"]) == ("failure", 1)
+    assert jobs["flaky"]["error"] == "exit code 3 in step 'two': it broke"
+    assert jobs["after"]["status"] == "skipped"
+    assert trace.read_text() == "one-0\none-1\n"  # step three and `after` never ran
+
+    logs = rota("logs", workflow_id, "flaky", server=server)
+    assert logs.returncode == 0
+    assert "::step:: two\n" in logs.stdout and "::step:: three" not in logs.stdout
+    table = rota("status", workflow_id, server=server)
+    assert table.returncode == 0
+    assert any(line.split()[:3] == ["after", "skipped", "0"] for line in table.stdout.splitlines()), table.stdout
+
+
+def test_cancel_kills_the_job_process_group(server, start_worker, workflow, tmp_path):
+    worker = start_worker("w", "--lease-ttl", "3")
+    pidfile = tmp_path / "child.pid"
+    path = workflow({"hang": {"run": f"sleep 300 &\necho $! > {pidfile}\nwait"}})
+    waiter = rota_background("submit", str(path), "--wait", server=server, logdir=tmp_path, name="wait")
+    pid_text = wait_until(lambda: pidfile.exists() and pidfile.read_text().strip(), "the job to start",
+                          logs=worker.log)
+    workflow_id = waiter.logfile.read_text().splitlines()[0]
+    cancel = rota("cancel", workflow_id, server=server)
+    assert cancel.returncode == 0, cancel.stderr
+    # SIGTERM comes with the next heartbeat (every 1 s) and SIGKILL 2 s later at worst.
+    wait_until(lambda: not pid_alive(int(pid_text)), "the job's child process to be killed", timeout=10,
+               logs=worker.log)
+    assert waiter.wait() == 1
+    assert jobs_of(server, workflow_id)["hang"]["status"] == "cancelled"
+    wait_until(lambda: "no result reported" in worker.log(),
+               "the worker to log the cancellation", logs=worker.log)
+
+
+def test_timeout_minutes_kills_the_job_and_fails_it(server, start_worker, workflow):
+    start_worker()
+    path = workflow({"slow": {"timeout-minutes": 0.01, "run": "sleep 300"}})
+    done = rota("submit", str(path), "--wait", server=server)
+    assert done.returncode == 1, done.stdout + done.stderr
+    job = jobs_of(server, done.stdout.splitlines()[0])["slow"]
+    assert (job["status"], job["error"]) == ("failure", "timed out after 1s")
+
+
+def test_sigterm_drains_running_jobs(server, start_worker, workflow, tmp_path):
+    started = tmp_path / "started"
+    worker = start_worker("patient")
+    workflow_id = submit(server, workflow(
+        {"finish": {"run": f"touch {started}\nsleep 0.5\necho done=1 >> $ROTA_OUTPUT"}}, name="finishes"
+    ))
+    wait_until(started.exists, "the job to start", logs=worker.log)
+    worker.send(signal.SIGTERM)
+    assert worker.wait() == 0, worker.log()
+    job = jobs_of(server, workflow_id)["finish"]
+    assert (job["status"], job["outputs"]) == ("success", {"done": "1"})
+
+    # A job that outlives --drain-timeout is stopped and failed as retryable.
+    started.unlink()
+    impatient = start_worker("impatient", "--drain-timeout", "0.2")
+    workflow_id = submit(server, workflow({"stuck": {"run": f"touch {started}\nsleep 300"}}, name="stuck"))
+    wait_until(started.exists, "the job to start", logs=impatient.log)
+    impatient.send(signal.SIGTERM)
+    assert impatient.wait() == 0, impatient.log()
+    job = jobs_of(server, workflow_id)["stuck"]
+    assert (job["status"], job["error"]) == ("failure", "worker shut down before the job finished")
+
+
+def test_second_sigint_exits_at_once_and_kills_the_job(server, start_worker, workflow, tmp_path):
+    worker = start_worker("w", "--drain-timeout", "300")
+    pidfile = tmp_path / "child.pid"
+    submit(server, workflow({"hang": {"run": f"sleep 300 &\necho $! > {pidfile}\nwait"}}))
+    child = int(wait_until(lambda: pidfile.exists() and pidfile.read_text().strip(), "the job to start",
+                           logs=worker.log))
+    worker.send(signal.SIGINT)
+    wait_until(lambda: "draining" in worker.log(), "the worker to start draining", logs=worker.log)
+    worker.send(signal.SIGINT)
+    assert worker.wait() == 130, worker.log()
+    wait_until(lambda: not pid_alive(child), "the job's child to be killed", logs=worker.log)
+
+
+def test_killed_worker_job_is_taken_over_after_the_lease_expires(server, start_worker, workflow, tmp_path):
+    doomed = start_worker("doomed", "--lease-ttl", "2")
+    path = workflow({"job": {
+        "retries": 1,
+        "run": f'echo $$ > {tmp_path}/pid-$ROTA_ATTEMPT\n'
+               '[ "$ROTA_ATTEMPT" = 0 ] && sleep 300\n'
+               'echo "attempt=$ROTA_ATTEMPT" >> "$ROTA_OUTPUT"',
+    }})
+    workflow_id = submit(server, path)
+    first = tmp_path / "pid-0"
+    wait_until(lambda: first.exists() and first.read_text().strip(), "the first attempt to start", logs=doomed.log)
+    doomed.kill()
+    kill_group(int(first.read_text()))  # the machine died with its worker: so did the job
+    rescuer = start_worker("rescuer")
+    wait_status(server, workflow_id, "success", "failure", logs=rescuer.log)
+    job = jobs_of(server, workflow_id)["job"]
+    assert (job["status"], job["attempt"], job["outputs"]) == ("success", 1, {"attempt": "1"})
+    assert job["worker_id"] == rescuer.worker_id
+
+
+def test_logs_follow_ends_when_the_job_ends(server, start_worker, workflow, tmp_path):
+    worker = start_worker()
+    gate = tmp_path / "gate"
+    workflow_id = submit(server, workflow({"talk": {
+        "run": f"echo line1\nwhile [ ! -e {gate} ]; do sleep 0.02; done\necho line2 >&2\necho line3",
+    }}))
+    follower = rota_background("logs", "-f", workflow_id, "talk", server=server, logdir=tmp_path, name="follow")
+    wait_until(lambda: "line1" in follower.logfile.read_text(), "the first line to be followed", logs=worker.log)
+    assert follower.popen.poll() is None  # still following: the job is still running
+    gate.touch()
+    assert follower.wait() == 0
+    output = follower.logfile.read_text()
+    assert output.startswith("line1\nline2\nline3\n") and "talk: success" in output, output
+    history = rota("logs", workflow_id, "talk", server=server)
+    assert history.stdout == "line1\nline2\nline3\n"
+
+
+def test_workers_only_get_jobs_their_labels_allow(server, start_worker, workflow, label):
+    linux = start_worker("linux", labels=("linux",))
+    gpu = start_worker("gpu", labels=("gpu",))
+    jobs = {f"{kind}{i}": {"labels": [kind], "run": "true"} for kind in ("linux", "gpu") for i in range(3)}
+    done = rota("submit", str(workflow(jobs)), "--wait", server=server)
+    assert done.returncode == 0, done.stdout + done.stderr
+    ran_on = {job_id: job["worker_id"] for job_id, job in jobs_of(server, done.stdout.splitlines()[0]).items()}
+    assert ran_on == {job_id: (linux if job_id.startswith("linux") else gpu).worker_id for job_id in jobs}
+
+    listing = rota("workers", server=server)
+    assert listing.returncode == 0
+    rows = {line.split()[0]: line.split() for line in listing.stdout.splitlines()[1:]}
+    assert rows[linux.worker_id][2] == ",".join(sorted([label, "linux"]))
+
+
+def test_cli_errors(server, tmp_path):
+    unknown = rota("status", "no-such-workflow", server=server)
+    assert unknown.returncode == 2
+    assert unknown.stderr.startswith("rota: error ") and "'no-such-workflow'" in unknown.stderr, unknown.stderr
+    bad = tmp_path / "bad.yml"
+    bad.write_text("name: x\njobs:\n  a:\n    needs: [ghost]\n    run: 'true'\n")
+    invalid = rota("submit", str(bad), server=server)
+    assert invalid.returncode == 2 and "ghost" in invalid.stderr, invalid.stderr
+    down = rota("workers", "--server", "http://127.0.0.1:9", server=server)
+    assert down.returncode == 2
+    assert down.stderr.startswith("rota: cannot reach rota server at http://127.0.0.1:9: ")
+
+
+def test_rota_server_starts_the_server(tmp_path):
+    port = free_port()
+    proc = Proc("rota server", [*ROTA, "server"], tmp_path / "server.log",
+                {"PORT": str(port), "WORKFLOWS_DIR": "", "REDIS_URL": ""})
+    try:
+        wait_until(lambda: "rota listening" in proc.log(), "`rota server` to listen", logs=proc.log)
+        assert httpx.get(f"http://127.0.0.1:{port}/api/workers", timeout=5).json() == []
+    finally:
+        proc.stop()

@@ -1,0 +1,130 @@
+"""LogShipper: batching, sequence numbers, resends without duplicates, 409, backpressure."""
+
+import asyncio
+import json
+
+import httpx
+
+from server.models import Lease
+from worker.client import Client
+from worker.logship import LogShipper
+
+LEASE = Lease(lease_id="L1", job_id="build", workflow_id="wf", worker_id="w", ttl_secs=30, granted_at_ms=0)
+
+
+class LogsEndpoint:
+    """Records every push; answers from `script` first (a status, or None for no answer)."""
+
+    def __init__(self, script=()):
+        self.script = list(script)
+        self.pushes: list[list[dict]] = []
+        self.stored: list[dict] = []
+
+    async def handle(self, request: httpx.Request) -> httpx.Response:
+        assert request.url.path == "/api/jobs/L1/logs"
+        chunks = json.loads(request.content)["chunks"]
+        self.pushes.append(chunks)
+        if self.script:
+            status = self.script.pop(0)
+            if status is None:
+                raise httpx.ConnectError("refused", request=request)
+            return httpx.Response(status, json={"error": {"code": "x", "message": "no", "details": None}})
+        high = self.stored[-1]["sequence"] if self.stored else -1
+        fresh = [c for c in chunks if c["sequence"] > high]
+        self.stored.extend(fresh)
+        return httpx.Response(200, json={"accepted": len(fresh), "duplicates": len(chunks) - len(fresh)})
+
+    def text(self) -> str:
+        return "".join(c["data"] for c in self.stored)
+
+
+def shipper_for(endpoint: LogsEndpoint, **kwargs) -> tuple[LogShipper, Client, list[str]]:
+    client = Client("http://rota.test", transport=httpx.MockTransport(endpoint.handle))
+    lost: list[str] = []
+    return LogShipper(client, LEASE, on_lease_lost=lambda: lost.append("lost"), **kwargs), client, lost
+
+
+async def test_writes_in_a_burst_share_one_push_with_sequences_from_zero():
+    endpoint = LogsEndpoint()
+    shipper, client, _ = shipper_for(endpoint, interval=0.05)
+    shipper.write("stdout", "a")
+    shipper.write("stdout", "b\n")
+    shipper.write("stderr", "warn\n")
+    shipper.write("stdout", "c\n")
+    await shipper.close()
+    await client.aclose()
+    assert len(endpoint.pushes) == 1
+    assert [(c["sequence"], c["stream"], c["data"]) for c in endpoint.stored] == [
+        (0, "stdout", "ab\n"),
+        (1, "stderr", "warn\n"),
+        (2, "stdout", "c\n"),
+    ]
+    assert all(c["workflow_id"] == "wf" and c["job_id"] == "build" for c in endpoint.stored)
+    assert all(c["timestamp_ms"] > 0 for c in endpoint.stored)
+
+
+async def test_output_is_shipped_while_the_job_runs():
+    endpoint = LogsEndpoint()
+    shipper, client, _ = shipper_for(endpoint, interval=0.05)
+    shipper.write("stdout", "early\n")
+    deadline = asyncio.get_running_loop().time() + 5
+    while not endpoint.stored:
+        assert asyncio.get_running_loop().time() < deadline, "the first batch was never pushed"
+        await asyncio.sleep(0.01)
+    shipper.write("stdout", "late\n")
+    await shipper.close()
+    await client.aclose()
+    assert [c["sequence"] for c in endpoint.stored] == [0, 1]
+
+
+async def test_failed_pushes_resend_the_same_batch_and_nothing_is_stored_twice():
+    endpoint = LogsEndpoint(script=[None, 503])  # no answer, then a server error
+    shipper, client, _ = shipper_for(endpoint, interval=0.01)
+    shipper.write("stdout", "one\n")
+    await asyncio.sleep(0.1)  # the retries are under way while more output arrives
+    shipper.write("stdout", "two\n")
+    await shipper.close()
+    await client.aclose()
+    assert endpoint.pushes[0] == endpoint.pushes[1] == endpoint.pushes[2]  # same sequences, same data
+    assert endpoint.text() == "one\ntwo\n"
+    sequences = [c["sequence"] for c in endpoint.stored]
+    assert sequences == sorted(set(sequences))
+
+
+async def test_lease_lost_stops_shipping_and_tells_the_job():
+    endpoint = LogsEndpoint(script=[409])
+    shipper, client, lost = shipper_for(endpoint, interval=0.01)
+    shipper.write("stdout", "doomed\n")
+    await asyncio.sleep(0.1)
+    shipper.write("stdout", "ignored\n")
+    await shipper.close()
+    await client.aclose()
+    assert lost == ["lost"]
+    assert len(endpoint.pushes) == 1 and endpoint.stored == []
+
+
+async def test_large_output_is_split_into_bounded_chunks_and_batches():
+    endpoint = LogsEndpoint()
+    shipper, client, _ = shipper_for(endpoint, interval=0.01, high_water=10**9)
+    big = "x" * (LogShipper.MAX_BATCH_CHARS + 10)
+    for start in range(0, len(big), 4096):
+        shipper.write("stdout", big[start : start + 4096])
+    await shipper.close()
+    await client.aclose()
+    assert endpoint.text() == big
+    assert all(len(c["data"]) <= LogShipper.MAX_CHUNK_CHARS for c in endpoint.stored)
+    assert len(endpoint.pushes) >= 2
+
+
+async def test_congestion_while_the_server_is_away():
+    endpoint = LogsEndpoint(script=[None, None, None])
+    shipper, client, _ = shipper_for(endpoint, interval=0.01, high_water=100)
+    shipper.write("stdout", "first\n")
+    await asyncio.sleep(0.05)  # the first batch is cut and its push is failing
+    shipper.write("stdout", "y" * 100)
+    assert shipper.congested
+    await asyncio.wait_for(shipper.drained(), 10)  # the server comes back: the backlog is cut
+    assert not shipper.congested
+    await shipper.close()
+    await client.aclose()
+    assert endpoint.text() == "first\n" + "y" * 100

@@ -1,0 +1,7 @@
+"""`python -m worker [flags]`: the same as `rota worker [flags]`."""
+
+import sys
+
+from worker.cli import main
+
+sys.exit(main(["worker", *sys.argv[1:]]))

@@ -1,0 +1,261 @@
+"""The typed HTTP client for the rota API, shared by the worker daemon and the CLI.
+
+Requests are encoded from and responses decoded into the wire types of
+`server.models`, so a field that changes there changes here. Failures
+surface as two exceptions with messages fit to print as they are:
+`Unreachable` (no answer: connection refused, reset, timed out) and
+`ApiError` (the server answered with an error status and body).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Any, AsyncIterator, Optional
+from urllib.parse import quote
+
+import httpx
+import msgspec
+
+from server.models import (
+    ClaimRequest,
+    ClaimResponse,
+    CompleteRequest,
+    ErrorBody,
+    FailRequest,
+    HeartbeatResponse,
+    JobOut,
+    LogChunk,
+    LogsAccepted,
+    LogsRequest,
+    RegisterRequest,
+    WorkerOut,
+    WorkflowOut,
+)
+
+DEFAULT_SERVER = "http://127.0.0.1:3000"
+# A long-poll claim is answered after at most wait_secs; allow this much more.
+_CLAIM_SLACK_SECS = 10.0
+# The server sends keep-alive comments, so a stream silent this long is dead.
+_STREAM_TIMEOUT = httpx.Timeout(10.0, read=60.0)
+_STREAM_RECONNECTS = 5
+
+
+class RotaError(Exception):
+    """Any failure talking to the server; str() is a one-line message for users."""
+
+
+class Unreachable(RotaError):
+    def __init__(self, server: str, cause: Exception):
+        detail = str(cause) or type(cause).__name__
+        super().__init__(f"cannot reach rota server at {server}: {detail}")
+
+
+class ApiError(RotaError):
+    def __init__(self, status: int, code: str, message: str, details: Any = None):
+        super().__init__(f"error {code}: {message}")
+        self.status = status
+        self.code = code
+        self.message = message
+        self.details = details
+
+    @classmethod
+    def from_response(cls, response: httpx.Response) -> ApiError:
+        try:
+            err = msgspec.json.decode(response.content, type=ErrorBody).error
+            return cls(response.status_code, err.code, err.message, err.details)
+        except msgspec.MsgspecError:
+            text = response.text.strip()[:200] or response.reason_phrase
+            return cls(response.status_code, f"http_{response.status_code}", text)
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Worth retrying: the server did not answer, or failed on its side."""
+    return isinstance(exc, Unreachable) or (isinstance(exc, ApiError) and exc.status >= 500)
+
+
+@dataclass
+class SseEvent:
+    name: str
+    data: str
+    id: Optional[str] = None
+
+
+@dataclass
+class SseParser:
+    """Turns `text/event-stream` lines into events (the subset rota's server sends)."""
+
+    _name: Optional[str] = None
+    _data: list[str] = field(default_factory=list)
+    _id: Optional[str] = None
+
+    def feed(self, line: str) -> Optional[SseEvent]:
+        if not line:
+            event = SseEvent(self._name or "message", "\n".join(self._data), self._id) if self._data else None
+            self._name, self._data, self._id = None, [], None
+            return event
+        if line.startswith(":"):  # keep-alive comment
+            return None
+        name, _, value = line.partition(":")
+        value = value[1:] if value.startswith(" ") else value
+        if name == "event":
+            self._name = value
+        elif name == "data":
+            self._data.append(value)
+        elif name == "id":
+            self._id = value
+        return None
+
+
+def _path(*parts: str) -> str:
+    return "/".join(quote(p, safe="") for p in parts)
+
+
+class Client:
+    def __init__(self, server: str = DEFAULT_SERVER, *, transport: httpx.AsyncBaseTransport | None = None):
+        self.server = server.rstrip("/")
+        self._http = httpx.AsyncClient(base_url=self.server, transport=transport, timeout=10.0)
+
+    async def __aenter__(self) -> Client:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    # ---- worker protocol ----------------------------------------------------
+
+    async def register(self, worker_id: str, labels: list[str]) -> None:
+        await self._send("POST", "/api/workers/register", RegisterRequest(worker_id, labels))
+
+    async def claim(
+        self, worker_id: str, labels: list[str], lease_ttl_secs: int, wait_secs: float
+    ) -> Optional[ClaimResponse]:
+        response = await self._send(
+            "POST",
+            "/api/jobs/claim",
+            ClaimRequest(worker_id, labels, lease_ttl_secs, wait_secs),
+            timeout=wait_secs + _CLAIM_SLACK_SECS,
+        )
+        return self._decode(response.content, Optional[ClaimResponse])
+
+    async def heartbeat(self, lease_id: str) -> HeartbeatResponse:
+        response = await self._send("POST", f"/api/jobs/{_path(lease_id)}/heartbeat")
+        return self._decode(response.content, HeartbeatResponse)
+
+    async def complete(self, lease_id: str, outputs: dict[str, str]) -> None:
+        await self._send("POST", f"/api/jobs/{_path(lease_id)}/complete", CompleteRequest(outputs))
+
+    async def fail(self, lease_id: str, error: str, retryable: bool) -> None:
+        await self._send("POST", f"/api/jobs/{_path(lease_id)}/fail", FailRequest(error, retryable))
+
+    async def push_logs(self, lease_id: str, chunks: list[LogChunk]) -> LogsAccepted:
+        response = await self._send("POST", f"/api/jobs/{_path(lease_id)}/logs", LogsRequest(chunks))
+        return self._decode(response.content, LogsAccepted)
+
+    async def workers(self) -> list[WorkerOut]:
+        response = await self._send("GET", "/api/workers")
+        return self._decode(response.content, list[WorkerOut])
+
+    # ---- workflows ------------------------------------------------------------
+
+    async def submit(self, document: bytes, content_type: str, run: bool) -> WorkflowOut:
+        response = await self._send(
+            "POST",
+            "/api/workflows",
+            content=document,
+            headers={"Content-Type": content_type},
+            params={"run": "true"} if run else None,
+        )
+        return self._decode(response.content, WorkflowOut)
+
+    async def status(self, workflow_id: str) -> WorkflowOut:
+        response = await self._send("GET", f"/api/workflows/{_path(workflow_id)}/status")
+        return self._decode(response.content, WorkflowOut)
+
+    async def run(self, workflow_id: str) -> None:
+        await self._send("POST", f"/api/workflows/{_path(workflow_id)}/run")
+
+    async def cancel(self, workflow_id: str) -> None:
+        await self._send("POST", f"/api/workflows/{_path(workflow_id)}/cancel")
+
+    async def logs(self, workflow_id: str, job_id: str) -> list[LogChunk]:
+        response = await self._send("GET", f"/api/workflows/{_path(workflow_id)}/jobs/{_path(job_id)}/logs")
+        return self._decode(response.content, list[LogChunk])
+
+    async def follow_logs(self, workflow_id: str, job_id: str) -> AsyncIterator[LogChunk | JobOut]:
+        """A job's log chunks, history then live; the last item is its final state.
+
+        A dropped connection resumes from the last event id, so no chunk is
+        repeated or skipped.
+        """
+        url = f"/api/workflows/{_path(workflow_id)}/jobs/{_path(job_id)}/logs/stream"
+        last_id: Optional[str] = None
+        failures = 0
+        while True:
+            headers = {"Accept": "text/event-stream"}
+            if last_id is not None:
+                headers["Last-Event-ID"] = last_id
+            try:
+                async with self._http.stream("GET", url, headers=headers, timeout=_STREAM_TIMEOUT) as response:
+                    if response.is_error:
+                        await response.aread()
+                        raise ApiError.from_response(response)
+                    parser = SseParser()
+                    async for line in response.aiter_lines():
+                        event = parser.feed(line)
+                        if event is None:
+                            continue
+                        failures = 0
+                        last_id = event.id or last_id
+                        if event.name == "end":
+                            yield self._decode(event.data.encode(), JobOut)
+                            return
+                        if event.name == "log":
+                            yield self._decode(event.data.encode(), LogChunk)
+                cause: Exception = httpx.RemoteProtocolError("stream closed before the job's end event")
+            except httpx.TransportError as exc:
+                cause = exc
+            failures += 1
+            if failures > _STREAM_RECONNECTS:
+                raise Unreachable(self.server, cause)
+            await asyncio.sleep(min(0.2 * 2**failures, 3.0))
+
+    # ---- plumbing -----------------------------------------------------------------
+
+    async def _send(
+        self,
+        method: str,
+        path: str,
+        body: msgspec.Struct | None = None,
+        *,
+        content: bytes | None = None,
+        headers: dict[str, str] | None = None,
+        params: dict[str, str] | None = None,
+        timeout: float | None = None,
+    ) -> httpx.Response:
+        if body is not None:
+            content = msgspec.json.encode(body)
+            headers = {"Content-Type": "application/json"}
+        try:
+            response = await self._http.request(
+                method,
+                path,
+                content=content,
+                headers=headers,
+                params=params,
+                timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT,
+            )
+        except httpx.TransportError as exc:
+            raise Unreachable(self.server, exc) from exc
+        if response.is_error:
+            raise ApiError.from_response(response)
+        return response
+
+    def _decode(self, content: bytes, type: Any) -> Any:
+        try:
+            return msgspec.json.decode(content, type=type)
+        except msgspec.MsgspecError as exc:
+            raise RotaError(f"unexpected response from rota server at {self.server}: {exc}") from exc

@@ -1,0 +1,339 @@
+"""The worker daemon: register, long-poll claim, run, heartbeat, ship logs, report.
+
+One `Daemon` holds up to `concurrency` jobs. Each claimed job is a `JobRun`:
+its scripts run under a `Runner` (worker/runner.py), its output goes to the
+server through a `LogShipper`, a heartbeat task keeps its lease and carries
+cancellation, and its result is retried until the server takes it or says
+the lease is gone (409), so a server blip never loses a result.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import re
+import shutil
+import socket
+import time
+from dataclasses import dataclass, field
+from typing import Awaitable, Callable
+
+from server.models import ClaimResponse
+from worker.client import ApiError, Client, RotaError, is_transient
+from worker.logship import Backoff, LogShipper, job_name
+from worker.outputs import ExpressionError, OutputFileError, parse_output_file, resolve_env
+from worker.runner import Runner, RunResult, Script
+
+log = logging.getLogger("rota.worker")
+
+# Why a job was stopped before it finished (Runner.stop reasons).
+CANCELLED = "cancelled"
+LEASE_LOST = "lease lost"
+TIMEOUT = "timeout"
+SHUTDOWN = "shutdown"
+
+
+def default_worker_id() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+@dataclass
+class WorkerConfig:
+    server: str
+    labels: list[str] = field(default_factory=list)
+    concurrency: int = 1
+    lease_ttl: int = 30
+    worker_id: str = field(default_factory=default_worker_id)
+    workdir: str = ".rota-work"
+    cancel_grace: float = 10.0
+    # Fits drain plus cancel grace inside the 30 s most supervisors (systemd
+    # with a short TimeoutStopSec, Kubernetes' default grace) allow before SIGKILL.
+    drain_timeout: float = 20.0
+    # Each claim waits this long for a job before asking again (server cap: 60 s).
+    claim_wait: float = 30.0
+
+
+def _safe_dirname(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", text).lstrip(".") or "job"
+
+
+@dataclass
+class SetupFailure:
+    """The job could not be started: reported as its failure."""
+
+    error: str
+    retryable: bool
+
+
+class JobRun:
+    """One claimed job, from its lease to its reported result."""
+
+    def __init__(self, config: WorkerConfig, client: Client, claim: ClaimResponse):
+        self._config = config
+        self._client = client
+        self.job = claim.job
+        self.lease = claim.lease
+        self.name = job_name(claim.lease)
+        self._runner: Runner | None = None
+        self._stop_reason: str | None = None
+        self._started = time.monotonic()
+
+    def stop(self, reason: str) -> None:
+        self._stop_reason = self._stop_reason or reason
+        if self._runner is not None:
+            self._runner.stop(reason)
+
+    def kill_now(self) -> None:
+        if self._runner is not None:
+            self._runner.kill_now()
+
+    async def execute(self) -> None:
+        job, lease = self.job, self.lease
+        log.info("claimed %s attempt %d lease %s", self.name, job.attempt, lease.lease_id)
+        self._started = time.monotonic()
+        root = os.path.join(
+            os.path.abspath(self._config.workdir),
+            _safe_dirname(f"{job.workflow_id}.{job.job_id}.{lease.lease_id}"),
+        )
+        output_file = os.path.join(root, "output")
+        heartbeat = asyncio.create_task(self._heartbeat())
+        try:
+            shipper = LogShipper(self._client, lease, on_lease_lost=lambda: self.stop(LEASE_LOST))
+            try:
+                outcome = await self._run(os.path.join(root, "work"), output_file, shipper)
+            finally:
+                await shipper.close()  # the logs reach the server before the result does
+            await self._report(outcome, output_file)
+        finally:
+            heartbeat.cancel()
+            shutil.rmtree(root, ignore_errors=True)
+
+    async def _run(self, cwd: str, output_file: str, shipper: LogShipper) -> RunResult | SetupFailure:
+        job = self.job
+        try:
+            env = resolve_env(job.env, job.upstream_outputs)
+        except ExpressionError as exc:
+            return SetupFailure(str(exc), retryable=False)
+        try:
+            os.makedirs(cwd)
+            open(output_file, "w").close()
+        except OSError as exc:
+            return SetupFailure(f"cannot prepare the job directory: {exc}", retryable=True)
+        self._runner = Runner(
+            cwd=cwd,
+            env=self._job_env(env, output_file),
+            sink=shipper,
+            cancel_grace=self._config.cancel_grace,
+        )
+        if self._stop_reason is not None:  # cancelled or shut down before the runner existed
+            self._runner.stop(self._stop_reason)
+        timer = None
+        if job.timeout_secs:
+            timer = asyncio.get_running_loop().call_later(job.timeout_secs, self.stop, TIMEOUT)
+        try:
+            return await self._runner.run(self._scripts())
+        except OSError as exc:  # the shell could not be started
+            return SetupFailure(f"cannot start the job: {exc}", retryable=True)
+        finally:
+            if timer is not None:
+                timer.cancel()
+
+    def _scripts(self) -> list[Script]:
+        if self.job.steps:
+            return [Script(step.run, step.name) for step in self.job.steps]
+        return [Script(self.job.command)]
+
+    def _job_env(self, env: dict[str, str], output_file: str) -> dict[str, str]:
+        job, lease = self.job, self.lease
+        return {
+            **os.environ,
+            **env,
+            # Set last so a job's `env:` cannot impersonate another lease.
+            "ROTA_WORKFLOW_ID": job.workflow_id,
+            "ROTA_JOB_ID": job.job_id,
+            "ROTA_ATTEMPT": str(job.attempt),
+            "ROTA_LEASE_ID": lease.lease_id,
+            "ROTA_SERVER": self._config.server,
+            "ROTA_OUTPUT": output_file,
+            "ROTA_UPSTREAM_OUTPUTS": json.dumps(job.upstream_outputs),
+        }
+
+    def _elapsed(self) -> float:
+        return time.monotonic() - self._started
+
+    async def _report(self, outcome: RunResult | SetupFailure, output_file: str) -> None:
+        if isinstance(outcome, SetupFailure):
+            await self._report_failure(outcome.error, retryable=outcome.retryable)
+        elif outcome.stop_reason in (CANCELLED, LEASE_LOST):
+            # The server already settled the job: a result would only get 409.
+            log.info("%s %s after %.2fs, no result reported", outcome.stop_reason, self.name, self._elapsed())
+        elif outcome.stop_reason == TIMEOUT:
+            await self._report_failure(f"timed out after {self.job.timeout_secs}s", retryable=True)
+        elif outcome.stop_reason == SHUTDOWN:
+            await self._report_failure("worker shut down before the job finished", retryable=True)
+        elif not outcome.succeeded:
+            await self._report_failure(outcome.describe_failure(), retryable=True)
+        else:
+            try:
+                with open(output_file, encoding="utf-8", errors="replace") as f:
+                    outputs = parse_output_file(f.read())
+            except (OSError, OutputFileError) as exc:
+                await self._report_failure(f"bad $ROTA_OUTPUT: {exc}", retryable=False)
+                return
+            if await self._deliver("complete", lambda: self._client.complete(self.lease.lease_id, outputs)):
+                log.info("finished %s: success in %.2fs", self.name, self._elapsed())
+
+    async def _report_failure(self, error: str, *, retryable: bool) -> None:
+        if await self._deliver("fail", lambda: self._client.fail(self.lease.lease_id, error, retryable)):
+            log.info("finished %s: failure in %.2fs: %s", self.name, self._elapsed(), error)
+
+    async def _deliver(self, what: str, send: Callable[[], Awaitable[None]]) -> bool:
+        """Send a result until the server takes it; False when it never will."""
+        backoff = Backoff()
+        while True:
+            try:
+                await send()
+                return True
+            except ApiError as exc:
+                if exc.status == 409:
+                    log.info("lost lease %s: the server refused its %s: %s", self.name, what, exc)
+                    return False
+                if not is_transient(exc):
+                    log.error("the server rejected the %s of %s: %s", what, self.name, exc)
+                    return False
+                error: RotaError = exc
+            except RotaError as exc:
+                if not is_transient(exc):
+                    raise
+                error = exc
+            delay = backoff.next()
+            log.warning("retrying the %s of %s in %.1fs: %s", what, self.name, delay, error)
+            await asyncio.sleep(delay)
+
+    async def _heartbeat(self) -> None:
+        interval = self.lease.ttl_secs / 3
+        failing = False
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                beat = await self._client.heartbeat(self.lease.lease_id)
+            except ApiError as exc:
+                if exc.status == 409:
+                    log.warning("lost lease %s: %s", self.name, exc)
+                    self.stop(LEASE_LOST)
+                    return
+                error: RotaError = exc
+            except RotaError as exc:
+                error = exc
+            else:
+                failing = False
+                if beat.cancelled:
+                    log.info("cancel requested for %s", self.name)
+                    self.stop(CANCELLED)
+                    return
+                continue
+            if not failing:  # one line per outage, not one per beat
+                log.warning("heartbeat of %s failed: %s", self.name, error)
+            failing = True
+
+
+class Daemon:
+    def __init__(self, config: WorkerConfig, client: Client):
+        self._config = config
+        self._client = client
+        self._slots = asyncio.Semaphore(config.concurrency)
+        self._jobs: dict[asyncio.Task[None], JobRun] = {}
+        self._stop_requested = asyncio.Event()
+
+    def request_stop(self) -> None:
+        """Stop claiming, drain running jobs, then return from run()."""
+        self._stop_requested.set()
+
+    def kill_jobs(self) -> None:
+        """For an immediate exit: SIGKILL every job's process group."""
+        for job in self._jobs.values():
+            job.kill_now()
+
+    async def run(self) -> None:
+        config = self._config
+        claiming = asyncio.create_task(self._claim_loop())
+        stop = asyncio.create_task(self._stop_requested.wait())
+        try:
+            await asyncio.wait({claiming, stop}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stop.cancel()
+            claiming.cancel()  # aborts an in-flight long-poll at once
+            try:
+                await claiming  # a fatal claim error (e.g. labels the server refuses) surfaces here
+            except asyncio.CancelledError:
+                pass
+            finally:
+                await self._drain(config.drain_timeout)
+        log.info("worker %s stopped", config.worker_id)
+
+    async def _claim_loop(self) -> None:
+        config = self._config
+        await self._register()
+        backoff = Backoff(cap=10.0)
+        while True:
+            await self._slots.acquire()
+            try:
+                claim = await self._client.claim(config.worker_id, config.labels, config.lease_ttl, config.claim_wait)
+            except RotaError as exc:
+                self._slots.release()
+                if not is_transient(exc):
+                    raise
+                delay = backoff.next()
+                log.warning("claim failed, retrying in %.1fs: %s", delay, exc)
+                await asyncio.sleep(delay)
+                continue
+            except BaseException:
+                self._slots.release()
+                raise
+            backoff.reset()
+            if claim is None:
+                self._slots.release()
+                continue
+            run = JobRun(config, self._client, claim)
+            task = asyncio.create_task(run.execute())
+            self._jobs[task] = run
+            task.add_done_callback(self._job_done)
+
+    def _job_done(self, task: asyncio.Task[None]) -> None:
+        run = self._jobs.pop(task)
+        self._slots.release()
+        if not task.cancelled() and task.exception() is not None:
+            log.error("job %s crashed in the worker", run.name, exc_info=task.exception())
+
+    async def _register(self) -> None:
+        config = self._config
+        backoff = Backoff(cap=10.0)
+        while True:
+            try:
+                await self._client.register(config.worker_id, config.labels)
+                break
+            except RotaError as exc:
+                if not is_transient(exc):
+                    raise
+                delay = backoff.next()
+                log.warning("register failed, retrying in %.1fs: %s", delay, exc)
+                await asyncio.sleep(delay)
+        log.info(
+            "worker %s registered at %s, labels [%s], concurrency %d",
+            config.worker_id,
+            config.server,
+            ",".join(config.labels),
+            config.concurrency,
+        )
+
+    async def _drain(self, timeout: float) -> None:
+        if not self._jobs:
+            return
+        log.info("draining %d running job(s), up to %.0fs", len(self._jobs), timeout)
+        _, running = await asyncio.wait(set(self._jobs), timeout=timeout)
+        if running:
+            for task in running:
+                self._jobs[task].stop(SHUTDOWN)
+            await asyncio.wait(running)

@@ -1,0 +1,183 @@
+"""Ships one lease's job output to the server as sequence-numbered log chunks.
+
+Also home to the small retry Backoff the daemon shares, and `job_name`."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+from server.models import Lease, LogChunk
+from worker.client import ApiError, Client, RotaError, is_transient
+
+log = logging.getLogger("rota.worker")
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class Backoff:
+    """Delays for retrying against an unreachable server: 0.2 s doubling to a cap."""
+
+    def __init__(self, first: float = 0.2, cap: float = 5.0):
+        self._first, self._cap = first, cap
+        self.delay = first
+
+    def next(self) -> float:
+        delay, self.delay = self.delay, min(self.delay * 2, self._cap)
+        return delay
+
+    def reset(self) -> None:
+        self.delay = self._first
+
+
+@dataclass
+class _Segment:
+    """Output of one stream written back to back: becomes one chunk (or a few)."""
+
+    stream: str
+    parts: list[str]
+    chars: int
+    timestamp_ms: int
+
+
+class LogShipper:
+    """Batches one lease's output into sequence-numbered chunks and pushes them.
+
+    Output is buffered as it arrives and cut into chunks at most `interval`
+    after the first byte of a batch; the sequence is assigned when a batch is
+    cut and a failed push resends the same batch, so the server (which drops
+    any sequence it has already accepted for the lease) never stores a chunk
+    twice. Output keeps arriving while a push is retried; past `high_water`
+    characters the shipper reports itself congested and the runner stops
+    reading the job's pipes, so a job that outpaces the server blocks instead
+    of filling the worker's memory.
+    """
+
+    MAX_CHUNK_CHARS = 64 * 1024
+    MAX_BATCH_CHARS = 1024 * 1024
+
+    def __init__(
+        self,
+        client: Client,
+        lease: Lease,
+        *,
+        on_lease_lost: Callable[[], None],
+        interval: float = 0.1,
+        high_water: int = 4 * 1024 * 1024,
+    ):
+        self._client = client
+        self._lease = lease
+        self._on_lease_lost = on_lease_lost
+        self._interval = interval
+        self._high_water = high_water
+        self._pending: list[_Segment] = []
+        self._pending_chars = 0
+        self._next_sequence = 0
+        self._wake = asyncio.Event()
+        self._room = asyncio.Event()
+        self._room.set()
+        self._closing = asyncio.Event()
+        self._lost = False
+        self.congested = False
+        self._task = asyncio.create_task(self._run())
+
+    def write(self, stream: str, text: str) -> None:
+        if self._lost or not text:
+            return
+        last = self._pending[-1] if self._pending else None
+        if last is not None and last.stream == stream and last.chars < self.MAX_CHUNK_CHARS:
+            last.parts.append(text)
+            last.chars += len(text)
+        else:
+            self._pending.append(_Segment(stream, [text], len(text), _now_ms()))
+        self._pending_chars += len(text)
+        if self._pending_chars >= self._high_water:
+            self.congested = True
+            self._room.clear()
+        self._wake.set()
+
+    async def drained(self) -> None:
+        await self._room.wait()
+
+    async def close(self) -> None:
+        """Push everything written so far (retrying while the server is away)."""
+        self._closing.set()
+        self._wake.set()
+        await self._task
+
+    async def _run(self) -> None:
+        while True:
+            await self._wake.wait()
+            try:  # let a burst of output share a request, unless the job is over
+                await asyncio.wait_for(self._closing.wait(), self._interval)
+            except asyncio.TimeoutError:
+                pass
+            self._wake.clear()
+            while self._pending and not self._lost:
+                await self._push(self._cut())
+            if self._closing.is_set():
+                return
+
+    def _cut(self) -> list[LogChunk]:
+        chunks: list[LogChunk] = []
+        size = 0
+        while self._pending and size < self.MAX_BATCH_CHARS:
+            segment = self._pending.pop(0)
+            data = "".join(segment.parts)
+            for start in range(0, len(data), self.MAX_CHUNK_CHARS):
+                chunks.append(
+                    LogChunk(
+                        workflow_id=self._lease.workflow_id,
+                        job_id=self._lease.job_id,
+                        sequence=self._next_sequence,
+                        data=data[start : start + self.MAX_CHUNK_CHARS],
+                        timestamp_ms=segment.timestamp_ms,
+                        stream=segment.stream,  # type: ignore[arg-type]
+                    )
+                )
+                self._next_sequence += 1
+            size += segment.chars
+            self._pending_chars -= segment.chars
+        if self.congested and self._pending_chars < self._high_water // 2:
+            self.congested = False
+            self._room.set()
+        return chunks
+
+    async def _push(self, chunks: list[LogChunk]) -> None:
+        backoff = Backoff()
+        while True:
+            try:
+                await self._client.push_logs(self._lease.lease_id, chunks)
+                return
+            except ApiError as exc:
+                if exc.status == 409:
+                    self._give_up()
+                    self._on_lease_lost()
+                    return
+                if not is_transient(exc):
+                    log.warning("dropped %d log chunks of %s: %s", len(chunks), job_name(self._lease), exc)
+                    return
+                error: RotaError = exc
+            except RotaError as exc:
+                if not is_transient(exc):
+                    raise
+                error = exc
+            delay = backoff.next()
+            log.warning("log upload for %s failed, retrying in %.1fs: %s", job_name(self._lease), delay, error)
+            await asyncio.sleep(delay)
+
+    def _give_up(self) -> None:
+        self._lost = True
+        self._pending.clear()
+        self._pending_chars = 0
+        self.congested = False
+        self._room.set()
+
+
+def job_name(lease: Lease) -> str:
+    return f"{lease.workflow_id}/{lease.job_id}"

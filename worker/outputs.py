@@ -1,0 +1,77 @@
+"""Job outputs: reading the `$ROTA_OUTPUT` file and resolving `${{ needs.* }}`.
+
+The file format is GitHub's `$GITHUB_OUTPUT`, so job scripts written for
+Actions work unchanged: `key=value` lines, or a multiline value as
+
+    key<<DELIMITER
+    line one
+    line two
+    DELIMITER
+"""
+
+from __future__ import annotations
+
+import re
+
+# Job ids may contain dots, so the job part is matched lazily up to the last
+# `.outputs.` and the key is a plain identifier as in GitHub Actions.
+_EXPRESSION = re.compile(r"\$\{\{(.*?)\}\}", re.S)
+_NEEDS_OUTPUT = re.compile(r"^\s*needs\.(?P<job>[A-Za-z0-9_.-]+?)\.outputs\.(?P<key>[A-Za-z0-9_-]+)\s*$")
+
+
+class OutputFileError(ValueError):
+    """The job wrote something to `$ROTA_OUTPUT` that is not valid output syntax."""
+
+
+class ExpressionError(ValueError):
+    """An `${{ ... }}` expression in `env:` that the worker cannot evaluate."""
+
+
+def parse_output_file(text: str) -> dict[str, str]:
+    outputs: dict[str, str] = {}
+    lines = text.splitlines()
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        i += 1
+        if not line.strip():
+            continue
+        equals, heredoc = line.find("="), line.find("<<")
+        # Whichever marker comes first decides the form, as GitHub's runner does.
+        if equals > 0 and (heredoc < 0 or equals < heredoc):
+            outputs[line[:equals]] = line[equals + 1 :]
+        elif heredoc > 0:
+            key, delimiter = line[:heredoc], line[heredoc + 2 :]
+            if not delimiter:
+                raise OutputFileError(f"line {i}: empty heredoc delimiter for output {key!r}")
+            body: list[str] = []
+            while i < len(lines) and lines[i] != delimiter:
+                body.append(lines[i])
+                i += 1
+            if i == len(lines):
+                raise OutputFileError(f"output {key!r}: delimiter {delimiter!r} never closes")
+            i += 1
+            outputs[key] = "\n".join(body)
+        else:
+            raise OutputFileError(f"line {i}: expected key=value or key<<DELIMITER, got {line[:80]!r}")
+    return outputs
+
+
+def resolve_env(env: dict[str, str], upstream_outputs: dict[str, dict[str, str]]) -> dict[str, str]:
+    """Each `${{ needs.<job>.outputs.<key> }}` becomes that output's value.
+
+    Values land in environment variables only, never in shell text, so an
+    output cannot inject commands. A missing output is the empty string, as
+    in GitHub Actions (a job may set an output only on some paths).
+    """
+
+    def substitute(name: str, match: re.Match[str]) -> str:
+        ref = _NEEDS_OUTPUT.match(match.group(1))
+        if ref is None:
+            raise ExpressionError(
+                f"env {name}: unsupported expression {match.group(0)!r}"
+                " (only ${{ needs.<job>.outputs.<key> }} is available)"
+            )
+        return upstream_outputs.get(ref["job"], {}).get(ref["key"], "")
+
+    return {name: _EXPRESSION.sub(lambda m, name=name: substitute(name, m), value) for name, value in env.items()}

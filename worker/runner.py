@@ -1,0 +1,219 @@
+"""Run a job's shell script(s) as a process group and stream their output.
+
+Each step is `bash -e -o pipefail -c <run>` (or `sh -e -c` where there is no
+bash) in a new session, so the whole tree the job spawns can be signalled at
+once: SIGTERM on stop, SIGKILL after the grace period, and SIGKILL for any
+process a step leaves behind when it exits (as GitHub Actions cleans up
+orphans), so nothing outlives its job.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import codecs
+import os
+import shutil
+import signal
+from dataclasses import dataclass
+from typing import Protocol, Sequence
+
+# Text of a marker chunk written to stdout before each step of a `steps:` job.
+STEP_MARKER = "::step:: {name}\n"
+STDERR_TAIL_LINES = 10
+_STDERR_TAIL_CHARS = 8192
+# A step whose leftovers escaped its process group (setsid) may still hold our
+# pipes; after this long we stop waiting for their end of file.
+_PIPE_CLOSE_TIMEOUT = 2.0
+
+
+def shell_argv(script: str) -> list[str]:
+    bash = shutil.which("bash")
+    if bash:
+        return [bash, "-e", "-o", "pipefail", "-c", script]
+    return [shutil.which("sh") or "/bin/sh", "-e", "-c", script]
+
+
+class OutputSink(Protocol):
+    """Where the runner sends output; `congested` makes it stop reading pipes."""
+
+    congested: bool
+
+    def write(self, stream: str, text: str) -> None: ...
+
+    async def drained(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class Script:
+    run: str
+    name: str | None = None  # None for a plain `run:` job: no step marker
+
+
+@dataclass
+class RunResult:
+    exit_code: int | None = None  # of the last step run; negative: killed by that signal
+    failed_step: str | None = None
+    stop_reason: str | None = None  # why stop() was called, if it was
+    stderr_tail: str = ""
+
+    @property
+    def succeeded(self) -> bool:
+        return self.stop_reason is None and self.exit_code == 0
+
+    def describe_failure(self) -> str:
+        """`exit code N: <last lines of stderr>`, the `error` a failed job reports."""
+        if self.exit_code is not None and self.exit_code < 0:
+            what = f"killed by {signal.Signals(-self.exit_code).name}"
+        else:
+            what = f"exit code {self.exit_code}"
+        if self.failed_step:
+            what += f" in step {self.failed_step!r}"
+        return f"{what}: {self.stderr_tail}" if self.stderr_tail else what
+
+
+class _StepProtocol(asyncio.SubprocessProtocol):
+    def __init__(self, sink: OutputSink, loop: asyncio.AbstractEventLoop):
+        self._sink = sink
+        self._loop = loop
+        self._decoders = {
+            fd: codecs.getincrementaldecoder("utf-8")(errors="replace") for fd in (1, 2)
+        }
+        self._transport: asyncio.SubprocessTransport | None = None
+        self._resuming = False
+        self.stderr = ""
+        self.exited = loop.create_future()
+        self.pipes_closed = loop.create_future()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.SubprocessTransport)
+        self._transport = transport
+
+    def pipe_data_received(self, fd: int, data: bytes) -> None:
+        self._emit(fd, self._decoders[fd].decode(data))
+        if self._sink.congested and not self._resuming:
+            self._set_reading(False)
+            self._resuming = True
+            self._loop.create_task(self._resume_when_drained())
+
+    def pipe_connection_lost(self, fd: int, exc: Exception | None) -> None:
+        if fd in self._decoders:
+            self._emit(fd, self._decoders[fd].decode(b"", final=True))
+
+    def process_exited(self) -> None:
+        self.exited.set_result(None)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.pipes_closed.done():
+            self.pipes_closed.set_result(None)
+
+    def _emit(self, fd: int, text: str) -> None:
+        if not text:
+            return
+        if fd == 2:
+            self.stderr = (self.stderr + text)[-_STDERR_TAIL_CHARS:]
+        self._sink.write("stdout" if fd == 1 else "stderr", text)
+
+    def _set_reading(self, on: bool) -> None:
+        assert self._transport is not None
+        for fd in (1, 2):
+            pipe = self._transport.get_pipe_transport(fd)
+            if pipe is not None and not pipe.is_closing():
+                pipe.resume_reading() if on else pipe.pause_reading()  # type: ignore[attr-defined]
+
+    async def _resume_when_drained(self) -> None:
+        await self._sink.drained()
+        self._resuming = False
+        if self._transport is not None and not self._transport.is_closing():
+            self._set_reading(True)
+
+
+def _kill_group(pgid: int, sig: signal.Signals) -> None:
+    try:
+        os.killpg(pgid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass  # the group is already gone
+
+
+class Runner:
+    """Runs one job's scripts in order, stopping at the first failure."""
+
+    def __init__(self, *, cwd: str, env: dict[str, str], sink: OutputSink, cancel_grace: float):
+        self._cwd = cwd
+        self._env = env
+        self._sink = sink
+        self._grace = cancel_grace
+        self._pgid: int | None = None
+        self._kill_timer: asyncio.TimerHandle | None = None
+        self.stop_reason: str | None = None
+
+    async def run(self, scripts: Sequence[Script]) -> RunResult:
+        result = RunResult()
+        for script in scripts:
+            if self.stop_reason is not None:
+                break
+            if script.name is not None:
+                self._sink.write("stdout", STEP_MARKER.format(name=script.name))
+            result.exit_code, stderr = await self._run_one(script.run)
+            if result.exit_code != 0:
+                result.failed_step = script.name
+                result.stderr_tail = "\n".join(stderr.strip().splitlines()[-STDERR_TAIL_LINES:])
+                break
+        result.stop_reason = self.stop_reason
+        return result
+
+    def stop(self, reason: str) -> None:
+        """SIGTERM the running step's group now and SIGKILL it after the grace period.
+
+        The first reason wins: a job that times out and is then cancelled
+        stays a timeout.
+        """
+        if self.stop_reason is not None:
+            return
+        self.stop_reason = reason
+        if self._pgid is not None:
+            self._terminate(self._pgid)
+
+    def kill_now(self) -> None:
+        if self._pgid is not None:
+            _kill_group(self._pgid, signal.SIGKILL)
+
+    def _terminate(self, pgid: int) -> None:
+        _kill_group(pgid, signal.SIGTERM)
+        self._kill_timer = asyncio.get_running_loop().call_later(
+            self._grace, _kill_group, pgid, signal.SIGKILL
+        )
+
+    async def _run_one(self, script: str) -> tuple[int, str]:
+        loop = asyncio.get_running_loop()
+        transport, protocol = await loop.subprocess_exec(
+            lambda: _StepProtocol(self._sink, loop),
+            *shell_argv(script),
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            cwd=self._cwd,
+            env=self._env,
+            start_new_session=True,
+        )
+        pgid = self._pgid = transport.get_pid()
+        try:
+            if self.stop_reason is not None:  # stopped while the step was starting
+                self._terminate(pgid)
+            await protocol.exited
+            _kill_group(pgid, signal.SIGKILL)
+            try:
+                await asyncio.wait_for(asyncio.shield(protocol.pipes_closed), _PIPE_CLOSE_TIMEOUT)
+            except asyncio.TimeoutError:
+                pass
+            exit_code = transport.get_returncode()
+            assert exit_code is not None
+            return exit_code, protocol.stderr
+        except BaseException:
+            _kill_group(pgid, signal.SIGKILL)  # cancelled: take the job down with us
+            raise
+        finally:
+            if self._kill_timer is not None:
+                self._kill_timer.cancel()
+                self._kill_timer = None
+            self._pgid = None
+            transport.close()
