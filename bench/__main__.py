@@ -17,7 +17,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 
 from bench.http1 import Conn
 from tests.redis_proc import RedisProcess, free_port
