@@ -149,15 +149,28 @@ class Store:
         return outcome == "ok"
 
     async def get_workflow(self, wf: str) -> WorkflowOut:
-        head = await self.redis.hgetall(f"{self.prefix}wf:{wf}")
-        if not head:
+        found = await self._load_workflows([wf])
+        if not found:
             raise NotFound("workflow_not_found", f"no workflow {wf!r}")
-        jobs = head["jobs"].split(",")
+        return found[0]
+
+    async def _load_workflows(self, ids: list[str]) -> list[WorkflowOut]:
+        """Two pipelined round trips for any number of workflows; ids that no
+        longer exist (purged meanwhile) are left out."""
         async with self.redis.pipeline(transaction=False) as pipe:
-            for job in jobs:
-                pipe.hgetall(f"{self.prefix}job:{wf}:{job}")
-            rows = await pipe.execute()
-        return _workflow_out(head, [_job_out(row) for row in rows if row])
+            for wf in ids:
+                pipe.hgetall(f"{self.prefix}wf:{wf}")
+            heads = [h for h in await pipe.execute() if h]
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for head in heads:
+                for job in head["jobs"].split(","):
+                    pipe.hgetall(f"{self.prefix}job:{head['id']}:{job}")
+            rows = iter(await pipe.execute())
+        out = []
+        for head in heads:
+            jobs = [next(rows) for _ in head["jobs"].split(",")]
+            out.append(_workflow_out(head, [_job_out(row) for row in jobs if row]))
+        return out
 
     async def list_workflows(
         self, limit: int = 100, offset: int = 0, status: Optional[str] = None
@@ -166,13 +179,7 @@ class Store:
             ids = await self.redis.zrevrange(f"{self.prefix}wfs", offset, offset + limit - 1)
         else:
             ids = await self._ids_with_job_status(status, limit, offset)
-        out = []
-        for wf in ids:
-            try:
-                out.append(await self.get_workflow(wf))
-            except NotFound:  # purged between the index read and this one
-                continue
-        return out
+        return await self._load_workflows(ids)
 
     async def _ids_with_job_status(self, status: str, limit: int, offset: int) -> list[str]:
         fields = [f"n:{st}" for st in INTERNAL_FOR[status]]
