@@ -9,7 +9,8 @@ import logging
 from typing import Optional
 
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
@@ -74,6 +75,12 @@ async def _store_down(request: Request, exc: Exception):
     return error_response(503, "store_unavailable", "the Redis store is not answering; retry shortly")
 
 
+async def _internal(request: Request, exc: Exception):
+    # Never bad input (that is a 4xx above): a bug, so log it whole.
+    log.exception("internal error on %s %s", request.method, request.url.path, exc_info=exc)
+    return error_response(500, "internal", "internal server error")
+
+
 def create_app(settings: Optional[Settings] = None, redis: Optional[Redis] = None) -> Starlette:
     """`redis` lets tests share one client (e.g. fakeredis) with the app."""
     settings = settings or Settings.from_env()
@@ -91,6 +98,8 @@ def create_app(settings: Optional[Settings] = None, redis: Optional[Redis] = Non
         reaper_task, reaper_stop = None, asyncio.Event()
         if settings.api_only:
             log.info("API_ONLY=1: this process runs no reaper")
+            if not settings.redis_url:
+                log.warning("API_ONLY=1 with the embedded store: nothing will ever reap expired leases")
         else:
             reaper_task = asyncio.create_task(reaper.run_forever(store, settings.reap_interval_secs, reaper_stop))
             log.info("reaper: every %.1fs", settings.reap_interval_secs)
@@ -116,8 +125,10 @@ def create_app(settings: Optional[Settings] = None, redis: Optional[Redis] = Non
         exception_handlers={
             ApiError: _api_error,
             HTTPException: _http_error,
-            RedisError: _store_down,
+            RedisConnectionError: _store_down,
+            RedisTimeoutError: _store_down,
             ConnectionError: _store_down,
+            Exception: _internal,
         },
         lifespan=lifespan,
     )

@@ -67,6 +67,17 @@ def query_int(request: Request, name: str, default: int, minimum: int = 0) -> in
     return value
 
 
+STREAM_ID = re.compile(r"^\d+-\d+\Z")
+
+
+def stream_id(value: str, name: str) -> str:
+    """A Redis stream entry id (as sent in SSE `id:` lines), e.g. 1710000000000-0."""
+    if not STREAM_ID.match(value):
+        raise BadRequest("invalid_after", f"{name} must be a stream id like 1710000000000-0, got {value!r}",
+                         {"field": name})
+    return value
+
+
 def query_flag(request: Request, name: str) -> bool:
     raw = request.query_params.get(name, "").lower()
     if raw in ("", "0", "false", "no"):

@@ -33,7 +33,7 @@ from .models import (
 )
 
 SCRIPTS = ("create", "run", "cancel", "claim", "heartbeat", "complete", "fail",
-           "logs", "reap", "register", "promote")
+           "logs", "reap", "register")
 
 # Internal job states, and the wire status each one shows as.
 WIRE_STATUS = {
@@ -336,9 +336,6 @@ class Store:
     async def reap(self, limit: int = 500, purge_limit: int = 50) -> tuple[int, int, int]:
         expired, promoted, purged = await self._call("reap", limit, purge_limit)
         return int(expired), int(promoted), int(purged)
-
-    async def promote(self, limit: int = 500) -> int:
-        return int(await self._call("promote", limit))
 
 
 def _lease_outcome(outcome: str, lease_id: str) -> None:

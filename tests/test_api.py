@@ -289,3 +289,13 @@ async def test_long_poll_picks_up_a_backoff_job_when_it_is_due(api):
 async def test_healthz(api):
     body = (await api.get("/healthz")).json()
     assert body["ok"] is True and body["reaper"] is True
+
+
+async def test_bad_stream_ids_are_400_not_a_store_error(api):
+    wf = await create(api)
+    assert_error(await api.get(f"/api/workflows/{wf['id']}/events?after=bogus"), 400, "invalid_after")
+    events = (await api.get(f"/api/workflows/{wf['id']}/events")).json()
+    assert [e["event"]["status"] for e in events] == ["queued"]
+    later = (await api.get(f"/api/workflows/{wf['id']}/events", params={"after": events[0]["id"]})).json()
+    assert later == []
+

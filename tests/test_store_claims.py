@@ -134,3 +134,15 @@ async def test_list_is_newest_first_with_paging_and_status_filter(store):
     assert [w.id for w in await store.list_workflows(status="running")] == [ids[1]]
     assert len(await store.list_workflows(status="queued")) == 4
     assert await store.list_workflows(status="failure") == []
+
+
+async def test_a_retried_claim_returns_the_same_lease_and_job(store):
+    # redis-py re-sends a script after a dropped reply with the same lease
+    # id: that must hand back the first claim, not lease a second job.
+    wf = await submit(store, job("a"), job("b"))
+    first = await store.claim("w", [], 30, "same-lease")
+    again = await store.claim("w", [], 30, "same-lease")
+    assert again.claim == first.claim
+    assert sorted((await statuses(store, wf)).values()) == ["queued", "running"]
+    await store.complete("same-lease", {})
+    assert sorted((await statuses(store, wf)).values()) == ["queued", "success"]

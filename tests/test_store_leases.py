@@ -174,6 +174,7 @@ async def test_cancel_queued_and_running_jobs(store):
     with pytest.raises(Conflict) as err:
         await store.complete(lid, {})
     assert err.value.code == "job_cancelled"
+    assert [w.current_jobs for w in await store.list_workers()] == [[]], "reported: the lease is gone"
     with pytest.raises(Conflict):
         await store.fail(lid, "x", True)
     assert await claim(store, labels=["none-has-this"]) is None

@@ -111,7 +111,6 @@ local function maybe_finish(wf, now)
   redis.call('HSET', w, 'state', 'done', 'finished_ms', now)
   redis.call('ZADD', P .. 'finished', num(now + tonumber(ret or 0) * 1000), wf)
   event(wf, '', final, 0, now, 'workflow finished')
-  redis.call('PUBLISH', P .. 'w:' .. wf, final)
 end
 
 -- A permanent failure: every job downstream that has not run is skipped.
@@ -124,7 +123,7 @@ local function skip_downstream(wf, job, now)
     local st, deps = unpack(redis.call('HMGET', k, 'st', 'deps'))
     if st == 'waiting' then
       set_status(wf, d, st, 'skipped')
-      redis.call('HSET', k, 'end', now, 'err', 'skipped: upstream ' .. job .. ' failed')
+      redis.call('HSET', k, 'end', now, 'err', 'upstream ' .. job .. ' failed')
       event(wf, d, 'skipped', 0, now, 'upstream ' .. job .. ' failed')
       redis.call('PUBLISH', jobchan(wf, d), 'skipped')
       for _, x in ipairs(split(deps, ',')) do queue[#queue + 1] = x end

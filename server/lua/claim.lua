@@ -1,8 +1,23 @@
 -- ARGV: worker_id, labels ("a,b", sorted), ttl_secs, lease_id
 -- Returns {0, now, next_due_ms | -1} when nothing matches, else
--- {1, now, wf, job, spec, att, enq, dly, need1, out1, need2, out2, ...}.
+-- {1, granted_at, wf, job, spec, att, enq, dly, need1, out1, need2, out2, ...}.
 local worker, labels, ttl, lid = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]
 local now = now_ms()
+
+local function reply(wf, job, granted)
+  local spec, att, enq, dly, needs = unpack(redis.call('HMGET', jkey(wf, job), 'spec', 'att', 'enq', 'dly', 'needs'))
+  local out = { 1, granted, wf, job, spec, att, enq, dly }
+  for _, n in ipairs(split(needs, ',')) do
+    out[#out + 1] = n
+    out[#out + 1] = redis.call('HGET', jkey(wf, n), 'out') or ''
+  end
+  return out
+end
+
+-- The same lease id again is the client re-sending a claim whose reply it
+-- lost: hand back that claim rather than lease a second job under one id.
+local prior_wf, prior_job, prior_granted = unpack(redis.call('HMGET', lkey(lid), 'wf', 'job', 'granted'))
+if prior_wf then return reply(prior_wf, prior_job, tonumber(prior_granted)) end
 promote_delayed(now, 100)
 
 -- Every claim, fruitful or not, shows the worker alive; one that claims
@@ -47,7 +62,7 @@ end
 redis.call('ZREM', P .. 'ready:' .. best_lk, best_member)
 local wf, job = string.match(best_member, '^([^:]+):(.+)$')
 local k = jkey(wf, job)
-local spec, att, enq, dly, needs = unpack(redis.call('HMGET', k, 'spec', 'att', 'enq', 'dly', 'needs'))
+local att = redis.call('HGET', k, 'att')
 set_status(wf, job, 'ready', 'running')
 redis.call('HSET', k, 'lease', lid, 'worker', worker, 'start', now, 'end', '')
 
@@ -62,10 +77,4 @@ redis.call('ZADD', P .. 'leases', num(now + ttl * 1000), lid)
 redis.call('SADD', P .. 'wleases:' .. worker, lid)
 event(wf, job, 'running', tonumber(att), now, worker)
 redis.call('PUBLISH', jobchan(wf, job), 'changed')
-
-local out = { 1, now, wf, job, spec, att, enq, dly }
-for _, n in ipairs(split(needs, ',')) do
-  out[#out + 1] = n
-  out[#out + 1] = redis.call('HGET', jkey(wf, n), 'out') or ''
-end
-return out
+return reply(wf, job, now)

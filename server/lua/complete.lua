@@ -3,7 +3,12 @@ local lid, outputs = ARGV[1], ARGV[2]
 local now = now_ms()
 local lease = live_lease(lid, now)
 if not lease then return { 'lost' } end
-if lease.st ~= 'running' then return { lease.st } end
+if lease.st ~= 'running' then
+  -- Cancelled under this lease: the worker has stopped and reported, so the
+  -- lease goes now rather than at its expiry (the worker shows idle again).
+  release_lease(lid, lease.worker)
+  return { lease.st }
+end
 local wf, job = lease.wf, lease.job
 release_lease(lid, lease.worker)
 touch_worker(lease.worker, now)

@@ -10,17 +10,15 @@ closes, so `curl -N` exits.
 from __future__ import annotations
 
 import asyncio
-import re
 
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from ..errors import BadRequest
+from ..http import stream_id
 from ..models import encoder
 from ..store import TERMINAL
 
-STREAM_ID = re.compile(r"^\d+-\d+$")
 BATCH = 500
 
 
@@ -36,9 +34,10 @@ async def stream(request: Request) -> StreamingResponse:
     state, p = request.app.state, request.path_params
     wf, job = p["wf"], p["job"]
     await state.store.job_state(wf, job)  # 404 before any streaming starts
-    last_id = request.headers.get("last-event-id") or request.query_params.get("after") or "0-0"
-    if not STREAM_ID.match(last_id):
-        raise BadRequest("invalid_last_event_id", f"Last-Event-ID must look like 123-0, got {last_id!r}")
+    if "last-event-id" in request.headers:
+        last_id = stream_id(request.headers["last-event-id"], "Last-Event-ID")
+    else:
+        last_id = stream_id(request.query_params.get("after", "0-0"), "after")
     return StreamingResponse(
         _events(state, wf, job, last_id),
         media_type="text/event-stream",

@@ -11,7 +11,7 @@ from starlette.routing import Route
 
 from ..definitions import DefinitionError, parse_workflow
 from ..errors import BadRequest, Unprocessable
-from ..http import JSON, query_flag, query_int
+from ..http import JSON, query_flag, query_int, stream_id
 from ..models import JOB_STATUSES
 
 MAX_LIST = 1000
@@ -66,7 +66,7 @@ async def cancel_workflow(request: Request) -> JSON:
 async def workflow_events(request: Request) -> JSON:
     store, wf = request.app.state.store, request.path_params["wf"]
     await store.get_workflow(wf)  # 404 for an unknown workflow
-    after = request.query_params.get("after", "0-0")
+    after = stream_id(request.query_params.get("after", "0-0"), "after")
     events = await store.workflow_events(wf, after)
     return JSON([{"id": eid, "event": msgspec.Raw(e.encode())} for eid, e in events])
 
