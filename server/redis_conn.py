@@ -16,9 +16,9 @@ def connect(settings: Settings) -> Redis:
 
         return fakeredis.FakeAsyncRedis(decode_responses=True)
     # Retries ride out a Redis restart. A retried script may run twice only
-    # if the first reply was lost; every script is safe then: a lost claim
-    # reply leaves a lease that expires, and a repeated complete/fail is
-    # refused (409) because the first one already released the lease.
+    # if the first reply was lost; every script is safe then: a re-sent claim
+    # carries the same lease id and gets the same claim back, and a repeated
+    # complete/fail is refused (409) because the first released the lease.
     return Redis.from_url(
         settings.redis_url,
         decode_responses=True,
