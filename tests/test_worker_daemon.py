@@ -26,6 +26,7 @@ class LeaseState:
     lost: bool = False
     heartbeats: int = 0
     results: list[tuple[str, dict]] = field(default_factory=list)
+    reports_after_cancel: int = 0  # answered 409 job_cancelled, as the real server does
     log_requests: list[list[int]] = field(default_factory=list)  # sequences of every push, resends included
     stored: list[dict] = field(default_factory=list)  # chunks kept, as the server dedups them
 
@@ -98,7 +99,10 @@ class FakeServer:
             fresh = [msgspec.to_builtins(c) for c in chunks if c.sequence > high]
             state.stored.extend(fresh)
             return httpx.Response(200, json={"accepted": len(fresh), "duplicates": len(chunks) - len(fresh)})
-        if state.cancelled or state.results:
+        if state.cancelled:
+            state.reports_after_cancel += 1
+            return error(409, "job_cancelled", "the job was cancelled")
+        if state.results:
             return error(409, "lease_lost", "job already finished")
         state.results.append((endpoint, body))
         return httpx.Response(200, json={"ok": True})
@@ -220,7 +224,7 @@ async def test_malformed_output_file_fails_without_retry(fake, start_daemon):
     assert kind == "fail" and body["retryable"] is False and body["error"].startswith("bad $ROTA_OUTPUT: line 1")
 
 
-async def test_heartbeat_cancel_kills_the_process_group_and_reports_nothing(fake, start_daemon, tmp_path):
+async def test_heartbeat_cancel_kills_the_process_group_and_hands_the_lease_back(fake, start_daemon, tmp_path):
     pidfile = tmp_path / "child.pid"
     lease = fake.enqueue(f"sleep 300 & echo $! > {pidfile}; wait")
     start_daemon()
@@ -229,7 +233,9 @@ async def test_heartbeat_cancel_kills_the_process_group_and_reports_nothing(fake
     fake.leases[lease].cancelled = True
     child = int(pidfile.read_text())
     await wait_for(lambda: not pid_alive(child), "the job's child to be killed")
-    await asyncio.sleep(0.2)  # a result, if one were (wrongly) sent, would arrive now
+    # One report, refused with 409 (the job is settled), which makes the
+    # server release the lease now instead of at its expiry.
+    await wait_for(lambda: fake.leases[lease].reports_after_cancel == 1, "the stop to be reported")
     assert fake.leases[lease].results == []
 
 

@@ -158,8 +158,11 @@ def test_cancel_kills_the_job_process_group(server, start_worker, workflow, tmp_
                logs=worker.log)
     assert waiter.wait() == 1
     assert jobs_of(server, workflow_id)["hang"]["status"] == "cancelled"
-    wait_until(lambda: "no result reported" in worker.log(),
+    wait_until(lambda: f"cancelled {workflow_id}/hang" in worker.log(),
                "the worker to log the cancellation", logs=worker.log)
+    # Its stop report handed the lease back: the worker is not busy with it.
+    workers = httpx.get(f"{server.url}/api/workers").json()
+    assert [w["current_jobs"] for w in workers if w["worker_id"] == worker.worker_id] == [[]]
 
 
 def test_timeout_minutes_kills_the_job_and_fails_it(server, start_worker, workflow):

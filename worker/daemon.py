@@ -166,9 +166,17 @@ class JobRun:
     async def _report(self, outcome: RunResult | SetupFailure, output_file: str) -> None:
         if isinstance(outcome, SetupFailure):
             await self._report_failure(outcome.error, retryable=outcome.retryable)
-        elif outcome.stop_reason in (CANCELLED, LEASE_LOST):
-            # The server already settled the job: a result would only get 409.
-            log.info("%s %s after %.2fs, no result reported", outcome.stop_reason, self.name, self._elapsed())
+        elif outcome.stop_reason == CANCELLED:
+            # The server settled the job already and answers 409, but the
+            # report releases the lease now rather than at its expiry, so
+            # this worker stops showing as busy with the job.
+            try:
+                await self._client.fail(self.lease.lease_id, "cancelled", False)
+            except RotaError:
+                pass
+            log.info("cancelled %s after %.2fs", self.name, self._elapsed())
+        elif outcome.stop_reason == LEASE_LOST:
+            log.info("lease lost for %s after %.2fs, no result reported", self.name, self._elapsed())
         elif outcome.stop_reason == TIMEOUT:
             await self._report_failure(f"timed out after {self.job.timeout_secs}s", retryable=True)
         elif outcome.stop_reason == SHUTDOWN:
