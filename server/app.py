@@ -21,7 +21,7 @@ from . import reaper
 from .errors import ApiError, PayloadTooLarge
 from .http import error_response
 from .notifier import Notifier
-from .redis_conn import connect, describe
+from .redis_conn import connect, connect_pubsub, describe
 from .routes import logs, ops, worker_protocol, workflows
 from .settings import Settings
 from .store import Store
@@ -89,7 +89,10 @@ def create_app(settings: Optional[Settings] = None, redis: Optional[Redis] = Non
     async def lifespan(app: Starlette):
         client = redis if redis is not None else connect(settings)
         store = Store(client, settings.namespace, settings.retention_secs, settings.log_max_chunks)
-        notifier = Notifier(client, store.wake_channel)
+        # A real Redis gets a second, retry-free client for pub/sub (see
+        # connect_pubsub); in-process stores share the one client.
+        pubsub_client = connect_pubsub(settings) if redis is None and settings.redis_url else client
+        notifier = Notifier(pubsub_client, store.wake_channel)
         app.state.settings, app.state.redis, app.state.store, app.state.notifier = settings, client, store, notifier
         log.info("store: %s", describe(settings))
         if settings.workflows_dir:
@@ -113,6 +116,8 @@ def create_app(settings: Optional[Settings] = None, redis: Optional[Redis] = Non
             await notifier.stop()
             if redis is None:
                 await client.aclose()
+                if pubsub_client is not client:
+                    await pubsub_client.aclose()
 
     middleware = [
         Middleware(CORSMiddleware, allow_origins=list(settings.cors_origins) or ["*"],

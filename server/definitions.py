@@ -82,11 +82,18 @@ def parse_workflow(
     if problems:
         raise problems.error(positions)
     try:
-        return msgspec.convert(workflow, models.WorkflowSpec)
+        spec = msgspec.convert(workflow, models.WorkflowSpec)
+        # JSON "\ud800" escapes (and YAML's) decode to lone surrogates, which
+        # no UTF-8 store can hold: find them here, not when the store encodes.
+        msgspec.json.encode(spec)
     except msgspec.ValidationError as err:
         # models.py has the last word: a constraint added there and not yet
         # checked here must still come back as a bad document, not a crash.
         raise DefinitionError([{"field": "document", "message": str(err)}]) from err
+    except UnicodeEncodeError as err:
+        raise DefinitionError([{"field": "document", "message": "text must be valid Unicode: "
+                                "a \\ud800-\\udfff escape is not a character on its own"}]) from err
+    return spec
 
 
 def load_workflow_file(path: pathlib.Path) -> models.WorkflowSpec:

@@ -53,7 +53,7 @@ def _field_of(message: str) -> str:
     return f"{path}.{missing.group(1)}" if missing else path
 
 
-def query_int(request: Request, name: str, default: int, minimum: int = 0) -> int:
+def query_int(request: Request, name: str, default: int, minimum: int = 0, maximum: int = 2**31 - 1) -> int:
     raw = request.query_params.get(name)
     if raw is None or raw == "":
         return default
@@ -62,17 +62,19 @@ def query_int(request: Request, name: str, default: int, minimum: int = 0) -> in
     except ValueError:
         raise Unprocessable("invalid_query", f"{name} must be an integer, got {raw!r}",
                             {"field": name}) from None
-    if value < minimum:
-        raise Unprocessable("invalid_query", f"{name} must be >= {minimum}", {"field": name})
+    if not minimum <= value <= maximum:
+        raise Unprocessable("invalid_query", f"{name} must be between {minimum} and {maximum}",
+                            {"field": name})
     return value
 
 
-STREAM_ID = re.compile(r"^\d+-\d+\Z")
+STREAM_ID = re.compile(r"^(\d{1,20})-(\d{1,20})\Z")
 
 
 def stream_id(value: str, name: str) -> str:
     """A Redis stream entry id (as sent in SSE `id:` lines), e.g. 1710000000000-0."""
-    if not STREAM_ID.match(value):
+    match = STREAM_ID.match(value)
+    if not match or any(int(part) >= 2**64 for part in match.groups()):
         raise BadRequest("invalid_after", f"{name} must be a stream id like 1710000000000-0, got {value!r}",
                          {"field": name})
     return value

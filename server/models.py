@@ -166,7 +166,8 @@ class FailRequest(Struct):
 class LogChunk(Struct, kw_only=True):
     workflow_id: str
     job_id: str
-    sequence: NonNeg
+    # Lua numbers are doubles: above 2^53 two sequences could compare equal.
+    sequence: Annotated[int, Meta(ge=0, le=2**53)]
     data: str
     timestamp_ms: NonNeg
     stream: Literal["stdout", "stderr"] = "stdout"

@@ -80,9 +80,9 @@ class Notifier:
         event = asyncio.Event()
         watchers = self._watchers.setdefault(channel, set())
         watchers.add(event)
-        if len(watchers) == 1:
-            await self._subscribe(channel)
         try:
+            if len(watchers) == 1:
+                await self._subscribe(channel)
             yield event
         finally:
             watchers.discard(event)
@@ -111,14 +111,16 @@ class Notifier:
         if self._pubsub is not None:
             try:
                 await self._pubsub.subscribe(channel)
-            except (RedisError, OSError):
-                pass  # the reader loop reconnects and subscribes everything again
+            except Exception:  # noqa: BLE001 - a broken connection raises more than RedisError
+                # Drop the connection: the reader loop then reconnects and
+                # subscribes every watched channel, this one included.
+                await self._close_pubsub()
 
     async def _unsubscribe(self, channel: str) -> None:
         if self._pubsub is not None:
             try:
                 await self._pubsub.unsubscribe(channel)
-            except (RedisError, OSError):
+            except Exception:  # noqa: BLE001 - as above; a stale subscription is harmless
                 pass
 
     async def _close_pubsub(self) -> None:
@@ -140,13 +142,15 @@ class Notifier:
                 self.connected.set()
                 self._wake_everyone()
                 delay = 0.05
-                while not self._stopping:
+                while not self._stopping and self._pubsub is not None:
                     msg = await self._pubsub.get_message(timeout=None)
                     if msg and msg["type"] == "message":
                         self._dispatch(_text(msg["channel"]), _text(msg["data"]))
             except asyncio.CancelledError:
                 raise
-            except (RedisError, OSError) as exc:
+            except (RedisError, OSError, RuntimeError, AttributeError) as exc:
+                # RuntimeError/AttributeError: the connection was closed under
+                # the reader (see _subscribe); treat it like any drop.
                 if self._stopping:
                     return
                 self.connected.clear()

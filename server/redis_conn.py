@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from redis.asyncio import Redis
-from redis.backoff import ExponentialBackoff
+from redis.backoff import ExponentialBackoff, NoBackoff
 from redis.exceptions import BusyLoadingError, ConnectionError, TimeoutError
 from redis.asyncio.retry import Retry
 
@@ -31,3 +31,14 @@ def connect(settings: Settings) -> Redis:
 
 def describe(settings: Settings) -> str:
     return settings.redis_url or "embedded in-memory store (fakeredis, Lua via lupa; data is lost on exit)"
+
+
+def connect_pubsub(settings: Settings) -> Redis:
+    """The notifier's own client, with no retries: a dropped pub/sub
+    connection must surface to the notifier, which re-subscribes every
+    channel it needs. The client's own reconnect re-subscribes only the
+    channels whose SUBSCRIBE had succeeded, silently losing the rest."""
+    if not settings.redis_url:
+        raise ValueError("the embedded store shares one client; there is nothing to connect")
+    return Redis.from_url(settings.redis_url, decode_responses=True, socket_keepalive=True,
+                          retry=Retry(NoBackoff(), retries=0))

@@ -203,6 +203,12 @@ class Store:
             raise NotFound("job_not_found", f"no job {job!r} in workflow {wf!r}")
         return _job_out(row)
 
+    async def lease_held(self, wf: str, job: str) -> bool:
+        """Whether a worker still holds the job's last lease (a cancelled job
+        keeps it until its worker reports or the lease expires)."""
+        lid = await self.redis.hget(f"{self.prefix}job:{wf}:{job}", "lease")
+        return bool(lid) and bool(await self.redis.exists(f"{self.prefix}lease:{lid}"))
+
     async def is_cancelled(self, wf: str, job: str) -> bool:
         st = await self.redis.hget(f"{self.prefix}job:{wf}:{job}", "st")
         if st is None:
@@ -334,7 +340,7 @@ class Store:
     # ---- maintenance ---------------------------------------------------------
 
     async def reap(self, limit: int = 500, purge_limit: int = 50) -> tuple[int, int, int]:
-        expired, promoted, purged = await self._call("reap", limit, purge_limit)
+        expired, promoted, purged = await self._call("reap", limit, purge_limit, self.retention_secs * 1000)
         return int(expired), int(promoted), int(purged)
 
 

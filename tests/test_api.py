@@ -299,3 +299,35 @@ async def test_bad_stream_ids_are_400_not_a_store_error(api):
     later = (await api.get(f"/api/workflows/{wf['id']}/events", params={"after": events[0]["id"]})).json()
     assert later == []
 
+
+
+@pytest.mark.parametrize("path,code", [
+    ("/api/workflows?offset=9223372036854775807", 422),
+    ("/api/workflows?limit=99999999999999999999", 422),
+])
+async def test_out_of_range_query_values_are_4xx(api, path, code):
+    assert_error(await api.get(path), code, "invalid_query")
+
+
+async def test_stream_ids_beyond_64_bits_are_400(api):
+    wf = await create(api)
+    huge = "99999999999999999999999-0"
+    assert_error(await api.get(f"/api/workflows/{wf['id']}/events", params={"after": huge}), 400, "invalid_after")
+    assert_error(await api.get(f"/api/workflows/{wf['id']}/jobs/test/logs/stream", params={"after": huge}), 400)
+
+
+async def test_lone_surrogates_are_422_not_a_crash(api):
+    body = b'{"name": "\\ud800", "jobs": [{"id": "a", "command": "true"}]}'
+    err = assert_error(await api.post("/api/workflows", content=body), 422, "invalid_workflow")
+    assert "Unicode" in err["message"]
+    assert (await api.get("/api/workflows")).json() == []
+    lid_body = b'{"error": "\\udc00", "retryable": true}'
+    assert_error(await api.post("/api/jobs/any/fail", content=lid_body), 400, "malformed_json")
+
+
+async def test_log_sequence_above_2_pow_53_is_422(api):
+    wf = await create(api)
+    lid = (await api.post("/api/jobs/claim", json={"worker_id": "w"})).json()["lease"]["lease_id"]
+    chunk = {"workflow_id": wf["id"], "job_id": "test", "sequence": 2**53 + 1, "data": "x",
+             "timestamp_ms": 1, "stream": "stdout"}
+    assert_error(await api.post(f"/api/jobs/{lid}/logs", json={"chunks": [chunk]}), 422, "invalid_body")

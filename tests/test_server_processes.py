@@ -100,7 +100,9 @@ def test_sse_history_then_live_then_end_and_resume(store, request):
         reader = SSEReader(stream_url)
         wait_for(lambda: reader.events, "the history event")
         wait_for(lambda: reader.comments, "a keep-alive comment while the job is quiet")
-        client.post(f"/api/jobs/{lease}/logs", json={"chunks": [chunk(wf, "j0", 1, "live\n")]})
+        # U+2028 is a line break to str.splitlines() (and so to httpx's
+        # iter_lines, which this reader uses): the server must escape it.
+        client.post(f"/api/jobs/{lease}/logs", json={"chunks": [chunk(wf, "j0", 1, "live\u2028same line\n")]})
         wait_for(lambda: len(reader.events) >= 2, "the live event")
         client.post(f"/api/jobs/{lease}/complete", json={"outputs": {"k": "v"}})
         reader.join()
@@ -110,7 +112,7 @@ def test_sse_history_then_live_then_end_and_resume(store, request):
         assert all(e.get("id") for e in reader.events), "every event has an id"
         import json
 
-        assert [json.loads(e["data"])["data"] for e in reader.events[:2]] == ["early\n", "live\n"]
+        assert [json.loads(e["data"])["data"] for e in reader.events[:2]] == ["early\n", "live\u2028same line\n"]
         assert json.loads(reader.events[0]["data"])["sequence"] == 0
         final = json.loads(reader.events[2]["data"])
         assert final["status"] == "success" and final["outputs"] == {"k": "v"}
@@ -118,7 +120,7 @@ def test_sse_history_then_live_then_end_and_resume(store, request):
         resumed = SSEReader(stream_url, {"Last-Event-ID": reader.events[0]["id"]})
         resumed.join()
         assert [e["event"] for e in resumed.events] == ["log", "end"]
-        assert json.loads(resumed.events[0]["data"])["data"] == "live\n"
+        assert json.loads(resumed.events[0]["data"])["data"] == "live\u2028same line\n"
 
         bad = client.get(f"/api/workflows/{wf}/jobs/j0/logs/stream", headers={"Last-Event-ID": "garbage"})
         assert bad.status_code == 400
@@ -239,3 +241,23 @@ def test_sigterm_answers_parked_long_polls_and_exits_cleanly():
 
 def _workers(server: ServerProcess) -> list:
     return httpx.get(server.url + "/api/workers").json()
+
+
+def test_sse_tail_of_a_cancelled_job_keeps_the_workers_last_logs(redis_url):
+    with ServerProcess(redis_url) as server, httpx.Client(base_url=server.url) as client:
+        wf = create(client, chain_doc(1))
+        lease = claim(client)["lease"]["lease_id"]
+        reader = SSEReader(f"{server.url}/api/workflows/{wf}/jobs/j0/logs/stream")
+        wait_for(lambda: reader.comments, "the tail to be open")
+        assert client.post(f"/api/workflows/{wf}/cancel").status_code == 202
+        # The worker learns of the cancel, stops its job and sends its last words.
+        assert client.post(f"/api/jobs/{lease}/heartbeat").json()["cancelled"] is True
+        last = client.post(f"/api/jobs/{lease}/logs", json={"chunks": [chunk(wf, "j0", 0, "terminated\n")]})
+        assert last.status_code == 200
+        assert client.post(f"/api/jobs/{lease}/fail", json={"error": "cancelled"}).status_code == 409
+        reader.join()
+        import json
+
+        assert [e["event"] for e in reader.events] == ["log", "end"]
+        assert json.loads(reader.events[0]["data"])["data"] == "terminated\n"
+        assert json.loads(reader.events[1]["data"])["status"] == "cancelled"

@@ -276,3 +276,15 @@ async def test_workers_show_busy_and_idle(store):
     await store.complete(c.lease.lease_id, {})
     (w,) = await store.list_workers()
     assert w.status == "idle" and w.current_jobs == []
+
+
+async def test_workers_unseen_for_the_retention_period_are_forgotten(store):
+    await store.register_worker("gone", ["linux"])
+    await store.register_worker("busy-but-quiet", [])
+    await submit(store, job("a"))
+    await claim(store, "busy-but-quiet")
+    await store.register_worker("fresh", [])
+    await store.redis.zadd(store.prefix + "workers", {"gone": 0, "busy-but-quiet": 0})
+    await reap_once(store)
+    assert sorted(w.worker_id for w in await store.list_workers()) == ["busy-but-quiet", "fresh"]
+    assert not await store.redis.exists(store.prefix + "worker:gone")

@@ -183,6 +183,8 @@ local function expire_lease(lid, now, wf, job, worker)
     fail_attempt(wf, job, now, 'lease expired', true)
     return true
   end
+  -- A cancelled job's log tail waits for its lease to end: tell it.
+  redis.call('PUBLISH', jobchan(wf, job), 'released')
   return false
 end
 

@@ -7,6 +7,7 @@ if lease.st ~= 'running' then
   -- Cancelled under this lease: the worker has stopped and reported, so the
   -- lease goes now rather than at its expiry (the worker shows idle again).
   release_lease(lid, lease.worker)
+  redis.call('PUBLISH', jobchan(lease.wf, lease.job), 'released')
   return { lease.st }
 end
 local wf, job = lease.wf, lease.job

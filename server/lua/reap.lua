@@ -1,7 +1,8 @@
--- ARGV: max leases to expire, max finished workflows to purge.
+-- ARGV: max leases to expire, max finished workflows to purge, how long
+-- (ms) an idle worker stays registered unseen.
 -- Returns {expired, promoted, purged}. Safe to run from any number of
 -- processes at once: each call is atomic and only acts on what is due.
-local limit, purge_limit = tonumber(ARGV[1]), tonumber(ARGV[2])
+local limit, purge_limit, forget_ms = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local now = now_ms()
 local promoted = promote_delayed(now, limit)
 
@@ -28,5 +29,13 @@ for _, wf in ipairs(redis.call('ZRANGEBYSCORE', P .. 'finished', '-inf', num(now
     purged = purged + 1
   end
   redis.call('ZREM', P .. 'finished', wf)
+end
+-- Workers restart under new ids (host-pid): forget the long gone ones,
+-- but never one that still holds a lease.
+for _, worker in ipairs(redis.call('ZRANGEBYSCORE', P .. 'workers', '-inf', num(now - forget_ms), 'LIMIT', 0, purge_limit)) do
+  if redis.call('SCARD', P .. 'wleases:' .. worker) == 0 then
+    redis.call('DEL', P .. 'worker:' .. worker, P .. 'wleases:' .. worker)
+    redis.call('ZREM', P .. 'workers', worker)
+  end
 end
 return { expired, promoted, purged }

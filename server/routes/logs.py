@@ -20,6 +20,10 @@ from ..models import encoder
 from ..store import TERMINAL
 
 BATCH = 500
+# SSE ends lines only at CR/LF, but many clients split with str.splitlines(),
+# which also breaks at these. Inside JSON strings their \u escapes mean the
+# same text, so escaping them costs nothing and keeps such clients whole.
+_LINE_BREAKS = str.maketrans({c: f"\\u{ord(c):04x}" for c in "\x1c\x1d\x1e\x85\u2028\u2029"})
 
 
 async def history(request: Request) -> Response:
@@ -58,11 +62,15 @@ async def _events(state, wf: str, job: str, last_id: str):
                 entries = await store.read_logs(wf, job, last_id, BATCH)
                 for eid, chunk in entries:
                     last_id = eid
-                    yield f"id: {eid}\nevent: log\ndata: {chunk}\n\n".encode()
+                    yield f"id: {eid}\nevent: log\ndata: {chunk.translate(_LINE_BREAKS)}\n\n".encode()
                 if len(entries) < BATCH:
                     break
-            if job_state.status in TERMINAL:
-                data = encoder.encode(job_state).decode()
+            # A cancelled job's worker may still send its last output while
+            # it stops the job: end only once it has let go of the lease.
+            if job_state.status in TERMINAL and not (
+                job_state.status == "cancelled" and await store.lease_held(wf, job)
+            ):
+                data = encoder.encode(job_state).decode().translate(_LINE_BREAKS)
                 yield f"id: {last_id}\nevent: end\ndata: {data}\n\n".encode()
                 return
             try:
