@@ -174,3 +174,15 @@ def test_submit_prints_the_id(fake_server, capsys, tmp_path):
     assert cli.main(["submit", str(doc), "--no-run", "--server", "http://rota.test"]) == 0
     assert capsys.readouterr().out == "wf1\n"
     assert api.calls == [("POST", "/api/workflows")]
+
+
+@pytest.mark.parametrize("flag", ["--wait", "--follow"])
+def test_submit_no_run_with_wait_is_a_usage_error(fake_server, capsys, tmp_path, flag):
+    api = fake_server(FakeApi([workflow("queued")]))  # stays queued: a wait would never end
+    doc = tmp_path / "ci.json"
+    doc.write_text("{}")
+    with pytest.raises(SystemExit) as info:
+        cli.main(["submit", str(doc), "--no-run", flag, "--server", "http://rota.test"])
+    assert info.value.code == 2
+    assert "--no-run" in capsys.readouterr().err
+    assert api.calls == []  # nothing submitted

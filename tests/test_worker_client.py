@@ -1,10 +1,12 @@
 """worker/client.py: decoding, error messages, and the SSE log tail."""
 
+import json
+
 import httpx
 import pytest
 
 from server.models import JobOut, LogChunk
-from worker.client import ApiError, Client, RotaError, SseEvent, SseParser, Unreachable, is_transient
+from worker.client import ApiError, Client, RotaError, SseEvent, SseParser, Unreachable, is_transient, sse_lines
 
 
 def client_for(handler) -> Client:
@@ -119,6 +121,44 @@ def test_sse_parser():
     ]
     events = [e for e in map(parser.feed, lines) if e is not None]
     assert events == [SseEvent("log", '{"a":1}', "1-0"), SseEvent("end", "line1\nline2", None)]
+
+
+async def pieces(*chunks: bytes):
+    for chunk in chunks:
+        yield chunk
+
+
+async def test_sse_lines_end_only_at_cr_lf_or_crlf():
+    # U+2028, U+2029, U+0085 and \x1c-\x1e end lines for str.splitlines(), not for SSE.
+    body = "data: a\u2028b\u2029c\x85d\x1ce\x1df\x1eg\x0bh\x0ci\r\ndata: é\rdata: 3\n\r\r\n".encode()
+    want = ["data: a\u2028b\u2029c\x85d\x1ce\x1df\x1eg\x0bh\x0ci", "data: é", "data: 3", "", ""]
+    assert [line async for line in sse_lines(pieces(body))] == want
+    # The same bytes cut at every offset: a CRLF or a UTF-8 sequence split between reads.
+    for cut in range(1, len(body)):
+        assert [line async for line in sse_lines(pieces(body[:cut], body[cut:]))] == want, cut
+
+
+async def test_sse_lines_a_cr_at_the_very_end_ends_a_line():
+    assert [line async for line in sse_lines(pieces(b"data: x\n\r"))] == ["data: x", ""]
+    assert [line async for line in sse_lines(pieces(b"data: x\n", b"unterminated"))] == ["data: x"]
+
+
+async def test_follow_logs_keeps_unicode_line_separators_in_the_data():
+    data = "hello\u2028world\x85\u2029!\n"
+    chunk = {"workflow_id": "wf", "job_id": "j", "sequence": 0, "data": data, "timestamp_ms": 1, "stream": "stdout"}
+    body = (
+        f"id: 1-0\r\nevent: log\r\ndata: {json.dumps(chunk, ensure_ascii=False)}\r\n\r\n"
+        f"event: end\r\ndata: {JOB_JSON}\r\n\r\n"
+    ).encode()
+    cut = body.index(b"\r\n") + 1  # the first CRLF's CR and LF arrive in different reads
+
+    async def handler(request):
+        return httpx.Response(200, content=pieces(body[:cut], body[cut:]), headers={"content-type": "text/event-stream"})
+
+    async with client_for(handler) as client:
+        items = [item async for item in client.follow_logs("wf", "j")]
+    assert [i.data for i in items if isinstance(i, LogChunk)] == [data]
+    assert isinstance(items[-1], JobOut)
 
 
 async def test_follow_logs_resumes_after_a_drop_with_last_event_id():

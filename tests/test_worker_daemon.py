@@ -13,6 +13,7 @@ import msgspec
 import pytest
 
 from server.models import ClaimRequest, ClaimResponse, Lease, LogsRequest, QueuedJob, RetryPolicy, Step
+import worker.daemon
 from tests.procs import pid_alive
 from worker.client import ApiError, Client
 from worker.daemon import Daemon, WorkerConfig
@@ -279,6 +280,47 @@ async def test_server_errors_on_report_are_retried(fake, start_daemon):
     await wait_for(lambda: fake.leases[lease].results, "the result")
     assert result(fake, lease)[0] == "fail"
     assert fake.flaky["fail"] == []
+
+
+@pytest.mark.parametrize("status", [413, 422])
+async def test_a_refused_result_is_reported_as_a_permanent_failure(fake, start_daemon, status):
+    fake.flaky["complete"] = [status]
+    lease = fake.enqueue("echo big=1 >> $ROTA_OUTPUT")
+    start_daemon()
+    await wait_for(lambda: fake.leases[lease].results, "the result")
+    assert result(fake, lease) == (
+        "fail", {"error": "server refused the result: error flaky: try again", "retryable": False},
+    )
+
+
+async def test_a_refused_failure_report_is_logged(fake, start_daemon, caplog):
+    fake.flaky["fail"] = [422]
+    first = fake.enqueue("exit 3")
+    second = fake.enqueue("true")
+    start_daemon()
+    await wait_for(lambda: fake.leases[second].results, "the next job's result")
+    assert fake.leases[first].results == []
+    assert any(
+        r.levelname == "ERROR" and "wf/job0" in r.getMessage() and "error flaky: try again" in r.getMessage()
+        for r in caplog.records
+    )
+
+
+async def test_drain_gives_up_on_results_the_server_never_takes(fake, start_daemon, tmp_path, monkeypatch, caplog):
+    monkeypatch.setattr(worker.daemon, "SHUTDOWN_REPORT_GRACE", 0.5)
+    gate, pidfile = tmp_path / "go", tmp_path / "stuck.pid"
+    finishes = fake.enqueue(f"while [ ! -e {gate} ]; do sleep 0.02; done")  # during the drain
+    stuck = fake.enqueue(f"echo $$ > {pidfile}; sleep 300")  # stopped at the drain timeout
+    daemon, task = start_daemon(concurrency=2, drain_timeout=0.5, cancel_grace=0.2)
+    await wait_for(pidfile.exists, "the jobs to start")
+    fake.down = True
+    daemon.request_stop()
+    gate.touch()
+    await asyncio.wait_for(task, 20)
+    assert not pid_alive(int(pidfile.read_text()))
+    assert fake.leases[finishes].results == fake.leases[stuck].results == []
+    gave_up = [r.getMessage() for r in caplog.records if "gave up" in r.getMessage()]
+    assert len(gave_up) == 2 and all("lease expires" in m for m in gave_up), gave_up
 
 
 async def test_drain_lets_a_running_job_finish(fake, start_daemon, tmp_path):

@@ -333,6 +333,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     submit.add_argument("--wait", action="store_true", help="show job states until it ends; exit 0 only on success")
     submit.add_argument("--follow", action="store_true", help="like --wait, also streaming every job's logs")
+    submit.set_defaults(usage_error=submit.error)
 
     status = command("status", _client_command(_status), "show a workflow's jobs")
     status.add_argument("workflow_id")
@@ -360,4 +361,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Optional[list[str]] = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "submit" and not args.run and (args.wait or args.follow):
+        # Nothing would start the workflow, so the wait would never end.
+        args.usage_error(
+            "--wait and --follow need the workflow to run: drop --no-run, or start it later with `rota run ID --wait`"
+        )
     return args.handler(args)

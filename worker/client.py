@@ -10,6 +10,8 @@ surface as two exceptions with messages fit to print as they are:
 from __future__ import annotations
 
 import asyncio
+import codecs
+import re
 from dataclasses import dataclass, field
 from typing import Any, AsyncIterator, Optional
 from urllib.parse import quote
@@ -105,6 +107,33 @@ class SseParser:
         elif name == "id":
             self._id = value
         return None
+
+
+_SSE_LINE_END = re.compile(r"\r\n|\r|\n")
+
+
+async def sse_lines(chunks: AsyncIterator[bytes]) -> AsyncIterator[str]:
+    """The lines of a `text/event-stream` body, read as it arrives.
+
+    SSE ends lines only at CRLF, CR or LF. httpx's aiter_lines() also splits
+    at U+2028, U+0085, \\x1c and the like (str.splitlines), which JSON leaves
+    unescaped in a log chunk's data, cutting an event's data in two.
+    """
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")  # SSE is always UTF-8
+    buffer = ""
+    async for chunk in chunks:
+        scan_from = max(len(buffer) - 1, 0)  # the buffer holds no line end, bar a final CR
+        buffer += decoder.decode(chunk)
+        start = 0
+        for end in _SSE_LINE_END.finditer(buffer, scan_from):
+            if end.group() == "\r" and end.end() == len(buffer):
+                break  # maybe the first half of a CRLF split between reads
+            yield buffer[start : end.start()]
+            start = end.end()
+        buffer = buffer[start:]
+    if buffer.endswith("\r"):
+        yield buffer[:-1]
+    # Anything else left is an unterminated line, which SSE discards.
 
 
 def _path(*parts: str) -> str:
@@ -204,7 +233,7 @@ class Client:
                         await response.aread()
                         raise ApiError.from_response(response)
                     parser = SseParser()
-                    async for line in response.aiter_lines():
+                    async for line in sse_lines(response.aiter_bytes()):
                         event = parser.feed(line)
                         if event is None:
                             continue

@@ -34,6 +34,11 @@ LEASE_LOST = "lease lost"
 TIMEOUT = "timeout"
 SHUTDOWN = "shutdown"
 
+# At shutdown, how long past the drain timeout and cancel grace a result may
+# take to reach the server. Past it the worker gives up: the lease expires and
+# the server re-queues the job.
+SHUTDOWN_REPORT_GRACE = 5.0
+
 
 def default_worker_id() -> str:
     return f"{socket.gethostname()}-{os.getpid()}"
@@ -190,27 +195,39 @@ class JobRun:
             except (OSError, OutputFileError) as exc:
                 await self._report_failure(f"bad $ROTA_OUTPUT: {exc}", retryable=False)
                 return
-            if await self._deliver("complete", lambda: self._client.complete(self.lease.lease_id, outputs)):
+            refused = await self._deliver("complete", lambda: self._client.complete(self.lease.lease_id, outputs))
+            if refused is None:
                 log.info("finished %s: success in %.2fs", self.name, self._elapsed())
+            elif refused.status != 409:
+                # Re-running the job would produce the same result (too large,
+                # invalid), so fail it for good rather than let the lease expire.
+                log.error("the server refused the result of %s: %s", self.name, refused)
+                await self._report_failure(f"server refused the result: {refused}", retryable=False)
 
     async def _report_failure(self, error: str, *, retryable: bool) -> None:
-        if await self._deliver("fail", lambda: self._client.fail(self.lease.lease_id, error, retryable)):
+        refused = await self._deliver("fail", lambda: self._client.fail(self.lease.lease_id, error, retryable))
+        if refused is None:
             log.info("finished %s: failure in %.2fs: %s", self.name, self._elapsed(), error)
+        elif refused.status != 409:
+            log.error("the server refused the failure report of %s: %s", self.name, refused)
 
-    async def _deliver(self, what: str, send: Callable[[], Awaitable[None]]) -> bool:
-        """Send a result until the server takes it; False when it never will."""
+    async def _deliver(self, what: str, send: Callable[[], Awaitable[None]]) -> ApiError | None:
+        """Send a result until the server takes it (None) or refuses it (its answer).
+
+        Retries for as long as the server is unreachable or failing, so a blip
+        never loses a result; only a shutdown's drain deadline cuts this short.
+        """
         backoff = Backoff()
         while True:
             try:
                 await send()
-                return True
+                return None
             except ApiError as exc:
                 if exc.status == 409:
                     log.info("lost lease %s: the server refused its %s: %s", self.name, what, exc)
-                    return False
+                    return exc
                 if not is_transient(exc):
-                    log.error("the server rejected the %s of %s: %s", what, self.name, exc)
-                    return False
+                    return exc
                 error: RotaError = exc
             except RotaError as exc:
                 if not is_transient(exc):
@@ -341,7 +358,19 @@ class Daemon:
             return
         log.info("draining %d running job(s), up to %.0fs", len(self._jobs), timeout)
         _, running = await asyncio.wait(set(self._jobs), timeout=timeout)
-        if running:
-            for task in running:
-                self._jobs[task].stop(SHUTDOWN)
-            await asyncio.wait(running)
+        if not running:
+            return
+        for task in running:
+            self._jobs[task].stop(SHUTDOWN)
+        # Stopped jobs die within the cancel grace; then their results (and those
+        # of jobs that finished while the server was away) get a few seconds.
+        _, stuck = await asyncio.wait(running, timeout=self._config.cancel_grace + SHUTDOWN_REPORT_GRACE)
+        for task in stuck:
+            log.warning(
+                "gave up on %s: its result did not reach the server before shutdown;"
+                " the job re-runs when its lease expires",
+                self._jobs[task].name,
+            )
+            task.cancel()  # a job still running is killed as the runner unwinds
+        if stuck:
+            await asyncio.wait(stuck)
