@@ -22,7 +22,7 @@ from typing import Awaitable, Callable
 
 from server.models import ClaimResponse
 from worker.client import ApiError, Client, RotaError, is_transient
-from worker.logship import Backoff, LogShipper, job_name
+from worker.logship import Backoff, LogShipper, job_name, send_until_answered
 from worker.outputs import ExpressionError, OutputFileError, parse_output_file, resolve_env
 from worker.runner import Runner, RunResult, Script
 
@@ -217,25 +217,10 @@ class JobRun:
         Retries for as long as the server is unreachable or failing, so a blip
         never loses a result; only a shutdown's drain deadline cuts this short.
         """
-        backoff = Backoff()
-        while True:
-            try:
-                await send()
-                return None
-            except ApiError as exc:
-                if exc.status == 409:
-                    log.info("lost lease %s: the server refused its %s: %s", self.name, what, exc)
-                    return exc
-                if not is_transient(exc):
-                    return exc
-                error: RotaError = exc
-            except RotaError as exc:
-                if not is_transient(exc):
-                    raise
-                error = exc
-            delay = backoff.next()
-            log.warning("retrying the %s of %s in %.1fs: %s", what, self.name, delay, error)
-            await asyncio.sleep(delay)
+        refused = await send_until_answered(send, f"the {what} of {self.name}")
+        if refused is not None and refused.status == 409:
+            log.info("lost lease %s: the server refused its %s: %s", self.name, what, refused)
+        return refused
 
     async def _heartbeat(self) -> None:
         interval = self.lease.ttl_secs / 3

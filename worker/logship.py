@@ -1,6 +1,7 @@
 """Ships one lease's job output to the server as sequence-numbered log chunks.
 
-Also home to the small retry Backoff the daemon shares, and `job_name`."""
+Also home to what the daemon shares with it: `send_until_answered` (retry
+through outages), its `Backoff`, and `job_name`."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass
-from typing import Callable
+from typing import Awaitable, Callable
 
 from server.models import Lease, LogChunk
 from worker.client import ApiError, Client, RotaError, is_transient
@@ -33,6 +34,27 @@ class Backoff:
 
     def reset(self) -> None:
         self.delay = self._first
+
+
+async def send_until_answered(send: Callable[[], Awaitable[object]], what: str) -> ApiError | None:
+    """Sends until the server takes it (None) or refuses it (its ApiError).
+
+    Connection failures and 5xx answers are retried with backoff for as long
+    as they last, so a server blip never loses what the worker sends.
+    """
+    backoff = Backoff()
+    while True:
+        try:
+            await send()
+            return None
+        except RotaError as exc:
+            if not is_transient(exc):
+                if isinstance(exc, ApiError):
+                    return exc
+                raise
+            delay = backoff.next()
+            log.warning("%s failed, retrying in %.1fs: %s", what, delay, exc)
+            await asyncio.sleep(delay)
 
 
 @dataclass
@@ -149,27 +171,15 @@ class LogShipper:
         return chunks
 
     async def _push(self, chunks: list[LogChunk]) -> None:
-        backoff = Backoff()
-        while True:
-            try:
-                await self._client.push_logs(self._lease.lease_id, chunks)
-                return
-            except ApiError as exc:
-                if exc.status == 409:
-                    self._give_up()
-                    self._on_lease_lost()
-                    return
-                if not is_transient(exc):
-                    log.warning("dropped %d log chunks of %s: %s", len(chunks), job_name(self._lease), exc)
-                    return
-                error: RotaError = exc
-            except RotaError as exc:
-                if not is_transient(exc):
-                    raise
-                error = exc
-            delay = backoff.next()
-            log.warning("log upload for %s failed, retrying in %.1fs: %s", job_name(self._lease), delay, error)
-            await asyncio.sleep(delay)
+        refused = await send_until_answered(
+            lambda: self._client.push_logs(self._lease.lease_id, chunks), f"log upload for {job_name(self._lease)}")
+        if refused is None:
+            return
+        if refused.status == 409:
+            self._give_up()
+            self._on_lease_lost()
+        else:
+            log.warning("dropped %d log chunks of %s: %s", len(chunks), job_name(self._lease), refused)
 
     def _give_up(self) -> None:
         self._lost = True

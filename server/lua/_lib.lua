@@ -210,6 +210,23 @@ local function touch_worker(worker, now)
   redis.call('ZADD', P .. 'workers', now, worker)
 end
 
+-- The start of complete and fail: takes the lease of a running job back
+-- from its worker and returns it, or returns nil and the refusal to send.
+local function take_lease_for_result(lid, now)
+  local lease = live_lease(lid, now)
+  if not lease then return nil, { 'lost' } end
+  release_lease(lid, lease.worker)
+  if lease.st ~= 'running' then
+    -- Cancelled under this lease: the worker has stopped and reported, so the
+    -- lease goes now rather than at its expiry (the worker shows idle again),
+    -- and the job's log tail, which waits for that, may end.
+    redis.call('PUBLISH', jobchan(lease.wf, lease.job), 'released')
+    return nil, { lease.st }
+  end
+  touch_worker(lease.worker, now)
+  return lease
+end
+
 -- (Re)starts a run: every job back to its initial state, roots enqueued.
 local function start_run(wf, now)
   local w = wkey(wf)

@@ -1,18 +1,9 @@
 -- ARGV: lease_id, outputs (JSON object). Returns {'ok'} | {'lost'} | {'cancelled'}.
 local lid, outputs = ARGV[1], ARGV[2]
 local now = now_ms()
-local lease = live_lease(lid, now)
-if not lease then return { 'lost' } end
-if lease.st ~= 'running' then
-  -- Cancelled under this lease: the worker has stopped and reported, so the
-  -- lease goes now rather than at its expiry (the worker shows idle again).
-  release_lease(lid, lease.worker)
-  redis.call('PUBLISH', jobchan(lease.wf, lease.job), 'released')
-  return { lease.st }
-end
+local lease, refusal = take_lease_for_result(lid, now)
+if not lease then return refusal end
 local wf, job = lease.wf, lease.job
-release_lease(lid, lease.worker)
-touch_worker(lease.worker, now)
 
 local k = jkey(wf, job)
 set_status(wf, job, 'running', 'success')
