@@ -88,7 +88,7 @@ def create_app(settings: Optional[Settings] = None, redis: Optional[Redis] = Non
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette):
         client = redis if redis is not None else connect(settings)
-        store = Store(client, settings.namespace, settings.retention_secs, settings.log_max_chunks)
+        store = Store.from_settings(client, settings)
         # A real Redis gets a second, retry-free client for pub/sub (see
         # connect_pubsub); in-process stores share the one client.
         pubsub_client = connect_pubsub(settings) if redis is None and settings.redis_url else client

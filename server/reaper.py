@@ -57,7 +57,7 @@ def main() -> None:
 
     async def run() -> None:
         redis = connect(settings)
-        store = Store(redis, settings.namespace, settings.retention_secs, settings.log_max_chunks)
+        store = Store.from_settings(redis, settings)
         log.info("reaper running against %s every %.1fs", settings.redis_url, settings.reap_interval_secs)
         await run_forever(store, settings.reap_interval_secs)
 

@@ -31,6 +31,7 @@ from .models import (
     WorkflowSpec,
     backoff_fields,
 )
+from .settings import Settings
 
 SCRIPTS = ("create", "run", "cancel", "claim", "heartbeat", "complete", "fail",
            "logs", "reap", "register")
@@ -93,6 +94,12 @@ class Store:
         self.log_maxlen = log_maxlen
         self.idempotency_ttl_secs = idempotency_ttl_secs
         self._scripts = {name: redis.register_script(src) for name, src in _load_scripts().items()}
+
+    @classmethod
+    def from_settings(cls, redis: Redis, settings: Settings) -> "Store":
+        """The one place settings become a store, so a server and a standalone
+        reaper on the same Redis always agree on namespace and retention."""
+        return cls(redis, settings.namespace, settings.retention_secs, settings.log_max_chunks)
 
     @property
     def wake_channel(self) -> str:
