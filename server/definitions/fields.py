@@ -1,0 +1,293 @@
+"""Field converters: each reports its own problems and returns the normalised
+value, or None when nothing usable is left. Nothing is built unless no problem
+was found, so the length limits here hold before anything is encoded or stored.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import typing
+from collections.abc import Callable, Set
+
+import msgspec
+
+from .. import models
+from ..limits import (
+    MAX_ENV_ENTRIES,
+    MAX_ENV_NAME_CHARS,
+    MAX_ENV_VALUE_CHARS,
+    MAX_NAME_CHARS,
+    MAX_SCRIPT_CHARS,
+    MAX_STEPS_CHARS,
+    MAX_TRIGGER_CHARS,
+)
+from .problems import Problems, Where, key_text, suggest
+
+
+def _meta(annotated: object) -> msgspec.Meta:
+    """The constraint on a models.py type, so every limit is stated once, there."""
+    return typing.get_args(annotated)[1]
+
+
+_LABEL_RE = re.compile(models.LABEL_PATTERN)
+_ENV_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_RETRIES = _meta(models.Retries)
+_PRIORITY = _meta(models.Priority)
+_MAX_SECONDS = _meta(models.Seconds).le
+
+Converter = Callable[[object, Where, Problems], object]
+Entries = dict[str, tuple[object, Where]]  # field -> (value, where)
+
+
+def gather(
+    mapping: dict, fields: dict[str, str], where: Where, problems: Problems, ignored: Set[str] = frozenset()
+) -> Entries:
+    """The mapping's entries by the field they mean. A null value counts as absent."""
+    found: Entries = {}
+    for key, value in mapping.items():
+        child = where + (key_text(key),)
+        field = fields.get(key)
+        if field is None:
+            if key not in ignored:
+                problems.add(child, "unknown field" + suggest(key, fields))
+        elif field in found:
+            problems.add(child, f"give {found[field][1][-1]} or {key}, not both")
+        elif value is not None:
+            found[field] = (value, child)
+    return found
+
+
+def too_long(limit: int, what: str) -> str:
+    return f"longer than {limit} characters (limit for {what})"
+
+
+def _text(value: object, where: Where, problems: Problems) -> str | None:
+    if isinstance(value, str) and value.strip():
+        return value
+    problems.add(where, "must be a non-empty string")
+    return None
+
+
+def _bounded_text(limit: int, what: str) -> Converter:
+    def convert(value: object, where: Where, problems: Problems) -> str | None:
+        text = _text(value, where, problems)
+        if text is not None and len(text) > limit:
+            problems.add(where, too_long(limit, what))
+            return None
+        return text
+
+    return convert
+
+
+name = _bounded_text(MAX_NAME_CHARS, "a name")
+script = _bounded_text(MAX_SCRIPT_CHARS, "one script")
+
+
+def trigger(value: object, where: Where, problems: Problems) -> str | None:
+    """`on:` as GitHub spells it: an event, a list of events, or events mapped to their filters."""
+    if isinstance(value, str):
+        text = value
+    elif isinstance(value, (list, dict)) and all(isinstance(event, str) for event in value):
+        text = ",".join(value)
+    else:
+        problems.add(where, "must be an event name, a list of them or a mapping keyed by them")
+        return None
+    if len(text) > MAX_TRIGGER_CHARS:
+        problems.add(where, too_long(MAX_TRIGGER_CHARS, "the trigger"))
+        return None
+    return text
+
+
+def _strings(value: object, where: Where, problems: Problems) -> list[tuple[Where, str]] | None:
+    """Each string with where it sits; one string stands for a list of one (`needs: test`)."""
+    if isinstance(value, str):
+        return [(where, value)]
+    if not isinstance(value, list):
+        problems.add(where, "must be a string or a list of strings")
+        return None
+    bad = [index for index, item in enumerate(value) if not isinstance(item, str)]
+    for index in bad:
+        problems.add(where + (index,), "must be a string")
+    return None if bad else [(where + (index,), item) for index, item in enumerate(value)]
+
+
+def _needs(value: object, where: Where, problems: Problems) -> list[str] | None:
+    items = _strings(value, where, problems)
+    # the store counts a job's unmet needs: a repeated need would never be met twice
+    return None if items is None else list(dict.fromkeys(item for _, item in items))
+
+
+def _labels(value: object, where: Where, problems: Problems) -> list[str] | None:
+    items = _strings(value, where, problems)
+    if items is None:
+        return None
+    for item_where, label in items:
+        if not _LABEL_RE.fullmatch(label):
+            problems.add(
+                item_where,
+                f"invalid label {label!r}: use letters, digits and _.:/=+- (no spaces or commas), "
+                "at most 64 characters",
+            )
+    return sorted({label for _, label in items})
+
+
+def _bounded_int(value: object, where: Where, problems: Problems, low: int, high: int) -> int | None:
+    # `type is int`: a bool is an int to Python, but `retries: true` is a mistake
+    if type(value) is int and low <= value <= high:
+        return value
+    problems.add(where, f"must be an integer from {low} to {high}")
+    return None
+
+
+def _retries(value: object, where: Where, problems: Problems) -> int | None:
+    return _bounded_int(value, where, problems, _RETRIES.ge, _RETRIES.le)
+
+
+def _priority(value: object, where: Where, problems: Problems) -> int | None:
+    return _bounded_int(value, where, problems, _PRIORITY.ge, _PRIORITY.le)
+
+
+def _timeout(value: object, where: Where, problems: Problems) -> int | None:
+    """`timeout-minutes` (GitHub's, fractions allowed) or `timeout_secs`, as whole seconds."""
+    if where[-1] == "timeout-minutes":
+        # the bound comes before the multiplication: inf * 60 cannot be rounded; NaN fails it
+        if type(value) in (int, float) and 0 < value <= _MAX_SECONDS / 60:
+            return math.ceil(value * 60)
+        problems.add(where, f"must be a number of minutes above 0, at most {_MAX_SECONDS // 60}")
+        return None
+    if type(value) is int and 0 < value <= _MAX_SECONDS:
+        return value
+    problems.add(where, f"must be a whole number of seconds above 0, at most {_MAX_SECONDS}")
+    return None
+
+
+def _env(value: object, where: Where, problems: Problems) -> dict[str, str] | None:
+    if not isinstance(value, dict):
+        problems.add(where, "must be a mapping of NAME: value")
+        return None
+    if len(value) > MAX_ENV_ENTRIES:
+        # a problem per entry would only bury this one
+        problems.add(where, f"more than {MAX_ENV_ENTRIES} environment variables (limit for one job)")
+        return None
+    env = {}
+    for env_name, raw in value.items():
+        name_where = where + (key_text(env_name),)
+        if not (isinstance(env_name, str) and _ENV_NAME_RE.fullmatch(env_name)):
+            problems.add(
+                name_where,
+                "invalid environment variable name: use letters, digits and '_', not starting with a digit",
+            )
+        elif len(env_name) > MAX_ENV_NAME_CHARS:
+            problems.add(name_where, too_long(MAX_ENV_NAME_CHARS, "an environment variable name"))
+        text = _env_text(raw)
+        if text is None:
+            problems.add(name_where, "must be a string, number or boolean")
+        elif len(text) > MAX_ENV_VALUE_CHARS:
+            problems.add(name_where, too_long(MAX_ENV_VALUE_CHARS, "one environment value"))
+        else:
+            env[key_text(env_name)] = text
+    return env
+
+
+def _env_text(value: object) -> str | None:
+    """A scalar as GitHub Actions puts it in the environment; None for anything else."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (str, int, float)):
+        return str(value)
+    return None
+
+
+_STEP_FIELDS = {"name": "name", "run": "run"}
+
+
+def _steps(value: object, where: Where, problems: Problems) -> list[dict] | None:
+    if not isinstance(value, list) or not value:
+        problems.add(where, "must be a non-empty list of steps, each {name, run}")
+        return None
+    steps = [_step(item, where + (index,), problems) for index, item in enumerate(value)]
+    if None in steps:
+        return None
+    # the job's command is the runs joined by newlines (see workflow.job)
+    joined = sum(len(step["run"]) for step in steps) + len(steps) - 1
+    if joined > MAX_STEPS_CHARS:
+        problems.add(where, "the runs joined are " + too_long(MAX_STEPS_CHARS, "one job's steps"))
+        return None
+    return steps
+
+
+def _step(value: object, where: Where, problems: Problems) -> dict | None:
+    if not isinstance(value, dict):
+        problems.add(where, "must be a mapping with run:")
+        return None
+    entries = gather(value, _STEP_FIELDS, where, problems, ignored={"uses"})
+    if "uses" in value:
+        problems.add(where + ("uses",), "uses: is not supported; give run:")
+        return None
+    if "run" not in entries:
+        problems.add(where + ("run",), "required")
+        return None
+    run = script(*entries["run"], problems)
+    if run is None:
+        return None
+    if "name" in entries:
+        step_name = name(*entries["name"], problems)
+    else:
+        # a name the submitter did not write must not be what gets the step refused
+        step_name = next(line.strip() for line in run.splitlines() if line.strip())[:MAX_NAME_CHARS]
+    return {"name": step_name, "run": run}
+
+
+# wire tag and parameters of each backoff kind, by its lowercase (YAML) name
+_BACKOFF_KINDS = {"fixed": ("Fixed", ("delay_secs",)), "exponential": ("Exponential", ("base_secs", "max_secs"))}
+
+
+def _backoff(value: object, where: Where, problems: Problems) -> str | dict | None:
+    """The YAML form (`none`, `{fixed: ...}`) or the wire form (`"None"`, `{"Fixed": ...}`)."""
+    if isinstance(value, str) and value.lower() == "none":
+        return "None"
+    kind = next(iter(value)) if isinstance(value, dict) and len(value) == 1 else None
+    known = _BACKOFF_KINDS.get(kind.lower()) if isinstance(kind, str) else None
+    if known is None:
+        problems.add(
+            where,
+            "must be none, {fixed: {delay_secs: N}} or {exponential: {base_secs: N, max_secs: M}}",
+        )
+        return None
+    tag, names = known
+    kind_where = where + (kind,)
+    params = value[kind]
+    if not isinstance(params, dict):
+        problems.add(kind_where, f"must be a mapping with {' and '.join(names)}")
+        return None
+    entries = gather(params, {param: param for param in names}, kind_where, problems)
+    seconds = {}
+    for param in names:
+        if param in entries:
+            seconds[param] = _bounded_int(*entries[param], problems, 0, _MAX_SECONDS)
+        else:
+            problems.add(kind_where + (param,), "required")
+    if len(seconds) < len(names) or None in seconds.values():
+        return None
+    if tag == "Exponential" and seconds["max_secs"] < seconds["base_secs"]:
+        problems.add(kind_where + ("max_secs",), "must be at least base_secs")
+        return None
+    return {tag: seconds}
+
+
+# field -> (JobSpec field, converter)
+JOB_CONVERTERS: dict[str, tuple[str, Converter]] = {
+    "name": ("name", name),
+    "run": ("command", script),
+    "steps": ("steps", _steps),
+    "needs": ("needs", _needs),
+    "labels": ("labels", _labels),
+    "retries": ("max_retries", _retries),
+    "backoff": ("backoff", _backoff),
+    "env": ("env", _env),
+    "timeout": ("timeout_secs", _timeout),
+    "priority": ("priority", _priority),
+}

@@ -1,0 +1,146 @@
+"""The two document shapes -> the fields of a WorkflowSpec.
+
+`jobs` being a list (the seed's shape, full Job objects with `id`, `command`,
+`depends_on`) or a mapping (the GitHub-Actions-like shape, job id -> `run` or
+`steps`, `needs`) tells them apart; both normalise to the same fields.
+"""
+
+from __future__ import annotations
+
+import re
+
+from .. import models
+from ..limits import MAX_JOBS
+from . import fields
+from .graph import Job, check_graph
+from .problems import Problems, Where, key_text
+
+_ID_RE = re.compile(models.ID_PATTERN)
+
+# Each shape's spelling of a field -> the field it means. Aliases of one field
+# may not both be given.
+_WORKFLOW_FIELDS = {"name": "name", "on": "trigger", "trigger": "trigger", "jobs": "jobs"}
+_DOCUMENT_JOB_FIELDS = {
+    "name": "name",
+    "run": "run",
+    "steps": "steps",
+    "needs": "needs",
+    "labels": "labels",
+    "runs-on": "labels",
+    "retries": "retries",
+    "max_retries": "retries",
+    "backoff": "backoff",
+    "env": "env",
+    "timeout-minutes": "timeout",
+    "timeout_secs": "timeout",
+    "priority": "priority",
+}
+_SEED_JOB_FIELDS = {
+    "id": "id",
+    "name": "name",
+    "command": "run",
+    "steps": "steps",
+    "depends_on": "needs",
+    "required_labels": "labels",
+    "max_retries": "retries",
+    "backoff": "backoff",
+    "env": "env",
+    "timeout_secs": "timeout",
+    "priority": "priority",
+}
+# Job state a seed client (or a client echoing our status output) sends along.
+_SEED_JOB_STATE = frozenset(
+    {"status", "duration_secs", "started_at", "output", "attempt", "metadata", "ports", "children", "collapsed"}
+    | {"outputs", "error", "progress", "worker_id", "finished_at"}
+)
+
+
+def workflow(data: object, default_name: str, problems: Problems) -> dict | None:
+    if not isinstance(data, dict):
+        problems.add((), "must be a mapping with a jobs entry")
+        return None
+    entries = fields.gather(data, _WORKFLOW_FIELDS, (), problems)
+    name = fields.name(*entries["name"], problems) if "name" in entries else default_name
+    trigger = fields.trigger(*entries["trigger"], problems) if "trigger" in entries else ""
+    jobs = _jobs(entries.get("jobs"), problems)
+    return {"name": name, "trigger": trigger, "jobs": jobs}
+
+
+def _jobs(entry: tuple[object, Where] | None, problems: Problems) -> list[dict]:
+    if entry is None:
+        problems.add(("jobs",), "required: a list of jobs or a mapping of job id to job")
+        return []
+    value, where = entry
+    if not isinstance(value, (list, dict)):
+        problems.add(where, "must be a list of jobs or a mapping of job id to job")
+        return []
+    if not value:
+        problems.add(where, "must contain at least one job")
+        return []
+    if len(value) > MAX_JOBS:
+        problems.add(where, f"at most {MAX_JOBS} jobs per workflow (got {len(value)})")
+        return []
+    if isinstance(value, list):
+        jobs = [_seed_job(where + (index,), job, problems) for index, job in enumerate(value)]
+    else:
+        jobs = [_document_job(where + (key_text(key),), key, job, problems) for key, job in value.items()]
+    check_graph(jobs, problems)
+    return [job.spec for job in jobs]
+
+
+def _document_job(where: Where, key: object, value: object, problems: Problems) -> Job:
+    job_id = _job_id(key, where, problems)
+    if not isinstance(value, dict):
+        problems.add(where, "must be a mapping with run: or steps:")
+        return Job(where, job_id, [], where, {})
+    entries = fields.gather(value, _DOCUMENT_JOB_FIELDS, where, problems)
+    return _job(where, job_id, entries, "run", problems)
+
+
+def _seed_job(where: Where, value: object, problems: Problems) -> Job:
+    if not isinstance(value, dict):
+        problems.add(where, "must be a mapping (a job object)")
+        return Job(where, None, [], where, {})
+    entries = fields.gather(value, _SEED_JOB_FIELDS, where, problems, ignored=_SEED_JOB_STATE)
+    if "id" in entries:
+        raw_id, id_where = entries.pop("id")
+        job_id = _job_id(raw_id, id_where, problems)
+    else:
+        problems.add(where + ("id",), "required")
+        job_id = None
+    return _job(where, job_id, entries, "command", problems)
+
+
+def _job_id(value: object, where: Where, problems: Problems) -> str | None:
+    """The id as given, even when invalid, so the graph checks can still refer to it."""
+    if not isinstance(value, str):
+        problems.add(where, "job ids must be strings")
+        return None
+    if not _ID_RE.fullmatch(value):
+        problems.add(
+            where,
+            f"invalid job id {value!r}: use letters, digits, '_', '.' and '-', "
+            "starting with a letter or digit, at most 128 characters",
+        )
+    return value
+
+
+def _job(where: Where, job_id: str | None, entries: fields.Entries, run_key: str, problems: Problems) -> Job:
+    run = entries.get("run")
+    if run is not None and run[0] == "" and "steps" in entries:
+        del entries["run"]  # seed clients must send `command`; a steps job derives it
+    if "run" in entries and "steps" in entries:
+        problems.add(where, f"give {run_key} or steps, not both")
+    elif "run" not in entries and "steps" not in entries:
+        problems.add(where + (run_key,), "required (or give steps)")
+
+    spec: dict = {"id": job_id, "name": job_id}
+    for field, (value, field_where) in entries.items():
+        spec_key, convert = fields.JOB_CONVERTERS[field]
+        converted = convert(value, field_where, problems)
+        if converted is not None:
+            spec[spec_key] = converted
+    if "steps" in spec:
+        spec["command"] = "\n".join(step["run"] for step in spec["steps"])
+    needs_where = entries["needs"][1] if "needs" in entries else where
+    return Job(where, job_id, spec.get("needs", []), needs_where, spec)

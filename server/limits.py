@@ -1,0 +1,43 @@
+"""How large a workflow document, and each of its fields, may be.
+
+Stated once here: server/definitions enforces them while reading a document,
+so every breach comes back as a named problem before anything is encoded or
+stored, and models.py can give the same numbers to msgspec.
+"""
+
+from __future__ import annotations
+
+# Each job is a few Redis keys and a node in every graph walk; real workflows
+# have tens of jobs.
+MAX_JOBS = 1000
+
+# libyaml's composer recurses without a depth check and crashes the process on
+# deeply nested input; real workflows are a few levels deep.
+MAX_YAML_DEPTH = 64
+# Any YAML loader spends seconds per million values. Counted with aliases
+# expanded: `*a` costs what its anchor holds, not one value.
+MAX_YAML_VALUES = 200_000
+# Scalar text of a whole document, aliases expanded. Equal to the server's
+# default body limit (MAX_BODY_BYTES): aliases must never let a document grow
+# past what a plain document could be.
+MAX_EXPANDED_CHARS = 8 * 1024 * 1024
+
+# Workflow, job and step names are display text, shown in lists and logs.
+MAX_NAME_CHARS = 256
+# A job's run/command and each step's run. bash gets the script as one
+# argument, and Linux refuses an argument or environment string over 128 KiB
+# (MAX_ARG_STRLEN). Counted in characters, as msgspec counts: 65,536 of them
+# fit in 128 KiB of UTF-8 while each takes at most two bytes.
+MAX_SCRIPT_CHARS = 65_536
+# A steps job's command is its runs joined by newlines; each step runs on its
+# own, so four full-size steps fit, and the stored job stays bounded.
+MAX_STEPS_CHARS = 262_144
+# Each env value is one environment string of the job's process (as above).
+MAX_ENV_VALUE_CHARS = 65_536
+# Entries per job: real jobs set a handful. With the per-value bound this caps
+# what one job stores; the kernel's total for arguments plus environment
+# (ARG_MAX, often 2 MiB) is lower still and is the worker's to report.
+MAX_ENV_ENTRIES = 256
+MAX_ENV_NAME_CHARS = 256
+# `on:` / `trigger`: a few event names, joined with commas.
+MAX_TRIGGER_CHARS = 1024
