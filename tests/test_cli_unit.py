@@ -130,7 +130,8 @@ def fake_server(monkeypatch):
 
     def install(api: FakeApi):
         monkeypatch.setattr(
-            cli, "Client", lambda server: Client(server, transport=httpx.MockTransport(api.handle))
+            cli, "Client",
+            lambda server, token=None: Client(server, token=token, transport=httpx.MockTransport(api.handle)),
         )
         holder["api"] = api
         return api

@@ -45,9 +45,10 @@ class FakeServer:
     def client(self) -> Client:
         return Client("http://rota.test", transport=httpx.MockTransport(self.handle))
 
-    def enqueue(self, command: str = "", **fields) -> str:
+    def enqueue(self, command: str = "", *, lease_id: str | None = None, run_token: str | None = None,
+                **fields) -> str:
         n = next(self._ids)
-        lease_id = f"lease-{n}"
+        lease_id = lease_id or f"lease-{n}"
         job = QueuedJob(
             job_id=fields.pop("job_id", f"job{n}"),
             workflow_id="wf",
@@ -59,7 +60,8 @@ class FakeServer:
             enqueued_at_ms=0,
             **fields,
         )
-        lease = Lease(lease_id=lease_id, job_id=job.job_id, workflow_id="wf", worker_id="w", ttl_secs=1, granted_at_ms=0)
+        lease = Lease(lease_id=lease_id, job_id=job.job_id, workflow_id="wf", worker_id="w", ttl_secs=1, granted_at_ms=0,
+                      run_token=run_token)
         claim = ClaimResponse(job, lease)
         self.leases[lease_id] = LeaseState(claim)
         self.queue.put_nowait(claim)

@@ -2,7 +2,11 @@
 
 Every command talks to the server through worker/client.py. Exit codes: 0
 on success, 1 when a waited-for workflow fails or is cancelled, 2 when the
-command itself fails (bad usage, server unreachable, an error answer).
+command itself fails (bad usage, server unreachable, an error answer, a
+refused token).
+
+The API token comes from --token, else ROTA_TOKEN, else the file named by
+ROTA_TOKEN_FILE (how systemd credentials and Kubernetes secrets arrive).
 """
 
 from __future__ import annotations
@@ -11,13 +15,14 @@ import argparse
 import asyncio
 import logging
 import os
+import re
 import signal
 import sys
 import time
-from typing import Awaitable, Callable, Optional, TextIO
+from typing import Awaitable, Callable, Mapping, Optional, TextIO
 
 from server.models import JobOut, LogChunk
-from worker.client import DEFAULT_SERVER, Client, RotaError
+from worker.client import DEFAULT_SERVER, ApiError, Client, RotaError
 from worker.daemon import Daemon, WorkerConfig, default_worker_id
 
 EXIT_FAILED = 1
@@ -54,6 +59,57 @@ def _labels(text: str) -> list[str]:
     return sorted({label.strip() for label in text.split(",") if label.strip()})
 
 
+# ---- the API token ------------------------------------------------------------------
+
+_TOKEN_CHARS = re.compile(r"[!-~]+")  # printable ASCII, no spaces: what fits a header
+
+
+class TokenSourceError(RotaError):
+    """The token named by the flags or environment cannot be used."""
+
+
+def resolve_token(flag: Optional[str], environ: Mapping[str, str]) -> tuple[Optional[str], Optional[str]]:
+    """The API token and where it came from (for messages), or (None, None).
+
+    --token wins over ROTA_TOKEN, which wins over ROTA_TOKEN_FILE; an empty
+    value counts as unset. The file is read only when it is the one used.
+    """
+    if flag:
+        token, source = flag.strip(), "--token"
+    elif environ.get("ROTA_TOKEN"):
+        token, source = environ["ROTA_TOKEN"].strip(), "ROTA_TOKEN"
+    elif environ.get("ROTA_TOKEN_FILE"):
+        path = environ["ROTA_TOKEN_FILE"]
+        source = f"ROTA_TOKEN_FILE {path}"
+        try:
+            with open(path, encoding="utf-8") as f:
+                token = f.read().strip()
+        except OSError as exc:
+            raise TokenSourceError(f"{source}: cannot read: {exc.strerror}") from None
+        except UnicodeDecodeError:
+            raise TokenSourceError(f"{source}: not UTF-8 text") from None
+        if not token:
+            raise TokenSourceError(f"{source} is empty")
+    else:
+        return None, None
+    if not _TOKEN_CHARS.fullmatch(token):
+        # Never echo the value: it is a secret, however malformed.
+        raise TokenSourceError(f"the token from {source} has spaces or characters a token cannot have")
+    return token, source
+
+
+def describe_error(exc: RotaError, token_source: Optional[str]) -> str:
+    """One line for a failed command; a refused token also says what to check."""
+    if isinstance(exc, ApiError) and exc.status == 401:
+        hint = f"the token from {token_source}" if token_source else "set ROTA_TOKEN, ROTA_TOKEN_FILE or --token"
+        return f"{exc} ({hint})"
+    if isinstance(exc, ApiError) and exc.status == 403:
+        scope = exc.details.get("required_scope") if isinstance(exc.details, dict) else None
+        if scope:
+            return f"{exc} (use a token with the {scope} scope)"
+    return str(exc)
+
+
 # ---- rota worker ---------------------------------------------------------------
 
 
@@ -70,11 +126,11 @@ def _cmd_worker(args: argparse.Namespace) -> int:
         cancel_grace=args.cancel_grace,
         drain_timeout=args.drain_timeout,
     )
-    return asyncio.run(_run_worker(config))
+    return asyncio.run(_run_worker(config, args.token, args.token_source))
 
 
-async def _run_worker(config: WorkerConfig) -> int:
-    async with Client(config.server) as client:
+async def _run_worker(config: WorkerConfig, token: Optional[str], token_source: Optional[str]) -> int:
+    async with Client(config.server, token=token) as client:
         daemon = Daemon(config, client)
         loop = asyncio.get_running_loop()
         interrupts = 0
@@ -94,7 +150,16 @@ async def _run_worker(config: WorkerConfig) -> int:
         try:
             await daemon.run()
         except RotaError as exc:
-            log.error("worker stopped: %s", exc)
+            # Refusals of the worker itself (a bad token, labels, worker id)
+            # end here: retrying them would change nothing.
+            if isinstance(exc, ApiError) and exc.code == "worker_id_taken":
+                message = (
+                    f"worker id {config.worker_id!r} belongs to another token:"
+                    " pick another with --worker-id (env ROTA_WORKER_ID)"
+                )
+            else:
+                message = describe_error(exc, token_source)
+            log.error("worker stopped: %s", message)
             return EXIT_ERROR
     return 0
 
@@ -102,16 +167,16 @@ async def _run_worker(config: WorkerConfig) -> int:
 # ---- client commands ----------------------------------------------------------
 
 
-def _client_command(run: Callable[[Client, argparse.Namespace], Awaitable[int]]) -> Callable[[argparse.Namespace], int]:
+def client_command(run: Callable[[Client, argparse.Namespace], Awaitable[int]]) -> Callable[[argparse.Namespace], int]:
     def command(args: argparse.Namespace) -> int:
         async def main() -> int:
-            async with Client(args.server) as client:
+            async with Client(args.server, token=args.token) as client:
                 return await run(client, args)
 
         try:
             return asyncio.run(main())
         except RotaError as exc:
-            print(f"rota: {exc}", file=sys.stderr)
+            print(f"rota: {describe_error(exc, args.token_source)}", file=sys.stderr)
             return EXIT_ERROR
         except KeyboardInterrupt:  # Ctrl-C out of --wait or logs -f: no traceback
             return 130
@@ -186,10 +251,10 @@ async def _status(client: Client, args: argparse.Namespace) -> int:
     workflow = await client.status(args.workflow_id)
     print(f"{workflow.id} ({workflow.name}): {workflow.status}")
     rows = [
-        [job.id, job.status, str(job.attempt), _duration(job), _one_line(job.error or "")]
+        [job.id, job.status, str(job.attempt), _duration(job), one_line(job.error or "")]
         for job in workflow.jobs
     ]
-    print(_table(["JOB", "STATUS", "ATTEMPT", "DURATION", "ERROR"], rows))
+    print(table(["JOB", "STATUS", "ATTEMPT", "DURATION", "ERROR"], rows))
     return 0
 
 
@@ -206,12 +271,12 @@ def _duration(job: JobOut) -> str:
     return f"{max(end - job.started_at, 0) / 1000:.1f}s"
 
 
-def _one_line(text: str, width: int = 80) -> str:
+def one_line(text: str, width: int = 80) -> str:
     text = " ".join(text.split())
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def _table(headers: list[str], rows: list[list[str]]) -> str:
+def table(headers: list[str], rows: list[list[str]]) -> str:
     widths = [max(len(cell) for cell in column) for column in zip(headers, *rows)]
     return "\n".join(
         "  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in [headers, *rows]
@@ -245,7 +310,7 @@ async def _workers(client: Client, args: argparse.Namespace) -> int:
         ]
         for w in await client.workers()
     ]
-    print(_table(["WORKER", "STATUS", "LABELS", "JOBS", "LAST SEEN"], rows))
+    print(table(["WORKER", "STATUS", "LABELS", "JOBS", "LAST SEEN"], rows))
     return 0
 
 
@@ -280,17 +345,23 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="exit codes: 0 ok; 1 a waited-for workflow failed or was cancelled; 2 error",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    server_flag = argparse.ArgumentParser(add_help=False)
-    server_flag.add_argument(
+    connection = argparse.ArgumentParser(add_help=False)
+    connection.add_argument(
         "--server",
         default=_env("ROTA_SERVER", DEFAULT_SERVER),
         help="server URL (env ROTA_SERVER; default %(default)s)",
+    )
+    connection.add_argument(
+        # No default here: it would be printed by --help. main() resolves it.
+        "--token",
+        help="API token (default: env ROTA_TOKEN, else the contents of the file named by ROTA_TOKEN_FILE);"
+        " prefer the environment, since other users can see flags in `ps`",
     )
 
     def command(
         name: str, handler: Callable[[argparse.Namespace], int], help: str, talks_to_server: bool = True
     ) -> argparse.ArgumentParser:
-        parents = [server_flag] if talks_to_server else []
+        parents = [connection] if talks_to_server else []
         sub = commands.add_parser(name, parents=parents, help=help, description=help)
         sub.set_defaults(handler=handler)
         return sub
@@ -326,7 +397,7 @@ def build_parser() -> argparse.ArgumentParser:
         " and failed as retryable (env ROTA_DRAIN_TIMEOUT; default %(default)s)",
     )
 
-    submit = command("submit", _client_command(_submit), "submit a YAML or JSON workflow file; prints its id")
+    submit = command("submit", client_command(_submit), "submit a YAML or JSON workflow file; prints its id")
     submit.add_argument("file")
     submit.add_argument(
         "--run", action=argparse.BooleanOptionalAction, default=True, help="start it at once (default: yes)"
@@ -335,22 +406,26 @@ def build_parser() -> argparse.ArgumentParser:
     submit.add_argument("--follow", action="store_true", help="like --wait, also streaming every job's logs")
     submit.set_defaults(usage_error=submit.error)
 
-    status = command("status", _client_command(_status), "show a workflow's jobs")
+    status = command("status", client_command(_status), "show a workflow's jobs")
     status.add_argument("workflow_id")
 
-    logs = command("logs", _client_command(_logs), "print a job's logs")
+    logs = command("logs", client_command(_logs), "print a job's logs")
     logs.add_argument("-f", "--follow", action="store_true", help="stream live until the job ends")
     logs.add_argument("workflow_id")
     logs.add_argument("job_id")
 
-    command("workers", _client_command(_workers), "list registered workers")
+    command("workers", client_command(_workers), "list registered workers")
 
-    cancel = command("cancel", _client_command(_cancel), "cancel a workflow's queued and running jobs")
+    cancel = command("cancel", client_command(_cancel), "cancel a workflow's queued and running jobs")
     cancel.add_argument("workflow_id")
 
-    run = command("run", _client_command(_run), "start (or re-run) a workflow")
+    run = command("run", client_command(_run), "start (or re-run) a workflow")
     run.add_argument("workflow_id")
     run.add_argument("--wait", action="store_true", help="show job states until it ends; exit 0 only on success")
+
+    from worker import cli_tokens  # it builds on this module
+
+    cli_tokens.add_commands(commands, parents=[connection])
 
     command(
         "server", _cmd_server, "start the rota server (configured by env: PORT, HOST, REDIS_URL, ...)",
@@ -366,4 +441,10 @@ def main(argv: Optional[list[str]] = None) -> int:
         args.usage_error(
             "--wait and --follow need the workflow to run: drop --no-run, or start it later with `rota run ID --wait`"
         )
+    if hasattr(args, "token"):  # the commands that talk to the server
+        try:
+            args.token, args.token_source = resolve_token(args.token, os.environ)
+        except TokenSourceError as exc:
+            print(f"rota: {exc}", file=sys.stderr)
+            return EXIT_ERROR
     return args.handler(args)

@@ -5,6 +5,10 @@ Requests are encoded from and responses decoded into the wire types of
 surface as two exceptions with messages fit to print as they are:
 `Unreachable` (no answer: connection refused, reset, timed out) and
 `ApiError` (the server answered with an error status and body).
+
+With a token, every request (SSE streams included) carries
+`Authorization: Bearer <token>`. A 401 or 403 answer is an `ApiError` like
+any other 4xx: not transient, since retrying a refused token changes nothing.
 """
 
 from __future__ import annotations
@@ -31,6 +35,9 @@ from server.models import (
     LogsAccepted,
     LogsRequest,
     RegisterRequest,
+    TokenCreate,
+    TokenCreated,
+    TokenOut,
     WorkerOut,
     WorkflowOut,
 )
@@ -41,6 +48,8 @@ _CLAIM_SLACK_SECS = 10.0
 # The server sends keep-alive comments, so a stream silent this long is dead.
 _STREAM_TIMEOUT = httpx.Timeout(10.0, read=60.0)
 _STREAM_RECONNECTS = 5
+# `GET /api/tokens` answers at most this many per page.
+_TOKEN_PAGE = 1000
 
 
 class RotaError(Exception):
@@ -141,9 +150,18 @@ def _path(*parts: str) -> str:
 
 
 class Client:
-    def __init__(self, server: str = DEFAULT_SERVER, *, transport: httpx.AsyncBaseTransport | None = None):
+    def __init__(
+        self,
+        server: str = DEFAULT_SERVER,
+        *,
+        token: str | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ):
         self.server = server.rstrip("/")
-        self._http = httpx.AsyncClient(base_url=self.server, transport=transport, timeout=10.0)
+        # Default headers go on every request, streams included. httpx drops
+        # Authorization on a redirect to another origin (and follows none here).
+        headers = {"Authorization": f"Bearer {token}"} if token else None
+        self._http = httpx.AsyncClient(base_url=self.server, headers=headers, transport=transport, timeout=10.0)
 
     async def __aenter__(self) -> Client:
         return self
@@ -251,6 +269,28 @@ class Client:
             if failures > _STREAM_RECONNECTS:
                 raise Unreachable(self.server, cause)
             await asyncio.sleep(min(0.2 * 2**failures, 3.0))
+
+    # ---- API tokens (admin scope) -----------------------------------------------
+
+    async def create_token(self, name: str, scopes: list[str], expires_in_secs: int | None = None) -> TokenCreated:
+        body = TokenCreate(name, scopes, expires_in_secs)  # type: ignore[arg-type]  # the server checks scopes
+        response = await self._send("POST", "/api/tokens", body)
+        return self._decode(response.content, TokenCreated)
+
+    async def list_tokens(self) -> list[TokenOut]:
+        """Every token (no secrets), newest first, read a page at a time."""
+        tokens: list[TokenOut] = []
+        while True:
+            params = {"limit": str(_TOKEN_PAGE), "offset": str(len(tokens))}
+            response = await self._send("GET", "/api/tokens", params=params)
+            page = self._decode(response.content, list[TokenOut])
+            tokens += page
+            if len(page) < _TOKEN_PAGE:
+                return tokens
+
+    async def revoke_token(self, token_id: str) -> TokenOut:
+        response = await self._send("DELETE", f"/api/tokens/{_path(token_id)}")
+        return self._decode(response.content, TokenOut)
 
     # ---- plumbing -----------------------------------------------------------------
 

@@ -5,6 +5,11 @@ its scripts run under a `Runner` (worker/runner.py), its output goes to the
 server through a `LogShipper`, a heartbeat task keeps its lease and carries
 cancellation, and its result is retried until the server takes it or says
 the lease is gone (409), so a server blip never loses a result.
+
+A job never sees the worker's own token: its environment drops the token
+variables and carries the lease's run token instead (ROTA_RUN_TOKEN), which
+is good only for that lease's calls while the lease lives. Lease ids are
+logged only at DEBUG and kept out of directory names.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import os
 import re
 import shutil
 import socket
+import tempfile
 import time
 from dataclasses import dataclass, field
 from typing import Awaitable, Callable
@@ -39,6 +45,10 @@ SHUTDOWN = "shutdown"
 # the server re-queues the job.
 SHUTDOWN_REPORT_GRACE = 5.0
 
+# The worker's credentials: never passed on to the jobs it runs. ROTA_RUN_TOKEN
+# too, as the worker may itself run inside a job: a job gets its own or none.
+WORKER_SECRETS = ("ROTA_TOKEN", "ROTA_TOKEN_FILE", "ROTA_ADMIN_TOKEN", "ROTA_ADMIN_TOKEN_FILE", "ROTA_RUN_TOKEN")
+
 
 def default_worker_id() -> str:
     return f"{socket.gethostname()}-{os.getpid()}"
@@ -61,7 +71,8 @@ class WorkerConfig:
 
 
 def _safe_dirname(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]", "_", text).lstrip(".") or "job"
+    # Bounded so that "<workflow>.<job>.<random>" stays within NAME_MAX (255).
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", text).lstrip(".")[:100] or "job"
 
 
 @dataclass
@@ -82,6 +93,7 @@ class JobRun:
         self.lease = claim.lease
         self.name = job_name(claim.lease)
         self._runner: Runner | None = None
+        self._root: str | None = None  # the job's private directory, once made
         self._stop_reason: str | None = None
         self._started = time.monotonic()
 
@@ -96,39 +108,54 @@ class JobRun:
 
     async def execute(self) -> None:
         job, lease = self.job, self.lease
-        log.info("claimed %s attempt %d lease %s", self.name, job.attempt, lease.lease_id)
+        log.info("claimed %s attempt %d", self.name, job.attempt)
+        log.debug("%s holds lease %s", self.name, lease.lease_id)
         self._started = time.monotonic()
-        root = os.path.join(
-            os.path.abspath(self._config.workdir),
-            _safe_dirname(f"{job.workflow_id}.{job.job_id}.{lease.lease_id}"),
-        )
-        output_file = os.path.join(root, "output")
         heartbeat = asyncio.create_task(self._heartbeat())
         try:
             shipper = LogShipper(self._client, lease, on_lease_lost=lambda: self.stop(LEASE_LOST))
             try:
-                outcome = await self._run(os.path.join(root, "work"), output_file, shipper)
+                outcome = await self._run(shipper)
             finally:
                 await shipper.close()  # the logs reach the server before the result does
-            await self._report(outcome, output_file)
+            await self._report(outcome)
         finally:
             heartbeat.cancel()
-            shutil.rmtree(root, ignore_errors=True)
+            if self._root is not None:
+                shutil.rmtree(self._root, ignore_errors=True)
 
-    async def _run(self, cwd: str, output_file: str, shipper: LogShipper) -> RunResult | SetupFailure:
+    @property
+    def _output_file(self) -> str:
+        assert self._root is not None
+        return os.path.join(self._root, "output")
+
+    def _make_root(self) -> str:
+        """A fresh directory only this user can enter, under the workdir.
+
+        Named after the job, not the lease: lease ids stay out of what is
+        widely seen (paths show up in `ps`, shell prompts, error messages).
+        """
+        workdir = os.path.abspath(self._config.workdir)
+        os.makedirs(workdir, mode=0o700, exist_ok=True)
+        prefix = f"{_safe_dirname(self.job.workflow_id)}.{_safe_dirname(self.job.job_id)}."
+        return tempfile.mkdtemp(prefix=prefix, dir=workdir)  # mode 0700
+
+    async def _run(self, shipper: LogShipper) -> RunResult | SetupFailure:
         job = self.job
         try:
             env = resolve_env(job.env, job.upstream_outputs)
         except ExpressionError as exc:
             return SetupFailure(str(exc), retryable=False)
         try:
-            os.makedirs(cwd)
-            open(output_file, "w").close()
+            self._root = self._make_root()
+            cwd = os.path.join(self._root, "work")
+            os.mkdir(cwd)
+            open(self._output_file, "w").close()
         except OSError as exc:
             return SetupFailure(f"cannot prepare the job directory: {exc}", retryable=True)
         self._runner = Runner(
             cwd=cwd,
-            env=self._job_env(env, output_file),
+            env=self._job_env(env),
             sink=shipper,
             cancel_grace=self._config.cancel_grace,
         )
@@ -150,10 +177,11 @@ class JobRun:
             return [Script(step.run, step.name) for step in self.job.steps]
         return [Script(self.job.command)]
 
-    def _job_env(self, env: dict[str, str], output_file: str) -> dict[str, str]:
+    def _job_env(self, env: dict[str, str]) -> dict[str, str]:
         job, lease = self.job, self.lease
-        return {
-            **os.environ,
+        inherited = {name: value for name, value in os.environ.items() if name not in WORKER_SECRETS}
+        job_env = {
+            **inherited,
             **env,
             # Set last so a job's `env:` cannot impersonate another lease.
             "ROTA_WORKFLOW_ID": job.workflow_id,
@@ -161,14 +189,18 @@ class JobRun:
             "ROTA_ATTEMPT": str(job.attempt),
             "ROTA_LEASE_ID": lease.lease_id,
             "ROTA_SERVER": self._config.server,
-            "ROTA_OUTPUT": output_file,
+            "ROTA_OUTPUT": self._output_file,
             "ROTA_UPSTREAM_OUTPUTS": json.dumps(job.upstream_outputs),
         }
+        job_env.pop("ROTA_RUN_TOKEN", None)  # the lease's own, or none (not one from `env:`)
+        if lease.run_token:
+            job_env["ROTA_RUN_TOKEN"] = lease.run_token
+        return job_env
 
     def _elapsed(self) -> float:
         return time.monotonic() - self._started
 
-    async def _report(self, outcome: RunResult | SetupFailure, output_file: str) -> None:
+    async def _report(self, outcome: RunResult | SetupFailure) -> None:
         if isinstance(outcome, SetupFailure):
             await self._report_failure(outcome.error, retryable=outcome.retryable)
         elif outcome.stop_reason == CANCELLED:
@@ -190,7 +222,7 @@ class JobRun:
             await self._report_failure(outcome.describe_failure(), retryable=True)
         else:
             try:
-                with open(output_file, encoding="utf-8", errors="replace") as f:
+                with open(self._output_file, encoding="utf-8", errors="replace") as f:
                     outputs = parse_output_file(f.read())
             except (OSError, OutputFileError) as exc:
                 await self._report_failure(f"bad $ROTA_OUTPUT: {exc}", retryable=False)

@@ -190,4 +190,6 @@ class LogShipper:
 
 
 def job_name(lease: Lease) -> str:
+    """How log lines name a job: workflow/job. Never the lease id, which the
+    worker logs only at DEBUG."""
     return f"{lease.workflow_id}/{lease.job_id}"
