@@ -1,7 +1,8 @@
 """`make bench`: starts a real redis-server and one rota server process,
 then measures the seed protocol end to end over loopback and prints figures.
 
-  1. claim->complete throughput, no-op jobs, 1 and 8 concurrent clients
+  1. claim->complete throughput, no-op jobs, 1 and 8 concurrent clients,
+     with auth off and with auth on (a worker token on every call)
   2. idle dispatch latency with long-poll (enqueue -> the waiting worker has it)
   3. a 50-job chain's wall time through the protocol
   4. the worker daemon figures (bench/worker_bench.py), when present
@@ -22,8 +23,14 @@ from bench.http1 import Conn
 from tests.redis_proc import RedisProcess, free_port
 
 
-def start_server(redis_url: str, port: int) -> subprocess.Popen:
+ADMIN_TOKEN = "bench-admin-token-0123456789abcdef0123"
+
+
+def start_server(redis_url: str, port: int, auth: bool = False) -> subprocess.Popen:
     env = dict(os.environ, REDIS_URL=redis_url, PORT=str(port), WORKFLOWS_DIR="", LOG_LEVEL="warning")
+    env.pop("ROTA_ADMIN_TOKEN", None)
+    if auth:
+        env["ROTA_ADMIN_TOKEN"] = ADMIN_TOKEN
     proc = subprocess.Popen([sys.executable, "-m", "server"], env=env)
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
@@ -52,12 +59,20 @@ async def submit(conn: Conn, n: int, chain: bool = False) -> str:
     return wf["id"]
 
 
-async def throughput(port: int, clients: int, total: int) -> float:
-    setup = await Conn("127.0.0.1", port).open()
+async def worker_token(port: int) -> str:
+    admin = await Conn("127.0.0.1", port, ADMIN_TOKEN).open()
+    status, created = await admin.post_json("/api/tokens", {"name": "bench", "scopes": ["worker", "submit"]})
+    assert status == 201, created
+    await admin.close()
+    return created["token"]
+
+
+async def throughput(port: int, clients: int, total: int, token: str | None = None) -> float:
+    setup = await Conn("127.0.0.1", port, token).open()
     for left in range(total, 0, -1000):
         await submit(setup, min(1000, left))
     await setup.close()
-    conns = [await Conn("127.0.0.1", port).open() for _ in range(clients)]
+    conns = [await Conn("127.0.0.1", port, token).open() for _ in range(clients)]
     done = 0
 
     async def loop(conn: Conn, i: int) -> None:
@@ -115,11 +130,34 @@ def pct(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
 
 
-async def main_async(port: int) -> None:
+THROUGHPUT_RUNS = ((1, 3000), (8, 10000))
+
+
+async def throughputs(port: int, token: str | None) -> list[float]:
+    rates = []
+    for clients, total in THROUGHPUT_RUNS:
+        rates.append(await throughput(port, clients, total, token))
+        auth = "auth on " if token else "auth off"
+        print(f"  claim->complete, {auth}, {clients} client(s), {total} no-op jobs: {rates[-1]:,.0f} jobs/s")
+    return rates
+
+
+async def auth_on_figures(redis_url: str) -> list[float]:
+    port = free_port()
+    server = start_server(redis_url, port, auth=True)
+    try:
+        return await throughputs(port, await worker_token(port))
+    finally:
+        server.terminate()
+        server.wait(10)
+
+
+async def main_async(port: int, redis_url: str) -> None:
     print(f"rota bench: one server process, real redis-server, {os.cpu_count()} cores, loopback")
-    for clients, total in ((1, 3000), (8, 10000)):
-        rate = await throughput(port, clients, total)
-        print(f"  claim->complete, {clients} client(s), {total} no-op jobs: {rate:,.0f} jobs/s")
+    off = await throughputs(port, None)
+    on = await auth_on_figures(redis_url)
+    for (clients, _), a, b in zip(THROUGHPUT_RUNS, off, on):
+        print(f"  auth on / auth off, {clients} client(s): {b / a:.0%}")
     lat = await dispatch_latency(port, 200)
     print(f"  idle dispatch latency (long-poll, 200 samples): p50 {pct(lat, 50):.2f} ms, "
           f"p99 {pct(lat, 99):.2f} ms, mean {statistics.mean(lat):.2f} ms")
@@ -137,7 +175,7 @@ def main() -> None:
         port = free_port()
         server = start_server(redis.url, port)
         try:
-            asyncio.run(main_async(port))
+            asyncio.run(main_async(port, redis.url))
             try:
                 from bench import worker_bench
             except ImportError:

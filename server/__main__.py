@@ -10,6 +10,7 @@ import uvicorn
 from starlette.applications import Starlette
 
 from .app import create_app
+from .connections import protocol_class
 from .settings import Settings, SettingsError
 
 
@@ -36,7 +37,8 @@ def main() -> None:
     try:
         settings = Settings.from_env()
     except SettingsError as exc:
-        sys.exit(f"rota: bad setting: {exc}")
+        print(f"rota: bad setting: {exc}", file=sys.stderr)
+        sys.exit(2)
     logging.basicConfig(level=settings.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     app = create_app(settings)
@@ -49,6 +51,9 @@ def main() -> None:
         # Long-poll claims and SSE tails are open for up to a minute; give
         # them a few seconds to finish on shutdown rather than hanging.
         timeout_graceful_shutdown=5,
+        http=protocol_class(settings.max_connections, settings.body_timeout_secs),
+        ssl_keyfile=settings.ssl_keyfile,
+        ssl_certfile=settings.ssl_certfile,
     )
     _Server(config, app).run()
 

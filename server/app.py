@@ -8,6 +8,7 @@ import contextlib
 import logging
 from typing import Optional
 
+import msgspec
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -17,57 +18,36 @@ from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 
-from . import reaper
-from .errors import ApiError, PayloadTooLarge
+from . import openapi, reaper, routing
+from .auth import Auth
+from .errors import ApiError
+from .guards import RequestGuard
 from .http import error_response
 from .notifier import Notifier
 from .redis_conn import connect, connect_pubsub, describe
-from .routes import logs, ops, worker_protocol, workflows
+from .routes import logs, ops, tokens, worker_protocol, workflows
 from .settings import Settings
 from .store import Store
+from .tokens import TokenStore
 from .workflow_files import load_directory
 
 log = logging.getLogger("rota")
+VERSION = "0.1.0"
 
 
-class BodyLimit:
-    """Refuses bodies over MAX_BODY_BYTES with 413, whether announced by
-    Content-Length or only discovered while streaming (chunked uploads)."""
-
-    def __init__(self, app, max_bytes: int):
-        self.app = app
-        self.max_bytes = max_bytes
-
-    async def __call__(self, scope, receive, send):
-        if scope["type"] != "http":
-            return await self.app(scope, receive, send)
-        for name, value in scope["headers"]:
-            if name == b"content-length" and value.isdigit() and int(value) > self.max_bytes:
-                return await _too_large(self.max_bytes)(scope, receive, send)
-        seen = 0
-
-        async def limited_receive():
-            nonlocal seen
-            message = await receive()
-            seen += len(message.get("body", b""))
-            if seen > self.max_bytes:
-                raise PayloadTooLarge("body_too_large", f"request body exceeds {self.max_bytes} bytes")
-            return message
-
-        await self.app(scope, limited_receive, send)
-
-
-def _too_large(limit: int):
-    return error_response(413, "body_too_large", f"request body exceeds {limit} bytes")
+def endpoints() -> list[routing.Endpoint]:
+    """Every route the server has: the one table that routing, scopes and
+    /openapi.json are all built from."""
+    return workflows.endpoints + worker_protocol.endpoints + logs.endpoints + tokens.endpoints + ops.endpoints
 
 
 async def _api_error(request: Request, exc: ApiError):
-    return error_response(exc.status, exc.code, exc.message, exc.details)
+    return error_response(exc.status, exc.code, exc.message, exc.details, exc.headers)
 
 
 async def _http_error(request: Request, exc: HTTPException):
     code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-    return error_response(exc.status_code, code, exc.detail)
+    return error_response(exc.status_code, code, exc.detail, headers=exc.headers)
 
 
 async def _store_down(request: Request, exc: Exception):
@@ -84,20 +64,30 @@ async def _internal(request: Request, exc: Exception):
 def create_app(settings: Optional[Settings] = None, redis: Optional[Redis] = None) -> Starlette:
     """`redis` lets tests share one client (e.g. fakeredis) with the app."""
     settings = settings or Settings.from_env()
+    table = endpoints()
+    auth = Auth(settings.auth, settings.admin_token)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette):
         client = redis if redis is not None else connect(settings)
         store = Store.from_settings(client, settings)
+        token_store = TokenStore(client, store.prefix, store.scripts)
         # A real Redis gets a second, retry-free client for pub/sub (see
         # connect_pubsub); in-process stores share the one client.
         pubsub_client = connect_pubsub(settings) if redis is None and settings.redis_url else client
         notifier = Notifier(pubsub_client, store.wake_channel)
+        notifier.listen(token_store.channel, auth.revoked, auth.reset)
         app.state.settings, app.state.redis, app.state.store, app.state.notifier = settings, client, store, notifier
+        app.state.tokens = token_store
         log.info("store: %s", describe(settings))
+        log.info("auth: %s", "on (every route but /healthz and /openapi.json needs a token)" if auth.enabled
+                 else "off (anyone who can reach the port can run commands on the workers)")
+        await auth.start(token_store)
         if settings.workflows_dir:
             await load_directory(store, settings.workflows_dir)
         await notifier.start()
+        upkeep_stop = asyncio.Event()
+        upkeep = asyncio.create_task(auth.upkeep(upkeep_stop))
         reaper_task, reaper_stop = None, asyncio.Event()
         if settings.api_only:
             log.info("API_ONLY=1: this process runs no reaper")
@@ -106,13 +96,16 @@ def create_app(settings: Optional[Settings] = None, redis: Optional[Redis] = Non
         else:
             reaper_task = asyncio.create_task(reaper.run_forever(store, settings.reap_interval_secs, reaper_stop))
             log.info("reaper: every %.1fs", settings.reap_interval_secs)
-        log.info("rota listening on http://%s:%d", settings.host, settings.port)
+        scheme = "https" if settings.ssl_certfile else "http"
+        log.info("rota listening on %s://%s:%d", scheme, settings.host, settings.port)
         try:
             yield
         finally:
             reaper_stop.set()
-            if reaper_task and not (await asyncio.wait({reaper_task}, timeout=5))[0]:
-                reaper_task.cancel()
+            upkeep_stop.set()
+            for task in (reaper_task, upkeep):
+                if task and not (await asyncio.wait({task}, timeout=5))[0]:
+                    task.cancel()
             await notifier.stop()
             if redis is None:
                 await client.aclose()
@@ -120,12 +113,18 @@ def create_app(settings: Optional[Settings] = None, redis: Optional[Redis] = Non
                     await pubsub_client.aclose()
 
     middleware = [
-        Middleware(CORSMiddleware, allow_origins=list(settings.cors_origins) or ["*"],
-                   allow_methods=["*"], allow_headers=["*"], expose_headers=["Idempotent-Replayed"]),
-        Middleware(BodyLimit, max_bytes=settings.max_body_bytes),
+        Middleware(RequestGuard, allowed_hosts=settings.allowed_hosts, origins=settings.cors_origins,
+                   max_body_bytes=settings.max_body_bytes, body_timeout_secs=settings.body_timeout_secs),
     ]
-    return Starlette(
-        routes=workflows.routes + worker_protocol.routes + logs.routes + ops.routes,
+    if settings.cors_origins:
+        # No CORS headers at all unless asked: seed 002 is permissive when
+        # CORS_ORIGINS is unset, which no server that runs shell can afford.
+        middleware.insert(0, Middleware(
+            CORSMiddleware, allow_origins=list(settings.cors_origins), allow_methods=["*"],
+            allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "Last-Event-ID"],
+            expose_headers=["Idempotent-Replayed", "X-Next-Offset"]))
+    app = Starlette(
+        routes=routing.routes(table),
         middleware=middleware,
         exception_handlers={
             ApiError: _api_error,
@@ -137,3 +136,7 @@ def create_app(settings: Optional[Settings] = None, redis: Optional[Redis] = Non
         },
         lifespan=lifespan,
     )
+    app.state.auth = auth
+    app.state.endpoints = table
+    app.state.openapi = msgspec.json.encode(openapi.build(table, title="rota", version=VERSION))
+    return app

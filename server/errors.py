@@ -9,6 +9,7 @@ from __future__ import annotations
 
 class ApiError(Exception):
     status = 400
+    headers: dict[str, str] | None = None
 
     def __init__(self, code: str, message: str, details: object = None):
         super().__init__(message)
@@ -21,6 +22,21 @@ class BadRequest(ApiError):
     status = 400
 
 
+class Unauthenticated(ApiError):
+    status = 401
+    headers = {"WWW-Authenticate": 'Bearer realm="rota"'}
+
+    def __init__(self, message: str):
+        super().__init__("unauthenticated", message)
+
+
+class Forbidden(ApiError):
+    status = 403
+
+    def __init__(self, message: str, details: object = None):
+        super().__init__("forbidden", message, details)
+
+
 class NotFound(ApiError):
     status = 404
 
@@ -29,8 +45,16 @@ class Conflict(ApiError):
     status = 409
 
 
+class RequestTimeout(ApiError):
+    status = 408
+
+
 class PayloadTooLarge(ApiError):
     status = 413
+
+
+class UnsupportedMediaType(ApiError):
+    status = 415
 
 
 class Unprocessable(ApiError):
@@ -44,3 +68,13 @@ class LeaseLost(Conflict):
             "lease is unknown, expired or superseded; the job is no longer yours",
             {"lease_id": lease_id},
         )
+
+
+class Overloaded(ApiError):
+    """This process is at one of its limits: the client should retry soon."""
+
+    status = 503
+    headers = {"Retry-After": "1"}
+
+    def __init__(self, message: str):
+        super().__init__("overloaded", message)

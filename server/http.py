@@ -11,6 +11,12 @@ from starlette.responses import Response
 
 from .errors import BadRequest, Unprocessable
 from .models import ErrorBody, ErrorDetail, encoder
+from .routing import Param
+
+MAX_PAGE = 1000
+# Nesting allowed in a JSON body: wire types are a few levels deep, and
+# msgspec recurses once per level, so a limit keeps far from Python's.
+MAX_JSON_DEPTH = 64
 
 T = TypeVar("T")
 
@@ -22,8 +28,9 @@ class JSON(Response):
         return encoder.encode(content)
 
 
-def error_response(status: int, code: str, message: str, details: object = None) -> JSON:
-    return JSON(ErrorBody(ErrorDetail(code, message, details)), status_code=status)
+def error_response(status: int, code: str, message: str, details: object = None,
+                   headers: dict[str, str] | None = None) -> JSON:
+    return JSON(ErrorBody(ErrorDetail(code, message, details)), status_code=status, headers=headers)
 
 
 async def decode_body(request: Request, type_: Type[T], *, empty_ok: bool = False) -> T:
@@ -37,9 +44,38 @@ async def decode_body(request: Request, type_: Type[T], *, empty_ok: bool = Fals
     try:
         return msgspec.json.decode(body, type=type_)
     except msgspec.ValidationError as exc:
+        if too_deep(body):
+            raise too_deep_error() from None
         raise Unprocessable("invalid_body", str(exc), {"field": _field_of(str(exc))}) from None
     except msgspec.DecodeError as exc:
         raise BadRequest("malformed_json", f"body is not valid JSON: {exc}") from None
+    except RecursionError:
+        # msgspec recurses per nesting level, even to skip an unknown field
+        raise too_deep_error() from None
+
+
+def too_deep_error() -> BadRequest:
+    return BadRequest("malformed_json", f"body is nested more than {MAX_JSON_DEPTH} levels deep",
+                      {"limit": MAX_JSON_DEPTH})
+
+
+def too_deep(body: bytes) -> bool:
+    """Whether a JSON text nests deeper than MAX_JSON_DEPTH. Only asked on
+    the way to refusing a body anyway, so a deep one is named as such
+    whatever part of the schema it broke first."""
+    try:
+        top = msgspec.json.decode(body)
+    except RecursionError:
+        return True
+    except msgspec.DecodeError:
+        return False
+    level: list[object] = [top]
+    for _ in range(MAX_JSON_DEPTH):
+        level = [child for node in level if isinstance(node, (list, dict))
+                 for child in (node.values() if isinstance(node, dict) else node)]
+        if not any(isinstance(node, (list, dict)) for node in level):
+            return False
+    return True
 
 
 def _field_of(message: str) -> str:
@@ -66,6 +102,22 @@ def query_int(request: Request, name: str, default: int, minimum: int = 0, maxim
         raise Unprocessable("invalid_query", f"{name} must be between {minimum} and {maximum}",
                             {"field": name})
     return value
+
+
+class _Paging:
+    """`limit` and `offset` of a listing, bounded."""
+
+    params = (
+        Param("limit", int, f"at most this many items (default 100; above {MAX_PAGE} means {MAX_PAGE})"),
+        Param("offset", int, "skip this many items first (default 0)"),
+    )
+
+    def __call__(self, request: Request) -> tuple[int, int]:
+        limit = min(query_int(request, "limit", 100, minimum=1), MAX_PAGE)
+        return limit, query_int(request, "offset", 0)
+
+
+page_params = _Paging()
 
 
 STREAM_ID = re.compile(r"^(\d{1,20})-(\d{1,20})\Z")

@@ -39,5 +39,12 @@ MAX_ENV_VALUE_CHARS = 65_536
 # (ARG_MAX, often 2 MiB) is lower still and is the worker's to report.
 MAX_ENV_ENTRIES = 256
 MAX_ENV_NAME_CHARS = 256
+# All of a job's env (each `NAME=value` and its terminator): the worker adds
+# its own environment, and Linux allows arguments plus environment together
+# only ARG_MAX (often 2 MiB), so a job's own share stays well below.
+MAX_ENV_TOTAL_CHARS = 262_144
+# Labels per job: a job's label set is a ready-queue key, and every claim
+# and enqueue compares label sets.
+MAX_LABELS = 32
 # `on:` / `trigger`: a few event names, joined with commas.
 MAX_TRIGGER_CHARS = 1024

@@ -9,10 +9,12 @@ all optional on input.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, Optional, Union
+from typing import Annotated, Any, Literal, Optional, Union
 
 import msgspec
 from msgspec import Meta, Struct
+
+from . import limits
 
 # Ids end up inside Redis key names and URLs; keeping them to a plain
 # alphabet means no escaping anywhere and no ':' to confuse key parsing.
@@ -74,32 +76,93 @@ def backoff_fields(backoff: Backoff) -> tuple[str, int, int]:
     return "none", 0, 0
 
 
-# ---- normalized workflow definition (what definitions.py produces) ---------
+# ---- normalized workflow definition (what server/definitions produces) -----
+
+
+Name = Annotated[str, Meta(max_length=limits.MAX_NAME_CHARS)]
+Script = Annotated[str, Meta(max_length=limits.MAX_SCRIPT_CHARS)]
+EnvName = Annotated[str, Meta(max_length=limits.MAX_ENV_NAME_CHARS)]
+EnvText = Annotated[str, Meta(max_length=limits.MAX_ENV_VALUE_CHARS)]
 
 
 class Step(Struct, forbid_unknown_fields=True):
-    name: str
-    run: str
+    name: Name
+    run: Script
 
 
 class JobSpec(Struct, kw_only=True):
     id: Id
-    name: str
-    command: str
+    name: Name
+    command: Annotated[str, Meta(max_length=limits.MAX_STEPS_CHARS)]
     steps: list[Step] = []
     needs: list[Id] = []
-    labels: list[Label] = []
+    labels: Annotated[list[Label], Meta(max_length=limits.MAX_LABELS)] = []
     max_retries: Retries = 0
     backoff: Backoff = "None"
-    env: dict[str, str] = {}
+    env: Annotated[dict[EnvName, EnvText], Meta(max_length=limits.MAX_ENV_ENTRIES)] = {}
     timeout_secs: Optional[int] = None
     priority: Priority = 0
 
 
 class WorkflowSpec(Struct, kw_only=True):
-    name: str
-    trigger: str = ""
-    jobs: list[JobSpec]
+    name: Name
+    trigger: Annotated[str, Meta(max_length=limits.MAX_TRIGGER_CHARS)] = ""
+    jobs: Annotated[list[JobSpec], Meta(min_length=1, max_length=limits.MAX_JOBS)]
+
+
+# ---- submitted documents (their schema; server/definitions reads them) ------
+# What POST /api/workflows accepts, as /openapi.json describes it. The
+# definitions package validates far more (ids, graph, limits) and names
+# every problem; these types only give the document's shape.
+
+EnvValue = Union[str, int, float, bool, None]
+Names = Union[str, list[str]]
+
+
+class StepDocument(Struct):
+    run: str
+    name: Optional[str] = None
+
+
+class JobDocument(Struct, rename={"runs_on": "runs-on", "timeout_minutes": "timeout-minutes"}):
+    """A job of the YAML document shape (`jobs` is a mapping of id to job)."""
+
+    run: Optional[str] = None
+    steps: Optional[list[StepDocument]] = None
+    name: Optional[str] = None
+    needs: Optional[Names] = None
+    labels: Optional[Names] = None
+    runs_on: Optional[Names] = None
+    retries: Optional[int] = None
+    max_retries: Optional[int] = None
+    backoff: Optional[Union[str, dict[str, dict[str, int]]]] = None
+    env: Optional[dict[str, EnvValue]] = None
+    timeout_minutes: Optional[float] = None
+    timeout_secs: Optional[int] = None
+    priority: Optional[int] = None
+
+
+class SeedJobDocument(Struct):
+    """A job of seed 002's shape (`jobs` is a list); its state fields are ignored."""
+
+    id: str
+    command: Optional[str] = None
+    steps: Optional[list[StepDocument]] = None
+    name: Optional[str] = None
+    depends_on: Optional[list[str]] = None
+    required_labels: Optional[list[str]] = None
+    max_retries: Optional[int] = None
+    backoff: Optional[Union[str, dict[str, dict[str, int]]]] = None
+    env: Optional[dict[str, EnvValue]] = None
+    timeout_secs: Optional[int] = None
+    priority: Optional[int] = None
+
+
+class WorkflowDocument(Struct):
+    jobs: Union[list[SeedJobDocument], dict[str, JobDocument]]
+    name: Optional[str] = None
+    on: Optional[Union[str, list[str], dict[str, Any]]] = None
+    trigger: Optional[str] = None
 
 
 # ---- worker protocol --------------------------------------------------------
@@ -108,6 +171,12 @@ class WorkflowSpec(Struct, kw_only=True):
 class RegisterRequest(Struct):
     worker_id: WorkerId
     labels: list[Label] = []
+
+
+class Registered(Struct):
+    worker_id: str
+    labels: list[str]
+    registered_at_ms: int
 
 
 class ClaimRequest(Struct):
@@ -141,6 +210,10 @@ class Lease(Struct, kw_only=True):
     worker_id: str
     ttl_secs: int
     granted_at_ms: int
+    # A secret good only for this lease's own calls (heartbeat, complete,
+    # fail, logs) while the lease lives; the worker hands it to the job as
+    # ROTA_RUN_TOKEN instead of its own token.
+    run_token: Optional[str] = None
 
 
 class ClaimResponse(Struct):
@@ -152,6 +225,11 @@ class HeartbeatResponse(Struct):
     cancelled: bool
     lease_id: str
     expires_at_ms: int
+
+
+class ResultAccepted(Struct, kw_only=True):
+    ok: bool = True
+    lease_id: str
 
 
 class CompleteRequest(Struct):
@@ -169,7 +247,7 @@ class LogChunk(Struct, kw_only=True):
     # Lua numbers are doubles: above 2^53 two sequences could compare equal.
     sequence: Annotated[int, Meta(ge=0, le=2**53)]
     data: str
-    timestamp_ms: NonNeg
+    timestamp_ms: Annotated[int, Meta(ge=0, le=2**53)]
     stream: Literal["stdout", "stderr"] = "stdout"
 
 
@@ -239,10 +317,42 @@ class JobEvent(Struct, kw_only=True):
     detail: str = ""
 
 
+class EventEntry(Struct):
+    id: str
+    event: JobEvent
+
+
+# ---- API tokens -------------------------------------------------------------
+
+Scope = Literal["read", "submit", "worker", "admin"]
+SCOPES: tuple[str, ...] = Scope.__args__  # type: ignore[attr-defined]
+
+
+class TokenCreate(Struct, forbid_unknown_fields=True):
+    name: Annotated[str, Meta(min_length=1, max_length=200)]
+    scopes: Annotated[list[Scope], Meta(min_length=1, max_length=len(SCOPES))]
+    # Unset: the token never expires. At most ten years.
+    expires_in_secs: Optional[Annotated[int, Meta(ge=1, le=10 * 365 * 86_400)]] = None
+
+
+class TokenOut(Struct, kw_only=True):
+    id: str
+    name: str
+    scopes: list[Scope]
+    created_at_ms: int
+    last_used_at_ms: Optional[int] = None
+    expires_at_ms: Optional[int] = None
+
+
+class TokenCreated(TokenOut, kw_only=True):
+    # The secret, shown this once: the server keeps only its hash.
+    token: str
+
+
 class ErrorDetail(Struct):
     code: str
     message: str
-    details: object = None
+    details: Any = None
 
 
 class ErrorBody(Struct):

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from contextlib import asynccontextmanager, contextmanager
-from typing import AsyncIterator, Iterator
+from typing import AsyncIterator, Callable, Iterator
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
@@ -37,6 +37,11 @@ class Notifier:
         self._wake = wake_channel
         self._claims: set[ClaimWaiter] = set()
         self._watchers: dict[str, set[asyncio.Event]] = {}
+        self._streams = 0
+        # Channels with one in-process listener each (token revocations),
+        # and what to do after a reconnect, when messages may have been lost.
+        self._listeners: dict[str, Callable[[str], None]] = {}
+        self._reconnect_hooks: list[Callable[[], None]] = []
         self._pubsub = None
         self._task: asyncio.Task | None = None
         self._stopping = False
@@ -44,6 +49,20 @@ class Notifier:
         # null and SSE tails close, so clients move to another replica at once.
         self.draining = False
         self.connected = asyncio.Event()
+
+    def listen(self, channel: str, on_message: Callable[[str], None], on_reconnect: Callable[[], None]) -> None:
+        """Before start(): call `on_message` with each message on `channel`,
+        and `on_reconnect` whenever the connection was lost and is back."""
+        self._listeners[channel] = on_message
+        self._reconnect_hooks.append(on_reconnect)
+
+    @property
+    def waiting_claims(self) -> int:
+        return len(self._claims)
+
+    @property
+    def open_streams(self) -> int:
+        return self._streams
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="rota-notifier")
@@ -80,18 +99,23 @@ class Notifier:
         event = asyncio.Event()
         watchers = self._watchers.setdefault(channel, set())
         watchers.add(event)
+        self._streams += 1
         try:
             if len(watchers) == 1:
                 await self._subscribe(channel)
             yield event
         finally:
+            self._streams -= 1
             watchers.discard(event)
             if not watchers:
                 del self._watchers[channel]
                 await self._unsubscribe(channel)
 
     def _dispatch(self, channel: str, data: str) -> None:
-        if channel == self._wake:
+        listener = self._listeners.get(channel)
+        if listener is not None:
+            listener(data)
+        elif channel == self._wake:
             for waiter in self._claims:
                 if data.startswith("~") or waiter.wants(data):
                     waiter.event.set()
@@ -136,10 +160,12 @@ class Notifier:
         while not self._stopping:
             try:
                 self._pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
-                await self._pubsub.subscribe(self._wake, *self._watchers.keys())
+                await self._pubsub.subscribe(self._wake, *self._listeners, *self._watchers.keys())
                 if not self.connected.is_set():
                     log.debug("pub/sub connected")
                 self.connected.set()
+                for hook in self._reconnect_hooks:
+                    hook()
                 self._wake_everyone()
                 delay = 0.05
                 while not self._stopping and self._pubsub is not None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
 from redis.asyncio import Redis
 from redis.backoff import ExponentialBackoff, NoBackoff
 from redis.exceptions import BusyLoadingError, ConnectionError, TimeoutError
@@ -30,7 +32,23 @@ def connect(settings: Settings) -> Redis:
 
 
 def describe(settings: Settings) -> str:
-    return settings.redis_url or "embedded in-memory store (fakeredis, Lua via lupa; data is lost on exit)"
+    """The store, fit for a log line or /healthz: a URL's password is masked."""
+    if not settings.redis_url:
+        return "embedded in-memory store (fakeredis, Lua via lupa; data is lost on exit)"
+    return redact(settings.redis_url)
+
+
+def redact(url: str) -> str:
+    """`redis://user:secret@host:6379/0` -> `redis://user:***@host:6379/0`
+    (and a `?password=` query value likewise)."""
+    parts = urlsplit(url)
+    if parts.password is not None:
+        user = parts.username or ""
+        parts = parts._replace(netloc=f"{user}:***@{parts.netloc.rpartition('@')[2]}")
+    if "password=" in parts.query:
+        query = [(k, "***" if k == "password" else v) for k, v in parse_qsl(parts.query, keep_blank_values=True)]
+        parts = parts._replace(query=urlencode(query, safe="*"))
+    return urlunsplit(parts)
 
 
 def connect_pubsub(settings: Settings) -> Redis:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from dataclasses import dataclass, field
 from typing import Mapping, Optional
@@ -41,6 +42,61 @@ def _flag(env: Mapping[str, str], name: str) -> bool:
     return env.get(name, "").strip().lower() in ("1", "true", "yes", "on")
 
 
+def _list(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    return tuple(item.strip() for item in env.get(name, "").split(",") if item.strip())
+
+
+def is_loopback(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+# Host headers a loopback server answers when ALLOWED_HOSTS is unset: a web
+# page that rebinds its own name to 127.0.0.1 still sends its own name.
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
+# A token this short is guessable, or a placeholder someone forgot to fill.
+MIN_ADMIN_TOKEN = 32
+
+
+def _admin_token(env: Mapping[str, str]) -> Optional[str]:
+    token = env.get("ROTA_ADMIN_TOKEN", "").strip()
+    path = env.get("ROTA_ADMIN_TOKEN_FILE", "").strip()
+    if token and path:
+        raise SettingsError("set ROTA_ADMIN_TOKEN or ROTA_ADMIN_TOKEN_FILE, not both")
+    if path:
+        try:
+            with open(path, encoding="utf-8") as f:
+                token = f.read().strip()
+        except OSError as exc:
+            raise SettingsError(f"ROTA_ADMIN_TOKEN_FILE: cannot read {path}: {exc.strerror}") from None
+    if not token:
+        return None
+    if len(token) < MIN_ADMIN_TOKEN or any(c.isspace() for c in token):
+        raise SettingsError(f"the admin token must be at least {MIN_ADMIN_TOKEN} characters without spaces"
+                            " (e.g. `openssl rand -hex 32`)")
+    return token
+
+
+def _auth(env: Mapping[str, str], admin_token: Optional[str], host: str) -> bool:
+    raw = env.get("ROTA_AUTH", "").strip().lower()
+    if raw not in ("", "on", "off"):
+        raise SettingsError(f"ROTA_AUTH must be on or off, got {raw!r}")
+    if raw == "off" and admin_token:
+        raise SettingsError("ROTA_AUTH=off but an admin token is set: auth is on whenever there is one")
+    enabled = raw == "on" or admin_token is not None
+    if not enabled and raw != "off" and not is_loopback(host):
+        # Redis's protected mode, for a server that runs shell on build machines.
+        raise SettingsError(
+            f"refusing to listen on HOST={host} without authentication: set ROTA_ADMIN_TOKEN"
+            " (see README, Security), or ROTA_AUTH=off to accept that anyone who can reach the port"
+            " can run commands on your workers")
+    return enabled
+
+
 @dataclass(frozen=True)
 class Settings:
     host: str = "127.0.0.1"
@@ -57,6 +113,16 @@ class Settings:
     max_wait_secs: float = 60.0
     keepalive_secs: float = 15.0
     log_level: str = "info"
+    auth: bool = False
+    admin_token: Optional[str] = field(default=None, repr=False)
+    # None: any Host header (a server on a public address cannot know its names).
+    allowed_hosts: Optional[tuple[str, ...]] = LOOPBACK_HOSTS
+    body_timeout_secs: float = 30.0
+    max_connections: int = 4096
+    max_waiting_claims: int = 2048
+    max_streams: int = 2048
+    ssl_keyfile: Optional[str] = None
+    ssl_certfile: Optional[str] = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
@@ -64,13 +130,19 @@ class Settings:
         namespace = env.get("ROTA_NAMESPACE", "rota")
         if not namespace or any(c in namespace for c in "{}: "):
             raise SettingsError("ROTA_NAMESPACE must be non-empty without '{', '}', ':' or spaces")
+        host = env.get("HOST", "127.0.0.1")
+        admin_token = _admin_token(env)
+        allowed_hosts = _list(env, "ALLOWED_HOSTS") or (LOOPBACK_HOSTS if is_loopback(host) else None)
+        ssl_keyfile, ssl_certfile = env.get("SSL_KEYFILE") or None, env.get("SSL_CERTFILE") or None
+        if (ssl_keyfile is None) != (ssl_certfile is None):
+            raise SettingsError("TLS needs both SSL_KEYFILE and SSL_CERTFILE")
         return cls(
-            host=env.get("HOST", "127.0.0.1"),
+            host=host,
             port=_int(env, "PORT", 3000),
             redis_url=env.get("REDIS_URL") or None,
             api_only=_flag(env, "API_ONLY"),
             workflows_dir=env.get("WORKFLOWS_DIR", "workflows") or None,
-            cors_origins=tuple(o.strip() for o in env.get("CORS_ORIGINS", "").split(",") if o.strip()),
+            cors_origins=_list(env, "CORS_ORIGINS"),
             reap_interval_secs=_float(env, "REAP_INTERVAL_SECS", 5.0),
             max_body_bytes=_int(env, "MAX_BODY_BYTES", 8 * 1024 * 1024, minimum=1024),
             retention_secs=_int(env, "RETENTION_SECS", 7 * 86_400, minimum=1),
@@ -78,4 +150,13 @@ class Settings:
             log_max_chunks=_int(env, "LOG_MAX_CHUNKS", 10_000, minimum=10),
             keepalive_secs=_float(env, "SSE_KEEPALIVE_SECS", 15.0),
             log_level=env.get("LOG_LEVEL", "info").lower(),
+            auth=_auth(env, admin_token, host),
+            admin_token=admin_token,
+            allowed_hosts=None if allowed_hosts == ("*",) else allowed_hosts,
+            body_timeout_secs=_float(env, "BODY_TIMEOUT_SECS", 30.0),
+            max_connections=_int(env, "MAX_CONNECTIONS", 4096, minimum=16),
+            max_waiting_claims=_int(env, "MAX_WAITING_CLAIMS", 2048, minimum=1),
+            max_streams=_int(env, "MAX_STREAMS", 2048, minimum=1),
+            ssl_keyfile=ssl_keyfile,
+            ssl_certfile=ssl_certfile,
         )

@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from importlib import resources
 from typing import Optional
 
 import msgspec
 from redis.asyncio import Redis
 
-from .errors import Conflict, LeaseLost, NotFound, Unprocessable
+from .errors import Conflict, Forbidden, LeaseLost, NotFound, Unprocessable
 from .models import (
     ClaimResponse,
     HeartbeatResponse,
@@ -31,10 +30,8 @@ from .models import (
     WorkflowSpec,
     backoff_fields,
 )
+from .scripts import Scripts
 from .settings import Settings
-
-SCRIPTS = ("create", "run", "cancel", "claim", "heartbeat", "complete", "fail",
-           "logs", "reap", "register")
 
 # Internal job states, and the wire status each one shows as.
 WIRE_STATUS = {
@@ -58,12 +55,6 @@ _encode = msgspec.json.encode
 
 def label_key(labels: list[str]) -> str:
     return ",".join(sorted(set(labels)))
-
-
-def _load_scripts() -> dict[str, str]:
-    lua = resources.files("server") / "lua"
-    lib = (lua / "_lib.lua").read_text()
-    return {name: lib + "\n" + (lua / f"{name}.lua").read_text() for name in SCRIPTS}
 
 
 def definition_hash(spec: WorkflowSpec) -> str:
@@ -93,7 +84,7 @@ class Store:
         self.retention_secs = retention_secs
         self.log_maxlen = log_maxlen
         self.idempotency_ttl_secs = idempotency_ttl_secs
-        self._scripts = {name: redis.register_script(src) for name, src in _load_scripts().items()}
+        self.scripts = Scripts(redis, self.prefix)
 
     @classmethod
     def from_settings(cls, redis: Redis, settings: Settings) -> "Store":
@@ -109,7 +100,7 @@ class Store:
         return f"{self.prefix}j:{wf}:{job}"
 
     async def _call(self, name: str, *args) -> list:
-        return await self._scripts[name](keys=[self.prefix], args=list(args))
+        return await self.scripts.call(name, *args)
 
     # ---- workflows -----------------------------------------------------------
 
@@ -122,14 +113,18 @@ class Store:
         idempotency_key: str = "",
         upsert: bool = False,
     ) -> tuple[str, str]:
-        """Returns (outcome, workflow_id); outcome as create.lua names it."""
+        """Returns (outcome, workflow_id); outcome as create.lua names it.
+
+        An idempotency key matches a retry only of the same request: the
+        same definition, started or not alike."""
         dependents: dict[str, list[str]] = {j.id: [] for j in spec.jobs}
         for job in spec.jobs:
             for need in job.needs:
                 dependents[need].append(job.id)
+        defhash = definition_hash(spec)
         args: list = [
-            workflow_id, spec.name, spec.trigger, idempotency_key, self.idempotency_ttl_secs,
-            int(run), self.retention_secs, definition_hash(spec),
+            workflow_id, spec.name, spec.trigger, idempotency_key, f"{defhash}:{int(run)}",
+            self.idempotency_ttl_secs, int(run), self.retention_secs, defhash,
             "upsert" if upsert else "new", len(spec.jobs),
         ]
         for job in spec.jobs:
@@ -161,13 +156,22 @@ class Store:
             raise NotFound("workflow_not_found", f"no workflow {wf!r}")
         return found[0]
 
-    async def _load_workflows(self, ids: list[str]) -> list[WorkflowOut]:
+    async def _load_workflows(self, ids: list[str], max_jobs: Optional[int] = None) -> list[WorkflowOut]:
         """Two pipelined round trips for any number of workflows; ids that no
-        longer exist (purged meanwhile) are left out."""
+        longer exist (purged meanwhile) are left out. With `max_jobs`, the
+        list stops before the workflow that would pass that many jobs in all
+        (but always holds the first)."""
         async with self.redis.pipeline(transaction=False) as pipe:
             for wf in ids:
                 pipe.hgetall(f"{self.prefix}wf:{wf}")
             heads = [h for h in await pipe.execute() if h]
+        if max_jobs is not None:
+            total = 0
+            for i, head in enumerate(heads):
+                total += head["jobs"].count(",") + 1
+                if total > max_jobs and i > 0:
+                    heads = heads[:i]
+                    break
         async with self.redis.pipeline(transaction=False) as pipe:
             for head in heads:
                 for job in head["jobs"].split(","):
@@ -180,13 +184,13 @@ class Store:
         return out
 
     async def list_workflows(
-        self, limit: int = 100, offset: int = 0, status: Optional[str] = None
+        self, limit: int = 100, offset: int = 0, status: Optional[str] = None, max_jobs: Optional[int] = None
     ) -> list[WorkflowOut]:
         if status is None:
             ids = await self.redis.zrevrange(f"{self.prefix}wfs", offset, offset + limit - 1)
         else:
             ids = await self._ids_with_job_status(status, limit, offset)
-        return await self._load_workflows(ids)
+        return await self._load_workflows(ids, max_jobs)
 
     async def _ids_with_job_status(self, status: str, limit: int, offset: int) -> list[str]:
         fields = [f"n:{st}" for st in INTERNAL_FOR[status]]
@@ -227,25 +231,31 @@ class Store:
 
     # ---- workers -------------------------------------------------------------
 
-    async def register_worker(self, worker_id: str, labels: list[str]) -> int:
-        _, at = await self._call("register", worker_id, label_key(labels))
-        return at
+    async def register_worker(self, worker_id: str, labels: list[str], owner: str = "") -> int:
+        """`owner`: the registering API token's id ('' with auth off)."""
+        res = await self._call("register", worker_id, label_key(labels), owner)
+        if res[0] == "taken":
+            raise _worker_taken(worker_id)
+        return int(res[1])
 
-    async def list_workers(self) -> list[WorkerOut]:
-        ids = await self.redis.zrevrange(f"{self.prefix}workers", 0, -1)
-        now_s, now_us = await self.redis.time()
-        now = now_s * 1000 + now_us // 1000
+    async def list_workers(self, limit: int = 100, offset: int = 0) -> list[WorkerOut]:
+        """Most recently seen first; three pipelined round trips a page."""
+        ids = await self.redis.zrevrange(f"{self.prefix}workers", offset, offset + limit - 1)
         async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.time()
             for w in ids:
                 pipe.hgetall(f"{self.prefix}worker:{w}")
                 pipe.smembers(f"{self.prefix}wleases:{w}")
-            rows = await pipe.execute()
+            (now_s, now_us), *rows = await pipe.execute()
+        now = now_s * 1000 + now_us // 1000
+        lease_ids = sorted({lid for leases in rows[1::2] for lid in leases})
+        jobs = dict(zip(lease_ids, await self._lease_jobs(lease_ids)))
         out = []
         for i, worker_id in enumerate(ids):
             info, leases = rows[2 * i], rows[2 * i + 1]
             if not info:
                 continue
-            current = await self._lease_jobs(sorted(leases))
+            current = [jobs[lid] for lid in sorted(leases) if jobs.get(lid)]
             last_seen = int(info.get("last_seen", 0))
             if current:
                 status = "busy"
@@ -265,19 +275,26 @@ class Store:
             ))
         return out
 
-    async def _lease_jobs(self, lease_ids: list[str]) -> list[str]:
+    async def _lease_jobs(self, lease_ids: list[str]) -> list[Optional[str]]:
+        """`wf/job` of each lease, None for one gone meanwhile."""
         if not lease_ids:
             return []
         async with self.redis.pipeline(transaction=False) as pipe:
             for lid in lease_ids:
                 pipe.hmget(f"{self.prefix}lease:{lid}", ["wf", "job"])
             rows = await pipe.execute()
-        return [f"{wf}/{job}" for wf, job in rows if wf]
+        return [f"{wf}/{job}" if wf else None for wf, job in rows]
 
     # ---- the worker protocol -------------------------------------------------
 
-    async def claim(self, worker_id: str, labels: list[str], ttl_secs: int, lease_id: str) -> ClaimResult:
-        res = await self._call("claim", worker_id, label_key(labels), ttl_secs, lease_id)
+    async def claim(
+        self, worker_id: str, labels: list[str], ttl_secs: int, lease_id: str, owner: str = ""
+    ) -> ClaimResult:
+        """`owner`: the claiming API token's id ('' with auth off); only it
+        may then use the lease, besides the lease's own run token."""
+        res = await self._call("claim", worker_id, label_key(labels), ttl_secs, lease_id, owner)
+        if res[0] == -1:
+            raise _worker_taken(worker_id)
         if res[0] == 0:
             return ClaimResult(None, int(res[1]), int(res[2]))
         _, now, wf, job_id, spec_json, att, enq, dly, *ups = res
@@ -303,27 +320,30 @@ class Store:
                       ttl_secs=ttl_secs, granted_at_ms=int(now))
         return ClaimResult(ClaimResponse(job=job, lease=lease), int(now))
 
-    async def heartbeat(self, lease_id: str) -> HeartbeatResponse:
-        res = await self._call("heartbeat", lease_id)
+    # `caller` below is Principal.lease_caller: '*' when already authorised
+    # (auth off, or the lease's run token), else the calling token's id.
+
+    async def heartbeat(self, lease_id: str, caller: str = "*") -> HeartbeatResponse:
+        res = await self._call("heartbeat", lease_id, caller)
         if res[0] != "ok":
-            raise LeaseLost(lease_id)
+            _lease_outcome(res[0], lease_id)
         return HeartbeatResponse(cancelled=res[1] == 1, lease_id=lease_id, expires_at_ms=int(res[2]))
 
-    async def complete(self, lease_id: str, outputs: dict[str, str]) -> None:
-        (outcome,) = await self._call("complete", lease_id, _encode(outputs))
+    async def complete(self, lease_id: str, outputs: dict[str, str], caller: str = "*") -> None:
+        (outcome,) = await self._call("complete", lease_id, caller, _encode(outputs))
         _lease_outcome(outcome, lease_id)
 
-    async def fail(self, lease_id: str, error: str, retryable: bool) -> None:
-        (outcome,) = await self._call("fail", lease_id, error, int(retryable))
+    async def fail(self, lease_id: str, error: str, retryable: bool, caller: str = "*") -> None:
+        (outcome,) = await self._call("fail", lease_id, caller, error, int(retryable))
         _lease_outcome(outcome, lease_id)
 
-    async def append_logs(self, lease_id: str, chunks: list[LogChunk]) -> LogsAccepted:
-        args: list = [lease_id, self.log_maxlen]
+    async def append_logs(self, lease_id: str, chunks: list[LogChunk], caller: str = "*") -> LogsAccepted:
+        args: list = [lease_id, caller, self.log_maxlen]
         for c in sorted(chunks, key=lambda c: c.sequence):
             args += [c.workflow_id, c.job_id, c.sequence, _encode(c)]
         res = await self._call("logs", *args)
-        if res[0] == "lost":
-            raise LeaseLost(lease_id)
+        if res[0] in ("lost", "forbidden"):
+            _lease_outcome(res[0], lease_id)
         if res[0] == "mismatch":
             raise Unprocessable(
                 "chunk_mismatch",
@@ -351,9 +371,18 @@ class Store:
         return int(expired), int(promoted), int(purged)
 
 
+def _worker_taken(worker_id: str) -> Conflict:
+    return Conflict("worker_id_taken",
+                    f"worker id {worker_id!r} belongs to another token; choose another worker id",
+                    {"worker_id": worker_id})
+
+
 def _lease_outcome(outcome: str, lease_id: str) -> None:
     if outcome == "ok":
         return
+    if outcome == "forbidden":
+        raise Forbidden("this lease is held by another worker's token; only that token or the"
+                        " lease's run token may use it", {"lease_id": lease_id})
     if outcome == "cancelled":
         raise Conflict("job_cancelled", "the job was cancelled; its result is not recorded",
                        {"lease_id": lease_id})

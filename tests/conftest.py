@@ -4,6 +4,8 @@ same Lua scripts are proven on both."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import fakeredis
 import httpx
 import pytest
@@ -60,5 +62,31 @@ async def app(redis, settings):
 @pytest.fixture
 async def api(app):
     transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://rota.test") as client:
+    async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as client:
+        yield client
+
+
+# The bootstrap admin token of the auth-on fixtures.
+ADMIN_TOKEN = "test-admin-token-0123456789abcdef0123"
+
+
+@pytest.fixture
+def auth_settings(settings) -> Settings:
+    return dataclasses.replace(settings, auth=True, admin_token=ADMIN_TOKEN)
+
+
+@pytest.fixture
+async def auth_app(redis, auth_settings):
+    from server.app import create_app
+
+    app = create_app(auth_settings, redis=redis)
+    async with app.router.lifespan_context(app):
+        yield app
+
+
+@pytest.fixture
+async def auth_api(auth_app):
+    """A client of an auth-on server that sends no token unless told."""
+    transport = httpx.ASGITransport(app=auth_app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as client:
         yield client

@@ -38,15 +38,17 @@ def redis_binary() -> str:
 
 
 class RedisProcess:
-    def __init__(self, port: int, workdir: str, appendonly: bool = False):
+    def __init__(self, port: int, workdir: str, appendonly: bool = False, password: str | None = None):
         self.port = port
         self.workdir = workdir
         self.appendonly = appendonly
+        self.password = password
         self.proc: subprocess.Popen | None = None
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        auth = f":{self.password}@" if self.password else ""
+        return f"redis://{auth}127.0.0.1:{self.port}/0"
 
     def start(self) -> None:
         args = [
@@ -58,13 +60,15 @@ class RedisProcess:
             "--appendonly", "yes" if self.appendonly else "no",
             "--appendfsync", "always",
         ]
+        if self.password:
+            args += ["--requirepass", self.password]
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as s:
                     s.sendall(b"PING\r\n")
-                    if s.recv(64).startswith(b"+PONG"):
+                    if s.recv(64).startswith((b"+PONG", b"-NOAUTH")):
                         return
             except OSError:
                 time.sleep(0.02)
@@ -78,9 +82,9 @@ class RedisProcess:
 
 
 @contextmanager
-def redis_server(appendonly: bool = False) -> Iterator[RedisProcess]:
+def redis_server(appendonly: bool = False, password: str | None = None) -> Iterator[RedisProcess]:
     with tempfile.TemporaryDirectory(prefix="rota-redis-") as workdir:
-        proc = RedisProcess(free_port(), workdir, appendonly)
+        proc = RedisProcess(free_port(), workdir, appendonly, password)
         proc.start()
         try:
             yield proc

@@ -68,7 +68,8 @@ async def test_seed_worker_flow_end_to_end(api):
     assert {"job_id", "workflow_id", "command", "required_labels", "retry_policy", "attempt",
             "upstream_outputs", "enqueued_at_ms", "delayed_until_ms"} <= set(job)
     assert job["retry_policy"] == {"max_retries": 0, "backoff": "None"}
-    assert set(lease) == {"lease_id", "job_id", "workflow_id", "worker_id", "ttl_secs", "granted_at_ms"}
+    assert set(lease) == {"lease_id", "job_id", "workflow_id", "worker_id", "ttl_secs", "granted_at_ms", "run_token"}
+    assert lease["run_token"].startswith("rotr_")
     assert (job["job_id"], lease["worker_id"], lease["ttl_secs"]) == ("test", "w1", 30)
     lid = lease["lease_id"]
 
@@ -214,7 +215,7 @@ async def test_bad_result_bodies_are_422_and_change_nothing(api):
     wrong_job = {"workflow_id": wf["id"], "job_id": "build", "sequence": 0, "data": "x",
                  "timestamp_ms": 1, "stream": "stdout"}
     assert_error(await api.post(f"/api/jobs/{lid}/logs", json={"chunks": [wrong_job]}), 422, "chunk_mismatch")
-    assert_error(await api.post(f"/api/jobs/{lid}/complete", content=b"{not json"), 400, "malformed_json")
+    assert_error(await api.post(f"/api/jobs/{lid}/complete", content=b"{not json", headers={"content-type": "application/json"}), 400, "malformed_json")
     status = (await api.get(f"/api/workflows/{wf['id']}/status")).json()
     assert status["jobs"][0]["status"] == "running"
     assert (await api.get(f"/api/workflows/{wf['id']}/jobs/test/logs")).json() == []
@@ -228,7 +229,7 @@ async def test_body_over_the_limit_is_413(redis, tmp_path):
 
     app = create_app(Settings(workflows_dir=None, max_body_bytes=2048), redis=redis)
     async with app.router.lifespan_context(app):
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as api:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://localhost") as api:
             big = {"name": "x", "jobs": [{"id": "a", "command": "x" * 4096}]}
             assert_error(await api.post("/api/workflows", json=big), 413, "body_too_large")
             assert (await api.get("/api/workflows")).json() == []
@@ -318,11 +319,11 @@ async def test_stream_ids_beyond_64_bits_are_400(api):
 
 async def test_lone_surrogates_are_422_not_a_crash(api):
     body = b'{"name": "\\ud800", "jobs": [{"id": "a", "command": "true"}]}'
-    err = assert_error(await api.post("/api/workflows", content=body), 422, "invalid_workflow")
+    err = assert_error(await api.post("/api/workflows", content=body, headers={"content-type": "application/json"}), 422, "invalid_workflow")
     assert "Unicode" in err["message"]
     assert (await api.get("/api/workflows")).json() == []
     lid_body = b'{"error": "\\udc00", "retryable": true}'
-    assert_error(await api.post("/api/jobs/any/fail", content=lid_body), 400, "malformed_json")
+    assert_error(await api.post("/api/jobs/any/fail", content=lid_body, headers={"content-type": "application/json"}), 400, "malformed_json")
 
 
 async def test_log_sequence_above_2_pow_53_is_422(api):

@@ -312,3 +312,26 @@ def test_limits_module_states_the_documented_numbers():
         ENV_NAME,
     )
     assert limits.MAX_TRIGGER_CHARS == TRIGGER
+
+
+def test_a_jobs_whole_env_is_limited():
+    # five values each under the per-value bound, together over the job's total
+    doc = _document(1, "env-value")
+    doc["jobs"]["a"]["env"] = {f"V{i}": "v" * 60_000 for i in range(5)}
+    problems = refused(_yaml_text(doc))
+    assert [p["field"] for p in problems] == ["jobs.a.env"] and "262144" in problems[0]["message"]
+    doc["jobs"]["a"]["env"] = {f"V{i}": "v" * 60_000 for i in range(4)}
+    parse_workflow(_yaml_text(doc).encode(), YAML)
+
+
+@pytest.mark.parametrize("content_type", [YAML, JSON])
+def test_labels_per_job_are_limited(content_type):
+    def body(n: int) -> str:
+        labels = [f"l{i}" for i in range(n)]
+        if content_type == YAML:
+            return f"jobs:\n  a:\n    run: make\n    labels: [{', '.join(labels)}]\n"
+        return json.dumps({"name": "x", "jobs": [{"id": "a", "command": "make", "required_labels": labels}]})
+
+    parse_workflow(body(32).encode(), content_type)
+    problems = refused(body(33), content_type)
+    assert "more than 32 labels" in problems[0]["message"]

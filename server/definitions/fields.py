@@ -16,7 +16,9 @@ from .. import models
 from ..limits import (
     MAX_ENV_ENTRIES,
     MAX_ENV_NAME_CHARS,
+    MAX_ENV_TOTAL_CHARS,
     MAX_ENV_VALUE_CHARS,
+    MAX_LABELS,
     MAX_NAME_CHARS,
     MAX_SCRIPT_CHARS,
     MAX_STEPS_CHARS,
@@ -129,7 +131,11 @@ def _labels(value: object, where: Where, problems: Problems) -> list[str] | None
                 f"invalid label {label!r}: use letters, digits and _.:/=+- (no spaces or commas), "
                 "at most 64 characters",
             )
-    return sorted({label for _, label in items})
+    labels = sorted({label for _, label in items})
+    if len(labels) > MAX_LABELS:
+        problems.add(where, f"more than {MAX_LABELS} labels (limit for one job)")
+        return None
+    return labels
 
 
 def _bounded_int(value: object, where: Where, problems: Problems, low: int, high: int) -> int | None:
@@ -187,6 +193,10 @@ def _env(value: object, where: Where, problems: Problems) -> dict[str, str] | No
             problems.add(name_where, too_long(MAX_ENV_VALUE_CHARS, "one environment value"))
         else:
             env[key_text(env_name)] = text
+    total = sum(len(name) + len(text) + 2 for name, text in env.items())
+    if total > MAX_ENV_TOTAL_CHARS:
+        problems.add(where, too_long(MAX_ENV_TOTAL_CHARS, "a job's whole env: (names and values)"))
+        return None
     return env
 
 

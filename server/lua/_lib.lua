@@ -1,8 +1,7 @@
--- Shared by every script: store.py prepends this file to each one, so all
--- state transitions go through the same few functions.
---
--- KEYS[1] is the namespace prefix, e.g. "{rota}:". Every key below is built
--- from it, so all keys share one hash tag and live in one cluster slot.
+--- @include "base"
+--- @include "ready"
+-- Workflow and lease state transitions, shared by the scripts that change
+-- jobs, so every transition goes through the same few functions.
 --
 -- Job hash fields (P.."job:"..wf..":"..job):
 --   spec  JSON JobSpec (returned to claimers)   lk  label-set key ("a,b")
@@ -13,25 +12,6 @@
 -- Workflow hash (P.."wf:"..wf): id name trigger jobs created state runs
 --   cancelled started started_ms finished_ms ret defhash, and n:<st>
 --   counters kept by set_status so a workflow's status is one HMGET.
-
-local P = KEYS[1]
--- Redis embeds Lua 5.1 (global unpack); fakeredis may run 5.4 via lupa.
-local unpack = unpack or table.unpack
-
-local function now_ms()
-  local t = redis.call('TIME')
-  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-end
-
-local function split(s, sep)
-  local out = {}
-  if s == nil or s == false or s == '' then return out end
-  for part in string.gmatch(s, '([^' .. sep .. ']+)') do out[#out + 1] = part end
-  return out
-end
-
--- Scores above 2^31 must not go through tostring (it rounds to 14 digits).
-local function num(n) return string.format('%.0f', n) end
 
 local function wkey(wf) return P .. 'wf:' .. wf end
 local function jkey(wf, job) return P .. 'job:' .. wf .. ':' .. job end
@@ -53,16 +33,6 @@ local function set_status(wf, job, old, new)
   local w = wkey(wf)
   if old and old ~= '' then redis.call('HINCRBY', w, 'n:' .. old, -1) end
   redis.call('HINCRBY', w, 'n:' .. new, 1)
-end
-
--- Ready queues: one sorted set per distinct label set. Score orders by
--- priority (higher first), then by a global enqueue sequence (FIFO).
-local function make_ready(wf, job, lk, pr)
-  local seq = redis.call('INCR', P .. 'seq')
-  local score = (100 - tonumber(pr or 0)) * 4398046511104 + seq -- 2^42
-  redis.call('ZADD', P .. 'ready:' .. lk, num(score), wf .. ':' .. job)
-  redis.call('SADD', P .. 'labelsets', lk)
-  redis.call('PUBLISH', P .. 'wake', lk)
 end
 
 local function enqueue(wf, job, old, now, delay_ms)
@@ -188,19 +158,28 @@ local function expire_lease(lid, now, wf, job, worker)
   return false
 end
 
-local function live_lease(lid, now)
-  local wf, job, worker, ttl, att = unpack(redis.call('HMGET', lkey(lid), 'wf', 'job', 'worker', 'ttl', 'att'))
-  if not wf then return nil end
+-- Looks up a lease for heartbeat/complete/fail/logs on behalf of `caller`:
+-- '*' (auth off, or the lease's own run token, checked by the server) or
+-- the id of the API token calling, which must be the one that claimed it.
+-- An expired lease is handled right here (as the reaper would), so the
+-- answer never depends on whether a reaper happened to run first. Returns
+-- the lease fields, or nil and the refusal ('lost' | 'forbidden'); a
+-- refused caller changes nothing.
+local function live_lease(lid, now, caller)
+  local wf, job, worker, ttl, att, tok = unpack(redis.call('HMGET', lkey(lid),
+    'wf', 'job', 'worker', 'ttl', 'att', 'tok'))
+  if not wf then return nil, 'lost' end
+  if caller ~= '*' and caller ~= tok then return nil, 'forbidden' end
   local exp = tonumber(redis.call('ZSCORE', P .. 'leases', lid) or 0)
   if exp < now then
     expire_lease(lid, now, wf, job, worker)
-    return nil
+    return nil, 'lost'
   end
   local st, cur = unpack(redis.call('HMGET', jkey(wf, job), 'st', 'lease'))
   if cur ~= lid then
     -- Superseded (the workflow was re-run): the record is garbage now.
     release_lease(lid, worker)
-    return nil
+    return nil, 'lost'
   end
   return { wf = wf, job = job, worker = worker, ttl = tonumber(ttl), att = att, st = st }
 end
@@ -210,11 +189,28 @@ local function touch_worker(worker, now)
   redis.call('ZADD', P .. 'workers', now, worker)
 end
 
+-- A worker id belongs to the API token that first registered or claimed
+-- under it, so one fleet cannot impersonate another's workers. `caller`
+-- is that token's id, or '' with auth off (nothing is checked or kept).
+-- An owner whose token was revoked gives the id up. Returns false, having
+-- changed nothing, when another token owns the id.
+local function own_worker(worker, caller)
+  if caller == '' then return true end
+  local wk = P .. 'worker:' .. worker
+  local owner = redis.call('HGET', wk, 'owner')
+  if owner and owner ~= '' and owner ~= caller
+      and (owner == 'admin' or redis.call('EXISTS', P .. 'token:' .. owner) == 1) then
+    return false
+  end
+  if owner ~= caller then redis.call('HSET', wk, 'owner', caller) end
+  return true
+end
+
 -- The start of complete and fail: takes the lease of a running job back
 -- from its worker and returns it, or returns nil and the refusal to send.
-local function take_lease_for_result(lid, now)
-  local lease = live_lease(lid, now)
-  if not lease then return nil, { 'lost' } end
+local function take_lease_for_result(lid, now, caller)
+  local lease, refusal = live_lease(lid, now, caller)
+  if not lease then return nil, { refusal } end
   release_lease(lid, lease.worker)
   if lease.st ~= 'running' then
     -- Cancelled under this lease: the worker has stopped and reported, so the

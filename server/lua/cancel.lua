@@ -1,3 +1,4 @@
+--- @include "lib"
 -- ARGV: workflow_id. Returns {'ok'} | {'noop'} | {'not_found'}.
 -- Queued jobs end at once; a running job is marked cancelled and keeps its
 -- lease, so its worker learns it from the next heartbeat and its last logs
@@ -13,7 +14,7 @@ for _, job in ipairs(split(redis.call('HGET', w, 'jobs'), ',')) do
   local k = jkey(wf, job)
   local st, lk = unpack(redis.call('HMGET', k, 'st', 'lk'))
   if ACTIVE[st] then
-    if st == 'ready' then redis.call('ZREM', P .. 'ready:' .. lk, wf .. ':' .. job) end
+    if st == 'ready' then unready(lk, wf .. ':' .. job) end
     if st == 'delayed' then redis.call('ZREM', P .. 'delayed', wf .. ':' .. job) end
     set_status(wf, job, st, 'cancelled')
     redis.call('HSET', k, 'end', now)

@@ -1,7 +1,10 @@
--- ARGV: worker_id, labels ("a,b", sorted), ttl_secs, lease_id
--- Returns {0, now, next_due_ms | -1} when nothing matches, else
+--- @include "lib"
+-- ARGV: worker_id, labels ("a,b", sorted), ttl_secs, lease_id, caller (the
+-- API token id; '' with auth off).
+-- Returns {-1} when another token owns the worker id, {0, now, next_due_ms
+-- | -1} when nothing matches, else
 -- {1, granted_at, wf, job, spec, att, enq, dly, need1, out1, need2, out2, ...}.
-local worker, labels, ttl, lid = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]
+local worker, labels, ttl, lid, caller = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4], ARGV[5]
 local now = now_ms()
 
 local function reply(wf, job, granted)
@@ -14,40 +17,31 @@ local function reply(wf, job, granted)
   return out
 end
 
+-- Every claim, fruitful or not, shows the worker alive; one that claims
+-- without registering is registered by its claim.
+local wk = P .. 'worker:' .. worker
+local fresh = redis.call('EXISTS', wk) == 0
+if not own_worker(worker, caller) then return { -1 } end
+if fresh then redis.call('HSET', wk, 'labels', labels, 'registered', now) end
+
 -- The same lease id again is the client re-sending a claim whose reply it
 -- lost: hand back that claim rather than lease a second job under one id.
 local prior_wf, prior_job, prior_granted = unpack(redis.call('HMGET', lkey(lid), 'wf', 'job', 'granted'))
 if prior_wf then return reply(prior_wf, prior_job, tonumber(prior_granted)) end
 promote_delayed(now, 100)
-
--- Every claim, fruitful or not, shows the worker alive; one that claims
--- without registering is registered by its claim.
-local wk = P .. 'worker:' .. worker
-if redis.call('EXISTS', wk) == 0 then
-  redis.call('HSET', wk, 'labels', labels, 'registered', now)
-end
 touch_worker(worker, now)
 
-local have = {}
-for _, l in ipairs(split(labels, ',')) do have[l] = true end
-
--- Look at the head of every label set this worker satisfies and take the
--- best: a job nobody here can run never hides one that somebody can.
+-- Look at the head of every non-empty queue this worker can serve and take
+-- the best: a job nobody here can run never hides one that somebody can.
 local best_lk, best_member, best_score = nil, nil, nil
-for _, lk in ipairs(redis.call('SMEMBERS', P .. 'labelsets')) do
-  local ok = true
-  for _, l in ipairs(split(lk, ',')) do
-    if not have[l] then ok = false; break end
-  end
-  if ok then
-    local head = redis.call('ZRANGE', P .. 'ready:' .. lk, 0, 0, 'WITHSCORES')
-    if #head == 0 then
-      redis.call('SREM', P .. 'labelsets', lk)
-    else
-      local score = tonumber(head[2])
-      if best_score == nil or score < best_score then
-        best_lk, best_member, best_score = lk, head[1], score
-      end
+for _, lk in ipairs(servable(labels, now)) do
+  local head = redis.call('ZRANGE', P .. 'ready:' .. lk, 0, 0, 'WITHSCORES')
+  if #head == 0 then
+    drop_labelset(lk) -- an index out of step (data from an older version): mend it
+  else
+    local score = tonumber(head[2])
+    if best_score == nil or score < best_score then
+      best_lk, best_member, best_score = lk, head[1], score
     end
   end
 end
@@ -59,7 +53,7 @@ if best_member == nil then
   return { 0, now, due }
 end
 
-redis.call('ZREM', P .. 'ready:' .. best_lk, best_member)
+unready(best_lk, best_member)
 local wf, job = string.match(best_member, '^([^:]+):(.+)$')
 local k = jkey(wf, job)
 local att = redis.call('HGET', k, 'att')
@@ -72,7 +66,7 @@ if redis.call('HGET', w, 'started') ~= '1' then
 end
 
 redis.call('HSET', lkey(lid), 'wf', wf, 'job', job, 'worker', worker, 'ttl', ttl,
-  'att', att, 'granted', now, 'lseq', -1)
+  'att', att, 'granted', now, 'lseq', -1, 'tok', caller)
 redis.call('ZADD', P .. 'leases', num(now + ttl * 1000), lid)
 redis.call('SADD', P .. 'wleases:' .. worker, lid)
 event(wf, job, 'running', tonumber(att), now, worker)

@@ -1,7 +1,9 @@
--- ARGV: lease_id, outputs (JSON object). Returns {'ok'} | {'lost'} | {'cancelled'}.
-local lid, outputs = ARGV[1], ARGV[2]
+--- @include "lib"
+-- ARGV: lease_id, caller (see live_lease), outputs (JSON object).
+-- Returns {'ok'} | {'lost'} | {'forbidden'} | {'cancelled'}.
+local lid, caller, outputs = ARGV[1], ARGV[2], ARGV[3]
 local now = now_ms()
-local lease, refusal = take_lease_for_result(lid, now)
+local lease, refusal = take_lease_for_result(lid, now, caller)
 if not lease then return refusal end
 local wf, job = lease.wf, lease.job
 

@@ -1,16 +1,23 @@
+--- @include "lib"
 -- Defines a workflow (and optionally starts it) in one step.
--- ARGV: id, name, trigger, idempotency_key, idempotency_ttl_secs, run (0|1),
---       retention_secs, defhash, mode (new|upsert), njobs, then per job:
---       id, spec, lk, pr, mr, bk, b1, b2, needs, deps, nn
--- Returns {outcome, workflow_id}: created | replayed (same Idempotency-Key)
--- | unchanged | updated | active (upsert refused while the workflow runs).
-local wf, name, trigger, idem, idem_ttl = ARGV[1], ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5])
-local run, ret, defhash, mode, njobs = ARGV[6] == '1', ARGV[7], ARGV[8], ARGV[9], tonumber(ARGV[10])
+-- ARGV: id, name, trigger, idempotency_key, request_hash, idempotency_ttl_secs,
+--       run (0|1), retention_secs, defhash, mode (new|upsert), njobs, then per
+--       job: id, spec, lk, pr, mr, bk, b1, b2, needs, deps, nn
+-- Returns {outcome, workflow_id}: created | replayed (same Idempotency-Key,
+-- same request) | idem_reused (same key, another request: nothing done) |
+-- unchanged | updated | active (upsert refused while the workflow runs).
+local wf, name, trigger, idem, req_hash = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+local idem_ttl, run, ret, defhash = tonumber(ARGV[6]), ARGV[7] == '1', ARGV[8], ARGV[9]
+local mode, njobs = ARGV[10], tonumber(ARGV[11])
 local now = now_ms()
 
 if idem ~= '' then
   local prior = redis.call('GET', P .. 'idem:' .. idem)
-  if prior and redis.call('EXISTS', wkey(prior)) == 1 then return { 'replayed', prior } end
+  local prior_wf, prior_hash = string.match(prior or '', '^(.*)|([^|]*)$')
+  if prior_wf and redis.call('EXISTS', wkey(prior_wf)) == 1 then
+    if prior_hash ~= req_hash then return { 'idem_reused', prior_wf } end
+    return { 'replayed', prior_wf }
+  end
 end
 
 local w = wkey(wf)
@@ -30,7 +37,7 @@ end
 
 local ids = {}
 for i = 0, njobs - 1 do
-  local b = 10 + i * 11
+  local b = 11 + i * 11
   local id = ARGV[b + 1]
   ids[#ids + 1] = id
   redis.call('HSET', jkey(wf, id), 'spec', ARGV[b + 2], 'lk', ARGV[b + 3], 'pr', ARGV[b + 4],
@@ -46,7 +53,7 @@ redis.call('HSET', w, 'id', wf, 'name', name, 'trigger', trigger, 'jobs', table.
 -- so two workflows created in the same millisecond keep their order.
 redis.call('ZADD', P .. 'wfs', redis.call('INCR', P .. 'wfseq'), wf)
 if idem ~= '' then
-  redis.call('SET', P .. 'idem:' .. idem, wf, 'EX', idem_ttl)
+  redis.call('SET', P .. 'idem:' .. idem, wf .. '|' .. req_hash, 'EX', idem_ttl)
 end
 if run then
   start_run(wf, now)

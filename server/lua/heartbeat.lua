@@ -1,9 +1,10 @@
--- ARGV: lease_id. Renews by the lease's own ttl.
--- Returns {'ok', cancelled 0|1, expires_at_ms} or {'lost'}.
-local lid = ARGV[1]
+--- @include "lib"
+-- ARGV: lease_id, caller (see live_lease). Renews by the lease's own ttl.
+-- Returns {'ok', cancelled 0|1, expires_at_ms} | {'lost'} | {'forbidden'}.
+local lid, caller = ARGV[1], ARGV[2]
 local now = now_ms()
-local lease = live_lease(lid, now)
-if not lease then return { 'lost' } end
+local lease, refusal = live_lease(lid, now, caller)
+if not lease then return { refusal } end
 local exp = now + lease.ttl * 1000
 redis.call('ZADD', P .. 'leases', num(exp), lid)
 touch_worker(lease.worker, now)

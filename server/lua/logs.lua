@@ -1,21 +1,23 @@
--- ARGV: lease_id, maxlen, then per chunk: workflow_id, job_id, sequence, json
--- (chunks sorted by sequence). Returns {'ok', accepted, duplicates} |
--- {'lost'} | {'mismatch', index}. Idempotent: a chunk whose sequence is not
+--- @include "lib"
+-- ARGV: lease_id, caller (see live_lease), maxlen, then per chunk:
+-- workflow_id, job_id, sequence, json (chunks sorted by sequence).
+-- Returns {'ok', accepted, duplicates} | {'lost'} | {'forbidden'} |
+-- {'mismatch', index}. Idempotent: a chunk whose sequence is not
 -- above the highest one accepted for this lease is a resend and is dropped.
-local lid, maxlen = ARGV[1], ARGV[2]
+local lid, caller, maxlen = ARGV[1], ARGV[2], ARGV[3]
 local now = now_ms()
-local lease = live_lease(lid, now)
-if not lease then return { 'lost' } end
-local n = (#ARGV - 2) / 4
+local lease, refusal = live_lease(lid, now, caller)
+if not lease then return { refusal } end
+local n = (#ARGV - 3) / 4
 for i = 0, n - 1 do
-  local b = 2 + i * 4
+  local b = 3 + i * 4
   if ARGV[b + 1] ~= lease.wf or ARGV[b + 2] ~= lease.job then return { 'mismatch', i } end
 end
 local hwm = tonumber(redis.call('HGET', lkey(lid), 'lseq')) or -1
 local key = logkey(lease.wf, lease.job)
 local accepted = 0
 for i = 0, n - 1 do
-  local b = 2 + i * 4
+  local b = 3 + i * 4
   local seq = tonumber(ARGV[b + 3])
   if seq > hwm then
     redis.call('XADD', key, 'MAXLEN', '~', maxlen, '*', 'c', ARGV[b + 4])

@@ -1,3 +1,4 @@
+--- @include "lib"
 -- ARGV: max leases to expire, max finished workflows to purge, how long
 -- (ms) an idle worker stays registered unseen.
 -- Returns {expired, promoted, purged}. Safe to run from any number of
@@ -38,4 +39,6 @@ for _, worker in ipairs(redis.call('ZRANGEBYSCORE', P .. 'workers', '-inf', num(
     redis.call('ZREM', P .. 'workers', worker)
   end
 end
+-- Worker label keys unused for ten minutes leave the ready-queue index.
+forget_wkeys(now, 600000, purge_limit)
 return { expired, promoted, purged }

@@ -1,3 +1,4 @@
+--- @include "lib"
 -- ARGV: workflow_id. Returns {'ok'} | {'active'} | {'not_found'}.
 local wf = ARGV[1]
 local state = redis.call('HGET', wkey(wf), 'state')

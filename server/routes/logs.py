@@ -13,10 +13,11 @@ import asyncio
 
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
-from starlette.routing import Route
 
+from ..errors import Overloaded
 from ..http import stream_id
-from ..models import encoder
+from ..models import LogChunk, encoder
+from ..routing import Endpoint, Param
 from ..store import TERMINAL
 
 BATCH = 500
@@ -38,6 +39,9 @@ async def stream(request: Request) -> StreamingResponse:
     state, p = request.app.state, request.path_params
     wf, job = p["wf"], p["job"]
     await state.store.job_state(wf, job)  # 404 before any streaming starts
+    if state.notifier.open_streams >= state.settings.max_streams:
+        raise Overloaded(f"this server already holds {state.settings.max_streams} log streams"
+                         " (MAX_STREAMS); retry shortly")
     if "last-event-id" in request.headers:
         last_id = stream_id(request.headers["last-event-id"], "Last-Event-ID")
     else:
@@ -81,7 +85,14 @@ async def _events(state, wf: str, job: str, last_id: str):
                 return  # the client reconnects (with Last-Event-ID) to a live replica
 
 
-routes = [
-    Route("/api/workflows/{wf}/jobs/{job}/logs", history, methods=["GET"]),
-    Route("/api/workflows/{wf}/jobs/{job}/logs/stream", stream, methods=["GET"]),
+endpoints = [
+    Endpoint("GET", "/api/workflows/{wf}/jobs/{job}/logs", history, "read", "A job's log chunks, oldest first",
+             response=list[LogChunk], errors=(404,), tag="logs"),
+    Endpoint("GET", "/api/workflows/{wf}/jobs/{job}/logs/stream", stream, "read",
+             "Server-Sent Events: the log so far, then live chunks (`log` events, each with its stream id),"
+             " then an `end` event with the job's final state",
+             stream=True, errors=(400, 404, 503), tag="logs",
+             params=(Param("after", str, "resume after this event id"),
+                     Param("Last-Event-ID", str, "resume after this event id (what EventSource sends)",
+                           where="header"))),
 ]

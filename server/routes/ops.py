@@ -1,12 +1,28 @@
-"""Operational endpoints: liveness/readiness for load balancers and probes."""
+"""Operational endpoints: liveness/readiness for probes, and the API's own
+description at /openapi.json. Neither needs a token."""
 
 from __future__ import annotations
 
+from typing import Optional
+
+from msgspec import Struct
 from redis.exceptions import RedisError
 from starlette.requests import Request
-from starlette.routing import Route
+from starlette.responses import Response
 
 from ..http import JSON, error_response
+from ..redis_conn import describe
+from ..routing import Endpoint
+
+
+class Health(Struct, kw_only=True):
+    ok: bool
+    store: str  # "redis" or "embedded"
+    redis: str  # the store's address, password masked
+    reaper: bool
+    pubsub: bool
+    auth: bool
+    version: Optional[str] = None
 
 
 async def healthz(request: Request) -> JSON:
@@ -15,12 +31,22 @@ async def healthz(request: Request) -> JSON:
         await state.redis.ping()
     except (RedisError, OSError) as exc:
         return error_response(503, "store_unavailable", f"redis is not answering: {exc}")
-    return JSON({
-        "ok": True,
-        "store": "redis" if state.settings.redis_url else "embedded",
-        "reaper": not state.settings.api_only,
-        "pubsub": state.notifier.connected.is_set(),
-    })
+    return JSON(Health(
+        ok=True,
+        store="redis" if state.settings.redis_url else "embedded",
+        redis=describe(state.settings),
+        reaper=not state.settings.api_only,
+        pubsub=state.notifier.connected.is_set(),
+        auth=state.auth.enabled,
+    ))
 
 
-routes = [Route("/healthz", healthz, methods=["GET"])]
+async def openapi(request: Request) -> Response:
+    return Response(request.app.state.openapi, media_type="application/json")
+
+
+endpoints = [
+    Endpoint("GET", "/healthz", healthz, "public", "Liveness and readiness: 503 while Redis is not answering",
+             response=Health, errors=(503,), tag="operations"),
+    Endpoint("GET", "/openapi.json", openapi, "public", "This API's OpenAPI 3.1 description", tag="operations"),
+]

@@ -6,18 +6,28 @@ from __future__ import annotations
 import asyncio
 import uuid
 
+from typing import Optional
+
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
 
-from ..http import JSON, decode_body
+from ..auth import principal
+from ..errors import Overloaded
+from ..http import JSON, decode_body, page_params
 from ..models import (
     ClaimRequest,
+    ClaimResponse,
     CompleteRequest,
     FailRequest,
+    HeartbeatResponse,
+    LogsAccepted,
     LogsRequest,
     RegisterRequest,
+    Registered,
+    ResultAccepted,
+    WorkerOut,
 )
+from ..routing import Endpoint, Param
 
 # Even with nothing published, a waiting claim re-checks this often: covers
 # wake-ups missed while the pub/sub connection was reconnecting.
@@ -27,28 +37,37 @@ NULL = b"null"
 
 async def register(request: Request) -> JSON:
     req = await decode_body(request, RegisterRequest)
-    at = await request.app.state.store.register_worker(req.worker_id, req.labels)
-    return JSON({"worker_id": req.worker_id, "labels": sorted(set(req.labels)), "registered_at_ms": at})
+    at = await request.app.state.store.register_worker(req.worker_id, req.labels, principal(request).token_id)
+    return JSON(Registered(req.worker_id, sorted(set(req.labels)), at))
 
 
 async def list_workers(request: Request) -> JSON:
-    return JSON(await request.app.state.store.list_workers())
+    limit, offset = page_params(request)
+    return JSON(await request.app.state.store.list_workers(limit, offset))
 
 
 async def claim(request: Request) -> Response:
     req = await decode_body(request, ClaimRequest)
     state = request.app.state
-    store = state.store
+    store, auth = state.store, state.auth
+    owner = principal(request).token_id
     wait = min(req.wait_secs, state.settings.max_wait_secs)
 
     async def attempt():
-        return await store.claim(req.worker_id, req.labels, req.lease_ttl_secs, str(uuid.uuid4()))
+        lease_id = str(uuid.uuid4())
+        res = await store.claim(req.worker_id, req.labels, req.lease_ttl_secs, lease_id, owner)
+        if res.claim is not None:
+            res.claim.lease.run_token = auth.run_token(res.claim.lease.lease_id)
+        return res
 
     if wait <= 0:
         return _claimed((await attempt()).claim)
 
     loop = asyncio.get_running_loop()
     deadline = loop.time() + wait
+    if state.notifier.waiting_claims >= state.settings.max_waiting_claims:
+        raise Overloaded(f"this server already holds {state.settings.max_waiting_claims} waiting claims"
+                         " (MAX_WAITING_CLAIMS); retry shortly")
     with state.notifier.claim_waiter(req.labels) as waiter:
         while True:
             waiter.event.clear()
@@ -80,26 +99,28 @@ def _claimed(claim) -> Response:
 
 async def heartbeat(request: Request) -> JSON:
     # The seed worker posts an empty body: there is nothing to read.
-    return JSON(await request.app.state.store.heartbeat(request.path_params["lease_id"]))
+    caller = principal(request).lease_caller
+    return JSON(await request.app.state.store.heartbeat(request.path_params["lease_id"], caller))
 
 
 async def complete(request: Request) -> JSON:
     req = await decode_body(request, CompleteRequest, empty_ok=True)
     lease_id = request.path_params["lease_id"]
-    await request.app.state.store.complete(lease_id, req.outputs)
-    return JSON({"ok": True, "lease_id": lease_id})
+    await request.app.state.store.complete(lease_id, req.outputs, principal(request).lease_caller)
+    return JSON(ResultAccepted(lease_id=lease_id))
 
 
 async def fail(request: Request) -> JSON:
     req = await decode_body(request, FailRequest, empty_ok=True)
     lease_id = request.path_params["lease_id"]
-    await request.app.state.store.fail(lease_id, req.error, req.retryable)
-    return JSON({"ok": True, "lease_id": lease_id})
+    await request.app.state.store.fail(lease_id, req.error, req.retryable, principal(request).lease_caller)
+    return JSON(ResultAccepted(lease_id=lease_id))
 
 
 async def push_logs(request: Request) -> JSON:
     req = await decode_body(request, LogsRequest)
-    return JSON(await request.app.state.store.append_logs(request.path_params["lease_id"], req.chunks))
+    store, lease_id = request.app.state.store, request.path_params["lease_id"]
+    return JSON(await store.append_logs(lease_id, req.chunks, principal(request).lease_caller))
 
 
 async def cancelled(request: Request) -> JSON:
@@ -107,13 +128,26 @@ async def cancelled(request: Request) -> JSON:
     return JSON(await request.app.state.store.is_cancelled(p["wf"], p["job"]))
 
 
-routes = [
-    Route("/api/workers/register", register, methods=["POST"]),
-    Route("/api/workers", list_workers, methods=["GET"]),
-    Route("/api/jobs/claim", claim, methods=["POST"]),
-    Route("/api/jobs/{lease_id}/heartbeat", heartbeat, methods=["POST"]),
-    Route("/api/jobs/{lease_id}/complete", complete, methods=["POST"]),
-    Route("/api/jobs/{lease_id}/fail", fail, methods=["POST"]),
-    Route("/api/jobs/{lease_id}/logs", push_logs, methods=["POST"]),
-    Route("/api/jobs/{wf}/{job}/cancelled", cancelled, methods=["GET"]),
+_LEASE_ERRORS = (401, 403, 409, 422)
+endpoints = [
+    Endpoint("POST", "/api/workers/register", register, "worker", "Register a worker and its labels",
+             body=RegisterRequest, body_required=True, response=Registered, errors=(400, 409, 422), tag="workers"),
+    Endpoint("GET", "/api/workers", list_workers, "read", "List workers, most recently seen first",
+             response=list[WorkerOut], params=page_params.params, errors=(422,), tag="workers"),
+    Endpoint("POST", "/api/jobs/claim", claim, "worker",
+             "Claim the best job this worker can run (null when none); long-polls up to wait_secs",
+             body=ClaimRequest, body_required=True, response=Optional[ClaimResponse], errors=(400, 409, 422, 503),
+             tag="worker protocol"),
+    Endpoint("POST", "/api/jobs/{lease_id}/heartbeat", heartbeat, "lease",
+             "Renew a lease; the answer says whether the job was cancelled",
+             response=HeartbeatResponse, errors=_LEASE_ERRORS, tag="worker protocol"),
+    Endpoint("POST", "/api/jobs/{lease_id}/complete", complete, "lease", "Report success, with outputs",
+             body=CompleteRequest, response=ResultAccepted, errors=(400,) + _LEASE_ERRORS, tag="worker protocol"),
+    Endpoint("POST", "/api/jobs/{lease_id}/fail", fail, "lease", "Report failure; retryable ones retry with backoff",
+             body=FailRequest, response=ResultAccepted, errors=(400,) + _LEASE_ERRORS, tag="worker protocol"),
+    Endpoint("POST", "/api/jobs/{lease_id}/logs", push_logs, "lease",
+             "Append log chunks (idempotent by sequence)", body=LogsRequest, body_required=True,
+             response=LogsAccepted, errors=(400,) + _LEASE_ERRORS, tag="worker protocol"),
+    Endpoint("GET", "/api/jobs/{wf}/{job}/cancelled", cancelled, "read|worker", "Whether a job was cancelled",
+             response=bool, errors=(404,), tag="worker protocol"),
 ]

@@ -1,0 +1,221 @@
+"""Who is calling, and may they: bearer tokens, scopes and run tokens.
+
+Three kinds of credential:
+- the bootstrap admin token (ROTA_ADMIN_TOKEN), compared with the setting;
+- API tokens (`rota_<id>_<secret>`, server/tokens.py) with scopes;
+- run tokens (`rotr_<lease_id>_<mac>`), one per lease, an HMAC of the lease
+  id under a key shared by every replica through Redis. A run token needs
+  no lookup: it proves which lease it is for, and the lease scripts already
+  refuse a lease that has ended, so it dies with its lease.
+
+Checking a token must not cost a Redis round trip on the claim, heartbeat
+and complete path: each process caches the API tokens it has seen. A
+revocation is published to every replica, which drops its copy at once; a
+reconnect of the pub/sub connection (messages may have been missed) drops
+them all, and a periodic pass re-checks the survivors anyway.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import hmac
+import logging
+import time
+from dataclasses import dataclass
+from typing import Optional
+
+from redis.exceptions import RedisError
+from starlette.requests import Request
+
+from .errors import Forbidden, Unauthenticated
+from .tokens import TokenRecord, TokenStore, secret_hash, split_token
+
+log = logging.getLogger("rota.auth")
+
+RUN_PREFIX = "rotr_"
+_MAC_CHARS = 43  # a SHA-256 HMAC in unpadded base64url
+ADMIN_TOKEN_ID = "admin"  # the bootstrap token's id; the Lua scripts know it too
+# What each scope lets a token do: submit includes read, admin everything.
+GRANTS: dict[str, frozenset[str]] = {
+    "read": frozenset({"read"}),
+    "submit": frozenset({"read", "submit"}),
+    "worker": frozenset({"worker"}),
+    "admin": frozenset({"read", "submit", "worker", "admin"}),
+}
+# A route's scope is one of these, or two joined by '|' (either will do):
+# `public` needs no token; `lease` is a lease's own call (its run token, or
+# the worker token holding it, which the lease scripts check on the lease).
+ROUTE_SCOPES = ("public", "read", "submit", "worker", "admin", "lease")
+_MISSING_CACHE = 10_000
+FLUSH_SECS = 10.0
+REVALIDATE_SECS = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    token_id: str  # '' with auth off, and for a run token
+    grants: frozenset[str]
+    run_lease: Optional[str] = None  # the lease a run token speaks for
+
+    @property
+    def lease_caller(self) -> str:
+        """Who a lease script checks the lease against: '*' is already
+        authorised (auth off, or the lease's own run token)."""
+        return self.token_id or "*"
+
+
+ANONYMOUS = Principal("", GRANTS["admin"])
+ADMIN = Principal(ADMIN_TOKEN_ID, GRANTS["admin"])
+
+
+def principal(request: Request) -> Principal:
+    """The caller of a request that passed its route's guard."""
+    return request.scope.get("rota.principal", ANONYMOUS)
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class Auth:
+    def __init__(self, enabled: bool, admin_token: Optional[str] = None):
+        self.enabled = enabled
+        self._admin = admin_token.encode() if admin_token else None
+        self._store: Optional[TokenStore] = None
+        self._run_key = b""
+        self._cache: dict[str, tuple[TokenRecord, Principal]] = {}
+        self._missing: dict[str, None] = {}  # ids known not to exist (insertion-ordered, bounded)
+        # Bumped whenever cached tokens may have become stale; a lookup that
+        # straddles a bump does not cache what it read.
+        self._generation = 0
+        self._last_used: dict[str, int] = {}
+
+    async def start(self, store: TokenStore) -> None:
+        self._store = store
+        self._run_key = await store.run_key()
+
+    # ---- run tokens ---------------------------------------------------------------
+
+    def run_token(self, lease_id: str) -> str:
+        mac = hmac.new(self._run_key, lease_id.encode(), hashlib.sha256).digest()
+        return f"{RUN_PREFIX}{lease_id}_{_b64(mac)}"
+
+    def _run_lease(self, token: str) -> str:
+        # The MAC is base64url, which has '_' too: it is cut by its length.
+        lease_id, sep = token[len(RUN_PREFIX):-_MAC_CHARS - 1], token[-_MAC_CHARS - 1:-_MAC_CHARS]
+        if sep != "_" or not lease_id or not hmac.compare_digest(token, self.run_token(lease_id)):
+            raise Unauthenticated("invalid run token")
+        return lease_id
+
+    # ---- checking a request -------------------------------------------------------
+
+    async def authorize(self, request: Request, scope: str) -> Principal:
+        """The caller, if it may call a route of this scope; else 401/403."""
+        if not self.enabled or scope == "public":
+            return ANONYMOUS
+        header = request.headers.get("authorization", "")
+        kind, _, token = header.partition(" ")
+        token = token.strip()
+        if kind.lower() != "bearer" or not token:
+            raise Unauthenticated("this call needs a token: send Authorization: Bearer <token>")
+        if token.startswith(RUN_PREFIX):
+            lease_id = self._run_lease(token)
+            if scope == "lease" and request.path_params.get("lease_id") == lease_id:
+                return Principal("", frozenset(), run_lease=lease_id)
+            raise Forbidden("a run token is good only for its own lease's calls",
+                            {"required_scope": "worker" if scope == "lease" else scope})
+        caller = await self._token(token)
+        needed = [("worker" if s == "lease" else s) for s in scope.split("|")]
+        if not any(n in caller.grants for n in needed):
+            wanted = " or ".join(needed)
+            raise Forbidden(f"this call needs a token with the {wanted} scope", {"required_scope": wanted})
+        return caller
+
+    async def _token(self, token: str) -> Principal:
+        if self._admin is not None and hmac.compare_digest(token.encode(), self._admin):
+            return ADMIN
+        parts = split_token(token)
+        if parts is None:
+            raise Unauthenticated("unknown token")
+        token_id, secret = parts
+        cached = self._cache.get(token_id)
+        if cached is None:
+            cached = await self._load(token_id)
+        record, caller = cached
+        if not hmac.compare_digest(secret_hash(secret), record.hash):
+            raise Unauthenticated("unknown token")
+        now = _now_ms()
+        if record.expires_ms is not None and now >= record.expires_ms:
+            raise Unauthenticated("token expired")
+        self._last_used[token_id] = now
+        return caller
+
+    async def _load(self, token_id: str) -> tuple[TokenRecord, Principal]:
+        if token_id in self._missing or self._store is None:
+            raise Unauthenticated("unknown token")
+        generation = self._generation
+        record = await self._store.load(token_id)
+        if record is None:
+            self._remember_missing(token_id)
+            raise Unauthenticated("unknown token")
+        grants = frozenset().union(*(GRANTS[s] for s in record.scopes if s in GRANTS))
+        entry = (record, Principal(token_id, grants))
+        if generation == self._generation:
+            self._cache[token_id] = entry
+        return entry
+
+    def _remember_missing(self, token_id: str) -> None:
+        if len(self._missing) >= _MISSING_CACHE:
+            self._missing.pop(next(iter(self._missing)))
+        self._missing[token_id] = None
+
+    # ---- keeping the cache true ------------------------------------------------------
+
+    def revoked(self, token_id: str) -> None:
+        """A token was revoked (here, or on another replica via pub/sub)."""
+        self._generation += 1
+        self._cache.pop(token_id, None)
+        self._last_used.pop(token_id, None)
+        self._remember_missing(token_id)
+
+    def reset(self) -> None:
+        """Revocations may have been missed (pub/sub reconnected): forget every copy."""
+        self._generation += 1
+        self._cache.clear()
+        self._missing.clear()
+
+    async def upkeep(self, stop: asyncio.Event) -> None:
+        """Flushes last-use times every FLUSH_SECS and re-checks cached tokens
+        every REVALIDATE_SECS, until `stop` is set; a final flush on the way out."""
+        assert self._store is not None
+        next_check = time.monotonic() + REVALIDATE_SECS
+        while not stop.is_set():
+            try:
+                await asyncio.wait_for(stop.wait(), FLUSH_SECS)
+            except asyncio.TimeoutError:
+                pass
+            try:
+                await self.flush()
+                if time.monotonic() >= next_check:
+                    next_check = time.monotonic() + REVALIDATE_SECS
+                    await self._revalidate()
+            except (RedisError, OSError) as exc:
+                log.warning("token upkeep failed (%s); retrying", exc)
+
+    async def flush(self) -> None:
+        if self._last_used and self._store is not None:
+            pending, self._last_used = self._last_used, {}
+            await self._store.touch(pending)
+
+    async def _revalidate(self) -> None:
+        ids = list(self._cache)
+        if ids and self._store is not None:
+            for token_id, alive in zip(ids, await self._store.exists(ids)):
+                if not alive:
+                    self.revoked(token_id)

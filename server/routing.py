@@ -1,0 +1,120 @@
+"""The route table: every endpoint declared once, with its scope, body and
+answers, so routing, authorisation, content-type checks and /openapi.json
+all come from the same declaration and cannot drift apart.
+
+An `Endpoint` without a scope cannot be built; `routes()` turns the table
+into Starlette routes, one per path, answering 405 with an `Allow` header
+that lists every method the path has.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Awaitable, Callable, Optional
+
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route, request_response
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from .auth import ROUTE_SCOPES
+from .errors import UnsupportedMediaType
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+JSON_MEDIA = ("application/json",)
+YAML_MEDIA = ("application/yaml", "text/yaml", "application/x-yaml", "text/x-yaml")
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str
+    type: Any  # a Python/msgspec type, for the schema
+    description: str
+    required: bool = False
+    where: str = "query"  # or "header"
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    method: str
+    path: str
+    handler: Handler
+    scope: str  # one of auth.ROUTE_SCOPES
+    summary: str
+    body: Any = None  # the msgspec type of a JSON body; None: the route reads none
+    body_required: bool = False
+    media: tuple[str, ...] = JSON_MEDIA  # what a body may be sent as
+    status: int = 200
+    response: Any = None  # the msgspec type answered with `status`; None: no schema
+    stream: bool = False  # answers text/event-stream
+    errors: tuple[int, ...] = ()
+    params: tuple[Param, ...] = ()
+    tag: str = ""
+
+    def __post_init__(self) -> None:
+        if not all(part in ROUTE_SCOPES for part in self.scope.split("|")):
+            raise ValueError(f"{self.method} {self.path}: scope must be one of {ROUTE_SCOPES}, not {self.scope!r}")
+
+
+def _media_type(request: Request) -> str:
+    return request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+
+
+def _has_body(request: Request) -> bool:
+    length = request.headers.get("content-length")
+    if length is not None:
+        return length.strip() not in ("", "0")
+    return "transfer-encoding" in request.headers
+
+
+def _guarded(endpoint: Endpoint) -> ASGIApp:
+    """The endpoint's handler behind its scope check and its content-type
+    check, both before the handler reads or changes anything."""
+    handler, scope, media = endpoint.handler, endpoint.scope, endpoint.media
+    accepted = ", ".join(media)
+
+    async def guarded(request: Request) -> Response:
+        request.scope["rota.principal"] = await request.app.state.auth.authorize(request, scope)
+        # A browser may POST text/plain across origins without asking first
+        # (a CORS "simple request"): only the declared types are read.
+        if _has_body(request) and _media_type(request) not in media:
+            raise UnsupportedMediaType(
+                "unsupported_media_type",
+                f"send the body as {accepted} (got {_media_type(request) or 'no Content-Type'})",
+                {"accepted": list(media)},
+            )
+        return await handler(request)
+
+    return request_response(guarded)
+
+
+class _ByMethod:
+    """One path's endpoints, chosen by method; HEAD is answered like GET."""
+
+    def __init__(self, apps: dict[str, ASGIApp]):
+        if "GET" in apps:
+            apps.setdefault("HEAD", apps["GET"])
+        self._apps = apps
+        self._allow = ", ".join(sorted(apps))
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        app = self._apps.get(scope["method"])
+        if app is None:
+            raise HTTPException(405, headers={"Allow": self._allow})
+        await app(scope, receive, send)
+
+
+def routes(endpoints: list[Endpoint]) -> list[Route]:
+    by_path: dict[str, dict[str, ASGIApp]] = {}
+    for endpoint in endpoints:
+        apps = by_path.setdefault(endpoint.path, {})
+        if endpoint.method in apps:
+            raise ValueError(f"{endpoint.method} {endpoint.path} is declared twice")
+        apps[endpoint.method] = _guarded(endpoint)
+    return [Route(path, _ByMethod(apps), name=path) for path, apps in by_path.items()]
+
+
+def find(endpoints: list[Endpoint], method: str, path: str) -> Optional[Endpoint]:
+    return next((e for e in endpoints if e.method == method and e.path == path), None)

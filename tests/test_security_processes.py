@@ -1,0 +1,120 @@
+"""Security behaviour that needs a real server process: refusing to start
+exposed without auth, the masked Redis URL, and the connection limits that
+live below the application (slow clients, too many connections)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+
+from tests.redis_proc import free_port, redis_server
+from tests.server_proc import ServerProcess
+
+pytestmark = pytest.mark.slow
+
+ADMIN = "process-admin-token-0123456789abcdef"
+
+
+def run_server(**env: str) -> subprocess.CompletedProcess:
+    full = {k: v for k, v in os.environ.items() if k not in ("ROTA_ADMIN_TOKEN", "ROTA_AUTH", "HOST")}
+    full.update(PORT=str(free_port()), WORKFLOWS_DIR="", **env)
+    return subprocess.run([sys.executable, "-m", "server"], env=full, capture_output=True, text=True, timeout=30)
+
+
+def test_refuses_to_listen_beyond_loopback_without_auth():
+    done = run_server(HOST="0.0.0.0")
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("rota: bad setting: refusing to listen on HOST=0.0.0.0")
+    assert "ROTA_ADMIN_TOKEN" in lines[0] and "ROTA_AUTH=off" in lines[0]
+
+
+@pytest.mark.parametrize("env,message", [
+    ({"ROTA_ADMIN_TOKEN": "short"}, "at least 32 characters"),
+    ({"ROTA_AUTH": "maybe"}, "ROTA_AUTH must be on or off"),
+    ({"ROTA_AUTH": "off", "ROTA_ADMIN_TOKEN": ADMIN}, "auth is on whenever"),
+    ({"ROTA_ADMIN_TOKEN_FILE": "/nonexistent/token"}, "cannot read"),
+])
+def test_bad_auth_settings_are_one_line(env, message):
+    done = run_server(**env)
+    assert done.returncode == 2 and message in done.stderr and len(done.stderr.strip().splitlines()) == 1
+
+
+def test_exposed_with_auth_or_explicitly_without(tmp_path):
+    token_file = tmp_path / "admin-token"
+    token_file.write_text(ADMIN + "\n")
+    with ServerProcess(HOST="0.0.0.0", ROTA_ADMIN_TOKEN_FILE=str(token_file)) as server:
+        assert httpx.get(server.url + "/api/workflows").status_code == 401
+        ok = httpx.get(server.url + "/api/workflows", headers={"Authorization": f"Bearer {ADMIN}"})
+        assert ok.status_code == 200
+        # not loopback and ALLOWED_HOSTS unset: any name may be used to reach it
+        assert httpx.get(server.url + "/healthz", headers={"Host": "rota.internal"}).status_code == 200
+    with ServerProcess(HOST="0.0.0.0", ROTA_AUTH="off", LOG_LEVEL="info") as server:
+        assert httpx.get(server.url + "/api/workflows").status_code == 200
+        time.sleep(0.2)
+        assert "auth: off" in server.output()
+
+
+def test_the_redis_password_is_masked_in_the_log_and_healthz():
+    with redis_server(password="s3cret-pw") as redis:
+        with ServerProcess(redis.url, LOG_LEVEL="info") as server:
+            health = httpx.get(server.url + "/healthz").json()
+            assert health["redis"] == f"redis://:***@127.0.0.1:{redis.port}/0"
+            log = server.output()
+            assert f"redis://:***@127.0.0.1:{redis.port}/0" in log
+            assert "s3cret-pw" not in log and "s3cret-pw" not in str(health)
+
+
+def _connect(port: int) -> socket.socket:
+    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+    return sock
+
+
+def _read_all(sock: socket.socket) -> bytes:
+    data = b""
+    while chunk := sock.recv(65536):
+        data += chunk
+    return data
+
+
+def test_slow_clients_are_cut_off():
+    with ServerProcess(BODY_TIMEOUT_SECS="1") as server:
+        # headers that never finish, and a body that never arrives
+        slow_headers = _connect(server.port)
+        slow_headers.sendall(b"GET /api/workflows HTTP/1.1\r\nHost: localhost\r\n")
+        slow_body = _connect(server.port)
+        slow_body.sendall(b"POST /api/jobs/claim HTTP/1.1\r\nHost: localhost\r\n"
+                          b"Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{")
+        silent = _connect(server.port)
+        for sock in (slow_headers, slow_body):
+            answer = _read_all(sock)  # the server closes it: recv sees the end
+            assert answer.startswith(b"HTTP/1.1 408") and b"request_timeout" in answer
+        assert _read_all(silent).startswith(b"HTTP/1.1 408")
+        assert httpx.get(server.url + "/healthz").status_code == 200
+        assert "Traceback" not in server.output()
+
+
+def test_connections_beyond_the_limit_get_503():
+    with ServerProcess(MAX_CONNECTIONS="16") as server:
+        held = [_connect(server.port) for _ in range(16)]
+        time.sleep(0.3)  # let the server accept them all
+        extra = _connect(server.port)
+        answer = _read_all(extra)
+        assert answer.startswith(b"HTTP/1.1 503") and b'"overloaded"' in answer
+        for sock in held:
+            sock.close()
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:  # room again once they are gone
+            try:
+                if httpx.get(server.url + "/healthz").status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        assert httpx.get(server.url + "/healthz").status_code == 200
