@@ -1,0 +1,3 @@
+"""The rota server."""
+
+__version__ = "0.1.0"

@@ -11,6 +11,7 @@ from typing import Optional
 import msgspec
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import NoPermissionError, OutOfMemoryError, ReadOnlyError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -18,7 +19,7 @@ from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 
-from . import openapi, reaper, routing
+from . import __version__, openapi, reaper, routing
 from .auth import Auth
 from .errors import ApiError
 from .guards import RequestGuard
@@ -32,7 +33,6 @@ from .tokens import TokenStore
 from .workflow_files import load_directory
 
 log = logging.getLogger("rota")
-VERSION = "0.1.0"
 
 
 def endpoints() -> list[routing.Endpoint]:
@@ -53,6 +53,20 @@ async def _http_error(request: Request, exc: HTTPException):
 async def _store_down(request: Request, exc: Exception):
     log.warning("store unavailable: %s", exc)
     return error_response(503, "store_unavailable", "the Redis store is not answering; retry shortly")
+
+
+# Redis answering "no" to rota's own commands is an operator's matter (an
+# ACL without a command, maxmemory reached, a read-only replica), not a bug:
+# one line in the log, and a 503 that names it.
+_REFUSALS = ("NOPERM", "OOM", "READONLY", "can't run this command", "no permissions")
+
+
+async def _store_error(request: Request, exc: ResponseError):
+    text = str(exc)
+    if isinstance(exc, (NoPermissionError, OutOfMemoryError, ReadOnlyError)) or any(r in text for r in _REFUSALS):
+        log.error("Redis refused %s %s: %s", request.method, request.url.path, text)
+        return error_response(503, "store_refused", f"Redis refused the command: {text}")
+    return await _internal(request, exc)
 
 
 async def _internal(request: Request, exc: Exception):
@@ -76,7 +90,11 @@ def create_app(settings: Optional[Settings] = None, redis: Optional[Redis] = Non
         # connect_pubsub); in-process stores share the one client.
         pubsub_client = connect_pubsub(settings) if redis is None and settings.redis_url else client
         notifier = Notifier(pubsub_client, store.wake_channel)
-        notifier.listen(token_store.channel, auth.revoked, auth.reset)
+        def revoked(token_id: str) -> None:
+            auth.revoked(token_id)
+            notifier.wake_claims()  # each parked claim re-checks its token
+
+        notifier.listen(token_store.channel, revoked, auth.reset)
         app.state.settings, app.state.redis, app.state.store, app.state.notifier = settings, client, store, notifier
         app.state.tokens = token_store
         log.info("store: %s", describe(settings))
@@ -131,6 +149,7 @@ def create_app(settings: Optional[Settings] = None, redis: Optional[Redis] = Non
             HTTPException: _http_error,
             RedisConnectionError: _store_down,
             RedisTimeoutError: _store_down,
+            ResponseError: _store_error,
             ConnectionError: _store_down,
             Exception: _internal,
         },
@@ -138,5 +157,5 @@ def create_app(settings: Optional[Settings] = None, redis: Optional[Redis] = Non
     )
     app.state.auth = auth
     app.state.endpoints = table
-    app.state.openapi = msgspec.json.encode(openapi.build(table, title="rota", version=VERSION))
+    app.state.openapi = msgspec.json.encode(openapi.build(table, title="rota", version=__version__))
     return app

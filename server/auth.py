@@ -175,6 +175,18 @@ class Auth:
             self._missing.pop(next(iter(self._missing)))
         self._missing[token_id] = None
 
+    async def check_alive(self, caller: Principal) -> None:
+        """For a request that waits (a long-poll): 401 once its token has been
+        revoked or has expired since it was let in."""
+        if not self.enabled or caller.token_id in ("", ADMIN_TOKEN_ID):
+            return
+        entry = self._cache.get(caller.token_id)
+        if entry is None:  # revoked, or the cache was reset: look again
+            entry = await self._load(caller.token_id)
+        expires = entry[0].expires_ms
+        if expires is not None and _now_ms() >= expires:
+            raise Unauthenticated("token expired")
+
     # ---- keeping the cache true ------------------------------------------------------
 
     def revoked(self, token_id: str) -> None:

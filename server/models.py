@@ -25,7 +25,6 @@ Id = Annotated[str, Meta(pattern=ID_PATTERN)]
 LABEL_PATTERN = r"^[A-Za-z0-9_.:/=+-]{1,64}\Z"
 Label = Annotated[str, Meta(pattern=LABEL_PATTERN)]
 WorkerId = Annotated[str, Meta(pattern=r"^[^\s]{1,200}\Z")]
-NonNeg = Annotated[int, Meta(ge=0)]
 Retries = Annotated[int, Meta(ge=0, le=100)]
 Seconds = Annotated[int, Meta(ge=0, le=86_400 * 7)]
 Priority = Annotated[int, Meta(ge=-100, le=100)]

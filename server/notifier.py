@@ -123,10 +123,13 @@ class Notifier:
             for event in self._watchers.get(channel, ()):
                 event.set()
 
-    def _wake_everyone(self) -> None:
-        # After a reconnect we may have missed messages: let everyone re-check.
+    def wake_claims(self) -> None:
         for waiter in self._claims:
             waiter.event.set()
+
+    def _wake_everyone(self) -> None:
+        # After a reconnect we may have missed messages: let everyone re-check.
+        self.wake_claims()
         for events in self._watchers.values():
             for event in events:
                 event.set()

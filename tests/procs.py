@@ -94,10 +94,11 @@ class Proc:
 
 
 class WorkerProc(Proc):
-    def __init__(self, server: ServerProcess, logdir: Path, worker_id: str, *flags: str):
+    def __init__(self, server: ServerProcess, logdir: Path, worker_id: str, *flags: str,
+                 env: dict[str, str] | None = None):
         argv = [sys.executable, "-m", "worker", "--server", server.url, "--worker-id", worker_id,
                 "--workdir", str(logdir / f"work-{worker_id}"), *flags]
-        super().__init__(f"worker {worker_id}", argv, logdir / f"worker-{worker_id}.log", {})
+        super().__init__(f"worker {worker_id}", argv, logdir / f"worker-{worker_id}.log", env or {})
         self.worker_id = worker_id
         wait_until(
             lambda: worker_id in self.log() and "registered" in self.log(),
@@ -106,9 +107,10 @@ class WorkerProc(Proc):
         )
 
 
-def rota(*args: str, server: ServerProcess, timeout: float = 30.0) -> subprocess.CompletedProcess[str]:
+def rota(*args: str, server: ServerProcess, timeout: float = 30.0,
+         env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     """Run `rota ARGS` to completion (ROTA_SERVER points it at `server`)."""
-    env = {**os.environ, "ROTA_SERVER": server.url}
+    env = {**os.environ, "ROTA_SERVER": server.url, **(env or {})}
     try:
         return subprocess.run([*ROTA, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired as exc:

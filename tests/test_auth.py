@@ -309,3 +309,17 @@ async def test_run_tokens_verify_whatever_their_mac_holds():
     assert any("_" in t[-43:] for t in tokens) and any("-" in t[-43:] for t in tokens)
     for i, token in enumerate(tokens):
         assert auth._run_lease(token) == f"lease-{i}"
+
+
+async def test_a_parked_claim_of_a_revoked_token_is_refused_not_given_a_job(auth_api):
+    import asyncio
+
+    created = await make_token(auth_api, "worker")
+    parked = asyncio.create_task(auth_api.post("/api/jobs/claim", json={"worker_id": "w", "wait_secs": 30},
+                                               headers=bearer(created["token"])))
+    await asyncio.sleep(0.2)  # parked, waiting for a job
+    await auth_api.delete(f"/api/tokens/{created['id']}", headers=ADMIN)
+    await auth_api.post("/api/workflows?run=true", json=WORKFLOW, headers=ADMIN)
+    assert_error(await asyncio.wait_for(parked, 10), 401, "unauthenticated")
+    status = (await auth_api.get("/api/workflows", headers=ADMIN)).json()[0]
+    assert {j["status"] for j in status["jobs"]} == {"queued"}

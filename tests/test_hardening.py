@@ -13,7 +13,7 @@ from server.app import create_app
 from server.routes import workflows as workflow_routes
 from tests.helpers import job, submit
 from tests.test_api import assert_error
-from tests.test_auth import ADMIN, bearer, make_token
+from tests.test_auth import bearer, make_token
 
 WORKFLOW = {"name": "ci", "jobs": [{"id": "a", "command": "true"}]}
 JSON = {"content-type": "application/json"}

@@ -118,3 +118,43 @@ def test_connections_beyond_the_limit_get_503():
                 pass
             time.sleep(0.1)
         assert httpx.get(server.url + "/healthz").status_code == 200
+
+
+# The Redis ACL the README recommends, verbatim.
+README_ACL = ("on >rota-pw resetkeys ~{rota}:* resetchannels &{rota}:* -@all +@read +@write +@pubsub"
+              " +@scripting +@connection +time -@dangerous")
+
+
+def test_the_recommended_redis_acl_is_enough_and_no_more():
+    import redis as redis_py
+
+    with redis_server() as redis:
+        admin = redis_py.Redis.from_url(redis.url)
+        admin.execute_command("ACL", "SETUSER", "rota", *README_ACL.split())
+        admin.execute_command("ACL", "SETUSER", "narrow", *README_ACL.replace(" +time", "").split())
+        url = f"redis://rota:rota-pw@127.0.0.1:{redis.port}/0"
+        with ServerProcess(url) as server:
+            api = httpx.Client(base_url=server.url, timeout=10)
+            doc = {"name": "x", "jobs": [{"id": "a", "command": "true"}, {"id": "b", "command": "true",
+                                                                          "depends_on": ["a"]}]}
+            wf = api.post("/api/workflows?run=true", json=doc).json()["id"]
+            lease = api.post("/api/jobs/claim", json={"worker_id": "w", "wait_secs": 1}).json()["lease"]
+            chunk = {"workflow_id": wf, "job_id": "a", "sequence": 0, "data": "hi\n", "timestamp_ms": 1}
+            assert api.post(f"/api/jobs/{lease['lease_id']}/logs", json={"chunks": [chunk]}).status_code == 200
+            assert api.post(f"/api/jobs/{lease['lease_id']}/heartbeat").status_code == 200
+            assert api.post(f"/api/jobs/{lease['lease_id']}/complete", json={}).status_code == 200
+            assert "event: end" in api.get(f"/api/workflows/{wf}/jobs/a/logs/stream").text
+            assert api.post("/api/jobs/claim", json={"worker_id": "w", "wait_secs": 2}).json()["job"]["job_id"] == "b"
+            assert api.get("/api/workers").status_code == 200
+            assert api.get("/healthz").json()["pubsub"] is True
+        # and nothing outside the namespace
+        confined = redis_py.Redis.from_url(url)
+        with pytest.raises(redis_py.exceptions.NoPermissionError):
+            confined.set("elsewhere", 1)
+        with pytest.raises(redis_py.exceptions.NoPermissionError):
+            confined.flushall()
+        # an ACL missing a command the scripts need is a clear 503, not a 500 or a dropped connection
+        with ServerProcess(f"redis://narrow:rota-pw@127.0.0.1:{redis.port}/0") as server:
+            resp = httpx.post(server.url + "/api/workflows", json={"name": "x", "jobs": [{"id": "a", "command": "t"}]})
+            assert resp.status_code == 503 and resp.json()["error"]["code"] == "store_refused"
+            assert "Traceback" not in server.output()

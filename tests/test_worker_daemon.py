@@ -383,3 +383,16 @@ async def test_job_directory_is_removed_afterwards(fake, start_daemon, tmp_path)
     assert cwd.startswith(str(tmp_path / "work"))
     assert not os.path.exists(cwd)
 
+
+
+@pytest.mark.parametrize("status,code", [(401, "unauthenticated"), (403, "forbidden")])
+async def test_a_refused_token_stops_the_job_like_a_lost_lease(fake, start_daemon, tmp_path, status, code):
+    pidfile = tmp_path / "job.pid"
+    lease = fake.enqueue(f"echo $$ > {pidfile}; sleep 300")
+    daemon, _ = start_daemon()
+    await wait_for(pidfile.exists, "the job to start")
+    fake.flaky["heartbeat"] = [status] * 100  # the worker's token was revoked
+    pid = int(pidfile.read_text())
+    await wait_for(lambda: not pid_alive(pid), "the job to be killed")
+    await wait_for(lambda: not daemon._jobs, "the job run to end")
+    assert fake.leases[lease].results == []

@@ -262,7 +262,9 @@ class JobRun:
             try:
                 beat = await self._client.heartbeat(self.lease.lease_id)
             except ApiError as exc:
-                if exc.status == 409:
+                if exc.status in (401, 403, 409):
+                    # 401/403: this worker's token was revoked (or never held
+                    # the lease); no result of it will be accepted either.
                     log.warning("lost lease %s: %s", self.name, exc)
                     self.stop(LEASE_LOST)
                     return

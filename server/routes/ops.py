@@ -3,13 +3,12 @@ description at /openapi.json. Neither needs a token."""
 
 from __future__ import annotations
 
-from typing import Optional
-
 from msgspec import Struct
 from redis.exceptions import RedisError
 from starlette.requests import Request
 from starlette.responses import Response
 
+from .. import __version__
 from ..http import JSON, error_response
 from ..redis_conn import describe
 from ..routing import Endpoint
@@ -22,7 +21,7 @@ class Health(Struct, kw_only=True):
     reaper: bool
     pubsub: bool
     auth: bool
-    version: Optional[str] = None
+    version: str
 
 
 async def healthz(request: Request) -> JSON:
@@ -38,6 +37,7 @@ async def healthz(request: Request) -> JSON:
         reaper=not state.settings.api_only,
         pubsub=state.notifier.connected.is_set(),
         auth=state.auth.enabled,
+        version=__version__,
     ))
 
 

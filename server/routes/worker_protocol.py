@@ -27,7 +27,7 @@ from ..models import (
     ResultAccepted,
     WorkerOut,
 )
-from ..routing import Endpoint, Param
+from ..routing import Endpoint
 
 # Even with nothing published, a waiting claim re-checks this often: covers
 # wake-ups missed while the pub/sub connection was reconnecting.
@@ -89,6 +89,8 @@ async def claim(request: Request) -> Response:
             # and cost an attempt: don't claim for it.
             if state.notifier.draining or await request.is_disconnected():
                 return _claimed(None)
+            # A token revoked while its claim waited must not be handed a job.
+            await auth.check_alive(principal(request))
 
 
 def _claimed(claim) -> Response:
