@@ -30,7 +30,8 @@ def start_server(redis_url: str, port: int, auth: bool = False) -> subprocess.Po
     env = dict(os.environ, REDIS_URL=redis_url, PORT=str(port), WORKFLOWS_DIR="", LOG_LEVEL="warning")
     env.pop("ROTA_ADMIN_TOKEN", None)
     if auth:
-        env["ROTA_ADMIN_TOKEN"] = ADMIN_TOKEN
+        # its own namespace: the two servers share one Redis, not one queue
+        env.update(ROTA_ADMIN_TOKEN=ADMIN_TOKEN, ROTA_NAMESPACE="rota-auth")
     proc = subprocess.Popen([sys.executable, "-m", "server"], env=env)
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
@@ -131,33 +132,32 @@ def pct(values: list[float], p: float) -> float:
 
 
 THROUGHPUT_RUNS = ((1, 3000), (8, 10000))
+# Auth off and on alternate, so a drift in the machine's speed (a shared VM
+# varies by tens of percent within minutes) hits both alike.
+ROUNDS = 3
 
 
-async def throughputs(port: int, token: str | None) -> list[float]:
-    rates = []
-    for clients, total in THROUGHPUT_RUNS:
-        rates.append(await throughput(port, clients, total, token))
-        auth = "auth on " if token else "auth off"
-        print(f"  claim->complete, {auth}, {clients} client(s), {total} no-op jobs: {rates[-1]:,.0f} jobs/s")
-    return rates
-
-
-async def auth_on_figures(redis_url: str) -> list[float]:
-    port = free_port()
-    server = start_server(redis_url, port, auth=True)
+async def throughputs(port: int, redis_url: str) -> None:
+    auth_port = free_port()
+    auth_server = start_server(redis_url, auth_port, auth=True)
     try:
-        return await throughputs(port, await worker_token(port))
+        token = await worker_token(auth_port)
+        for clients, total in THROUGHPUT_RUNS:
+            off, on = [], []
+            for _ in range(ROUNDS):
+                off.append(await throughput(port, clients, total))
+                on.append(await throughput(auth_port, clients, total, token))
+            a, b = statistics.median(off), statistics.median(on)
+            print(f"  claim->complete, {clients} client(s), {total} no-op jobs, median of {ROUNDS}:"
+                  f" auth off {a:,.0f} jobs/s, auth on {b:,.0f} jobs/s ({b / a:.0%})")
     finally:
-        server.terminate()
-        server.wait(10)
+        auth_server.terminate()
+        auth_server.wait(10)
 
 
 async def main_async(port: int, redis_url: str) -> None:
     print(f"rota bench: one server process, real redis-server, {os.cpu_count()} cores, loopback")
-    off = await throughputs(port, None)
-    on = await auth_on_figures(redis_url)
-    for (clients, _), a, b in zip(THROUGHPUT_RUNS, off, on):
-        print(f"  auth on / auth off, {clients} client(s): {b / a:.0%}")
+    await throughputs(port, redis_url)
     lat = await dispatch_latency(port, 200)
     print(f"  idle dispatch latency (long-poll, 200 samples): p50 {pct(lat, 50):.2f} ms, "
           f"p99 {pct(lat, 99):.2f} ms, mean {statistics.mean(lat):.2f} ms")
