@@ -182,6 +182,9 @@ def main() -> None:
                 worker_bench = None
             if worker_bench is not None:
                 asyncio.run(worker_bench.main(f"http://127.0.0.1:{port}"))
+            from bench import fleet_bench
+
+            asyncio.run(fleet_bench.main(f"http://127.0.0.1:{port}", port, redis.url))
         finally:
             server.terminate()
             server.wait(10)

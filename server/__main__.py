@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import resource
 import sys
 
 import uvicorn
@@ -33,6 +34,20 @@ class _Server(uvicorn.Server):
         super().handle_exit(sig, frame)
 
 
+def _raise_open_file_limit(wanted: int) -> None:
+    """Each connection is a file descriptor: lift the soft limit (often 1024)
+    toward MAX_CONNECTIONS plus room for Redis and files, as far as the
+    hard limit allows, and say so when that is not enough."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        soft = target
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        logging.getLogger("rota").warning(
+            "open-file limit %d is below MAX_CONNECTIONS + 256; connections beyond it will fail", soft)
+
+
 def main() -> None:
     try:
         settings = Settings.from_env()
@@ -41,6 +56,7 @@ def main() -> None:
         sys.exit(2)
     logging.basicConfig(level=settings.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    _raise_open_file_limit(settings.max_connections + 256)
     app = create_app(settings)
     config = uvicorn.Config(
         app,

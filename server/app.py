@@ -17,7 +17,8 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import Response
 
 from . import __version__, openapi, reaper, routing
 from .auth import Auth
@@ -48,6 +49,12 @@ async def _api_error(request: Request, exc: ApiError):
 async def _http_error(request: Request, exc: HTTPException):
     code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
     return error_response(exc.status_code, code, exc.detail, headers=exc.headers)
+
+
+async def _client_gone(request: Request, exc: ClientDisconnect):
+    # Nobody is left to answer: an everyday event, not an error.
+    log.debug("client went away during %s %s", request.method, request.url.path)
+    return Response(status_code=499)
 
 
 async def _store_down(request: Request, exc: Exception):
@@ -92,7 +99,7 @@ def create_app(settings: Optional[Settings] = None, redis: Optional[Redis] = Non
         notifier = Notifier(pubsub_client, store.wake_channel)
         def revoked(token_id: str) -> None:
             auth.revoked(token_id)
-            notifier.wake_claims()  # each parked claim re-checks its token
+            notifier.wake_all()  # each parked claim and open tail re-checks its token
 
         notifier.listen(token_store.channel, revoked, auth.reset)
         app.state.settings, app.state.redis, app.state.store, app.state.notifier = settings, client, store, notifier
@@ -146,6 +153,7 @@ def create_app(settings: Optional[Settings] = None, redis: Optional[Redis] = Non
         middleware=middleware,
         exception_handlers={
             ApiError: _api_error,
+            ClientDisconnect: _client_gone,
             HTTPException: _http_error,
             RedisConnectionError: _store_down,
             RedisTimeoutError: _store_down,

@@ -109,7 +109,8 @@ class Auth:
     def _run_lease(self, token: str) -> str:
         # The MAC is base64url, which has '_' too: it is cut by its length.
         lease_id, sep = token[len(RUN_PREFIX):-_MAC_CHARS - 1], token[-_MAC_CHARS - 1:-_MAC_CHARS]
-        if sep != "_" or not lease_id or not hmac.compare_digest(token, self.run_token(lease_id)):
+        # bytes: compare_digest refuses str with non-ASCII characters
+        if sep != "_" or not lease_id or not hmac.compare_digest(token.encode(), self.run_token(lease_id).encode()):
             raise Unauthenticated("invalid run token")
         return lease_id
 
@@ -212,13 +213,17 @@ class Auth:
                 await asyncio.wait_for(stop.wait(), FLUSH_SECS)
             except asyncio.TimeoutError:
                 pass
+            # Apart: a flush Redis refuses (maxmemory) must not stop the re-check.
             try:
                 await self.flush()
-                if time.monotonic() >= next_check:
-                    next_check = time.monotonic() + REVALIDATE_SECS
-                    await self._revalidate()
             except (RedisError, OSError) as exc:
-                log.warning("token upkeep failed (%s); retrying", exc)
+                log.warning("recording token use failed (%s); retrying", exc)
+            if time.monotonic() >= next_check:
+                next_check = time.monotonic() + REVALIDATE_SECS
+                try:
+                    await self._revalidate()
+                except (RedisError, OSError) as exc:
+                    log.warning("re-checking cached tokens failed (%s); retrying", exc)
 
     async def flush(self) -> None:
         if self._last_used and self._store is not None:

@@ -1,8 +1,10 @@
 """Connection-level limits uvicorn does not have: a cap on open connections
-(MAX_CONNECTIONS) answered with a JSON 503, and a deadline for a request's
-headers (BODY_TIMEOUT_SECS), so a client that connects and trickles or sends
-nothing (slowloris) cannot hold sockets forever. uvicorn arms its idle
-timer only after a first response, and never while headers arrive.
+(MAX_CONNECTIONS) answered with a JSON 503, a deadline for a request's
+headers (BODY_TIMEOUT_SECS), and closing a connection answered before its
+body arrived, so a client that connects and trickles or sends nothing
+(slowloris) cannot hold sockets forever. uvicorn arms its idle timer only
+after a first response, never while headers arrive, and puts it off with
+every byte of a body nobody reads.
 """
 
 from __future__ import annotations
@@ -50,6 +52,16 @@ class GuardedHttpProtocol(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         self._disarm_header_timer()
         super().on_headers_complete()
+
+    def on_response_complete(self) -> None:
+        # Answered before the body was all read (401, 404, 415, ...): uvicorn
+        # would keep discarding whatever still trickles in, each byte
+        # putting off its idle timer, forever. Close instead.
+        if self.cycle is not None and self.cycle.more_body and not self.transport.is_closing():
+            self.server_state.total_requests += 1
+            self.transport.close()
+            return
+        super().on_response_complete()
 
     def connection_lost(self, exc: Optional[Exception]) -> None:
         self._disarm_header_timer()

@@ -26,10 +26,12 @@ _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 def host_name(host: str) -> str:
-    """The name part of a Host header: `[::1]:3000` -> `[::1]`, `a.b:80` -> `a.b`."""
+    """The name part of a Host header: `[::1]:3000` -> `[::1]`, `a.b:80` -> `a.b`;
+    anything malformed comes back whole, to match no allowed name."""
     host = host.strip().lower()
     if host.startswith("["):
-        return host[: host.find("]") + 1] if "]" in host else host
+        name, _, rest = host.partition("]")
+        return name + "]" if rest == "" or (rest.startswith(":") and rest[1:].isdigit()) else host
     name, sep, port = host.rpartition(":")
     return name if sep and port.isdigit() else host
 
@@ -63,14 +65,16 @@ class RequestGuard:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         host = origin = length = None
+        hosts = 0
         for name, value in scope["headers"]:
             if name == b"host":
                 host = value.decode("latin-1")
+                hosts += 1
             elif name == b"origin":
                 origin = value.decode("latin-1")
             elif name == b"content-length":
                 length = value
-        refusal = self._refusal(scope["method"], host, origin, length)
+        refusal = self._refusal(scope["method"], host if hosts <= 1 else "(several Host headers)", origin, length)
         if refusal is not None:
             return await refusal(scope, receive, send)
         await self.app(scope, self._limited(receive), send)

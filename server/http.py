@@ -11,6 +11,7 @@ from starlette.responses import Response
 
 from .errors import BadRequest, Unprocessable
 from .models import ErrorBody, ErrorDetail, encoder
+from .auth import principal
 from .routing import Param
 
 MAX_PAGE = 1000
@@ -37,6 +38,8 @@ async def decode_body(request: Request, type_: Type[T], *, empty_ok: bool = Fals
     """Strictly decodes a JSON body into a wire type. An empty body is the
     type's defaults when `empty_ok` (the seed worker sends heartbeats bare)."""
     body = await request.body()
+    # A token revoked while the body was on its way does not act.
+    await request.app.state.auth.check_alive(principal(request))
     if not body.strip():
         if empty_ok:
             return type_()
@@ -49,6 +52,8 @@ async def decode_body(request: Request, type_: Type[T], *, empty_ok: bool = Fals
         raise Unprocessable("invalid_body", str(exc), {"field": _field_of(str(exc))}) from None
     except msgspec.DecodeError as exc:
         raise BadRequest("malformed_json", f"body is not valid JSON: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise BadRequest("malformed_json", f"body is not UTF-8 (bad byte at offset {exc.start})") from None
     except RecursionError:
         # msgspec recurses per nesting level, even to skip an unknown field
         raise too_deep_error() from None
@@ -67,7 +72,7 @@ def too_deep(body: bytes) -> bool:
         top = msgspec.json.decode(body)
     except RecursionError:
         return True
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, UnicodeDecodeError):
         return False
     level: list[object] = [top]
     for _ in range(MAX_JSON_DEPTH):

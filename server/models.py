@@ -167,9 +167,14 @@ class WorkflowDocument(Struct):
 # ---- worker protocol --------------------------------------------------------
 
 
+# What a worker offers: bounded like a job's labels, since each distinct set
+# is indexed for claims.
+WorkerLabels = Annotated[list[Label], Meta(max_length=limits.MAX_LABELS)]
+
+
 class RegisterRequest(Struct):
     worker_id: WorkerId
-    labels: list[Label] = []
+    labels: WorkerLabels = []
 
 
 class Registered(Struct):
@@ -180,10 +185,14 @@ class Registered(Struct):
 
 class ClaimRequest(Struct):
     worker_id: WorkerId
-    labels: list[Label] = []
+    labels: WorkerLabels = []
     lease_ttl_secs: Annotated[int, Meta(ge=1, le=86_400)] = 30
     # Long-poll extension; values above the server's cap are clamped, not refused.
     wait_secs: Annotated[float, Meta(ge=0)] = 0.0
+    # The client's id for this claim: sent again after a lost reply, it gets
+    # the job and lease the first one was given (while the lease lives).
+    # (No ':' in it: the server keys it as `<worker id>:<claim id>`.)
+    claim_id: Optional[Annotated[str, Meta(pattern=r"^[A-Za-z0-9_.-]{1,100}\Z")]] = None
 
 
 class QueuedJob(Struct, kw_only=True):
@@ -229,6 +238,12 @@ class HeartbeatResponse(Struct):
 class ResultAccepted(Struct, kw_only=True):
     ok: bool = True
     lease_id: str
+    # What became of the job: success, retrying (re-enqueued, maybe after a
+    # backoff) or failure (for good).
+    outcome: Literal["success", "retrying", "failure"]
+    # True when this repeats a result already taken (its reply was lost):
+    # nothing changed now, and `outcome` is what the first one did.
+    replayed: bool = False
 
 
 class CompleteRequest(Struct):

@@ -1,10 +1,17 @@
 """One Redis pub/sub connection per server process, fanning out wake-ups.
 
 The Lua scripts PUBLISH on `wake` (a job became ready: the message is its
-label-set key) and on per-job channels (a log chunk arrived or the job's
-state changed). Waiting long-poll claims and SSE log tails register here
-instead of each holding a Redis connection of their own, so a thousand idle
-workers or tailing operators cost one connection, not a thousand.
+label-set key; `~<ms>:<key>` for one that becomes ready in that many ms) and
+on per-job channels (a log chunk arrived or the job's state changed).
+Waiting long-poll claims and SSE log tails register here instead of each
+holding a Redis connection of their own, so a thousand idle workers or
+tailing operators cost one connection, not a thousand.
+
+One job, one wake-up: each ready job is a wake-up "token" handed to the
+longest-waiting claim that can take it and holds none yet. Waking every
+matching claim would run a claim script per idle worker per job. A claim
+that spends its token on another queue's job hands the token on as it
+leaves, so no ready job is left without a claim woken for it.
 """
 
 from __future__ import annotations
@@ -12,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from contextlib import asynccontextmanager, contextmanager
-from typing import AsyncIterator, Callable, Iterator
+from typing import AsyncIterator, Callable, Iterator, Optional
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
@@ -21,22 +28,52 @@ log = logging.getLogger("rota.notifier")
 
 
 class ClaimWaiter:
-    __slots__ = ("labels", "event")
+    __slots__ = ("labels", "event", "token")
 
     def __init__(self, labels: frozenset[str]):
         self.labels = labels
         self.event = asyncio.Event()
+        # The label key of the ready job this claim was woken for, until its
+        # next attempt spends it (None: free to be woken).
+        self.token: Optional[str] = None
 
     def wants(self, label_key: str) -> bool:
         return all(label in self.labels for label in label_key.split(",") if label)
+
+    def take_token(self) -> Optional[str]:
+        """Before an attempt: the wake-up it answers, if any; free to be woken again."""
+        token, self.token = self.token, None
+        self.event.clear()
+        return token
+
+
+class Watch:
+    """One watcher of a job channel: `event` is set by any message; `only_logs`
+    stays true while every message since the last reset was a log append,
+    so a log tail can skip re-reading the job's state."""
+
+    __slots__ = ("event", "only_logs")
+
+    def __init__(self) -> None:
+        self.event = asyncio.Event()
+        self.only_logs = False
+
+    def reset(self) -> None:
+        self.event.clear()
+        self.only_logs = True
+
+    def fire(self, data: str) -> None:
+        self.only_logs = self.only_logs and data == "log"
+        self.event.set()
 
 
 class Notifier:
     def __init__(self, redis: Redis, wake_channel: str):
         self._redis = redis
         self._wake = wake_channel
-        self._claims: set[ClaimWaiter] = set()
-        self._watchers: dict[str, set[asyncio.Event]] = {}
+        # Insertion-ordered: the longest-waiting claim comes first.
+        self._claims: dict[ClaimWaiter, None] = {}
+        self._watchers: dict[str, set[Watch]] = {}
         self._streams = 0
         # Channels with one in-process listener each (token revocations),
         # and what to do after a reconnect, when messages may have been lost.
@@ -81,32 +118,34 @@ class Notifier:
 
     def begin_shutdown(self) -> None:
         self.draining = True
-        self._wake_everyone()
+        self.wake_all()
 
     @contextmanager
     def claim_waiter(self, labels: list[str]) -> Iterator[ClaimWaiter]:
         """Register before trying to claim, so a job enqueued between the
         failed attempt and the wait still wakes us."""
         waiter = ClaimWaiter(frozenset(labels))
-        self._claims.add(waiter)
+        self._claims[waiter] = None
         try:
             yield waiter
         finally:
-            self._claims.discard(waiter)
+            del self._claims[waiter]
+            if waiter.token is not None:  # woken, but leaving without spending it
+                self._offer(waiter.token)
 
     @asynccontextmanager
-    async def watch(self, channel: str) -> AsyncIterator[asyncio.Event]:
-        event = asyncio.Event()
+    async def watch(self, channel: str) -> AsyncIterator[Watch]:
+        watch = Watch()
         watchers = self._watchers.setdefault(channel, set())
-        watchers.add(event)
+        watchers.add(watch)
         self._streams += 1
         try:
             if len(watchers) == 1:
                 await self._subscribe(channel)
-            yield event
+            yield watch
         finally:
             self._streams -= 1
-            watchers.discard(event)
+            watchers.discard(watch)
             if not watchers:
                 del self._watchers[channel]
                 await self._unsubscribe(channel)
@@ -116,23 +155,37 @@ class Notifier:
         if listener is not None:
             listener(data)
         elif channel == self._wake:
-            for waiter in self._claims:
-                if data.startswith("~") or waiter.wants(data):
-                    waiter.event.set()
+            if data.startswith("~"):
+                delay_ms, _, label_key = data[1:].partition(":")
+                # a hair late rather than early: the claim must find it due
+                asyncio.get_running_loop().call_later(int(delay_ms) / 1000 + 0.002, self._offer, label_key)
+            else:
+                self._offer(data)
         else:
-            for event in self._watchers.get(channel, ()):
-                event.set()
+            for watch in self._watchers.get(channel, ()):
+                watch.fire(data)
+
+    def _offer(self, label_key: str) -> None:
+        """Wake the longest-waiting claim that can take a job needing
+        `label_key` and is not already woken; none such: a claim will find
+        the job when it next asks."""
+        for waiter in self._claims:
+            if waiter.token is None and waiter.wants(label_key):
+                waiter.token = label_key
+                waiter.event.set()
+                return
 
     def wake_claims(self) -> None:
         for waiter in self._claims:
             waiter.event.set()
 
-    def _wake_everyone(self) -> None:
-        # After a reconnect we may have missed messages: let everyone re-check.
+    def wake_all(self) -> None:
+        """Every parked claim and tail re-checks (after a reconnect messages
+        may have been lost; after a revocation tokens must be re-checked)."""
         self.wake_claims()
-        for events in self._watchers.values():
-            for event in events:
-                event.set()
+        for watches in self._watchers.values():
+            for watch in watches:
+                watch.fire("")  # anything may have changed
 
     async def _subscribe(self, channel: str) -> None:
         if self._pubsub is not None:
@@ -169,7 +222,7 @@ class Notifier:
                 self.connected.set()
                 for hook in self._reconnect_hooks:
                     hook()
-                self._wake_everyone()
+                self.wake_all()
                 delay = 0.05
                 while not self._stopping and self._pubsub is not None:
                     msg = await self._pubsub.get_message(timeout=None)

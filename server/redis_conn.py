@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.backoff import ExponentialBackoff, NoBackoff
 from redis.exceptions import BusyLoadingError, ConnectionError, TimeoutError
 from redis.asyncio.retry import Retry
@@ -20,15 +20,24 @@ def connect(settings: Settings) -> Redis:
     # Retries ride out a Redis restart. A retried script may run twice only
     # if the first reply was lost; every script is safe then: a re-sent claim
     # carries the same lease id and gets the same claim back, and a repeated
-    # complete/fail is refused (409) because the first released the lease.
-    return Redis.from_url(
+    # complete/fail finds its settled record and answers as the first did.
+    #
+    # A bounded pool that waits: redis-py's default pool fails at once when
+    # its connections are all busy, so a burst (a thousand long-polls woken,
+    # a thousand tails reading) answered 503. Here a burst queues for up to
+    # REDIS_POOL_TIMEOUT_SECS instead, and Redis never sees more than
+    # REDIS_MAX_CONNECTIONS connections from this process.
+    pool = BlockingConnectionPool.from_url(
         settings.redis_url,
+        max_connections=settings.redis_max_connections,
+        timeout=settings.redis_pool_timeout_secs,
         decode_responses=True,
         retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), retries=8),
         retry_on_error=[ConnectionError, TimeoutError, BusyLoadingError],
         socket_keepalive=True,
         health_check_interval=30,
     )
+    return Redis.from_pool(pool)
 
 
 def describe(settings: Settings) -> str:

@@ -123,6 +123,11 @@ class Settings:
     max_streams: int = 2048
     ssl_keyfile: Optional[str] = None
     ssl_certfile: Optional[str] = None
+    redis_max_connections: int = 64
+    redis_pool_timeout_secs: float = 20.0
+    # How long a settled lease remembers its result, so a complete or fail
+    # re-sent after a lost reply is answered as the first one was.
+    result_replay_secs: int = 900
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
@@ -159,4 +164,7 @@ class Settings:
             max_streams=_int(env, "MAX_STREAMS", 2048, minimum=1),
             ssl_keyfile=ssl_keyfile,
             ssl_certfile=ssl_certfile,
+            redis_max_connections=_int(env, "REDIS_MAX_CONNECTIONS", 64, minimum=4),
+            redis_pool_timeout_secs=_float(env, "REDIS_POOL_TIMEOUT_SECS", 20.0),
+            result_replay_secs=_int(env, "RESULT_REPLAY_SECS", 900, minimum=60),
         )

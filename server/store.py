@@ -8,7 +8,6 @@ documented at the top of `lua/_lib.lua`.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
 from typing import Optional
 
 import msgspec
@@ -31,6 +30,7 @@ from .models import (
     backoff_fields,
 )
 from .scripts import Scripts
+from .singleflight import SingleFlight
 from .settings import Settings
 
 # Internal job states, and the wire status each one shows as.
@@ -61,15 +61,6 @@ def definition_hash(spec: WorkflowSpec) -> str:
     return hashlib.sha1(_encode(spec)).hexdigest()
 
 
-@dataclass
-class ClaimResult:
-    claim: Optional[ClaimResponse]
-    now_ms: int
-    # Earliest backoff due time (Redis clock), so a long-poll can sleep
-    # exactly until a delayed job becomes claimable; -1 when none.
-    next_due_ms: int = -1
-
-
 class Store:
     def __init__(
         self,
@@ -78,19 +69,23 @@ class Store:
         retention_secs: int = 7 * 86_400,
         log_maxlen: int = 10_000,
         idempotency_ttl_secs: int = 86_400,
+        result_replay_secs: int = 900,
     ):
         self.redis = redis
+        self.result_replay_secs = result_replay_secs
         self.prefix = "{" + namespace + "}:"
         self.retention_secs = retention_secs
         self.log_maxlen = log_maxlen
         self.idempotency_ttl_secs = idempotency_ttl_secs
         self.scripts = Scripts(redis, self.prefix)
+        self._reads = SingleFlight()
 
     @classmethod
     def from_settings(cls, redis: Redis, settings: Settings) -> "Store":
         """The one place settings become a store, so a server and a standalone
         reaper on the same Redis always agree on namespace and retention."""
-        return cls(redis, settings.namespace, settings.retention_secs, settings.log_max_chunks)
+        return cls(redis, settings.namespace, settings.retention_secs, settings.log_max_chunks,
+                   result_replay_secs=settings.result_replay_secs)
 
     @property
     def wake_channel(self) -> str:
@@ -209,7 +204,8 @@ class Store:
         return matched[offset:offset + limit]
 
     async def job_state(self, wf: str, job: str) -> JobOut:
-        row = await self.redis.hgetall(f"{self.prefix}job:{wf}:{job}")
+        key = f"{self.prefix}job:{wf}:{job}"
+        row = await self._reads.do(("hgetall", key), lambda: self.redis.hgetall(key))
         if not row:
             raise NotFound("job_not_found", f"no job {job!r} in workflow {wf!r}")
         return _job_out(row)
@@ -288,16 +284,20 @@ class Store:
     # ---- the worker protocol -------------------------------------------------
 
     async def claim(
-        self, worker_id: str, labels: list[str], ttl_secs: int, lease_id: str, owner: str = ""
-    ) -> ClaimResult:
-        """`owner`: the claiming API token's id ('' with auth off); only it
-        may then use the lease, besides the lease's own run token."""
-        res = await self._call("claim", worker_id, label_key(labels), ttl_secs, lease_id, owner)
+        self, worker_id: str, labels: list[str], ttl_secs: int, lease_id: str, owner: str = "",
+        claim_id: str = "",
+    ) -> Optional[ClaimResponse]:
+        """`lease_id` is the new lease's id, if a job is leased. `owner`: the
+        claiming API token's id ('' with auth off); only it may then use the
+        lease, besides the lease's own run token. `claim_id`: the client's
+        id for this claim; sent again (its reply lost), it gets the same
+        job and lease back while the lease lives."""
+        res = await self._call("claim", worker_id, label_key(labels), ttl_secs, lease_id, owner, claim_id)
         if res[0] == -1:
             raise _worker_taken(worker_id)
         if res[0] == 0:
-            return ClaimResult(None, int(res[1]), int(res[2]))
-        _, now, wf, job_id, spec_json, att, enq, dly, *ups = res
+            return None
+        _, now, lease_id, ttl, wf, job_id, spec_json, att, enq, dly, *ups = res
         spec = _spec_decoder.decode(spec_json)
         upstream = {ups[i]: (_outputs_decoder.decode(ups[i + 1]) if ups[i + 1] else {})
                     for i in range(0, len(ups), 2)}
@@ -317,8 +317,14 @@ class Store:
             timeout_secs=spec.timeout_secs,
         )
         lease = Lease(lease_id=lease_id, job_id=job_id, workflow_id=wf, worker_id=worker_id,
-                      ttl_secs=ttl_secs, granted_at_ms=int(now))
-        return ClaimResult(ClaimResponse(job=job, lease=lease), int(now))
+                      ttl_secs=int(ttl), granted_at_ms=int(now))
+        return ClaimResponse(job=job, lease=lease)
+
+    async def release(self, lease_id: str) -> bool:
+        """Hands a just-claimed job back, unrun and its attempt not counted
+        (the client went away before the answer); False if the lease is gone."""
+        (outcome,) = await self._call("unclaim", lease_id)
+        return outcome == "ok"
 
     # `caller` below is Principal.lease_caller: '*' when already authorised
     # (auth off, or the lease's run token), else the calling token's id.
@@ -329,13 +335,19 @@ class Store:
             _lease_outcome(res[0], lease_id)
         return HeartbeatResponse(cancelled=res[1] == 1, lease_id=lease_id, expires_at_ms=int(res[2]))
 
-    async def complete(self, lease_id: str, outputs: dict[str, str], caller: str = "*") -> None:
-        (outcome,) = await self._call("complete", lease_id, caller, _encode(outputs))
-        _lease_outcome(outcome, lease_id)
+    # A result's answer: (what became of the job, whether this repeats a
+    # result already taken). The digest tells a re-sent result from another.
 
-    async def fail(self, lease_id: str, error: str, retryable: bool, caller: str = "*") -> None:
-        (outcome,) = await self._call("fail", lease_id, caller, error, int(retryable))
-        _lease_outcome(outcome, lease_id)
+    async def complete(self, lease_id: str, outputs: dict[str, str], caller: str = "*") -> tuple[str, bool]:
+        encoded = _encode(outputs)
+        res = await self._call("complete", lease_id, caller, encoded, _digest(encoded),
+                               self.result_replay_secs)
+        return _result(res, lease_id)
+
+    async def fail(self, lease_id: str, error: str, retryable: bool, caller: str = "*") -> tuple[str, bool]:
+        res = await self._call("fail", lease_id, caller, error, int(retryable),
+                               _digest(_encode([error, retryable])), self.result_replay_secs)
+        return _result(res, lease_id)
 
     async def append_logs(self, lease_id: str, chunks: list[LogChunk], caller: str = "*") -> LogsAccepted:
         args: list = [lease_id, caller, self.log_maxlen]
@@ -354,7 +366,8 @@ class Store:
 
     async def read_logs(self, wf: str, job: str, after: str = "0-0", count: Optional[int] = None) -> list:
         """[(stream_id, chunk_json)] after `after`, oldest first."""
-        return await self._xread(f"{self.prefix}logs:{wf}:{job}", after, count)
+        key = f"{self.prefix}logs:{wf}:{job}"
+        return await self._reads.do(("xread", key, after, count), lambda: self._xread(key, after, count))
 
     async def _xread(self, key: str, after: str, count: Optional[int]) -> list:
         res = await self.redis.xread({key: after}, count=count)
@@ -369,6 +382,21 @@ class Store:
     async def reap(self, limit: int = 500, purge_limit: int = 50) -> tuple[int, int, int]:
         expired, promoted, purged = await self._call("reap", limit, purge_limit, self.retention_secs * 1000)
         return int(expired), int(promoted), int(purged)
+
+
+def _digest(data: bytes) -> str:
+    return hashlib.sha1(data).hexdigest()[:16]
+
+
+def _result(res: list, lease_id: str) -> tuple[str, bool]:
+    if res[0] in ("ok", "replayed"):
+        return res[1], res[0] == "replayed"
+    if res[0] == "settled":
+        raise Conflict("lease_settled",
+                       "this lease already settled with a different result; the first one stands",
+                       {"lease_id": lease_id, "outcome": res[1]})
+    _lease_outcome(res[0], lease_id)
+    raise AssertionError(res)
 
 
 def _worker_taken(worker_id: str) -> Conflict:

@@ -34,7 +34,7 @@ def lease_id() -> str:
 
 async def claim(store: Store, worker: str = "w1", labels=(), ttl: int = 30):
     """The ClaimResponse, or None."""
-    return (await store.claim(worker, list(labels), ttl, lease_id())).claim
+    return await store.claim(worker, list(labels), ttl, lease_id())
 
 
 async def expire(store: Store, lid: str) -> None:

@@ -188,7 +188,7 @@ async def test_lost_leases_are_409(api):
     wf = await create(api)
     lid = (await api.post("/api/jobs/claim", json={"worker_id": "w"})).json()["lease"]["lease_id"]
     assert (await api.post(f"/api/jobs/{lid}/complete", json={})).status_code == 200
-    assert_error(await api.post(f"/api/jobs/{lid}/complete", json={}), 409, "lease_lost")
+    assert_error(await api.post(f"/api/jobs/{lid}/heartbeat"), 409, "lease_lost")
     chunk = {"workflow_id": wf["id"], "job_id": "test", "sequence": 1, "data": "x", "timestamp_ms": 1, "stream": "stdout"}
     assert_error(await api.post(f"/api/jobs/{lid}/logs", json={"chunks": [chunk]}), 409)
 

@@ -323,3 +323,74 @@ async def test_a_parked_claim_of_a_revoked_token_is_refused_not_given_a_job(auth
     assert_error(await asyncio.wait_for(parked, 10), 401, "unauthenticated")
     status = (await auth_api.get("/api/workflows", headers=ADMIN)).json()[0]
     assert {j["status"] for j in status["jobs"]} == {"queued"}
+
+
+# ---- from the security review ----------------------------------------------------
+
+
+async def test_a_token_revoked_while_its_body_arrives_does_not_act(auth_app, auth_api):
+    import asyncio
+
+    token = (await make_token(auth_api, "submit"))["token"]
+    gate = asyncio.Event()
+    body = b'{"name": "late", "jobs": [{"id": "a", "command": "true"}]}'
+    parts = [{"type": "http.request", "body": body[:5], "more_body": True}]
+    sent: list[dict] = []
+
+    async def receive():
+        if parts:
+            return parts.pop(0)
+        await gate.wait()
+        return {"type": "http.request", "body": body[5:], "more_body": False}
+
+    async def send(message):
+        sent.append(message)
+
+    scope = {"type": "http", "method": "POST", "path": "/api/workflows", "raw_path": b"/api/workflows",
+             "query_string": b"run=true", "root_path": "", "scheme": "http", "http_version": "1.1",
+             "server": ("127.0.0.1", 3000), "client": ("127.0.0.1", 5000), "app": auth_app,
+             "headers": [(b"host", b"localhost"), (b"content-type", b"application/json"),
+                         (b"content-length", str(len(body)).encode()),
+                         (b"authorization", f"Bearer {token}".encode())]}
+    call = asyncio.create_task(auth_app(scope, receive, send))
+    await asyncio.sleep(0.1)  # let in, waiting for the rest of its body
+    await auth_api.delete(f"/api/tokens/{token.split('_')[1]}", headers=ADMIN)
+    gate.set()
+    await call
+    assert sent[0]["status"] == 401
+    assert (await auth_api.get("/api/workflows", headers=ADMIN)).json() == []
+
+
+async def test_run_tokens_die_with_the_worker_token_that_claimed(auth_api):
+    created = await make_token(auth_api, "worker")
+    await auth_api.post("/api/workflows?run=true", json=WORKFLOW, headers=ADMIN)
+    lease = (await _claim(auth_api, created["token"])).json()["lease"]
+    run = bearer(lease["run_token"])
+    assert (await auth_api.post(f"/api/jobs/{lease['lease_id']}/heartbeat", headers=run)).status_code == 200
+    await auth_api.delete(f"/api/tokens/{created['id']}", headers=ADMIN)
+    for path, body in (("heartbeat", None), ("complete", {"outputs": {"tag": "forged"}})):
+        assert_error(await auth_api.post(f"/api/jobs/{lease['lease_id']}/{path}", json=body, headers=run),
+                     403, "forbidden")
+    status = (await auth_api.get("/api/workflows", headers=ADMIN)).json()[0]
+    assert all(j["outputs"] == {} for j in status["jobs"])
+
+
+async def test_a_run_token_that_is_not_ascii_is_401_not_500(auth_api):
+    headers = [(b"authorization", "Bearer rotr_\xe9_".encode("latin-1") + b"A" * 43)]
+    resp = await auth_api.post("/api/jobs/x/heartbeat", headers=headers)
+    assert_error(resp, 401, "unauthenticated")
+
+
+async def test_an_open_tail_ends_when_its_token_is_revoked(auth_app, auth_api):
+    import asyncio
+
+    reader = await make_token(auth_api, "read")
+    await auth_api.post("/api/workflows?run=true", json=WORKFLOW, headers=ADMIN)
+    wf = (await auth_api.get("/api/workflows", headers=ADMIN)).json()[0]["id"]
+    tail = asyncio.create_task(auth_api.get(f"/api/workflows/{wf}/jobs/a/logs/stream",
+                                            headers=bearer(reader["token"])))
+    while auth_app.state.notifier.open_streams < 1:
+        await asyncio.sleep(0.01)
+    await auth_api.delete(f"/api/tokens/{reader['id']}", headers=ADMIN)
+    body = (await asyncio.wait_for(tail, 10)).text
+    assert "event: error" in body and "unauthenticated" in body and "event: end" not in body

@@ -3,6 +3,7 @@
 import io
 import json
 import os
+import re
 
 import httpx
 import pytest
@@ -31,7 +32,7 @@ def test_flags_override_env_and_defaults(monkeypatch):
         monkeypatch.delenv(name, raising=False)
     args = cli.build_parser().parse_args(["worker", "--concurrency", "2", "--labels", "gpu"])
     assert (args.concurrency, args.labels, args.server, args.lease_ttl) == (2, ["gpu"], "http://127.0.0.1:3000", 30)
-    assert args.worker_id.endswith(f"-{os.getpid()}")
+    assert re.fullmatch(rf".+-{os.getpid()}-[0-9a-f]{{6}}", args.worker_id)
 
 
 def test_bad_env_value_is_a_usage_error(monkeypatch, capsys):

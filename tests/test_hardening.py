@@ -310,3 +310,60 @@ async def test_claim_cost_does_not_grow_with_label_sets_it_cannot_serve(store, b
     assert zranges <= 3  # its one queue (plus the delayed-set peek), not 2,001
     got, zranges = await zranges_of_one_claim()
     assert got is None and zranges <= 3
+
+
+# ---- from the security review ----------------------------------------------------
+
+
+@pytest.mark.parametrize("path,body", [
+    ("/api/workers/register", b'{"worker_id": "\xff"}'),
+    ("/api/jobs/claim", b'{"worker_id": "\xff"}'),
+    ("/api/jobs/x/complete", b'{"outputs": {"k": "\xff"}}'),
+    ("/api/jobs/x/fail", b'{"error": "\xff"}'),
+    ("/api/jobs/x/logs", b'{"chunks": [{"workflow_id": "w", "job_id": "j", "sequence": 0, "data": "\xff",'
+                         b' "timestamp_ms": 1}]}'),
+    ("/api/workflows", b'{"name": "\xff", "jobs": [{"id": "a", "command": "true"}]}'),
+])
+async def test_a_body_that_is_not_utf8_is_400(api, path, body):
+    err = assert_error(await api.post(path, content=body, headers=JSON), 400 if path != "/api/workflows" else 422)
+    assert "UTF-8" in err["message"]
+
+
+async def test_a_worker_offers_at_most_32_labels(api):
+    labels = [f"l{i}" for i in range(33)]
+    for path in ("/api/jobs/claim", "/api/workers/register"):
+        err = assert_error(await api.post(path, json={"worker_id": "w", "labels": labels}), 422, "invalid_body")
+        assert err["details"]["field"] == "$.labels"
+
+
+async def test_the_claim_index_keeps_at_most_256_worker_label_keys(store):
+    from tests.helpers import claim
+
+    for i in range(300):
+        await claim(store, f"w{i}", [f"label-{i}"])
+    assert await store.redis.zcard(store.prefix + "wkeys") == 256
+    assert len(await store.redis.keys(store.prefix + "serve:*")) <= 256
+    await submit(store, job("a", labels=["label-0"]))  # label-0's key was dropped: re-indexed on its claim
+    assert (await claim(store, "w0", ["label-0"])).job.required_labels == ["label-0"]
+
+
+@pytest.mark.parametrize("host", ["[::1]evil.example", "[::1].evil.example", "[::1]:80x"])
+async def test_a_malformed_bracketed_host_is_400(api, host):
+    assert_error(await api.get("/api/workflows", headers={"Host": host}), 400, "invalid_host")
+
+
+async def test_two_host_headers_are_400(app):
+    sent: list[dict] = []
+
+    async def receive():
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message):
+        sent.append(message)
+
+    scope = {"type": "http", "method": "GET", "path": "/api/workflows", "raw_path": b"/api/workflows",
+             "query_string": b"", "root_path": "", "scheme": "http", "http_version": "1.1",
+             "server": ("127.0.0.1", 3000), "client": ("127.0.0.1", 5000), "app": app,
+             "headers": [(b"host", b"evil.example"), (b"host", b"localhost")]}
+    await app(scope, receive, send)
+    assert sent[0]["status"] == 400

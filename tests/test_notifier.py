@@ -19,12 +19,12 @@ pytestmark = pytest.mark.slow
 
 
 async def published_to(notifier: Notifier, channel: str, publisher: Redis) -> bool:
-    async with notifier.watch(channel) as event:
+    async with notifier.watch(channel) as watch:
         for _ in range(100):  # until the subscription is live again
-            event.clear()
+            watch.reset()
             await publisher.publish(channel, "x")
             try:
-                await asyncio.wait_for(event.wait(), 0.1)
+                await asyncio.wait_for(watch.event.wait(), 0.1)
                 return True
             except asyncio.TimeoutError:
                 continue

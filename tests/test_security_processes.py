@@ -158,3 +158,33 @@ def test_the_recommended_redis_acl_is_enough_and_no_more():
             resp = httpx.post(server.url + "/api/workflows", json={"name": "x", "jobs": [{"id": "a", "command": "t"}]})
             assert resp.status_code == 503 and resp.json()["error"]["code"] == "store_refused"
             assert "Traceback" not in server.output()
+
+
+@pytest.mark.parametrize("auth", [False, True])
+def test_a_body_trickled_after_an_early_answer_is_cut_off(auth):
+    env = {"BODY_TIMEOUT_SECS": "1"}
+    if auth:
+        env["ROTA_ADMIN_TOKEN"] = ADMIN
+    with ServerProcess(**env) as server:
+        # answered at once (404, or 401 without a token), its body never read
+        sock = _connect(server.port)
+        sock.sendall(b"POST /api/workflows/x/cancel HTTP/1.1\r\nHost: localhost\r\n"
+                     b"Content-Type: application/json\r\nContent-Length: 1000000\r\n\r\n")
+        sock.settimeout(10)
+        answer = b""
+        closed = False
+        for _ in range(30):  # keep trickling; the server must close the connection
+            try:
+                sock.sendall(b" ")
+                chunk = sock.recv(65536)
+            except (BrokenPipeError, ConnectionResetError):
+                closed = True
+                break
+            except socket.timeout:
+                continue
+            if not chunk:
+                closed = True
+                break
+            answer += chunk
+            time.sleep(0.2)
+        assert closed and answer.startswith(b"HTTP/1.1 401" if auth else b"HTTP/1.1 404")

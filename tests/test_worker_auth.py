@@ -63,7 +63,7 @@ class Api:
         if path.endswith("/heartbeat"):
             return httpx.Response(200, json={"cancelled": False, "lease_id": "L", "expires_at_ms": 1})
         if path.endswith(("/complete", "/fail")):
-            return httpx.Response(200, json={"ok": True, "lease_id": "L"})
+            return httpx.Response(200, json={"ok": True, "lease_id": "L", "outcome": "success"})
         if path == "/api/jobs/L/logs":
             return httpx.Response(200, json={"accepted": 0, "duplicates": 0})
         if path == "/api/workers":

@@ -108,7 +108,8 @@ class FakeServer:
         if state.results:
             return error(409, "lease_lost", "job already finished")
         state.results.append((endpoint, body))
-        return httpx.Response(200, json={"ok": True})
+        outcome = "success" if endpoint == "complete" else "failure"
+        return httpx.Response(200, json={"ok": True, "lease_id": "x", "outcome": outcome})
 
 
 def error(status: int, code: str, message: str) -> httpx.Response:

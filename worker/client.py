@@ -35,6 +35,7 @@ from server.models import (
     LogsAccepted,
     LogsRequest,
     RegisterRequest,
+    ResultAccepted,
     TokenCreate,
     TokenCreated,
     TokenOut,
@@ -178,12 +179,13 @@ class Client:
         await self._send("POST", "/api/workers/register", RegisterRequest(worker_id, labels))
 
     async def claim(
-        self, worker_id: str, labels: list[str], lease_ttl_secs: int, wait_secs: float
+        self, worker_id: str, labels: list[str], lease_ttl_secs: int, wait_secs: float,
+        claim_id: Optional[str] = None,
     ) -> Optional[ClaimResponse]:
         response = await self._send(
             "POST",
             "/api/jobs/claim",
-            ClaimRequest(worker_id, labels, lease_ttl_secs, wait_secs),
+            ClaimRequest(worker_id, labels, lease_ttl_secs, wait_secs, claim_id),
             timeout=wait_secs + _CLAIM_SLACK_SECS,
         )
         return self._decode(response.content, Optional[ClaimResponse])
@@ -192,11 +194,13 @@ class Client:
         response = await self._send("POST", f"/api/jobs/{_path(lease_id)}/heartbeat")
         return self._decode(response.content, HeartbeatResponse)
 
-    async def complete(self, lease_id: str, outputs: dict[str, str]) -> None:
-        await self._send("POST", f"/api/jobs/{_path(lease_id)}/complete", CompleteRequest(outputs))
+    async def complete(self, lease_id: str, outputs: dict[str, str]) -> ResultAccepted:
+        response = await self._send("POST", f"/api/jobs/{_path(lease_id)}/complete", CompleteRequest(outputs))
+        return self._decode(response.content, ResultAccepted)
 
-    async def fail(self, lease_id: str, error: str, retryable: bool) -> None:
-        await self._send("POST", f"/api/jobs/{_path(lease_id)}/fail", FailRequest(error, retryable))
+    async def fail(self, lease_id: str, error: str, retryable: bool) -> ResultAccepted:
+        response = await self._send("POST", f"/api/jobs/{_path(lease_id)}/fail", FailRequest(error, retryable))
+        return self._decode(response.content, ResultAccepted)
 
     async def push_logs(self, lease_id: str, chunks: list[LogChunk]) -> LogsAccepted:
         response = await self._send("POST", f"/api/jobs/{_path(lease_id)}/logs", LogsRequest(chunks))

@@ -19,14 +19,16 @@ import json
 import logging
 import os
 import re
+import secrets
 import shutil
 import socket
 import tempfile
 import time
+import uuid
 from dataclasses import dataclass, field
 from typing import Awaitable, Callable
 
-from server.models import ClaimResponse
+from server.models import ClaimResponse, ResultAccepted
 from worker.client import ApiError, Client, RotaError, is_transient
 from worker.logship import Backoff, LogShipper, job_name, send_until_answered
 from worker.outputs import ExpressionError, OutputFileError, parse_output_file, resolve_env
@@ -51,7 +53,9 @@ WORKER_SECRETS = ("ROTA_TOKEN", "ROTA_TOKEN_FILE", "ROTA_ADMIN_TOKEN", "ROTA_ADM
 
 
 def default_worker_id() -> str:
-    return f"{socket.gethostname()}-{os.getpid()}"
+    # The random part: a worker id belongs to the first token that uses it,
+    # so a guessable default would let another fleet's token squat it.
+    return f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
 
 
 @dataclass
@@ -243,15 +247,24 @@ class JobRun:
         elif refused.status != 409:
             log.error("the server refused the failure report of %s: %s", self.name, refused)
 
-    async def _deliver(self, what: str, send: Callable[[], Awaitable[None]]) -> ApiError | None:
+    async def _deliver(self, what: str, send: Callable[[], Awaitable[ResultAccepted]]) -> ApiError | None:
         """Send a result until the server takes it (None) or refuses it (its answer).
 
         Retries for as long as the server is unreachable or failing, so a blip
         never loses a result; only a shutdown's drain deadline cuts this short.
+        A result re-sent after a lost reply is answered `replayed`: the server
+        had taken the first one, which is success, not a lost lease.
         """
-        refused = await send_until_answered(send, f"the {what} of {self.name}")
+        answers: list[ResultAccepted] = []
+
+        async def send_once() -> None:
+            answers.append(await send())
+
+        refused = await send_until_answered(send_once, f"the {what} of {self.name}")
         if refused is not None and refused.status == 409:
             log.info("lost lease %s: the server refused its %s: %s", self.name, what, refused)
+        elif answers and answers[-1].replayed:
+            log.info("the server had already taken the %s of %s (its first answer was lost)", what, self.name)
         return refused
 
     async def _heartbeat(self) -> None:
@@ -321,10 +334,14 @@ class Daemon:
         config = self._config
         await self._register()
         backoff = Backoff(cap=10.0)
+        # Kept until a claim is answered: re-sent after a transport error, it
+        # gets back the job the server may have leased for the lost reply.
+        claim_id = uuid.uuid4().hex
         while True:
             await self._slots.acquire()
             try:
-                claim = await self._client.claim(config.worker_id, config.labels, config.lease_ttl, config.claim_wait)
+                claim = await self._client.claim(config.worker_id, config.labels, config.lease_ttl, config.claim_wait,
+                                                 claim_id=claim_id)
             except RotaError as exc:
                 self._slots.release()
                 if not is_transient(exc):
@@ -337,6 +354,7 @@ class Daemon:
                 self._slots.release()
                 raise
             backoff.reset()
+            claim_id = uuid.uuid4().hex
             if claim is None:
                 self._slots.release()
                 continue

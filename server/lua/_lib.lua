@@ -43,8 +43,9 @@ local function enqueue(wf, job, old, now, delay_ms)
     set_status(wf, job, old, 'delayed')
     redis.call('HSET', k, 'dly', now + delay_ms)
     redis.call('ZADD', P .. 'delayed', num(now + delay_ms), wf .. ':' .. job)
-    -- Waiting claimers recompute how long to sleep from the earliest due time.
-    redis.call('PUBLISH', P .. 'wake', '~delayed')
+    -- Servers wake one waiting claim when it is due (and the reaper
+    -- promotes it by then anyway).
+    redis.call('PUBLISH', P .. 'wake', '~' .. num(delay_ms) .. ':' .. lk)
   else
     set_status(wf, job, old, 'ready')
     redis.call('HSET', k, 'dly', 0)
@@ -123,8 +124,10 @@ local function backoff_ms(bk, b1, b2, att)
 end
 
 -- A failed attempt of a running job: retry with backoff while the budget
--- allows, else fail for good and skip everything downstream.
+-- allows, else fail for good and skip everything downstream. Returns what
+-- became of the job: 'retrying' or 'failure'.
 local function fail_attempt(wf, job, now, err, retryable)
+  local outcome = 'failure'
   local k = jkey(wf, job)
   local att, mr, bk, b1, b2 = unpack(redis.call('HMGET', k, 'att', 'mr', 'bk', 'b1', 'b2'))
   att = tonumber(att) or 0
@@ -134,6 +137,7 @@ local function fail_attempt(wf, job, now, err, retryable)
     local delay = backoff_ms(bk, b1, b2, att)
     enqueue(wf, job, 'running', now, delay)
     event(wf, job, 'retrying', att + 1, now, err)
+    outcome = 'retrying'
   else
     set_status(wf, job, 'running', 'failure')
     event(wf, job, 'failure', att, now, err)
@@ -141,6 +145,7 @@ local function fail_attempt(wf, job, now, err, retryable)
   end
   redis.call('PUBLISH', jobchan(wf, job), 'changed')
   maybe_finish(wf, now)
+  return outcome
 end
 
 -- Looks up a lease for heartbeat/complete/fail/logs. An expired lease is
@@ -170,6 +175,12 @@ local function live_lease(lid, now, caller)
     'wf', 'job', 'worker', 'ttl', 'att', 'tok'))
   if not wf then return nil, 'lost' end
   if caller ~= '*' and caller ~= tok then return nil, 'forbidden' end
+  -- A run token speaks for the worker token that claimed the lease: once
+  -- that token is revoked, its leases' run tokens are refused too.
+  if caller == '*' and tok and tok ~= '' and tok ~= 'admin'
+      and redis.call('EXISTS', P .. 'token:' .. tok) == 0 then
+    return nil, 'forbidden'
+  end
   local exp = tonumber(redis.call('ZSCORE', P .. 'leases', lid) or 0)
   if exp < now then
     expire_lease(lid, now, wf, job, worker)
@@ -181,7 +192,7 @@ local function live_lease(lid, now, caller)
     release_lease(lid, worker)
     return nil, 'lost'
   end
-  return { wf = wf, job = job, worker = worker, ttl = tonumber(ttl), att = att, st = st }
+  return { wf = wf, job = job, worker = worker, ttl = tonumber(ttl), att = att, st = st, tok = tok }
 end
 
 local function touch_worker(worker, now)
@@ -221,6 +232,27 @@ local function take_lease_for_result(lid, now, caller)
   end
   touch_worker(lease.worker, now)
   return lease
+end
+
+-- A settled lease remembers its result for `ttl` seconds, so a result the
+-- worker re-sends after a lost reply is answered as the first one was.
+-- kind: 'complete' | 'fail'; digest: of the result sent; outcome: what
+-- became of the job.
+local function settle(lid, tok, kind, digest, outcome, ttl)
+  redis.call('SET', P .. 'settled:' .. lid, kind .. '|' .. digest .. '|' .. (tok or '') .. '|' .. outcome,
+    'EX', ttl)
+end
+
+-- The answer to a result for a lease that is gone: {'replayed', outcome}
+-- when it settled with this very result, {'settled', outcome} when with
+-- another, {'forbidden'} for another token, else {'lost'}.
+local function replay(lid, caller, kind, digest)
+  local rec = redis.call('GET', P .. 'settled:' .. lid)
+  if not rec then return { 'lost' } end
+  local k, d, tok, outcome = string.match(rec, '^([^|]*)|([^|]*)|([^|]*)|(.*)$')
+  if caller ~= '*' and caller ~= tok then return { 'forbidden' } end
+  if k ~= kind or d ~= digest then return { 'settled', outcome } end
+  return { 'replayed', outcome }
 end
 
 -- (Re)starts a run: every job back to its initial state, roots enqueued.

@@ -24,8 +24,10 @@ local function serves(wk, lk)
   return true
 end
 
-local function make_ready(wf, job, lk, pr)
-  local seq = redis.call('INCR', P .. 'seq')
+-- `front`: ahead of every job of its priority (one handed back unrun).
+local function make_ready(wf, job, lk, pr, front)
+  local seq = 0
+  if not front then seq = redis.call('INCR', P .. 'seq') end
   local score = (100 - tonumber(pr or 0)) * 4398046511104 + seq -- 2^42
   redis.call('ZADD', P .. 'ready:' .. lk, num(score), wf .. ':' .. job)
   if redis.call('SADD', P .. 'labelsets', lk) == 1 then
@@ -51,12 +53,21 @@ local function unready(lk, member)
   if redis.call('EXISTS', P .. 'ready:' .. lk) == 0 then drop_labelset(lk) end
 end
 
+-- Worker label keys indexed at once, at most: a queue turning non-empty
+-- loops over them all, so a token inventing label sets must not grow it.
+-- Past it the least recently used is dropped (and re-indexed if it claims).
+local MAX_WKEYS = 256
+
 -- The label keys a claim offering `wk` may take from, indexing `wk` on its
 -- first claim (or its first after going idle). The last-claim score is
 -- refreshed at most once a minute: one write per worker key, not per claim.
 local function servable(wk, now)
   local seen = redis.call('ZSCORE', P .. 'wkeys', wk)
   if not seen then
+    if redis.call('ZCARD', P .. 'wkeys') >= MAX_WKEYS then
+      local oldest = redis.call('ZPOPMIN', P .. 'wkeys')
+      redis.call('DEL', P .. 'serve:' .. oldest[1])
+    end
     for _, lk in ipairs(redis.call('SMEMBERS', P .. 'labelsets')) do
       if serves(wk, lk) then redis.call('SADD', P .. 'serve:' .. wk, lk) end
     end

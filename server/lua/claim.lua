@@ -1,15 +1,15 @@
 --- @include "lib"
 -- ARGV: worker_id, labels ("a,b", sorted), ttl_secs, lease_id, caller (the
--- API token id; '' with auth off).
--- Returns {-1} when another token owns the worker id, {0, now, next_due_ms
--- | -1} when nothing matches, else
--- {1, granted_at, wf, job, spec, att, enq, dly, need1, out1, need2, out2, ...}.
-local worker, labels, ttl, lid, caller = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4], ARGV[5]
+-- API token id; '' with auth off), claim_id (the client's; '' for none).
+-- Returns {-1} when another token owns the worker id, {0} when nothing
+-- matches, else {1, granted_at, lease_id, ttl, wf, job, spec, att, enq, dly,
+-- need1, out1, need2, out2, ...}.
+local worker, labels, ttl, lid, caller, claim_id = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4], ARGV[5], ARGV[6]
 local now = now_ms()
 
-local function reply(wf, job, granted)
+local function reply(lease_id, wf, job, granted, lease_ttl)
   local spec, att, enq, dly, needs = unpack(redis.call('HMGET', jkey(wf, job), 'spec', 'att', 'enq', 'dly', 'needs'))
-  local out = { 1, granted, wf, job, spec, att, enq, dly }
+  local out = { 1, granted, lease_id, lease_ttl, wf, job, spec, att, enq, dly }
   for _, n in ipairs(split(needs, ',')) do
     out[#out + 1] = n
     out[#out + 1] = redis.call('HGET', jkey(wf, n), 'out') or ''
@@ -24,10 +24,19 @@ local fresh = redis.call('EXISTS', wk) == 0
 if not own_worker(worker, caller) then return { -1 } end
 if fresh then redis.call('HSET', wk, 'labels', labels, 'registered', now) end
 
--- The same lease id again is the client re-sending a claim whose reply it
--- lost: hand back that claim rather than lease a second job under one id.
-local prior_wf, prior_job, prior_granted = unpack(redis.call('HMGET', lkey(lid), 'wf', 'job', 'granted'))
-if prior_wf then return reply(prior_wf, prior_job, tonumber(prior_granted)) end
+-- A claim whose reply was lost, sent again: by the client with its
+-- claim_id, or by the Redis client retrying this script (the same lease
+-- id). Hand back that claim, while its lease lives, rather than lease a
+-- second job.
+local claim_key = P .. 'claimid:' .. worker .. ':' .. claim_id
+for _, prior in ipairs({ lid, claim_id ~= '' and redis.call('GET', claim_key) or nil }) do
+  local pwf, pjob, pgranted, pttl, pworker, ptok = unpack(redis.call('HMGET', lkey(prior),
+    'wf', 'job', 'granted', 'ttl', 'worker', 'tok'))
+  if pwf and pworker == worker and (ptok or '') == caller
+      and redis.call('HGET', jkey(pwf, pjob), 'lease') == prior then
+    return reply(prior, pwf, pjob, tonumber(pgranted), tonumber(pttl))
+  end
+end
 promote_delayed(now, 100)
 touch_worker(worker, now)
 
@@ -46,12 +55,7 @@ for _, lk in ipairs(servable(labels, now)) do
   end
 end
 
-if best_member == nil then
-  local nxt = redis.call('ZRANGE', P .. 'delayed', 0, 0, 'WITHSCORES')
-  local due = -1
-  if #nxt > 0 then due = tonumber(nxt[2]) end
-  return { 0, now, due }
-end
+if best_member == nil then return { 0 } end
 
 unready(best_lk, best_member)
 local wf, job = string.match(best_member, '^([^:]+):(.+)$')
@@ -69,6 +73,7 @@ redis.call('HSET', lkey(lid), 'wf', wf, 'job', job, 'worker', worker, 'ttl', ttl
   'att', att, 'granted', now, 'lseq', -1, 'tok', caller)
 redis.call('ZADD', P .. 'leases', num(now + ttl * 1000), lid)
 redis.call('SADD', P .. 'wleases:' .. worker, lid)
+if claim_id ~= '' then redis.call('SET', claim_key, lid, 'EX', ttl) end
 event(wf, job, 'running', tonumber(att), now, worker)
 redis.call('PUBLISH', jobchan(wf, job), 'changed')
-return reply(wf, job, now)
+return reply(lid, wf, job, now, ttl)

@@ -1,10 +1,15 @@
 --- @include "lib"
--- ARGV: lease_id, caller (see live_lease), outputs (JSON object).
--- Returns {'ok'} | {'lost'} | {'forbidden'} | {'cancelled'}.
-local lid, caller, outputs = ARGV[1], ARGV[2], ARGV[3]
+-- ARGV: lease_id, caller (see live_lease), outputs (JSON object), digest of
+-- this result, seconds to remember it.
+-- Returns {'ok', 'success'} | {'replayed', outcome} | {'settled', outcome}
+-- | {'lost'} | {'forbidden'} | {'cancelled'}.
+local lid, caller, outputs, digest, keep = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local now = now_ms()
 local lease, refusal = take_lease_for_result(lid, now, caller)
-if not lease then return refusal end
+if not lease then
+  if refusal[1] == 'lost' then return replay(lid, caller, 'complete', digest) end
+  return refusal
+end
 local wf, job = lease.wf, lease.job
 
 local k = jkey(wf, job)
@@ -24,4 +29,5 @@ for _, d in ipairs(split(redis.call('HGET', k, 'deps'), ',')) do
   end
 end
 maybe_finish(wf, now)
-return { 'ok' }
+settle(lid, lease.tok, 'complete', digest, 'success', keep)
+return { 'ok', 'success' }

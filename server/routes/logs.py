@@ -10,17 +10,26 @@ closes, so `curl -N` exits.
 from __future__ import annotations
 
 import asyncio
+import logging
 
+from redis.exceptions import RedisError
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from ..errors import Overloaded
+from ..auth import Principal, principal
+from ..errors import ApiError, Overloaded
 from ..http import stream_id
-from ..models import LogChunk, encoder
+from ..models import ErrorBody, ErrorDetail, LogChunk, encoder
 from ..routing import Endpoint, Param
 from ..store import TERMINAL
 
 BATCH = 500
+# Inside an open stream, how long a store failure is retried before the
+# stream ends with an error event (clients then reconnect with Last-Event-ID).
+STORE_RETRY_SECS = 15.0
+_STORE_GONE = b"retry: 2000\nevent: error\ndata: " + encoder.encode(ErrorBody(ErrorDetail(
+    "store_unavailable", "the Redis store is not answering; reconnect with Last-Event-ID"))) + b"\n\n"
+log = logging.getLogger("rota.logs")
 # SSE ends lines only at CR/LF, but many clients split with str.splitlines(),
 # which also breaks at these. Inside JSON strings their \u escapes mean the
 # same text, so escaping them costs nothing and keeps such clients whole.
@@ -47,40 +56,67 @@ async def stream(request: Request) -> StreamingResponse:
     else:
         last_id = stream_id(request.query_params.get("after", "0-0"), "after")
     return StreamingResponse(
-        _events(state, wf, job, last_id),
+        _events(state, wf, job, last_id, principal(request)),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
 
 
-async def _events(state, wf: str, job: str, last_id: str):
+async def _events(state, wf: str, job: str, last_id: str, caller: Principal):
     store, keepalive = state.store, state.settings.keepalive_secs
+    loop = asyncio.get_running_loop()
+    failing_since = None
     yield b"retry: 1000\n\n"
+    job_state = None
     async with state.notifier.watch(store.job_channel(wf, job)) as changed:
         while True:
-            changed.clear()
-            # Read the state first: logs appended before it finished are then
-            # all in the stream when we read it below.
-            job_state = await store.job_state(wf, job)
-            while True:
-                entries = await store.read_logs(wf, job, last_id, BATCH)
-                for eid, chunk in entries:
-                    last_id = eid
-                    yield f"id: {eid}\nevent: log\ndata: {chunk.translate(_LINE_BREAKS)}\n\n".encode()
-                if len(entries) < BATCH:
-                    break
-            # A cancelled job's worker may still send its last output while
-            # it stops the job: end only once it has let go of the lease.
-            if job_state.status in TERMINAL and not (
-                job_state.status == "cancelled" and await store.lease_held(wf, job)
-            ):
+            # Only log appends since the last pass: the job's state is as
+            # read then, so skip reading it again (half the reads per chunk).
+            fresh_state = job_state is None or not changed.only_logs
+            changed.reset()
+            try:
+                # Read the state first: logs appended before it finished are
+                # then all in the stream when we read it below.
+                if fresh_state:
+                    job_state = await store.job_state(wf, job)
+                while True:
+                    entries = await store.read_logs(wf, job, last_id, BATCH)
+                    for eid, chunk in entries:
+                        last_id = eid
+                        yield f"id: {eid}\nevent: log\ndata: {chunk.translate(_LINE_BREAKS)}\n\n".encode()
+                    if len(entries) < BATCH:
+                        break
+                # A cancelled job's worker may still send its last output while
+                # it stops the job: end only once it has let go of the lease.
+                ended = job_state.status in TERMINAL and not (
+                    job_state.status == "cancelled" and await store.lease_held(wf, job)
+                )
+            except (RedisError, OSError) as exc:
+                job_state = None  # read it afresh on the retry
+                # The answer has begun: no status code can say this any more.
+                # Retry (from the last id sent); past STORE_RETRY_SECS end
+                # with an `error` event and a retry hint, never a silent cut.
+                failing_since = failing_since or loop.time()
+                if loop.time() - failing_since > STORE_RETRY_SECS:
+                    log.warning("log stream of %s/%s ended: store unavailable (%s)", wf, job, exc)
+                    yield _STORE_GONE
+                    return
+                await asyncio.sleep(0.5)
+                continue
+            failing_since = None
+            if ended:
                 data = encoder.encode(job_state).decode().translate(_LINE_BREAKS)
                 yield f"id: {last_id}\nevent: end\ndata: {data}\n\n".encode()
                 return
             try:
-                await asyncio.wait_for(changed.wait(), keepalive)
+                await asyncio.wait_for(changed.event.wait(), keepalive)
             except asyncio.TimeoutError:
                 yield b": keep-alive\n\n"
+            try:  # a tail opened with a token revoked since reads no more
+                await state.auth.check_alive(caller)
+            except ApiError as exc:
+                yield b"event: error\ndata: " + encoder.encode(ErrorBody(ErrorDetail(exc.code, exc.message))) + b"\n\n"
+                return
             if state.notifier.draining:
                 return  # the client reconnects (with Last-Event-ID) to a live replica
 

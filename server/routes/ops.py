@@ -22,6 +22,9 @@ class Health(Struct, kw_only=True):
     pubsub: bool
     auth: bool
     version: str
+    # This process's parked long-poll claims and open SSE tails.
+    waiting_claims: int
+    open_streams: int
 
 
 async def healthz(request: Request) -> JSON:
@@ -38,6 +41,8 @@ async def healthz(request: Request) -> JSON:
         pubsub=state.notifier.connected.is_set(),
         auth=state.auth.enabled,
         version=__version__,
+        waiting_claims=state.notifier.waiting_claims,
+        open_streams=state.notifier.open_streams,
     ))
 
 

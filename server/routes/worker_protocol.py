@@ -4,6 +4,7 @@ fail, logs, cancelled. Paths, bodies and status codes are the seed's."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
 
 from typing import Optional
@@ -28,11 +29,10 @@ from ..models import (
     WorkerOut,
 )
 from ..routing import Endpoint
+from ..store import label_key
 
-# Even with nothing published, a waiting claim re-checks this often: covers
-# wake-ups missed while the pub/sub connection was reconnecting.
-RECHECK_SECS = 5.0
 NULL = b"null"
+log = logging.getLogger("rota.claims")
 
 
 async def register(request: Request) -> JSON:
@@ -49,54 +49,66 @@ async def list_workers(request: Request) -> JSON:
 async def claim(request: Request) -> Response:
     req = await decode_body(request, ClaimRequest)
     state = request.app.state
-    store, auth = state.store, state.auth
-    owner = principal(request).token_id
+    store, auth, notifier = state.store, state.auth, state.notifier
+    caller = principal(request)
     wait = min(req.wait_secs, state.settings.max_wait_secs)
 
-    async def attempt():
-        lease_id = str(uuid.uuid4())
-        res = await store.claim(req.worker_id, req.labels, req.lease_ttl_secs, lease_id, owner)
-        if res.claim is not None:
-            res.claim.lease.run_token = auth.run_token(res.claim.lease.lease_id)
-        return res
+    async def attempt() -> Optional[ClaimResponse]:
+        got = await store.claim(req.worker_id, req.labels, req.lease_ttl_secs, str(uuid.uuid4()),
+                                caller.token_id, req.claim_id or "")
+        if got is not None:
+            got.lease.run_token = auth.run_token(got.lease.lease_id)
+        return got
 
     if wait <= 0:
-        return _claimed((await attempt()).claim)
-
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + wait
-    if state.notifier.waiting_claims >= state.settings.max_waiting_claims:
+        return await _answer(request, await attempt())
+    if notifier.waiting_claims >= state.settings.max_waiting_claims:
         raise Overloaded(f"this server already holds {state.settings.max_waiting_claims} waiting claims"
                          " (MAX_WAITING_CLAIMS); retry shortly")
-    with state.notifier.claim_waiter(req.labels) as waiter:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + wait
+    # Registered before the first attempt, so a job enqueued between a
+    # fruitless attempt and the wait still wakes this claim.
+    with notifier.claim_waiter(req.labels) as waiter:
         while True:
-            waiter.event.clear()
-            res = await attempt()
-            if res.claim is not None:
-                return _claimed(res.claim)
+            token = waiter.take_token()
+            got = await attempt()
+            if got is not None:
+                if token is not None and token != label_key(got.job.required_labels):
+                    # Woken for a job of another queue, it took this one: the
+                    # wake-up goes on to the next claim as this one leaves.
+                    waiter.token = token
+                return await _answer(request, got)
             remaining = deadline - loop.time()
             if remaining <= 0:
-                return _claimed(None)
-            timeout = min(remaining, RECHECK_SECS)
-            if res.next_due_ms >= 0:
-                timeout = min(timeout, max(0.0, (res.next_due_ms - res.now_ms) / 1000) + 0.002)
+                return _null()
             try:
-                await asyncio.wait_for(waiter.event.wait(), timeout)
+                await asyncio.wait_for(waiter.event.wait(), remaining)
             except asyncio.TimeoutError:
                 pass
             # A job leased to a client that hung up (or to one we are about
-            # to cut off by shutting down) would sit until its lease expires
-            # and cost an attempt: don't claim for it.
-            if state.notifier.draining or await request.is_disconnected():
-                return _claimed(None)
+            # to cut off by shutting down) would only be handed back: don't.
+            if notifier.draining or await request.is_disconnected():
+                return _null()
             # A token revoked while its claim waited must not be handed a job.
-            await auth.check_alive(principal(request))
+            await auth.check_alive(caller)
 
 
-def _claimed(claim) -> Response:
-    if claim is None:
-        return Response(NULL, media_type="application/json")
-    return JSON(claim)
+def _null() -> Response:
+    return Response(NULL, media_type="application/json")
+
+
+async def _answer(request: Request, got: Optional[ClaimResponse]) -> Response:
+    if got is None:
+        return _null()
+    if await request.is_disconnected():
+        # Gone before the answer: the job goes back unrun, its attempt not
+        # spent, instead of waiting out a lease nobody holds.
+        await request.app.state.store.release(got.lease.lease_id)
+        log.debug("claim by %s: client gone; %s/%s handed back", got.lease.worker_id,
+                  got.job.workflow_id, got.job.job_id)
+        return _null()
+    return JSON(got)
 
 
 async def heartbeat(request: Request) -> JSON:
@@ -108,15 +120,16 @@ async def heartbeat(request: Request) -> JSON:
 async def complete(request: Request) -> JSON:
     req = await decode_body(request, CompleteRequest, empty_ok=True)
     lease_id = request.path_params["lease_id"]
-    await request.app.state.store.complete(lease_id, req.outputs, principal(request).lease_caller)
-    return JSON(ResultAccepted(lease_id=lease_id))
+    outcome, replayed = await request.app.state.store.complete(lease_id, req.outputs, principal(request).lease_caller)
+    return JSON(ResultAccepted(lease_id=lease_id, outcome=outcome, replayed=replayed))
 
 
 async def fail(request: Request) -> JSON:
     req = await decode_body(request, FailRequest, empty_ok=True)
     lease_id = request.path_params["lease_id"]
-    await request.app.state.store.fail(lease_id, req.error, req.retryable, principal(request).lease_caller)
-    return JSON(ResultAccepted(lease_id=lease_id))
+    store, caller = request.app.state.store, principal(request).lease_caller
+    outcome, replayed = await store.fail(lease_id, req.error, req.retryable, caller)
+    return JSON(ResultAccepted(lease_id=lease_id, outcome=outcome, replayed=replayed))
 
 
 async def push_logs(request: Request) -> JSON:

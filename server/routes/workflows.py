@@ -23,6 +23,7 @@ MAX_PAGE_JOBS = 10_000
 async def create_workflow(request: Request) -> JSON:
     store = request.app.state.store
     body = await request.body()
+    await request.app.state.auth.check_alive(principal(request))  # not revoked meanwhile
     if not body.strip():
         raise BadRequest("empty_body", "send a workflow document (JSON or YAML)")
     run = query_flag(request, "run")
