@@ -114,34 +114,43 @@ async def test_claim_ids_are_per_worker_and_checked(api):
     assert err["details"]["field"] == "$.claim_id"
 
 
-def _asgi_request(app, method: str, path: str, body: bytes, *, disconnect_after_body: bool):
-    """Calls the app directly with a client that is gone once its body is sent."""
-    sent: list[dict] = []
+async def test_a_job_leased_to_a_waiting_client_gone_meanwhile_is_handed_back_unspent(app, api, monkeypatch):
+    store = app.state.store
+    gone = asyncio.Event()
+    real_claim = store.claim
+
+    async def claim_then_hang_up(*args, **kwargs):
+        got = await real_claim(*args, **kwargs)
+        if got is not None:
+            gone.set()  # the client goes away just as the job is leased
+        return got
+
+    monkeypatch.setattr(store, "claim", claim_then_hang_up)
+    body = b'{"worker_id": "gone", "wait_secs": 10}'
     messages = [{"type": "http.request", "body": body, "more_body": False}]
+    sent: list[dict] = []
 
     async def receive():
         if messages:
             return messages.pop(0)
-        if disconnect_after_body:
-            return {"type": "http.disconnect"}
-        await asyncio.sleep(3600)
+        if not gone.is_set():
+            await gone.wait()
+        return {"type": "http.disconnect"}
 
     async def send(message):
         sent.append(message)
 
-    scope = {"type": "http", "method": method, "path": path, "raw_path": path.encode(), "query_string": b"",
-             "root_path": "", "scheme": "http", "http_version": "1.1", "server": ("127.0.0.1", 3000),
-             "client": ("127.0.0.1", 5000), "app": app,
+    scope = {"type": "http", "method": "POST", "path": "/api/jobs/claim", "raw_path": b"/api/jobs/claim",
+             "query_string": b"", "root_path": "", "scheme": "http", "http_version": "1.1",
+             "server": ("127.0.0.1", 3000), "client": ("127.0.0.1", 5000), "app": app,
              "headers": [(b"host", b"localhost"), (b"content-type", b"application/json"),
                          (b"content-length", str(len(body)).encode())]}
-    return app(scope, receive, send), sent
-
-
-async def test_a_job_leased_to_a_client_already_gone_is_handed_back_unspent(app, api):
+    call = asyncio.create_task(app(scope, receive, send))
+    while app.state.notifier.waiting_claims < 1:
+        await asyncio.sleep(0.01)
     wf = (await api.post("/api/workflows?run=true", json={
         "name": "x", "jobs": [{"id": "a", "command": "true", "max_retries": 0}]})).json()["id"]
-    call, sent = _asgi_request(app, "POST", "/api/jobs/claim", b'{"worker_id": "gone"}', disconnect_after_body=True)
-    await call
+    await asyncio.wait_for(call, 10)
     job = (await api.get(f"/api/workflows/{wf}")).json()["jobs"][0]
     assert job["status"] == "queued" and job["attempt"] == 0
     events = (await api.get(f"/api/workflows/{wf}/events")).json()

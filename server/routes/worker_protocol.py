@@ -61,7 +61,7 @@ async def claim(request: Request) -> Response:
         return got
 
     if wait <= 0:
-        return await _answer(request, await attempt())
+        return _answer(await attempt())
     if notifier.waiting_claims >= state.settings.max_waiting_claims:
         raise Overloaded(f"this server already holds {state.settings.max_waiting_claims} waiting claims"
                          " (MAX_WAITING_CLAIMS); retry shortly")
@@ -70,6 +70,7 @@ async def claim(request: Request) -> Response:
     # Registered before the first attempt, so a job enqueued between a
     # fruitless attempt and the wait still wakes this claim.
     with notifier.claim_waiter(req.labels) as waiter:
+        waited = False
         while True:
             token = waiter.take_token()
             got = await attempt()
@@ -78,7 +79,17 @@ async def claim(request: Request) -> Response:
                     # Woken for a job of another queue, it took this one: the
                     # wake-up goes on to the next claim as this one leaves.
                     waiter.token = token
-                return await _answer(request, got)
+                # A claim answered at once has a client that just spoke; one
+                # that waited may have lost it meanwhile.
+                if waited and await request.is_disconnected():
+                    # Gone before the answer: the job goes back unrun, its
+                    # attempt not spent, instead of waiting out a lease
+                    # nobody holds.
+                    await store.release(got.lease.lease_id)
+                    log.debug("claim by %s: client gone; %s/%s handed back", got.lease.worker_id,
+                              got.job.workflow_id, got.job.job_id)
+                    return _null()
+                return _answer(got)
             remaining = deadline - loop.time()
             if remaining <= 0:
                 return _null()
@@ -86,6 +97,7 @@ async def claim(request: Request) -> Response:
                 await asyncio.wait_for(waiter.event.wait(), remaining)
             except asyncio.TimeoutError:
                 pass
+            waited = True
             # A job leased to a client that hung up (or to one we are about
             # to cut off by shutting down) would only be handed back: don't.
             if notifier.draining or await request.is_disconnected():
@@ -98,17 +110,8 @@ def _null() -> Response:
     return Response(NULL, media_type="application/json")
 
 
-async def _answer(request: Request, got: Optional[ClaimResponse]) -> Response:
-    if got is None:
-        return _null()
-    if await request.is_disconnected():
-        # Gone before the answer: the job goes back unrun, its attempt not
-        # spent, instead of waiting out a lease nobody holds.
-        await request.app.state.store.release(got.lease.lease_id)
-        log.debug("claim by %s: client gone; %s/%s handed back", got.lease.worker_id,
-                  got.job.workflow_id, got.job.job_id)
-        return _null()
-    return JSON(got)
+def _answer(got: Optional[ClaimResponse]) -> Response:
+    return _null() if got is None else JSON(got)
 
 
 async def heartbeat(request: Request) -> JSON:
