@@ -172,9 +172,18 @@ class WorkflowDocument(Struct):
 WorkerLabels = Annotated[list[Label], Meta(max_length=limits.MAX_LABELS)]
 
 
-class RegisterRequest(Struct):
+class RegisterRequest(Struct, kw_only=True):
     worker_id: WorkerId
     labels: WorkerLabels = []
+    # Extensions, all optional (the seed worker sends none): shown in the
+    # worker list, and `claim_wait_secs`/`lease_ttl_secs` set how long the
+    # worker may go unseen before it shows offline (or lost, holding leases).
+    exclusive: bool = False
+    concurrency: Optional[Annotated[int, Meta(ge=1, le=10_000)]] = None
+    version: Optional[Annotated[str, Meta(max_length=64)]] = None
+    host: Optional[Annotated[str, Meta(max_length=255)]] = None
+    claim_wait_secs: Optional[Annotated[float, Meta(ge=0, le=3600)]] = None
+    lease_ttl_secs: Optional[Annotated[int, Meta(ge=1, le=86_400)]] = None
 
 
 class Registered(Struct):
@@ -193,6 +202,9 @@ class ClaimRequest(Struct):
     # the job and lease the first one was given (while the lease lives).
     # (No ':' in it: the server keys it as `<worker id>:<claim id>`.)
     claim_id: Optional[Annotated[str, Meta(pattern=r"^[A-Za-z0-9_.-]{1,100}\Z")]] = None
+    # Take only jobs that ask for at least one of `labels` (no unlabelled
+    # jobs): for the deploy box that must not run just anything.
+    exclusive: bool = False
 
 
 class QueuedJob(Struct, kw_only=True):
@@ -227,6 +239,13 @@ class Lease(Struct, kw_only=True):
 class ClaimResponse(Struct):
     job: QueuedJob
     lease: Lease
+
+
+class HeartbeatRequest(Struct):
+    # Long-poll extension: renew now, then answer early the moment the job is
+    # cancelled, or after this long (capped below the lease's TTL). Absent or
+    # 0 (the seed worker sends no body): answer at once.
+    wait_secs: Annotated[float, Meta(ge=0)] = 0.0
 
 
 class HeartbeatResponse(Struct):
@@ -313,11 +332,19 @@ class WorkerOut(Struct, kw_only=True):
     labels: list[str]
     registered_at_ms: int
     last_seen_ms: int
-    status: Literal["idle", "busy", "offline"]
+    # idle/busy: seen lately; offline: unseen past its grace, holding nothing;
+    # lost: unseen past its grace, holding leases that will expire;
+    # stopped: deregistered (a clean stop), listed a while longer.
+    status: Literal["idle", "busy", "offline", "lost", "stopped"]
     current_jobs: list[str]
     # seed 002 names, kept so its dashboard and clients still read them
     last_heartbeat_ms: int = 0
     current_job: Optional[str] = None
+    exclusive: bool = False
+    concurrency: Optional[int] = None
+    free_slots: Optional[int] = None
+    version: Optional[str] = None
+    host: Optional[str] = None
 
 
 class JobEvent(Struct, kw_only=True):

@@ -134,17 +134,19 @@ class Notifier:
                 self._offer(waiter.token)
 
     @asynccontextmanager
-    async def watch(self, channel: str) -> AsyncIterator[Watch]:
+    async def watch(self, channel: str, counted: bool = True) -> AsyncIterator[Watch]:
+        """`counted`: an SSE tail, held to MAX_STREAMS (a long-poll heartbeat
+        is not: one per running job, and a worker must always reach it)."""
         watch = Watch()
         watchers = self._watchers.setdefault(channel, set())
         watchers.add(watch)
-        self._streams += 1
+        self._streams += counted
         try:
             if len(watchers) == 1:
                 await self._subscribe(channel)
             yield watch
         finally:
-            self._streams -= 1
+            self._streams -= counted
             watchers.discard(watch)
             if not watchers:
                 del self._watchers[channel]

@@ -128,6 +128,9 @@ class Settings:
     # How long a settled lease remembers its result, so a complete or fail
     # re-sent after a lost reply is answered as the first one was.
     result_replay_secs: int = 900
+    # A job's outputs at complete, keys and values in UTF-8 bytes (GitHub's
+    # figure): they travel to every dependent job.
+    max_output_bytes: int = 1024 * 1024
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
@@ -167,4 +170,5 @@ class Settings:
             redis_max_connections=_int(env, "REDIS_MAX_CONNECTIONS", 64, minimum=4),
             redis_pool_timeout_secs=_float(env, "REDIS_POOL_TIMEOUT_SECS", 20.0),
             result_replay_secs=_int(env, "RESULT_REPLAY_SECS", 900, minimum=60),
+            max_output_bytes=_int(env, "MAX_OUTPUT_BYTES", 1024 * 1024, minimum=1024),
         )

@@ -8,6 +8,7 @@ documented at the top of `lua/_lib.lua`.
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 from typing import Optional
 
 import msgspec
@@ -23,6 +24,7 @@ from .models import (
     LogChunk,
     LogsAccepted,
     QueuedJob,
+    RegisterRequest,
     RetryPolicy,
     WorkerOut,
     WorkflowOut,
@@ -44,8 +46,8 @@ INTERNAL_FOR = {
 }
 # Spelled the same internally and on the wire.
 TERMINAL = {"success", "failure", "skipped", "cancelled"}
-# A worker that has not been seen for this long is shown offline. Long-poll
-# claims refresh it at least every 60 s, so 90 s cannot flap on an idle worker.
+# How long a worker that did not say how often it calls may go unseen before
+# it shows offline: long-poll claims refresh it at least every 60 s.
 OFFLINE_AFTER_MS = 90_000
 
 _spec_decoder = msgspec.json.Decoder(JobSpec)
@@ -59,6 +61,16 @@ def label_key(labels: list[str]) -> str:
 
 def definition_hash(spec: WorkflowSpec) -> str:
     return hashlib.sha1(_encode(spec)).hexdigest()
+
+
+@dataclass(frozen=True)
+class Beat:
+    """A renewed lease: the answer, and what a long-poll heartbeat watches."""
+
+    answer: HeartbeatResponse
+    workflow_id: str
+    job_id: str
+    now_ms: int
 
 
 class Store:
@@ -227,12 +239,22 @@ class Store:
 
     # ---- workers -------------------------------------------------------------
 
-    async def register_worker(self, worker_id: str, labels: list[str], owner: str = "") -> int:
+    async def register_worker(self, req: RegisterRequest, owner: str = "") -> int:
         """`owner`: the registering API token's id ('' with auth off)."""
-        res = await self._call("register", worker_id, label_key(labels), owner)
+        res = await self._call(
+            "register", req.worker_id, label_key(req.labels), owner, int(req.exclusive),
+            *("" if v is None else v for v in (req.concurrency, req.version, req.host,
+                                               req.claim_wait_secs, req.lease_ttl_secs)))
         if res[0] == "taken":
-            raise _worker_taken(worker_id)
+            raise _worker_taken(req.worker_id)
         return int(res[1])
+
+    async def deregister_worker(self, worker_id: str, owner: str = "") -> None:
+        (outcome,) = await self._call("deregister", worker_id, owner)
+        if outcome == "not_found":
+            raise NotFound("worker_not_found", f"no worker {worker_id!r}")
+        if outcome == "taken":
+            raise _worker_taken(worker_id)
 
     async def list_workers(self, limit: int = 100, offset: int = 0) -> list[WorkerOut]:
         """Most recently seen first; three pipelined round trips a page."""
@@ -253,21 +275,21 @@ class Store:
                 continue
             current = [jobs[lid] for lid in sorted(leases) if jobs.get(lid)]
             last_seen = int(info.get("last_seen", 0))
-            if current:
-                status = "busy"
-            elif now - last_seen < OFFLINE_AFTER_MS:
-                status = "idle"
-            else:
-                status = "offline"
+            concurrency = _int_or_none(info.get("conc"))
             out.append(WorkerOut(
                 worker_id=worker_id,
                 labels=[x for x in info.get("labels", "").split(",") if x],
                 registered_at_ms=int(info.get("registered", 0)),
                 last_seen_ms=last_seen,
-                status=status,
+                status=_worker_status(info, bool(current), now - last_seen),
                 current_jobs=current,
                 last_heartbeat_ms=last_seen,
                 current_job=current[0] if current else None,
+                exclusive=info.get("excl") == "1",
+                concurrency=concurrency,
+                free_slots=None if concurrency is None else max(concurrency - len(current), 0),
+                version=info.get("ver") or None,
+                host=info.get("host") or None,
             ))
         return out
 
@@ -285,14 +307,15 @@ class Store:
 
     async def claim(
         self, worker_id: str, labels: list[str], ttl_secs: int, lease_id: str, owner: str = "",
-        claim_id: str = "",
+        claim_id: str = "", exclusive: bool = False,
     ) -> Optional[ClaimResponse]:
         """`lease_id` is the new lease's id, if a job is leased. `owner`: the
         claiming API token's id ('' with auth off); only it may then use the
         lease, besides the lease's own run token. `claim_id`: the client's
         id for this claim; sent again (its reply lost), it gets the same
         job and lease back while the lease lives."""
-        res = await self._call("claim", worker_id, label_key(labels), ttl_secs, lease_id, owner, claim_id)
+        offered = ("!" if exclusive else "") + label_key(labels)
+        res = await self._call("claim", worker_id, offered, ttl_secs, lease_id, owner, claim_id)
         if res[0] == -1:
             raise _worker_taken(worker_id)
         if res[0] == 0:
@@ -329,11 +352,12 @@ class Store:
     # `caller` below is Principal.lease_caller: '*' when already authorised
     # (auth off, or the lease's run token), else the calling token's id.
 
-    async def heartbeat(self, lease_id: str, caller: str = "*") -> HeartbeatResponse:
+    async def heartbeat(self, lease_id: str, caller: str = "*") -> Beat:
         res = await self._call("heartbeat", lease_id, caller)
         if res[0] != "ok":
             _lease_outcome(res[0], lease_id)
-        return HeartbeatResponse(cancelled=res[1] == 1, lease_id=lease_id, expires_at_ms=int(res[2]))
+        answer = HeartbeatResponse(cancelled=res[1] == 1, lease_id=lease_id, expires_at_ms=int(res[2]))
+        return Beat(answer, res[3], res[4], int(res[5]))
 
     # A result's answer: (what became of the job, whether this repeats a
     # result already taken). The digest tells a re-sent result from another.
@@ -397,6 +421,27 @@ def _result(res: list, lease_id: str) -> tuple[str, bool]:
                        {"lease_id": lease_id, "outcome": res[1]})
     _lease_outcome(res[0], lease_id)
     raise AssertionError(res)
+
+
+def _int_or_none(value: Optional[str]) -> Optional[int]:
+    return int(value) if value else None
+
+
+def _worker_status(info: dict, busy: bool, unseen_ms: int) -> str:
+    """An idle worker is seen at every long-poll (each claim_wait_secs), a
+    busy one at every heartbeat (a third of its lease TTL): twice the longer
+    of those, plus slack, unseen, and it is gone, offline or (still holding
+    leases that will expire) lost."""
+    if info.get("stopped"):
+        return "stopped"
+    wait, ttl = info.get("wait"), info.get("ttl")
+    if wait or ttl:
+        grace_ms = 2000 * max(float(wait or 0), float(ttl or 0) / 3) + 5000
+    else:
+        grace_ms = OFFLINE_AFTER_MS
+    if unseen_ms <= grace_ms:
+        return "busy" if busy else "idle"
+    return "lost" if busy else "offline"
 
 
 def _worker_taken(worker_id: str) -> Conflict:

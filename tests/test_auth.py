@@ -27,6 +27,7 @@ EXPECTED_SCOPES = {
     ("GET", "/api/workflows/{wf}/events"): "read",
     ("POST", "/api/workers/register"): "worker",
     ("GET", "/api/workers"): "read",
+    ("DELETE", "/api/workers/{worker_id}"): "worker",
     ("POST", "/api/jobs/claim"): "worker",
     ("POST", "/api/jobs/{lease_id}/heartbeat"): "lease",
     ("POST", "/api/jobs/{lease_id}/complete"): "lease",
@@ -64,7 +65,7 @@ async def make_token(api: httpx.AsyncClient, *scopes: str, name: str = "t", **ex
 
 def concrete(path: str) -> str:
     return (path.replace("{wf}", "nowf").replace("{job}", "nojob").replace("{lease_id}", "nolease")
-            .replace("{token_id}", "0000000000000000"))
+            .replace("{token_id}", "0000000000000000").replace("{worker_id}", "noworker"))
 
 
 async def call(api, method: str, path: str, headers: dict) -> httpx.Response:

@@ -7,6 +7,7 @@ import asyncio
 
 import pytest
 
+from server.models import RegisterRequest
 from server.errors import Conflict, LeaseLost, NotFound, Unprocessable
 from server.models import LogChunk
 from server.reaper import reap_once
@@ -31,7 +32,7 @@ async def assert_lease_dead(store, lid: str, wf: str, job_id: str) -> None:
 async def test_heartbeat_renews_by_the_lease_ttl(store):
     await submit(store, job("a"))
     c = await claim(store, ttl=30)
-    first = await store.heartbeat(c.lease.lease_id)
+    first = (await store.heartbeat(c.lease.lease_id)).answer
     assert first.cancelled is False
     assert first.expires_at_ms >= c.lease.granted_at_ms + 30_000
     score = await store.redis.zscore(store.prefix + "leases", c.lease.lease_id)
@@ -168,7 +169,7 @@ async def test_cancel_queued_and_running_jobs(store):
     assert await statuses(store, wf) == {"run1": "cancelled", "queued1": "cancelled", "later": "cancelled"}
     assert (await store.get_workflow(wf)).status == "cancelled"
     lid = running.lease.lease_id
-    hb = await store.heartbeat(lid)
+    hb = (await store.heartbeat(lid)).answer
     assert hb.cancelled is True
     assert await store.is_cancelled(wf, "run1") is True
     assert (await store.append_logs(lid, [chunk(wf, "run1", 0, "bye")])).accepted == 1
@@ -267,7 +268,7 @@ async def test_a_fruitless_claim_still_shows_the_worker_alive(store):
 
 
 async def test_workers_show_busy_and_idle(store):
-    await store.register_worker("w1", ["linux", "docker"])
+    await store.register_worker(RegisterRequest(worker_id="w1", labels=["linux", "docker"]))
     assert [(w.worker_id, w.status, w.labels) for w in await store.list_workers()] == [
         ("w1", "idle", ["docker", "linux"])]
     wf = await submit(store, job("a"))
@@ -280,11 +281,11 @@ async def test_workers_show_busy_and_idle(store):
 
 
 async def test_workers_unseen_for_the_retention_period_are_forgotten(store):
-    await store.register_worker("gone", ["linux"])
-    await store.register_worker("busy-but-quiet", [])
+    await store.register_worker(RegisterRequest(worker_id="gone", labels=["linux"]))
+    await store.register_worker(RegisterRequest(worker_id="busy-but-quiet"))
     await submit(store, job("a"))
     await claim(store, "busy-but-quiet")
-    await store.register_worker("fresh", [])
+    await store.register_worker(RegisterRequest(worker_id="fresh"))
     await store.redis.zadd(store.prefix + "workers", {"gone": 0, "busy-but-quiet": 0})
     await reap_once(store)
     assert sorted(w.worker_id for w in await store.list_workers()) == ["busy-but-quiet", "fresh"]

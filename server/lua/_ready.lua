@@ -14,8 +14,13 @@
 -- the worker label keys in use, a handful in practice); a claim then reads
 -- one small set.
 
--- Whether a worker offering `wk` may run a job needing `lk`.
+-- Whether a worker offering `wk` may run a job needing `lk`. A worker key
+-- starting '!' is an exclusive worker's: it takes no job without labels.
 local function serves(wk, lk)
+  if string.sub(wk, 1, 1) == '!' then
+    if lk == '' then return false end
+    wk = string.sub(wk, 2)
+  end
   local have = {}
   for _, l in ipairs(split(wk, ',')) do have[l] = true end
   for _, l in ipairs(split(lk, ',')) do

@@ -1,6 +1,7 @@
 --- @include "lib"
--- ARGV: worker_id, labels ("a,b", sorted), ttl_secs, lease_id, caller (the
--- API token id; '' with auth off), claim_id (the client's; '' for none).
+-- ARGV: worker_id, labels ("a,b", sorted; "!a,b" for an exclusive worker),
+-- ttl_secs, lease_id, caller (the API token id; '' with auth off), claim_id
+-- (the client's; '' for none).
 -- Returns {-1} when another token owns the worker id, {0} when nothing
 -- matches, else {1, granted_at, lease_id, ttl, wf, job, spec, att, enq, dly,
 -- need1, out1, need2, out2, ...}.
@@ -22,7 +23,7 @@ end
 local wk = P .. 'worker:' .. worker
 local fresh = redis.call('EXISTS', wk) == 0
 if not own_worker(worker, caller) then return { -1 } end
-if fresh then redis.call('HSET', wk, 'labels', labels, 'registered', now) end
+if fresh then redis.call('HSET', wk, 'labels', (string.gsub(labels, '^!', '')), 'registered', now) end
 
 -- A claim whose reply was lost, sent again: by the client with its
 -- claim_id, or by the Redis client retrying this script (the same lease

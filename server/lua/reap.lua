@@ -39,6 +39,15 @@ for _, worker in ipairs(redis.call('ZRANGEBYSCORE', P .. 'workers', '-inf', num(
     redis.call('ZREM', P .. 'workers', worker)
   end
 end
+-- Workers that stopped cleanly are listed `stopped` for ten minutes, then
+-- forgotten (unless they hold a lease, which a clean stop does not).
+for _, worker in ipairs(redis.call('ZRANGEBYSCORE', P .. 'stopped', '-inf', num(now - 600000), 'LIMIT', 0, purge_limit)) do
+  if redis.call('SCARD', P .. 'wleases:' .. worker) == 0 then
+    redis.call('DEL', P .. 'worker:' .. worker, P .. 'wleases:' .. worker)
+    redis.call('ZREM', P .. 'workers', worker)
+  end
+  redis.call('ZREM', P .. 'stopped', worker)
+end
 -- Worker label keys unused for ten minutes leave the ready-queue index.
 forget_wkeys(now, 600000, purge_limit)
 return { expired, promoted, purged }

@@ -13,13 +13,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from ..auth import principal
-from ..errors import Overloaded
+from ..errors import Overloaded, Unprocessable
 from ..http import JSON, decode_body, page_params
 from ..models import (
     ClaimRequest,
     ClaimResponse,
     CompleteRequest,
     FailRequest,
+    HeartbeatRequest,
     HeartbeatResponse,
     LogsAccepted,
     LogsRequest,
@@ -37,8 +38,13 @@ log = logging.getLogger("rota.claims")
 
 async def register(request: Request) -> JSON:
     req = await decode_body(request, RegisterRequest)
-    at = await request.app.state.store.register_worker(req.worker_id, req.labels, principal(request).token_id)
+    at = await request.app.state.store.register_worker(req, principal(request).token_id)
     return JSON(Registered(req.worker_id, sorted(set(req.labels)), at))
+
+
+async def deregister(request: Request) -> Response:
+    await request.app.state.store.deregister_worker(request.path_params["worker_id"], principal(request).token_id)
+    return Response(status_code=204)
 
 
 async def list_workers(request: Request) -> JSON:
@@ -55,7 +61,7 @@ async def claim(request: Request) -> Response:
 
     async def attempt() -> Optional[ClaimResponse]:
         got = await store.claim(req.worker_id, req.labels, req.lease_ttl_secs, str(uuid.uuid4()),
-                                caller.token_id, req.claim_id or "")
+                                caller.token_id, req.claim_id or "", req.exclusive)
         if got is not None:
             got.lease.run_token = auth.run_token(got.lease.lease_id)
         return got
@@ -115,14 +121,40 @@ def _answer(got: Optional[ClaimResponse]) -> Response:
 
 
 async def heartbeat(request: Request) -> JSON:
-    # The seed worker posts an empty body: there is nothing to read.
-    caller = principal(request).lease_caller
-    return JSON(await request.app.state.store.heartbeat(request.path_params["lease_id"], caller))
+    # The seed worker posts an empty body: an immediate answer.
+    req = await decode_body(request, HeartbeatRequest, empty_ok=True)
+    state, lease_id = request.app.state, request.path_params["lease_id"]
+    store, caller = state.store, principal(request).lease_caller
+    beat = await store.heartbeat(lease_id, caller)
+    if beat.answer.cancelled or req.wait_secs <= 0:
+        return JSON(beat.answer)
+    # Renewed; now wait for the job to change (a cancel reaches the worker
+    # at once, whatever its lease TTL) or for the wait to end, whichever is
+    # first, and answer as of then. The wait stays well inside the lease.
+    ttl_left = (beat.answer.expires_at_ms - beat.now_ms) / 1000
+    wait = min(req.wait_secs, state.settings.max_wait_secs, ttl_left / 2)
+    wf, job = beat.workflow_id, beat.job_id
+    async with state.notifier.watch(store.job_channel(wf, job), counted=False) as changed:
+        cancelled = await store.is_cancelled(wf, job)  # cancelled before we watched?
+        if not cancelled:
+            try:
+                await asyncio.wait_for(changed.event.wait(), wait)
+                cancelled = await store.is_cancelled(wf, job)
+            except asyncio.TimeoutError:
+                pass
+    beat.answer.cancelled = cancelled
+    return JSON(beat.answer)
 
 
 async def complete(request: Request) -> JSON:
     req = await decode_body(request, CompleteRequest, empty_ok=True)
     lease_id = request.path_params["lease_id"]
+    limit = request.app.state.settings.max_output_bytes
+    size = sum(len(k.encode()) + len(v.encode()) for k, v in req.outputs.items())
+    if size > limit:
+        raise Unprocessable("outputs_too_large",
+                            f"outputs are {size} bytes, more than MAX_OUTPUT_BYTES ({limit}); nothing was recorded",
+                            {"field": "outputs", "limit": limit, "size": size})
     outcome, replayed = await request.app.state.store.complete(lease_id, req.outputs, principal(request).lease_caller)
     return JSON(ResultAccepted(lease_id=lease_id, outcome=outcome, replayed=replayed))
 
@@ -156,9 +188,13 @@ endpoints = [
              "Claim the best job this worker can run (null when none); long-polls up to wait_secs",
              body=ClaimRequest, body_required=True, response=Optional[ClaimResponse], errors=(400, 409, 422, 503),
              tag="worker protocol"),
+    Endpoint("DELETE", "/api/workers/{worker_id}", deregister, "worker",
+             "A worker stopping cleanly: shown `stopped`, then forgotten", status=204,
+             errors=(404, 409), tag="workers"),
     Endpoint("POST", "/api/jobs/{lease_id}/heartbeat", heartbeat, "lease",
-             "Renew a lease; the answer says whether the job was cancelled",
-             response=HeartbeatResponse, errors=_LEASE_ERRORS, tag="worker protocol"),
+             "Renew a lease; the answer says whether the job was cancelled. With wait_secs, a long-poll that"
+             " answers the moment the job is cancelled",
+             body=HeartbeatRequest, response=HeartbeatResponse, errors=_LEASE_ERRORS, tag="worker protocol"),
     Endpoint("POST", "/api/jobs/{lease_id}/complete", complete, "lease", "Report success, with outputs",
              body=CompleteRequest, response=ResultAccepted, errors=(400,) + _LEASE_ERRORS, tag="worker protocol"),
     Endpoint("POST", "/api/jobs/{lease_id}/fail", fail, "lease", "Report failure; retryable ones retry with backoff",
