@@ -1,6 +1,13 @@
 import pytest
 
-from worker.outputs import ExpressionError, OutputFileError, parse_output_file, resolve_env
+from worker.outputs import (
+    MAX_ENV_STRING_BYTES,
+    EnvTooLarge,
+    ExpressionError,
+    OutputFileError,
+    parse_output_file,
+    resolve_env,
+)
 
 
 def test_key_value_lines():
@@ -70,3 +77,21 @@ def test_values_are_never_evaluated():
 def test_unsupported_expression_is_an_error():
     with pytest.raises(ExpressionError, match=r"env SHA: unsupported expression '\$\{\{ github.sha \}\}'"):
         resolve_env({"SHA": "${{ github.sha }}"}, UPSTREAM)
+
+
+def test_a_value_too_large_for_one_environment_variable_is_an_error_in_words():
+    # Linux takes at most 128 KiB per "NAME=value" string; past it the job
+    # could not even start (errno 7, "Argument list too long").
+    big = {"build": {"report": "r" * MAX_ENV_STRING_BYTES}}
+    with pytest.raises(EnvTooLarge, match=r"^env REPORT: the value is 131072 bytes, too large for an environment"
+                                          r" variable \(131072 bytes at most, name included\); read large outputs"
+                                          r" from the JSON file that \$ROTA_UPSTREAM_OUTPUTS names instead$"):
+        resolve_env({"REPORT": "${{ needs.build.outputs.report }}"}, big)
+    fits = {"build": {"report": "r" * (MAX_ENV_STRING_BYTES - len("REPORT") - 2)}}
+    assert resolve_env({"REPORT": "${{ needs.build.outputs.report }}"}, fits)["REPORT"] == fits["build"]["report"]
+
+
+def test_multibyte_values_count_in_bytes():
+    upstream = {"b": {"k": "é" * (MAX_ENV_STRING_BYTES // 2)}}  # 2 bytes each
+    with pytest.raises(EnvTooLarge):
+        resolve_env({"K": "${{ needs.b.outputs.k }}"}, upstream)

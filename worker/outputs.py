@@ -13,6 +13,11 @@ from __future__ import annotations
 
 import re
 
+# Linux refuses to start a process with an environment string ("NAME=value"
+# and its NUL) longer than this (MAX_ARG_STRLEN): the spawn fails with
+# errno 7, "Argument list too long".
+MAX_ENV_STRING_BYTES = 128 * 1024
+
 # Job ids may contain dots, so the job part is matched lazily up to the last
 # `.outputs.` and the key is a plain identifier as in GitHub Actions.
 _EXPRESSION = re.compile(r"\$\{\{(.*?)\}\}", re.S)
@@ -25,6 +30,10 @@ class OutputFileError(ValueError):
 
 class ExpressionError(ValueError):
     """An `${{ ... }}` expression in `env:` that the worker cannot evaluate."""
+
+
+class EnvTooLarge(ExpressionError):
+    """An `env:` value, once resolved, too long for one environment variable."""
 
 
 def parse_output_file(text: str) -> dict[str, str]:
@@ -62,7 +71,9 @@ def resolve_env(env: dict[str, str], upstream_outputs: dict[str, dict[str, str]]
 
     Values land in environment variables only, never in shell text, so an
     output cannot inject commands. A missing output is the empty string, as
-    in GitHub Actions (a job may set an output only on some paths).
+    in GitHub Actions (a job may set an output only on some paths). A value
+    too long for one environment variable is an EnvTooLarge, raised here
+    rather than as errno 7 when the job starts.
     """
 
     def substitute(name: str, match: re.Match[str]) -> str:
@@ -74,4 +85,17 @@ def resolve_env(env: dict[str, str], upstream_outputs: dict[str, dict[str, str]]
             )
         return upstream_outputs.get(ref["job"], {}).get(ref["key"], "")
 
-    return {name: _EXPRESSION.sub(lambda m, name=name: substitute(name, m), value) for name, value in env.items()}
+    resolved = {name: _EXPRESSION.sub(lambda m, name=name: substitute(name, m), value) for name, value in env.items()}
+    for name, value in resolved.items():
+        check_env_size(name, value)
+    return resolved
+
+
+def check_env_size(name: str, value: str) -> None:
+    size = len(name.encode()) + len(value.encode()) + 2  # "=" and the NUL
+    if size > MAX_ENV_STRING_BYTES:
+        raise EnvTooLarge(
+            f"env {name}: the value is {len(value.encode())} bytes, too large for an environment variable"
+            f" ({MAX_ENV_STRING_BYTES} bytes at most, name included); read large outputs from the JSON file"
+            " that $ROTA_UPSTREAM_OUTPUTS names instead"
+        )
