@@ -2,12 +2,13 @@
 
 import asyncio
 import json
+import logging
 
 import httpx
 
 from server.models import Lease
-from worker.client import Client
-from worker.logship import LogShipper
+from worker.client import ApiError, Client, Unreachable
+from worker.logship import LogShipper, Outage
 
 LEASE = Lease(lease_id="L1", job_id="build", workflow_id="wf", worker_id="w", ttl_secs=30, granted_at_ms=0)
 
@@ -128,3 +129,29 @@ async def test_congestion_while_the_server_is_away():
     await shipper.close()
     await client.aclose()
     assert endpoint.text() == "first\n" + "y" * 100
+
+
+async def test_the_end_of_an_outage_is_logged_once(caplog):
+    caplog.set_level(logging.INFO, logger="rota.worker")
+    endpoint = LogsEndpoint(script=[None, 503, None])
+    outage = Outage()
+    client = Client("http://rota.test", transport=httpx.MockTransport(endpoint.handle))
+    shipper = LogShipper(client, LEASE, on_lease_lost=lambda: None, interval=0.01, outage=outage)
+    shipper.write("stdout", "during the outage\n")
+    await shipper.close()
+    await client.aclose()
+    assert endpoint.text() == "during the outage\n" and not outage.ongoing
+    back = [r.getMessage() for r in caplog.records if "reachable" in r.getMessage()]
+    assert len(back) == 1 and back[0].startswith("server reachable again after "), back
+
+
+def test_an_answer_of_any_kind_ends_an_outage(caplog):
+    caplog.set_level(logging.INFO, logger="rota.worker")
+    outage = Outage()
+    outage.saw(Unreachable("http://rota.test", OSError("refused")))
+    outage.saw(ApiError(503, "unavailable", "redis is down"))
+    assert outage.ongoing
+    outage.saw(ApiError(409, "lease_lost", "gone"))  # a refusal, but the server answered
+    assert not outage.ongoing
+    outage.answered()  # nothing more to say
+    assert len([r for r in caplog.records if "reachable again" in r.getMessage()]) == 1

@@ -1,7 +1,7 @@
 """Ships one lease's job output to the server as sequence-numbered log chunks.
 
 Also home to what the daemon shares with it: `send_until_answered` (retry
-through outages), its `Backoff`, and `job_name`."""
+through outages), its `Backoff`, the `Outage` tracker, and `job_name`."""
 
 from __future__ import annotations
 
@@ -36,18 +36,55 @@ class Backoff:
         self.delay = self._first
 
 
-async def send_until_answered(send: Callable[[], Awaitable[object]], what: str) -> ApiError | None:
+class Outage:
+    """Whether the server is reachable, as every request of one worker sees it.
+
+    Requests report each transient failure (no answer, or a 5xx) and each
+    answer; the first answer after failures logs one line saying how long
+    the server was away, so an operator reading the log sees the outage end.
+    """
+
+    def __init__(self) -> None:
+        self._since: float | None = None
+
+    @property
+    def ongoing(self) -> bool:
+        return self._since is not None
+
+    def failed(self) -> None:
+        if self._since is None:
+            self._since = time.monotonic()
+
+    def answered(self) -> None:
+        if self._since is not None:
+            log.info("server reachable again after %.0fs", time.monotonic() - self._since)
+            self._since = None
+
+    def saw(self, exc: BaseException) -> None:
+        """A request failed with `exc`: an outage if transient, else the server answered."""
+        if is_transient(exc):
+            self.failed()
+        else:
+            self.answered()
+
+
+async def send_until_answered(
+    send: Callable[[], Awaitable[object]], what: str, outage: Outage | None = None
+) -> ApiError | None:
     """Sends until the server takes it (None) or refuses it (its ApiError).
 
     Connection failures and 5xx answers are retried with backoff for as long
     as they last, so a server blip never loses what the worker sends.
     """
+    outage = outage or Outage()
     backoff = Backoff()
     while True:
         try:
             await send()
+            outage.answered()
             return None
         except RotaError as exc:
+            outage.saw(exc)
             if not is_transient(exc):
                 if isinstance(exc, ApiError):
                     return exc
@@ -91,8 +128,10 @@ class LogShipper:
         on_lease_lost: Callable[[], None],
         interval: float = 0.1,
         high_water: int = 4 * 1024 * 1024,
+        outage: Outage | None = None,
     ):
         self._client = client
+        self._outage = outage
         self._lease = lease
         self._on_lease_lost = on_lease_lost
         self._interval = interval
@@ -172,7 +211,8 @@ class LogShipper:
 
     async def _push(self, chunks: list[LogChunk]) -> None:
         refused = await send_until_answered(
-            lambda: self._client.push_logs(self._lease.lease_id, chunks), f"log upload for {job_name(self._lease)}")
+            lambda: self._client.push_logs(self._lease.lease_id, chunks), f"log upload for {job_name(self._lease)}",
+            self._outage)
         if refused is None:
             return
         if refused.status == 409:
