@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import logging
 import os
+import socket
 from dataclasses import dataclass, field
 
 import httpx
@@ -13,6 +15,7 @@ import msgspec
 import pytest
 
 from server.models import ClaimRequest, ClaimResponse, Lease, LogsRequest, QueuedJob, RetryPolicy, Step
+import server
 import worker.daemon
 from tests.procs import pid_alive
 from worker.client import ApiError, Client
@@ -26,6 +29,7 @@ class LeaseState:
     cancelled: bool = False
     lost: bool = False
     heartbeats: int = 0
+    heartbeat_waits: list[float] = field(default_factory=list)  # each heartbeat's long-poll wait_secs
     results: list[tuple[str, dict]] = field(default_factory=list)
     reports_after_cancel: int = 0  # answered 409 job_cancelled, as the real server does
     log_requests: list[list[int]] = field(default_factory=list)  # sequences of every push, resends included
@@ -38,7 +42,10 @@ class FakeServer:
         self.leases: dict[str, LeaseState] = {}
         self.claims: list[ClaimRequest] = []
         self.registered: list[dict] = []
+        self.deregistered: list[str] = []
         self.down = False  # every request fails to connect
+        self.long_poll = True  # heartbeats wait as the server does (False: answer at once, as an old server)
+        self.max_output_bytes: int | None = None  # complete refuses larger outputs with 422
         self.flaky: dict[str, list[int | None]] = {}  # endpoint -> statuses to answer first (None: no answer)
         self._ids = itertools.count()
 
@@ -46,7 +53,7 @@ class FakeServer:
         return Client("http://rota.test", transport=httpx.MockTransport(self.handle))
 
     def enqueue(self, command: str = "", *, lease_id: str | None = None, run_token: str | None = None,
-                **fields) -> str:
+                ttl_secs: int = 1, **fields) -> str:
         n = next(self._ids)
         lease_id = lease_id or f"lease-{n}"
         job = QueuedJob(
@@ -60,7 +67,7 @@ class FakeServer:
             enqueued_at_ms=0,
             **fields,
         )
-        lease = Lease(lease_id=lease_id, job_id=job.job_id, workflow_id="wf", worker_id="w", ttl_secs=1, granted_at_ms=0,
+        lease = Lease(lease_id=lease_id, job_id=job.job_id, workflow_id="wf", worker_id="w", ttl_secs=ttl_secs, granted_at_ms=0,
                       run_token=run_token)
         claim = ClaimResponse(job, lease)
         self.leases[lease_id] = LeaseState(claim)
@@ -81,6 +88,9 @@ class FakeServer:
         if path == "/api/workers/register":
             self.registered.append(body)
             return httpx.Response(200, json={"ok": True})
+        if request.method == "DELETE" and path.startswith("/api/workers/"):
+            self.deregistered.append(path.rsplit("/", 1)[1])
+            return httpx.Response(204)
         if path == "/api/jobs/claim":
             claim_request = msgspec.convert(body, ClaimRequest)
             self.claims.append(claim_request)
@@ -94,6 +104,12 @@ class FakeServer:
             return error(409, "lease_lost", "lease lost")
         if endpoint == "heartbeat":
             state.heartbeats += 1
+            wait = (body or {}).get("wait_secs", 0.0)
+            state.heartbeat_waits.append(wait)
+            if self.long_poll:  # renewed; answer when cancelled, lost, or the wait (capped as the server does) ends
+                deadline = asyncio.get_running_loop().time() + min(wait, 60, state.claim.lease.ttl_secs / 2)
+                while not (state.cancelled or state.lost) and asyncio.get_running_loop().time() < deadline:
+                    await asyncio.sleep(0.005)
             return httpx.Response(200, json={"cancelled": state.cancelled, "lease_id": "x", "expires_at_ms": 0})
         if endpoint == "logs":
             chunks = msgspec.convert(body, LogsRequest).chunks
@@ -107,13 +123,18 @@ class FakeServer:
             return error(409, "job_cancelled", "the job was cancelled")
         if state.results:
             return error(409, "lease_lost", "job already finished")
+        if endpoint == "complete" and self.max_output_bytes is not None:
+            size = sum(len(k.encode()) + len(v.encode()) for k, v in body["outputs"].items())
+            if size > self.max_output_bytes:
+                return error(422, "outputs_too_large", f"outputs are {size} bytes, more than MAX_OUTPUT_BYTES",
+                             {"field": "outputs", "limit": self.max_output_bytes, "size": size})
         state.results.append((endpoint, body))
         outcome = "success" if endpoint == "complete" else "failure"
         return httpx.Response(200, json={"ok": True, "lease_id": "x", "outcome": outcome})
 
 
-def error(status: int, code: str, message: str) -> httpx.Response:
-    return httpx.Response(status, json={"error": {"code": code, "message": message, "details": None}})
+def error(status: int, code: str, message: str, details: dict | None = None) -> httpx.Response:
+    return httpx.Response(status, json={"error": {"code": code, "message": message, "details": details}})
 
 
 async def wait_for(condition, what: str, timeout: float = 10.0) -> None:
@@ -164,17 +185,21 @@ def log_text(fake: FakeServer, lease_id: str, stream: str | None = None) -> str:
 
 
 async def test_registers_and_long_polls_with_labels(fake, start_daemon):
-    start_daemon(labels=["docker", "linux"], lease_ttl=7)
+    start_daemon(labels=["docker", "linux"], lease_ttl=7, concurrency=3)
     await wait_for(lambda: fake.claims, "a claim")
-    assert fake.registered == [{"worker_id": "w", "labels": ["docker", "linux"]}]
+    assert fake.registered == [{
+        "worker_id": "w", "labels": ["docker", "linux"], "exclusive": False, "concurrency": 3,
+        "version": server.__version__, "host": socket.gethostname(), "claim_wait_secs": 0.5, "lease_ttl_secs": 7,
+    }]
     claim = fake.claims[0]
     assert (claim.worker_id, claim.labels, claim.lease_ttl_secs, claim.wait_secs) == ("w", ["docker", "linux"], 7, 0.5)
+    assert claim.exclusive is False
 
 
 async def test_runs_a_job_with_its_env_and_reports_outputs(fake, start_daemon):
     lease = fake.enqueue(
         'echo "version=$VERSION-$ROTA_JOB_ID-$ROTA_ATTEMPT" >> "$ROTA_OUTPUT"\n'
-        'printf "notes<<EOF\\n%s\\nEOF\\n" "$ROTA_UPSTREAM_OUTPUTS" >> "$ROTA_OUTPUT"\n'
+        'printf "notes<<EOF\\n%s\\nEOF\\n" "$(cat "$ROTA_UPSTREAM_OUTPUTS")" >> "$ROTA_OUTPUT"\n'
         'echo "lease=$ROTA_LEASE_ID wf=$ROTA_WORKFLOW_ID server=$ROTA_SERVER"',
         job_id="deploy",
         attempt=2,
@@ -285,15 +310,16 @@ async def test_server_errors_on_report_are_retried(fake, start_daemon):
     assert fake.flaky["fail"] == []
 
 
-@pytest.mark.parametrize("status", [413, 422])
-async def test_a_refused_result_is_reported_as_a_permanent_failure(fake, start_daemon, status):
+@pytest.mark.parametrize("status,error", [
+    (413, "outputs are 4 bytes, more than the server takes in one request: error flaky: try again"),
+    (422, "server refused the result: error flaky: try again"),
+])
+async def test_a_refused_result_is_reported_as_a_permanent_failure(fake, start_daemon, status, error):
     fake.flaky["complete"] = [status]
     lease = fake.enqueue("echo big=1 >> $ROTA_OUTPUT")
     start_daemon()
     await wait_for(lambda: fake.leases[lease].results, "the result")
-    assert result(fake, lease) == (
-        "fail", {"error": "server refused the result: error flaky: try again", "retryable": False},
-    )
+    assert result(fake, lease) == ("fail", {"error": error, "retryable": False})
 
 
 async def test_a_refused_failure_report_is_logged(fake, start_daemon, caplog):
@@ -397,3 +423,193 @@ async def test_a_refused_token_stops_the_job_like_a_lost_lease(fake, start_daemo
     await wait_for(lambda: not pid_alive(pid), "the job to be killed")
     await wait_for(lambda: not daemon._jobs, "the job run to end")
     assert fake.leases[lease].results == []
+
+
+# ---- large outputs --------------------------------------------------------------------
+
+
+async def test_upstream_outputs_come_in_a_file_in_the_jobs_private_directory(fake, start_daemon, tmp_path):
+    report = "r" * 200_000  # over the 128 KiB one environment variable can hold
+    lease = fake.enqueue(
+        f'echo "path=$ROTA_UPSTREAM_OUTPUTS" >> "$ROTA_OUTPUT"\ncp "$ROTA_UPSTREAM_OUTPUTS" {tmp_path}/got',
+        upstream_outputs={"build": {"report": report, "v": "1"}},
+    )
+    start_daemon()
+    await wait_for(lambda: fake.leases[lease].results, "the result")
+    kind, body = result(fake, lease)
+    assert kind == "complete", body
+    path = body["outputs"]["path"]
+    assert os.path.dirname(os.path.dirname(path)) == str(tmp_path / "work")  # <workdir>/<job dir>/file
+    assert json.loads((tmp_path / "got").read_text()) == {"build": {"report": report, "v": "1"}}
+
+
+async def test_an_env_value_too_large_for_the_environment_fails_with_a_reason(fake, start_daemon):
+    lease = fake.enqueue("echo never", env={"REPORT": "${{ needs.build.outputs.report }}"},
+                         upstream_outputs={"build": {"report": "r" * 200_000}})
+    start_daemon()
+    await wait_for(lambda: fake.leases[lease].results, "the result")
+    kind, body = result(fake, lease)
+    assert (kind, body["retryable"]) == ("fail", False)
+    assert body["error"].startswith("env REPORT: the value is 200000 bytes, too large for an environment variable")
+    assert "$ROTA_UPSTREAM_OUTPUTS" in body["error"] and "Errno" not in body["error"]
+
+
+async def test_an_environment_too_large_in_all_fails_with_a_reason(fake, start_daemon):
+    # Each value fits one variable; together they are past any ARG_MAX.
+    env = {f"PART{i}": f"${{{{ needs.build.outputs.p{i} }}}}" for i in range(64)}
+    lease = fake.enqueue("echo never", env=env, upstream_outputs={"build": {f"p{i}": "x" * 120_000 for i in range(64)}})
+    start_daemon()
+    await wait_for(lambda: fake.leases[lease].results, "the result")
+    kind, body = result(fake, lease)
+    assert (kind, body["retryable"]) == ("fail", False)
+    assert body["error"].startswith("cannot start the job: its environment (") and "Errno" not in body["error"]
+
+
+async def test_outputs_over_the_servers_limit_fail_the_job_for_good(fake, start_daemon):
+    fake.max_output_bytes = 1000
+    lease = fake.enqueue("printf 'big=%s\\n' \"$(head -c 2000 /dev/zero | tr '\\0' x)\" >> \"$ROTA_OUTPUT\"")
+    start_daemon()
+    await wait_for(lambda: fake.leases[lease].results, "the result")
+    kind, body = result(fake, lease)
+    assert (kind, body["retryable"]) == ("fail", False)
+    assert body["error"].startswith("outputs are 2003 bytes, over the server's MAX_OUTPUT_BYTES (1000 bytes)")
+
+
+# ---- heartbeats: a long-poll that carries the cancel ----------------------------------
+
+
+async def test_a_cancel_reaches_the_job_during_a_long_heartbeat(fake, start_daemon, tmp_path):
+    pidfile = tmp_path / "child.pid"
+    lease = fake.enqueue(f"sleep 300 & echo $! > {pidfile}; wait", ttl_secs=300)
+    start_daemon()
+    await wait_for(pidfile.exists, "the job to start")
+    await wait_for(lambda: fake.leases[lease].heartbeats >= 1, "a heartbeat")
+    assert fake.leases[lease].heartbeat_waits == [100.0]  # a third of the TTL, parked at the server
+    fake.leases[lease].cancelled = True
+    child = int(pidfile.read_text())
+    await wait_for(lambda: not pid_alive(child), "the job's child to be killed", timeout=5)
+    assert fake.leases[lease].heartbeats == 1  # the parked heartbeat carried it
+
+
+async def test_the_next_heartbeat_goes_out_as_soon_as_one_answers(fake, start_daemon, tmp_path):
+    gate = tmp_path / "go"
+    lease = fake.enqueue(f"while [ ! -e {gate} ]; do sleep 0.02; done", ttl_secs=3)  # each waits 1 s
+    start_daemon()
+    await wait_for(lambda: fake.leases[lease].heartbeats >= 3, "three heartbeats", timeout=5)
+    gate.touch()
+    await wait_for(lambda: fake.leases[lease].results, "the result")
+    assert set(fake.leases[lease].heartbeat_waits) == {1.0}
+
+
+async def test_heartbeats_answered_at_once_do_not_spin(fake, start_daemon, tmp_path):
+    fake.long_poll = False  # a server that ignores wait_secs
+    gate = tmp_path / "go"
+    lease = fake.enqueue(f"while [ ! -e {gate} ]; do sleep 0.02; done", ttl_secs=300)
+    start_daemon()
+    await wait_for(lambda: fake.leases[lease].heartbeats >= 2, "two heartbeats", timeout=5)
+    await asyncio.sleep(0.5)
+    assert fake.leases[lease].heartbeats <= 3  # paced a second apart
+    gate.touch()
+    await wait_for(lambda: fake.leases[lease].results, "the result")
+
+
+# ---- exclusive workers, liveness -----------------------------------------------------
+
+
+async def test_an_exclusive_worker_says_so_when_registering_and_claiming(fake, start_daemon):
+    start_daemon(labels=["deploy"], exclusive=True)
+    await wait_for(lambda: fake.claims, "a claim")
+    assert fake.registered[0]["exclusive"] is True
+    assert fake.claims[0].exclusive is True
+
+
+def test_an_exclusive_worker_needs_labels(fake):
+    with pytest.raises(ValueError, match="needs labels"):
+        Daemon(WorkerConfig(server="http://rota.test", exclusive=True), fake.client())
+
+
+async def test_a_clean_stop_deregisters(fake, start_daemon):
+    daemon, task = start_daemon(worker_id="box-1")
+    await wait_for(lambda: fake.claims, "a claim")
+    assert fake.deregistered == []
+    daemon.request_stop()
+    await asyncio.wait_for(task, 5)
+    assert fake.deregistered == ["box-1"]
+
+
+async def test_a_refused_worker_does_not_deregister(fake, start_daemon):
+    fake.flaky["claim"] = [403]
+    _, task = start_daemon()
+    with pytest.raises(ApiError):
+        await asyncio.wait_for(task, 5)
+    assert fake.deregistered == []
+
+
+async def test_the_end_of_an_outage_is_logged_once(fake, start_daemon, caplog):
+    caplog.set_level(logging.INFO, logger="rota.worker")
+    start_daemon()
+    await wait_for(lambda: fake.claims, "a claim")
+    fake.down = True
+    await wait_for(lambda: any("claim failed" in r.getMessage() for r in caplog.records), "a failed claim")
+    await asyncio.sleep(0.5)  # more failures meanwhile
+    claims = len(fake.claims)
+    fake.down = False
+    await wait_for(lambda: len(fake.claims) > claims + 1, "claims again")
+    back = [r.getMessage() for r in caplog.records if "reachable again" in r.getMessage()]
+    assert len(back) == 1 and back[0].startswith("server reachable again after "), back
+
+
+async def test_an_idle_worker_says_so_now_and_then(fake, start_daemon, caplog, monkeypatch, tmp_path):
+    caplog.set_level(logging.INFO, logger="rota.worker")
+    monkeypatch.setattr(worker.daemon, "IDLE_LOG_SECS", 0.3)
+    gate = tmp_path / "go"
+    start_daemon(concurrency=3)
+    await wait_for(lambda: any(r.getMessage() == "idle, 3 of 3 slots free" for r in caplog.records),
+                   "an idle line")
+    lease = fake.enqueue(f"while [ ! -e {gate} ]; do sleep 0.02; done")
+    await wait_for(lambda: fake.leases[lease].heartbeats >= 1, "the job to run")
+    caplog.clear()
+    await asyncio.sleep(1.0)  # busy: no idle line
+    assert not [r for r in caplog.records if r.getMessage().startswith("idle")]
+    gate.touch()
+    await wait_for(lambda: any(r.getMessage().startswith("idle") for r in caplog.records), "idle again")
+
+
+# ---- the workdir ---------------------------------------------------------------------
+
+
+async def test_stale_job_directories_are_swept_at_start(fake, start_daemon, tmp_path):
+    work = tmp_path / "work"
+    stale = [work / "wf.build.abc_1234", work / "my.wf.job.x.0zz9yy8x"]
+    for d in stale:
+        (d / "work" / "deep").mkdir(parents=True)
+        (d / "output").write_text("x=1\n")
+    (stale[0] / "work" / "deep").chmod(0o500)  # read-only, as Go's module cache leaves it
+    keep = [work / "notes", work / "wf.build.ABCDEFGH", work / "wf.build.abcd1234"]
+    for d in keep:
+        d.mkdir(parents=True)
+    (work / "wf.build.abcd1234" / "mine.txt").write_text("not a job's")  # named like one, holds other things
+    start_daemon()
+    await wait_for(lambda: fake.claims, "a claim")
+    assert [d for d in stale if d.exists()] == []
+    assert all(d.exists() for d in keep)
+
+
+async def test_two_daemons_cannot_share_a_workdir(fake, start_daemon, tmp_path):
+    start_daemon()
+    await wait_for(lambda: fake.claims, "a claim")
+    other = Daemon(WorkerConfig(server="http://rota.test", worker_id="w2", workdir=str(tmp_path / "work")),
+                   fake.client())
+    with pytest.raises(worker.daemon.WorkdirError,
+                       match=rf"another rota worker \(pid {os.getpid()}\) is using workdir {tmp_path}/work;"):
+        await other.run()
+    assert [r["worker_id"] for r in fake.registered] == ["w"]  # refused before it said a word
+
+
+async def test_read_only_directories_a_job_leaves_are_removed(fake, start_daemon):
+    lease = fake.enqueue("mkdir -p cache/mod && touch cache/mod/f && chmod -R a-w cache\n"
+                         "echo cwd=$PWD >> $ROTA_OUTPUT")
+    start_daemon()
+    await wait_for(lambda: fake.leases[lease].results, "the result")
+    cwd = result(fake, lease)[1]["outputs"]["cwd"]
+    await wait_for(lambda: not os.path.exists(os.path.dirname(cwd)), "the job directory to go")

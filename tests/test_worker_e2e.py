@@ -96,7 +96,7 @@ def test_outputs_flow_through_rota_output_and_needs_with_follow(server, start_wo
             "needs": "build",
             "env": {"VERSION": "v${{ needs.build.outputs.version }}"},
             "run": 'echo "deploying $VERSION"\necho "got=$VERSION" >> "$ROTA_OUTPUT"\n'
-                   'echo "upstream=$ROTA_UPSTREAM_OUTPUTS" >> "$ROTA_OUTPUT"',
+                   'echo "upstream=$(cat "$ROTA_UPSTREAM_OUTPUTS")" >> "$ROTA_OUTPUT"',
         },
     })
     done = rota("submit", str(path), "--follow", server=server)
@@ -153,7 +153,7 @@ def test_cancel_kills_the_job_process_group(server, start_worker, workflow, tmp_
     workflow_id = waiter.logfile.read_text().splitlines()[0]
     cancel = rota("cancel", workflow_id, server=server)
     assert cancel.returncode == 0, cancel.stderr
-    # SIGTERM comes with the next heartbeat (every 1 s) and SIGKILL 2 s later at worst.
+    # SIGTERM comes with the answer to the parked heartbeat, SIGKILL 2 s later at worst.
     wait_until(lambda: not pid_alive(int(pid_text)), "the job's child process to be killed", timeout=10,
                logs=worker.log)
     assert waiter.wait() == 1

@@ -10,11 +10,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import math
 import os
+import re
 import signal
 import sys
 from typing import Optional, Sequence
 
+import msgspec
+
+from server import limits
+from server.models import LABEL_PATTERN, WorkerId
 from worker import cli
 from worker.cli import EXIT_ERROR, _env, describe_error
 from worker.client import ApiError, RotaError
@@ -22,26 +28,108 @@ from worker.daemon import Daemon, WorkerConfig, default_worker_id
 
 log = logging.getLogger("rota.worker")
 
+# Flag values are checked here, before the worker connects, and refused in
+# words: argparse prints "argument --flag: <message>" and exits 2. Each
+# message starts "invalid value": what a bad value has always said.
+
+_LABEL = re.compile(LABEL_PATTERN)
+_TRUE, _FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off", ""}
+
+
+def _label_rule(pattern: str = LABEL_PATTERN) -> str:
+    """LABEL_PATTERN in words, e.g. '1 to 64 characters: letters, digits and _ . : / = + -'."""
+    shape = re.fullmatch(r"\^\[(.+)\]\{(\d+),(\d+)\}\\Z", pattern)
+    if shape is None:  # a pattern of another shape: show it as it is
+        return f"matching {pattern}"
+    chars, low, high = shape.groups()
+    words, rest = [], chars
+    for span, word in (("A-Za-z", "letters"), ("a-zA-Z", "letters"), ("0-9", "digits")):
+        if span in rest:
+            words.append(word)
+            rest = rest.replace(span, "", 1)
+    others = " ".join(rest)
+    listed = ", ".join(words) + (f" and {others}" if others else "")
+    return f"{low} to {high} characters: {listed}"
+
+
+def _whole_number(text: str, low: int, high: int | None = None) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = None
+    if value is None or value < low or (high is not None and value > high):
+        bound = f"≥ {low}" if high is None else f"from {low} to {high}"
+        raise argparse.ArgumentTypeError(f"invalid value {text!r}: must be a whole number {bound}")
+    return value
+
 
 def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise ValueError(text)
+    return _whole_number(text, 1)
+
+
+def _lease_ttl(text: str) -> int:
+    return _whole_number(text, 1, 86_400)
+
+
+def _seconds(text: str, *, above_zero: bool = False, at_most: float | None = None) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    low_ok = value > 0 if above_zero else value >= 0
+    if not (low_ok and math.isfinite(value) and (at_most is None or value <= at_most)):
+        bound = "above 0" if above_zero else "≥ 0"
+        if at_most is not None:
+            bound += f" and at most {at_most:g}"
+        raise argparse.ArgumentTypeError(f"invalid value {text!r}: must be a number of seconds {bound}")
     return value
 
 
 def _non_negative_float(text: str) -> float:
-    value = float(text)
-    if value < 0:
-        raise ValueError(text)
-    return value
+    return _seconds(text)
+
+
+def _claim_wait(text: str) -> float:
+    return _seconds(text, above_zero=True, at_most=3600)
 
 
 def _labels(text: str) -> list[str]:
-    return sorted({label.strip() for label in text.split(",") if label.strip()})
+    labels = sorted({label.strip() for label in text.split(",") if label.strip()})
+    for label in labels:
+        if not _LABEL.match(label):
+            raise argparse.ArgumentTypeError(f"invalid label {label!r}: a label is {_label_rule()}")
+    if len(labels) > limits.MAX_LABELS:
+        raise argparse.ArgumentTypeError(
+            f"invalid value: {len(labels)} labels, more than a worker may offer ({limits.MAX_LABELS})")
+    return labels
+
+
+def _worker_id(text: str) -> str:
+    try:
+        return msgspec.convert(text, WorkerId)
+    except msgspec.ValidationError:
+        raise argparse.ArgumentTypeError(
+            f"invalid value {text!r}: a worker id is 1 to 200 characters, no spaces") from None
+
+
+def _flag(text: str) -> bool:
+    """A boolean from the environment: 1/true/yes/on or 0/false/no/off."""
+    if text.strip().lower() in _TRUE:
+        return True
+    if text.strip().lower() in _FALSE:
+        return False
+    raise argparse.ArgumentTypeError(f"invalid value {text!r}: must be 1, true, yes, on or 0, false, no, off")
 
 
 def _cmd_worker(args: argparse.Namespace) -> int:
+    if args.exclusive is None:
+        try:
+            args.exclusive = _flag(os.environ.get("ROTA_EXCLUSIVE", ""))
+        except argparse.ArgumentTypeError as exc:
+            args.usage_error(f"ROTA_EXCLUSIVE: {exc}")
+    if args.exclusive and not args.labels:
+        args.usage_error("--exclusive needs --labels (env ROTA_LABELS): an exclusive worker takes only jobs"
+                         " that ask for one of its labels")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per job event, not per request
     config = WorkerConfig(
@@ -53,6 +141,8 @@ def _cmd_worker(args: argparse.Namespace) -> int:
         workdir=args.workdir,
         cancel_grace=args.cancel_grace,
         drain_timeout=args.drain_timeout,
+        claim_wait=args.claim_wait,
+        exclusive=args.exclusive,
     )
     return asyncio.run(_run_worker(config, args.token, args.token_source))
 
@@ -100,7 +190,7 @@ def add_worker_command(
     """Add `rota worker` to cli.py's subcommands; `parents` carries --server and --token."""
     help = "run a worker daemon that claims and runs jobs"
     worker = commands.add_parser("worker", parents=list(parents), help=help, description=help)
-    worker.set_defaults(handler=_cmd_worker)
+    worker.set_defaults(handler=_cmd_worker, usage_error=worker.error)
     worker.add_argument(
         "--labels", type=_labels, default=_env("ROTA_LABELS", ""),
         help="comma-separated labels this machine offers (env ROTA_LABELS)",
@@ -110,11 +200,11 @@ def add_worker_command(
         help="jobs run at once (env ROTA_CONCURRENCY; default %(default)s)",
     )
     worker.add_argument(
-        "--lease-ttl", type=_positive_int, default=_env("ROTA_LEASE_TTL", str(WorkerConfig.lease_ttl)),
+        "--lease-ttl", type=_lease_ttl, default=_env("ROTA_LEASE_TTL", str(WorkerConfig.lease_ttl)),
         help="lease length in seconds; heartbeats every third (env ROTA_LEASE_TTL; default %(default)s)",
     )
     worker.add_argument(
-        "--worker-id", default=_env("ROTA_WORKER_ID", default_worker_id()),
+        "--worker-id", type=_worker_id, default=_env("ROTA_WORKER_ID", default_worker_id()),
         help="worker name (env ROTA_WORKER_ID; default host-pid)",
     )
     worker.add_argument(
@@ -129,5 +219,17 @@ def add_worker_command(
         "--drain-timeout", type=_non_negative_float, default=_env("ROTA_DRAIN_TIMEOUT", str(WorkerConfig.drain_timeout)),
         help="on SIGTERM/SIGINT, seconds running jobs may finish before they are stopped"
         " and failed as retryable (env ROTA_DRAIN_TIMEOUT; default %(default)s)",
+    )
+    worker.add_argument(
+        # None: not given, so ROTA_EXCLUSIVE decides (read when the worker starts,
+        # so that a bad value there troubles no other command).
+        "--exclusive", action=argparse.BooleanOptionalAction, default=None,
+        help="take only jobs that ask for at least one of --labels, never unlabelled ones"
+        " (env ROTA_EXCLUSIVE=1; default: no)",
+    )
+    worker.add_argument(
+        "--claim-wait", type=_claim_wait, default=_env("ROTA_CLAIM_WAIT", f"{WorkerConfig.claim_wait:g}"),
+        help="seconds each claim long-polls for a job; the server caps it at its MAX_WAIT_SECS"
+        " (env ROTA_CLAIM_WAIT; default %(default)s)",
     )
     return worker

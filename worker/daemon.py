@@ -10,11 +10,17 @@ A job never sees the worker's own token: its environment drops the token
 variables and carries the lease's run token instead (ROTA_RUN_TOKEN), which
 is good only for that lease's calls while the lease lives. Lease ids are
 logged only at DEBUG and kept out of directory names.
+
+The daemon holds an exclusive lock on its workdir for its whole life (two
+daemons must not share one), and at start removes the job directories a
+killed predecessor left there.
 """
 
 from __future__ import annotations
 
 import asyncio
+import errno
+import fcntl
 import json
 import logging
 import os
@@ -26,11 +32,20 @@ import tempfile
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import Awaitable, Callable
+from typing import Awaitable, Callable, Optional
+from urllib.parse import quote
 
-from server.models import ClaimResponse, ResultAccepted
+import server
+from server.models import (
+    ClaimRequest,
+    ClaimResponse,
+    HeartbeatRequest,
+    HeartbeatResponse,
+    RegisterRequest,
+    ResultAccepted,
+)
 from worker.client import ApiError, Client, RotaError, is_transient
-from worker.logship import Backoff, LogShipper, job_name, send_until_answered
+from worker.logship import Backoff, LogShipper, Outage, job_name, send_until_answered
 from worker.outputs import ExpressionError, OutputFileError, parse_output_file, resolve_env
 from worker.runner import Runner, RunResult, Script
 
@@ -50,6 +65,25 @@ SHUTDOWN_REPORT_GRACE = 5.0
 # The worker's credentials: never passed on to the jobs it runs. ROTA_RUN_TOKEN
 # too, as the worker may itself run inside a job: a job gets its own or none.
 WORKER_SECRETS = ("ROTA_TOKEN", "ROTA_TOKEN_FILE", "ROTA_ADMIN_TOKEN", "ROTA_ADMIN_TOKEN_FILE", "ROTA_RUN_TOKEN")
+
+# While no job runs, one "idle" line at most this often.
+IDLE_LOG_SECS = 300.0
+# How long a clean stop waits for the server to take its deregistration.
+DEREGISTER_TIMEOUT = 5.0
+# A long-poll (claim, heartbeat) is answered after at most its wait: allow
+# this much more before calling the server unreachable.
+_LONG_POLL_SLACK_SECS = 10.0
+# Heartbeats answered sooner than this (a server that does not long-poll)
+# are paced to it, so they never spin.
+_MIN_HEARTBEAT_SPACING = 1.0
+
+# In a job's private directory: its working directory, the $ROTA_OUTPUT file
+# and the $ROTA_UPSTREAM_OUTPUTS file. Nothing else is ever created there.
+WORK_DIR, OUTPUT_FILE, UPSTREAM_FILE = "work", "output", "upstream-outputs.json"
+_JOB_DIR_ENTRIES = frozenset({WORK_DIR, OUTPUT_FILE, UPSTREAM_FILE})
+# "<workflow>.<job>.<random>": two _safe_dirname()s and mkdtemp's 8 characters.
+_JOB_DIR_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]*\.[A-Za-z0-9_-][A-Za-z0-9_.-]*\.[a-z0-9_]{8}\Z")
+LOCK_FILE = ".lock"
 
 
 def default_worker_id() -> str:
@@ -72,11 +106,134 @@ class WorkerConfig:
     drain_timeout: float = 20.0
     # Each claim waits this long for a job before asking again (server cap: 60 s).
     claim_wait: float = 30.0
+    # Take only jobs that ask for at least one of `labels` (never unlabelled ones).
+    exclusive: bool = False
 
 
 def _safe_dirname(text: str) -> str:
     # Bounded so that "<workflow>.<job>.<random>" stays within NAME_MAX (255).
     return re.sub(r"[^A-Za-z0-9_.-]", "_", text).lstrip(".")[:100] or "job"
+
+
+class WorkdirError(RotaError):
+    """The workdir cannot be used: another daemon holds it, or it cannot be made."""
+
+
+def _remove_tree(path: str) -> bool:
+    """Remove a job's directory; False if some of it would not go."""
+    shutil.rmtree(path, ignore_errors=True)
+    if not os.path.lexists(path):
+        return True
+    # Jobs leave read-only directories behind (Go's module cache does), which
+    # rmtree cannot empty: make every directory writable, then try again.
+    def writable(name: str) -> None:
+        if not os.path.islink(name):  # chmod follows links: never outside the tree
+            try:
+                os.chmod(name, 0o700)
+            except OSError:
+                pass
+
+    writable(path)
+    for top, dirs, _ in os.walk(path):  # top-down: each directory is made writable before it is read
+        for d in dirs:
+            writable(os.path.join(top, d))
+    shutil.rmtree(path, ignore_errors=True)
+    return not os.path.lexists(path)
+
+
+class Workdir:
+    """The daemon's --workdir, locked (flock on `.lock`) for as long as it runs.
+
+    The lock is what tells a live daemon's job directories from those a
+    killed one left: holding it, every job directory there is stale. The
+    lock file's descriptor is close-on-exec, so an orphaned job of a killed
+    daemon does not keep the lock alive.
+    """
+
+    def __init__(self, path: str):
+        self.path = os.path.abspath(path)
+        self._fd: int | None = None
+
+    def acquire(self) -> None:
+        lock = os.path.join(self.path, LOCK_FILE)
+        try:
+            os.makedirs(self.path, mode=0o700, exist_ok=True)
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        except OSError as exc:
+            raise WorkdirError(f"cannot use workdir {self.path}: {exc.strerror or exc}") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
+            if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN):
+                raise WorkdirError(f"cannot lock workdir {self.path}: {exc.strerror or exc}") from None
+            raise WorkdirError(
+                f"another rota worker (pid {holder}) is using workdir {self.path};"
+                " give each worker its own --workdir (env ROTA_WORKDIR)"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        self._fd = fd
+
+    def sweep(self) -> int:
+        """Remove the job directories of earlier daemons; how many went.
+
+        Only directories named like a job's and holding nothing but what a
+        job's directory holds: anything else under the workdir is left alone.
+        """
+        removed = 0
+        with os.scandir(self.path) as entries:
+            stale = [e.path for e in entries if _JOB_DIR_NAME.match(e.name) and e.is_dir(follow_symlinks=False)]
+        for path in stale:
+            try:
+                if not set(os.listdir(path)) <= _JOB_DIR_ENTRIES:
+                    continue
+            except OSError:
+                continue
+            if _remove_tree(path):
+                removed += 1
+            else:
+                log.warning("could not remove the stale job directory %s", path)
+        return removed
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing drops the lock
+            self._fd = None
+
+
+# ---- protocol calls ------------------------------------------------------------
+# worker/client.py's register(), claim() and heartbeat() predate the fields
+# the daemon now sends (the worker's description, `exclusive`, a heartbeat's
+# long-poll wait) and it has no deregister; these use the same Client
+# plumbing, so encoding, errors and the token are the same as for every call.
+
+
+async def _register(client: Client, request: RegisterRequest) -> None:
+    await client._send("POST", "/api/workers/register", request)
+
+
+async def _claim(client: Client, request: ClaimRequest) -> Optional[ClaimResponse]:
+    response = await client._send(
+        "POST", "/api/jobs/claim", request, timeout=request.wait_secs + _LONG_POLL_SLACK_SECS)
+    return client._decode(response.content, Optional[ClaimResponse])
+
+
+async def _heartbeat(client: Client, lease_id: str, wait_secs: float) -> HeartbeatResponse:
+    response = await client._send(
+        "POST", f"/api/jobs/{quote(lease_id, safe='')}/heartbeat", HeartbeatRequest(wait_secs),
+        timeout=wait_secs + _LONG_POLL_SLACK_SECS)
+    return client._decode(response.content, HeartbeatResponse)
+
+
+async def _deregister(client: Client, worker_id: str) -> None:
+    await client._send("DELETE", f"/api/workers/{quote(worker_id, safe='')}")
+
+
+def outputs_size(outputs: dict[str, str]) -> int:
+    """As the server counts toward MAX_OUTPUT_BYTES: keys and values in UTF-8."""
+    return sum(len(key.encode()) + len(value.encode()) for key, value in outputs.items())
 
 
 @dataclass
@@ -90,9 +247,10 @@ class SetupFailure:
 class JobRun:
     """One claimed job, from its lease to its reported result."""
 
-    def __init__(self, config: WorkerConfig, client: Client, claim: ClaimResponse):
+    def __init__(self, config: WorkerConfig, client: Client, claim: ClaimResponse, outage: Outage | None = None):
         self._config = config
         self._client = client
+        self._outage = outage or Outage()
         self.job = claim.job
         self.lease = claim.lease
         self.name = job_name(claim.lease)
@@ -117,7 +275,8 @@ class JobRun:
         self._started = time.monotonic()
         heartbeat = asyncio.create_task(self._heartbeat())
         try:
-            shipper = LogShipper(self._client, lease, on_lease_lost=lambda: self.stop(LEASE_LOST))
+            shipper = LogShipper(self._client, lease, on_lease_lost=lambda: self.stop(LEASE_LOST),
+                                 outage=self._outage)
             try:
                 outcome = await self._run(shipper)
             finally:
@@ -125,13 +284,18 @@ class JobRun:
             await self._report(outcome)
         finally:
             heartbeat.cancel()
-            if self._root is not None:
-                shutil.rmtree(self._root, ignore_errors=True)
+            if self._root is not None and not _remove_tree(self._root):
+                log.warning("could not remove all of %s's directory %s", self.name, self._root)
 
     @property
     def _output_file(self) -> str:
         assert self._root is not None
-        return os.path.join(self._root, "output")
+        return os.path.join(self._root, OUTPUT_FILE)
+
+    @property
+    def _upstream_file(self) -> str:
+        assert self._root is not None
+        return os.path.join(self._root, UPSTREAM_FILE)
 
     def _make_root(self) -> str:
         """A fresh directory only this user can enter, under the workdir.
@@ -152,14 +316,19 @@ class JobRun:
             return SetupFailure(str(exc), retryable=False)
         try:
             self._root = self._make_root()
-            cwd = os.path.join(self._root, "work")
+            cwd = os.path.join(self._root, WORK_DIR)
             os.mkdir(cwd)
             open(self._output_file, "w").close()
+            # A file, not a variable: one environment string holds at most
+            # 128 KiB on Linux, and outputs may be far larger.
+            with open(self._upstream_file, "w", encoding="utf-8") as f:
+                json.dump(job.upstream_outputs, f, ensure_ascii=False)
         except OSError as exc:
             return SetupFailure(f"cannot prepare the job directory: {exc}", retryable=True)
+        self._runner_env = self._job_env(env)
         self._runner = Runner(
             cwd=cwd,
-            env=self._job_env(env),
+            env=self._runner_env,
             sink=shipper,
             cancel_grace=self._config.cancel_grace,
         )
@@ -171,6 +340,15 @@ class JobRun:
         try:
             return await self._runner.run(self._scripts())
         except OSError as exc:  # the shell could not be started
+            if exc.errno == errno.E2BIG:
+                # Each variable was checked; together they (and the script) are too much.
+                size = sum(len(k.encode()) + len(v.encode()) + 2 for k, v in self._runner_env.items())
+                return SetupFailure(
+                    f"cannot start the job: its environment ({size} bytes) and script are more than the"
+                    " system lets a process start with; read large outputs from the JSON file that"
+                    " $ROTA_UPSTREAM_OUTPUTS names instead of through env:",
+                    retryable=False,
+                )
             return SetupFailure(f"cannot start the job: {exc}", retryable=True)
         finally:
             if timer is not None:
@@ -194,7 +372,7 @@ class JobRun:
             "ROTA_LEASE_ID": lease.lease_id,
             "ROTA_SERVER": self._config.server,
             "ROTA_OUTPUT": self._output_file,
-            "ROTA_UPSTREAM_OUTPUTS": json.dumps(job.upstream_outputs),
+            "ROTA_UPSTREAM_OUTPUTS": self._upstream_file,
         }
         job_env.pop("ROTA_RUN_TOKEN", None)  # the lease's own, or none (not one from `env:`)
         if lease.run_token:
@@ -238,7 +416,7 @@ class JobRun:
                 # Re-running the job would produce the same result (too large,
                 # invalid), so fail it for good rather than let the lease expire.
                 log.error("the server refused the result of %s: %s", self.name, refused)
-                await self._report_failure(f"server refused the result: {refused}", retryable=False)
+                await self._report_failure(_refusal(refused, outputs), retryable=False)
 
     async def _report_failure(self, error: str, *, retryable: bool) -> None:
         refused = await self._deliver("fail", lambda: self._client.fail(self.lease.lease_id, error, retryable))
@@ -268,13 +446,25 @@ class JobRun:
         return refused
 
     async def _heartbeat(self) -> None:
-        interval = self.lease.ttl_secs / 3
+        """Keep the lease, and stop the job the moment it is cancelled.
+
+        Each heartbeat long-polls: the server renews the lease at once, then
+        answers when the job is cancelled or after `wait` (a third of the
+        lease TTL; the server caps it), and the next one goes out as soon as
+        one answers. So the lease is renewed every third of its TTL and a
+        cancel reaches the job within a round trip, whatever the TTL.
+        """
+        loop = asyncio.get_running_loop()
+        wait = self.lease.ttl_secs / 3
+        spacing = min(wait, _MIN_HEARTBEAT_SPACING)
+        backoff = Backoff(first=spacing, cap=wait)
         failing = False
         while True:
-            await asyncio.sleep(interval)
+            sent = loop.time()
             try:
-                beat = await self._client.heartbeat(self.lease.lease_id)
+                beat = await _heartbeat(self._client, self.lease.lease_id, wait)
             except ApiError as exc:
+                self._outage.saw(exc)
                 if exc.status in (401, 403, 409):
                     # 401/403: this worker's token was revoked (or never held
                     # the lease); no result of it will be accepted either.
@@ -283,26 +473,51 @@ class JobRun:
                     return
                 error: RotaError = exc
             except RotaError as exc:
+                self._outage.saw(exc)
                 error = exc
             else:
+                self._outage.answered()
                 failing = False
+                backoff.reset()
                 if beat.cancelled:
                     log.info("cancel requested for %s", self.name)
                     self.stop(CANCELLED)
                     return
+                early = spacing - (loop.time() - sent)
+                if early > 0:  # answered at once: a server that does not long-poll
+                    await asyncio.sleep(early)
                 continue
             if not failing:  # one line per outage, not one per beat
                 log.warning("heartbeat of %s failed: %s", self.name, error)
             failing = True
+            await asyncio.sleep(backoff.next())
+
+
+def _refusal(refused: ApiError, outputs: dict[str, str]) -> str:
+    """The error a job fails with when the server will not take its result."""
+    details = refused.details if isinstance(refused.details, dict) else {}
+    if refused.code == "outputs_too_large":
+        size, limit = details.get("size", outputs_size(outputs)), details.get("limit", "?")
+        return (f"outputs are {size} bytes, over the server's MAX_OUTPUT_BYTES ({limit} bytes);"
+                " keep large results in files or an artifact store and output where they are")
+    if refused.status == 413:
+        return (f"outputs are {outputs_size(outputs)} bytes, more than the server takes in one request:"
+                f" {refused}")
+    return f"server refused the result: {refused}"
 
 
 class Daemon:
     def __init__(self, config: WorkerConfig, client: Client):
+        if config.exclusive and not config.labels:
+            raise ValueError("an exclusive worker needs labels: without any it could take no job")
         self._config = config
         self._client = client
         self._slots = asyncio.Semaphore(config.concurrency)
         self._jobs: dict[asyncio.Task[None], JobRun] = {}
         self._stop_requested = asyncio.Event()
+        self._outage = Outage()
+        self._workdir = Workdir(config.workdir)
+        self._busy_at = time.monotonic()  # when a job last started or ended
 
     def request_stop(self) -> None:
         """Stop claiming, drain running jobs, then return from run()."""
@@ -315,19 +530,30 @@ class Daemon:
 
     async def run(self) -> None:
         config = self._config
-        claiming = asyncio.create_task(self._claim_loop())
-        stop = asyncio.create_task(self._stop_requested.wait())
+        self._workdir.acquire()  # before anything else: two daemons must not share a workdir
         try:
-            await asyncio.wait({claiming, stop}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            stop.cancel()
-            claiming.cancel()  # aborts an in-flight long-poll at once
+            removed = self._workdir.sweep()
+            if removed:
+                log.info("removed %d stale job director%s from %s (left by a worker that did not stop cleanly)",
+                         removed, "y" if removed == 1 else "ies", self._workdir.path)
+            claiming = asyncio.create_task(self._claim_loop())
+            stop = asyncio.create_task(self._stop_requested.wait())
+            idle = asyncio.create_task(self._log_idle())
             try:
-                await claiming  # a fatal claim error (e.g. labels the server refuses) surfaces here
-            except asyncio.CancelledError:
-                pass
+                await asyncio.wait({claiming, stop}, return_when=asyncio.FIRST_COMPLETED)
             finally:
-                await self._drain(config.drain_timeout)
+                stop.cancel()
+                idle.cancel()
+                claiming.cancel()  # aborts an in-flight long-poll at once
+                try:
+                    await claiming  # a fatal claim error (e.g. labels the server refuses) surfaces here
+                except asyncio.CancelledError:
+                    pass
+                finally:
+                    await self._drain(config.drain_timeout)
+            await self._deregister()  # a clean stop: asked to, and drained
+        finally:
+            self._workdir.release()
         log.info("worker %s stopped", config.worker_id)
 
     async def _claim_loop(self) -> None:
@@ -339,11 +565,13 @@ class Daemon:
         claim_id = uuid.uuid4().hex
         while True:
             await self._slots.acquire()
+            request = ClaimRequest(config.worker_id, config.labels, config.lease_ttl, config.claim_wait,
+                                   claim_id, config.exclusive)
             try:
-                claim = await self._client.claim(config.worker_id, config.labels, config.lease_ttl, config.claim_wait,
-                                                 claim_id=claim_id)
+                claim = await _claim(self._client, request)
             except RotaError as exc:
                 self._slots.release()
+                self._outage.saw(exc)
                 if not is_transient(exc):
                     raise
                 delay = backoff.next()
@@ -353,42 +581,77 @@ class Daemon:
             except BaseException:
                 self._slots.release()
                 raise
+            self._outage.answered()
             backoff.reset()
             claim_id = uuid.uuid4().hex
             if claim is None:
                 self._slots.release()
                 continue
-            run = JobRun(config, self._client, claim)
+            run = JobRun(config, self._client, claim, self._outage)
             task = asyncio.create_task(run.execute())
             self._jobs[task] = run
+            self._busy_at = time.monotonic()
             task.add_done_callback(self._job_done)
 
     def _job_done(self, task: asyncio.Task[None]) -> None:
         run = self._jobs.pop(task)
+        self._busy_at = time.monotonic()
         self._slots.release()
         if not task.cancelled() and task.exception() is not None:
             log.error("job %s crashed in the worker", run.name, exc_info=task.exception())
 
+    async def _log_idle(self) -> None:
+        """Every IDLE_LOG_SECS without a job, one line: the worker is alive and waiting."""
+        while True:
+            await asyncio.sleep(IDLE_LOG_SECS)
+            idle_for = time.monotonic() - self._busy_at
+            if not self._jobs and idle_for >= IDLE_LOG_SECS and not self._outage.ongoing:
+                free = self._config.concurrency - len(self._jobs)
+                log.info("idle, %d of %d slots free", free, self._config.concurrency)
+
     async def _register(self) -> None:
         config = self._config
+        request = RegisterRequest(
+            worker_id=config.worker_id,
+            labels=config.labels,
+            exclusive=config.exclusive,
+            concurrency=config.concurrency,
+            version=server.__version__,
+            host=socket.gethostname()[:255],
+            claim_wait_secs=config.claim_wait,
+            lease_ttl_secs=config.lease_ttl,
+        )
         backoff = Backoff(cap=10.0)
         while True:
             try:
-                await self._client.register(config.worker_id, config.labels)
+                await _register(self._client, request)
                 break
             except RotaError as exc:
+                self._outage.saw(exc)
                 if not is_transient(exc):
                     raise
                 delay = backoff.next()
                 log.warning("register failed, retrying in %.1fs: %s", delay, exc)
                 await asyncio.sleep(delay)
+        self._outage.answered()
         log.info(
-            "worker %s registered at %s, labels [%s], concurrency %d",
+            "worker %s registered at %s, labels [%s]%s, concurrency %d",
             config.worker_id,
             config.server,
             ",".join(config.labels),
+            " (exclusive)" if config.exclusive else "",
             config.concurrency,
         )
+
+    async def _deregister(self) -> None:
+        """Tell the server this worker stopped on purpose: it shows `stopped`, not offline."""
+        try:
+            await asyncio.wait_for(_deregister(self._client, self._config.worker_id), DEREGISTER_TIMEOUT)
+        except ApiError as exc:
+            if exc.status != 404:  # 404: never registered, or already forgotten
+                log.warning("could not tell the server this worker stopped: %s", exc)
+        except (RotaError, asyncio.TimeoutError) as exc:
+            log.warning("could not tell the server this worker stopped: %s", exc or "no answer in time")
 
     async def _drain(self, timeout: float) -> None:
         if not self._jobs:
