@@ -491,6 +491,14 @@ async def test_a_cancel_reaches_the_job_during_a_long_heartbeat(fake, start_daem
     assert fake.leases[lease].heartbeats == 1  # the parked heartbeat carried it
 
 
+async def test_a_job_over_before_its_first_heartbeat_sends_none(fake, start_daemon):
+    # Most jobs of a busy fleet are short: no request (and no parked long-poll) for them.
+    lease = fake.enqueue("true", ttl_secs=300)
+    start_daemon()
+    await wait_for(lambda: fake.leases[lease].results, "the result")
+    assert fake.leases[lease].heartbeats == 0
+
+
 async def test_the_next_heartbeat_goes_out_as_soon_as_one_answers(fake, start_daemon, tmp_path):
     gate = tmp_path / "go"
     lease = fake.enqueue(f"while [ ! -e {gate} ]; do sleep 0.02; done", ttl_secs=3)  # each waits 1 s

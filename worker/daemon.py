@@ -76,6 +76,11 @@ _LONG_POLL_SLACK_SECS = 10.0
 # Heartbeats answered sooner than this (a server that does not long-poll)
 # are paced to it, so they never spin.
 _MIN_HEARTBEAT_SPACING = 1.0
+# A job's first heartbeat waits this long (at most a third of the TTL): most
+# jobs of a busy fleet end sooner and need none, which keeps a request and a
+# parked long-poll per job off the server. A cancel in that time is seen
+# when the first heartbeat goes out.
+FIRST_HEARTBEAT_DELAY = 0.5
 
 # In a job's private directory: its working directory, the $ROTA_OUTPUT file
 # and the $ROTA_UPSTREAM_OUTPUTS file. Nothing else is ever created there.
@@ -452,13 +457,15 @@ class JobRun:
         answers when the job is cancelled or after `wait` (a third of the
         lease TTL; the server caps it), and the next one goes out as soon as
         one answers. So the lease is renewed every third of its TTL and a
-        cancel reaches the job within a round trip, whatever the TTL.
+        cancel reaches the job within a round trip (within
+        FIRST_HEARTBEAT_DELAY of its start at first), whatever the TTL.
         """
         loop = asyncio.get_running_loop()
         wait = self.lease.ttl_secs / 3
         spacing = min(wait, _MIN_HEARTBEAT_SPACING)
         backoff = Backoff(first=spacing, cap=wait)
         failing = False
+        await asyncio.sleep(min(FIRST_HEARTBEAT_DELAY, wait))
         while True:
             sent = loop.time()
             try:
