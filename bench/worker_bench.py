@@ -4,6 +4,11 @@
   the wall time is dominated by the per-job round trip: claim wake-up,
   spawn, complete, cascade to the next job.
 - fan-out: 1,000 independent jobs through 4 workers x concurrency 4 (jobs/s).
+- cancel: from the cancel request to the SIGTERM of the job's process group
+  (the job's TERM trap records the time), through a worker whose lease TTL
+  is 300 s: the heartbeat long-poll carries the cancel, not the next beat.
+  Each job has run for a second (past its first heartbeat, which waits
+  worker.daemon.FIRST_HEARTBEAT_DELAY). p50 and max over 10 cancels.
 
 `await run(server_url)` measures against a running server and returns the
 figures, `await main(server_url)` also prints them, and
@@ -17,6 +22,7 @@ import asyncio
 import json
 import os
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -29,6 +35,9 @@ CHAIN_LENGTH = 50
 FANOUT_JOBS = 1000
 FANOUT_WORKERS = 4
 FANOUT_CONCURRENCY = 4
+CANCEL_SAMPLES = 10
+CANCEL_LEASE_TTL = 300
+CANCEL_AFTER_SECS = 1.0
 
 
 def _workflow(name: str, label: str, n: int, chained: bool) -> bytes:
@@ -41,14 +50,16 @@ def _workflow(name: str, label: str, n: int, chained: bool) -> bytes:
     return json.dumps({"name": name, "on": "bench", "jobs": jobs}).encode()
 
 
-def _start_workers(server_url: str, label: str, count: int, concurrency: int, tmp: str) -> list[subprocess.Popen]:
+def _start_workers(server_url: str, label: str, count: int, concurrency: int, tmp: str,
+                   *flags: str) -> list[subprocess.Popen]:
     workers = []
     for i in range(count):
         worker_id = f"bench-{label}-{i}"
         log = open(os.path.join(tmp, f"{worker_id}.log"), "wb")
         workers.append(subprocess.Popen(
             [sys.executable, "-m", "worker", "--server", server_url, "--labels", label,
-             "--concurrency", str(concurrency), "--worker-id", worker_id, "--workdir", os.path.join(tmp, worker_id)],
+             "--concurrency", str(concurrency), "--worker-id", worker_id, "--workdir", os.path.join(tmp, worker_id),
+             *flags],
             stdout=log, stderr=log, stdin=subprocess.DEVNULL,
         ))
         log.close()
@@ -101,6 +112,41 @@ async def _measure(client: Client, server_url: str, tmp: str, n: int, chained: b
         _stop_workers(procs)
 
 
+async def _wait_file(path: str, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not os.path.exists(path):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"bench: {path} did not appear within {timeout}s")
+        await asyncio.sleep(0.002)
+
+
+async def _cancel_latencies(client: Client, server_url: str, tmp: str) -> list[float]:
+    """Seconds from each cancel request to the job's TERM trap, one job at a time."""
+    label = f"bench-{uuid.uuid4().hex[:8]}"
+    procs = _start_workers(server_url, label, 1, 1, tmp, "--lease-ttl", str(CANCEL_LEASE_TTL))
+    latencies = []
+    try:
+        await _wait_registered(client, label, 1)
+        for i in range(CANCEL_SAMPLES):
+            started, signalled = (os.path.join(tmp, f"cancel-{label}-{i}.{what}") for what in ("started", "term"))
+            # The trap writes the time it ran (bash's $EPOCHREALTIME, else date), atomically.
+            script = (f"trap 't=${{EPOCHREALTIME:-$(date +%s.%N)}}; echo \"$t\" > {signalled}.tmp;"
+                      f" mv {signalled}.tmp {signalled}; exit 0' TERM\ntouch {started}\nsleep 300 &\nwait")
+            document = json.dumps({"name": "bench-cancel", "on": "bench",
+                                   "jobs": {"hang": {"run": script, "labels": [label]}}}).encode()
+            workflow = await client.submit(document, "application/json", run=True)
+            await _wait_file(started, 60)
+            await asyncio.sleep(CANCEL_AFTER_SECS)  # a job that has been running a while
+            sent = time.time()
+            await client.cancel(workflow.id)
+            await _wait_file(signalled, 60)
+            with open(signalled) as f:
+                latencies.append(float(f.read().strip().replace(",", ".")) - sent)
+    finally:
+        _stop_workers(procs)
+    return latencies
+
+
 async def run(server_url: str) -> dict:
     with tempfile.TemporaryDirectory(prefix="rota-bench-") as tmp:
         async with Client(server_url) as client:
@@ -108,6 +154,7 @@ async def run(server_url: str) -> dict:
             fan_wall, fan_server = await _measure(
                 client, server_url, tmp, FANOUT_JOBS, False, FANOUT_WORKERS, FANOUT_CONCURRENCY
             )
+            cancels = await _cancel_latencies(client, server_url, tmp)
     return {
         "chain_jobs": CHAIN_LENGTH,
         "chain_wall_secs": round(chain_wall, 3),
@@ -117,6 +164,10 @@ async def run(server_url: str) -> dict:
         "fanout_workers": f"{FANOUT_WORKERS}x{FANOUT_CONCURRENCY}",
         "fanout_wall_secs": round(fan_wall, 3),
         "fanout_jobs_per_sec": round(FANOUT_JOBS / fan_server, 1),
+        "cancel_samples": len(cancels),
+        "cancel_lease_ttl_secs": CANCEL_LEASE_TTL,
+        "cancel_p50_ms": round(statistics.median(cancels) * 1000, 1),
+        "cancel_max_ms": round(max(cancels) * 1000, 1),
     }
 
 
@@ -146,6 +197,9 @@ async def main(server_url: str) -> dict:
           f" ({figures['chain_ms_per_job']} ms/job; {figures['chain_wall_secs']}s seen by the client)")
     print(f"worker fan-out: {figures['fanout_jobs']} jobs through {figures['fanout_workers']} workers:"
           f" {figures['fanout_jobs_per_sec']} jobs/s ({figures['fanout_wall_secs']}s wall)")
+    print(f"worker cancel -> job's process group signalled (lease TTL {figures['cancel_lease_ttl_secs']}s):"
+          f" p50 {figures['cancel_p50_ms']} ms, max {figures['cancel_max_ms']} ms"
+          f" over {figures['cancel_samples']} cancels")
     return figures
 
 
