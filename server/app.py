@@ -27,7 +27,7 @@ from .guards import RequestGuard
 from .http import error_response
 from .notifier import Notifier
 from .redis_conn import connect, connect_pubsub, describe
-from .routes import logs, ops, tokens, worker_protocol, workflows
+from .routes import deadletters, logs, ops, runs, tokens, worker_protocol, workflows
 from .settings import Settings
 from .store import Store
 from .tokens import TokenStore
@@ -39,7 +39,8 @@ log = logging.getLogger("rota")
 def endpoints() -> list[routing.Endpoint]:
     """Every route the server has: the one table that routing, scopes and
     /openapi.json are all built from."""
-    return workflows.endpoints + worker_protocol.endpoints + logs.endpoints + tokens.endpoints + ops.endpoints
+    return (workflows.endpoints + runs.endpoints + logs.endpoints + deadletters.endpoints
+            + worker_protocol.endpoints + tokens.endpoints + ops.endpoints)
 
 
 async def _api_error(request: Request, exc: ApiError):

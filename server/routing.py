@@ -113,7 +113,11 @@ def routes(endpoints: list[Endpoint]) -> list[Route]:
         if endpoint.method in apps:
             raise ValueError(f"{endpoint.method} {endpoint.path} is declared twice")
         apps[endpoint.method] = _guarded(endpoint)
-    return [Route(path, _ByMethod(apps), name=path) for path, apps in by_path.items()]
+    # Literal paths before templated ones: /api/runs/cancel is not the run
+    # "cancel" of /api/runs/{run_id} (each route answers any method, so the
+    # first whose path matches wins).
+    ordered = sorted(by_path.items(), key=lambda item: item[0].count("{"))
+    return [Route(path, _ByMethod(apps), name=path) for path, apps in ordered]
 
 
 def find(endpoints: list[Endpoint], method: str, path: str) -> Optional[Endpoint]:

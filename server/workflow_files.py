@@ -35,9 +35,11 @@ async def load_directory(store: Store, directory: str | Path) -> list[str]:
         except OSError as exc:
             log.error("%s: cannot read: %s", file, exc)
             continue
-        outcome, _ = await store.create_workflow(spec, wf_id, upsert=True)
-        if outcome == "active":
-            log.warning("%s changed but workflow %s is running; kept the running definition", file, wf_id)
+        defined = await store.define_workflow(spec, wf_id, kind="file",
+                                              document=file.read_text(encoding="utf-8-sig", errors="replace"))
+        if defined.outcome == "updated":
+            log.info("%s: workflow %s updated (runs in progress keep the definition they started with)",
+                     file, wf_id)
         loaded.append(wf_id)
     log.info("loaded %d workflow(s) from %s: %s", len(loaded), path, ", ".join(loaded) or "-")
     return loaded

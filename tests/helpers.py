@@ -50,5 +50,12 @@ async def make_delayed_due(store: Store) -> None:
         await store.redis.zadd(key, {m: 0 for m in members})
 
 
+async def run_of(store: Store, wf: str) -> str:
+    """The workflow's latest run."""
+    run = await store.latest_run(wf)
+    assert run is not None, f"{wf} never ran"
+    return run
+
+
 async def statuses(store: Store, wf: str) -> dict[str, str]:
     return {j.id: j.status for j in (await store.get_workflow(wf)).jobs}

@@ -68,7 +68,8 @@ async def test_seed_worker_flow_end_to_end(api):
     assert {"job_id", "workflow_id", "command", "required_labels", "retry_policy", "attempt",
             "upstream_outputs", "enqueued_at_ms", "delayed_until_ms"} <= set(job)
     assert job["retry_policy"] == {"max_retries": 0, "backoff": "None"}
-    assert set(lease) == {"lease_id", "job_id", "workflow_id", "worker_id", "ttl_secs", "granted_at_ms", "run_token"}
+    assert set(lease) == {"lease_id", "job_id", "workflow_id", "worker_id", "ttl_secs", "granted_at_ms", "run_token",
+                          "run_id"}
     assert lease["run_token"].startswith("rotr_")
     assert (job["job_id"], lease["worker_id"], lease["ttl_secs"]) == ("test", "w1", 30)
     lid = lease["lease_id"]
@@ -82,7 +83,7 @@ async def test_seed_worker_flow_end_to_end(api):
     assert (await api.post(f"/api/jobs/{lid}/complete", json={"outputs": {"coverage": "94%"}})).status_code == 200
 
     logs = await api.get(f"/api/workflows/{wf['id']}/jobs/test/logs")
-    assert logs.json() == chunks
+    assert logs.json() == [{**c, "attempt": 0} for c in chunks]  # the seed's chunk, plus its attempt
 
     claim2 = (await api.post("/api/jobs/claim", json={"worker_id": "w1", "labels": ["docker"]})).json()
     assert claim2["job"]["job_id"] == "build"
@@ -296,7 +297,7 @@ async def test_bad_stream_ids_are_400_not_a_store_error(api):
     wf = await create(api)
     assert_error(await api.get(f"/api/workflows/{wf['id']}/events?after=bogus"), 400, "invalid_after")
     events = (await api.get(f"/api/workflows/{wf['id']}/events")).json()
-    assert [e["event"]["status"] for e in events] == ["queued"]
+    assert [(e["type"], e["status"]) for e in events] == [("run", "queued")]
     later = (await api.get(f"/api/workflows/{wf['id']}/events", params={"after": events[0]["id"]})).json()
     assert later == []
 

@@ -39,6 +39,27 @@ EXPECTED_SCOPES = {
     ("POST", "/api/tokens"): "admin",
     ("GET", "/api/tokens"): "admin",
     ("DELETE", "/api/tokens/{token_id}"): "admin",
+    ("PUT", "/api/workflows/{wf}"): "submit",
+    ("DELETE", "/api/workflows/{wf}"): "admin",
+    ("GET", "/api/workflows/{wf}/definition"): "read",
+    ("POST", "/api/workflows/{wf}/runs"): "submit",
+    ("GET", "/api/workflows/{wf}/runs"): "read",
+    ("GET", "/api/runs"): "read",
+    ("GET", "/api/runs/{run_id}"): "read",
+    ("GET", "/api/runs/{run_id}/jobs/{job}"): "read",
+    ("POST", "/api/runs/{run_id}/cancel"): "submit",
+    ("POST", "/api/runs/{run_id}/jobs/{job}/cancel"): "submit",
+    ("POST", "/api/runs/{run_id}/retry"): "submit",
+    ("POST", "/api/runs/{run_id}/jobs/{job}/retry"): "submit",
+    ("GET", "/api/runs/{run_id}/events"): "read",
+    ("GET", "/api/runs/{run_id}/events/stream"): "read",
+    ("POST", "/api/runs/cancel"): "submit",
+    ("POST", "/api/runs/retry"): "submit",
+    ("GET", "/api/runs/{run_id}/jobs/{job}/logs"): "read",
+    ("GET", "/api/runs/{run_id}/jobs/{job}/logs/stream"): "read",
+    ("GET", "/api/dead-letters"): "read",
+    ("POST", "/api/dead-letters/replay"): "submit",
+    ("DELETE", "/api/dead-letters/{run_id}/{job}"): "admin",
     ("GET", "/healthz"): "public",
     ("GET", "/openapi.json"): "public",
 }
@@ -65,11 +86,12 @@ async def make_token(api: httpx.AsyncClient, *scopes: str, name: str = "t", **ex
 
 def concrete(path: str) -> str:
     return (path.replace("{wf}", "nowf").replace("{job}", "nojob").replace("{lease_id}", "nolease")
-            .replace("{token_id}", "0000000000000000").replace("{worker_id}", "noworker"))
+            .replace("{token_id}", "0000000000000000").replace("{worker_id}", "noworker")
+            .replace("{run_id}", "norun"))
 
 
 async def call(api, method: str, path: str, headers: dict) -> httpx.Response:
-    if path.endswith("/logs/stream"):
+    if path.endswith("/stream"):
         # a stream for a job that does not exist answers at once (404)
         return await api.get(path, headers=headers)
     body = {} if method == "POST" else None

@@ -98,7 +98,7 @@ async def test_nothing_is_claimable_before_run(store):
     wf = await submit(store, job("a"), run=False)
     assert await claim(store) is None
     out = await store.get_workflow(wf)
-    assert out.status == "queued" and out.jobs[0].status == "queued"
+    assert out.status == "idle" and out.jobs[0].status == "queued"  # never started: idle; its jobs keep the seed's queued
     await store.run_workflow(wf)
     assert (await claim(store)).job.job_id == "a"
     assert (await store.get_workflow(wf)).status == "running"
@@ -132,7 +132,9 @@ async def test_list_is_newest_first_with_paging_and_status_filter(store):
     await store.run_workflow(ids[1])
     await claim(store)
     assert [w.id for w in await store.list_workflows(status="running")] == [ids[1]]
-    assert len(await store.list_workflows(status="queued")) == 4
+    await store.run_workflow(ids[2])
+    # the seed's meaning: a job of the latest run in that status (never run: no run)
+    assert [w.id for w in await store.list_workflows(status="queued")] == [ids[2]]
     assert await store.list_workflows(status="failure") == []
 
 

@@ -11,7 +11,7 @@ from server.models import RegisterRequest
 from server.errors import Conflict, LeaseLost, NotFound, Unprocessable
 from server.models import LogChunk
 from server.reaper import reap_once
-from tests.helpers import claim, expire, exponential, fixed, job, make_delayed_due, statuses, submit
+from tests.helpers import run_of, claim, expire, exponential, fixed, job, make_delayed_due, statuses, submit
 
 
 def chunk(wf: str, job_id: str, seq: int, data: str = "x") -> LogChunk:
@@ -48,7 +48,7 @@ async def test_expired_lease_is_reclaimed_with_next_attempt_and_old_lease_fenced
     assert new.job.job_id == "a" and new.job.attempt == 1
     await assert_lease_dead(store, old.lease.lease_id, wf, "a")
     # The stale calls changed nothing: the new lease still owns the job.
-    state = await store.job_state(wf, "a")
+    state = await store.job_state(await run_of(store, wf), "a")
     assert state.status == "running" and state.worker_id == "live-worker" and state.attempt == 1
     await store.complete(new.lease.lease_id, {"ok": "1"})
     assert (await store.get_workflow(wf)).status == "success"
@@ -63,7 +63,7 @@ async def test_expired_lease_is_refused_even_before_any_reaper_runs(store):
     # Refusing it also counted the attempt, exactly as the reaper would have.
     again = await claim(store)
     assert again.job.attempt == 1
-    assert (await store.job_state(wf, "a")).error == "lease expired"
+    assert (await store.job_state(await run_of(store, wf), "a")).error == "lease expired"
     assert await reap_once(store) == (0, 0, 0)
 
 
@@ -85,7 +85,7 @@ async def test_many_reapers_at_once_requeue_a_dead_job_once(store):
     results = await asyncio.gather(*(reap_once(store) for _ in range(10)))
     assert sum(r[0] for r in results) == 1
     assert await store.redis.zcard(store.prefix + "ready:") == 1
-    assert (await store.job_state(wf, "a")).attempt == 1
+    assert (await store.job_state(await run_of(store, wf), "a")).attempt == 1
 
 
 async def test_lease_expiry_with_retries_used_up_fails_and_skips_downstream(store):
@@ -97,7 +97,7 @@ async def test_lease_expiry_with_retries_used_up_fails_and_skips_downstream(stor
     other = side if lease is a else a
     await expire(store, lease.lease.lease_id)
     await reap_once(store)
-    state = await store.job_state(wf, "a")
+    state = await store.job_state(await run_of(store, wf), "a")
     assert state.status == "failure" and state.error == "lease expired" and state.output == "lease expired"
     assert (await statuses(store, wf))["b"] == "skipped"
     assert (await statuses(store, wf))["c"] == "skipped"
@@ -131,7 +131,7 @@ async def test_fixed_backoff_delays_the_retry(store):
     c = await claim(store)
     await store.fail(c.lease.lease_id, "x", True)
     assert await claim(store) is None, "not claimable during its backoff"
-    assert (await store.job_state(wf, "a")).status == "queued"
+    assert (await store.job_state(await run_of(store, wf), "a")).status == "queued"
     await make_delayed_due(store)
     again = await claim(store)
     assert again.job.attempt == 1
@@ -171,7 +171,7 @@ async def test_cancel_queued_and_running_jobs(store):
     lid = running.lease.lease_id
     hb = (await store.heartbeat(lid)).answer
     assert hb.cancelled is True
-    assert await store.is_cancelled(wf, "run1") is True
+    assert await store.is_cancelled(await run_of(store, wf), "run1") is True
     assert (await store.append_logs(lid, [chunk(wf, "run1", 0, "bye")])).accepted == 1
     with pytest.raises(Conflict) as err:
         await store.complete(lid, {})
@@ -193,20 +193,21 @@ async def test_cancelled_lease_that_expires_is_dropped_not_retried(store):
     assert await statuses(store, wf) == {"a": "cancelled"}
 
 
-async def test_rerun_resets_jobs_and_fences_old_leases(store):
+async def test_a_new_run_leaves_the_old_run_and_its_leases_alone(store):
     wf = await submit(store, job("a"), job("b", needs=["a"]))
     with pytest.raises(Conflict):
-        await store.run_workflow(wf)
+        await store.run_workflow(wf)  # seed 002: not while the latest run is going
     a = await claim(store)
+    first = await run_of(store, wf)
     await store.cancel_workflow(wf)
-    await store.run_workflow(wf)
+    second = await store.run_workflow(wf)
     out = await store.get_workflow(wf)
-    assert out.status == "queued" and out.runs == 2
+    assert out.status == "queued" and out.runs == 2 and out.latest_run_id == second != first
     assert [j.status for j in out.jobs] == ["queued", "queued"]
-    with pytest.raises(LeaseLost):
-        await store.heartbeat(a.lease.lease_id)
+    # run 1's lease is run 1's: its job was cancelled, which its heartbeat says
+    assert (await store.heartbeat(a.lease.lease_id)).answer.cancelled is True
     a2 = await claim(store)
-    assert a2.job.job_id == "a" and a2.job.attempt == 0
+    assert (a2.job.job_id, a2.job.attempt, a2.job.run_id) == ("a", 0, second)
 
 
 async def test_unknown_workflow_and_job(store):
@@ -218,7 +219,7 @@ async def test_unknown_workflow_and_job(store):
         await store.get_workflow("nope")
     wf = await submit(store, job("a"))
     with pytest.raises(NotFound):
-        await store.is_cancelled(wf, "zzz")
+        await store.is_cancelled(await run_of(store, wf), "zzz")
     with pytest.raises(LeaseLost):
         await store.heartbeat("no-such-lease")
 
@@ -232,8 +233,9 @@ async def test_logs_are_idempotent_by_sequence(store):
     assert (resend.accepted, resend.duplicates) == (1, 1)
     import msgspec
 
-    data = [msgspec.json.decode(c)["data"] for _, c in await store.read_logs(wf, "a")]
-    assert data == ["one\n", "two\n", "three\n"]
+    chunks = [msgspec.json.decode(c) for _, c in await store.read_logs(await run_of(store, wf), "a")]
+    assert [c["data"] for c in chunks] == ["one\n", "two\n", "three\n"]
+    assert {c["attempt"] for c in chunks} == {0}
 
 
 async def test_log_chunks_must_name_the_lease_job_and_nothing_is_written_otherwise(store):
@@ -243,22 +245,24 @@ async def test_log_chunks_must_name_the_lease_job_and_nothing_is_written_otherwi
     other = "b" if owner == "a" else "a"
     with pytest.raises(Unprocessable):
         await store.append_logs(lid, [chunk(wf, owner, 0), chunk(wf, other, 1)])
-    assert await store.read_logs(wf, owner) == []
+    assert await store.read_logs(await run_of(store, wf), owner) == []
 
 
-async def test_finished_workflows_are_purged_after_retention(store):
+async def test_a_finished_one_off_workflow_is_purged_with_its_run_after_retention(store):
     wf = await submit(store, job("a"))
+    run = await run_of(store, wf)
     c = await claim(store)
     await store.append_logs(c.lease.lease_id, [chunk(wf, "a", 0)])
     await store.complete(c.lease.lease_id, {})
-    due = await store.redis.zscore(store.prefix + "finished", wf)
+    due = await store.redis.zscore(store.prefix + "finished", run)
     assert due >= (await store.get_workflow(wf)).finished_at_ms + 7 * 86_400_000 - 1
     assert (await reap_once(store))[2] == 0, "not purged before its retention ends"
-    await store.redis.zadd(store.prefix + "finished", {wf: 0})
+    await store.redis.zadd(store.prefix + "finished", {run: 0})
     assert (await reap_once(store))[2] == 1
     with pytest.raises(NotFound):
         await store.get_workflow(wf)
     assert await store.redis.keys(store.prefix + f"*{wf}*") == []
+    assert await store.redis.keys(store.prefix + f"*{run}*") == []
 
 
 async def test_a_fruitless_claim_still_shows_the_worker_alive(store):

@@ -16,7 +16,8 @@ async def test_examples_load_with_their_stems_as_ids(store):
     loaded = await load_directory(store, EXAMPLES)
     assert sorted(loaded) == sorted(p.stem for p in EXAMPLES.iterdir() if p.suffix in (".yml", ".json"))
     ci = await store.get_workflow("ci")
-    assert ci.status == "queued" and [j.id for j in ci.jobs] == ["lint", "test", "build", "deploy"]
+    assert ci.status == "idle" and [j.id for j in ci.jobs] == ["lint", "test", "build", "deploy"]
+    assert ci.kind == "file"
     assert await claim(store) is None, "loaded workflows wait for a run"
 
 
@@ -43,9 +44,12 @@ async def test_reloading_keeps_state_and_picks_up_changes(store, tmp_path):
 
     path.write_text("jobs:\n  a: {run: 'echo two'}\n  b: {run: 'true', needs: a}\n")
     await load_directory(store, tmp_path)
-    wf = await store.get_workflow("deploy")
-    assert [j.id for j in wf.jobs] == ["a", "b"] and wf.jobs[0].command == "echo two"
+    definition = await store.get_definition("deploy")
+    assert definition.version != wf.version and "echo two" in definition.document
     assert [w.id for w in await store.list_workflows()] == ["deploy"], "redefined, not duplicated"
+    await store.run_workflow("deploy")  # the next run has the new definition
+    wf = await store.get_workflow("deploy")
+    assert [j.id for j in wf.jobs] == ["a", "b"] and wf.jobs[0].command == "echo two" and wf.runs == 2
 
 
 async def test_a_running_workflow_keeps_its_definition(store, tmp_path):

@@ -176,7 +176,7 @@ class Client:
     # ---- worker protocol ----------------------------------------------------
 
     async def register(self, worker_id: str, labels: list[str]) -> None:
-        await self._send("POST", "/api/workers/register", RegisterRequest(worker_id, labels))
+        await self._send("POST", "/api/workers/register", RegisterRequest(worker_id=worker_id, labels=labels))
 
     async def claim(
         self, worker_id: str, labels: list[str], lease_ttl_secs: int, wait_secs: float,

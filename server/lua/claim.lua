@@ -1,19 +1,21 @@
---- @include "lib"
+--- @include "leases"
 -- ARGV: worker_id, labels ("a,b", sorted; "!a,b" for an exclusive worker),
 -- ttl_secs, lease_id, caller (the API token id; '' with auth off), claim_id
 -- (the client's; '' for none).
 -- Returns {-1} when another token owns the worker id, {0} when nothing
--- matches, else {1, granted_at, lease_id, ttl, wf, job, spec, att, enq, dly,
--- need1, out1, need2, out2, ...}.
+-- matches, else {1, granted_at, lease_id, ttl, run, wf, job, spec, att, enq,
+-- dly, inputs, need1, out1, need2, out2, ...}.
 local worker, labels, ttl, lid, caller, claim_id = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4], ARGV[5], ARGV[6]
 local now = now_ms()
 
-local function reply(lease_id, wf, job, granted, lease_ttl)
-  local spec, att, enq, dly, needs = unpack(redis.call('HMGET', jkey(wf, job), 'spec', 'att', 'enq', 'dly', 'needs'))
-  local out = { 1, granted, lease_id, lease_ttl, wf, job, spec, att, enq, dly }
+local function reply(lease_id, run, job, granted, lease_ttl)
+  local att, enq, dly, needs = unpack(redis.call('HMGET', jkey(run, job), 'att', 'enq', 'dly', 'needs'))
+  local wf, ver, inputs = unpack(redis.call('HMGET', rkey(run), 'wf', 'ver', 'inputs'))
+  local spec = redis.call('HGET', dkey(wf, ver), 's:' .. job) or redis.call('HGET', P .. 'rdef:' .. run, 's:' .. job)
+  local out = { 1, granted, lease_id, lease_ttl, run, wf, job, spec, att, enq, dly, inputs }
   for _, n in ipairs(split(needs, ',')) do
     out[#out + 1] = n
-    out[#out + 1] = redis.call('HGET', jkey(wf, n), 'out') or ''
+    out[#out + 1] = redis.call('HGET', jkey(run, n), 'out') or ''
   end
   return out
 end
@@ -31,11 +33,11 @@ if fresh then redis.call('HSET', wk, 'labels', (string.gsub(labels, '^!', '')), 
 -- second job.
 local claim_key = P .. 'claimid:' .. worker .. ':' .. claim_id
 for _, prior in ipairs({ lid, claim_id ~= '' and redis.call('GET', claim_key) or nil }) do
-  local pwf, pjob, pgranted, pttl, pworker, ptok = unpack(redis.call('HMGET', lkey(prior),
-    'wf', 'job', 'granted', 'ttl', 'worker', 'tok'))
-  if pwf and pworker == worker and (ptok or '') == caller
-      and redis.call('HGET', jkey(pwf, pjob), 'lease') == prior then
-    return reply(prior, pwf, pjob, tonumber(pgranted), tonumber(pttl))
+  local prun, pjob, pgranted, pttl, pworker, ptok = unpack(redis.call('HMGET', lkey(prior),
+    'run', 'job', 'granted', 'ttl', 'worker', 'tok'))
+  if prun and pworker == worker and (ptok or '') == caller
+      and redis.call('HGET', jkey(prun, pjob), 'lease') == prior then
+    return reply(prior, prun, pjob, tonumber(pgranted), tonumber(pttl))
   end
 end
 promote_delayed(now, 100)
@@ -59,22 +61,25 @@ end
 if best_member == nil then return { 0 } end
 
 unready(best_lk, best_member)
-local wf, job = string.match(best_member, '^([^:]+):(.+)$')
-local k = jkey(wf, job)
+local run, job = parse_member(best_member)
+local k = jkey(run, job)
 local att = redis.call('HGET', k, 'att')
-set_status(wf, job, 'ready', 'running')
+set_status(run, job, 'ready', 'running')
 redis.call('HSET', k, 'lease', lid, 'worker', worker, 'start', now, 'end', '')
+record_attempt(run, job, att, worker, now, 0, 'running', '')
 
-local w = wkey(wf)
-if redis.call('HGET', w, 'started') ~= '1' then
-  redis.call('HSET', w, 'started', 1, 'started_ms', now)
+local r = rkey(run)
+local wf, started = unpack(redis.call('HMGET', r, 'wf', 'started'))
+if started ~= '1' then
+  redis.call('HSET', r, 'started', 1, 'started_ms', now)
+  event(run, '', 'run', 'running', 0, now, 'first job claimed')
 end
 
-redis.call('HSET', lkey(lid), 'wf', wf, 'job', job, 'worker', worker, 'ttl', ttl,
+redis.call('HSET', lkey(lid), 'run', run, 'job', job, 'wf', wf, 'worker', worker, 'ttl', ttl,
   'att', att, 'granted', now, 'lseq', -1, 'tok', caller)
 redis.call('ZADD', P .. 'leases', num(now + ttl * 1000), lid)
 redis.call('SADD', P .. 'wleases:' .. worker, lid)
 if claim_id ~= '' then redis.call('SET', claim_key, lid, 'EX', ttl) end
-event(wf, job, 'running', tonumber(att), now, worker)
-redis.call('PUBLISH', jobchan(wf, job), 'changed')
-return reply(lid, wf, job, now, ttl)
+event(run, job, 'job', 'running', tonumber(att), now, worker)
+redis.call('PUBLISH', jobchan(run, job), 'changed')
+return reply(lid, run, job, now, ttl)

@@ -1,4 +1,4 @@
---- @include "lib"
+--- @include "leases"
 -- ARGV: lease_id, caller (see live_lease), outputs (JSON object), digest of
 -- this result, seconds to remember it.
 -- Returns {'ok', 'success'} | {'replayed', outcome} | {'settled', outcome}
@@ -10,24 +10,25 @@ if not lease then
   if refusal[1] == 'lost' then return replay(lid, caller, 'complete', digest) end
   return refusal
 end
-local wf, job = lease.wf, lease.job
+local run, job = lease.run, lease.job
 
-local k = jkey(wf, job)
-set_status(wf, job, 'running', 'success')
+local k = jkey(run, job)
+set_status(run, job, 'running', 'success')
 redis.call('HSET', k, 'out', outputs, 'err', '', 'end', now)
-event(wf, job, 'success', tonumber(lease.att), now, '')
-redis.call('PUBLISH', jobchan(wf, job), 'changed')
+local start = redis.call('HGET', k, 'start')
+record_attempt(run, job, lease.att, lease.worker, start, now, 'success', '')
+event(run, job, 'job', 'success', tonumber(lease.att), now, '')
+redis.call('PUBLISH', jobchan(run, job), 'changed')
 
 -- The DAG cascade: a dependent whose last need just finished is enqueued
 -- with its own labels and retry policy.
 for _, d in ipairs(split(redis.call('HGET', k, 'deps'), ',')) do
-  local dk = jkey(wf, d)
+  local dk = jkey(run, d)
   local rem = redis.call('HINCRBY', dk, 'rem', -1)
   if rem <= 0 and redis.call('HGET', dk, 'st') == 'waiting' then
-    enqueue(wf, d, 'waiting', now, 0)
-    event(wf, d, 'queued', 0, now, 'needs met')
+    enqueue_or_wait(run, d, 'waiting', now)
   end
 end
-maybe_finish(wf, now)
+maybe_finish(run, now)
 settle(lid, lease.tok, 'complete', digest, 'success', keep)
 return { 'ok', 'success' }

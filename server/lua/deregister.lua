@@ -1,4 +1,4 @@
---- @include "lib"
+--- @include "leases"
 -- ARGV: worker_id, caller (API token id; '' with auth off).
 -- A worker stopping cleanly says so: it shows `stopped` (not offline) until
 -- the reaper forgets it. Returns {'ok'} | {'taken'} | {'not_found'}.

@@ -1,4 +1,4 @@
---- @include "lib"
+--- @include "leases"
 -- ARGV: lease_id, caller (see live_lease), error, retryable (1|0), digest of
 -- this result, seconds to remember it.
 -- Returns {'ok', 'retrying'|'failure'} | {'replayed', outcome} |
@@ -10,6 +10,6 @@ if not lease then
   if refusal[1] == 'lost' then return replay(lid, caller, 'fail', digest) end
   return refusal
 end
-local outcome = fail_attempt(lease.wf, lease.job, now, err, retryable)
+local outcome = fail_attempt(lease.run, lease.job, now, err, retryable, 'failure')
 settle(lid, lease.tok, 'fail', digest, outcome, keep)
 return { 'ok', outcome }

@@ -1,6 +1,6 @@
---- @include "lib"
+--- @include "leases"
 -- ARGV: lease_id, caller (see live_lease). Renews by the lease's own ttl.
--- Returns {'ok', cancelled 0|1, expires_at_ms, wf, job, now} | {'lost'} |
+-- Returns {'ok', cancelled 0|1, expires_at_ms, run, job, now} | {'lost'} |
 -- {'forbidden'}.
 local lid, caller = ARGV[1], ARGV[2]
 local now = now_ms()
@@ -11,4 +11,4 @@ redis.call('ZADD', P .. 'leases', num(exp), lid)
 touch_worker(lease.worker, now)
 local cancelled = 0
 if lease.st == 'cancelled' then cancelled = 1 end
-return { 'ok', cancelled, exp, lease.wf, lease.job, now }
+return { 'ok', cancelled, exp, lease.run, lease.job, now }

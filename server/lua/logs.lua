@@ -1,4 +1,4 @@
---- @include "lib"
+--- @include "leases"
 -- ARGV: lease_id, caller (see live_lease), maxlen, then per chunk:
 -- workflow_id, job_id, sequence, json (chunks sorted by sequence).
 -- Returns {'ok', accepted, duplicates} | {'lost'} | {'forbidden'} |
@@ -14,20 +14,20 @@ for i = 0, n - 1 do
   if ARGV[b + 1] ~= lease.wf or ARGV[b + 2] ~= lease.job then return { 'mismatch', i } end
 end
 local hwm = tonumber(redis.call('HGET', lkey(lid), 'lseq')) or -1
-local key = logkey(lease.wf, lease.job)
+local key = logkey(lease.run, lease.job)
 local accepted = 0
 for i = 0, n - 1 do
   local b = 3 + i * 4
   local seq = tonumber(ARGV[b + 3])
   if seq > hwm then
-    redis.call('XADD', key, 'MAXLEN', '~', maxlen, '*', 'c', ARGV[b + 4])
+    redis.call('XADD', key, 'MAXLEN', '~', maxlen, '*', 'c', ARGV[b + 4], 'a', lease.att)
     hwm = seq
     accepted = accepted + 1
   end
 end
 if accepted > 0 then
   redis.call('HSET', lkey(lid), 'lseq', num(hwm))
-  redis.call('PUBLISH', jobchan(lease.wf, lease.job), 'log')
+  redis.call('PUBLISH', jobchan(lease.run, lease.job), 'log')
 end
 touch_worker(lease.worker, now)
 return { 'ok', accepted, n - accepted }

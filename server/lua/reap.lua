@@ -1,6 +1,7 @@
---- @include "lib"
--- ARGV: max leases to expire, max finished workflows to purge, how long
--- (ms) an idle worker stays registered unseen.
+--- @include "leases"
+--- @include "defs"
+-- ARGV: max leases to expire, max finished runs to purge, how long (ms) an
+-- idle worker stays registered unseen.
 -- Returns {expired, promoted, purged}. Safe to run from any number of
 -- processes at once: each call is atomic and only acts on what is due.
 local limit, purge_limit, forget_ms = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
@@ -9,27 +10,33 @@ local promoted = promote_delayed(now, limit)
 
 local expired = 0
 for _, lid in ipairs(redis.call('ZRANGEBYSCORE', P .. 'leases', '-inf', num(now - 1), 'LIMIT', 0, limit)) do
-  local wf, job, worker = unpack(redis.call('HMGET', lkey(lid), 'wf', 'job', 'worker'))
-  if wf then
-    if expire_lease(lid, now, wf, job, worker) then expired = expired + 1 end
+  local run, job, worker = unpack(redis.call('HMGET', lkey(lid), 'run', 'job', 'worker'))
+  if run then
+    if expire_lease(lid, now, run, job, worker) then expired = expired + 1 end
   else
     redis.call('ZREM', P .. 'leases', lid)
   end
 end
 
--- Retention: finished workflows past RETENTION_SECS are deleted whole.
+-- Retention: finished runs past RETENTION_SECS are deleted whole, and a
+-- one-off workflow (POSTed, not PUT or from a file) with them once it has
+-- no run left; one never started goes RETENTION_SECS after creation.
 local purged = 0
-for _, wf in ipairs(redis.call('ZRANGEBYSCORE', P .. 'finished', '-inf', num(now), 'LIMIT', 0, purge_limit)) do
-  local w = wkey(wf)
-  if redis.call('HGET', w, 'state') == 'done' then
-    for _, job in ipairs(split(redis.call('HGET', w, 'jobs'), ',')) do
-      redis.call('DEL', jkey(wf, job), logkey(wf, job))
-    end
-    redis.call('DEL', w, P .. 'events:' .. wf)
-    redis.call('ZREM', P .. 'wfs', wf)
+for _, run in ipairs(redis.call('ZRANGEBYSCORE', P .. 'finished', '-inf', num(now), 'LIMIT', 0, purge_limit)) do
+  local wf, state = unpack(redis.call('HMGET', rkey(run), 'wf', 'state'))
+  if state == 'done' then
+    purge_run(run)
     purged = purged + 1
+    local w = wkey(wf)
+    if redis.call('HGET', w, 'kind') == 'oneoff' and redis.call('ZCARD', P .. 'wfruns:' .. wf) == 0 then
+      drop_workflow(wf)
+    end
   end
-  redis.call('ZREM', P .. 'finished', wf)
+  redis.call('ZREM', P .. 'finished', run)
+end
+for _, wf in ipairs(redis.call('ZRANGEBYSCORE', P .. 'oneoffs', '-inf', num(now), 'LIMIT', 0, purge_limit)) do
+  if redis.call('ZCARD', P .. 'wfruns:' .. wf) == 0 then drop_workflow(wf) end
+  redis.call('ZREM', P .. 'oneoffs', wf)
 end
 -- Workers restart under new ids (host-pid): forget the long gone ones,
 -- but never one that still holds a lease.

@@ -1,4 +1,4 @@
---- @include "lib"
+--- @include "leases"
 -- ARGV: worker_id, labels ("a,b"), caller (API token id; '' with auth off),
 -- then the worker's own description: exclusive (0|1), concurrency, version,
 -- host, claim wait secs, lease ttl secs ('' where not given).

@@ -31,6 +31,7 @@ from ..models import (
 )
 from ..routing import Endpoint
 from ..store import label_key
+from .resolve import for_latest_run
 
 NULL = b"null"
 log = logging.getLogger("rota.claims")
@@ -133,13 +134,13 @@ async def heartbeat(request: Request) -> JSON:
     # first, and answer as of then. The wait stays well inside the lease.
     ttl_left = (beat.answer.expires_at_ms - beat.now_ms) / 1000
     wait = min(req.wait_secs, state.settings.max_wait_secs, ttl_left / 2)
-    wf, job = beat.workflow_id, beat.job_id
-    async with state.notifier.watch(store.job_channel(wf, job), counted=False) as changed:
-        cancelled = await store.is_cancelled(wf, job)  # cancelled before we watched?
+    run, job = beat.run_id, beat.job_id
+    async with state.notifier.watch(store.job_channel(run, job), counted=False) as changed:
+        cancelled = await store.is_cancelled(run, job)  # cancelled before we watched?
         if not cancelled:
             try:
                 await asyncio.wait_for(changed.event.wait(), wait)
-                cancelled = await store.is_cancelled(wf, job)
+                cancelled = await store.is_cancelled(run, job)
             except asyncio.TimeoutError:
                 pass
     beat.answer.cancelled = cancelled
@@ -175,7 +176,7 @@ async def push_logs(request: Request) -> JSON:
 
 async def cancelled(request: Request) -> JSON:
     p = request.path_params
-    return JSON(await request.app.state.store.is_cancelled(p["wf"], p["job"]))
+    return JSON(await request.app.state.store.is_cancelled(p["run_id"], p["job"]))
 
 
 _LEASE_ERRORS = (401, 403, 409, 422)
@@ -202,6 +203,7 @@ endpoints = [
     Endpoint("POST", "/api/jobs/{lease_id}/logs", push_logs, "lease",
              "Append log chunks (idempotent by sequence)", body=LogsRequest, body_required=True,
              response=LogsAccepted, errors=(400,) + _LEASE_ERRORS, tag="worker protocol"),
-    Endpoint("GET", "/api/jobs/{wf}/{job}/cancelled", cancelled, "read|worker", "Whether a job was cancelled",
-             response=bool, errors=(404,), tag="worker protocol"),
+    Endpoint("GET", "/api/jobs/{wf}/{job}/cancelled", for_latest_run(cancelled), "read|worker",
+             "Whether a job of the workflow's latest run was cancelled", response=bool, errors=(404,),
+             tag="worker protocol"),
 ]

@@ -1,36 +1,34 @@
-"""Workflow management: create (JSON or YAML), list, status, run, cancel."""
+"""Workflow definitions: create (seed 002: a one-off, `?run=true` starts
+it), put under a stable id, delete, show; and seed 002's workflow-scoped
+calls, which mean the workflow's latest run (list, status, run, cancel)."""
 
 from __future__ import annotations
 
 import uuid
 
-import msgspec
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
+from starlette.responses import Response
 
 from ..auth import principal
 from ..definitions import DefinitionError, parse_workflow
 from ..errors import BadRequest, Unprocessable
-from ..http import JSON, page_params, query_flag, stream_id, too_deep, too_deep_error
-from ..models import JOB_STATUSES, EventEntry, JobStatus, WorkflowDocument, WorkflowOut
+from ..http import JSON, page_params, query_flag, too_deep, too_deep_error
+from ..models import JOB_STATUSES, DefinitionOut, JobStatus, WorkflowDocument, WorkflowOut, WorkflowSpec
 from ..routing import JSON_MEDIA, YAML_MEDIA, Endpoint, Param
+from ..store import Store, definition_version
 
 # A page of workflows stops before this many jobs in all (one workflow
 # alone may have up to 1000): a page is a bounded amount of work.
 MAX_PAGE_JOBS = 10_000
 
 
-async def create_workflow(request: Request) -> JSON:
-    store = request.app.state.store
+async def _document(request: Request) -> tuple[WorkflowSpec, str]:
+    """The checked definition and the document's text, or 4xx."""
     body = await request.body()
     await request.app.state.auth.check_alive(principal(request))  # not revoked meanwhile
     if not body.strip():
         raise BadRequest("empty_body", "send a workflow document (JSON or YAML)")
-    run = query_flag(request, "run")
-    key = request.headers.get("idempotency-key", "")
-    if len(key) > 200:
-        raise Unprocessable("invalid_header", "Idempotency-Key is longer than 200 characters",
-                            {"field": "Idempotency-Key"})
     try:
         # Parsing a large document takes real CPU: keep it off the event loop.
         spec = await run_in_threadpool(parse_workflow, body, request.headers.get("content-type"))
@@ -38,16 +36,50 @@ async def create_workflow(request: Request) -> JSON:
         if request.headers.get("content-type", "").startswith("application/json") and too_deep(body):
             raise too_deep_error() from None
         raise Unprocessable("invalid_workflow", str(exc), {"problems": exc.problems}) from None
-    if key:
-        # Keys are per token: two teams' CI may well pick the same one.
-        key = f"{principal(request).token_id}:{key}"
-    outcome, wf = await store.create_workflow(spec, str(uuid.uuid4()), run=run, idempotency_key=key)
-    if outcome == "idem_reused":
+    return spec, body.decode("utf-8-sig")
+
+
+def _idempotency_key(request: Request, scope: str) -> str:
+    key = request.headers.get("idempotency-key", "")
+    if len(key) > 200:
+        raise Unprocessable("invalid_header", "Idempotency-Key is longer than 200 characters",
+                            {"field": "Idempotency-Key"})
+    # Keys are per token: two teams' CI may well pick the same one.
+    return f"{principal(request).token_id}:{scope}:{key}" if key else ""
+
+
+async def create_workflow(request: Request) -> JSON:
+    store: Store = request.app.state.store
+    run = query_flag(request, "run")
+    key = _idempotency_key(request, "create")
+    spec, text = await _document(request)
+    defined = await store.define_workflow(
+        spec, str(uuid.uuid4()), kind="oneoff", document=text, start_run=str(uuid.uuid4()) if run else None,
+        idempotency_key=key, request_hash=f"{definition_version(spec)}:{int(run)}")
+    if defined.outcome == "idem_reused":
         raise Unprocessable("idempotency_key_reused",
                             "this Idempotency-Key was used for a different request; use a new key",
-                            {"field": "Idempotency-Key", "workflow_id": wf})
-    headers = {"Idempotent-Replayed": "true"} if outcome == "replayed" else None
-    return JSON(await store.get_workflow(wf), status_code=201, headers=headers)
+                            {"field": "Idempotency-Key", "workflow_id": defined.workflow_id})
+    headers = {"Idempotent-Replayed": "true"} if defined.outcome == "replayed" else None
+    return JSON(await store.get_workflow(defined.workflow_id), status_code=201, headers=headers)
+
+
+async def put_workflow(request: Request) -> JSON:
+    store: Store = request.app.state.store
+    wf = request.path_params["wf"]
+    spec, text = await _document(request)
+    defined = await store.define_workflow(spec, wf, kind="put", document=text)
+    status = 201 if defined.outcome == "created" else 200
+    return JSON(await store.get_workflow(wf), status_code=status)
+
+
+async def delete_workflow(request: Request) -> Response:
+    await request.app.state.store.delete_workflow(request.path_params["wf"])
+    return Response(status_code=204)
+
+
+async def definition(request: Request) -> JSON:
+    return JSON(await request.app.state.store.get_definition(request.path_params["wf"]))
 
 
 async def list_workflows(request: Request) -> JSON:
@@ -77,38 +109,40 @@ async def cancel_workflow(request: Request) -> JSON:
     return JSON(await store.get_workflow(wf), status_code=202)
 
 
-async def workflow_events(request: Request) -> JSON:
-    store, wf = request.app.state.store, request.path_params["wf"]
-    await store.get_workflow(wf)  # 404 for an unknown workflow
-    after = stream_id(request.query_params.get("after", "0-0"), "after")
-    events = await store.workflow_events(wf, after)
-    return JSON([{"id": eid, "event": msgspec.Raw(e.encode())} for eid, e in events])
-
-
-_AFTER = Param("after", str, "only entries after this stream id (e.g. 1710000000000-0)")
+_DOCUMENT = dict(body=WorkflowDocument, body_required=True, media=JSON_MEDIA + YAML_MEDIA)
 endpoints = [
     Endpoint("POST", "/api/workflows", create_workflow, "submit",
-             "Create a workflow from a JSON or YAML document; ?run=true starts it",
-             body=WorkflowDocument, body_required=True, media=JSON_MEDIA + YAML_MEDIA, status=201,
-             response=WorkflowOut, errors=(400, 413, 415, 422), tag="workflows",
+             "Create a one-off workflow from a JSON or YAML document; ?run=true starts it",
+             status=201, response=WorkflowOut, errors=(400, 413, 415, 422), tag="workflows", **_DOCUMENT,
              params=(Param("run", bool, "start the workflow at once"),
                      Param("Idempotency-Key", str, "a retried submission with the same key and document"
                            " returns the first workflow (kept 24 h, per token)", where="header"))),
     Endpoint("GET", "/api/workflows", list_workflows, "read",
-             "List workflows, newest first (a page stops before 10,000 jobs in all; X-Next-Offset says"
-             " where the next page starts)",
+             "List workflows with their latest run, newest first (a page stops before 10,000 jobs in all;"
+             " X-Next-Offset says where the next page starts)",
              response=list[WorkflowOut], errors=(422,), tag="workflows",
-             params=page_params.params + (Param("status", JobStatus, "only workflows with a job in this status"),)),
-    Endpoint("GET", "/api/workflows/{wf}", workflow_status, "read", "A workflow and every job's state",
-             response=WorkflowOut, errors=(404,), tag="workflows"),
-    Endpoint("GET", "/api/workflows/{wf}/status", workflow_status, "read", "A workflow and every job's state",
-             response=WorkflowOut, errors=(404,), tag="workflows"),
-    Endpoint("POST", "/api/workflows/{wf}/run", run_workflow, "submit", "Start (or re-run) a workflow",
+             params=page_params.params + (Param("status", JobStatus, "only workflows whose latest run has a job"
+                                                " in this status"),)),
+    Endpoint("PUT", "/api/workflows/{wf}", put_workflow, "submit",
+             "Create or replace a definition under this id, without starting it (runs in progress keep the"
+             " definition they started with)", status=200, response=WorkflowOut,
+             errors=(400, 409, 413, 415, 422), tag="workflows", **_DOCUMENT),
+    Endpoint("DELETE", "/api/workflows/{wf}", delete_workflow, "admin",
+             "Delete a definition with its finished runs (409 while a run is active)", status=204,
+             errors=(404, 409), tag="workflows"),
+    Endpoint("GET", "/api/workflows/{wf}", workflow_status, "read",
+             "A workflow and its latest run's jobs (`idle` if it never ran)", response=WorkflowOut,
+             errors=(404,), tag="workflows"),
+    Endpoint("GET", "/api/workflows/{wf}/status", workflow_status, "read",
+             "A workflow and its latest run's jobs (`idle` if it never ran)", response=WorkflowOut,
+             errors=(404,), tag="workflows"),
+    Endpoint("GET", "/api/workflows/{wf}/definition", definition, "read",
+             "The definition: its version and the document as submitted", response=DefinitionOut,
+             errors=(404,), tag="workflows"),
+    Endpoint("POST", "/api/workflows/{wf}/run", run_workflow, "submit",
+             "Start a new run (seed 002: 409 while the latest run is still going)",
              status=202, response=WorkflowOut, errors=(404, 409), tag="workflows"),
     Endpoint("POST", "/api/workflows/{wf}/cancel", cancel_workflow, "submit",
-             "Cancel a workflow's queued and running jobs", status=202, response=WorkflowOut, errors=(404,),
+             "Cancel the latest run's queued and running jobs", status=202, response=WorkflowOut, errors=(404,),
              tag="workflows"),
-    Endpoint("GET", "/api/workflows/{wf}/events", workflow_events, "read",
-             "A workflow's job state changes, oldest first, up to 1000 per call",
-             response=list[EventEntry], params=(_AFTER,), errors=(400, 404), tag="workflows"),
 ]

@@ -1,0 +1,36 @@
+--- @include "keys"
+-- Definition versions are shared by the runs that use them and by their
+-- workflow (while current): `refs` counts those, and the last to let go
+-- deletes the version.
+local function release_def(wf, ver)
+  local d = dkey(wf, ver)
+  if redis.call('HINCRBY', d, 'refs', -1) <= 0 then
+    redis.call('DEL', d, P .. 'doc:' .. wf .. ':' .. ver)
+  end
+end
+
+-- Deletes a finished run whole: its jobs, attempts, logs, events, dead
+-- letters and its hold on its definition version.
+local function purge_run(run)
+  local r = rkey(run)
+  local wf, ver, jobs = unpack(redis.call('HMGET', r, 'wf', 'ver', 'jobs'))
+  if not wf then return end
+  for _, job in ipairs(split(jobs, ',')) do
+    redis.call('DEL', jkey(run, job), akey(run, job), logkey(run, job))
+    redis.call('ZREM', P .. 'dead', member(run, job))
+  end
+  redis.call('DEL', r, evkey(run), P .. 'rdef:' .. run)
+  redis.call('ZREM', P .. 'runs', run)
+  redis.call('ZREM', P .. 'wfruns:' .. wf, run)
+  redis.call('ZREM', P .. 'finished', run)
+  release_def(wf, ver)
+end
+
+-- Deletes a workflow that has no runs left: its definition goes with it.
+local function drop_workflow(wf)
+  local ver = redis.call('HGET', wkey(wf), 'ver')
+  if ver then release_def(wf, ver) end
+  redis.call('DEL', wkey(wf), P .. 'wfruns:' .. wf)
+  redis.call('ZREM', P .. 'wfs', wf)
+  redis.call('ZREM', P .. 'oneoffs', wf)
+end

@@ -1,0 +1,195 @@
+--- @include "keys"
+--- @include "ready"
+-- Job and run state transitions, shared by every script that changes a
+-- job, so each transition goes through the same few functions.
+--
+-- Internal job states: waiting (needs not met) ready delayed (backoff)
+-- running success failure skipped cancelled; the first three show as
+-- `queued`. A run counts its jobs per state (n:<st>), so its status is one
+-- HMGET.
+
+local ACTIVE = { waiting = true, ready = true, delayed = true, running = true }
+local TERMINAL = { success = true, failure = true, skipped = true, cancelled = true }
+
+-- Every change of a run or a job is an event: kind 'run' or 'job' here
+-- (the in-job calls add their own kinds).
+local function event(run, job, kind, status, att, now, detail)
+  redis.call('XADD', evkey(run), 'MAXLEN', '~', '10000', '*', 'e',
+    cjson.encode({ run_id = run, job_id = job, type = kind, status = status, attempt = att,
+                   at_ms = now, detail = detail or '' }))
+  redis.call('PUBLISH', runchan(run), kind)
+end
+
+local function set_status(run, job, old, new)
+  redis.call('HSET', jkey(run, job), 'st', new)
+  local r = rkey(run)
+  if old and old ~= '' then redis.call('HINCRBY', r, 'n:' .. old, -1) end
+  redis.call('HINCRBY', r, 'n:' .. new, 1)
+end
+
+local function enqueue(run, job, old, now, delay_ms)
+  local k = jkey(run, job)
+  local lk, pr = unpack(redis.call('HMGET', k, 'lk', 'pr'))
+  redis.call('HSET', k, 'enq', now, 'lease', '', 'worker', '')
+  if delay_ms > 0 then
+    set_status(run, job, old, 'delayed')
+    redis.call('HSET', k, 'dly', num(now + delay_ms))
+    redis.call('ZADD', P .. 'delayed', num(now + delay_ms), member(run, job))
+    -- Servers wake one waiting claim when it is due (and the reaper
+    -- promotes it by then anyway).
+    redis.call('PUBLISH', P .. 'wake', '~' .. num(delay_ms) .. ':' .. lk)
+  else
+    set_status(run, job, old, 'ready')
+    redis.call('HSET', k, 'dly', 0)
+    make_ready(run, job, lk, pr)
+  end
+end
+
+local function promote_delayed(now, limit)
+  local due = redis.call('ZRANGEBYSCORE', P .. 'delayed', '-inf', num(now), 'LIMIT', 0, limit)
+  for _, m in ipairs(due) do
+    redis.call('ZREM', P .. 'delayed', m)
+    local run, job = parse_member(m)
+    local st, lk, pr = unpack(redis.call('HMGET', jkey(run, job), 'st', 'lk', 'pr'))
+    if st == 'delayed' then
+      set_status(run, job, 'delayed', 'ready')
+      make_ready(run, job, lk, pr)
+    end
+  end
+  return #due
+end
+
+-- An attempt's record, written when it starts and again when it ends.
+local function record_attempt(run, job, att, worker, started, finished, status, err)
+  redis.call('HSET', akey(run, job), att, cjson.encode({
+    number = tonumber(att), worker_id = worker or '', started_at = tonumber(started) or 0,
+    finished_at = tonumber(finished) or 0, status = status, error = err or '' }))
+end
+
+-- Ends the run once none of its jobs can still run.
+local function maybe_finish(run, now)
+  local r = rkey(run)
+  local state, a, b, c, d, ret, cancelled, failed, wf = unpack(redis.call('HMGET', r,
+    'state', 'n:waiting', 'n:ready', 'n:delayed', 'n:running', 'ret', 'cancelled', 'n:failure', 'wf'))
+  if state ~= 'active' then return end
+  if (tonumber(a) or 0) + (tonumber(b) or 0) + (tonumber(c) or 0) + (tonumber(d) or 0) > 0 then
+    return
+  end
+  local final = 'success'
+  if cancelled == '1' then final = 'cancelled'
+  elseif (tonumber(failed) or 0) > 0 then final = 'failure' end
+  redis.call('HSET', r, 'state', 'done', 'finished_ms', now)
+  redis.call('ZADD', P .. 'finished', num(now + tonumber(ret or 0) * 1000), run)
+  redis.call('HINCRBY', wkey(wf), 'active', -1)
+  event(run, '', 'run', final, 0, now, 'run finished')
+end
+
+-- A job that will not run: every job downstream that has not run is
+-- skipped too.
+local function skip_downstream(run, job, now, why)
+  local queue = split(redis.call('HGET', jkey(run, job), 'deps'), ',')
+  local i = 1
+  while i <= #queue do
+    local d = queue[i]
+    local k = jkey(run, d)
+    local st, deps = unpack(redis.call('HMGET', k, 'st', 'deps'))
+    if st == 'waiting' then
+      set_status(run, d, st, 'skipped')
+      redis.call('HSET', k, 'end', now, 'err', why)
+      event(run, d, 'job', 'skipped', 0, now, why)
+      redis.call('PUBLISH', jobchan(run, d), 'skipped')
+      for _, x in ipairs(split(deps, ',')) do queue[#queue + 1] = x end
+    end
+    i = i + 1
+  end
+end
+
+-- Backoff before the next attempt; `n` counts the attempts failed under
+-- the current retry budget, from 0: the first retry waits the base delay,
+-- exponential doubles per further one, capped at max.
+local function backoff_ms(bk, b1, b2, n)
+  b1 = tonumber(b1) or 0
+  if bk == 'fixed' then return b1 * 1000 end
+  if bk == 'exp' then
+    local d = b1 * (2 ^ n)
+    local cap = tonumber(b2) or 0
+    if d > cap then d = cap end
+    return d * 1000
+  end
+  return 0
+end
+
+-- A failed attempt of a running job: retry with backoff while its budget
+-- allows, else fail for good (a dead letter) and skip everything
+-- downstream. `status` names how the attempt ended (failure, lost).
+-- Returns what became of the job: 'retrying' or 'failure'.
+local function fail_attempt(run, job, now, err, retryable, status)
+  local k = jkey(run, job)
+  local att, base, mr, bk, b1, b2, worker, start = unpack(redis.call('HMGET', k,
+    'att', 'base', 'mr', 'bk', 'b1', 'b2', 'worker', 'start'))
+  att, base = tonumber(att) or 0, tonumber(base) or 0
+  redis.call('HSET', k, 'err', err, 'end', now)
+  record_attempt(run, job, att, worker, start, now, status or 'failure', err)
+  local outcome = 'failure'
+  if retryable and att - base < (tonumber(mr) or 0) then
+    redis.call('HSET', k, 'att', att + 1)
+    local delay = backoff_ms(bk, b1, b2, att - base)
+    enqueue(run, job, 'running', now, delay)
+    event(run, job, 'job', 'queued', att + 1, now, 'retrying: ' .. err)
+    outcome = 'retrying'
+  else
+    set_status(run, job, 'running', 'failure')
+    event(run, job, 'job', 'failure', att, now, err)
+    -- scored by a sequence, not the clock: a cursor through them stays exact
+    redis.call('ZADD', P .. 'dead', redis.call('INCR', P .. 'deadseq'), member(run, job))
+    skip_downstream(run, job, now, 'upstream ' .. job .. ' failed')
+  end
+  redis.call('PUBLISH', jobchan(run, job), 'changed')
+  maybe_finish(run, now)
+  return outcome
+end
+
+-- A job whose needs are all met is enqueued; one still waiting on some is
+-- (or stays) waiting. `old` is its state before.
+local function enqueue_or_wait(run, job, old, now)
+  local k = jkey(run, job)
+  local rem = tonumber(redis.call('HGET', k, 'rem')) or 0
+  if rem <= 0 then
+    enqueue(run, job, old, now, 0)
+    event(run, job, 'job', 'queued', tonumber(redis.call('HGET', k, 'att')) or 0, now, 'needs met')
+  else
+    set_status(run, job, old, 'waiting')
+    redis.call('HSET', k, 'enq', 0)
+  end
+end
+
+-- Starts a run of a workflow's definition version: a job record per job,
+-- the roots enqueued. `inputs`, `tags`: JSON objects.
+local function create_run(run, wf, ver, num_, by, inputs, tags, seq, ret, now)
+  local d = dkey(wf, ver)
+  local jobs = redis.call('HGET', d, 'jobs')
+  redis.call('HSET', rkey(run), 'id', run, 'wf', wf, 'ver', ver, 'num', num_, 'by', by, 'seq', seq,
+    'created', now, 'state', 'active', 'cancelled', 0, 'started', 0, 'ret', ret,
+    'inputs', inputs, 'tags', tags, 'jobs', jobs)
+  redis.call('HINCRBY', d, 'refs', 1)
+  redis.call('ZADD', P .. 'runs', seq, run)
+  redis.call('ZADD', P .. 'wfruns:' .. wf, seq, run)
+  redis.call('HSET', wkey(wf), 'last', run)
+  redis.call('HINCRBY', wkey(wf), 'active', 1)
+  redis.call('ZREM', P .. 'oneoffs', wf)
+  event(run, '', 'run', 'queued', 0, now, 'run ' .. num_ .. ' of ' .. wf .. ' (' .. by .. ')')
+  for _, job in ipairs(split(jobs, ',')) do
+    local m, needs, deps = unpack(redis.call('HMGET', d, 'm:' .. job, 'n:' .. job, 'd:' .. job))
+    local lk, pr, mr, bk, b1, b2 = string.match(m, '^([^\t]*)\t([^\t]*)\t([^\t]*)\t([^\t]*)\t([^\t]*)\t([^\t]*)$')
+    local nn = #split(needs, ',')
+    redis.call('HSET', jkey(run, job), 'st', 'created', 'att', 0, 'base', 0, 'rem', nn, 'lease', '',
+      'worker', '', 'enq', 0, 'dly', 0, 'start', '', 'end', '', 'out', '', 'err', '',
+      'lk', lk, 'pr', pr, 'mr', mr, 'bk', bk, 'b1', b1, 'b2', b2, 'needs', needs or '', 'deps', deps or '')
+    if nn == 0 then
+      enqueue(run, job, nil, now, 0)
+    else
+      set_status(run, job, nil, 'waiting')
+    end
+  end
+  maybe_finish(run, now)
+end

@@ -1,0 +1,39 @@
+--- @include "base"
+-- The key layout. A workflow is a definition; each start of it is a run.
+--
+--   wf:<wf>            hash: id name trigger ver kind created updated runs
+--                      last (latest run id) active (runs not finished) deleting
+--   wfs                zset: workflow ids by creation sequence
+--   def:<wf>:<ver>     hash, immutable per version: name trigger jobs, and per
+--                      job s:<job> (spec JSON), m:<job> (lk \t pr \t mr \t bk
+--                      \t b1 \t b2), n:<job> (needs), d:<job> (dependents);
+--                      refs (runs and the workflow using it)
+--   doc:<wf>:<ver>     string: the document as submitted
+--   run:<run>          hash: id wf ver num by seq created state (active|done)
+--                      cancelled started started_ms finished_ms ret inputs
+--                      tags jobs, and n:<st> counters of its jobs' states
+--   runs, wfruns:<wf>  zsets: run ids by a global run sequence
+--   rj:<run>:<job>     hash: the job in that run (small fields only, so it
+--                      stays a listpack): st att base rem lease worker enq
+--                      dly start end out err lk pr mr bk b1 b2 needs deps
+--   att:<run>:<job>    hash: attempt number -> attempt JSON
+--   logs:<run>:<job>   stream: c (chunk JSON) a (attempt)
+--   ev:<run>           stream: e (event JSON)
+--   dead               zset: <run>:<job> failed for good, by a sequence
+--   finished           zset: run -> purge time; oneoffs: wf -> purge time
+-- Channels: j:<run>:<job> (a job's log or state), r:<run> (a run's events),
+-- wake (ready jobs, see _ready.lua), tokens (revocations).
+
+local function wkey(wf) return P .. 'wf:' .. wf end
+local function dkey(wf, ver) return P .. 'def:' .. wf .. ':' .. ver end
+local function rkey(run) return P .. 'run:' .. run end
+local function jkey(run, job) return P .. 'rj:' .. run .. ':' .. job end
+local function akey(run, job) return P .. 'att:' .. run .. ':' .. job end
+local function lkey(lid) return P .. 'lease:' .. lid end
+local function logkey(run, job) return P .. 'logs:' .. run .. ':' .. job end
+local function evkey(run) return P .. 'ev:' .. run end
+local function jobchan(run, job) return P .. 'j:' .. run .. ':' .. job end
+local function runchan(run) return P .. 'r:' .. run end
+-- Queue members name a job of a run; neither ids may hold ':'.
+local function member(run, job) return run .. ':' .. job end
+local function parse_member(m) return string.match(m, '^([^:]+):(.+)$') end

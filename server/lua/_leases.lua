@@ -1,0 +1,123 @@
+--- @include "jobs"
+-- Leases and the workers holding them.
+--
+--   lease:<id>        hash: run job wf worker ttl att granted lseq tok
+--                     (tok: the id of the API token that claimed it)
+--   leases            zset: lease id -> expiry
+--   wleases:<worker>  set: the worker's lease ids
+--   worker:<id>       hash: labels registered last_seen owner excl conc
+--                     ver host wait ttl stopped
+--   settled:<lease>   string: a settled lease's result, for replays
+
+local function release_lease(lid, worker)
+  redis.call('DEL', lkey(lid))
+  redis.call('ZREM', P .. 'leases', lid)
+  if worker and worker ~= '' then redis.call('SREM', P .. 'wleases:' .. worker, lid) end
+end
+
+-- An expired lease, applied by whichever script touches it first: a failed
+-- attempt of a job still running under it (retried with backoff while its
+-- budget allows). Returns whether it failed an attempt.
+local function expire_lease(lid, now, run, job, worker)
+  release_lease(lid, worker)
+  local st, cur = unpack(redis.call('HMGET', jkey(run, job), 'st', 'lease'))
+  if cur == lid and st == 'running' then
+    fail_attempt(run, job, now, 'lease expired', true, 'lost')
+    return true
+  end
+  -- A cancelled job's log tail waits for its lease to end: tell it.
+  redis.call('PUBLISH', jobchan(run, job), 'released')
+  return false
+end
+
+-- Looks up a lease for heartbeat/complete/fail/logs on behalf of `caller`:
+-- '*' (auth off, or the lease's own run token, checked by the server) or
+-- the id of the API token calling, which must be the one that claimed it.
+-- An expired lease is handled right here (as the reaper would), so the
+-- answer never depends on whether a reaper happened to run first. Returns
+-- the lease fields, or nil and the refusal ('lost' | 'forbidden'); a
+-- refused caller changes nothing.
+local function live_lease(lid, now, caller)
+  local run, job, wf, worker, ttl, att, tok = unpack(redis.call('HMGET', lkey(lid),
+    'run', 'job', 'wf', 'worker', 'ttl', 'att', 'tok'))
+  if not run then return nil, 'lost' end
+  if caller ~= '*' and caller ~= tok then return nil, 'forbidden' end
+  -- A run token speaks for the worker token that claimed the lease: once
+  -- that token is revoked, its leases' run tokens are refused too.
+  if caller == '*' and tok and tok ~= '' and tok ~= 'admin'
+      and redis.call('EXISTS', P .. 'token:' .. tok) == 0 then
+    return nil, 'forbidden'
+  end
+  local exp = tonumber(redis.call('ZSCORE', P .. 'leases', lid) or 0)
+  if exp < now then
+    expire_lease(lid, now, run, job, worker)
+    return nil, 'lost'
+  end
+  local st, cur = unpack(redis.call('HMGET', jkey(run, job), 'st', 'lease'))
+  if cur ~= lid then
+    -- Superseded (the job was retried meanwhile): the record is garbage now.
+    release_lease(lid, worker)
+    return nil, 'lost'
+  end
+  return { run = run, job = job, wf = wf, worker = worker, ttl = tonumber(ttl), att = att, st = st, tok = tok }
+end
+
+local function touch_worker(worker, now)
+  redis.call('HSET', P .. 'worker:' .. worker, 'last_seen', now)
+  redis.call('ZADD', P .. 'workers', now, worker)
+end
+
+-- A worker id belongs to the API token that first registered or claimed
+-- under it, so one fleet cannot impersonate another's workers. `caller`
+-- is that token's id, or '' with auth off (nothing is checked or kept).
+-- An owner whose token was revoked gives the id up. Returns false, having
+-- changed nothing, when another token owns the id.
+local function own_worker(worker, caller)
+  if caller == '' then return true end
+  local wk = P .. 'worker:' .. worker
+  local owner = redis.call('HGET', wk, 'owner')
+  if owner and owner ~= '' and owner ~= caller
+      and (owner == 'admin' or redis.call('EXISTS', P .. 'token:' .. owner) == 1) then
+    return false
+  end
+  if owner ~= caller then redis.call('HSET', wk, 'owner', caller) end
+  return true
+end
+
+-- The start of complete and fail: takes the lease of a running job back
+-- from its worker and returns it, or returns nil and the refusal to send.
+local function take_lease_for_result(lid, now, caller)
+  local lease, refusal = live_lease(lid, now, caller)
+  if not lease then return nil, { refusal } end
+  release_lease(lid, lease.worker)
+  if lease.st ~= 'running' then
+    -- Cancelled under this lease: the worker has stopped and reported, so the
+    -- lease goes now rather than at its expiry (the worker shows idle again),
+    -- and the job's log tail, which waits for that, may end.
+    redis.call('PUBLISH', jobchan(lease.run, lease.job), 'released')
+    return nil, { lease.st }
+  end
+  touch_worker(lease.worker, now)
+  return lease
+end
+
+-- A settled lease remembers its result for `ttl` seconds, so a result the
+-- worker re-sends after a lost reply is answered as the first one was.
+-- kind: 'complete' | 'fail'; digest: of the result sent; outcome: what
+-- became of the job.
+local function settle(lid, tok, kind, digest, outcome, ttl)
+  redis.call('SET', P .. 'settled:' .. lid, kind .. '|' .. digest .. '|' .. (tok or '') .. '|' .. outcome,
+    'EX', ttl)
+end
+
+-- The answer to a result for a lease that is gone: {'replayed', outcome}
+-- when it settled with this very result, {'settled', outcome} when with
+-- another, {'forbidden'} for another token, else {'lost'}.
+local function replay(lid, caller, kind, digest)
+  local rec = redis.call('GET', P .. 'settled:' .. lid)
+  if not rec then return { 'lost' } end
+  local k, d, tok, outcome = string.match(rec, '^([^|]*)|([^|]*)|([^|]*)|(.*)$')
+  if caller ~= '*' and caller ~= tok then return { 'forbidden' } end
+  if k ~= kind or d ~= digest then return { 'settled', outcome } end
+  return { 'replayed', outcome }
+end

@@ -1,0 +1,79 @@
+--- @include "jobs"
+--- @include "defs"
+-- Creates or replaces a workflow definition, and optionally starts a run
+-- of it, in one step.
+-- ARGV: wf, name, trigger, version, kind (oneoff|put|file), document,
+--   idempotency key, request hash, idempotency ttl secs,
+--   start (0|1), run id, triggered_by, inputs JSON, tags JSON, retention
+--   secs, njobs, then per job: id, spec JSON, meta (lk\tpr\tmr\tbk\tb1\tb2),
+--   needs, deps.
+-- Returns {outcome, wf, run id or ''}: created | updated | unchanged |
+-- replayed (same Idempotency-Key and request) | idem_reused (same key,
+-- another request: nothing done) | deleting (the workflow is being deleted).
+local wf, name, trigger, ver, kind, doc = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
+local idem, idem_hash, idem_ttl = ARGV[7], ARGV[8], tonumber(ARGV[9])
+local start, run, by, inputs, tags, ret = ARGV[10] == '1', ARGV[11], ARGV[12], ARGV[13], ARGV[14], ARGV[15]
+local njobs = tonumber(ARGV[16])
+local now = now_ms()
+
+if idem ~= '' then
+  local prior = redis.call('GET', P .. 'idem:' .. idem)
+  local pwf, prun, phash = string.match(prior or '', '^([^|]*)|([^|]*)|([^|]*)$')
+  if pwf and redis.call('EXISTS', wkey(pwf)) == 1 then
+    if phash ~= idem_hash then return { 'idem_reused', pwf, prun } end
+    return { 'replayed', pwf, prun }
+  end
+end
+
+local w = wkey(wf)
+local cur, deleting = unpack(redis.call('HMGET', w, 'ver', 'deleting'))
+if deleting == '1' then return { 'deleting', wf, '' } end
+local outcome = 'created'
+if cur then
+  outcome = cur == ver and 'unchanged' or 'updated'
+end
+
+local d = dkey(wf, ver)
+if redis.call('EXISTS', d) == 0 then
+  local ids = {}
+  for i = 0, njobs - 1 do
+    local b = 16 + i * 5
+    local id = ARGV[b + 1]
+    ids[#ids + 1] = id
+    redis.call('HSET', d, 's:' .. id, ARGV[b + 2], 'm:' .. id, ARGV[b + 3], 'n:' .. id, ARGV[b + 4],
+      'd:' .. id, ARGV[b + 5])
+  end
+  redis.call('HSET', d, 'name', name, 'trigger', trigger, 'jobs', table.concat(ids, ','), 'refs', 0,
+    'created', now)
+  redis.call('SET', P .. 'doc:' .. wf .. ':' .. ver, doc)
+end
+if outcome ~= 'unchanged' then
+  redis.call('HINCRBY', d, 'refs', 1)
+  if cur then
+    release_def(wf, cur)
+  else
+    redis.call('HSET', w, 'id', wf, 'created', now, 'kind', kind, 'runs', 0, 'active', 0)
+    redis.call('ZADD', P .. 'wfs', redis.call('INCR', P .. 'wfseq'), wf)
+    if kind == 'oneoff' then
+      -- a one-off never started goes RETENTION_SECS after creation
+      redis.call('ZADD', P .. 'oneoffs', num(now + tonumber(ret) * 1000), wf)
+    end
+  end
+  redis.call('HSET', w, 'name', name, 'trigger', trigger, 'ver', ver, 'updated', now)
+end
+if kind ~= 'oneoff' then
+  -- defined by a file or PUT: kept whatever its runs' retention
+  redis.call('HSET', w, 'kind', kind)
+  redis.call('ZREM', P .. 'oneoffs', wf)
+end
+
+if start then
+  local n = redis.call('HINCRBY', w, 'runs', 1)
+  create_run(run, wf, ver, n, by, inputs, tags, redis.call('INCR', P .. 'runseq'), ret, now)
+else
+  run = ''
+end
+if idem ~= '' then
+  redis.call('SET', P .. 'idem:' .. idem, wf .. '|' .. run .. '|' .. idem_hash, 'EX', idem_ttl)
+end
+return { outcome, wf, run }

@@ -1,0 +1,18 @@
+--- @include "retry"
+-- ARGV: run id. Re-runs the failed, cancelled and skipped jobs of a
+-- finished run, as new attempts in that run (GitHub's "re-run failed
+-- jobs"). Returns {'ok', jobs retried} | {'active'} | {'noop'} (nothing
+-- failed) | {'not_found'}.
+local run = ARGV[1]
+local now = now_ms()
+local state, jobs = unpack(redis.call('HMGET', rkey(run), 'state', 'jobs'))
+if not state then return { 'not_found' } end
+if state == 'active' then return { 'active' } end
+local chosen = {}
+for _, job in ipairs(split(jobs, ',')) do
+  if RETRYABLE[redis.call('HGET', jkey(run, job), 'st')] then chosen[job] = true end
+end
+local n = reset_jobs(run, chosen, now)
+if n == 0 then return { 'noop' } end
+reopen_run(run, chosen, now, 'retry of ' .. n .. ' job(s)')
+return { 'ok', n }

@@ -1,0 +1,149 @@
+"""The worker protocol: register, claim, heartbeat, complete, fail, logs."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal, Optional
+
+from msgspec import Meta, Struct
+
+from .. import limits
+
+from .core import Label, RetryPolicy, WorkerId
+from .specs import Step
+
+
+# ---- worker protocol --------------------------------------------------------
+
+
+# What a worker offers: bounded like a job's labels, since each distinct set
+# is indexed for claims.
+WorkerLabels = Annotated[list[Label], Meta(max_length=limits.MAX_LABELS)]
+
+
+class RegisterRequest(Struct, kw_only=True):
+    worker_id: WorkerId
+    labels: WorkerLabels = []
+    # Extensions, all optional (the seed worker sends none): shown in the
+    # worker list, and `claim_wait_secs`/`lease_ttl_secs` set how long the
+    # worker may go unseen before it shows offline (or lost, holding leases).
+    exclusive: bool = False
+    concurrency: Optional[Annotated[int, Meta(ge=1, le=10_000)]] = None
+    version: Optional[Annotated[str, Meta(max_length=64)]] = None
+    host: Optional[Annotated[str, Meta(max_length=255)]] = None
+    claim_wait_secs: Optional[Annotated[float, Meta(ge=0, le=3600)]] = None
+    lease_ttl_secs: Optional[Annotated[int, Meta(ge=1, le=86_400)]] = None
+
+
+class Registered(Struct):
+    worker_id: str
+    labels: list[str]
+    registered_at_ms: int
+
+
+class ClaimRequest(Struct):
+    worker_id: WorkerId
+    labels: WorkerLabels = []
+    lease_ttl_secs: Annotated[int, Meta(ge=1, le=86_400)] = 30
+    # Long-poll extension; values above the server's cap are clamped, not refused.
+    wait_secs: Annotated[float, Meta(ge=0)] = 0.0
+    # The client's id for this claim: sent again after a lost reply, it gets
+    # the job and lease the first one was given (while the lease lives).
+    # (No ':' in it: the server keys it as `<worker id>:<claim id>`.)
+    claim_id: Optional[Annotated[str, Meta(pattern=r"^[A-Za-z0-9_.-]{1,100}\Z")]] = None
+    # Take only jobs that ask for at least one of `labels` (no unlabelled
+    # jobs): for the deploy box that must not run just anything.
+    exclusive: bool = False
+
+
+class QueuedJob(Struct, kw_only=True):
+    job_id: str
+    workflow_id: str
+    # Extensions: the run this job belongs to, and the run's inputs (the
+    # worker gives them to the job as ROTA_INPUT_<NAME>).
+    run_id: Optional[str] = None
+    inputs: dict[str, str] = {}
+    command: str
+    required_labels: list[str]
+    retry_policy: RetryPolicy
+    attempt: int
+    upstream_outputs: dict[str, dict[str, str]]
+    enqueued_at_ms: int
+    delayed_until_ms: int = 0
+    name: str = ""
+    env: dict[str, str] = {}
+    steps: list[Step] = []
+    timeout_secs: Optional[int] = None
+
+
+class Lease(Struct, kw_only=True):
+    lease_id: str
+    job_id: str
+    workflow_id: str
+    run_id: Optional[str] = None
+    worker_id: str
+    ttl_secs: int
+    granted_at_ms: int
+    # A secret good only for this lease's own calls (heartbeat, complete,
+    # fail, logs) while the lease lives; the worker hands it to the job as
+    # ROTA_RUN_TOKEN instead of its own token.
+    run_token: Optional[str] = None
+
+
+class ClaimResponse(Struct):
+    job: QueuedJob
+    lease: Lease
+
+
+class HeartbeatRequest(Struct):
+    # Long-poll extension: renew now, then answer early the moment the job is
+    # cancelled, or after this long (capped below the lease's TTL). Absent or
+    # 0 (the seed worker sends no body): answer at once.
+    wait_secs: Annotated[float, Meta(ge=0)] = 0.0
+
+
+class HeartbeatResponse(Struct):
+    cancelled: bool
+    lease_id: str
+    expires_at_ms: int
+
+
+class ResultAccepted(Struct, kw_only=True):
+    ok: bool = True
+    lease_id: str
+    # What became of the job: success, retrying (re-enqueued, maybe after a
+    # backoff) or failure (for good).
+    outcome: Literal["success", "retrying", "failure"]
+    # True when this repeats a result already taken (its reply was lost):
+    # nothing changed now, and `outcome` is what the first one did.
+    replayed: bool = False
+
+
+class CompleteRequest(Struct):
+    outputs: dict[str, str] = {}
+
+
+class FailRequest(Struct):
+    error: str = ""
+    retryable: bool = False
+
+
+class LogChunk(Struct, kw_only=True):
+    workflow_id: str
+    job_id: str
+    # Lua numbers are doubles: above 2^53 two sequences could compare equal.
+    sequence: Annotated[int, Meta(ge=0, le=2**53)]
+    data: str
+    timestamp_ms: Annotated[int, Meta(ge=0, le=2**53)]
+    stream: Literal["stdout", "stderr"] = "stdout"
+    # Set by the server when it answers: the attempt (from 0) the chunk came
+    # from. Whatever a worker sends here is ignored: the lease says which.
+    attempt: Optional[int] = None
+
+
+class LogsRequest(Struct):
+    chunks: list[LogChunk]
+
+
+class LogsAccepted(Struct):
+    accepted: int
+    duplicates: int

@@ -1,0 +1,182 @@
+"""What the API answers about workflows, jobs and workers."""
+
+from __future__ import annotations
+
+from typing import Literal, Optional
+
+from msgspec import Struct
+
+
+from .core import JobStatus, RunStatus, WorkflowStatus
+
+
+# ---- read models ------------------------------------------------------------
+
+
+class AttemptOut(Struct, kw_only=True):
+    number: int
+    worker_id: str
+    started_at: Optional[int] = None
+    finished_at: Optional[int] = None
+    status: Literal["running", "success", "failure", "lost", "cancelled"]
+    error: Optional[str] = None
+
+
+class JobOut(Struct, kw_only=True):
+    id: str
+    name: str
+    status: JobStatus
+    command: str
+    depends_on: list[str]
+    required_labels: list[str]
+    max_retries: int
+    attempt: int
+    started_at: Optional[float] = None
+    duration_secs: Optional[int] = None
+    output: Optional[str] = None
+    outputs: dict[str, str] = {}
+    error: Optional[str] = None
+    progress: Optional[float] = None
+    worker_id: Optional[str] = None
+    finished_at: Optional[float] = None
+    # Extensions: when a job waiting out a backoff is due (epoch ms), and
+    # every attempt so far (in the run views).
+    retry_at: Optional[int] = None
+    attempts: list[AttemptOut] = []
+
+
+class WorkflowOut(Struct, kw_only=True):
+    """A workflow definition with its latest run's state (seed 002's view:
+    `status` and `jobs` are the latest run's; `idle` and jobs `queued` when
+    it never ran)."""
+
+    id: str
+    name: str
+    trigger: str
+    status: WorkflowStatus
+    jobs: list[JobOut]
+    created_at_ms: int
+    runs: int = 0
+    started_at_ms: Optional[int] = None
+    finished_at_ms: Optional[int] = None
+    version: Optional[str] = None
+    kind: Optional[Literal["oneoff", "put", "file"]] = None
+    latest_run_id: Optional[str] = None
+    latest_run_number: Optional[int] = None
+    active_runs: int = 0
+    updated_at_ms: Optional[int] = None
+
+
+class DefinitionOut(Struct, kw_only=True):
+    id: str
+    name: str
+    version: str
+    kind: Literal["oneoff", "put", "file"]
+    # The document as submitted (YAML or JSON text), for display.
+    document: str
+    created_at_ms: int
+    updated_at_ms: int
+
+
+class RunOut(Struct, kw_only=True):
+    run_id: str
+    number: int
+    workflow_id: str
+    status: RunStatus
+    triggered_by: str
+    inputs: dict[str, str] = {}
+    tags: dict[str, str] = {}
+    created_at: int
+    started_at: Optional[int] = None
+    finished_at: Optional[int] = None
+    version: str
+    # job status -> how many of the run's jobs are in it
+    job_counts: dict[str, int] = {}
+    jobs: Optional[list[JobOut]] = None  # in GET /api/runs/{id}; not in listings
+
+
+class RunPage(Struct, kw_only=True):
+    runs: list[RunOut]
+    # Pass as ?cursor= for the next page; null at the end.
+    next_cursor: Optional[str] = None
+
+
+class NeedStatus(Struct, kw_only=True):
+    job: str
+    status: JobStatus
+
+
+class BlockedBy(Struct, kw_only=True):
+    """Why a queued job is not running."""
+
+    needs: list[NeedStatus] = []  # needs not yet met
+    retry_at: Optional[int] = None  # waiting out a backoff until then (epoch ms)
+    # No live worker offers these labels (the job's required labels).
+    no_worker_with: Optional[list[str]] = None
+
+
+class RunJobOut(JobOut, kw_only=True):
+    run_id: str
+    blocked_by: Optional[BlockedBy] = None
+
+
+class EventOut(Struct, kw_only=True):
+    id: str
+    run_id: str
+    job_id: str
+    type: str
+    status: str
+    attempt: int
+    at_ms: int
+    detail: str = ""
+
+
+class DeadLetter(Struct, kw_only=True):
+    run_id: str
+    job_id: str
+    workflow_id: str
+    failed_at_ms: int
+    attempt: int
+    error: str
+    required_labels: list[str]
+
+
+class DeadLetterPage(Struct, kw_only=True):
+    items: list[DeadLetter]
+    next_cursor: Optional[str] = None
+
+
+class WorkerOut(Struct, kw_only=True):
+    worker_id: str
+    labels: list[str]
+    registered_at_ms: int
+    last_seen_ms: int
+    # idle/busy: seen lately; offline: unseen past its grace, holding nothing;
+    # lost: unseen past its grace, holding leases that will expire;
+    # stopped: deregistered (a clean stop), listed a while longer.
+    status: Literal["idle", "busy", "offline", "lost", "stopped"]
+    current_jobs: list[str]
+    # seed 002 names, kept so its dashboard and clients still read them
+    last_heartbeat_ms: int = 0
+    current_job: Optional[str] = None
+    exclusive: bool = False
+    concurrency: Optional[int] = None
+    free_slots: Optional[int] = None
+    version: Optional[str] = None
+    host: Optional[str] = None
+
+
+class JobEvent(Struct, kw_only=True):
+    """One entry of a workflow's event stream (job state changes)."""
+
+    workflow_id: str
+    job_id: str
+    status: str
+    attempt: int
+    at_ms: int
+    detail: str = ""
+
+
+class EventEntry(Struct):
+    id: str
+    event: JobEvent

@@ -1,0 +1,310 @@
+"""Runs: start, list, inspect, cancel, retry; their events as JSON and as
+Server-Sent Events; bulk cancel and retry."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import msgspec
+from starlette.requests import Request
+from starlette.responses import Response
+
+from .. import sse
+from ..auth import principal
+from ..errors import Unprocessable
+from ..http import JSON, decode_body, query_int
+from ..models import (
+    BlockedBy,
+    BulkAnswer,
+    BulkOutcome,
+    BulkRequest,
+    EventOut,
+    NeedStatus,
+    RunCreate,
+    RunFilter,
+    RunJobOut,
+    RunOut,
+    RunPage,
+    encoder,
+)
+from ..models.core import RUN_STATUSES
+from ..routing import Endpoint, Param
+from ..store import Store
+from .resolve import for_latest_run
+
+MAX_RUN_PAGE = 1000
+
+
+def _filter(request: Request, workflow_id: Optional[str] = None) -> RunFilter:
+    q = request.query_params
+    status = q.get("status") or None
+    if status is not None and status not in RUN_STATUSES:
+        raise Unprocessable("invalid_query", f"status must be one of {', '.join(RUN_STATUSES)}", {"field": "status"})
+    tags = {}
+    for pair in q.getlist("tag"):
+        key, sep, value = pair.partition(":")
+        if not sep or not key:
+            raise Unprocessable("invalid_query", f"tag must be key:value, got {pair!r}", {"field": "tag"})
+        tags[key] = value
+    try:
+        return msgspec.convert({
+            "workflow_id": workflow_id or q.get("workflow_id") or None, "status": status,
+            "triggered_by": q.get("triggered_by") or None, "tags": tags,
+            "created_after": query_int(request, "created_after", -1, minimum=-1) if "created_after" in q else None,
+            "created_before": query_int(request, "created_before", 0) if "created_before" in q else None,
+        }, RunFilter)
+    except msgspec.ValidationError as exc:
+        raise Unprocessable("invalid_query", str(exc), {"field": str(exc).rpartition("`$.")[2].rstrip("`")}) \
+            from None
+
+
+def _cursor(request: Request) -> Optional[str]:
+    raw = request.query_params.get("cursor") or None
+    if raw is not None and not raw.isdigit():
+        raise Unprocessable("invalid_query", "cursor must be a next_cursor from a previous page", {"field": "cursor"})
+    return raw
+
+
+async def _page(request: Request, workflow_id: Optional[str] = None) -> JSON:
+    flt = _filter(request, workflow_id)
+    limit = min(query_int(request, "limit", 100, minimum=1), MAX_RUN_PAGE)
+    runs, next_cursor = await request.app.state.store.list_runs(flt, limit, _cursor(request))
+    return JSON(RunPage(runs=runs, next_cursor=next_cursor))
+
+
+async def list_runs(request: Request) -> JSON:
+    return await _page(request)
+
+
+async def list_workflow_runs(request: Request) -> JSON:
+    wf = request.path_params["wf"]
+    await request.app.state.store.latest_run(wf)  # 404 for an unknown workflow
+    return await _page(request, wf)
+
+
+async def start_run(request: Request) -> JSON:
+    body = await decode_body(request, RunCreate, empty_ok=True)
+    store: Store = request.app.state.store
+    wf = request.path_params["wf"]
+    key = request.headers.get("idempotency-key", "")
+    if len(key) > 200:
+        raise Unprocessable("invalid_header", "Idempotency-Key is longer than 200 characters",
+                            {"field": "Idempotency-Key"})
+    if key:
+        key = f"{principal(request).token_id}:run:{wf}:{key}"
+    started = await store.start_run(wf, triggered_by=body.triggered_by, inputs=body.inputs, tags=body.tags,
+                                    idempotency_key=key, request_hash=msgspec.json.encode(body).hex()[:64])
+    headers = {"Idempotent-Replayed": "true"} if started.replayed else None
+    return JSON(await store.get_run(started.run_id), status_code=201, headers=headers)
+
+
+async def get_run(request: Request) -> JSON:
+    return JSON(await request.app.state.store.get_run(request.path_params["run_id"]))
+
+
+async def _blocked_by(store: Store, run: str, job) -> Optional[BlockedBy]:
+    """Why a queued job is not running: needs not met, a backoff, or no
+    live worker offering its labels."""
+    if job.status != "queued":
+        return None
+    if job.retry_at is not None:
+        return BlockedBy(retry_at=job.retry_at)
+    needs = [NeedStatus(job=n, status=r.get("st") and _wire(r["st"]))
+             for n, r in zip(job.depends_on, await store.job_rows(run, job.depends_on))]
+    unmet = [n for n in needs if n.status != "success"]
+    if unmet:
+        return BlockedBy(needs=unmet)
+    wanted = set(job.required_labels)
+    for worker in await store.list_workers(1000, 0):
+        if worker.status in ("idle", "busy") and wanted <= set(worker.labels) \
+                and not (worker.exclusive and not wanted):
+            return BlockedBy()  # a worker can take it: it is next in line
+    return BlockedBy(no_worker_with=sorted(wanted))
+
+
+def _wire(st: str) -> str:
+    from ..store import WIRE_STATUS
+
+    return WIRE_STATUS.get(st, "queued")
+
+
+async def get_job(request: Request) -> JSON:
+    store: Store = request.app.state.store
+    run, job_id = request.path_params["run_id"], request.path_params["job"]
+    _, job = await store.run_job(run, job_id)
+    out = RunJobOut(run_id=run, blocked_by=await _blocked_by(store, run, job),
+                    **{f: getattr(job, f) for f in job.__struct_fields__})
+    return JSON(out)
+
+
+async def cancel_run(request: Request) -> JSON:
+    store, run = request.app.state.store, request.path_params["run_id"]
+    await store.cancel_run(run)
+    return JSON(await store.get_run(run), status_code=202)
+
+
+async def cancel_job(request: Request) -> JSON:
+    store, p = request.app.state.store, request.path_params
+    await store.cancel_job(p["run_id"], p["job"])
+    return JSON(await store.get_run(p["run_id"]), status_code=202)
+
+
+async def retry_run(request: Request) -> JSON:
+    store, run = request.app.state.store, request.path_params["run_id"]
+    await store.retry_run(run)
+    return JSON(await store.get_run(run), status_code=202)
+
+
+async def retry_job(request: Request) -> JSON:
+    store, p = request.app.state.store, request.path_params
+    await store.retry_job(p["run_id"], p["job"])
+    return JSON(await store.get_run(p["run_id"]), status_code=202)
+
+
+def _event_filter(request: Request):
+    job_id = request.query_params.get("job_id") or None
+    kind = request.query_params.get("type") or None
+    return lambda e: (job_id is None or e["job_id"] == job_id) and (kind is None or e["type"] == kind)
+
+
+async def events(request: Request) -> JSON:
+    from ..http import stream_id
+
+    store, run = request.app.state.store, request.path_params["run_id"]
+    await store.run_head(run)  # 404 for an unknown run
+    after = stream_id(request.query_params.get("after", "0-0"), "after")
+    limit = min(query_int(request, "limit", 1000, minimum=1), MAX_RUN_PAGE)
+    keep = _event_filter(request)
+    found = [e for e in await store.events(run, after, limit) if keep(msgspec.structs.asdict(e))]
+    return JSON(found)
+
+
+class RunEvents:
+    """A run's event stream, finished once the run is."""
+
+    event_name = "event"
+
+    def __init__(self, store: Store, run: str, keep):
+        self.store, self.run, self.keep = store, run, keep
+
+    async def read(self, after: str, count: int):
+        out = []
+        for e in await self.store.events(self.run, after, count):
+            out.append((e.id, encoder.encode(e) if self.keep(msgspec.structs.asdict(e)) else None))
+        return out
+
+    async def finished(self, only_appends: bool) -> Optional[bytes]:
+        if not await self.store.run_finished(self.run):
+            return None
+        head = await self.store.run_head(self.run)
+        from ..store.views import run_out
+
+        return encoder.encode(run_out(head))
+
+
+async def events_stream(request: Request) -> Response:
+    store, run = request.app.state.store, request.path_params["run_id"]
+    await store.run_head(run)  # 404 before any streaming starts
+    return sse.start(request, store.run_channel(run), RunEvents(store, run, _event_filter(request)))
+
+
+async def _bulk(request: Request, act) -> JSON:
+    req = await decode_body(request, BulkRequest)
+    store: Store = request.app.state.store
+    if (req.run_ids is None) == (req.filter is None):
+        raise Unprocessable("invalid_body", "give run_ids or filter, not both nor neither", {"field": "$"})
+    more = False
+    if req.run_ids is not None:
+        runs = list(dict.fromkeys(req.run_ids))
+    else:
+        found, cursor = await store.list_runs(req.filter, 1000)
+        runs, more = [r.run_id for r in found], cursor is not None
+    outcomes = [await act(store, run) for run in runs]
+    return JSON(BulkAnswer(outcomes=outcomes, more=more))
+
+
+async def _cancel_one(store: Store, run: str) -> BulkOutcome:
+    from ..errors import NotFound
+
+    try:
+        return BulkOutcome(run_id=run, outcome="cancelled" if await store.cancel_run(run) else "noop")
+    except NotFound as exc:
+        return BulkOutcome(run_id=run, outcome="not_found", detail=exc.message)
+
+
+async def _retry_one(store: Store, run: str) -> BulkOutcome:
+    from ..errors import ApiError
+
+    try:
+        n = await store.retry_run(run)
+        return BulkOutcome(run_id=run, outcome="retried" if n else "noop", detail=f"{n} job(s)")
+    except ApiError as exc:
+        return BulkOutcome(run_id=run, outcome="active" if exc.code == "run_active" else "not_found",
+                           detail=exc.message)
+
+
+async def bulk_cancel(request: Request) -> JSON:
+    return await _bulk(request, _cancel_one)
+
+
+async def bulk_retry(request: Request) -> JSON:
+    return await _bulk(request, _retry_one)
+
+
+_PAGING = (Param("limit", int, "at most this many runs (default 100; above 1000 means 1000)"),
+           Param("cursor", str, "next_cursor of the previous page"))
+_FILTERS = (
+    Param("status", str, "the run's status: queued, running, success, failure, cancelled"),
+    Param("triggered_by", str, "api, cli, retry, ..."),
+    Param("tag", str, "k:v; repeat it: all must match"),
+    Param("created_after", int, "epoch ms"),
+    Param("created_before", int, "epoch ms"),
+)
+_EVENT_FILTERS = (Param("job_id", str, "only this job's events"), Param("type", str, "only this type of event"))
+endpoints = [
+    Endpoint("POST", "/api/workflows/{wf}/runs", start_run, "submit",
+             "Start a new run of the workflow's current definition (Idempotency-Key honoured)",
+             body=RunCreate, status=201, response=RunOut, errors=(404, 422), tag="runs",
+             params=(Param("Idempotency-Key", str, "a retried start with the same key and body returns the"
+                           " first run (kept 24 h, per token)", where="header"),)),
+    Endpoint("GET", "/api/workflows/{wf}/runs", list_workflow_runs, "read", "A workflow's runs, newest first",
+             response=RunPage, params=_PAGING + _FILTERS, errors=(404, 422), tag="runs"),
+    Endpoint("GET", "/api/runs", list_runs, "read", "Runs, newest first, filtered, cursor-paged",
+             response=RunPage, params=_PAGING + _FILTERS + (Param("workflow_id", str, "only this workflow's"),),
+             errors=(422,), tag="runs"),
+    Endpoint("GET", "/api/runs/{run_id}", get_run, "read", "A run, its jobs and their attempts",
+             response=RunOut, errors=(404,), tag="runs"),
+    Endpoint("GET", "/api/runs/{run_id}/jobs/{job}", get_job, "read",
+             "One job of a run, with its attempts and why it is not running (blocked_by)",
+             response=RunJobOut, errors=(404,), tag="runs"),
+    Endpoint("POST", "/api/runs/{run_id}/cancel", cancel_run, "submit", "Cancel a run's queued and running jobs",
+             status=202, response=RunOut, errors=(404,), tag="runs"),
+    Endpoint("POST", "/api/runs/{run_id}/jobs/{job}/cancel", cancel_job, "submit",
+             "Cancel one job; its downstream is skipped, the rest of the run goes on", status=202,
+             response=RunOut, errors=(404,), tag="runs"),
+    Endpoint("POST", "/api/runs/{run_id}/retry", retry_run, "submit",
+             "Re-run a finished run's failed, cancelled and skipped jobs as new attempts; successful jobs keep"
+             " their outputs", status=202, response=RunOut, errors=(404, 409), tag="runs"),
+    Endpoint("POST", "/api/runs/{run_id}/jobs/{job}/retry", retry_job, "submit",
+             "Retry one job of a finished run and its skipped downstream", status=202, response=RunOut,
+             errors=(404, 409), tag="runs"),
+    Endpoint("GET", "/api/runs/{run_id}/events", events, "read", "A run's events, oldest first",
+             response=list[EventOut], errors=(400, 404, 422), tag="runs",
+             params=_EVENT_FILTERS + (Param("after", str, "only events after this id"),
+                                      Param("limit", int, "at most this many (default and maximum 1000)"))),
+    Endpoint("GET", "/api/runs/{run_id}/events/stream", events_stream, "read",
+             "Server-Sent Events: the run's events so far, then live (`event`), then `end` with the run",
+             stream=True, errors=(400, 404, 503), tag="runs",
+             params=_EVENT_FILTERS + (Param("after", str, "resume after this event id"),
+                                      Param("Last-Event-ID", str, "resume after this event id", where="header"))),
+    Endpoint("POST", "/api/runs/cancel", bulk_cancel, "submit",
+             "Cancel runs by id or by filter, at most 1,000 a call; one outcome per run", body=BulkRequest,
+             body_required=True, response=BulkAnswer, errors=(422,), tag="runs"),
+    Endpoint("POST", "/api/runs/retry", bulk_retry, "submit",
+             "Retry runs by id or by filter, at most 1,000 a call; one outcome per run", body=BulkRequest,
+             body_required=True, response=BulkAnswer, errors=(422,), tag="runs"),
+    # seed 002's workflow-scoped events, of the latest run
+    Endpoint("GET", "/api/workflows/{wf}/events", for_latest_run(events), "read",
+             "The events of the workflow's latest run", response=list[EventOut], errors=(400, 404, 422),
+             tag="runs", params=_EVENT_FILTERS + (Param("after", str, "only events after this id"),)),
+]

@@ -1,0 +1,22 @@
+"""The Redis store, one concern per module: workflow definitions, runs,
+leases (the worker protocol), workers, dead letters, maintenance. Every
+state change is one Lua script call; see server/lua/_keys.lua for the key
+layout."""
+
+from __future__ import annotations
+
+from .base import label_key
+from .deadletters import DeadLettersMixin
+from .leases import Beat, LeasesMixin
+from .maintenance import MaintenanceMixin
+from .runs import RunsMixin, Started
+from .views import TERMINAL, WIRE_STATUS
+from .workers import WorkersMixin
+from .workflows import Defined, WorkflowsMixin, definition_version
+
+
+class Store(WorkflowsMixin, RunsMixin, LeasesMixin, WorkersMixin, DeadLettersMixin, MaintenanceMixin):
+    pass
+
+
+__all__ = ["Beat", "Defined", "Started", "Store", "TERMINAL", "WIRE_STATUS", "definition_version", "label_key"]

@@ -1,0 +1,118 @@
+"""What every part of the store shares: the client, the key prefix, the
+scripts, and the decoding of what the scripts keep.
+
+Every state change is exactly one Lua script call (server/lua/); Python
+prepares arguments, calls the script and decodes its answer. Reads (views,
+listings, logs) are plain pipelined commands.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import OrderedDict
+from typing import Optional
+
+import msgspec
+from redis.asyncio import Redis
+
+from ..models import JobSpec
+from ..scripts import Scripts
+from ..settings import Settings
+from ..singleflight import SingleFlight
+
+_encode = msgspec.json.encode
+_spec_decoder = msgspec.json.Decoder(JobSpec)
+
+
+def label_key(labels: list[str]) -> str:
+    return ",".join(sorted(set(labels)))
+
+
+def digest(data: bytes) -> str:
+    return hashlib.sha1(data).hexdigest()[:16]
+
+
+def ms(value: Optional[str]) -> Optional[int]:
+    return int(value) if value not in (None, "") else None
+
+
+class Definition:
+    """One version of a workflow's definition, decoded: versions never
+    change, so each process keeps the ones it reads."""
+
+    __slots__ = ("name", "trigger", "jobs", "specs")
+
+    def __init__(self, row: dict):
+        self.name = row.get("name", "")
+        self.trigger = row.get("trigger", "")
+        self.jobs = [j for j in row.get("jobs", "").split(",") if j]
+        self.specs = {job: _spec_decoder.decode(row[f"s:{job}"]) for job in self.jobs if f"s:{job}" in row}
+
+
+class StoreBase:
+    def __init__(
+        self,
+        redis: Redis,
+        namespace: str = "rota",
+        retention_secs: int = 7 * 86_400,
+        log_maxlen: int = 10_000,
+        idempotency_ttl_secs: int = 86_400,
+        result_replay_secs: int = 900,
+    ):
+        self.redis = redis
+        self.prefix = "{" + namespace + "}:"
+        self.retention_secs = retention_secs
+        self.log_maxlen = log_maxlen
+        self.idempotency_ttl_secs = idempotency_ttl_secs
+        self.result_replay_secs = result_replay_secs
+        self.scripts = Scripts(redis, self.prefix)
+        self._reads = SingleFlight()
+        self._definitions: OrderedDict[tuple[str, str], Definition] = OrderedDict()
+
+    @classmethod
+    def from_settings(cls, redis: Redis, settings: Settings):
+        """The one place settings become a store, so a server and a standalone
+        reaper on the same Redis always agree on namespace and retention."""
+        return cls(redis, settings.namespace, settings.retention_secs, settings.log_max_chunks,
+                   result_replay_secs=settings.result_replay_secs)
+
+    @property
+    def wake_channel(self) -> str:
+        return self.prefix + "wake"
+
+    def job_channel(self, run: str, job: str) -> str:
+        return f"{self.prefix}j:{run}:{job}"
+
+    def run_channel(self, run: str) -> str:
+        return f"{self.prefix}r:{run}"
+
+    def key(self, *parts: str) -> str:
+        return self.prefix + ":".join(parts)
+
+    async def _call(self, name: str, *args) -> list:
+        return await self.scripts.call(name, *args)
+
+    async def now_ms(self) -> int:
+        seconds, micros = await self.redis.time()
+        return seconds * 1000 + micros // 1000
+
+    async def definition(self, wf: str, ver: str) -> Optional[Definition]:
+        cached = self._definitions.get((wf, ver))
+        if cached is not None:
+            self._definitions.move_to_end((wf, ver))
+            return cached
+        row = await self.redis.hgetall(self.key("def", wf, ver))
+        if not row:
+            return None
+        found = self._definitions[(wf, ver)] = Definition(row)
+        if len(self._definitions) > 256:
+            self._definitions.popitem(last=False)
+        return found
+
+    async def _xread(self, key: str, after: str, count: Optional[int]) -> list:
+        """[(id, fields)] after `after`, oldest first."""
+        res = await self.redis.xread({key: after}, count=count)
+        if not res:
+            return []
+        # redis-py gives a list of [key, entries] (RESP2) or a dict (RESP3)
+        return res[0][1] if isinstance(res, list) else next(iter(res.values()))[0]

@@ -1,0 +1,163 @@
+"""The worker protocol's state changes: claim, hand back, heartbeat,
+complete, fail, and appending a lease's log chunks."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+import msgspec
+
+from ..errors import Conflict, Forbidden, LeaseLost, Unprocessable
+from ..models import ClaimResponse, HeartbeatResponse, JobSpec, Lease, LogChunk, LogsAccepted, QueuedJob, RetryPolicy
+from .base import StoreBase, digest, label_key
+from .views import outputs
+
+_encode = msgspec.json.encode
+_spec_decoder = msgspec.json.Decoder(JobSpec)
+_inputs_decoder = msgspec.json.Decoder(dict[str, str])
+_chunk_decoder = msgspec.json.Decoder(LogChunk)
+
+
+def worker_taken(worker_id: str) -> Conflict:
+    return Conflict("worker_id_taken",
+                    f"worker id {worker_id!r} belongs to another token; choose another worker id",
+                    {"worker_id": worker_id})
+
+
+def lease_refused(outcome: str, lease_id: str) -> None:
+    """Raises what a lease script's refusal means for the caller."""
+    if outcome == "forbidden":
+        raise Forbidden("this lease is held by another worker's token; only that token or the"
+                        " lease's run token may use it", {"lease_id": lease_id})
+    if outcome == "cancelled":
+        raise Conflict("job_cancelled", "the job was cancelled; its result is not recorded",
+                       {"lease_id": lease_id})
+    raise LeaseLost(lease_id)
+
+
+def _result(res: list, lease_id: str) -> tuple[str, bool]:
+    if res[0] in ("ok", "replayed"):
+        return res[1], res[0] == "replayed"
+    if res[0] == "settled":
+        raise Conflict("lease_settled",
+                       "this lease already settled with a different result; the first one stands",
+                       {"lease_id": lease_id, "outcome": res[1]})
+    lease_refused(res[0], lease_id)
+    raise AssertionError(res)
+
+
+@dataclass(frozen=True)
+class Beat:
+    """A renewed lease: the answer, and what a long-poll heartbeat watches."""
+
+    answer: HeartbeatResponse
+    run_id: str
+    job_id: str
+    now_ms: int
+
+
+class LeasesMixin(StoreBase):
+    async def claim(
+        self, worker_id: str, labels: list[str], ttl_secs: int, lease_id: str, owner: str = "",
+        claim_id: str = "", exclusive: bool = False,
+    ) -> Optional[ClaimResponse]:
+        """`lease_id` is the new lease's id, if a job is leased. `owner`: the
+        claiming API token's id ('' with auth off); only it may then use the
+        lease, besides the lease's own run token. `claim_id`: the client's
+        id for this claim; sent again (its reply lost), it gets the same
+        job and lease back while the lease lives."""
+        offered = ("!" if exclusive else "") + label_key(labels)
+        res = await self._call("claim", worker_id, offered, ttl_secs, lease_id, owner, claim_id)
+        if res[0] == -1:
+            raise worker_taken(worker_id)
+        if res[0] == 0:
+            return None
+        _, now, lease_id, ttl, run, wf, job_id, spec_json, att, enq, dly, inputs, *ups = res
+        spec = _spec_decoder.decode(spec_json)
+        job = QueuedJob(
+            job_id=job_id,
+            workflow_id=wf,
+            run_id=run,
+            command=spec.command,
+            required_labels=spec.labels,
+            retry_policy=RetryPolicy(max_retries=spec.max_retries, backoff=spec.backoff),
+            attempt=int(att),
+            upstream_outputs={ups[i]: outputs(ups[i + 1]) for i in range(0, len(ups), 2)},
+            enqueued_at_ms=int(enq),
+            delayed_until_ms=int(dly or 0),
+            name=spec.name,
+            env=spec.env,
+            steps=spec.steps,
+            timeout_secs=spec.timeout_secs,
+            inputs=_inputs_decoder.decode(inputs) if inputs else {},
+        )
+        lease = Lease(lease_id=lease_id, job_id=job_id, workflow_id=wf, run_id=run, worker_id=worker_id,
+                      ttl_secs=int(ttl), granted_at_ms=int(now))
+        return ClaimResponse(job=job, lease=lease)
+
+    async def release(self, lease_id: str) -> bool:
+        """Hands a just-claimed job back, unrun and its attempt not counted
+        (the client went away before the answer); False if the lease is gone."""
+        (outcome,) = await self._call("unclaim", lease_id)
+        return outcome == "ok"
+
+    # `caller` below is Principal.lease_caller: '*' when already authorised
+    # (auth off, or the lease's run token), else the calling token's id.
+
+    async def heartbeat(self, lease_id: str, caller: str = "*") -> Beat:
+        res = await self._call("heartbeat", lease_id, caller)
+        if res[0] != "ok":
+            lease_refused(res[0], lease_id)
+        answer = HeartbeatResponse(cancelled=res[1] == 1, lease_id=lease_id, expires_at_ms=int(res[2]))
+        return Beat(answer, res[3], res[4], int(res[5]))
+
+    # A result's answer: (what became of the job, whether this repeats a
+    # result already taken). The digest tells a re-sent result from another.
+
+    async def complete(self, lease_id: str, outputs: dict[str, str], caller: str = "*") -> tuple[str, bool]:
+        encoded = _encode(outputs)
+        res = await self._call("complete", lease_id, caller, encoded, digest(encoded), self.result_replay_secs)
+        return _result(res, lease_id)
+
+    async def fail(self, lease_id: str, error: str, retryable: bool, caller: str = "*") -> tuple[str, bool]:
+        res = await self._call("fail", lease_id, caller, error, int(retryable),
+                               digest(_encode([error, retryable])), self.result_replay_secs)
+        return _result(res, lease_id)
+
+    async def append_logs(self, lease_id: str, chunks: list[LogChunk], caller: str = "*") -> LogsAccepted:
+        args: list = [lease_id, caller, self.log_maxlen]
+        for c in sorted(chunks, key=lambda c: c.sequence):
+            c.attempt = None  # the lease says which attempt, when the chunk is read
+            args += [c.workflow_id, c.job_id, c.sequence, _encode(c)]
+        res = await self._call("logs", *args)
+        if res[0] in ("lost", "forbidden"):
+            lease_refused(res[0], lease_id)
+        if res[0] == "mismatch":
+            raise Unprocessable(
+                "chunk_mismatch",
+                "log chunks must name the lease's workflow_id and job_id",
+                {"chunk": int(res[1])},
+            )
+        return LogsAccepted(accepted=int(res[1]), duplicates=int(res[2]))
+
+    async def read_logs(
+        self, run: str, job: str, after: str = "0-0", count: Optional[int] = None, attempt: Optional[int] = None
+    ) -> list[tuple[str, Optional[bytes]]]:
+        """[(stream id, chunk JSON with its attempt)] after `after`, oldest
+        first, `count` entries at most; with `attempt`, another attempt's
+        entry comes as (id, None), so a reader still moves past it.
+        Identical reads in flight share one round trip (a thousand tails of
+        one job)."""
+        key = self.key("logs", run, job)
+        entries = await self._reads.do(("xread", key, after, count), lambda: self._xread(key, after, count))
+        out: list[tuple[str, Optional[bytes]]] = []
+        for eid, fields in entries:
+            att = int(fields.get("a") or 0)
+            if attempt is not None and att != attempt:
+                out.append((eid, None))
+                continue
+            chunk = _chunk_decoder.decode(fields["c"])
+            chunk.attempt = att
+            out.append((eid, _encode(chunk)))
+        return out

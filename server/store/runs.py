@@ -1,0 +1,224 @@
+"""Runs: each start of a workflow, with its jobs, their attempts and its
+events; starting, cancelling and retrying them, and finding them."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Optional
+
+import msgspec
+
+from ..errors import Conflict, NotFound, Unprocessable
+from ..models import EventOut, JobOut, RunFilter, RunOut
+from .base import StoreBase
+from .views import attempts, job_out, run_out, run_status
+
+_encode = msgspec.json.encode
+_event_decoder = msgspec.json.Decoder(dict)
+# A filtered listing looks at most this many runs per call, then answers
+# what it found with a cursor to go on from: a page is bounded work.
+SCAN_LIMIT = 10_000
+
+
+def _not_found(run: str) -> NotFound:
+    return NotFound("run_not_found", f"no run {run!r}")
+
+
+@dataclass(frozen=True)
+class Started:
+    run_id: str
+    number: Optional[int]
+    replayed: bool
+
+
+class RunsMixin(StoreBase):
+    # ---- starting, cancelling, retrying -------------------------------------------
+
+    async def start_run(
+        self, wf: str, *, triggered_by: str = "api", inputs: Optional[dict[str, str]] = None,
+        tags: Optional[dict[str, str]] = None, seed: bool = False, idempotency_key: str = "",
+        request_hash: str = "",
+    ) -> Started:
+        """A new run of the workflow's current definition. `seed`: seed 002's
+        `run`, refused (409) while the latest run is active."""
+        run = str(uuid.uuid4())
+        res = await self._call("start", wf, run, triggered_by, _encode(inputs or {}), _encode(tags or {}),
+                               self.retention_secs, "seed" if seed else "new", idempotency_key, request_hash,
+                               self.idempotency_ttl_secs)
+        if res[0] == "not_found":
+            raise NotFound("workflow_not_found", f"no workflow {wf!r}")
+        if res[0] == "active":
+            raise Conflict("workflow_active", f"workflow {wf!r}'s latest run is still going;"
+                           f" wait for it (rota run {wf} --wait) or cancel it (rota cancel {wf})",
+                           {"run_id": res[1]})
+        if res[0] == "idem_reused":
+            raise Unprocessable("idempotency_key_reused",
+                                "this Idempotency-Key was used for a different request; use a new key",
+                                {"field": "Idempotency-Key", "run_id": res[1]})
+        return Started(res[1], int(res[2]) if res[0] == "ok" else None, res[0] == "replayed")
+
+    async def run_workflow(self, wf: str) -> str:
+        """Seed 002's `run`: a new run, unless the latest one is still going."""
+        return (await self.start_run(wf, seed=True)).run_id
+
+    async def cancel_run(self, run: str) -> bool:
+        """True when something was cancelled; False for a finished run."""
+        (outcome,) = await self._call("cancel_run", run)
+        if outcome == "not_found":
+            raise _not_found(run)
+        return outcome == "ok"
+
+    async def cancel_workflow(self, wf: str) -> bool:
+        """Seed 002's cancel: the latest run's."""
+        run = await self.latest_run(wf)  # type: ignore[attr-defined]
+        return await self.cancel_run(run) if run else False
+
+    async def cancel_job(self, run: str, job: str) -> bool:
+        (outcome,) = await self._call("cancel_job", run, job)
+        if outcome == "not_found":
+            raise NotFound("job_not_found", f"no job {job!r} in run {run!r}")
+        return outcome == "ok"
+
+    async def retry_run(self, run: str) -> int:
+        """Jobs put back: the failed, cancelled and skipped ones of a finished run."""
+        res = await self._call("retry_run", run)
+        if res[0] == "not_found":
+            raise _not_found(run)
+        if res[0] == "active":
+            raise Conflict("run_active", f"run {run!r} is still going; retry it once it has finished")
+        return int(res[1]) if res[0] == "ok" else 0
+
+    async def retry_job(self, run: str, job: str) -> int:
+        res = await self._call("retry_job", run, job)
+        if res[0] == "not_found":
+            raise NotFound("job_not_found", f"no job {job!r} in run {run!r}")
+        if res[0] == "active":
+            raise Conflict("run_active", f"run {run!r} is still going; retry its jobs once it has finished")
+        if res[0] == "not_retryable":
+            raise Conflict("job_succeeded", f"job {job!r} succeeded; only failed, cancelled or skipped jobs retry",
+                           {"status": res[1]})
+        if res[0] == "blocked":
+            raise Conflict("need_not_met", f"job {job!r} needs {res[1]!r}, which did not succeed ({res[2]});"
+                           " retry that one (its skipped jobs follow)", {"need": res[1], "status": res[2]})
+        return int(res[1])
+
+    # ---- reading --------------------------------------------------------------------
+
+    async def run_head(self, run: str) -> dict:
+        head = await self.redis.hgetall(self.key("run", run))
+        if not head:
+            raise _not_found(run)
+        return head
+
+    async def get_run(self, run: str) -> RunOut:
+        """The run, its jobs and their attempts: two pipelined round trips."""
+        head = await self.run_head(run)
+        jobs = head["jobs"].split(",")
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for job in jobs:
+                pipe.hgetall(self.key("rj", run, job))
+                pipe.hgetall(self.key("att", run, job))
+            rows = await pipe.execute()
+        d = await self.definition(head["wf"], head["ver"])
+        specs = d.specs if d else {}
+        out = [job_out(job, rows[2 * i], specs.get(job), attempts(rows[2 * i + 1])) for i, job in enumerate(jobs)]
+        return run_out(head, out)
+
+    async def run_job(self, run: str, job: str) -> tuple[dict, JobOut]:
+        """(the run's head, the job with its attempts)."""
+        head = await self.run_head(run)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hgetall(self.key("rj", run, job))
+            pipe.hgetall(self.key("att", run, job))
+            row, tries = await pipe.execute()
+        if not row:
+            raise NotFound("job_not_found", f"no job {job!r} in run {run!r}")
+        d = await self.definition(head["wf"], head["ver"])
+        return head, job_out(job, row, d.specs.get(job) if d else None, attempts(tries))
+
+    async def job_rows(self, run: str, jobs: list[str]) -> list[dict]:
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for job in jobs:
+                pipe.hgetall(self.key("rj", run, job))
+            return await pipe.execute()
+
+    async def job_state(self, run: str, job: str) -> JobOut:
+        """A job's state alone (what a log tail watches); identical reads in
+        flight share one round trip."""
+        key = self.key("rj", run, job)
+        row = await self._reads.do(("hgetall", key), lambda: self.redis.hgetall(key))
+        if not row:
+            raise NotFound("job_not_found", f"no job {job!r} in run {run!r}")
+        return job_out(job, row, None)
+
+    async def lease_held(self, run: str, job: str) -> bool:
+        """Whether a worker still holds the job's last lease (a cancelled job
+        keeps it until its worker reports or the lease expires)."""
+        lid = await self.redis.hget(self.key("rj", run, job), "lease")
+        return bool(lid) and bool(await self.redis.exists(self.key("lease", lid)))
+
+    async def is_cancelled(self, run: str, job: str) -> bool:
+        st = await self.redis.hget(self.key("rj", run, job), "st")
+        if st is None:
+            raise NotFound("job_not_found", f"no job {job!r} in run {run!r}")
+        return st == "cancelled"
+
+    async def events(self, run: str, after: str = "0-0", count: int = 1000) -> list[EventOut]:
+        entries = await self._xread(self.key("ev", run), after, count)
+        return [EventOut(id=eid, **_event_decoder.decode(fields["e"])) for eid, fields in entries]
+
+    async def run_finished(self, run: str) -> bool:
+        return await self.redis.hget(self.key("run", run), "state") == "done"
+
+    # ---- listing ----------------------------------------------------------------------
+
+    async def list_runs(
+        self, flt: RunFilter, limit: int = 100, cursor: Optional[str] = None
+    ) -> tuple[list[RunOut], Optional[str]]:
+        """Newest first, by a global sequence: a cursor is the sequence of the
+        last run looked at, so runs created meanwhile never shift a page.
+        Filters are applied while scanning; a call looks at SCAN_LIMIT runs
+        at most, and answers a cursor to go on from."""
+        index = self.key("wfruns", flt.workflow_id) if flt.workflow_id else self.key("runs")
+        high: str = "+inf" if cursor is None else f"({int(cursor)}"
+        found: list[RunOut] = []
+        scanned = 0
+        last_seq: Optional[int] = None
+        while len(found) < limit and scanned < SCAN_LIMIT:
+            batch = min(max(limit * 2, 100), SCAN_LIMIT - scanned)
+            ids = await self.redis.zrevrangebyscore(index, high, "-inf", start=0, num=batch, withscores=True)
+            if not ids:
+                return found, None
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for run, _ in ids:
+                    pipe.hgetall(self.key("run", run))
+                heads = await pipe.execute()
+            for (_, seq), head in zip(ids, heads):
+                scanned += 1
+                last_seq = int(seq)
+                if head and _matches(head, flt):
+                    found.append(run_out(head))
+                    if len(found) == limit:
+                        break
+            high = f"({last_seq}"
+            if len(ids) < batch and len(found) < limit:
+                return found, None
+        return found, str(last_seq) if last_seq is not None else None
+
+
+def _matches(head: dict, flt: RunFilter) -> bool:
+    if flt.triggered_by and head.get("by") != flt.triggered_by:
+        return False
+    created = int(head.get("created") or 0)
+    if flt.created_after is not None and created <= flt.created_after:
+        return False
+    if flt.created_before is not None and created >= flt.created_before:
+        return False
+    if flt.status and run_status(head) != flt.status:
+        return False
+    if flt.tags:
+        tags = msgspec.json.decode(head["tags"]) if head.get("tags") else {}
+        if any(tags.get(k) != v for k, v in flt.tags.items()):
+            return False
+    return True

@@ -1,0 +1,101 @@
+"""Workers: registering, stopping cleanly, and how they are doing."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+from ..errors import NotFound
+from ..models import RegisterRequest, WorkerOut
+from .base import StoreBase, label_key
+from .leases import worker_taken
+
+# How long a worker that did not say how often it calls may go unseen before
+# it shows offline: long-poll claims refresh it at least every 60 s.
+OFFLINE_AFTER_MS = 90_000
+
+
+class WorkersMixin(StoreBase):
+    async def register_worker(self, req: RegisterRequest, owner: str = "") -> int:
+        """`owner`: the registering API token's id ('' with auth off)."""
+        res = await self._call(
+            "register", req.worker_id, label_key(req.labels), owner, int(req.exclusive),
+            *("" if v is None else v for v in (req.concurrency, req.version, req.host,
+                                               req.claim_wait_secs, req.lease_ttl_secs)))
+        if res[0] == "taken":
+            raise worker_taken(req.worker_id)
+        return int(res[1])
+
+    async def deregister_worker(self, worker_id: str, owner: str = "") -> None:
+        (outcome,) = await self._call("deregister", worker_id, owner)
+        if outcome == "not_found":
+            raise NotFound("worker_not_found", f"no worker {worker_id!r}")
+        if outcome == "taken":
+            raise worker_taken(worker_id)
+
+    async def list_workers(self, limit: int = 100, offset: int = 0) -> list[WorkerOut]:
+        """Most recently seen first; three pipelined round trips a page."""
+        ids = await self.redis.zrevrange(self.key("workers"), offset, offset + limit - 1)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.time()
+            for w in ids:
+                pipe.hgetall(self.key("worker", w))
+                pipe.smembers(self.key("wleases", w))
+            (now_s, now_us), *rows = await pipe.execute()
+        now = now_s * 1000 + now_us // 1000
+        lease_ids = sorted({lid for leases in rows[1::2] for lid in leases})
+        jobs = dict(zip(lease_ids, await self._lease_jobs(lease_ids)))
+        out = []
+        for i, worker_id in enumerate(ids):
+            info, leases = rows[2 * i], rows[2 * i + 1]
+            if not info:
+                continue
+            current = [jobs[lid] for lid in sorted(leases) if jobs.get(lid)]
+            last_seen = int(info.get("last_seen", 0))
+            concurrency = _int_or_none(info.get("conc"))
+            out.append(WorkerOut(
+                worker_id=worker_id,
+                labels=[x for x in info.get("labels", "").split(",") if x],
+                registered_at_ms=int(info.get("registered", 0)),
+                last_seen_ms=last_seen,
+                status=_worker_status(info, bool(current), now - last_seen),
+                current_jobs=current,
+                last_heartbeat_ms=last_seen,
+                current_job=current[0] if current else None,
+                exclusive=info.get("excl") == "1",
+                concurrency=concurrency,
+                free_slots=None if concurrency is None else max(concurrency - len(current), 0),
+                version=info.get("ver") or None,
+                host=info.get("host") or None,
+            ))
+        return out
+
+    async def _lease_jobs(self, lease_ids: list[str]) -> list[Optional[str]]:
+        """`wf/job` of each lease, None for one gone meanwhile."""
+        if not lease_ids:
+            return []
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for lid in lease_ids:
+                pipe.hmget(self.key("lease", lid), ["wf", "job"])
+            rows = await pipe.execute()
+        return [f"{wf}/{job}" if wf else None for wf, job in rows]
+
+
+def _int_or_none(value: Optional[str]) -> Optional[int]:
+    return int(value) if value else None
+
+
+def _worker_status(info: dict, busy: bool, unseen_ms: int) -> str:
+    """An idle worker is seen at every long-poll (each claim_wait_secs), a
+    busy one at every heartbeat (a third of its lease TTL): twice the longer
+    of those, plus slack, unseen, and it is gone, offline or (still holding
+    leases that will expire) lost."""
+    if info.get("stopped"):
+        return "stopped"
+    wait, ttl = info.get("wait"), info.get("ttl")
+    if wait or ttl:
+        grace_ms = 2000 * max(float(wait or 0), float(ttl or 0) / 3) + 5000
+    else:
+        grace_ms = OFFLINE_AFTER_MS
+    if unseen_ms <= grace_ms:
+        return "busy" if busy else "idle"
+    return "lost" if busy else "offline"

@@ -1,0 +1,193 @@
+"""Workflow definitions: create, replace, delete, and the seed's view of a
+workflow (its definition with its latest run's state)."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Optional
+
+import msgspec
+
+from ..errors import Conflict, NotFound
+from ..models import DefinitionOut, WorkflowOut, WorkflowSpec, backoff_fields
+from .base import StoreBase, label_key, ms
+from .views import INTERNAL_FOR, idle_job, job_out, run_status
+
+_encode = msgspec.json.encode
+
+
+def definition_version(spec: WorkflowSpec) -> str:
+    """A definition's content hash: the same document is the same version."""
+    return hashlib.sha1(_encode(spec)).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class Defined:
+    outcome: str  # created | updated | unchanged | replayed | idem_reused
+    workflow_id: str
+    run_id: Optional[str]  # the run started with it, if one was
+
+
+class WorkflowsMixin(StoreBase):
+    async def define_workflow(
+        self,
+        spec: WorkflowSpec,
+        workflow_id: str,
+        *,
+        kind: str = "oneoff",
+        document: str = "",
+        start_run: Optional[str] = None,
+        triggered_by: str = "api",
+        inputs: Optional[dict[str, str]] = None,
+        tags: Optional[dict[str, str]] = None,
+        idempotency_key: str = "",
+        request_hash: str = "",
+    ) -> Defined:
+        """Creates or replaces a definition (kind: oneoff for a POSTed one,
+        put, file); with `start_run` (a run id) also starts that run of it,
+        in the same atomic step. An idempotency key matches a retry only of
+        the same request (`request_hash`)."""
+        dependents: dict[str, list[str]] = {j.id: [] for j in spec.jobs}
+        for job in spec.jobs:
+            for need in job.needs:
+                dependents[need].append(job.id)
+        args: list = [
+            workflow_id, spec.name, spec.trigger, definition_version(spec), kind, document,
+            idempotency_key, request_hash, self.idempotency_ttl_secs,
+            int(start_run is not None), start_run or "", triggered_by,
+            _encode(inputs or {}), _encode(tags or {}), self.retention_secs, len(spec.jobs),
+        ]
+        for job in spec.jobs:
+            bk, b1, b2 = backoff_fields(job.backoff)
+            meta = "\t".join(map(str, (label_key(job.labels), job.priority, job.max_retries, bk, b1, b2)))
+            args += [job.id, _encode(job), meta, ",".join(job.needs), ",".join(dependents[job.id])]
+        outcome, wf, run = await self._call("define", *args)
+        if outcome == "deleting":
+            raise Conflict("workflow_deleting", f"workflow {workflow_id!r} is being deleted")
+        return Defined(outcome, wf, run or None)
+
+    async def create_workflow(
+        self, spec: WorkflowSpec, workflow_id: str, *, run: bool = False, idempotency_key: str = "",
+        upsert: bool = False,
+    ) -> tuple[str, str]:
+        """The seed's create (a one-off, optionally started) or, with
+        `upsert`, a WORKFLOWS_DIR file's. Returns (outcome, workflow id)."""
+        import uuid
+
+        defined = await self.define_workflow(
+            spec, workflow_id, kind="file" if upsert else "oneoff",
+            start_run=str(uuid.uuid4()) if run else None, idempotency_key=idempotency_key,
+            request_hash=f"{definition_version(spec)}:{int(run)}")
+        return defined.outcome, defined.workflow_id
+
+    async def delete_workflow(self, wf: str) -> None:
+        """Deletes a definition with its finished runs (a batch per script)."""
+        while True:
+            (outcome,) = await self._call("delete_workflow", wf, 100)
+            if outcome == "not_found":
+                raise NotFound("workflow_not_found", f"no workflow {wf!r}")
+            if outcome == "active":
+                raise Conflict("workflow_active", f"workflow {wf!r} has a run in progress; cancel it first")
+            if outcome == "ok":
+                return
+
+    async def get_definition(self, wf: str) -> DefinitionOut:
+        head = await self.redis.hgetall(self.key("wf", wf))
+        if not head:
+            raise NotFound("workflow_not_found", f"no workflow {wf!r}")
+        document = await self.redis.get(self.key("doc", wf, head["ver"])) or ""
+        return DefinitionOut(id=wf, name=head["name"], version=head["ver"], kind=head["kind"],  # type: ignore[arg-type]
+                             document=document, created_at_ms=int(head["created"]),
+                             updated_at_ms=int(head.get("updated") or head["created"]))
+
+    async def latest_run(self, wf: str) -> Optional[str]:
+        """The workflow's latest run, None if it never ran; 404 if no such workflow."""
+        head = await self.redis.hmget(self.key("wf", wf), ["ver", "last"])
+        if head[0] is None:
+            raise NotFound("workflow_not_found", f"no workflow {wf!r}")
+        return head[1] or None
+
+    async def get_workflow(self, wf: str) -> WorkflowOut:
+        found = await self._load_workflows([wf])
+        if not found:
+            raise NotFound("workflow_not_found", f"no workflow {wf!r}")
+        return found[0]
+
+    async def _load_workflows(self, ids: list[str], max_jobs: Optional[int] = None) -> list[WorkflowOut]:
+        """Three pipelined round trips for any number of workflows; ids that
+        no longer exist are left out. With `max_jobs`, the list stops before
+        the workflow that would pass that many jobs in all (but always holds
+        the first)."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for wf in ids:
+                pipe.hgetall(self.key("wf", wf))
+            heads = [h for h in await pipe.execute() if h]
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for head in heads:
+                pipe.hgetall(self.key("run", head["last"])) if head.get("last") else pipe.exists("-")
+            runs = [r if isinstance(r, dict) and r else None for r in await pipe.execute()]
+        definitions = [await self.definition(head["id"], run["ver"] if run else head["ver"])
+                       for head, run in zip(heads, runs)]
+        if max_jobs is not None:
+            total = 0
+            for i, d in enumerate(definitions):
+                total += len(d.jobs) if d else 0
+                if total > max_jobs and i > 0:
+                    heads, runs, definitions = heads[:i], runs[:i], definitions[:i]
+                    break
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for run in runs:
+                for job in (run["jobs"].split(",") if run else []):
+                    pipe.hgetall(self.key("rj", run["id"], job))
+            rows = iter(await pipe.execute())
+        out = []
+        for head, run, d in zip(heads, runs, definitions):
+            specs = d.specs if d else {}
+            if run is None:
+                jobs = [idle_job(specs[j]) for j in (d.jobs if d else []) if j in specs]
+            else:
+                jobs = [job_out(j, next(rows), specs.get(j)) for j in run["jobs"].split(",")]
+            out.append(WorkflowOut(
+                id=head["id"], name=head["name"], trigger=head.get("trigger", ""),
+                status=run_status(run) if run else "idle",  # type: ignore[arg-type]
+                jobs=jobs, created_at_ms=int(head["created"]), runs=int(head.get("runs") or 0),
+                started_at_ms=ms(run.get("started_ms")) if run else None,
+                finished_at_ms=ms(run.get("finished_ms")) if run else None,
+                version=head.get("ver"), kind=head.get("kind"),  # type: ignore[arg-type]
+                latest_run_id=run["id"] if run else None,
+                latest_run_number=int(run["num"]) if run else None,
+                active_runs=int(head.get("active") or 0),
+                updated_at_ms=ms(head.get("updated")),
+            ))
+        return out
+
+    async def list_workflows(
+        self, limit: int = 100, offset: int = 0, status: Optional[str] = None, max_jobs: Optional[int] = None
+    ) -> list[WorkflowOut]:
+        """Newest first. `status` (seed 002): a job of the latest run in it."""
+        if status is None:
+            ids = await self.redis.zrevrange(self.key("wfs"), offset, offset + limit - 1)
+        else:
+            ids = await self._ids_with_job_status(status, limit, offset)
+        return await self._load_workflows(ids, max_jobs)
+
+    async def _ids_with_job_status(self, status: str, limit: int, offset: int) -> list[str]:
+        fields = [f"n:{st}" for st in INTERNAL_FOR[status]]
+        matched: list[str] = []
+        start, page = 0, 500
+        while len(matched) < offset + limit:
+            ids = await self.redis.zrevrange(self.key("wfs"), start, start + page - 1)
+            if not ids:
+                break
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for wf in ids:
+                    pipe.hget(self.key("wf", wf), "last")
+                lasts = await pipe.execute()
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for last in lasts:
+                    pipe.hmget(self.key("run", last or "-"), fields)
+                counts = await pipe.execute()
+            matched += [wf for wf, c in zip(ids, counts) if sum(int(x or 0) for x in c) > 0]
+            start += page
+        return matched[offset:offset + limit]
