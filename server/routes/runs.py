@@ -11,8 +11,8 @@ from starlette.responses import Response
 
 from .. import sse
 from ..auth import principal
-from ..errors import Unprocessable
-from ..http import JSON, decode_body, query_int
+from ..errors import ApiError, NotFound, Unprocessable
+from ..http import JSON, decode_body, query_int, stream_id
 from ..models import (
     BlockedBy,
     BulkAnswer,
@@ -29,7 +29,8 @@ from ..models import (
 )
 from ..models.core import RUN_STATUSES
 from ..routing import Endpoint, Param
-from ..store import Store
+from ..store import WIRE_STATUS, Store
+from ..store.views import run_out
 from .resolve import for_latest_run
 
 MAX_RUN_PAGE = 1000
@@ -109,7 +110,7 @@ async def _blocked_by(store: Store, run: str, job) -> Optional[BlockedBy]:
         return None
     if job.retry_at is not None:
         return BlockedBy(retry_at=job.retry_at)
-    needs = [NeedStatus(job=n, status=r.get("st") and _wire(r["st"]))
+    needs = [NeedStatus(job=n, status=WIRE_STATUS.get(r.get("st", ""), "queued"))
              for n, r in zip(job.depends_on, await store.job_rows(run, job.depends_on))]
     unmet = [n for n in needs if n.status != "success"]
     if unmet:
@@ -120,12 +121,6 @@ async def _blocked_by(store: Store, run: str, job) -> Optional[BlockedBy]:
                 and not (worker.exclusive and not wanted):
             return BlockedBy()  # a worker can take it: it is next in line
     return BlockedBy(no_worker_with=sorted(wanted))
-
-
-def _wire(st: str) -> str:
-    from ..store import WIRE_STATUS
-
-    return WIRE_STATUS.get(st, "queued")
 
 
 async def get_job(request: Request) -> JSON:
@@ -168,8 +163,6 @@ def _event_filter(request: Request):
 
 
 async def events(request: Request) -> JSON:
-    from ..http import stream_id
-
     store, run = request.app.state.store, request.path_params["run_id"]
     await store.run_head(run)  # 404 for an unknown run
     after = stream_id(request.query_params.get("after", "0-0"), "after")
@@ -196,10 +189,7 @@ class RunEvents:
     async def finished(self, only_appends: bool) -> Optional[bytes]:
         if not await self.store.run_finished(self.run):
             return None
-        head = await self.store.run_head(self.run)
-        from ..store.views import run_out
-
-        return encoder.encode(run_out(head))
+        return encoder.encode(run_out(await self.store.run_head(self.run)))
 
 
 async def events_stream(request: Request) -> Response:
@@ -224,8 +214,6 @@ async def _bulk(request: Request, act) -> JSON:
 
 
 async def _cancel_one(store: Store, run: str) -> BulkOutcome:
-    from ..errors import NotFound
-
     try:
         return BulkOutcome(run_id=run, outcome="cancelled" if await store.cancel_run(run) else "noop")
     except NotFound as exc:
@@ -233,8 +221,6 @@ async def _cancel_one(store: Store, run: str) -> BulkOutcome:
 
 
 async def _retry_one(store: Store, run: str) -> BulkOutcome:
-    from ..errors import ApiError
-
     try:
         n = await store.retry_run(run)
         return BulkOutcome(run_id=run, outcome="retried" if n else "noop", detail=f"{n} job(s)")
