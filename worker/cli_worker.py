@@ -77,7 +77,7 @@ def _seconds(text: str, *, above_zero: bool = False, at_most: float | None = Non
     except ValueError:
         value = math.nan
     low_ok = value > 0 if above_zero else value >= 0
-    if not (low_ok and math.isfinite(value) and (at_most is None or value <= at_most)):
+    if not (low_ok and (value <= at_most if at_most is not None else not math.isnan(value))):
         bound = "above 0" if above_zero else "≥ 0"
         if at_most is not None:
             bound += f" and at most {at_most:g}"
