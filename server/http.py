@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from typing import Any, Type, TypeVar
 
@@ -107,6 +108,25 @@ def query_int(request: Request, name: str, default: int, minimum: int = 0, maxim
         raise Unprocessable("invalid_query", f"{name} must be between {minimum} and {maximum}",
                             {"field": name})
     return value
+
+
+async def _gone(request: Request) -> None:
+    # Once the body is read, the next message is the client hanging up.
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
+
+
+async def wait_unless_gone(request: Request, event: asyncio.Event, timeout: float) -> bool:
+    """Waits for `event`, at most `timeout` seconds; False as soon as the
+    client has gone away (a long-poll must not outlive its client)."""
+    waiting = asyncio.ensure_future(event.wait())
+    gone = asyncio.ensure_future(_gone(request))
+    try:
+        await asyncio.wait({waiting, gone}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        waiting.cancel()
+        gone.cancel()
+    return not (gone.done() and not gone.cancelled() and gone.exception() is None)
 
 
 class _Paging:

@@ -158,3 +158,13 @@ async def test_a_client_gone_mid_body_is_no_server_error(server):
     assert httpx.get(server.url + "/healthz").status_code == 200
     log = server.output()
     assert "Traceback" not in log and " 500" not in log and "ERROR" not in log
+
+
+async def test_a_parked_claim_whose_client_hangs_up_ends_at_once(server):
+    sock = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+    payload = json.dumps({"worker_id": "hangs-up", "wait_secs": 55}).encode()
+    sock.sendall(b"POST /api/jobs/claim HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+                 b"Content-Length: " + str(len(payload)).encode() + b"\r\n\r\n" + payload)
+    await wait_for(lambda: health(server.url)["waiting_claims"] == 1, "the claim to park")
+    sock.close()
+    await wait_for(lambda: health(server.url)["waiting_claims"] == 0, "the parked claim to end", timeout=10)

@@ -369,9 +369,12 @@ class JobRun:
         inherited = {name: value for name, value in os.environ.items() if name not in WORKER_SECRETS}
         job_env = {
             **inherited,
+            # The run's inputs, then the job's own env: (which may use them).
+            **{f"ROTA_INPUT_{name.upper()}": value for name, value in job.inputs.items()},
             **env,
             # Set last so a job's `env:` cannot impersonate another lease.
             "ROTA_WORKFLOW_ID": job.workflow_id,
+            "ROTA_RUN_ID": job.run_id or "",
             "ROTA_JOB_ID": job.job_id,
             "ROTA_ATTEMPT": str(job.attempt),
             "ROTA_LEASE_ID": lease.lease_id,

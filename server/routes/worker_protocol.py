@@ -14,7 +14,7 @@ from starlette.responses import Response
 
 from ..auth import principal
 from ..errors import Overloaded, Unprocessable
-from ..http import JSON, decode_body, page_params
+from ..http import JSON, decode_body, page_params, wait_unless_gone
 from ..models import (
     ClaimRequest,
     ClaimResponse,
@@ -100,10 +100,8 @@ async def claim(request: Request) -> Response:
             remaining = deadline - loop.time()
             if remaining <= 0:
                 return _null()
-            try:
-                await asyncio.wait_for(waiter.event.wait(), remaining)
-            except asyncio.TimeoutError:
-                pass
+            if not await wait_unless_gone(request, waiter.event, remaining):
+                return _null()  # nobody to answer; its wake-up, if any, goes on
             waited = True
             # A job leased to a client that hung up (or to one we are about
             # to cut off by shutting down) would only be handed back: don't.
@@ -137,12 +135,8 @@ async def heartbeat(request: Request) -> JSON:
     run, job = beat.run_id, beat.job_id
     async with state.notifier.watch(store.job_channel(run, job), counted=False) as changed:
         cancelled = await store.is_cancelled(run, job)  # cancelled before we watched?
-        if not cancelled:
-            try:
-                await asyncio.wait_for(changed.event.wait(), wait)
-                cancelled = await store.is_cancelled(run, job)
-            except asyncio.TimeoutError:
-                pass
+        if not cancelled and await wait_unless_gone(request, changed.event, wait) and changed.event.is_set():
+            cancelled = await store.is_cancelled(run, job)
     beat.answer.cancelled = cancelled
     return JSON(beat.answer)
 
