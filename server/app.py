@@ -27,7 +27,7 @@ from .guards import RequestGuard
 from .http import error_response
 from .notifier import Notifier
 from .redis_conn import connect, connect_pubsub, describe
-from .routes import deadletters, logs, ops, runs, tokens, worker_protocol, workflows
+from .routes import deadletters, logs, ops, runs, sdk, sdk_seeds, tokens, worker_protocol, workflows
 from .settings import Settings
 from .store import Store
 from .tokens import TokenStore
@@ -40,7 +40,7 @@ def endpoints() -> list[routing.Endpoint]:
     """Every route the server has: the one table that routing, scopes and
     /openapi.json are all built from."""
     return (workflows.endpoints + runs.endpoints + logs.endpoints + deadletters.endpoints
-            + worker_protocol.endpoints + tokens.endpoints + ops.endpoints)
+            + worker_protocol.endpoints + sdk.endpoints + sdk_seeds.endpoints + tokens.endpoints + ops.endpoints)
 
 
 async def _api_error(request: Request, exc: ApiError):

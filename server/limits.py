@@ -1,4 +1,5 @@
-"""How large a workflow document, and each of its fields, may be.
+"""How large a workflow document, and each of its fields, may be; and what
+a running job may keep through the in-job SDK.
 
 Stated once here: server/definitions enforces them while reading a document,
 so every breach comes back as a named problem before anything is encoded or
@@ -48,3 +49,24 @@ MAX_ENV_TOTAL_CHARS = 262_144
 MAX_LABELS = 32
 # `on:` / `trigger`: a few event names, joined with commas.
 MAX_TRIGGER_CHARS = 1024
+
+# ---- what a running job may keep (the in-job SDK) ------------------------------------
+# Each is checked on the encoded JSON before anything is stored.
+
+# A checkpoint: enough for a cursor, a manifest or a model's step state; bulk
+# data belongs in an artifact store, with its address in the checkpoint.
+MAX_CHECKPOINT_BYTES = 1024 * 1024
+# Run state: a shared scratchpad, not a database.
+MAX_STATE_VALUE_BYTES = 64 * 1024
+MAX_STATE_KEYS = 1000
+# key: value annotations on a job (shown in status), and Markdown notes on
+# a run (one per context).
+MAX_ANNOTATIONS = 100
+MAX_ANNOTATION_VALUE_CHARS = 1024
+MAX_NOTES = 100
+# A structured log entry's `log_data`, a step's result/artifacts/metadata,
+# a progress update's metadata, a resource sample's extras, a typed event
+# (usage, tool_call, stream): small structured facts.
+MAX_REPORT_BYTES = 64 * 1024
+# The payload an event (or an approval) hands to the jobs it wakes.
+MAX_EVENT_PAYLOAD_BYTES = 256 * 1024

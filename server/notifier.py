@@ -48,22 +48,24 @@ class ClaimWaiter:
 
 
 class Watch:
-    """One watcher of a job channel: `event` is set by any message; `only_logs`
-    stays true while every message since the last reset was a log append,
-    so a log tail can skip re-reading the job's state."""
+    """One watcher of a job channel: `event` is set by any message;
+    `status_unchanged` stays true while every message since the last reset
+    was a log append ('log') or an in-job report ('info': progress, a step,
+    resources...), so a log tail or a long-poll heartbeat can skip
+    re-reading the job's state."""
 
-    __slots__ = ("event", "only_logs")
+    __slots__ = ("event", "status_unchanged")
 
     def __init__(self) -> None:
         self.event = asyncio.Event()
-        self.only_logs = False
+        self.status_unchanged = False
 
     def reset(self) -> None:
         self.event.clear()
-        self.only_logs = True
+        self.status_unchanged = True
 
     def fire(self, data: str) -> None:
-        self.only_logs = self.only_logs and data == "log"
+        self.status_unchanged = self.status_unchanged and data in ("log", "info")
         self.event.set()
 
 

@@ -115,9 +115,30 @@ def routes(endpoints: list[Endpoint]) -> list[Route]:
         apps[endpoint.method] = _guarded(endpoint)
     # Literal paths before templated ones: /api/runs/cancel is not the run
     # "cancel" of /api/runs/{run_id} (each route answers any method, so the
-    # first whose path matches wins).
-    ordered = sorted(by_path.items(), key=lambda item: item[0].count("{"))
+    # first whose path matches wins); among equals, the one literal earlier:
+    # /api/jobs/{lease_id}/state/{key} before /api/jobs/{wf}/{job}/cancelled.
+    def specificity(path: str) -> tuple:
+        return path.count("{"), tuple(segment.startswith("{") for segment in path.split("/"))
+
+    ordered = sorted(by_path.items(), key=lambda item: specificity(item[0]))
     return [Route(path, _ByMethod(apps), name=path) for path, apps in ordered]
+
+
+def lease_calls(prefix: str, tag: str, calls: dict[tuple[str, str], dict],
+                wrap: Optional[Callable[[str, str, Handler, dict], tuple[Handler, dict]]] = None) -> list[Endpoint]:
+    """The calls of a lease (`calls`: (method, path suffix) -> the rest of
+    each Endpoint) under a path prefix holding `{lease_id}`, each in scope
+    `lease`. `wrap` adapts a handler and its declaration to another
+    protocol's answers (the seeds' executor paths), so every protocol runs
+    the same handlers."""
+    out = []
+    for (method, suffix), declared in calls.items():
+        spec = dict(declared)
+        handler = spec.pop("handler")
+        if wrap is not None:
+            handler, spec = wrap(method, suffix, handler, spec)
+        out.append(Endpoint(method, prefix + suffix, handler, "lease", spec.pop("summary"), tag=tag, **spec))
+    return out
 
 
 def find(endpoints: list[Endpoint], method: str, path: str) -> Optional[Endpoint]:

@@ -83,7 +83,7 @@ async def _follow(state, channel: str, feed: Feed, last_id: str, caller: Princip
     yield b"retry: 1000\n\n"
     async with state.notifier.watch(channel) as changed:
         while True:
-            only_appends = changed.only_logs and not fresh
+            only_appends = changed.status_unchanged and not fresh
             changed.reset()  # before reading: what happens meanwhile wakes another pass
             try:
                 # What `finished` needs is read first: entries appended before

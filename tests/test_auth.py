@@ -60,6 +60,62 @@ EXPECTED_SCOPES = {
     ("GET", "/api/dead-letters"): "read",
     ("POST", "/api/dead-letters/replay"): "submit",
     ("DELETE", "/api/dead-letters/{run_id}/{job}"): "admin",
+    ("POST", "/api/jobs/{lease_id}/progress"): "lease",
+    ("POST", "/api/jobs/{lease_id}/log"): "lease",
+    ("POST", "/api/jobs/{lease_id}/steps/{step}/running"): "lease",
+    ("POST", "/api/jobs/{lease_id}/steps/{step}/completed"): "lease",
+    ("POST", "/api/jobs/{lease_id}/steps/{step}/failed"): "lease",
+    ("POST", "/api/jobs/{lease_id}/steps/{step}/progress"): "lease",
+    ("POST", "/api/jobs/{lease_id}/checkpoint"): "lease",
+    ("GET", "/api/jobs/{lease_id}/state"): "lease",
+    ("POST", "/api/jobs/{lease_id}/state"): "lease",
+    ("GET", "/api/jobs/{lease_id}/state/{key}"): "lease",
+    ("PUT", "/api/jobs/{lease_id}/state/{key}"): "lease",
+    ("DELETE", "/api/jobs/{lease_id}/state/{key}"): "lease",
+    ("POST", "/api/jobs/{lease_id}/annotate"): "lease",
+    ("POST", "/api/jobs/{lease_id}/output"): "lease",
+    ("POST", "/api/jobs/{lease_id}/spawn"): "lease",
+    ("POST", "/api/jobs/{lease_id}/wait-for-event"): "lease",
+    ("POST", "/api/jobs/{lease_id}/resources"): "lease",
+    ("GET", "/api/jobs/{lease_id}/payload"): "lease",
+    ("POST", "/api/jobs/{lease_id}/usage"): "lease",
+    ("POST", "/api/jobs/{lease_id}/tool-call"): "lease",
+    ("POST", "/api/jobs/{lease_id}/stream"): "lease",
+    ("POST", "/api/jobs/{lease_id}/cancel"): "lease",
+    ("POST", "/api/events/{event_key}"): "submit",
+    ("POST", "/api/runs/{run_id}/jobs/{job}/approve"): "submit",
+    ("GET", "/api/runs/{run_id}/state"): "read",
+    ("GET", "/api/runs/{run_id}/jobs/{job}/checkpoints"): "read",
+    ("GET", "/api/runs/{run_id}/children"): "read",
+    ("POST", "/api/executions/{lease_id}/heartbeat"): "lease",
+    ("POST", "/api/executions/{lease_id}/progress"): "lease",
+    ("POST", "/api/executions/{lease_id}/log"): "lease",
+    ("POST", "/api/executions/{lease_id}/complete"): "lease",
+    ("POST", "/api/executions/{lease_id}/fail"): "lease",
+    ("POST", "/api/executions/{lease_id}/cancel"): "lease",
+    ("POST", "/api/executions/{lease_id}/steps/{step}/running"): "lease",
+    ("POST", "/api/executions/{lease_id}/steps/{step}/completed"): "lease",
+    ("POST", "/api/executions/{lease_id}/steps/{step}/failed"): "lease",
+    ("POST", "/api/executions/{lease_id}/steps/{step}/progress"): "lease",
+    ("POST", "/sdk/v1/runs/{lease_id}/heartbeat"): "lease",
+    ("POST", "/sdk/v1/runs/{lease_id}/progress"): "lease",
+    ("POST", "/sdk/v1/runs/{lease_id}/log"): "lease",
+    ("POST", "/sdk/v1/runs/{lease_id}/annotate"): "lease",
+    ("POST", "/sdk/v1/runs/{lease_id}/checkpoint"): "lease",
+    ("POST", "/sdk/v1/runs/{lease_id}/output"): "lease",
+    ("POST", "/sdk/v1/runs/{lease_id}/complete"): "lease",
+    ("POST", "/sdk/v1/runs/{lease_id}/fail"): "lease",
+    ("POST", "/sdk/v1/runs/{lease_id}/spawn"): "lease",
+    ("GET", "/sdk/v1/runs/{lease_id}/state"): "lease",
+    ("POST", "/sdk/v1/runs/{lease_id}/state"): "lease",
+    ("GET", "/sdk/v1/runs/{lease_id}/state/{key}"): "lease",
+    ("DELETE", "/sdk/v1/runs/{lease_id}/state/{key}"): "lease",
+    ("POST", "/sdk/v1/runs/{lease_id}/wait-for-event"): "lease",
+    ("POST", "/sdk/v1/runs/{lease_id}/resources"): "lease",
+    ("GET", "/sdk/v1/runs/{lease_id}/payload"): "lease",
+    ("POST", "/sdk/v1/runs/{lease_id}/usage"): "lease",
+    ("POST", "/sdk/v1/runs/{lease_id}/tool-call"): "lease",
+    ("POST", "/sdk/v1/runs/{lease_id}/stream"): "lease",
     ("GET", "/healthz"): "public",
     ("GET", "/openapi.json"): "public",
 }
@@ -87,11 +143,12 @@ async def make_token(api: httpx.AsyncClient, *scopes: str, name: str = "t", **ex
 def concrete(path: str) -> str:
     return (path.replace("{wf}", "nowf").replace("{job}", "nojob").replace("{lease_id}", "nolease")
             .replace("{token_id}", "0000000000000000").replace("{worker_id}", "noworker")
-            .replace("{run_id}", "norun"))
+            .replace("{run_id}", "norun").replace("{key}", "nokey").replace("{step}", "0")
+            .replace("{event_key}", "noevent"))
 
 
 async def call(api, method: str, path: str, headers: dict) -> httpx.Response:
-    if path.endswith("/stream"):
+    if method == "GET" and path.endswith("/stream"):
         # a stream for a job that does not exist answers at once (404)
         return await api.get(path, headers=headers)
     body = {} if method == "POST" else None

@@ -195,11 +195,11 @@ class Client:
         return self._decode(response.content, HeartbeatResponse)
 
     async def complete(self, lease_id: str, outputs: dict[str, str]) -> ResultAccepted:
-        response = await self._send("POST", f"/api/jobs/{_path(lease_id)}/complete", CompleteRequest(outputs))
+        response = await self._send("POST", f"/api/jobs/{_path(lease_id)}/complete", CompleteRequest(outputs=outputs))
         return self._decode(response.content, ResultAccepted)
 
     async def fail(self, lease_id: str, error: str, retryable: bool) -> ResultAccepted:
-        response = await self._send("POST", f"/api/jobs/{_path(lease_id)}/fail", FailRequest(error, retryable))
+        response = await self._send("POST", f"/api/jobs/{_path(lease_id)}/fail", FailRequest(error=error, retryable=retryable))
         return self._decode(response.content, ResultAccepted)
 
     async def push_logs(self, lease_id: str, chunks: list[LogChunk]) -> LogsAccepted:

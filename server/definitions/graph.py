@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Collection
 
 from .problems import Problems, Where, field, suggest
 
@@ -16,7 +17,9 @@ class Job:
     spec: dict  # JobSpec fields
 
 
-def check_graph(jobs: list[Job], problems: Problems) -> None:
+def check_graph(jobs: list[Job], problems: Problems, known: Collection[str] = ()) -> None:
+    """`known`: ids of jobs already there (a run that jobs are spawned
+    into), which the new jobs may need."""
     by_id: dict[str, Job] = {}
     for job in jobs:
         if job.id is None:
@@ -29,7 +32,7 @@ def check_graph(jobs: list[Job], problems: Problems) -> None:
         for need in job.needs:
             if need == job.id:
                 problems.add(job.needs_where, "a job cannot need itself")
-            elif need not in by_id:
+            elif need not in by_id and need not in known:
                 # the suggestion search is skipped once nobody will read the problem
                 hint = "" if problems.full else suggest(need, by_id)
                 problems.add(job.needs_where, f"unknown job {need!r}{hint}")

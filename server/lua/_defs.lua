@@ -16,10 +16,12 @@ local function purge_run(run)
   local wf, ver, jobs = unpack(redis.call('HMGET', r, 'wf', 'ver', 'jobs'))
   if not wf then return end
   for _, job in ipairs(split(jobs, ',')) do
-    redis.call('DEL', jkey(run, job), akey(run, job), logkey(run, job))
+    redis.call('DEL', jkey(run, job), akey(run, job), logkey(run, job), P .. 'steps:' .. run .. ':' .. job,
+      P .. 'ann:' .. run .. ':' .. job, P .. 'ckpt:' .. run .. ':' .. job)
     redis.call('ZREM', P .. 'dead', member(run, job))
   end
-  redis.call('DEL', r, evkey(run), P .. 'rdef:' .. run)
+  redis.call('DEL', r, evkey(run), P .. 'rdef:' .. run, P .. 'notes:' .. run, P .. 'state:' .. run,
+    P .. 'children:' .. run)
   redis.call('ZREM', P .. 'runs', run)
   redis.call('ZREM', P .. 'wfruns:' .. wf, run)
   redis.call('ZREM', P .. 'finished', run)

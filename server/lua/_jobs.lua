@@ -4,19 +4,20 @@
 -- job, so each transition goes through the same few functions.
 --
 -- Internal job states: waiting (needs not met) ready delayed (backoff)
--- running success failure skipped cancelled; the first three show as
--- `queued`. A run counts its jobs per state (n:<st>), so its status is one
--- HMGET.
+-- running eventwait (for an event or an approval) success failure skipped
+-- cancelled; the first three show as `queued`, eventwait as `waiting`. A
+-- run counts its jobs per state (n:<st>), so its status is one HMGET.
 
-local ACTIVE = { waiting = true, ready = true, delayed = true, running = true }
+local ACTIVE = { waiting = true, ready = true, delayed = true, running = true, eventwait = true }
 local TERMINAL = { success = true, failure = true, skipped = true, cancelled = true }
 
 -- Every change of a run or a job is an event: kind 'run' or 'job' here
--- (the in-job calls add their own kinds).
-local function event(run, job, kind, status, att, now, detail)
+-- (the in-job calls add their own kinds, some with structured data: `raw`,
+-- JSON kept as sent, since cjson cannot tell {} from [] once decoded).
+local function event(run, job, kind, status, att, now, detail, raw)
   redis.call('XADD', evkey(run), 'MAXLEN', '~', '10000', '*', 'e',
     cjson.encode({ run_id = run, job_id = job, type = kind, status = status, attempt = att,
-                   at_ms = now, detail = detail or '' }))
+                   at_ms = now, detail = detail or '', raw = raw }))
   redis.call('PUBLISH', runchan(run), kind)
 end
 
@@ -27,9 +28,33 @@ local function set_status(run, job, old, new)
   redis.call('HINCRBY', r, 'n:' .. new, 1)
 end
 
+-- A job waits for an event (a job's wait-for-event call, or a gate: a job
+-- that is only a wait) until `untl`, when it fails as timed out.
+local function enter_wait(run, job, old, key, untl, now)
+  set_status(run, job, old, 'eventwait')
+  redis.call('HSET', jkey(run, job), 'evkey', key, 'evuntil', num(untl), 'lease', '', 'worker', '')
+  redis.call('SADD', P .. 'evwait:' .. key, member(run, job))
+  redis.call('ZADD', P .. 'evtimeouts', num(untl), member(run, job))
+  event(run, job, 'job', 'waiting', tonumber(redis.call('HGET', jkey(run, job), 'att')) or 0, now,
+    'waiting for event ' .. key)
+  redis.call('PUBLISH', jobchan(run, job), 'changed')
+end
+
+-- No longer waiting (released, cancelled or timed out).
+local function leave_wait(run, job)
+  local key = redis.call('HGET', jkey(run, job), 'evkey')
+  if key and key ~= '' then redis.call('SREM', P .. 'evwait:' .. key, member(run, job)) end
+  redis.call('ZREM', P .. 'evtimeouts', member(run, job))
+end
+
 local function enqueue(run, job, old, now, delay_ms)
   local k = jkey(run, job)
-  local lk, pr = unpack(redis.call('HMGET', k, 'lk', 'pr'))
+  local lk, pr, gate, gsecs = unpack(redis.call('HMGET', k, 'lk', 'pr', 'gate', 'gsecs'))
+  if gate and gate ~= '' and delay_ms == 0 then
+    -- a gate never goes to a worker: it waits for its event or approval
+    enter_wait(run, job, old, gate, now + (tonumber(gsecs) or 86400) * 1000, now)
+    return
+  end
   redis.call('HSET', k, 'enq', now, 'lease', '', 'worker', '')
   if delay_ms > 0 then
     set_status(run, job, old, 'delayed')
@@ -72,7 +97,9 @@ local function maybe_finish(run, now)
   local state, a, b, c, d, ret, cancelled, failed, wf = unpack(redis.call('HMGET', r,
     'state', 'n:waiting', 'n:ready', 'n:delayed', 'n:running', 'ret', 'cancelled', 'n:failure', 'wf'))
   if state ~= 'active' then return end
-  if (tonumber(a) or 0) + (tonumber(b) or 0) + (tonumber(c) or 0) + (tonumber(d) or 0) > 0 then
+  local e = redis.call('HGET', r, 'n:eventwait')
+  if (tonumber(a) or 0) + (tonumber(b) or 0) + (tonumber(c) or 0) + (tonumber(d) or 0)
+      + (tonumber(e) or 0) > 0 then
     return
   end
   local final = 'success'
@@ -119,11 +146,47 @@ local function backoff_ms(bk, b1, b2, n)
   return 0
 end
 
+-- Cancels one job if it can still run: queued, it ends at once; running,
+-- it is marked cancelled and keeps its lease, so its worker learns it from
+-- its heartbeat and its last logs are still accepted. Returns whether it
+-- was cancelled now.
+local function cancel_one(run, job, now, why)
+  local k = jkey(run, job)
+  local st, lk, att = unpack(redis.call('HMGET', k, 'st', 'lk', 'att'))
+  if not ACTIVE[st] then return false end
+  if st == 'ready' then unready(lk, member(run, job)) end
+  if st == 'delayed' then redis.call('ZREM', P .. 'delayed', member(run, job)) end
+  if st == 'eventwait' then leave_wait(run, job) end
+  set_status(run, job, st, 'cancelled')
+  redis.call('HSET', k, 'end', now)
+  event(run, job, 'job', 'cancelled', tonumber(att), now, why)
+  redis.call('PUBLISH', jobchan(run, job), 'changed')
+  return true
+end
+
+-- What a job reported of its attempt through the in-job SDK (progress,
+-- current step, resource use, result details) goes when another starts.
+local function clear_attempt(k)
+  redis.call('HDEL', k, 'prog', 'sname', 'sidx', 'pmeta', 'res', 'resat', 'pcpu', 'pmem', 'rdata', 'etype',
+    'estack')
+end
+
+-- A job that will not run again: a dead letter, and everything downstream
+-- skipped.
+local function fail_for_good(run, job, from, att, err, now)
+  set_status(run, job, from, 'failure')
+  event(run, job, 'job', 'failure', att, now, err)
+  -- scored by a sequence, not the clock: a cursor through them stays exact
+  redis.call('ZADD', P .. 'dead', redis.call('INCR', P .. 'deadseq'), member(run, job))
+  skip_downstream(run, job, now, 'upstream ' .. job .. ' failed')
+end
+
 -- A failed attempt of a running job: retry with backoff while its budget
 -- allows, else fail for good (a dead letter) and skip everything
 -- downstream. `status` names how the attempt ended (failure, lost).
 -- Returns what became of the job: 'retrying' or 'failure'.
-local function fail_attempt(run, job, now, err, retryable, status)
+local function fail_attempt(run, job, now, err, retryable, status, from)
+  from = from or 'running'
   local k = jkey(run, job)
   local att, base, mr, bk, b1, b2, worker, start = unpack(redis.call('HMGET', k,
     'att', 'base', 'mr', 'bk', 'b1', 'b2', 'worker', 'start'))
@@ -132,17 +195,15 @@ local function fail_attempt(run, job, now, err, retryable, status)
   record_attempt(run, job, att, worker, start, now, status or 'failure', err)
   local outcome = 'failure'
   if retryable and att - base < (tonumber(mr) or 0) then
-    redis.call('HSET', k, 'att', att + 1)
+    -- a new attempt starts without the outputs the failed one upserted
+    redis.call('HSET', k, 'att', att + 1, 'out', '', 'lout', '')
+    clear_attempt(k)
     local delay = backoff_ms(bk, b1, b2, att - base)
-    enqueue(run, job, 'running', now, delay)
+    enqueue(run, job, from, now, delay)
     event(run, job, 'job', 'queued', att + 1, now, 'retrying: ' .. err)
     outcome = 'retrying'
   else
-    set_status(run, job, 'running', 'failure')
-    event(run, job, 'job', 'failure', att, now, err)
-    -- scored by a sequence, not the clock: a cursor through them stays exact
-    redis.call('ZADD', P .. 'dead', redis.call('INCR', P .. 'deadseq'), member(run, job))
-    skip_downstream(run, job, now, 'upstream ' .. job .. ' failed')
+    fail_for_good(run, job, from, att, err, now)
   end
   redis.call('PUBLISH', jobchan(run, job), 'changed')
   maybe_finish(run, now)
@@ -163,6 +224,35 @@ local function enqueue_or_wait(run, job, old, now)
   end
 end
 
+-- A job succeeded with these outputs (JSON): its dependents whose last need
+-- this was are enqueued, with their own labels and retry policy.
+local function succeed(run, job, from, outputs, now)
+  local k = jkey(run, job)
+  set_status(run, job, from, 'success')
+  redis.call('HSET', k, 'out', outputs, 'err', '', 'end', now)
+  event(run, job, 'job', 'success', tonumber(redis.call('HGET', k, 'att')) or 0, now, '')
+  redis.call('PUBLISH', jobchan(run, job), 'changed')
+  for _, d in ipairs(split(redis.call('HGET', k, 'deps'), ',')) do
+    local dk = jkey(run, d)
+    local rem = redis.call('HINCRBY', dk, 'rem', -1)
+    if rem <= 0 and redis.call('HGET', dk, 'st') == 'waiting' then
+      enqueue_or_wait(run, d, 'waiting', now)
+    end
+  end
+  maybe_finish(run, now)
+end
+
+-- A job record, from its static description `m` (lk pr mr bk b1 b2 gate
+-- gsecs, tab-separated) and its needs and dependents.
+local function init_job(run, job, m, needs, deps, rem)
+  local lk, pr, mr, bk, b1, b2, gate, gsecs = string.match(m,
+    '^([^\t]*)\t([^\t]*)\t([^\t]*)\t([^\t]*)\t([^\t]*)\t([^\t]*)\t([^\t]*)\t([^\t]*)$')
+  redis.call('HSET', jkey(run, job), 'st', 'created', 'att', 0, 'base', 0, 'rem', rem, 'lease', '',
+    'worker', '', 'enq', 0, 'dly', 0, 'start', '', 'end', '', 'out', '', 'err', '',
+    'lk', lk, 'pr', pr, 'mr', mr, 'bk', bk, 'b1', b1, 'b2', b2, 'gate', gate, 'gsecs', gsecs,
+    'needs', needs or '', 'deps', deps or '')
+end
+
 -- Starts a run of a workflow's definition version: a job record per job,
 -- the roots enqueued. `inputs`, `tags`: JSON objects.
 local function create_run(run, wf, ver, num_, by, inputs, tags, seq, ret, now)
@@ -180,11 +270,8 @@ local function create_run(run, wf, ver, num_, by, inputs, tags, seq, ret, now)
   event(run, '', 'run', 'queued', 0, now, 'run ' .. num_ .. ' of ' .. wf .. ' (' .. by .. ')')
   for _, job in ipairs(split(jobs, ',')) do
     local m, needs, deps = unpack(redis.call('HMGET', d, 'm:' .. job, 'n:' .. job, 'd:' .. job))
-    local lk, pr, mr, bk, b1, b2 = string.match(m, '^([^\t]*)\t([^\t]*)\t([^\t]*)\t([^\t]*)\t([^\t]*)\t([^\t]*)$')
     local nn = #split(needs, ',')
-    redis.call('HSET', jkey(run, job), 'st', 'created', 'att', 0, 'base', 0, 'rem', nn, 'lease', '',
-      'worker', '', 'enq', 0, 'dly', 0, 'start', '', 'end', '', 'out', '', 'err', '',
-      'lk', lk, 'pr', pr, 'mr', mr, 'bk', bk, 'b1', b1, 'b2', b2, 'needs', needs or '', 'deps', deps or '')
+    init_job(run, job, m, needs, deps, nn)
     if nn == 0 then
       enqueue(run, job, nil, now, 0)
     else

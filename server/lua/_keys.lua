@@ -6,20 +6,34 @@
 --   wfs                zset: workflow ids by creation sequence
 --   def:<wf>:<ver>     hash, immutable per version: name trigger jobs, and per
 --                      job s:<job> (spec JSON), m:<job> (lk \t pr \t mr \t bk
---                      \t b1 \t b2), n:<job> (needs), d:<job> (dependents);
---                      refs (runs and the workflow using it)
+--                      \t b1 \t b2 \t gate \t gate secs), n:<job> (needs),
+--                      d:<job> (dependents); refs (runs and the workflow
+--                      using it)
 --   doc:<wf>:<ver>     string: the document as submitted
 --   run:<run>          hash: id wf ver num by seq created state (active|done)
 --                      cancelled started started_ms finished_ms ret inputs
---                      tags jobs, and n:<st> counters of its jobs' states
+--                      tags jobs, and n:<st> counters of its jobs' states;
+--                      parent (a child run's), spawned, hnotes (flags)
 --   runs, wfruns:<wf>  zsets: run ids by a global run sequence
 --   rj:<run>:<job>     hash: the job in that run (small fields only, so it
 --                      stays a listpack): st att base rem lease worker enq
 --                      dly start end out err lk pr mr bk b1 b2 needs deps
+--                      gate gsecs; and what the in-job SDK reports: prog
+--                      sname sidx pmeta res resat pcpu pmem rdata etype
+--                      estack lout ckat evkey evuntil evpayload hsteps hann
 --   att:<run>:<job>    hash: attempt number -> attempt JSON
 --   logs:<run>:<job>   stream: c (chunk JSON) a (attempt)
 --   ev:<run>           stream: e (event JSON)
 --   dead               zset: <run>:<job> failed for good, by a sequence
+--   steps:<run>:<job>  hash: <attempt>:<step>:<prop> -> value (the job's steps)
+--   ann:<run>:<job>    hash: annotation key -> value
+--   ckpt:<run>:<job>   hash: attempt -> checkpoint record JSON
+--   state:<run>        hash: the run's state, key -> value JSON
+--   notes:<run>        hash: context -> Markdown note JSON
+--   rdef:<run>         hash: s:<job> spec, b:<job> spawner, of spawned jobs
+--   children:<run>     zset: child run ids by run sequence
+--   evwait:<key>       set: <run>:<job> waiting for that event
+--   evtimeouts         zset: <run>:<job> -> when its wait times out
 --   finished           zset: run -> purge time; oneoffs: wf -> purge time
 -- Channels: j:<run>:<job> (a job's log or state), r:<run> (a run's events),
 -- wake (ready jobs, see _ready.lua), tokens (revocations).

@@ -112,12 +112,35 @@ end
 
 -- The answer to a result for a lease that is gone: {'replayed', outcome}
 -- when it settled with this very result, {'settled', outcome} when with
--- another, {'forbidden'} for another token, else {'lost'}.
+-- another, {'waiting'} when its job went to wait for an event,
+-- {'forbidden'} for another token, else {'lost'}.
 local function replay(lid, caller, kind, digest)
   local rec = redis.call('GET', P .. 'settled:' .. lid)
   if not rec then return { 'lost' } end
   local k, d, tok, outcome = string.match(rec, '^([^|]*)|([^|]*)|([^|]*)|(.*)$')
   if caller ~= '*' and caller ~= tok then return { 'forbidden' } end
+  -- the job asked to wait for an event under this lease
+  if k == 'wait' then return { 'waiting' } end
   if k ~= kind or d ~= digest then return { 'settled', outcome } end
   return { 'replayed', outcome }
+end
+
+-- The refusal for a call on a lease that live_lease refused: {'waiting'}
+-- when its job went to wait for an event under it (its worker stops the
+-- job and reports nothing), else the refusal itself.
+local function lease_gone(lid, caller, refusal)
+  if refusal == 'lost' and replay(lid, caller, '', '')[1] == 'waiting' then return { 'waiting' } end
+  return { refusal }
+end
+
+-- A lease given up by its job's wait for an event, as {run, job, wf, att}
+-- (kept in its settled record), so what the job printed before its worker
+-- stopped it still joins its log; nil otherwise.
+local function waited_lease(lid, caller)
+  local rec = redis.call('GET', P .. 'settled:' .. lid)
+  if not rec then return nil end
+  local k, where, tok = string.match(rec, '^([^|]*)|([^|]*)|([^|]*)|')
+  if k ~= 'wait' or (caller ~= '*' and caller ~= tok) then return nil end
+  local run, job, wf, att = string.match(where, '^(%S+) (%S+) (%S+) (%S+)$')
+  return { run = run, job = job, wf = wf, att = att, waited = true }
 end

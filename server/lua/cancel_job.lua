@@ -1,20 +1,19 @@
---- @include "jobs"
--- ARGV: run id, job id. Cancels one job of a run: queued, it ends at once;
--- running, it is marked cancelled and its worker learns it from its
--- heartbeat. Everything downstream of it is skipped; the rest of the run
--- goes on. Returns {'ok'} | {'noop'} (finished already) | {'not_found'}.
+--- @include "leases"
+-- ARGV: run id, job id; or 'lease', lease id, caller (see live_lease): a
+-- running job cancelling itself (Restep's executor cancel). Cancels one job
+-- of a run (see cancel_one); everything downstream of it is skipped, the
+-- rest of the run goes on. Returns {'ok', run, job} | {'noop', run, job}
+-- (finished already) | {'not_found'} | {'lost'} | {'forbidden'} |
+-- {'waiting'}.
 local run, job = ARGV[1], ARGV[2]
 local now = now_ms()
-local k = jkey(run, job)
-local st, lk, att = unpack(redis.call('HMGET', k, 'st', 'lk', 'att'))
-if not st then return { 'not_found' } end
-if not ACTIVE[st] then return { 'noop' } end
-if st == 'ready' then unready(lk, member(run, job)) end
-if st == 'delayed' then redis.call('ZREM', P .. 'delayed', member(run, job)) end
-set_status(run, job, st, 'cancelled')
-redis.call('HSET', k, 'end', now)
-event(run, job, 'job', 'cancelled', tonumber(att), now, 'job cancelled')
-redis.call('PUBLISH', jobchan(run, job), 'changed')
+if run == 'lease' then
+  local lease, refusal = live_lease(ARGV[2], now, ARGV[3])
+  if not lease then return lease_gone(ARGV[2], ARGV[3], refusal) end
+  run, job = lease.run, lease.job
+end
+if not redis.call('HGET', jkey(run, job), 'st') then return { 'not_found' } end
+if not cancel_one(run, job, now, 'job cancelled') then return { 'noop', run, job } end
 skip_downstream(run, job, now, 'upstream ' .. job .. ' cancelled')
 maybe_finish(run, now)
-return { 'ok' }
+return { 'ok', run, job }

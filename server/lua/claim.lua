@@ -4,15 +4,19 @@
 -- (the client's; '' for none).
 -- Returns {-1} when another token owns the worker id, {0} when nothing
 -- matches, else {1, granted_at, lease_id, ttl, run, wf, job, spec, att, enq,
--- dly, inputs, need1, out1, need2, out2, ...}.
+-- dly, inputs, checkpoint record, event payload, need1, out1, need2, out2,
+-- ...}.
 local worker, labels, ttl, lid, caller, claim_id = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4], ARGV[5], ARGV[6]
 local now = now_ms()
 
 local function reply(lease_id, run, job, granted, lease_ttl)
-  local att, enq, dly, needs = unpack(redis.call('HMGET', jkey(run, job), 'att', 'enq', 'dly', 'needs'))
+  local att, enq, dly, needs, ckat, evp = unpack(redis.call('HMGET', jkey(run, job),
+    'att', 'enq', 'dly', 'needs', 'ckat', 'evpayload'))
   local wf, ver, inputs = unpack(redis.call('HMGET', rkey(run), 'wf', 'ver', 'inputs'))
   local spec = redis.call('HGET', dkey(wf, ver), 's:' .. job) or redis.call('HGET', P .. 'rdef:' .. run, 's:' .. job)
-  local out = { 1, granted, lease_id, lease_ttl, run, wf, job, spec, att, enq, dly, inputs }
+  -- what a resumed job starts from: its latest checkpoint, the event it waited for
+  local ckpt = ckat and redis.call('HGET', P .. 'ckpt:' .. run .. ':' .. job, ckat) or ''
+  local out = { 1, granted, lease_id, lease_ttl, run, wf, job, spec, att, enq, dly, inputs, ckpt, evp or '' }
   for _, n in ipairs(split(needs, ',')) do
     out[#out + 1] = n
     out[#out + 1] = redis.call('HGET', jkey(run, n), 'out') or ''

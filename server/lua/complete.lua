@@ -1,34 +1,35 @@
 --- @include "leases"
 -- ARGV: lease_id, caller (see live_lease), outputs (JSON object), digest of
--- this result, seconds to remember it.
+-- this result, seconds to remember it, result_data (JSON; '' for none), max
+-- output bytes.
 -- Returns {'ok', 'success'} | {'replayed', outcome} | {'settled', outcome}
--- | {'lost'} | {'forbidden'} | {'cancelled'}.
-local lid, caller, outputs, digest, keep = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+-- | {'lost'} | {'forbidden'} | {'cancelled'} | {'too_large', max}.
+local lid, caller, outputs, digest, keep, rdata, maxout = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6],
+  tonumber(ARGV[7])
 local now = now_ms()
+-- Outputs the job upserted while running merge under the final ones, which
+-- win on conflict; checked before anything changes.
+local run0, job0 = unpack(redis.call('HMGET', lkey(lid), 'run', 'job'))
+if run0 then
+  local live, cur, raw = unpack(redis.call('HMGET', jkey(run0, job0), 'lout', 'lease', 'out'))
+  if live == '1' and cur == lid then
+    local merged = cjson.decode(raw)
+    local size = 0
+    for key, value in pairs(cjson.decode(outputs)) do merged[key] = value end
+    for key, value in pairs(merged) do size = size + #key + #value end
+    if size > maxout then return { 'too_large', maxout } end
+    outputs = cjson.encode(merged)
+  end
+end
 local lease, refusal = take_lease_for_result(lid, now, caller)
 if not lease then
   if refusal[1] == 'lost' then return replay(lid, caller, 'complete', digest) end
   return refusal
 end
 local run, job = lease.run, lease.job
-
 local k = jkey(run, job)
-set_status(run, job, 'running', 'success')
-redis.call('HSET', k, 'out', outputs, 'err', '', 'end', now)
-local start = redis.call('HGET', k, 'start')
-record_attempt(run, job, lease.att, lease.worker, start, now, 'success', '')
-event(run, job, 'job', 'success', tonumber(lease.att), now, '')
-redis.call('PUBLISH', jobchan(run, job), 'changed')
-
--- The DAG cascade: a dependent whose last need just finished is enqueued
--- with its own labels and retry policy.
-for _, d in ipairs(split(redis.call('HGET', k, 'deps'), ',')) do
-  local dk = jkey(run, d)
-  local rem = redis.call('HINCRBY', dk, 'rem', -1)
-  if rem <= 0 and redis.call('HGET', dk, 'st') == 'waiting' then
-    enqueue_or_wait(run, d, 'waiting', now)
-  end
-end
-maybe_finish(run, now)
+record_attempt(run, job, lease.att, lease.worker, redis.call('HGET', k, 'start'), now, 'success', '')
+if rdata ~= '' then redis.call('HSET', k, 'rdata', rdata) end
+succeed(run, job, 'running', outputs, now)
 settle(lid, lease.tok, 'complete', digest, 'success', keep)
 return { 'ok', 'success' }

@@ -1,11 +1,12 @@
 --- @include "leases"
 -- ARGV: lease_id, caller (see live_lease). Renews by the lease's own ttl.
 -- Returns {'ok', cancelled 0|1, expires_at_ms, run, job, now} | {'lost'} |
--- {'forbidden'}.
+-- {'forbidden'} | {'waiting'} (the job asked to wait for an event: its
+-- worker stops it and reports nothing).
 local lid, caller = ARGV[1], ARGV[2]
 local now = now_ms()
 local lease, refusal = live_lease(lid, now, caller)
-if not lease then return { refusal } end
+if not lease then return lease_gone(lid, caller, refusal) end
 local exp = now + lease.ttl * 1000
 redis.call('ZADD', P .. 'leases', num(exp), lid)
 touch_worker(lease.worker, now)

@@ -18,6 +18,23 @@ for _, lid in ipairs(redis.call('ZRANGEBYSCORE', P .. 'leases', '-inf', num(now 
   end
 end
 
+-- Waits past their timeout fail `event timed out` (for good: the wait was
+-- the job's own choice, or it is a gate nobody approved).
+for _, m in ipairs(redis.call('ZRANGEBYSCORE', P .. 'evtimeouts', '-inf', num(now), 'LIMIT', 0, limit)) do
+  local run, job = parse_member(m)
+  local k = jkey(run, job)
+  if redis.call('HGET', k, 'st') == 'eventwait' then
+    -- the attempt that asked to wait is already recorded (`waiting`)
+    leave_wait(run, job)
+    redis.call('HSET', k, 'err', 'event timed out', 'end', now)
+    fail_for_good(run, job, 'eventwait', tonumber(redis.call('HGET', k, 'att')) or 0, 'event timed out', now)
+    redis.call('PUBLISH', jobchan(run, job), 'changed')
+    maybe_finish(run, now)
+  else
+    redis.call('ZREM', P .. 'evtimeouts', m)
+  end
+end
+
 -- Retention: finished runs past RETENTION_SECS are deleted whole, and a
 -- one-off workflow (POSTed, not PUT or from a file) with them once it has
 -- no run left; one never started goes RETENTION_SECS after creation.

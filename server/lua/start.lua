@@ -1,12 +1,22 @@
---- @include "jobs"
+--- @include "leases"
 -- Starts a new run of a workflow's current definition.
 -- ARGV: wf, run id, triggered_by, inputs JSON, tags JSON, retention secs,
 --   mode ('new': always a new run | 'seed': refused while the latest run is
---   active, as seed 002's `run` is), idempotency key, request hash, ttl.
+--   active, as seed 002's `run` is), idempotency key, request hash, ttl,
+--   and for a child run, the spawning job's lease id and caller (see
+--   live_lease; '' for none).
 -- Returns {'ok', run, number} | {'replayed', run} | {'idem_reused', run} |
--- {'active', latest run} | {'not_found'}.
+-- {'active', latest run} | {'not_found'} | a lease's refusal.
 local wf, run, by, inputs, tags, ret, mode = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7]
 local idem, idem_hash, idem_ttl = ARGV[8], ARGV[9], tonumber(ARGV[10])
+local parent_lease = ARGV[11] or ''
+local parent = nil
+if parent_lease ~= '' then
+  local lease, refusal = live_lease(parent_lease, now_ms(), ARGV[12])
+  if not lease then return lease_gone(parent_lease, ARGV[12], refusal) end
+  if lease.st ~= 'running' then return { lease.st } end
+  parent = lease.run
+end
 local w = wkey(wf)
 local ver, last, deleting = unpack(redis.call('HMGET', w, 'ver', 'last', 'deleting'))
 if not ver or deleting == '1' then return { 'not_found' } end
@@ -23,7 +33,12 @@ if mode == 'seed' and last and redis.call('HGET', rkey(last), 'state') == 'activ
 end
 local now = now_ms()
 local n = redis.call('HINCRBY', w, 'runs', 1)
-create_run(run, wf, ver, n, by, inputs, tags, redis.call('INCR', P .. 'runseq'), ret, now)
+local seq = redis.call('INCR', P .. 'runseq')
+create_run(run, wf, ver, n, by, inputs, tags, seq, ret, now)
+if parent then
+  redis.call('HSET', rkey(run), 'parent', parent)
+  redis.call('ZADD', P .. 'children:' .. parent, seq, run)
+end
 if idem ~= '' then
   redis.call('SET', P .. 'idem:' .. idem, run .. '|' .. idem_hash, 'EX', idem_ttl)
 end

@@ -14,6 +14,7 @@ import msgspec
 from .core import *  # noqa: F401,F403
 from .protocol import *  # noqa: F401,F403
 from .runs import *  # noqa: F401,F403
+from .sdk import *  # noqa: F401,F403
 from .specs import *  # noqa: F401,F403
 from .tokens import *  # noqa: F401,F403
 from .views import *  # noqa: F401,F403

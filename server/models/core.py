@@ -20,7 +20,8 @@ Retries = Annotated[int, Meta(ge=0, le=100)]
 Seconds = Annotated[int, Meta(ge=0, le=86_400 * 7)]
 Priority = Annotated[int, Meta(ge=-100, le=100)]
 
-JobStatus = Literal["queued", "running", "success", "failure", "skipped", "cancelled"]
+# `waiting`: for an event, or an approval (a gate); an extension of seed 002's.
+JobStatus = Literal["queued", "running", "waiting", "success", "failure", "skipped", "cancelled"]
 RunStatus = Literal["queued", "running", "success", "failure", "cancelled"]
 # A workflow shows its latest run's status, or `idle` if it never ran.
 WorkflowStatus = Literal["idle", "queued", "running", "success", "failure", "cancelled"]

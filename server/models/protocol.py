@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, Optional
+from typing import Annotated, Any, Literal, Optional
 
 from msgspec import Meta, Struct
 
@@ -62,6 +62,10 @@ class QueuedJob(Struct, kw_only=True):
     # worker gives them to the job as ROTA_INPUT_<NAME>).
     run_id: Optional[str] = None
     inputs: dict[str, str] = {}
+    # The latest checkpoint saved by an earlier attempt of this job, and the
+    # payload of the event it waited for: what a resumed job starts from.
+    checkpoint: Any = None
+    event: Any = None
     command: str
     required_labels: list[str]
     retry_policy: RetryPolicy
@@ -118,13 +122,20 @@ class ResultAccepted(Struct, kw_only=True):
     replayed: bool = False
 
 
-class CompleteRequest(Struct):
+class CompleteRequest(Struct, kw_only=True, omit_defaults=True):
     outputs: dict[str, str] = {}
+    result_data: Any = None  # Restep's
+    result: Any = None  # Strait's
 
 
-class FailRequest(Struct):
+class FailRequest(Struct, kw_only=True, omit_defaults=True):
     error: str = ""
-    retryable: bool = False
+    # Seed 002 (and rota's own paths) default to false; Restep's and Strait's
+    # retry while the job's budget lasts, as their documents say.
+    retryable: Optional[bool] = None
+    error_message: Optional[str] = None  # Restep's
+    error_type: Optional[str] = None
+    error_stack: Optional[str] = None
 
 
 class LogChunk(Struct, kw_only=True):
@@ -135,9 +146,26 @@ class LogChunk(Struct, kw_only=True):
     data: str
     timestamp_ms: Annotated[int, Meta(ge=0, le=2**53)]
     stream: Literal["stdout", "stderr"] = "stdout"
-    # Set by the server when it answers: the attempt (from 0) the chunk came
-    # from. Whatever a worker sends here is ignored: the lease says which.
+    # Whatever a worker sends here is ignored: the lease says which attempt.
     attempt: Optional[int] = None
+
+
+class JobLogChunk(Struct, kw_only=True, omit_defaults=True):
+    """A chunk as the log endpoints answer it: a worker's output, or (stream
+    `event`) an entry the job logged through the in-job SDK, with its level,
+    structured data and step. Absent fields are left out, so an output chunk
+    reads as seed 002's chunk plus its attempt."""
+
+    workflow_id: str
+    job_id: str
+    sequence: int
+    data: str
+    timestamp_ms: int
+    stream: Literal["stdout", "stderr", "event"]
+    attempt: Optional[int] = None  # from 0; always set in an answer
+    level: Optional[str] = None
+    log_data: Any = None
+    step: Optional[str] = None
 
 
 class LogsRequest(Struct):

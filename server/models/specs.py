@@ -38,6 +38,10 @@ class JobSpec(Struct, kw_only=True):
     env: Annotated[dict[EnvName, EnvText], Meta(max_length=limits.MAX_ENV_ENTRIES)] = {}
     timeout_secs: Optional[int] = None
     priority: Priority = 0
+    # A gate: a job that is only a wait for this event (or an approval),
+    # never sent to a worker; `command` is empty.
+    wait_event: Optional[Annotated[str, Meta(pattern=r"^[A-Za-z0-9_.:/-]{1,200}\Z")]] = None
+    wait_timeout_secs: Optional[Annotated[int, Meta(ge=1, le=30 * 86_400)]] = None
 
 
 class WorkflowSpec(Struct, kw_only=True):

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Literal, Optional
+from typing import Any, Literal, Optional
 
 from msgspec import Struct
 
 
 from .core import JobStatus, RunStatus, WorkflowStatus
+from .sdk import NoteOut, Resources, StepOut
 
 
 # ---- read models ------------------------------------------------------------
@@ -18,7 +19,8 @@ class AttemptOut(Struct, kw_only=True):
     worker_id: str
     started_at: Optional[int] = None
     finished_at: Optional[int] = None
-    status: Literal["running", "success", "failure", "lost", "cancelled"]
+    # waiting: the attempt gave its lease up to wait for an event
+    status: Literal["running", "success", "failure", "lost", "cancelled", "waiting"]
     error: Optional[str] = None
 
 
@@ -43,6 +45,18 @@ class JobOut(Struct, kw_only=True):
     # every attempt so far (in the run views).
     retry_at: Optional[int] = None
     attempts: list[AttemptOut] = []
+    # The in-job SDK's reports (GET of a run or a job; not in the seed views)
+    current_step: Optional[str] = None
+    current_step_index: Optional[int] = None
+    steps: list[StepOut] = []
+    annotations: dict[str, str] = {}
+    resources: Optional[Resources] = None
+    progress_metadata: Optional[dict[str, Any]] = None
+    waiting_for: Optional[str] = None  # the event key a waiting job waits on
+    waiting_until: Optional[int] = None  # when that wait times out (epoch ms)
+    result_data: Any = None  # Restep's, given at complete
+    error_type: Optional[str] = None  # Restep's, given at fail
+    error_stack: Optional[str] = None
 
 
 class WorkflowOut(Struct, kw_only=True):
@@ -93,6 +107,8 @@ class RunOut(Struct, kw_only=True):
     # job status -> how many of the run's jobs are in it
     job_counts: dict[str, int] = {}
     jobs: Optional[list[JobOut]] = None  # in GET /api/runs/{id}; not in listings
+    parent_run_id: Optional[str] = None  # a child run: the run that spawned it
+    notes: list[NoteOut] = []  # Markdown annotations
 
 
 class RunPage(Struct, kw_only=True):
@@ -129,6 +145,8 @@ class EventOut(Struct, kw_only=True):
     attempt: int
     at_ms: int
     detail: str = ""
+    # structured content of an in-job report (usage, tool_call, stream)
+    data: Any = None
 
 
 class DeadLetter(Struct, kw_only=True):
@@ -175,6 +193,8 @@ class JobEvent(Struct, kw_only=True):
     attempt: int
     at_ms: int
     detail: str = ""
+    # structured content of an in-job report (usage, tool_call, stream)
+    data: Any = None
 
 
 class EventEntry(Struct):

@@ -14,9 +14,11 @@ from starlette.responses import Response
 
 from .. import sse
 from ..http import query_int
-from ..models import LogChunk, encoder
+from ..errors import Unprocessable
+from ..models import JobLogChunk, encoder
 from ..routing import Endpoint, Param
 from ..store import TERMINAL, Store
+from ..store.leases import LOG_LEVELS
 from .resolve import for_latest_run
 
 
@@ -25,11 +27,20 @@ def _attempt(request: Request) -> Optional[int]:
     return None if raw in (None, "") else query_int(request, "attempt", 0)
 
 
+def _level(request: Request) -> Optional[str]:
+    level = request.query_params.get("level") or None
+    if level == "warning":
+        return "warn"
+    if level is not None and level not in LOG_LEVELS:
+        raise Unprocessable("invalid_query", f"level must be one of {', '.join(LOG_LEVELS)}", {"field": "level"})
+    return level
+
+
 async def history(request: Request) -> Response:
     store, p = request.app.state.store, request.path_params
-    attempt = _attempt(request)
+    attempt, level = _attempt(request), _level(request)
     await store.job_state(p["run_id"], p["job"])  # 404 for an unknown job
-    entries = await store.read_logs(p["run_id"], p["job"], attempt=attempt)
+    entries = await store.read_logs(p["run_id"], p["job"], attempt=attempt, level=level)
     body = b"[" + b",".join(chunk for _, chunk in entries if chunk is not None) + b"]"
     return Response(body, media_type="application/json")
 
@@ -41,12 +52,12 @@ class JobLog:
 
     event_name = "log"
 
-    def __init__(self, store: Store, run: str, job: str, attempt: Optional[int]):
-        self.store, self.run, self.job, self.attempt = store, run, job, attempt
+    def __init__(self, store: Store, run: str, job: str, attempt: Optional[int], level: Optional[str]):
+        self.store, self.run, self.job, self.attempt, self.level = store, run, job, attempt, level
         self._state = None
 
     async def read(self, after: str, count: int):
-        return await self.store.read_logs(self.run, self.job, after, count, self.attempt)
+        return await self.store.read_logs(self.run, self.job, after, count, self.attempt, self.level)
 
     async def finished(self, only_appends: bool) -> Optional[bytes]:
         if self._state is None or not only_appends:
@@ -61,26 +72,29 @@ class JobLog:
 async def stream(request: Request) -> Response:
     store, p = request.app.state.store, request.path_params
     run, job = p["run_id"], p["job"]
+    attempt, level = _attempt(request), _level(request)
     await store.job_state(run, job)  # 404 before any streaming starts
-    return sse.start(request, store.job_channel(run, job), JobLog(store, run, job, _attempt(request)))
+    return sse.start(request, store.job_channel(run, job), JobLog(store, run, job, attempt, level))
 
 
-_ATTEMPT = Param("attempt", int, "only this attempt's chunks (from 0); all attempts, in order, by default")
+_FILTERS = (Param("attempt", int, "only this attempt's chunks (from 0); all attempts, in order, by default"),
+            Param("level", str, "only the job's log entries (stream `event`) of this level or above:"
+                  " debug, info, warn, error"))
 _RESUME = (Param("after", str, "resume after this event id"),
            Param("Last-Event-ID", str, "resume after this event id (what EventSource sends)", where="header"))
 _STREAM_TEXT = ("Server-Sent Events: the log so far, then live chunks (`log` events, each with its stream id"
                 " and attempt), then an `end` event with the job's final state")
 endpoints = [
     Endpoint("GET", "/api/runs/{run_id}/jobs/{job}/logs", history, "read",
-             "A job's log chunks, oldest first, each with its attempt", response=list[LogChunk],
-             params=(_ATTEMPT,), errors=(404,), tag="logs"),
+             "A job's log chunks, oldest first, each with its attempt", response=list[JobLogChunk],
+             params=_FILTERS, errors=(404, 422), tag="logs"),
     Endpoint("GET", "/api/runs/{run_id}/jobs/{job}/logs/stream", stream, "read", _STREAM_TEXT, stream=True,
-             params=(_ATTEMPT,) + _RESUME, errors=(400, 404, 503), tag="logs"),
+             params=_FILTERS + _RESUME, errors=(400, 404, 422, 503), tag="logs"),
     # seed 002: the workflow's latest run
     Endpoint("GET", "/api/workflows/{wf}/jobs/{job}/logs", for_latest_run(history), "read",
-             "A job's log chunks in the workflow's latest run", response=list[LogChunk], params=(_ATTEMPT,),
-             errors=(404,), tag="logs"),
+             "A job's log chunks in the workflow's latest run", response=list[JobLogChunk], params=_FILTERS,
+             errors=(404, 422), tag="logs"),
     Endpoint("GET", "/api/workflows/{wf}/jobs/{job}/logs/stream", for_latest_run(stream), "read",
-             _STREAM_TEXT + " (the workflow's latest run)", stream=True, params=(_ATTEMPT,) + _RESUME,
-             errors=(400, 404, 503), tag="logs"),
+             _STREAM_TEXT + " (the workflow's latest run)", stream=True, params=_FILTERS + _RESUME,
+             errors=(400, 404, 422, 503), tag="logs"),
 ]

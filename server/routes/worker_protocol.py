@@ -29,7 +29,7 @@ from ..models import (
     ResultAccepted,
     WorkerOut,
 )
-from ..routing import Endpoint
+from ..routing import Endpoint, lease_calls
 from ..store import label_key
 from .resolve import for_latest_run
 
@@ -131,13 +131,30 @@ async def heartbeat(request: Request) -> JSON:
     # at once, whatever its lease TTL) or for the wait to end, whichever is
     # first, and answer as of then. The wait stays well inside the lease.
     ttl_left = (beat.answer.expires_at_ms - beat.now_ms) / 1000
-    wait = min(req.wait_secs, state.settings.max_wait_secs, ttl_left / 2)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + min(req.wait_secs, state.settings.max_wait_secs, ttl_left / 2)
     run, job = beat.run_id, beat.job_id
     async with state.notifier.watch(store.job_channel(run, job), counted=False) as changed:
-        cancelled = await store.is_cancelled(run, job)  # cancelled before we watched?
-        if not cancelled and await wait_unless_gone(request, changed.event, wait) and changed.event.is_set():
-            cancelled = await store.is_cancelled(run, job)
-    beat.answer.cancelled = cancelled
+        look = True
+        while True:
+            changed.reset()
+            if look:  # (first: anything before we watched)
+                now_state = await store.lease_state(run, job, lease_id)
+                if now_state == "gone":
+                    # finished, retried, or waiting for an event: the
+                    # heartbeat script answers which, as it would have
+                    await store.heartbeat(lease_id, caller)
+                    break
+                if now_state == "cancelled":
+                    beat.answer.cancelled = True
+                    break
+            remaining = deadline - loop.time()
+            if remaining <= 0 or not await wait_unless_gone(request, changed.event, remaining):
+                break
+            if not changed.event.is_set():
+                break
+            # A log line or a progress report changes nothing a worker must act on.
+            look = not changed.status_unchanged
     return JSON(beat.answer)
 
 
@@ -150,7 +167,9 @@ async def complete(request: Request) -> JSON:
         raise Unprocessable("outputs_too_large",
                             f"outputs are {size} bytes, more than MAX_OUTPUT_BYTES ({limit}); nothing was recorded",
                             {"field": "outputs", "limit": limit, "size": size})
-    outcome, replayed = await request.app.state.store.complete(lease_id, req.outputs, principal(request).lease_caller)
+    outcome, replayed = await request.app.state.store.complete(
+        lease_id, req.outputs, principal(request).lease_caller,
+        result_data=req.result_data if req.result_data is not None else req.result, max_output_bytes=limit)
     return JSON(ResultAccepted(lease_id=lease_id, outcome=outcome, replayed=replayed))
 
 
@@ -158,7 +177,11 @@ async def fail(request: Request) -> JSON:
     req = await decode_body(request, FailRequest, empty_ok=True)
     lease_id = request.path_params["lease_id"]
     store, caller = request.app.state.store, principal(request).lease_caller
-    outcome, replayed = await store.fail(lease_id, req.error, req.retryable, caller)
+    # Restep's and Strait's executors expect a failure to retry while the
+    # job's budget lasts; seed 002's worker says so itself (default: no).
+    retryable = req.retryable if req.retryable is not None else request.scope.get("rota.retry_by_default", False)
+    outcome, replayed = await store.fail(lease_id, req.error or req.error_message or "", retryable, caller,
+                                         error_type=req.error_type or "", error_stack=req.error_stack or "")
     return JSON(ResultAccepted(lease_id=lease_id, outcome=outcome, replayed=replayed))
 
 
@@ -174,7 +197,22 @@ async def cancelled(request: Request) -> JSON:
 
 
 _LEASE_ERRORS = (401, 403, 409, 422)
-endpoints = [
+# A lease's own calls (routes/sdk_seeds.py maps the seeds' executor paths
+# onto these too).
+LEASE_CALLS: dict[tuple[str, str], dict] = {
+    ("POST", "/heartbeat"): dict(
+        handler=heartbeat, summary="Renew a lease; the answer says whether the job was cancelled. With wait_secs,"
+        " a long-poll that answers the moment the job is cancelled", body=HeartbeatRequest,
+        response=HeartbeatResponse, errors=_LEASE_ERRORS),
+    ("POST", "/complete"): dict(handler=complete, summary="Report success, with outputs", body=CompleteRequest,
+                                response=ResultAccepted, errors=(400,) + _LEASE_ERRORS),
+    ("POST", "/fail"): dict(handler=fail, summary="Report failure; retryable ones retry with backoff",
+                            body=FailRequest, response=ResultAccepted, errors=(400,) + _LEASE_ERRORS),
+    ("POST", "/logs"): dict(handler=push_logs, summary="Append log chunks (idempotent by sequence)",
+                            body=LogsRequest, body_required=True, response=LogsAccepted,
+                            errors=(400,) + _LEASE_ERRORS),
+}
+endpoints = lease_calls("/api/jobs/{lease_id}", "worker protocol", LEASE_CALLS) + [
     Endpoint("POST", "/api/workers/register", register, "worker", "Register a worker and its labels",
              body=RegisterRequest, body_required=True, response=Registered, errors=(400, 409, 422), tag="workers"),
     Endpoint("GET", "/api/workers", list_workers, "read", "List workers, most recently seen first",
@@ -186,17 +224,6 @@ endpoints = [
     Endpoint("DELETE", "/api/workers/{worker_id}", deregister, "worker",
              "A worker stopping cleanly: shown `stopped`, then forgotten", status=204,
              errors=(404, 409), tag="workers"),
-    Endpoint("POST", "/api/jobs/{lease_id}/heartbeat", heartbeat, "lease",
-             "Renew a lease; the answer says whether the job was cancelled. With wait_secs, a long-poll that"
-             " answers the moment the job is cancelled",
-             body=HeartbeatRequest, response=HeartbeatResponse, errors=_LEASE_ERRORS, tag="worker protocol"),
-    Endpoint("POST", "/api/jobs/{lease_id}/complete", complete, "lease", "Report success, with outputs",
-             body=CompleteRequest, response=ResultAccepted, errors=(400,) + _LEASE_ERRORS, tag="worker protocol"),
-    Endpoint("POST", "/api/jobs/{lease_id}/fail", fail, "lease", "Report failure; retryable ones retry with backoff",
-             body=FailRequest, response=ResultAccepted, errors=(400,) + _LEASE_ERRORS, tag="worker protocol"),
-    Endpoint("POST", "/api/jobs/{lease_id}/logs", push_logs, "lease",
-             "Append log chunks (idempotent by sequence)", body=LogsRequest, body_required=True,
-             response=LogsAccepted, errors=(400,) + _LEASE_ERRORS, tag="worker protocol"),
     Endpoint("GET", "/api/jobs/{wf}/{job}/cancelled", for_latest_run(cancelled), "read|worker",
              "Whether a job of the workflow's latest run was cancelled", response=bool, errors=(404,),
              tag="worker protocol"),

@@ -1,5 +1,6 @@
 """The Redis store, one concern per module: workflow definitions, runs,
-leases (the worker protocol), workers, dead letters, maintenance. Every
+leases (the worker protocol), the in-job SDK, workers, dead letters,
+maintenance. Every
 state change is one Lua script call; see server/lua/_keys.lua for the key
 layout."""
 
@@ -10,12 +11,13 @@ from .deadletters import DeadLettersMixin
 from .leases import Beat, LeasesMixin
 from .maintenance import MaintenanceMixin
 from .runs import RunsMixin, Started
+from .sdk import SdkMixin
 from .views import TERMINAL, WIRE_STATUS
 from .workers import WorkersMixin
 from .workflows import Defined, WorkflowsMixin, definition_version
 
 
-class Store(WorkflowsMixin, RunsMixin, LeasesMixin, WorkersMixin, DeadLettersMixin, MaintenanceMixin):
+class Store(WorkflowsMixin, RunsMixin, LeasesMixin, SdkMixin, WorkersMixin, DeadLettersMixin, MaintenanceMixin):
     pass
 
 

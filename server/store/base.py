@@ -15,7 +15,7 @@ from typing import Optional
 import msgspec
 from redis.asyncio import Redis
 
-from ..models import JobSpec
+from ..models import JobSpec, backoff_fields
 from ..scripts import Scripts
 from ..settings import Settings
 from ..singleflight import SingleFlight
@@ -26,6 +26,13 @@ _spec_decoder = msgspec.json.Decoder(JobSpec)
 
 def label_key(labels: list[str]) -> str:
     return ",".join(sorted(set(labels)))
+
+
+def job_meta(job: JobSpec) -> str:
+    """A job's static description as the scripts keep it (see _keys.lua)."""
+    bk, b1, b2 = backoff_fields(job.backoff)
+    return "\t".join(map(str, (label_key(job.labels), job.priority, job.max_retries, bk, b1, b2,
+                               job.wait_event or "", job.wait_timeout_secs or "")))
 
 
 def digest(data: bytes) -> str:
@@ -108,6 +115,16 @@ class StoreBase:
         if len(self._definitions) > 256:
             self._definitions.popitem(last=False)
         return found
+
+    async def run_specs(self, head: dict) -> dict[str, JobSpec]:
+        """Every job's spec in a run: its definition's, plus the jobs spawned
+        into it (kept with the run, since no definition has them)."""
+        d = await self.definition(head["wf"], head["ver"])
+        specs = d.specs if d else {}
+        if head.get("spawned"):
+            spawned = await self.redis.hgetall(self.key("rdef", head["id"]))
+            specs = {**specs, **{f[2:]: _spec_decoder.decode(v) for f, v in spawned.items() if f.startswith("s:")}}
+        return specs
 
     async def _xread(self, key: str, after: str, count: Optional[int]) -> list:
         """[(id, fields)] after `after`, oldest first."""

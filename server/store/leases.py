@@ -4,19 +4,22 @@ complete, fail, and appending a lease's log chunks."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
+from typing import Any, Optional
 
 import msgspec
 
 from ..errors import Conflict, Forbidden, LeaseLost, Unprocessable
-from ..models import ClaimResponse, HeartbeatResponse, JobSpec, Lease, LogChunk, LogsAccepted, QueuedJob, RetryPolicy
+from ..models import CheckpointOut, ClaimResponse, HeartbeatResponse, JobLogChunk, JobSpec, Lease, LogChunk, LogsAccepted, QueuedJob, RetryPolicy
 from .base import StoreBase, digest, label_key
 from .views import outputs
 
 _encode = msgspec.json.encode
 _spec_decoder = msgspec.json.Decoder(JobSpec)
 _inputs_decoder = msgspec.json.Decoder(dict[str, str])
-_chunk_decoder = msgspec.json.Decoder(LogChunk)
+_chunk_decoder = msgspec.json.Decoder(JobLogChunk)
+# A job's log entries' levels, least severe first (`warning` is stored as `warn`).
+LOG_LEVELS = ("debug", "info", "warn", "error")
+_checkpoint_decoder = msgspec.json.Decoder(CheckpointOut)
 
 
 def worker_taken(worker_id: str) -> Conflict:
@@ -33,6 +36,9 @@ def lease_refused(outcome: str, lease_id: str) -> None:
     if outcome == "cancelled":
         raise Conflict("job_cancelled", "the job was cancelled; its result is not recorded",
                        {"lease_id": lease_id})
+    if outcome == "waiting":
+        raise Conflict("job_waiting", "the job gave up this lease to wait for an event; stop it and report"
+                       " nothing: it runs again, with its checkpoint, when the event comes", {"lease_id": lease_id})
     raise LeaseLost(lease_id)
 
 
@@ -73,7 +79,7 @@ class LeasesMixin(StoreBase):
             raise worker_taken(worker_id)
         if res[0] == 0:
             return None
-        _, now, lease_id, ttl, run, wf, job_id, spec_json, att, enq, dly, inputs, *ups = res
+        _, now, lease_id, ttl, run, wf, job_id, spec_json, att, enq, dly, inputs, ckpt, event, *ups = res
         spec = _spec_decoder.decode(spec_json)
         job = QueuedJob(
             job_id=job_id,
@@ -91,6 +97,8 @@ class LeasesMixin(StoreBase):
             steps=spec.steps,
             timeout_secs=spec.timeout_secs,
             inputs=_inputs_decoder.decode(inputs) if inputs else {},
+            checkpoint=_checkpoint_decoder.decode(ckpt).data if ckpt else None,
+            event=msgspec.json.decode(event) if event else None,
         )
         lease = Lease(lease_id=lease_id, job_id=job_id, workflow_id=wf, run_id=run, worker_id=worker_id,
                       ttl_secs=int(ttl), granted_at_ms=int(now))
@@ -112,17 +120,36 @@ class LeasesMixin(StoreBase):
         answer = HeartbeatResponse(cancelled=res[1] == 1, lease_id=lease_id, expires_at_ms=int(res[2]))
         return Beat(answer, res[3], res[4], int(res[5]))
 
+    async def lease_state(self, run: str, job: str, lease_id: str) -> str:
+        """'running', 'cancelled', or 'gone' (the job is no longer under this
+        lease: it finished, was retried or went to wait for an event)."""
+        st, cur = await self.redis.hmget(self.key("rj", run, job), "st", "lease")
+        if cur != lease_id:
+            return "gone"
+        return "cancelled" if st == "cancelled" else "running"
+
     # A result's answer: (what became of the job, whether this repeats a
     # result already taken). The digest tells a re-sent result from another.
 
-    async def complete(self, lease_id: str, outputs: dict[str, str], caller: str = "*") -> tuple[str, bool]:
+    async def complete(self, lease_id: str, outputs: dict[str, str], caller: str = "*", *,
+                       result_data: Any = None, max_output_bytes: int = 1 << 20) -> tuple[str, bool]:
+        """`result_data`: Restep's (or Strait's `result`), kept with the job.
+        Outputs the job upserted while running merge under these; together
+        they must fit `max_output_bytes`."""
         encoded = _encode(outputs)
-        res = await self._call("complete", lease_id, caller, encoded, digest(encoded), self.result_replay_secs)
+        rdata = b"" if result_data is None else _encode(result_data)
+        res = await self._call("complete", lease_id, caller, encoded, digest(encoded + b"|" + rdata),
+                               self.result_replay_secs, rdata, max_output_bytes)
+        if res[0] == "too_large":
+            raise Unprocessable("outputs_too_large",
+                                f"outputs, with those the job set while running, are more than MAX_OUTPUT_BYTES"
+                                f" ({res[1]}); nothing was recorded", {"field": "outputs", "limit": int(res[1])})
         return _result(res, lease_id)
 
-    async def fail(self, lease_id: str, error: str, retryable: bool, caller: str = "*") -> tuple[str, bool]:
+    async def fail(self, lease_id: str, error: str, retryable: bool, caller: str = "*", *,
+                   error_type: str = "", error_stack: str = "") -> tuple[str, bool]:
         res = await self._call("fail", lease_id, caller, error, int(retryable),
-                               digest(_encode([error, retryable])), self.result_replay_secs)
+                               digest(_encode([error, retryable])), self.result_replay_secs, error_type, error_stack)
         return _result(res, lease_id)
 
     async def append_logs(self, lease_id: str, chunks: list[LogChunk], caller: str = "*") -> LogsAccepted:
@@ -142,13 +169,16 @@ class LeasesMixin(StoreBase):
         return LogsAccepted(accepted=int(res[1]), duplicates=int(res[2]))
 
     async def read_logs(
-        self, run: str, job: str, after: str = "0-0", count: Optional[int] = None, attempt: Optional[int] = None
+        self, run: str, job: str, after: str = "0-0", count: Optional[int] = None, attempt: Optional[int] = None,
+        level: Optional[str] = None,
     ) -> list[tuple[str, Optional[bytes]]]:
         """[(stream id, chunk JSON with its attempt)] after `after`, oldest
         first, `count` entries at most; with `attempt`, another attempt's
-        entry comes as (id, None), so a reader still moves past it.
-        Identical reads in flight share one round trip (a thousand tails of
-        one job)."""
+        entry comes as (id, None), so a reader still moves past it; with
+        `level`, so does every entry but the job's log entries (stream
+        `event`) of that level or above. Identical reads in flight share one
+        round trip (a thousand tails of one job)."""
+        least = LOG_LEVELS.index(level) if level is not None else None
         key = self.key("logs", run, job)
         entries = await self._reads.do(("xread", key, after, count), lambda: self._xread(key, after, count))
         out: list[tuple[str, Optional[bytes]]] = []
@@ -158,6 +188,9 @@ class LeasesMixin(StoreBase):
                 out.append((eid, None))
                 continue
             chunk = _chunk_decoder.decode(fields["c"])
+            if least is not None and (chunk.level not in LOG_LEVELS or LOG_LEVELS.index(chunk.level) < least):
+                out.append((eid, None))
+                continue
             chunk.attempt = att
             out.append((eid, _encode(chunk)))
         return out

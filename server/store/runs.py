@@ -12,7 +12,7 @@ import msgspec
 from ..errors import Conflict, NotFound, Unprocessable
 from ..models import EventOut, JobOut, RunFilter, RunOut
 from .base import StoreBase
-from .views import attempts, job_out, run_out, run_status
+from .views import attempts, has_reports, job_out, notes, run_out, run_status
 
 _encode = msgspec.json.encode
 _event_decoder = msgspec.json.Decoder(dict)
@@ -75,7 +75,7 @@ class RunsMixin(StoreBase):
         return await self.cancel_run(run) if run else False
 
     async def cancel_job(self, run: str, job: str) -> bool:
-        (outcome,) = await self._call("cancel_job", run, job)
+        outcome = (await self._call("cancel_job", run, job))[0]
         if outcome == "not_found":
             raise NotFound("job_not_found", f"no job {job!r} in run {run!r}")
         return outcome == "ok"
@@ -112,7 +112,8 @@ class RunsMixin(StoreBase):
         return head
 
     async def get_run(self, run: str) -> RunOut:
-        """The run, its jobs and their attempts: two pipelined round trips."""
+        """The run, its jobs and their attempts: two pipelined round trips,
+        a third when jobs reported steps or annotations or the run has notes."""
         head = await self.run_head(run)
         jobs = head["jobs"].split(",")
         async with self.redis.pipeline(transaction=False) as pipe:
@@ -120,10 +121,11 @@ class RunsMixin(StoreBase):
                 pipe.hgetall(self.key("rj", run, job))
                 pipe.hgetall(self.key("att", run, job))
             rows = await pipe.execute()
-        d = await self.definition(head["wf"], head["ver"])
-        specs = d.specs if d else {}
-        out = [job_out(job, rows[2 * i], specs.get(job), attempts(rows[2 * i + 1])) for i, job in enumerate(jobs)]
-        return run_out(head, out)
+        specs = await self.run_specs(head)
+        reports = await self._reports(run, {job: rows[2 * i] for i, job in enumerate(jobs)})
+        out = [job_out(job, rows[2 * i], specs.get(job), attempts(rows[2 * i + 1]), reports.get(job))
+               for i, job in enumerate(jobs)]
+        return run_out(head, out, await self._notes(head))
 
     async def run_job(self, run: str, job: str) -> tuple[dict, JobOut]:
         """(the run's head, the job with its attempts)."""
@@ -134,8 +136,24 @@ class RunsMixin(StoreBase):
             row, tries = await pipe.execute()
         if not row:
             raise NotFound("job_not_found", f"no job {job!r} in run {run!r}")
-        d = await self.definition(head["wf"], head["ver"])
-        return head, job_out(job, row, d.specs.get(job) if d else None, attempts(tries))
+        specs = await self.run_specs(head)
+        reports = await self._reports(run, {job: row})
+        return head, job_out(job, row, specs.get(job), attempts(tries), reports.get(job))
+
+    async def _reports(self, run: str, rows: dict[str, dict]) -> dict[str, tuple[dict, dict]]:
+        """The steps and annotations of the jobs that reported any."""
+        jobs = [job for job, row in rows.items() if has_reports(row)]
+        if not jobs:
+            return {}
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for job in jobs:
+                pipe.hgetall(self.key("steps", run, job))
+                pipe.hgetall(self.key("ann", run, job))
+            got = await pipe.execute()
+        return {job: (got[2 * i], got[2 * i + 1]) for i, job in enumerate(jobs)}
+
+    async def _notes(self, head: dict) -> list:
+        return notes(await self.redis.hgetall(self.key("notes", head["id"]))) if head.get("hnotes") else []
 
     async def job_rows(self, run: str, jobs: list[str]) -> list[dict]:
         async with self.redis.pipeline(transaction=False) as pipe:
@@ -166,7 +184,12 @@ class RunsMixin(StoreBase):
 
     async def events(self, run: str, after: str = "0-0", count: int = 1000) -> list[EventOut]:
         entries = await self._xread(self.key("ev", run), after, count)
-        return [EventOut(id=eid, **_event_decoder.decode(fields["e"])) for eid, fields in entries]
+        out = []
+        for eid, fields in entries:
+            record = _event_decoder.decode(fields["e"])
+            raw = record.pop("raw", None)
+            out.append(EventOut(id=eid, data=msgspec.json.decode(raw) if raw else None, **record))
+        return out
 
     async def run_finished(self, run: str) -> bool:
         return await self.redis.hget(self.key("run", run), "state") == "done"

@@ -6,17 +6,20 @@ from typing import Optional
 
 import msgspec
 
-from ..models import AttemptOut, JobOut, JobSpec, RunOut
+from ..models import AttemptOut, JobOut, JobSpec, NoteOut, Resources, ResourceSample, RunOut, StepOut
 from .base import ms
 
 _outputs_decoder = msgspec.json.Decoder(dict[str, str])
 _attempt_decoder = msgspec.json.Decoder(AttemptOut)
 _strings_decoder = msgspec.json.Decoder(dict[str, str])
+_sample_decoder = msgspec.json.Decoder(ResourceSample)
+_note_decoder = msgspec.json.Decoder(NoteOut)
+_json = msgspec.json.decode
 
 # Internal job states, and the wire status each one shows as.
 WIRE_STATUS = {
     "created": "queued", "waiting": "queued", "ready": "queued", "delayed": "queued",
-    "running": "running", "success": "success", "failure": "failure",
+    "running": "running", "eventwait": "waiting", "success": "success", "failure": "failure",
     "skipped": "skipped", "cancelled": "cancelled",
 }
 INTERNAL_FOR = {
@@ -39,12 +42,18 @@ def attempts(rows: dict) -> list[AttemptOut]:
     return sorted(decoded, key=lambda a: a.number)
 
 
-def job_out(job_id: str, row: dict, spec: Optional[JobSpec], tries: Optional[list[AttemptOut]] = None) -> JobOut:
+def job_out(
+    job_id: str, row: dict, spec: Optional[JobSpec], tries: Optional[list[AttemptOut]] = None,
+    reports: Optional[tuple[dict, dict]] = None,
+) -> JobOut:
+    """`reports`: the job's steps and annotations hashes, when it has any."""
     st = row.get("st", "created")
     start, end = ms(row.get("start")), ms(row.get("end"))
     err = row.get("err") or None
     finished = st in TERMINAL
     duration = (end - start) // 1000 if start is not None and end is not None and finished else None
+    waiting = st == "eventwait"
+    step_rows, annotations = reports or ({}, {})
     return JobOut(
         id=job_id,
         name=spec.name if spec else job_id,
@@ -59,11 +68,72 @@ def job_out(job_id: str, row: dict, spec: Optional[JobSpec], tries: Optional[lis
         output=err if st == "failure" else None,
         outputs=outputs(row.get("out")),
         error=err,
+        progress=float(row["prog"]) if row.get("prog") else None,
         worker_id=row.get("worker") or None,
         finished_at=float(end) if end is not None and finished else None,
         retry_at=ms(row.get("dly")) if st == "delayed" else None,
         attempts=tries or [],
+        current_step=row.get("sname") or None,
+        current_step_index=int(row["sidx"]) if row.get("sidx") else None,
+        progress_metadata=_json(row["pmeta"]) if row.get("pmeta") else None,
+        steps=steps(step_rows),
+        annotations=annotations,
+        resources=resources(row),
+        waiting_for=row.get("evkey") or None if waiting else None,
+        waiting_until=ms(row.get("evuntil")) if waiting else None,
+        result_data=_json(row["rdata"]) if row.get("rdata") else None,
+        error_type=row.get("etype") or None,
+        error_stack=row.get("estack") or None,
     )
+
+
+def has_reports(row: dict) -> bool:
+    """Whether the job reported steps or annotations (kept apart from its record)."""
+    return "hsteps" in row or "hann" in row
+
+
+# A step's fields that hold JSON as the job sent it.
+_STEP_JSON = {"result_data", "artifacts", "metadata"}
+_STEP_INT = {"started_at", "finished_at", "exit_code"}
+
+
+def steps(rows: dict) -> list[StepOut]:
+    """The steps of the latest attempt that reported any, from fields
+    `<attempt>:<step id>:<prop>`; in index order, else as they started."""
+    by_attempt: dict[int, dict[str, dict]] = {}
+    for field, value in rows.items():
+        att, rest = field.split(":", 1)
+        sid, prop = rest.rsplit(":", 1)
+        decoded = _json(value) if prop in _STEP_JSON else int(value) if prop in _STEP_INT else value
+        by_attempt.setdefault(int(att), {}).setdefault(sid, {"id": sid})[prop] = decoded
+    if not by_attempt:
+        return []
+    latest = by_attempt[max(by_attempt)]
+    out = []
+    for fields in latest.values():
+        if "progress_percent" in fields:
+            fields["progress_percent"] = float(fields["progress_percent"])
+        step = StepOut(**fields)
+        if step.started_at is not None and step.finished_at is not None:
+            step.duration_ms = step.finished_at - step.started_at
+        out.append(step)
+    return sorted(out, key=lambda s: (not s.id.isdigit(), int(s.id) if s.id.isdigit() else 0, s.started_at or 0))
+
+
+def resources(row: dict) -> Optional[Resources]:
+    if not row.get("res"):
+        return None
+    sample = _sample_decoder.decode(row["res"])
+    return Resources(
+        cpu_percent=sample.cpu_percent, memory_bytes=sample.memory_bytes,
+        peak_cpu_percent=float(row["pcpu"]) if row.get("pcpu") else None,
+        peak_memory_bytes=int(row["pmem"]) if row.get("pmem") else None,
+        at_ms=ms(row.get("resat")), extra=sample.extra,
+    )
+
+
+def notes(rows: dict) -> list[NoteOut]:
+    return sorted((_note_decoder.decode(raw) for raw in rows.values()), key=lambda n: n.at_ms)
 
 
 def idle_job(spec: JobSpec) -> JobOut:
@@ -94,7 +164,7 @@ def job_counts(head: dict) -> dict[str, int]:
     return counts
 
 
-def run_out(head: dict, jobs: Optional[list[JobOut]] = None) -> RunOut:
+def run_out(head: dict, jobs: Optional[list[JobOut]] = None, run_notes: Optional[list[NoteOut]] = None) -> RunOut:
     return RunOut(
         run_id=head["id"],
         number=int(head.get("num") or 0),
@@ -109,4 +179,6 @@ def run_out(head: dict, jobs: Optional[list[JobOut]] = None) -> RunOut:
         version=head.get("ver", ""),
         job_counts=job_counts(head),
         jobs=jobs,
+        parent_run_id=head.get("parent") or None,
+        notes=run_notes or [],
     )

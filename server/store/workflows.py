@@ -10,8 +10,8 @@ from typing import Optional
 import msgspec
 
 from ..errors import Conflict, NotFound
-from ..models import DefinitionOut, WorkflowOut, WorkflowSpec, backoff_fields
-from .base import StoreBase, label_key, ms
+from ..models import DefinitionOut, WorkflowOut, WorkflowSpec
+from .base import StoreBase, job_meta, ms
 from .views import INTERNAL_FOR, idle_job, job_out, run_status
 
 _encode = msgspec.json.encode
@@ -59,9 +59,7 @@ class WorkflowsMixin(StoreBase):
             _encode(inputs or {}), _encode(tags or {}), self.retention_secs, len(spec.jobs),
         ]
         for job in spec.jobs:
-            bk, b1, b2 = backoff_fields(job.backoff)
-            meta = "\t".join(map(str, (label_key(job.labels), job.priority, job.max_retries, bk, b1, b2)))
-            args += [job.id, _encode(job), meta, ",".join(job.needs), ",".join(dependents[job.id])]
+            args += [job.id, _encode(job), job_meta(job), ",".join(job.needs), ",".join(dependents[job.id])]
         outcome, wf, run = await self._call("define", *args)
         if outcome == "deleting":
             raise Conflict("workflow_deleting", f"workflow {workflow_id!r} is being deleted")
@@ -129,6 +127,7 @@ class WorkflowsMixin(StoreBase):
             runs = [r if isinstance(r, dict) and r else None for r in await pipe.execute()]
         definitions = [await self.definition(head["id"], run["ver"] if run else head["ver"])
                        for head, run in zip(heads, runs)]
+        spawned = {run["id"]: await self.run_specs(run) for run in runs if run and run.get("spawned")}
         if max_jobs is not None:
             total = 0
             for i, d in enumerate(definitions):
@@ -143,7 +142,7 @@ class WorkflowsMixin(StoreBase):
             rows = iter(await pipe.execute())
         out = []
         for head, run, d in zip(heads, runs, definitions):
-            specs = d.specs if d else {}
+            specs = spawned.get(run["id"], d.specs if d else {}) if run else (d.specs if d else {})
             if run is None:
                 jobs = [idle_job(specs[j]) for j in (d.jobs if d else []) if j in specs]
             else:

@@ -1,0 +1,167 @@
+--- @include "leases"
+-- What a running job reports of itself (the in-job SDK), each call one
+-- run of this script: ARGV lease_id, caller (see live_lease), op, then the
+-- op's arguments. Every change is also a run event.
+-- Returns {'ok', n} | {'lost'} | {'forbidden'} | {'cancelled'} |
+-- {'too_large', what, limit} | {'too_many', what, limit}.
+local lid, caller, op = ARGV[1], ARGV[2], ARGV[3]
+local now = now_ms()
+local lease, refusal = live_lease(lid, now, caller)
+if not lease then return lease_gone(lid, caller, refusal) end
+local run, job, att = lease.run, lease.job, tonumber(lease.att)
+-- A cancelled job may still log what it prints while it stops; nothing else.
+if lease.st ~= 'running' and op ~= 'log' then return { lease.st } end
+local k = jkey(run, job)
+
+local function note_event(kind, detail)
+  event(run, job, kind, lease.st, att, now, detail)
+  -- 'info': nothing that changes the job's status (a heartbeat's long-poll
+  -- and a log tail need not look)
+  redis.call('PUBLISH', jobchan(run, job), kind == 'log' and 'log' or 'info')
+end
+
+if op == 'progress' then
+  -- ARGV: percent, step name, step index, metadata JSON ('' for unset)
+  local pct, sname, sidx, meta = ARGV[4], ARGV[5], ARGV[6], ARGV[7]
+  if pct ~= '' then redis.call('HSET', k, 'prog', pct) end
+  if sname ~= '' then redis.call('HSET', k, 'sname', sname) end
+  if sidx ~= '' then redis.call('HSET', k, 'sidx', sidx) end
+  if meta ~= '' then redis.call('HSET', k, 'pmeta', meta) end
+  note_event('progress', (pct ~= '' and (pct .. '%') or '') .. (sname ~= '' and (' ' .. sname) or ''))
+  return { 'ok', 1 }
+end
+
+if op == 'log' then
+  -- ARGV: maxlen, then per entry: the chunk's JSON after its opening brace
+  -- (data, stream, level, ...), message (for the event). The chunk gets
+  -- the lease's workflow and job and the server's time; sequence 0, since
+  -- entries are not a worker's numbered output.
+  local maxlen = ARGV[4]
+  local n = (#ARGV - 4) / 2
+  local head = '{"workflow_id":' .. cjson.encode(lease.wf) .. ',"job_id":' .. cjson.encode(job)
+    .. ',"sequence":0,"timestamp_ms":' .. num(now) .. ','
+  for i = 0, n - 1 do
+    redis.call('XADD', logkey(run, job), 'MAXLEN', '~', maxlen, '*', 'c', head .. ARGV[5 + 2 * i], 'a', att)
+  end
+  note_event('log', n == 1 and string.sub(ARGV[6], 1, 200) or (n .. ' entries'))
+  return { 'ok', n }
+end
+
+-- Saved on the attempt; the job's next attempt gets the latest in its claim.
+local function save_checkpoint(data)
+  redis.call('HSET', P .. 'ckpt:' .. run .. ':' .. job, att,
+    '{"attempt":' .. att .. ',"saved_at_ms":' .. num(now) .. ',"data":' .. data .. '}')
+  redis.call('HSET', k, 'ckat', att)
+end
+
+if op == 'step' then
+  -- ARGV: step id, state (running|completed|failed|progress), checkpoint
+  -- JSON ('' for none: a step's artifacts or checkpoint_data, Restep's
+  -- automatic checkpoint), then prop, value pairs (values as sent: JSON for
+  -- structured ones). A step is fields "<attempt>:<step>:<prop>" of one
+  -- hash per job, so nothing sent is decoded and encoded again here.
+  local id, state, ckpt = ARGV[4], ARGV[5], ARGV[6]
+  local sk = P .. 'steps:' .. run .. ':' .. job
+  local f = att .. ':' .. id .. ':'
+  for i = 7, #ARGV, 2 do redis.call('HSET', sk, f .. ARGV[i], ARGV[i + 1]) end
+  if not redis.call('HGET', sk, f .. 'started_at') then redis.call('HSET', sk, f .. 'started_at', now) end
+  if state == 'completed' or state == 'failed' then
+    redis.call('HSET', sk, f .. 'status', state, f .. 'finished_at', now)
+  elseif state == 'running' or not redis.call('HGET', sk, f .. 'status') then
+    redis.call('HSET', sk, f .. 'status', 'running')
+  end
+  if state == 'running' then
+    redis.call('HSET', k, 'sname', redis.call('HGET', sk, f .. 'name') or id)
+    if tonumber(id) then redis.call('HSET', k, 'sidx', id) end
+  end
+  if ckpt ~= '' then save_checkpoint(ckpt) end
+  redis.call('HSET', k, 'hsteps', 1)
+  note_event('step', 'step ' .. id .. ' ' .. state)
+  return { 'ok', 1 }
+end
+
+if op == 'checkpoint' then
+  -- ARGV: the checkpoint's data (JSON)
+  save_checkpoint(ARGV[4])
+  note_event('checkpoint', #ARGV[4] .. ' bytes')
+  return { 'ok', 1 }
+end
+
+if op == 'state_set' or op == 'state_del' then
+  -- ARGV: key, value JSON (set), max keys per run
+  local sk = P .. 'state:' .. run
+  if op == 'state_del' then
+    note_event('state', 'deleted ' .. ARGV[4])
+    return { 'ok', redis.call('HDEL', sk, ARGV[4]) }
+  end
+  local max = tonumber(ARGV[6])
+  if redis.call('HEXISTS', sk, ARGV[4]) == 0 and redis.call('HLEN', sk) >= max then
+    return { 'too_many', 'state keys in a run', max }
+  end
+  redis.call('HSET', sk, ARGV[4], ARGV[5])
+  note_event('state', 'set ' .. ARGV[4])
+  return { 'ok', 1 }
+end
+
+if op == 'annotate' then
+  -- ARGV: max keys, then key, value pairs
+  local ak = P .. 'ann:' .. run .. ':' .. job
+  local max = tonumber(ARGV[4])
+  local n = 0
+  for i = 5, #ARGV, 2 do
+    if redis.call('HEXISTS', ak, ARGV[i]) == 0 then n = n + 1 end
+  end
+  if redis.call('HLEN', ak) + n > max then return { 'too_many', 'annotations on a job', max } end
+  for i = 5, #ARGV, 2 do redis.call('HSET', ak, ARGV[i], ARGV[i + 1]) end
+  redis.call('HSET', k, 'hann', 1)
+  note_event('annotate', ((#ARGV - 4) / 2) .. ' annotation(s)')
+  return { 'ok', (#ARGV - 4) / 2 }
+end
+
+if op == 'note' then
+  -- ARGV: context, style, markdown, max notes per run
+  local nk = P .. 'notes:' .. run
+  local context = ARGV[4]
+  if redis.call('HEXISTS', nk, context) == 0 and redis.call('HLEN', nk) >= tonumber(ARGV[7]) then
+    return { 'too_many', 'annotations on a run', tonumber(ARGV[7]) }
+  end
+  redis.call('HSET', nk, context, cjson.encode({ context = context, style = ARGV[5], markdown = ARGV[6],
+    job_id = job, at_ms = now }))
+  redis.call('HSET', rkey(run), 'hnotes', 1)
+  note_event('annotate', 'note ' .. context)
+  return { 'ok', 1 }
+end
+
+if op == 'output' then
+  -- ARGV: max bytes, then key, value pairs merged into the job's outputs
+  local max = tonumber(ARGV[4])
+  local raw = redis.call('HGET', k, 'out')
+  local outs = (raw and raw ~= '') and cjson.decode(raw) or {}
+  for i = 5, #ARGV, 2 do outs[ARGV[i]] = ARGV[i + 1] end
+  local size = 0
+  for key, value in pairs(outs) do size = size + #key + #value end
+  if size > max then return { 'too_large', 'outputs', max } end
+  -- cjson encodes an empty table as {}: outputs are never empty here
+  redis.call('HSET', k, 'out', cjson.encode(outs), 'lout', 1)
+  note_event('output', ((#ARGV - 4) / 2) .. ' output(s)')
+  return { 'ok', (#ARGV - 4) / 2 }
+end
+
+if op == 'resources' then
+  -- ARGV: cpu percent, memory bytes, sample JSON
+  local cpu, mem = tonumber(ARGV[4]), tonumber(ARGV[5])
+  local pcpu, pmem = unpack(redis.call('HMGET', k, 'pcpu', 'pmem'))
+  if cpu and cpu > (tonumber(pcpu) or -1) then redis.call('HSET', k, 'pcpu', ARGV[4]) end
+  if mem and mem > (tonumber(pmem) or -1) then redis.call('HSET', k, 'pmem', ARGV[5]) end
+  redis.call('HSET', k, 'res', ARGV[6], 'resat', now)
+  note_event('resources', (cpu and (ARGV[4] .. '% cpu ') or '') .. (mem and (ARGV[5] .. ' bytes') or ''))
+  return { 'ok', 1 }
+end
+
+if op == 'typed' then
+  -- ARGV: event type (usage | tool_call | stream), body JSON (an object)
+  event(run, job, ARGV[4], lease.st, att, now, '', ARGV[5])
+  return { 'ok', 1 }
+end
+
+return redis.error_reply('unknown op ' .. op)

@@ -1,0 +1,185 @@
+"""What a running job tells its server and asks of it (the in-job SDK):
+progress, structured logs, steps, checkpoints, run state, annotations,
+outputs, spawning, waiting for an event, resource samples. Field names are
+Restep's and Strait's, so their executors' bodies decode unchanged."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal, Optional
+
+from msgspec import Meta, Struct
+
+from .core import Id
+
+Percent = Annotated[float, Meta(ge=0, le=100)]
+ShortText = Annotated[str, Meta(max_length=256)]
+LongText = Annotated[str, Meta(max_length=65_536)]
+Level = Literal["debug", "info", "warn", "warning", "error"]
+# Both are path segments of their calls: no '/'.
+StateKey = Annotated[str, Meta(pattern=r"^[A-Za-z0-9_.:-]{1,128}\Z")]
+EventKey = Annotated[str, Meta(pattern=r"^[A-Za-z0-9_.:-]{1,200}\Z")]
+# A step of a job: its index in a `steps:` job, or an executor's own id.
+StepId = Annotated[str, Meta(pattern=r"^[A-Za-z0-9_.:-]{1,128}\Z")]
+
+
+class ProgressUpdate(Struct, kw_only=True):
+    progress_percent: Optional[Percent] = None
+    current_step_name: Optional[ShortText] = None
+    current_step_index: Optional[Annotated[int, Meta(ge=0)]] = None
+    metadata: Optional[dict[str, Any]] = None
+
+
+class LogEntry(Struct, kw_only=True):
+    level: Level = "info"
+    message: LongText
+    log_data: Optional[dict[str, Any]] = None
+    progress_percent: Optional[Percent] = None
+    step: Optional[ShortText] = None
+    execution_step_id: Optional[ShortText] = None  # Restep's name for `step`
+
+
+class LogBody(Struct, kw_only=True):
+    """One entry (Restep's single form), or `logs` (its batch form)."""
+
+    logs: Optional[Annotated[list[LogEntry], Meta(min_length=1, max_length=1000)]] = None
+    level: Level = "info"
+    message: Optional[LongText] = None
+    log_data: Optional[dict[str, Any]] = None
+    progress_percent: Optional[Percent] = None
+    step: Optional[ShortText] = None
+    execution_step_id: Optional[ShortText] = None
+
+
+class StepUpdate(Struct, kw_only=True):
+    """Restep's step calls: running (no body), completed (result_data,
+    artifacts), failed (error_*), progress (progress_percent, metadata,
+    checkpoint_data); rota's daemon adds name and exit_code."""
+
+    name: Optional[ShortText] = None
+    exit_code: Optional[int] = None
+    result_data: Any = None
+    artifacts: Any = None
+    error_message: Optional[LongText] = None
+    error_type: Optional[ShortText] = None
+    error_stack: Optional[LongText] = None
+    progress_percent: Optional[Percent] = None
+    metadata: Optional[dict[str, Any]] = None
+    checkpoint_data: Any = None
+
+
+class CheckpointSave(Struct, kw_only=True):
+    data: Any
+
+
+class StateSet(Struct, kw_only=True):
+    """Strait's POST .../state: a key and its value."""
+
+    key: StateKey
+    value: Any
+
+
+class Note(Struct, kw_only=True):
+    """A Markdown annotation of the run (Buildkite's): one per context."""
+
+    markdown: Annotated[str, Meta(max_length=65_536)]
+    style: Literal["info", "warning", "error", "success"] = "info"
+    context: Annotated[str, Meta(pattern=r"^[A-Za-z0-9_.:-]{1,64}\Z")] = "default"
+
+
+class WaitRequest(Struct, kw_only=True):
+    event_key: EventKey
+    timeout_secs: Annotated[int, Meta(ge=1, le=30 * 86_400)] = 86_400
+
+
+class ChildRun(Struct, kw_only=True):
+    """Spawn's other form: a run of another workflow, as this run's child."""
+
+    workflow_id: Id
+    inputs: dict[str, str] = {}
+    tags: dict[str, str] = {}
+
+
+class EventPost(Struct, kw_only=True):
+    payload: Any = None
+
+
+class ResourceSample(Struct, kw_only=True):
+    cpu_percent: Optional[Annotated[float, Meta(ge=0)]] = None
+    memory_bytes: Optional[Annotated[int, Meta(ge=0)]] = None
+    # what else an executor measures, kept as sent
+    extra: Optional[dict[str, Any]] = None
+
+
+# ---- answers -------------------------------------------------------------------
+
+
+class Accepted(Struct, kw_only=True):
+    ok: bool = True
+    count: Optional[int] = None
+
+
+class Waiting(Struct, kw_only=True):
+    status: Literal["waiting"] = "waiting"
+    event_key: str
+    expires_at_ms: int
+    expires_at: str  # the same, ISO 8601 (Strait's)
+    trigger_id: str  # what the wait is known by: the lease that asked
+
+
+class Spawned(Struct, kw_only=True):
+    jobs: list[str] = []  # jobs added to the run
+    child_run_id: Optional[str] = None
+
+
+class Released(Struct, kw_only=True):
+    event_key: str
+    released: int  # jobs woken
+
+
+class Payload(Struct, kw_only=True):
+    inputs: dict[str, str]
+    upstream_outputs: dict[str, dict[str, str]]
+    checkpoint: Any = None
+    event: Any = None
+
+
+class CheckpointOut(Struct, kw_only=True):
+    attempt: int
+    saved_at_ms: int
+    data: Any
+
+
+class StepOut(Struct, kw_only=True):
+    id: str
+    name: Optional[str] = None
+    status: Literal["pending", "running", "completed", "failed"] = "pending"
+    started_at: Optional[int] = None
+    finished_at: Optional[int] = None
+    duration_ms: Optional[int] = None
+    exit_code: Optional[int] = None
+    progress_percent: Optional[float] = None
+    result_data: Any = None
+    artifacts: Any = None
+    error_message: Optional[str] = None
+    error_type: Optional[str] = None
+    error_stack: Optional[str] = None
+    metadata: Optional[dict[str, Any]] = None
+
+
+class Resources(Struct, kw_only=True):
+    """The latest sample of a job's resource use, and the peaks of its attempt."""
+
+    cpu_percent: Optional[float] = None
+    memory_bytes: Optional[int] = None
+    peak_cpu_percent: Optional[float] = None
+    peak_memory_bytes: Optional[int] = None
+    at_ms: Optional[int] = None
+    extra: Optional[dict[str, Any]] = None
+
+
+class NoteOut(Struct, kw_only=True):
+    context: str
+    style: str
+    markdown: str
+    job_id: str
+    at_ms: int

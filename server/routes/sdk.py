@@ -1,0 +1,324 @@
+"""The in-job SDK: what a running job reports and asks of its server, each
+call scoped to its lease (`/api/jobs/{lease_id}/...`, the lease's run token
+or its worker's token); and the operator's side of it: events, approvals,
+a run's state, checkpoints and child runs.
+
+Restep's and Strait's executor paths map onto these same handlers
+(routes/sdk_seeds.py)."""
+
+from __future__ import annotations
+
+import datetime
+from typing import Any
+
+import msgspec
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+
+from ..auth import principal
+from ..definitions import DefinitionError
+from ..definitions.spawn import parse_spawn
+from ..errors import BadRequest, Unprocessable
+from ..http import JSON, decode_body
+from ..models import (
+    Accepted, CheckpointOut, ChildRun, EventKey, EventPost, LogBody, LogEntry, Note, Payload, ProgressUpdate, Released,
+    JobOut, ResourceSample, RunOut, Spawned, StateKey, StateSet, StepUpdate, WaitRequest, Waiting,
+)
+from ..routing import JSON_MEDIA, YAML_MEDIA, Endpoint, lease_calls
+
+_OK = Accepted()
+_annotations = msgspec.json.Decoder(dict[StateKey, str])
+_note = msgspec.json.Decoder(Note)
+_child = msgspec.json.Decoder(ChildRun)
+# Restep's, Strait's and rota's own step states.
+STEP_STATES = ("running", "completed", "failed", "progress")
+# Strait's typed reports, stored as run events of these types.
+TYPED_EVENTS = {"usage": "usage", "tool-call": "tool_call", "stream": "stream"}
+
+
+def _lease(request: Request) -> tuple[Any, str, str]:
+    """(the store, the lease id, who the lease scripts check it against)."""
+    return request.app.state.store, request.path_params["lease_id"], principal(request).lease_caller
+
+
+async def _json(request: Request) -> Any:
+    """Any JSON body (what a checkpoint, an annotation, a spawn may be)."""
+    return await decode_body(request, Any)
+
+
+async def progress(request: Request) -> Response:
+    update = await decode_body(request, ProgressUpdate, empty_ok=True)
+    store, lease_id, caller = _lease(request)
+    await store.report_progress(lease_id, caller, update)
+    return JSON(_OK)
+
+
+async def log(request: Request) -> Response:
+    body = await decode_body(request, LogBody)
+    if body.logs is not None:
+        entries = body.logs
+    elif body.message is not None:
+        entries = [LogEntry(level=body.level, message=body.message, log_data=body.log_data,
+                            progress_percent=body.progress_percent, step=body.step,
+                            execution_step_id=body.execution_step_id)]
+    else:
+        raise Unprocessable("invalid_body", "give message (one entry) or logs (a list of entries)",
+                            {"field": "message"})
+    store, lease_id, caller = _lease(request)
+    count = await store.log_entries(lease_id, caller, entries)
+    return JSON(Accepted(count=count))
+
+
+def _step(state: str):
+    async def step(request: Request) -> Response:
+        update = await decode_body(request, StepUpdate, empty_ok=True)
+        store, lease_id, caller = _lease(request)
+        await store.report_step(lease_id, caller, request.path_params["step"], state, update)
+        return JSON(_OK)
+
+    return step
+
+
+async def checkpoint(request: Request) -> Response:
+    body = await _json(request)
+    # {"data": X} saves X; any other body is saved whole (Strait's form)
+    data = body["data"] if isinstance(body, dict) and set(body) == {"data"} else body
+    store, lease_id, caller = _lease(request)
+    await store.save_checkpoint(lease_id, caller, data)
+    return JSON(_OK)
+
+
+async def state_all(request: Request) -> Response:
+    store, lease_id, caller = _lease(request)
+    return JSON(await store.state_all(lease_id, caller))
+
+
+def _state_key(request: Request) -> str:
+    key = request.path_params["key"]
+    try:
+        return msgspec.convert(key, StateKey)
+    except msgspec.ValidationError:
+        raise Unprocessable("invalid_key", "a state key is 1-128 of letters, digits and _ . : -",
+                            {"field": "key"}) from None
+
+
+async def state_get(request: Request) -> Response:
+    store, lease_id, caller = _lease(request)
+    key = _state_key(request)
+    return JSON(StateSet(key=key, value=await store.state_get(lease_id, caller, key)))
+
+
+class _Value(msgspec.Struct):
+    value: Any
+
+
+async def state_put(request: Request) -> Response:
+    key = _state_key(request)
+    body = await decode_body(request, _Value)
+    store, lease_id, caller = _lease(request)
+    await store.state_set(lease_id, caller, key, body.value)
+    return JSON(_OK)
+
+
+async def state_post(request: Request) -> Response:
+    body = await decode_body(request, StateSet)
+    store, lease_id, caller = _lease(request)
+    await store.state_set(lease_id, caller, body.key, body.value)
+    return JSON(_OK)
+
+
+async def state_delete(request: Request) -> Response:
+    key = _state_key(request)
+    store, lease_id, caller = _lease(request)
+    await store.state_delete(lease_id, caller, key)
+    return JSON(_OK)
+
+
+async def annotate(request: Request) -> Response:
+    raw = await request.body()
+    body = await _json(request)
+    store, lease_id, caller = _lease(request)
+    try:
+        if isinstance(body, dict) and "markdown" in body:
+            await store.add_note(lease_id, caller, _note.decode(raw))
+            return JSON(Accepted(count=1))
+        count = await store.annotate(lease_id, caller, _annotations.decode(raw))
+    except msgspec.ValidationError as exc:
+        raise Unprocessable("invalid_body", f"{exc}: send {{key: value}} strings, or a note"
+                            ' {"markdown", "style", "context"}', {"field": str(exc).rpartition("`$.")[2].rstrip("`")}) \
+            from None
+    return JSON(Accepted(count=count))
+
+
+async def output(request: Request) -> Response:
+    values = await decode_body(request, dict[str, str])
+    store, lease_id, caller = _lease(request)
+    count = await store.set_outputs(lease_id, caller, values, request.app.state.settings.max_output_bytes)
+    return JSON(Accepted(count=count))
+
+
+async def spawn(request: Request) -> Response:
+    raw = await request.body()
+    store, lease_id, caller = _lease(request)
+    if not raw.strip():
+        raise BadRequest("empty_body", "send the jobs to add ({jobs: {id: job}}) or a workflow to start"
+                                       ' ({"workflow_id", "inputs"})')
+    content_type = request.headers.get("content-type")
+    if (content_type or "").startswith("application/json"):
+        body = await _json(request)
+        if isinstance(body, dict) and "workflow_id" in body:
+            try:
+                child = _child.decode(raw)
+            except msgspec.ValidationError as exc:
+                raise Unprocessable("invalid_body", str(exc), {"field": str(exc).rpartition("`$.")[2].rstrip("`")}) \
+                    from None
+            return JSON(Spawned(child_run_id=await store.spawn_child(lease_id, caller, child)), status_code=201)
+    _, _, existing = await store.lease_run(lease_id, caller)
+    try:
+        doc = await run_in_threadpool(parse_spawn, raw, content_type, existing)
+    except DefinitionError as exc:
+        raise Unprocessable("invalid_spawn", str(exc), {"problems": exc.problems}) from None
+    added = await store.spawn_jobs(lease_id, caller, doc.jobs, doc.wait)
+    return JSON(Spawned(jobs=added), status_code=201)
+
+
+def _iso(ms: int) -> str:
+    return datetime.datetime.fromtimestamp(ms / 1000, datetime.timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+async def wait_for_event(request: Request) -> Response:
+    req = await decode_body(request, WaitRequest)
+    store, lease_id, caller = _lease(request)
+    until = await store.wait_for_event(lease_id, caller, req.event_key, req.timeout_secs)
+    return JSON(Waiting(event_key=req.event_key, expires_at_ms=until, expires_at=_iso(until), trigger_id=lease_id))
+
+
+async def resources(request: Request) -> Response:
+    sample = await decode_body(request, ResourceSample, empty_ok=True)
+    store, lease_id, caller = _lease(request)
+    await store.report_resources(lease_id, caller, sample)
+    return JSON(_OK)
+
+
+async def payload(request: Request) -> Response:
+    store, lease_id, caller = _lease(request)
+    return JSON(await store.payload(lease_id, caller))
+
+
+def _typed(kind: str):
+    async def typed(request: Request) -> Response:
+        body = await decode_body(request, dict[str, Any], empty_ok=True)
+        store, lease_id, caller = _lease(request)
+        await store.typed_event(lease_id, caller, kind, body)
+        return JSON(_OK)
+
+    return typed
+
+
+async def cancel_own(request: Request) -> Response:
+    store, lease_id, caller = _lease(request)
+    run, job = await store.cancel_own_job(lease_id, caller)
+    return JSON((await store.run_job(run, job))[1])
+
+
+# ---- the operator's side -------------------------------------------------------
+
+
+async def fire_event(request: Request) -> Response:
+    body = await decode_body(request, EventPost, empty_ok=True)
+    key = request.path_params["event_key"]
+    try:
+        msgspec.convert(key, EventKey)
+    except msgspec.ValidationError:
+        raise Unprocessable("invalid_key", "an event key is 1-200 of letters, digits and _ . : -",
+                            {"field": "event_key"}) from None
+    released = await request.app.state.store.fire_event(key, body.payload)
+    return JSON(Released(event_key=key, released=released))
+
+
+async def approve(request: Request) -> Response:
+    body = await decode_body(request, EventPost, empty_ok=True)
+    p = request.path_params
+    store = request.app.state.store
+    await store.approve(p["run_id"], p["job"], body.payload)
+    return JSON((await store.run_job(p["run_id"], p["job"]))[1], status_code=202)
+
+
+async def run_state(request: Request) -> Response:
+    return JSON(await request.app.state.store.run_state(request.path_params["run_id"]))
+
+
+async def checkpoints(request: Request) -> Response:
+    p = request.path_params
+    return JSON(await request.app.state.store.checkpoints(p["run_id"], p["job"]))
+
+
+async def children(request: Request) -> Response:
+    return JSON(await request.app.state.store.children(request.path_params["run_id"]))
+
+
+# What each in-job call is, by its path under a lease: shared with the seed
+# path tables, which put Restep's and Strait's prefixes before the same
+# suffixes.
+_E = (401, 403, 409, 422)
+CALLS: dict[tuple[str, str], dict] = {
+    ("POST", "/progress"): dict(handler=progress, summary="Report progress: percent, current step",
+                                body=ProgressUpdate, response=Accepted, errors=_E),
+    ("POST", "/log"): dict(handler=log, summary="Log structured entries (one, or `logs`) beside the job's output",
+                           body=LogBody, body_required=True, response=Accepted, errors=(400,) + _E),
+    **{("POST", f"/steps/{{step}}/{state}"): dict(
+        handler=_step(state), summary=f"Report a step {state}", body=StepUpdate, response=Accepted, errors=_E)
+       for state in STEP_STATES},
+    ("POST", "/checkpoint"): dict(handler=checkpoint, summary="Save a checkpoint for the job's next attempt"
+                                  " ({data}, or any JSON object)", body=Any, body_required=True,
+                                  response=Accepted, errors=(400,) + _E),
+    ("GET", "/state"): dict(handler=state_all, summary="The run's state: every key and value",
+                            response=dict[str, Any], errors=_E),
+    ("POST", "/state"): dict(handler=state_post, summary="Set a key of the run's state ({key, value})",
+                             body=StateSet, body_required=True, response=Accepted, errors=(400,) + _E),
+    ("GET", "/state/{key}"): dict(handler=state_get, summary="One key of the run's state",
+                                  response=StateSet, errors=(404,) + _E),
+    ("PUT", "/state/{key}"): dict(handler=state_put, summary="Set one key of the run's state ({value})",
+                                  body=_Value, body_required=True, response=Accepted, errors=(400,) + _E),
+    ("DELETE", "/state/{key}"): dict(handler=state_delete, summary="Delete one key of the run's state",
+                                     response=Accepted, errors=_E),
+    ("POST", "/annotate"): dict(handler=annotate, summary="Annotate the job ({key: value}) or the run (a"
+                                " Markdown note: {markdown, style, context})", body=dict[str, Any],
+                                body_required=True, response=Accepted, errors=(400,) + _E),
+    ("POST", "/output"): dict(handler=output, summary="Set outputs now ({key: value}); complete's win",
+                              body=dict[str, str], body_required=True, response=Accepted, errors=(400,) + _E),
+    ("POST", "/spawn"): dict(handler=spawn, summary="Add jobs to this run ({jobs, wait}, JSON or YAML), or start"
+                             " a child run ({workflow_id, inputs})", body=dict[str, Any], body_required=True,
+                             media=JSON_MEDIA + YAML_MEDIA, status=201, response=Spawned,
+                             errors=(400, 404) + _E),
+    ("POST", "/wait-for-event"): dict(handler=wait_for_event, summary="End this attempt as waiting for an"
+                                      " event; the job runs again when it comes", body=WaitRequest,
+                                      body_required=True, response=Waiting, errors=(400,) + _E),
+    ("POST", "/resources"): dict(handler=resources, summary="Report a resource sample (CPU, memory)",
+                                 body=ResourceSample, response=Accepted, errors=_E),
+    ("GET", "/payload"): dict(handler=payload, summary="The job's inputs, upstream outputs, checkpoint and event",
+                              response=Payload, errors=_E),
+    **{("POST", f"/{path}"): dict(handler=_typed(kind), summary=f"Record a `{kind}` run event",
+                                  body=dict[str, Any], response=Accepted, errors=_E)
+       for path, kind in TYPED_EVENTS.items()},
+    ("POST", "/cancel"): dict(handler=cancel_own, summary="Cancel this job (its downstream is skipped)",
+                              response=JobOut, errors=_E),
+}
+
+
+endpoints = lease_calls("/api/jobs/{lease_id}", "in-job sdk", CALLS) + [
+    Endpoint("POST", "/api/events/{event_key}", fire_event, "submit",
+             "Fire an event: every job waiting on its key runs again (a gate succeeds) with the payload",
+             body=EventPost, response=Released, errors=(400, 422), tag="in-job sdk"),
+    Endpoint("POST", "/api/runs/{run_id}/jobs/{job}/approve", approve, "submit",
+             "Release one waiting job or approval gate, with an optional payload", body=EventPost,
+             status=202, errors=(400, 404, 409, 422), tag="runs"),
+    Endpoint("GET", "/api/runs/{run_id}/state", run_state, "read", "The run's state, as its jobs set it",
+             response=dict[str, Any], errors=(404,), tag="runs"),
+    Endpoint("GET", "/api/runs/{run_id}/jobs/{job}/checkpoints", checkpoints, "read",
+             "The job's checkpoints, the latest of each attempt", response=list[CheckpointOut],
+             errors=(404,), tag="runs"),
+    Endpoint("GET", "/api/runs/{run_id}/children", children, "read", "Runs this run's jobs started",
+             response=list[RunOut], errors=(404,), tag="runs"),
+]

@@ -1,0 +1,109 @@
+"""The seeds' executor paths, onto rota's own handlers: an executor written
+against Restep (`/api/executions/{id}/...`, seed 000) or Strait
+(`/sdk/v1/runs/{id}/...`, seeds 001 and 004) works unchanged, with the
+lease id as its execution or run id and the lease's run token as its
+bearer token.
+
+One table per seed, of path suffixes onto the native calls; Restep's
+answers are wrapped as its document shows (`{"data": ..., "message": ...}`
+and `{"status": "ok", "step": ...}`); Strait's are rota's own. Both seeds
+expect a failure to retry while the job's retry budget lasts."""
+
+from __future__ import annotations
+
+import datetime
+from typing import Any, Callable
+
+import msgspec
+from starlette.requests import Request
+from starlette.responses import Response
+
+from ..http import JSON
+from ..routing import Handler, lease_calls
+from . import sdk, worker_protocol
+
+CALLS = {**worker_protocol.LEASE_CALLS, **sdk.CALLS}
+
+STRAIT = [
+    ("POST", "/heartbeat"), ("POST", "/progress"), ("POST", "/log"), ("POST", "/annotate"), ("POST", "/checkpoint"),
+    ("POST", "/output"), ("POST", "/complete"), ("POST", "/fail"), ("POST", "/spawn"), ("GET", "/state"),
+    ("POST", "/state"), ("GET", "/state/{key}"), ("DELETE", "/state/{key}"), ("POST", "/wait-for-event"),
+    ("POST", "/resources"), ("GET", "/payload"), ("POST", "/usage"), ("POST", "/tool-call"), ("POST", "/stream"),
+]
+
+RESTEP = [
+    ("POST", "/heartbeat"), ("POST", "/progress"), ("POST", "/log"), ("POST", "/complete"), ("POST", "/fail"),
+    ("POST", "/cancel"), *(("POST", f"/steps/{{step}}/{state}") for state in sdk.STEP_STATES),
+]
+
+
+def _now_iso() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _fields(raw: bytes) -> dict:
+    """A request's JSON object fields, once its handler has accepted them."""
+    body = msgspec.json.decode(raw) if raw.strip() else {}
+    return body if isinstance(body, dict) else {}
+
+
+# Restep's answer per call: (message, the execution fields it shows).
+def _execution(answer: dict, fields: dict, request: Request, suffix: str) -> dict:
+    lease_id = request.path_params["lease_id"]
+    if suffix == "/heartbeat":
+        return {"id": lease_id, "status": "cancelled" if answer.get("cancelled") else "running",
+                "last_heartbeat_at": _now_iso()}
+    if suffix == "/progress":
+        return {"id": lease_id, "status": "running", **{k: v for k, v in fields.items() if k in (
+            "progress_percent", "current_step_name", "current_step_index", "metadata")}}
+    if suffix == "/complete":
+        return {"id": lease_id, "status": "completed", "completed_at": _now_iso(),
+                "result_data": fields.get("result_data")}
+    if suffix == "/fail":
+        return {"id": lease_id, "status": "failed", "error_message": fields.get("error_message"),
+                "error_type": fields.get("error_type"), "will_retry": answer.get("outcome") == "retrying"}
+    return {"id": lease_id, "status": answer.get("status", "cancelled"), "completed_at": _now_iso()}
+
+
+_MESSAGES = {"/heartbeat": "Heartbeat updated", "/progress": "Progress updated",
+             "/complete": "Execution marked as completed", "/fail": "Execution marked as failed",
+             "/cancel": "Execution cancelled"}
+
+
+def _restep(method: str, suffix: str, handler: Handler, spec: dict) -> tuple[Handler, dict]:
+    async def wrapped(request: Request) -> Response:
+        request.scope["rota.retry_by_default"] = True
+        response = await handler(request)  # checks the body first
+        fields = _fields(await request.body())  # (Starlette keeps the body read)
+        answer = msgspec.json.decode(response.body) if response.body else {}
+        if suffix == "/log":
+            return JSON({"status": "ok", "count": answer.get("count", 0)})
+        if suffix.startswith("/steps/"):
+            state = suffix.rsplit("/", 1)[1]
+            step: dict[str, Any] = {"id": request.path_params["step"]}
+            if state == "progress":
+                step["progress_percent"] = fields.get("progress_percent")
+            else:
+                step["status"] = state
+            return JSON({"status": "ok", "step": step})
+        return JSON({"data": _execution(answer, fields, request, suffix), "message": _MESSAGES[suffix]})
+
+    # Restep's answers are its own shapes, not the native types.
+    return wrapped, {**spec, "response": None, "summary": f"Restep: {spec['summary']}"}
+
+
+def _strait(method: str, suffix: str, handler: Handler, spec: dict) -> tuple[Handler, dict]:
+    async def wrapped(request: Request) -> Response:
+        request.scope["rota.retry_by_default"] = True
+        return await handler(request)
+
+    return wrapped, {**spec, "summary": f"Strait: {spec['summary']}"}
+
+
+def _table(prefix: str, tag: str, paths: list[tuple[str, str]],
+           wrap: Callable[[str, str, Handler, dict], tuple[Handler, dict]]) -> list:
+    return lease_calls(prefix, tag, {key: CALLS[key] for key in paths}, wrap)
+
+
+endpoints = (_table("/api/executions/{lease_id}", "restep executor", RESTEP, _restep)
+             + _table("/sdk/v1/runs/{lease_id}", "strait executor", STRAIT, _strait))

@@ -1,0 +1,272 @@
+"""The in-job SDK's state changes and reads: what a running job reports
+(progress, log entries, steps, checkpoints, annotations, outputs, resource
+samples), the run state its jobs share, the jobs it spawns, and its waits
+for an event; and the operator's side: firing events, approving gates,
+reading checkpoints, state and child runs.
+
+Every call is scoped to one lease, checked in its script like a heartbeat
+(an ended lease changes and reads nothing). Sizes are checked here, on the
+encoded JSON, before any script runs; counts that depend on what is stored
+(state keys, annotations, notes, a run's jobs) are checked in the script.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import msgspec
+
+from .. import limits
+from ..errors import Conflict, NotFound, Unprocessable
+from ..models import (
+    CheckpointOut, ChildRun, JobSpec, LogEntry, Note, Payload, ProgressUpdate, ResourceSample, RunOut, StepUpdate,
+)
+from .base import StoreBase, job_meta
+from .leases import lease_refused
+from .views import WIRE_STATUS, outputs, run_out
+
+_encode = msgspec.json.encode
+_checkpoint_decoder = msgspec.json.Decoder(CheckpointOut)
+_inputs_decoder = msgspec.json.Decoder(dict[str, str])
+
+
+def check_size(field: str, data: bytes, limit: int) -> None:
+    if len(data) > limit:
+        raise Unprocessable("too_large", f"{field} is {len(data)} bytes encoded; the limit is {limit}",
+                            {"field": field, "limit": limit, "size": len(data)})
+
+
+def _sized(field: str, value: Any, limit: int = limits.MAX_REPORT_BYTES) -> bytes:
+    """`value` as JSON ('' for None), refused when larger than `limit`."""
+    if value is None:
+        return b""
+    data = _encode(value)
+    check_size(field, data, limit)
+    return data
+
+
+class SdkMixin(StoreBase):
+    async def _update(self, lease_id: str, caller: str, op: str, *args: Any) -> int:
+        res = await self._call("job_update", lease_id, caller, op, *args)
+        if res[0] == "ok":
+            return int(res[1])
+        if res[0] in ("too_many", "too_large"):
+            what, limit = res[1], int(res[2])
+            raise Unprocessable("limit_exceeded", f"at most {limit} {what}", {"limit": limit})
+        lease_refused(res[0], lease_id)
+        raise AssertionError(res)
+
+    async def _read(self, lease_id: str, caller: str, what: str, *args: Any) -> list:
+        res = await self._call("job_read", lease_id, caller, what, *args)
+        if res[0] != "ok":
+            lease_refused(res[0], lease_id)
+        return res[1:]
+
+    # ---- reports --------------------------------------------------------------------
+
+    async def report_progress(self, lease_id: str, caller: str, update: ProgressUpdate) -> None:
+        def text(value: Any) -> str:
+            return "" if value is None else str(value)
+
+        meta = _sized("metadata", update.metadata)
+        pct = "" if update.progress_percent is None else f"{update.progress_percent:g}"
+        await self._update(lease_id, caller, "progress", pct,
+                           text(update.current_step_name), text(update.current_step_index), meta)
+
+    async def log_entries(self, lease_id: str, caller: str, entries: list[LogEntry]) -> int:
+        args: list = [self.log_maxlen]
+        for i, e in enumerate(entries):
+            chunk = {"data": e.message, "stream": "event", "level": "warn" if e.level == "warning" else e.level}
+            if e.log_data is not None:
+                chunk["log_data"] = e.log_data
+            step = e.step or e.execution_step_id
+            if step is not None:
+                chunk["step"] = step
+            encoded = _sized(f"logs[{i}]" if len(entries) > 1 else "log_data", chunk,
+                             limits.MAX_REPORT_BYTES + len(e.message.encode()))
+            # the script adds the chunk's head (workflow, job, sequence, time)
+            args += [encoded[1:], e.message]
+        return await self._update(lease_id, caller, "log", *args)
+
+    async def report_step(self, lease_id: str, caller: str, step: str, state: str, update: StepUpdate) -> None:
+        props: list = []
+        for name in ("name", "error_message", "error_type", "error_stack"):
+            value = getattr(update, name)
+            if value is not None:
+                props += [name, value]
+        if update.exit_code is not None:
+            props += ["exit_code", update.exit_code]
+        if update.progress_percent is not None:
+            props += ["progress_percent", update.progress_percent]
+        for name in ("result_data", "artifacts", "metadata"):
+            value = getattr(update, name)
+            if value is not None:
+                props += [name, _sized(name, value)]
+        # Restep: a completed step's artifacts, or a step's checkpoint_data,
+        # are saved as the job's checkpoint
+        saved = update.checkpoint_data if update.checkpoint_data is not None else (
+            update.artifacts if state == "completed" else None)
+        checkpoint = _sized("checkpoint_data", saved, limits.MAX_CHECKPOINT_BYTES)
+        await self._update(lease_id, caller, "step", step, state, checkpoint, *props)
+
+    async def save_checkpoint(self, lease_id: str, caller: str, data: Any) -> None:
+        await self._update(lease_id, caller, "checkpoint", _sized("data", data, limits.MAX_CHECKPOINT_BYTES) or b"null")
+
+    async def annotate(self, lease_id: str, caller: str, annotations: dict[str, str]) -> int:
+        args: list = [limits.MAX_ANNOTATIONS]
+        for key, value in annotations.items():
+            if len(value) > limits.MAX_ANNOTATION_VALUE_CHARS:
+                raise Unprocessable("too_large", f"annotation {key!r} is longer than"
+                                    f" {limits.MAX_ANNOTATION_VALUE_CHARS} characters", {"field": key})
+            args += [key, value]
+        return await self._update(lease_id, caller, "annotate", *args)
+
+    async def add_note(self, lease_id: str, caller: str, note: Note) -> None:
+        await self._update(lease_id, caller, "note", note.context, note.style, note.markdown, limits.MAX_NOTES)
+
+    async def set_outputs(self, lease_id: str, caller: str, values: dict[str, str], max_bytes: int) -> int:
+        size = sum(len(k.encode()) + len(v.encode()) for k, v in values.items())
+        if size > max_bytes:
+            raise Unprocessable("outputs_too_large", f"outputs are {size} bytes, more than MAX_OUTPUT_BYTES"
+                                f" ({max_bytes})", {"field": "outputs", "limit": max_bytes, "size": size})
+        args: list = [max_bytes]
+        for key, value in values.items():
+            args += [key, value]
+        return await self._update(lease_id, caller, "output", *args)
+
+    async def report_resources(self, lease_id: str, caller: str, sample: ResourceSample) -> None:
+        await self._update(lease_id, caller, "resources",
+                           "" if sample.cpu_percent is None else sample.cpu_percent,
+                           "" if sample.memory_bytes is None else sample.memory_bytes,
+                           _sized("extra", sample))
+
+    async def typed_event(self, lease_id: str, caller: str, kind: str, body: dict) -> None:
+        """Strait's usage, tool-call and stream reports: run events of that type."""
+        await self._update(lease_id, caller, "typed", kind, _sized("body", body))
+
+    # ---- run state --------------------------------------------------------------------
+
+    async def state_all(self, lease_id: str, caller: str) -> dict[str, Any]:
+        flat = await self._read(lease_id, caller, "state")
+        return {flat[i]: msgspec.json.decode(flat[i + 1]) for i in range(0, len(flat), 2)}
+
+    async def state_get(self, lease_id: str, caller: str, key: str) -> Any:
+        got = await self._read(lease_id, caller, "state_key", key)
+        if not got:
+            raise NotFound("state_key_not_found", f"no state key {key!r} in this run", {"key": key})
+        return msgspec.json.decode(got[0])
+
+    async def state_set(self, lease_id: str, caller: str, key: str, value: Any) -> None:
+        await self._update(lease_id, caller, "state_set", key,
+                           _sized("value", value, limits.MAX_STATE_VALUE_BYTES) or b"null", limits.MAX_STATE_KEYS)
+
+    async def state_delete(self, lease_id: str, caller: str, key: str) -> bool:
+        return await self._update(lease_id, caller, "state_del", key) > 0
+
+    async def run_state(self, run: str) -> dict[str, Any]:
+        await self.run_head(run)  # type: ignore[attr-defined]
+        flat = await self.redis.hgetall(self.key("state", run))
+        return {k: msgspec.json.decode(v) for k, v in flat.items()}
+
+    # ---- the job's inputs, checkpoints ------------------------------------------------
+
+    async def payload(self, lease_id: str, caller: str) -> Payload:
+        inputs, ckpt, event, *ups = await self._read(lease_id, caller, "payload")
+        return Payload(
+            inputs=_inputs_decoder.decode(inputs) if inputs else {},
+            upstream_outputs={ups[i]: outputs(ups[i + 1]) for i in range(0, len(ups), 2)},
+            checkpoint=_checkpoint_decoder.decode(ckpt).data if ckpt else None,
+            event=msgspec.json.decode(event) if event else None,
+        )
+
+    async def checkpoints(self, run: str, job: str) -> list[CheckpointOut]:
+        """Every attempt's latest checkpoint, oldest attempt first."""
+        if not await self.redis.exists(self.key("rj", run, job)):
+            raise NotFound("job_not_found", f"no job {job!r} in run {run!r}")
+        rows = await self.redis.hgetall(self.key("ckpt", run, job))
+        return sorted((_checkpoint_decoder.decode(v) for v in rows.values()), key=lambda c: c.attempt)
+
+    # ---- spawning -----------------------------------------------------------------------
+
+    async def lease_run(self, lease_id: str, caller: str) -> tuple[str, str, list[str]]:
+        """(run, job, the run's jobs) of a live lease."""
+        run, job, jobs = await self._read(lease_id, caller, "lease")
+        return run, job, jobs.split(",")
+
+    async def spawn_jobs(self, lease_id: str, caller: str, jobs: list[JobSpec], wait: bool) -> list[str]:
+        """Adds `jobs` to the lease's run; the ids added (none when this job
+        spawned the very same jobs before)."""
+        args: list = [lease_id, caller, int(wait), limits.MAX_JOBS, len(jobs)]
+        for job in jobs:
+            args += [job.id, _encode(job), job_meta(job), ",".join(job.needs)]
+        res = await self._call("spawn", *args)
+        if res[0] == "ok":
+            return [job.id for job in jobs] if int(res[1]) else []
+        if res[0] == "exists":
+            raise Conflict("job_exists", f"the run already has a job {res[1]!r}; spawned ids must be new",
+                           {"field": f"jobs.{res[1]}"})
+        if res[0] == "unknown":
+            raise Unprocessable("unknown_need", f"job {res[1]!r} needs {res[2]!r}, which is not in the run",
+                                {"field": f"jobs.{res[1]}.needs"})
+        if res[0] == "cycle":
+            raise Unprocessable("cycle", f"spawning these jobs would make a cycle through {res[1]!r}",
+                                {"field": f"jobs.{res[1]}.needs"})
+        if res[0] == "too_many":
+            raise Unprocessable("limit_exceeded", f"a run holds at most {res[1]} jobs", {"field": "jobs"})
+        lease_refused(res[0], lease_id)
+        raise AssertionError(res)
+
+    async def spawn_child(self, lease_id: str, caller: str, child: ChildRun) -> str:
+        """Starts a run of another workflow as a child of the lease's run."""
+        run = str(uuid.uuid4())
+        res = await self._call("start", child.workflow_id, run, "spawn", _encode(child.inputs), _encode(child.tags),
+                               self.retention_secs, "new", "", "", self.idempotency_ttl_secs, lease_id, caller)
+        if res[0] == "not_found":
+            raise NotFound("workflow_not_found", f"no workflow {child.workflow_id!r}",
+                           {"field": "workflow_id"})
+        if res[0] != "ok":
+            lease_refused(res[0], lease_id)
+        return run
+
+    async def children(self, run: str) -> list[RunOut]:
+        await self.run_head(run)  # type: ignore[attr-defined]
+        ids = await self.redis.zrange(self.key("children", run), 0, -1)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for child in ids:
+                pipe.hgetall(self.key("run", child))
+            heads = await pipe.execute()
+        return [run_out(head) for head in heads if head]  # purged children are gone
+
+    # ---- waiting for events --------------------------------------------------------------
+
+    async def wait_for_event(self, lease_id: str, caller: str, key: str, timeout_secs: int) -> int:
+        """Ends the attempt as `waiting`; returns when the wait times out (epoch ms)."""
+        res = await self._call("wait_event", lease_id, caller, key, timeout_secs, self.result_replay_secs)
+        if res[0] != "ok":
+            lease_refused(res[0], lease_id)
+        return int(res[1])
+
+    async def fire_event(self, key: str, payload: Any) -> int:
+        """Wakes every job waiting on `key`; how many."""
+        res = await self._call("fire_event", key, _sized("payload", payload, limits.MAX_EVENT_PAYLOAD_BYTES) or b"null")
+        return int(res[1])
+
+    async def approve(self, run: str, job: str, payload: Any) -> None:
+        res = await self._call("approve", run, job,
+                               _sized("payload", payload, limits.MAX_EVENT_PAYLOAD_BYTES) or b"null")
+        if res[0] == "not_found":
+            raise NotFound("job_not_found", f"no job {job!r} in run {run!r}")
+        if res[0] == "not_waiting":
+            status = WIRE_STATUS.get(res[1], res[1])
+            raise Conflict("job_not_waiting", f"job {job!r} is not waiting for an event or an approval"
+                           f" (it is {status})", {"status": status})
+
+    async def cancel_own_job(self, lease_id: str, caller: str) -> tuple[str, str]:
+        """A running job cancelling itself (Restep's executor cancel)."""
+        res = await self._call("cancel_job", "lease", lease_id, caller)
+        if res[0] in ("ok", "noop"):
+            return res[1], res[2]
+        lease_refused(res[0], lease_id)
+        raise AssertionError(res)
+
