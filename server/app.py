@@ -39,8 +39,10 @@ log = logging.getLogger("rota")
 def endpoints() -> list[routing.Endpoint]:
     """Every route the server has: the one table that routing, scopes and
     /openapi.json are all built from."""
-    return (workflows.endpoints + runs.endpoints + logs.endpoints + deadletters.endpoints
-            + worker_protocol.endpoints + sdk.endpoints + sdk_seeds.endpoints + tokens.endpoints + ops.endpoints)
+    # The worker protocol first: routes are tried in this order (see
+    # routing._ordered), and claim, heartbeat and complete are the hot path.
+    return (worker_protocol.endpoints + workflows.endpoints + runs.endpoints + logs.endpoints
+            + deadletters.endpoints + sdk.endpoints + sdk_seeds.endpoints + tokens.endpoints + ops.endpoints)
 
 
 async def _api_error(request: Request, exc: ApiError):

@@ -113,15 +113,34 @@ def routes(endpoints: list[Endpoint]) -> list[Route]:
         if endpoint.method in apps:
             raise ValueError(f"{endpoint.method} {endpoint.path} is declared twice")
         apps[endpoint.method] = _guarded(endpoint)
-    # Literal paths before templated ones: /api/runs/cancel is not the run
-    # "cancel" of /api/runs/{run_id} (each route answers any method, so the
-    # first whose path matches wins); among equals, the one literal earlier:
-    # /api/jobs/{lease_id}/state/{key} before /api/jobs/{wf}/{job}/cancelled.
-    def specificity(path: str) -> tuple:
-        return path.count("{"), tuple(segment.startswith("{") for segment in path.split("/"))
+    return [Route(path, _ByMethod(by_path[path]), name=path) for path in _ordered(list(by_path))]
 
-    ordered = sorted(by_path.items(), key=lambda item: specificity(item[0]))
-    return [Route(path, _ByMethod(apps), name=path) for path, apps in ordered]
+
+def _ordered(paths: list[str]) -> list[str]:
+    """`paths` in the order given (hot ones first: Starlette tries routes in
+    turn, a regex each), except that of two paths that can match the same
+    URL the more literal goes first: /api/runs/cancel before
+    /api/runs/{run_id}, /api/jobs/{lease_id}/state/{key} before
+    /api/jobs/{wf}/{job}/cancelled (each route answers any method, so the
+    first whose path matches wins)."""
+    def segments(path: str) -> list[str]:
+        return path.split("/")
+
+    def specificity(path: str) -> tuple:
+        return path.count("{"), tuple(segment.startswith("{") for segment in segments(path))
+
+    def overlap(a: str, b: str) -> bool:
+        sa, sb = segments(a), segments(b)
+        return len(sa) == len(sb) and all(x == y or "{" in x or "{" in y for x, y in zip(sa, sb))
+
+    before = {p: {q for q in paths if q != p and overlap(p, q) and specificity(q) < specificity(p)} for p in paths}
+    out: list[str] = []
+    placed: set[str] = set()
+    while len(out) < len(paths):
+        nxt = next(p for p in paths if p not in placed and before[p] <= placed)
+        out.append(nxt)
+        placed.add(nxt)
+    return out
 
 
 def lease_calls(prefix: str, tag: str, calls: dict[tuple[str, str], dict],

@@ -94,10 +94,9 @@ end
 -- Ends the run once none of its jobs can still run.
 local function maybe_finish(run, now)
   local r = rkey(run)
-  local state, a, b, c, d, ret, cancelled, failed, wf = unpack(redis.call('HMGET', r,
-    'state', 'n:waiting', 'n:ready', 'n:delayed', 'n:running', 'ret', 'cancelled', 'n:failure', 'wf'))
+  local state, a, b, c, d, e, ret, cancelled, failed, wf = unpack(redis.call('HMGET', r, 'state',
+    'n:waiting', 'n:ready', 'n:delayed', 'n:running', 'n:eventwait', 'ret', 'cancelled', 'n:failure', 'wf'))
   if state ~= 'active' then return end
-  local e = redis.call('HGET', r, 'n:eventwait')
   if (tonumber(a) or 0) + (tonumber(b) or 0) + (tonumber(c) or 0) + (tonumber(d) or 0)
       + (tonumber(e) or 0) > 0 then
     return

@@ -53,13 +53,14 @@ local function live_lease(lid, now, caller)
     expire_lease(lid, now, run, job, worker)
     return nil, 'lost'
   end
-  local st, cur = unpack(redis.call('HMGET', jkey(run, job), 'st', 'lease'))
+  local st, cur, lout, start = unpack(redis.call('HMGET', jkey(run, job), 'st', 'lease', 'lout', 'start'))
   if cur ~= lid then
     -- Superseded (the job was retried meanwhile): the record is garbage now.
     release_lease(lid, worker)
     return nil, 'lost'
   end
-  return { run = run, job = job, wf = wf, worker = worker, ttl = tonumber(ttl), att = att, st = st, tok = tok }
+  return { run = run, job = job, wf = wf, worker = worker, ttl = tonumber(ttl), att = att, st = st, tok = tok,
+           lout = lout, start = start }
 end
 
 local function touch_worker(worker, now)
@@ -84,11 +85,10 @@ local function own_worker(worker, caller)
   return true
 end
 
--- The start of complete and fail: takes the lease of a running job back
--- from its worker and returns it, or returns nil and the refusal to send.
-local function take_lease_for_result(lid, now, caller)
-  local lease, refusal = live_lease(lid, now, caller)
-  if not lease then return nil, { refusal } end
+-- The start of complete and fail: takes a live lease (see live_lease) of
+-- a running job back from its worker and returns it, or returns nil and
+-- the refusal to send.
+local function take_lease(lid, lease, now)
   release_lease(lid, lease.worker)
   if lease.st ~= 'running' then
     -- Cancelled under this lease: the worker has stopped and reported, so the
@@ -99,6 +99,12 @@ local function take_lease_for_result(lid, now, caller)
   end
   touch_worker(lease.worker, now)
   return lease
+end
+
+local function take_lease_for_result(lid, now, caller)
+  local lease, refusal = live_lease(lid, now, caller)
+  if not lease then return nil, { refusal } end
+  return take_lease(lid, lease, now)
 end
 
 -- A settled lease remembers its result for `ttl` seconds, so a result the

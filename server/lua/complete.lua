@@ -7,28 +7,26 @@
 local lid, caller, outputs, digest, keep, rdata, maxout = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6],
   tonumber(ARGV[7])
 local now = now_ms()
+local lease, refusal = live_lease(lid, now, caller)
+if not lease then
+  if refusal == 'lost' then return replay(lid, caller, 'complete', digest) end
+  return { refusal }
+end
 -- Outputs the job upserted while running merge under the final ones, which
 -- win on conflict; checked before anything changes.
-local run0, job0 = unpack(redis.call('HMGET', lkey(lid), 'run', 'job'))
-if run0 then
-  local live, cur, raw = unpack(redis.call('HMGET', jkey(run0, job0), 'lout', 'lease', 'out'))
-  if live == '1' and cur == lid then
-    local merged = cjson.decode(raw)
-    local size = 0
-    for key, value in pairs(cjson.decode(outputs)) do merged[key] = value end
-    for key, value in pairs(merged) do size = size + #key + #value end
-    if size > maxout then return { 'too_large', maxout } end
-    outputs = cjson.encode(merged)
-  end
+if lease.lout == '1' and lease.st == 'running' then
+  local merged = cjson.decode(redis.call('HGET', jkey(lease.run, lease.job), 'out'))
+  local size = 0
+  for key, value in pairs(cjson.decode(outputs)) do merged[key] = value end
+  for key, value in pairs(merged) do size = size + #key + #value end
+  if size > maxout then return { 'too_large', maxout } end
+  outputs = cjson.encode(merged)
 end
-local lease, refusal = take_lease_for_result(lid, now, caller)
-if not lease then
-  if refusal[1] == 'lost' then return replay(lid, caller, 'complete', digest) end
-  return refusal
-end
+lease, refusal = take_lease(lid, lease, now)
+if not lease then return refusal end
 local run, job = lease.run, lease.job
 local k = jkey(run, job)
-record_attempt(run, job, lease.att, lease.worker, redis.call('HGET', k, 'start'), now, 'success', '')
+record_attempt(run, job, lease.att, lease.worker, lease.start, now, 'success', '')
 if rdata ~= '' then redis.call('HSET', k, 'rdata', rdata) end
 succeed(run, job, 'running', outputs, now)
 settle(lid, lease.tok, 'complete', digest, 'success', keep)

@@ -212,15 +212,16 @@ LEASE_CALLS: dict[tuple[str, str], dict] = {
                             body=LogsRequest, body_required=True, response=LogsAccepted,
                             errors=(400,) + _LEASE_ERRORS),
 }
-endpoints = lease_calls("/api/jobs/{lease_id}", "worker protocol", LEASE_CALLS) + [
-    Endpoint("POST", "/api/workers/register", register, "worker", "Register a worker and its labels",
-             body=RegisterRequest, body_required=True, response=Registered, errors=(400, 409, 422), tag="workers"),
-    Endpoint("GET", "/api/workers", list_workers, "read", "List workers, most recently seen first",
-             response=list[WorkerOut], params=page_params.params, errors=(422,), tag="workers"),
+endpoints = [
     Endpoint("POST", "/api/jobs/claim", claim, "worker",
              "Claim the best job this worker can run (null when none); long-polls up to wait_secs",
              body=ClaimRequest, body_required=True, response=Optional[ClaimResponse], errors=(400, 409, 422, 503),
              tag="worker protocol"),
+] + lease_calls("/api/jobs/{lease_id}", "worker protocol", LEASE_CALLS) + [
+    Endpoint("POST", "/api/workers/register", register, "worker", "Register a worker and its labels",
+             body=RegisterRequest, body_required=True, response=Registered, errors=(400, 409, 422), tag="workers"),
+    Endpoint("GET", "/api/workers", list_workers, "read", "List workers, most recently seen first",
+             response=list[WorkerOut], params=page_params.params, errors=(422,), tag="workers"),
     Endpoint("DELETE", "/api/workers/{worker_id}", deregister, "worker",
              "A worker stopping cleanly: shown `stopped`, then forgotten", status=204,
              errors=(404, 409), tag="workers"),
