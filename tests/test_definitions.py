@@ -629,7 +629,8 @@ ONE_JOB = "jobs:\n  a:\n    run: x\n"
         ("on: 3\n" + ONE_JOB, "on", "event name"),
         ("on: [push, 3]\n" + ONE_JOB, "on", "event name"),
         ("on: push\ntrigger: push\n" + ONE_JOB, "trigger", "give on or trigger, not both"),
-        ("concurrency: 1\n" + ONE_JOB, "concurrency", "unknown field"),
+        ("jobz: 1\n" + ONE_JOB, "jobz", "unknown field (did you mean 'jobs'?)"),
+        ("concurrency: 1\n" + ONE_JOB, "concurrency", "rota does not support concurrency:"),
         # job ids and shapes
         ("jobs:\n  'bad id': {run: x}\n", "jobs.bad id", "invalid job id 'bad id'"),
         ("jobs:\n  -lead: {run: x}\n", "jobs.-lead", "invalid job id"),
@@ -675,11 +676,12 @@ ONE_JOB = "jobs:\n  a:\n    run: x\n"
         ("jobs:\n  a: {steps: []}\n", "jobs.a.steps", "non-empty list"),
         ("jobs:\n  a: {steps: make}\n", "jobs.a.steps", "non-empty list"),
         ("jobs:\n  a: {steps: [make]}\n", "jobs.a.steps[0]", "must be a mapping"),
-        ("jobs:\n  a: {steps: [{uses: actions/checkout@v4}]}\n", "jobs.a.steps[0].uses", "uses: is not supported; give run:"),
+        ("jobs:\n  a: {steps: [{uses: actions/checkout@v4}]}\n", "jobs.a.steps[0].uses", "rota does not support uses: rota runs no actions; give run:"),
         ("jobs:\n  a: {steps: [{name: x}]}\n", "jobs.a.steps[0].run", "required"),
         ("jobs:\n  a: {steps: [{run: ok}, {run: [x]}]}\n", "jobs.a.steps[1].run", "non-empty string"),
         ("jobs:\n  a: {steps: [{run: ok, name: ''}]}\n", "jobs.a.steps[0].name", "non-empty string"),
-        ("jobs:\n  a: {steps: [{run: ok, with: {}}]}\n", "jobs.a.steps[0].with", "unknown field"),
+        ("jobs:\n  a: {steps: [{run: ok, with: {}}]}\n", "jobs.a.steps[0].with", "rota does not support with:"),
+        ("jobs:\n  a: {steps: [{run: ok, wiht: {}}]}\n", "jobs.a.steps[0].wiht", "unknown field"),
         # timeouts
         ("jobs:\n  a: {run: x, timeout-minutes: 0}\n", "jobs.a.timeout-minutes", "above 0"),
         ("jobs:\n  a: {run: x, timeout-minutes: -5}\n", "jobs.a.timeout-minutes", "above 0"),
@@ -737,7 +739,9 @@ def test_seed_shape_problem(jobs, field, fragment):
 
 def test_seed_shape_trigger_must_be_text():
     problems = problems_of({"name": "w", "trigger": 5, "jobs": [{"id": "a", "command": "x"}]}, JSON)
-    assert messages_for(problems, "trigger") == ["must be an event name, a list of them or a mapping keyed by them"]
+    assert messages_for(problems, "trigger") == [
+        "must be an event name, a list of them or a mapping keyed by them (got a number; quote it)"
+    ]
 
 
 def test_unknown_need_without_a_close_match_has_no_suggestion():

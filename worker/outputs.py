@@ -18,10 +18,13 @@ import re
 # errno 7, "Argument list too long".
 MAX_ENV_STRING_BYTES = 128 * 1024
 
+# The one definition of the expression grammar: the server checks submitted
+# env: values against these same patterns (server/definitions/expressions.py),
+# so what a submit accepts is what the worker resolves.
 # Job ids may contain dots, so the job part is matched lazily up to the last
 # `.outputs.` and the key is a plain identifier as in GitHub Actions.
-_EXPRESSION = re.compile(r"\$\{\{(.*?)\}\}", re.S)
-_NEEDS_OUTPUT = re.compile(r"^\s*needs\.(?P<job>[A-Za-z0-9_.-]+?)\.outputs\.(?P<key>[A-Za-z0-9_-]+)\s*$")
+EXPRESSION = re.compile(r"\$\{\{(.*?)\}\}", re.S)
+NEEDS_OUTPUT = re.compile(r"^\s*needs\.(?P<job>[A-Za-z0-9_.-]+?)\.outputs\.(?P<key>[A-Za-z0-9_-]+)\s*$")
 
 
 class OutputFileError(ValueError):
@@ -77,7 +80,7 @@ def resolve_env(env: dict[str, str], upstream_outputs: dict[str, dict[str, str]]
     """
 
     def substitute(name: str, match: re.Match[str]) -> str:
-        ref = _NEEDS_OUTPUT.match(match.group(1))
+        ref = NEEDS_OUTPUT.match(match.group(1))
         if ref is None:
             raise ExpressionError(
                 f"env {name}: unsupported expression {match.group(0)!r}"
@@ -85,7 +88,7 @@ def resolve_env(env: dict[str, str], upstream_outputs: dict[str, dict[str, str]]
             )
         return upstream_outputs.get(ref["job"], {}).get(ref["key"], "")
 
-    resolved = {name: _EXPRESSION.sub(lambda m, name=name: substitute(name, m), value) for name, value in env.items()}
+    resolved = {name: EXPRESSION.sub(lambda m, name=name: substitute(name, m), value) for name, value in env.items()}
     for name, value in resolved.items():
         check_env_size(name, value)
     return resolved

@@ -15,7 +15,9 @@ Sizes are bounded (server/limits.py) before anything is encoded or stored.
   source.py     text -> data with positions; the YAML size pre-pass
   workflow.py   the two shapes -> WorkflowSpec fields
   fields.py     one converter per job field, with its limits
+  github.py     GitHub Actions keys rota does not run, and what to write instead
   graph.py      needs: unknown, self, duplicate ids, cycles
+  expressions.py  `${{ }}` as the worker reads it: only in env:, only a direct need's outputs
 """
 
 from __future__ import annotations

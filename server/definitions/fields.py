@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 import re
 import typing
-from collections.abc import Callable, Set
+from collections.abc import Callable, Mapping, Set
 
 import msgspec
 
@@ -24,7 +24,8 @@ from ..limits import (
     MAX_STEPS_CHARS,
     MAX_TRIGGER_CHARS,
 )
-from .problems import Problems, Where, key_text, suggest
+from . import github
+from .problems import Problems, Where, got, key_text, suggest
 
 
 def _meta(annotated: object) -> msgspec.Meta:
@@ -43,15 +44,26 @@ Entries = dict[str, tuple[object, Where]]  # field -> (value, where)
 
 
 def gather(
-    mapping: dict, fields: dict[str, str], where: Where, problems: Problems, ignored: Set[str] = frozenset()
+    mapping: dict,
+    fields: dict[str, str],
+    where: Where,
+    problems: Problems,
+    ignored: Set[str] = frozenset(),
+    unsupported: Mapping[str, str] | None = None,
 ) -> Entries:
-    """The mapping's entries by the field they mean. A null value counts as absent."""
+    """The mapping's entries by the field they mean. A null value counts as absent.
+
+    `unsupported`: keys (GitHub's, see github.py) refused with their own message."""
     found: Entries = {}
     for key, value in mapping.items():
         child = where + (key_text(key),)
         field = fields.get(key)
         if field is None:
-            if key not in ignored:
+            if key in ignored:
+                continue
+            if unsupported and key in unsupported:
+                problems.add(child, unsupported[key])
+            else:
                 problems.add(child, "unknown field" + suggest(key, fields))
         elif field in found:
             problems.add(child, f"give {found[field][1][-1]} or {key}, not both")
@@ -67,7 +79,7 @@ def too_long(limit: int, what: str) -> str:
 def _text(value: object, where: Where, problems: Problems) -> str | None:
     if isinstance(value, str) and value.strip():
         return value
-    problems.add(where, "must be a non-empty string")
+    problems.add(where, "must be a non-empty string" + got(value))
     return None
 
 
@@ -93,7 +105,9 @@ def trigger(value: object, where: Where, problems: Problems) -> str | None:
     elif isinstance(value, (list, dict)) and all(isinstance(event, str) for event in value):
         text = ",".join(value)
     else:
-        problems.add(where, "must be an event name, a list of them or a mapping keyed by them")
+        events = value if isinstance(value, (list, dict)) else [value]
+        bad = next((event for event in events if not isinstance(event, str)), None)
+        problems.add(where, "must be an event name, a list of them or a mapping keyed by them" + got(bad))
         return None
     if len(text) > MAX_TRIGGER_CHARS:
         problems.add(where, too_long(MAX_TRIGGER_CHARS, "the trigger"))
@@ -106,11 +120,11 @@ def _strings(value: object, where: Where, problems: Problems) -> list[tuple[Wher
     if isinstance(value, str):
         return [(where, value)]
     if not isinstance(value, list):
-        problems.add(where, "must be a string or a list of strings")
+        problems.add(where, "must be a string or a list of strings" + got(value))
         return None
     bad = [index for index, item in enumerate(value) if not isinstance(item, str)]
     for index in bad:
-        problems.add(where + (index,), "must be a string")
+        problems.add(where + (index,), "must be a string" + got(value[index]))
     return None if bad else [(where + (index,), item) for index, item in enumerate(value)]
 
 
@@ -233,12 +247,10 @@ def _step(value: object, where: Where, problems: Problems) -> dict | None:
     if not isinstance(value, dict):
         problems.add(where, "must be a mapping with run:")
         return None
-    entries = gather(value, _STEP_FIELDS, where, problems, ignored={"uses"})
-    if "uses" in value:
-        problems.add(where + ("uses",), "uses: is not supported; give run:")
-        return None
+    entries = gather(value, _STEP_FIELDS, where, problems, unsupported=github.STEP)
     if "run" not in entries:
-        problems.add(where + ("run",), "required")
+        if "uses" not in value:  # its refusal already says to give run:
+            problems.add(where + ("run",), "required")
         return None
     run = script(*entries["run"], problems)
     if run is None:

@@ -15,6 +15,10 @@ class Job:
     needs: list[str]
     needs_where: Where
     spec: dict  # JobSpec fields
+    # where each field the document gave sits, by the field it means ("run", "env", ...)
+    wheres: dict[str, Where] = dataclasses.field(default_factory=dict)
+    needs_key: str = "needs"  # what this shape calls needs ("depends_on" in the seed's)
+    needs_valid: bool = True  # False when the needs given could not be read
 
 
 def check_graph(jobs: list[Job], problems: Problems, known: Collection[str] = ()) -> None:

@@ -97,3 +97,13 @@ def suggest(word: object, candidates: Iterable[str]) -> str:
 
 def key_text(key: object) -> str:
     return key if isinstance(key, str) else str(key)
+
+
+def got(value: object) -> str:
+    """Why a boolean or number where text belongs, and the fix: an unquoted
+    YAML `true`, `1.0` or `22.04` is not the string it looks like."""
+    if isinstance(value, bool):
+        return " (got a boolean; quote it)"
+    if isinstance(value, (int, float)):
+        return " (got a number; quote it)"
+    return ""

@@ -107,10 +107,24 @@ def load_yaml(text: str, problems: Problems) -> tuple[object, dict[Where, Positi
     except yaml.MarkedYAMLError as err:
         mark = err.problem_mark or err.context_mark
         message = ", ".join(part for part in (err.context, err.problem) if part)
+        if "mapping values are not allowed" in message:  # libyaml: "in this context"; PyYAML: "here"
+            message += _colon_hint(text, mark.line)
         found = problem("document", f"invalid YAML: {message}", (mark.line + 1, mark.column + 1))
     except yaml.reader.ReaderError as err:
         found = problem("document", f"invalid YAML: {err.reason}", _text_position(text, err.position))
     raise DefinitionError([found])
+
+
+# `key: value` at the start of a line, the key after any `- ` of a list item
+_LINE_KEY = re.compile(r"\s*(?:-\s+)*([^\s#:'\"{}\[\],&*!|>%@`-][^:]*?):\s")
+
+
+def _colon_hint(text: str, line: int) -> str:
+    """`run: echo a: b`: a plain value may not hold ': '. Say how to write it."""
+    lines = text.splitlines()
+    found = _LINE_KEY.match(lines[line]) if line < len(lines) else None
+    key = found[1] if found else "run"
+    return f"; quote the value or use `{key}: |`"
 
 
 def _check_yaml_size(text: str) -> None:

@@ -16,6 +16,7 @@ import msgspec
 
 from .. import models
 from ..limits import MAX_JOBS
+from .expressions import check_expressions
 from .graph import check_graph
 from .problems import DefinitionError, Problems, key_text, problem
 from .source import YAML_MEDIA_TYPES, decode, load_json, load_yaml, media_type
@@ -69,4 +70,5 @@ def _jobs(value: object, existing: Collection[str], problems: Problems) -> list[
         return []
     jobs = [_document_job(("jobs", key_text(key)), key, job, problems) for key, job in value.items()]
     check_graph(jobs, problems, known=existing)
+    check_expressions(jobs, problems, known=existing)
     return [job.spec for job in jobs]

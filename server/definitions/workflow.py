@@ -11,9 +11,10 @@ import re
 
 from .. import models
 from ..limits import MAX_JOBS
-from . import fields
+from . import fields, github
+from .expressions import check_expressions
 from .graph import Job, check_graph
-from .problems import Problems, Where, key_text
+from .problems import Problems, Where, got, key_text
 
 _ID_RE = re.compile(models.ID_PATTERN)
 
@@ -59,7 +60,7 @@ def workflow(data: object, default_name: str, problems: Problems) -> dict | None
     if not isinstance(data, dict):
         problems.add((), "must be a mapping with a jobs entry")
         return None
-    entries = fields.gather(data, _WORKFLOW_FIELDS, (), problems)
+    entries = fields.gather(data, _WORKFLOW_FIELDS, (), problems, unsupported=github.WORKFLOW)
     name = fields.name(*entries["name"], problems) if "name" in entries else default_name
     trigger = fields.trigger(*entries["trigger"], problems) if "trigger" in entries else ""
     jobs = _jobs(entries.get("jobs"), problems)
@@ -85,6 +86,7 @@ def _jobs(entry: tuple[object, Where] | None, problems: Problems) -> list[dict]:
     else:
         jobs = [_document_job(where + (key_text(key),), key, job, problems) for key, job in value.items()]
     check_graph(jobs, problems)
+    check_expressions(jobs, problems)
     return [job.spec for job in jobs]
 
 
@@ -93,28 +95,30 @@ def _document_job(where: Where, key: object, value: object, problems: Problems) 
     if not isinstance(value, dict):
         problems.add(where, "must be a mapping with run: or steps:")
         return Job(where, job_id, [], where, {})
-    entries = fields.gather(value, _DOCUMENT_JOB_FIELDS, where, problems)
-    return _job(where, job_id, entries, "run", problems)
+    entries = fields.gather(value, _DOCUMENT_JOB_FIELDS, where, problems, unsupported=github.JOB)
+    return _job(where, job_id, entries, ("run", "needs"), "uses" in value, problems)
 
 
 def _seed_job(where: Where, value: object, problems: Problems) -> Job:
     if not isinstance(value, dict):
         problems.add(where, "must be a mapping (a job object)")
         return Job(where, None, [], where, {})
-    entries = fields.gather(value, _SEED_JOB_FIELDS, where, problems, ignored=_SEED_JOB_STATE)
+    entries = fields.gather(
+        value, _SEED_JOB_FIELDS, where, problems, ignored=_SEED_JOB_STATE, unsupported=github.JOB
+    )
     if "id" in entries:
         raw_id, id_where = entries.pop("id")
         job_id = _job_id(raw_id, id_where, problems)
     else:
         problems.add(where + ("id",), "required")
         job_id = None
-    return _job(where, job_id, entries, "command", problems)
+    return _job(where, job_id, entries, ("command", "depends_on"), "uses" in value, problems)
 
 
 def _job_id(value: object, where: Where, problems: Problems) -> str | None:
     """The id as given, even when invalid, so the graph checks can still refer to it."""
     if not isinstance(value, str):
-        problems.add(where, "job ids must be strings")
+        problems.add(where, "job ids must be strings" + got(value))
         return None
     if not _ID_RE.fullmatch(value):
         problems.add(
@@ -125,13 +129,22 @@ def _job_id(value: object, where: Where, problems: Problems) -> str | None:
     return value
 
 
-def _job(where: Where, job_id: str | None, entries: fields.Entries, run_key: str, problems: Problems) -> Job:
+def _job(
+    where: Where,
+    job_id: str | None,
+    entries: fields.Entries,
+    keys: tuple[str, str],
+    uses: bool,
+    problems: Problems,
+) -> Job:
+    """`keys`: what the shape calls run and needs; `uses`: a `uses:` was given (and refused)."""
+    run_key, needs_key = keys
     run = entries.get("run")
     if run is not None and run[0] == "" and "steps" in entries:
         del entries["run"]  # seed clients must send `command`; a steps job derives it
     if "run" in entries and "steps" in entries:
         problems.add(where, f"give {run_key} or steps, not both")
-    elif "run" not in entries and "steps" not in entries:
+    elif "run" not in entries and "steps" not in entries and not uses:  # uses:'s refusal says to give run:
         problems.add(where + (run_key,), "required (or give steps)")
 
     spec: dict = {"id": job_id, "name": job_id}
@@ -143,4 +156,6 @@ def _job(where: Where, job_id: str | None, entries: fields.Entries, run_key: str
     if "steps" in spec:
         spec["command"] = "\n".join(step["run"] for step in spec["steps"])
     needs_where = entries["needs"][1] if "needs" in entries else where
-    return Job(where, job_id, spec.get("needs", []), needs_where, spec)
+    wheres = {field: field_where for field, (_, field_where) in entries.items()}
+    needs_valid = "needs" not in entries or "needs" in spec
+    return Job(where, job_id, spec.get("needs", []), needs_where, spec, wheres, needs_key, needs_valid)
