@@ -10,6 +10,7 @@ import sys
 import uvicorn
 from starlette.applications import Starlette
 
+from . import logconfig
 from .app import create_app
 from .connections import protocol_class
 from .settings import Settings, SettingsError
@@ -54,8 +55,7 @@ def main() -> None:
     except SettingsError as exc:
         print(f"rota: bad setting: {exc}", file=sys.stderr)
         sys.exit(2)
-    logging.basicConfig(level=settings.log_level.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logconfig.configure(settings.log_level, settings.log_format)
     _raise_open_file_limit(settings.max_connections + 256)
     app = create_app(settings)
     config = uvicorn.Config(
@@ -63,7 +63,8 @@ def main() -> None:
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,
-        access_log=settings.log_level == "debug",
+        log_config=None,  # uvicorn's lines go through rota's handler and format
+        access_log=settings.log_level in ("debug", "trace"),
         # Long-poll claims and SSE tails are open for up to a minute; give
         # them a few seconds to finish on shutdown rather than hanging.
         timeout_graceful_shutdown=5,

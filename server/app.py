@@ -11,6 +11,7 @@ from typing import Optional
 import msgspec
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
 from redis.exceptions import NoPermissionError, OutOfMemoryError, ReadOnlyError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from starlette.applications import Starlette
@@ -85,6 +86,24 @@ async def _internal(request: Request, exc: Exception):
     return error_response(500, "internal", "internal server error")
 
 
+async def _when_redis_answers(prepare, stop: asyncio.Event) -> None:
+    """Retries `prepare` until Redis answers (or the server stops)."""
+    delay = 0.5
+    while not stop.is_set():
+        try:
+            await asyncio.wait_for(stop.wait(), delay)
+            return
+        except asyncio.TimeoutError:
+            pass
+        try:
+            await prepare()
+        except (RedisError, OSError):
+            delay = min(delay * 2, 5.0)
+            continue
+        log.info("Redis is answering: started")
+        return
+
+
 def create_app(settings: Optional[Settings] = None, redis: Optional[Redis] = None) -> Starlette:
     """`redis` lets tests share one client (e.g. fakeredis) with the app."""
     settings = settings or Settings.from_env()
@@ -110,10 +129,25 @@ def create_app(settings: Optional[Settings] = None, redis: Optional[Redis] = Non
         log.info("store: %s", describe(settings))
         log.info("auth: %s", "on (every route but /healthz and /openapi.json needs a token)" if auth.enabled
                  else "off (anyone who can reach the port can run commands on the workers)")
-        await auth.start(token_store)
-        if settings.workflows_dir:
-            await load_directory(store, settings.workflows_dir)
-        await notifier.start()
+        async def prepare() -> None:
+            """What needs Redis before the server serves in full."""
+            await auth.start(token_store)
+            if settings.workflows_dir:
+                await load_directory(store, settings.workflows_dir)
+            app.state.ready.set()
+
+        app.state.ready = asyncio.Event()
+        stop_waiting = asyncio.Event()
+        waiting = None
+        try:
+            await prepare()
+        except (RedisError, OSError) as exc:
+            # Start anyway, answering 503 meanwhile: an orchestrator may well
+            # start Redis and rota together, in either order.
+            log.warning("waiting for Redis at %s (%s); /healthz answers 503 until it answers",
+                        describe(settings), exc)
+            waiting = asyncio.create_task(_when_redis_answers(prepare, stop_waiting))
+        await notifier.start(wait=app.state.ready.is_set())
         upkeep_stop = asyncio.Event()
         upkeep = asyncio.create_task(auth.upkeep(upkeep_stop))
         reaper_task, reaper_stop = None, asyncio.Event()
@@ -131,7 +165,8 @@ def create_app(settings: Optional[Settings] = None, redis: Optional[Redis] = Non
         finally:
             reaper_stop.set()
             upkeep_stop.set()
-            for task in (reaper_task, upkeep):
+            stop_waiting.set()
+            for task in (reaper_task, upkeep, waiting):
                 if task and not (await asyncio.wait({task}, timeout=5))[0]:
                     task.cancel()
             await notifier.stop()

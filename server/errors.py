@@ -78,3 +78,11 @@ class Overloaded(ApiError):
 
     def __init__(self, message: str):
         super().__init__("overloaded", message)
+
+
+class StoreUnavailable(ApiError):
+    status = 503
+    headers = {"Retry-After": "1"}
+
+    def __init__(self, message: str):
+        super().__init__("store_unavailable", message)

@@ -103,8 +103,11 @@ class Notifier:
     def open_streams(self) -> int:
         return self._streams
 
-    async def start(self) -> None:
+    async def start(self, wait: bool = True) -> None:
+        """`wait=False` when Redis is known to be down: don't hold startup."""
         self._task = asyncio.create_task(self._run(), name="rota-notifier")
+        if not wait:
+            return
         try:
             await asyncio.wait_for(self.connected.wait(), timeout=5)
         except asyncio.TimeoutError:
@@ -217,12 +220,14 @@ class Notifier:
 
     async def _run(self) -> None:
         delay = 0.05
+        lost = False  # said once per outage, not once per reconnect attempt
         while not self._stopping:
             try:
                 self._pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
                 await self._pubsub.subscribe(self._wake, *self._listeners, *self._watchers.keys())
-                if not self.connected.is_set():
-                    log.debug("pub/sub connected")
+                if lost:
+                    log.info("pub/sub reconnected")
+                    lost = False
                 self.connected.set()
                 for hook in self._reconnect_hooks:
                     hook()
@@ -240,7 +245,11 @@ class Notifier:
                 if self._stopping:
                     return
                 self.connected.clear()
-                log.warning("pub/sub connection lost (%s); reconnecting in %.2fs", exc, delay)
+                if not lost:
+                    log.warning("pub/sub connection lost (%s); reconnecting", exc)
+                    lost = True
+                else:
+                    log.debug("pub/sub still down (%s); next try in %.2fs", exc, delay)
                 await self._close_pubsub()
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 2.0)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 
 from redis.exceptions import RedisError
 
@@ -32,14 +33,20 @@ async def run_forever(store: Store, interval_secs: float, stop: asyncio.Event | 
     by cancelling the task: a cancel that lands inside a Redis client call
     can be swallowed there, and shutdown would then wait forever."""
     stop = stop or asyncio.Event()
+    lost_at = None  # when Redis stopped answering: said once, and once when it is back
     while not stop.is_set():
         try:
             expired, promoted, purged = await reap_once(store)
+            if lost_at is not None:
+                log.info("Redis is back after %.0fs", time.monotonic() - lost_at)
+                lost_at = None
             if expired or purged:
-                log.info("reaped %d expired lease(s), promoted %d delayed job(s), purged %d workflow(s)",
+                log.info("reaped %d expired lease(s), promoted %d delayed job(s), purged %d run(s)",
                          expired, promoted, purged)
         except (RedisError, OSError) as exc:
-            log.warning("reaper pass failed (%s); retrying in %.1fs", exc, interval_secs)
+            if lost_at is None:
+                log.warning("Redis lost: %s (retrying every %.1fs)", exc, interval_secs)
+                lost_at = time.monotonic()
         try:
             await asyncio.wait_for(stop.wait(), interval_secs)
         except asyncio.TimeoutError:
@@ -50,8 +57,10 @@ def main() -> None:
     from .redis_conn import connect
     from .settings import Settings
 
+    from . import logconfig
+
     settings = Settings.from_env()
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logconfig.configure(settings.log_level, settings.log_format)
     if not settings.redis_url:
         raise SystemExit("python -m server.reaper needs REDIS_URL: the embedded store lives inside one server process")
 

@@ -25,6 +25,40 @@ def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> i
     return value
 
 
+# uvicorn's levels: rota's and uvicorn's lines share one level.
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
+REDIS_SCHEMES = ("redis", "rediss", "unix")
+
+
+def _choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str, ...]) -> str:
+    value = (env.get(name) or default).strip().lower()
+    if value not in choices:
+        raise SettingsError(f"{name} must be one of {', '.join(choices)}, got {env.get(name)!r}")
+    return value
+
+
+def _redis_url(url: Optional[str]) -> Optional[str]:
+    """Checked here, so a typo is one line at start, not a traceback on the
+    first request. The message never repeats a password."""
+    if url is None:
+        return None
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    shown = f"{parts.scheme}://{parts.hostname or ''}" if parts.scheme else "(no scheme)"
+    if parts.scheme not in REDIS_SCHEMES:
+        raise SettingsError(f"REDIS_URL must be redis://, rediss:// or unix://..., got {shown}...")
+    try:
+        parts.port  # noqa: B018 - raises on a port that is not a number
+    except ValueError:
+        raise SettingsError(f"REDIS_URL has a port that is not a number ({shown}...)") from None
+    if parts.scheme == "unix" and not parts.path:
+        raise SettingsError("REDIS_URL unix:// needs a socket path, e.g. unix:///run/redis/redis.sock")
+    if parts.scheme != "unix" and not parts.hostname:
+        raise SettingsError(f"REDIS_URL needs a host, e.g. redis://localhost:6379/0 (got {shown})")
+    return url
+
+
 def _float(env: Mapping[str, str], name: str, default: float) -> float:
     raw = env.get(name)
     if raw in (None, ""):
@@ -113,6 +147,7 @@ class Settings:
     max_wait_secs: float = 60.0
     keepalive_secs: float = 15.0
     log_level: str = "info"
+    log_format: str = "text"  # or json: one object per line, for log shippers
     auth: bool = False
     admin_token: Optional[str] = field(default=None, repr=False)
     # None: any Host header (a server on a public address cannot know its names).
@@ -144,10 +179,13 @@ class Settings:
         ssl_keyfile, ssl_certfile = env.get("SSL_KEYFILE") or None, env.get("SSL_CERTFILE") or None
         if (ssl_keyfile is None) != (ssl_certfile is None):
             raise SettingsError("TLS needs both SSL_KEYFILE and SSL_CERTFILE")
+        for name, path in (("SSL_KEYFILE", ssl_keyfile), ("SSL_CERTFILE", ssl_certfile)):
+            if path is not None and not os.access(path, os.R_OK):
+                raise SettingsError(f"{name} {path!r} cannot be read")
         return cls(
             host=host,
             port=_int(env, "PORT", 3000),
-            redis_url=env.get("REDIS_URL") or None,
+            redis_url=_redis_url(env.get("REDIS_URL") or None),
             api_only=_flag(env, "API_ONLY"),
             workflows_dir=env.get("WORKFLOWS_DIR", "workflows") or None,
             cors_origins=_list(env, "CORS_ORIGINS"),
@@ -157,7 +195,8 @@ class Settings:
             namespace=namespace,
             log_max_chunks=_int(env, "LOG_MAX_CHUNKS", 10_000, minimum=10),
             keepalive_secs=_float(env, "SSE_KEEPALIVE_SECS", 15.0),
-            log_level=env.get("LOG_LEVEL", "info").lower(),
+            log_level=_choice(env, "LOG_LEVEL", "info", LOG_LEVELS),
+            log_format=_choice(env, "LOG_FORMAT", "text", ("text", "json")),
             auth=_auth(env, admin_token, host),
             admin_token=admin_token,
             allowed_hosts=None if allowed_hosts == ("*",) else allowed_hosts,

@@ -23,7 +23,7 @@ ADMIN = "process-admin-token-0123456789abcdef"
 
 def run_server(**env: str) -> subprocess.CompletedProcess:
     full = {k: v for k, v in os.environ.items() if k not in ("ROTA_ADMIN_TOKEN", "ROTA_AUTH", "HOST")}
-    full.update(PORT=str(free_port()), WORKFLOWS_DIR="", **env)
+    full.update({"PORT": str(free_port()), "WORKFLOWS_DIR": "", **env})
     return subprocess.run([sys.executable, "-m", "server"], env=full, capture_output=True, text=True, timeout=30)
 
 
@@ -36,12 +36,15 @@ def test_refuses_to_listen_beyond_loopback_without_auth():
 
 
 @pytest.mark.parametrize("env,message", [
+    ({"LOG_LEVEL": "verbose"}, "LOG_LEVEL must be one of"),
+    ({"REDIS_URL": "http://x"}, "REDIS_URL must be"),
+    ({"PORT": "abc"}, "PORT must be an integer"),
     ({"ROTA_ADMIN_TOKEN": "short"}, "at least 32 characters"),
     ({"ROTA_AUTH": "maybe"}, "ROTA_AUTH must be on or off"),
     ({"ROTA_AUTH": "off", "ROTA_ADMIN_TOKEN": ADMIN}, "auth is on whenever"),
     ({"ROTA_ADMIN_TOKEN_FILE": "/nonexistent/token"}, "cannot read"),
 ])
-def test_bad_auth_settings_are_one_line(env, message):
+def test_bad_settings_are_one_line(env, message):
     done = run_server(**env)
     assert done.returncode == 2 and message in done.stderr and len(done.stderr.strip().splitlines()) == 1
 

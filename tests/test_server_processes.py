@@ -7,13 +7,14 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 
 import httpx
 import pytest
 
-from tests.redis_proc import redis_server
+from tests.redis_proc import RedisProcess, free_port, redis_server
 from tests.server_proc import ServerProcess
 
 pytestmark = pytest.mark.slow
@@ -217,6 +218,27 @@ def test_server_survives_a_redis_restart():
         client.post(f"/api/jobs/{c1['lease']['lease_id']}/complete", json={})
         assert client.get(f"/api/workflows/{wf}/status").json()["status"] == "success"
         client.close()
+
+
+def test_server_started_before_redis_waits_for_it_then_loads_workflows(tmp_path):
+    (tmp_path / "hello.yml").write_text("name: hello\njobs:\n  greet:\n    run: echo hi\n")
+    with tempfile.TemporaryDirectory(prefix="rota-redis-") as workdir:
+        redis = RedisProcess(free_port(), workdir)
+        server = ServerProcess(redis.url, WORKFLOWS_DIR=str(tmp_path), LOG_LEVEL="info").start(healthy=False)
+        try:
+            client = httpx.Client(base_url=server.url, timeout=10)
+            health = client.get("/healthz")
+            assert health.status_code == 503 and health.json()["error"]["code"] == "store_unavailable"
+            wait_for(lambda: "waiting for Redis" in server.output(), "the waiting line")
+            redis.start()
+            wait_for(lambda: client.get("/healthz").status_code == 200, "healthz once Redis answers", timeout=30)
+            assert [w["name"] for w in client.get("/api/workflows").json()] == ["hello"]
+            assert server.output().count("waiting for Redis") == 1
+            assert "Traceback" not in server.output()
+            client.close()
+        finally:
+            server.stop()
+            redis.stop()
 
 
 def test_sigterm_answers_parked_long_polls_and_exits_cleanly():

@@ -28,7 +28,26 @@ def test_values_are_parsed():
     ({"REAP_INTERVAL_SECS": "0"}, "REAP_INTERVAL_SECS"),
     ({"MAX_BODY_BYTES": "10"}, "MAX_BODY_BYTES"),
     ({"ROTA_NAMESPACE": "a{b}"}, "ROTA_NAMESPACE"),
+    ({"LOG_LEVEL": "verbose"}, "LOG_LEVEL"),
+    ({"LOG_FORMAT": "xml"}, "LOG_FORMAT"),
+    ({"REDIS_URL": "http://x"}, "REDIS_URL"),
+    ({"REDIS_URL": "redis://host:port"}, "REDIS_URL"),
+    ({"REDIS_URL": "redis://"}, "REDIS_URL"),
+    ({"SSL_KEYFILE": "/nonexistent/key.pem", "SSL_CERTFILE": "/nonexistent/cert.pem"}, "SSL_KEYFILE"),
+    ({"MAX_OUTPUT_BYTES": "-1"}, "MAX_OUTPUT_BYTES"),
 ])
 def test_bad_values_name_the_variable(env, name):
     with pytest.raises(SettingsError, match=name):
         Settings.from_env(env)
+
+
+def test_log_settings_and_redis_schemes_are_accepted():
+    s = Settings.from_env({"LOG_LEVEL": "WARNING", "LOG_FORMAT": "json", "REDIS_URL": "rediss://u:p@h:6380/2"})
+    assert (s.log_level, s.log_format, s.redis_url) == ("warning", "json", "rediss://u:p@h:6380/2")
+    assert Settings.from_env({"REDIS_URL": "unix:///run/redis.sock"}).redis_url == "unix:///run/redis.sock"
+
+
+def test_a_bad_redis_url_never_shows_its_password():
+    with pytest.raises(SettingsError) as err:
+        Settings.from_env({"REDIS_URL": "http://user:hunter2@host"})
+    assert "hunter2" not in str(err.value)

@@ -3,6 +3,8 @@ description at /openapi.json. Neither needs a token."""
 
 from __future__ import annotations
 
+import asyncio
+
 from msgspec import Struct
 from redis.exceptions import RedisError
 from starlette.requests import Request
@@ -12,6 +14,9 @@ from .. import __version__
 from ..http import JSON, error_response
 from ..redis_conn import describe
 from ..routing import Endpoint
+
+
+HEALTH_PING_SECS = 2.0
 
 
 class Health(Struct, kw_only=True):
@@ -29,10 +34,16 @@ class Health(Struct, kw_only=True):
 
 async def healthz(request: Request) -> JSON:
     state = request.app.state
+    if not state.ready.is_set():
+        return error_response(503, "store_unavailable",
+                              f"starting: waiting for Redis at {describe(state.settings)}")
     try:
-        await state.redis.ping()
-    except (RedisError, OSError) as exc:
-        return error_response(503, "store_unavailable", f"redis is not answering: {exc}")
+        # Bounded: the client's own retries ride out a restart for ~5 s,
+        # longer than a probe waits; a probe wants a prompt 503.
+        async with asyncio.timeout(HEALTH_PING_SECS):
+            await state.redis.ping()
+    except (RedisError, OSError, TimeoutError) as exc:
+        return error_response(503, "store_unavailable", f"redis is not answering: {exc or 'timed out'}")
     return JSON(Health(
         ok=True,
         store="redis" if state.settings.redis_url else "embedded",
