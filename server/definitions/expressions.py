@@ -66,7 +66,7 @@ def _scripts(job: Job) -> Iterator[tuple[Where, str]]:
     if "steps" in job.spec:
         for index, step in enumerate(job.spec["steps"]):
             yield job.wheres["steps"] + (index, "run"), step["run"]
-    elif "command" in job.spec:
+    elif "run" in job.wheres and "command" in job.spec:  # a gate (wait:) has no script
         yield job.wheres["run"], job.spec["command"]
 
 

@@ -182,6 +182,37 @@ def _timeout(value: object, where: Where, problems: Problems) -> int | None:
     return None
 
 
+_EVENT_KEY_RE = re.compile(models.EVENT_KEY_PATTERN)
+_GATE_MAX_MINUTES = _meta(models.GateSeconds).le // 60
+
+
+def wait(value: object, where: Where, problems: Problems) -> dict | None:
+    """`wait: {event: KEY, timeout-minutes: N}`: a gate's event and how long
+    it waits, as the spec's wait_event and wait_timeout_secs."""
+    if not isinstance(value, dict):
+        problems.add(where, "must be a mapping: {event: KEY, timeout-minutes: N}")
+        return None
+    gate: dict = {}
+    for key, item in value.items():
+        child = where + (key_text(key),)
+        if key == "event":
+            if isinstance(item, str) and _EVENT_KEY_RE.fullmatch(item):
+                gate["wait_event"] = item
+            else:
+                problems.add(child, "must be 1 to 200 letters, digits and _ . : -" + got(item))
+        elif key == "timeout-minutes":
+            if type(item) in (int, float) and 0 < item <= _GATE_MAX_MINUTES:
+                gate["wait_timeout_secs"] = math.ceil(item * 60)
+            else:
+                problems.add(child, f"must be a number of minutes above 0, at most {_GATE_MAX_MINUTES} (30 days)")
+        else:
+            problems.add(child, "unknown field: a wait: takes event and timeout-minutes"
+                         + suggest(key, ("event", "timeout-minutes")))
+    if "event" not in value:
+        problems.add(where + ("event",), "required: the event key that releases the gate")
+    return gate if "wait_event" in gate else None
+
+
 def _env(value: object, where: Where, problems: Problems) -> dict[str, str] | None:
     if not isinstance(value, dict):
         problems.add(where, "must be a mapping of NAME: value")

@@ -109,7 +109,13 @@ def load_yaml(text: str, problems: Problems) -> tuple[object, dict[Where, Positi
         message = ", ".join(part for part in (err.context, err.problem) if part)
         if "mapping values are not allowed" in message:  # libyaml: "in this context"; PyYAML: "here"
             message += _colon_hint(text, mark.line)
-        found = problem("document", f"invalid YAML: {message}", (mark.line + 1, mark.column + 1))
+        if "exceeded maximum nesting depth" in message:
+            # PyYAML >= 6.0.3's scanner may stop a deep flow collection before
+            # our own depth check sees it: one limit, one message.
+            found = problem("document", f"nested more than {MAX_YAML_DEPTH} levels deep",
+                            (mark.line + 1, mark.column + 1))
+        else:
+            found = problem("document", f"invalid YAML: {message}", (mark.line + 1, mark.column + 1))
     except yaml.reader.ReaderError as err:
         found = problem("document", f"invalid YAML: {err.reason}", _text_position(text, err.position))
     raise DefinitionError([found])

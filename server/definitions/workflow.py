@@ -35,6 +35,7 @@ _DOCUMENT_JOB_FIELDS = {
     "timeout-minutes": "timeout",
     "timeout_secs": "timeout",
     "priority": "priority",
+    "wait": "wait",
 }
 _SEED_JOB_FIELDS = {
     "id": "id",
@@ -48,6 +49,7 @@ _SEED_JOB_FIELDS = {
     "env": "env",
     "timeout_secs": "timeout",
     "priority": "priority",
+    "wait": "wait",
 }
 # Job state a seed client (or a client echoing our status output) sends along.
 _SEED_JOB_STATE = frozenset(
@@ -139,6 +141,8 @@ def _job(
 ) -> Job:
     """`keys`: what the shape calls run and needs; `uses`: a `uses:` was given (and refused)."""
     run_key, needs_key = keys
+    if "wait" in entries:
+        return _gate(where, job_id, entries, keys, problems)
     run = entries.get("run")
     if run is not None and run[0] == "" and "steps" in entries:
         del entries["run"]  # seed clients must send `command`; a steps job derives it
@@ -155,6 +159,34 @@ def _job(
             spec[spec_key] = converted
     if "steps" in spec:
         spec["command"] = "\n".join(step["run"] for step in spec["steps"])
+    return _graph_job(where, job_id, entries, spec, needs_key)
+
+
+# What a gate may say besides wait:; the rest is about running a command.
+_GATE_FIELDS = ("name", "needs")
+
+
+def _gate(where: Where, job_id: str | None, entries: fields.Entries, keys: tuple[str, str],
+          problems: Problems) -> Job:
+    """A job that is only a wait (an approval gate): it never goes to a worker."""
+    run_key, needs_key = keys
+    spec: dict = {"id": job_id, "name": job_id, "command": ""}
+    for field, (value, field_where) in entries.items():
+        if field == "wait":
+            spec.update(fields.wait(value, field_where, problems) or {})
+        elif field in _GATE_FIELDS:
+            spec_key, convert = fields.JOB_CONVERTERS[field]
+            converted = convert(value, field_where, problems)
+            if converted is not None:
+                spec[spec_key] = converted
+        else:
+            what = run_key if field == "run" else field_where[-1]
+            problems.add(field_where, f"a wait: job runs nothing on a worker, so {what} does not apply;"
+                         " put the work in a job that needs this one")
+    return _graph_job(where, job_id, entries, spec, needs_key)
+
+
+def _graph_job(where: Where, job_id: str | None, entries: fields.Entries, spec: dict, needs_key: str) -> Job:
     needs_where = entries["needs"][1] if "needs" in entries else where
     wheres = {field: field_where for field, (_, field_where) in entries.items()}
     needs_valid = "needs" not in entries or "needs" in spec

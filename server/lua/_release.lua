@@ -1,6 +1,7 @@
 --- @include "jobs"
 -- The event a job waits for has come (or someone approved it): a gate
--- succeeds, its outputs the payload's strings (or {"payload": <JSON>});
+-- succeeds, its outputs the payload's strings (or {"payload": the string,
+-- or the JSON text});
 -- a job that asked to wait runs again, a new attempt that uses no retry,
 -- with the payload as its claim's `event`.
 local function release_wait(run, job, payload, now)
@@ -10,7 +11,8 @@ local function release_wait(run, job, payload, now)
   redis.call('HSET', k, 'evpayload', payload)
   if gate and gate ~= '' then
     local ok, decoded = pcall(cjson.decode, payload)
-    local outputs = cjson.encode({ payload = payload })
+    -- a string payload is itself, not its JSON quotes
+    local outputs = cjson.encode({ payload = (ok and type(decoded) == 'string') and decoded or payload })
     if ok and type(decoded) == 'table' then
       local strings = true
       for key, value in pairs(decoded) do

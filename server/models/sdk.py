@@ -17,7 +17,12 @@ LongText = Annotated[str, Meta(max_length=65_536)]
 Level = Literal["debug", "info", "warn", "warning", "error"]
 # Both are path segments of their calls: no '/'.
 StateKey = Annotated[str, Meta(pattern=r"^[A-Za-z0-9_.:-]{1,128}\Z")]
-EventKey = Annotated[str, Meta(pattern=r"^[A-Za-z0-9_.:-]{1,200}\Z")]
+EVENT_KEY_PATTERN = r"^[A-Za-z0-9_.:-]{1,200}\Z"
+EventKey = Annotated[str, Meta(pattern=EVENT_KEY_PATTERN)]
+# How long a gate (a `wait:` job) may wait: a day unless its timeout-minutes
+# says otherwise, at most 30 days.
+GATE_DEFAULT_SECS = 86_400
+GateSeconds = Annotated[int, Meta(ge=1, le=30 * 86_400)]
 # A step of a job: its index in a `steps:` job, or an executor's own id.
 StepId = Annotated[str, Meta(pattern=r"^[A-Za-z0-9_.:-]{1,128}\Z")]
 

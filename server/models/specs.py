@@ -10,6 +10,7 @@ from msgspec import Meta, Struct
 from .. import limits
 
 from .core import Backoff, Id, Label, Priority, Retries
+from .sdk import EventKey, GateSeconds
 
 
 # ---- normalized workflow definition (what server/definitions produces) -----
@@ -40,8 +41,8 @@ class JobSpec(Struct, kw_only=True):
     priority: Priority = 0
     # A gate: a job that is only a wait for this event (or an approval),
     # never sent to a worker; `command` is empty.
-    wait_event: Optional[Annotated[str, Meta(pattern=r"^[A-Za-z0-9_.:/-]{1,200}\Z")]] = None
-    wait_timeout_secs: Optional[Annotated[int, Meta(ge=1, le=30 * 86_400)]] = None
+    wait_event: Optional[EventKey] = None
+    wait_timeout_secs: Optional[GateSeconds] = None
 
 
 class WorkflowSpec(Struct, kw_only=True):
@@ -64,6 +65,13 @@ class StepDocument(Struct):
     name: Optional[str] = None
 
 
+class WaitDocument(Struct, rename={"timeout_minutes": "timeout-minutes"}):
+    """An approval gate's wait: the event key and how long it waits."""
+
+    event: str
+    timeout_minutes: Optional[float] = None
+
+
 class JobDocument(Struct, rename={"runs_on": "runs-on", "timeout_minutes": "timeout-minutes"}):
     """A job of the YAML document shape (`jobs` is a mapping of id to job)."""
 
@@ -80,6 +88,7 @@ class JobDocument(Struct, rename={"runs_on": "runs-on", "timeout_minutes": "time
     timeout_minutes: Optional[float] = None
     timeout_secs: Optional[int] = None
     priority: Optional[int] = None
+    wait: Optional[WaitDocument] = None
 
 
 class SeedJobDocument(Struct):
@@ -96,6 +105,7 @@ class SeedJobDocument(Struct):
     env: Optional[dict[str, EnvValue]] = None
     timeout_secs: Optional[int] = None
     priority: Optional[int] = None
+    wait: Optional[WaitDocument] = None
 
 
 class WorkflowDocument(Struct):
