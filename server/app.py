@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from typing import Optional
 
 import msgspec
@@ -35,6 +36,7 @@ from .tokens import TokenStore
 from .workflow_files import load_directory
 
 log = logging.getLogger("rota")
+access = logging.getLogger("rota.access")
 
 
 def endpoints() -> list[routing.Endpoint]:
@@ -46,12 +48,20 @@ def endpoints() -> list[routing.Endpoint]:
             + deadletters.endpoints + sdk.endpoints + sdk_seeds.endpoints + tokens.endpoints + ops.endpoints)
 
 
+def _refused(request: Request, status: int, code: str) -> None:
+    """One INFO line per 4xx: an operator sees who is being turned away and why."""
+    if 400 <= status < 500:
+        access.info("refused %s %s: %d %s", request.method, request.url.path, status, code)
+
+
 async def _api_error(request: Request, exc: ApiError):
+    _refused(request, exc.status, exc.code)
     return error_response(exc.status, exc.code, exc.message, exc.details, exc.headers)
 
 
 async def _http_error(request: Request, exc: HTTPException):
     code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+    _refused(request, exc.status_code, code)
     return error_response(exc.status_code, code, exc.detail, headers=exc.headers)
 
 
@@ -61,8 +71,18 @@ async def _client_gone(request: Request, exc: ClientDisconnect):
     return Response(status_code=499)
 
 
+_store_down_said = [0.0, 0]  # when the last line was logged, requests since
+
+
 async def _store_down(request: Request, exc: Exception):
-    log.warning("store unavailable: %s", exc)
+    # One line per 10 s of outage, not one per request a fleet sends.
+    now = time.monotonic()
+    if now - _store_down_said[0] >= 10:
+        more = f" ({_store_down_said[1]} more request(s) since the last line)" if _store_down_said[1] else ""
+        log.warning("store unavailable: %s%s", exc, more)
+        _store_down_said[:] = [now, 0]
+    else:
+        _store_down_said[1] += 1
     return error_response(503, "store_unavailable", "the Redis store is not answering; retry shortly")
 
 
@@ -100,7 +120,7 @@ async def _when_redis_answers(prepare, stop: asyncio.Event) -> None:
         except (RedisError, OSError):
             delay = min(delay * 2, 5.0)
             continue
-        log.info("Redis is answering: started")
+        log.info("Redis is back: workflows loaded, serving in full")
         return
 
 

@@ -54,7 +54,7 @@ async def run_forever(store: Store, interval_secs: float, stop: asyncio.Event | 
 
 
 def main() -> None:
-    from .redis_conn import connect
+    from .redis_conn import connect, describe
     from .settings import Settings
 
     from . import logconfig
@@ -67,7 +67,7 @@ def main() -> None:
     async def run() -> None:
         redis = connect(settings)
         store = Store.from_settings(redis, settings)
-        log.info("reaper running against %s every %.1fs", settings.redis_url, settings.reap_interval_secs)
+        log.info("reaper running against %s every %.1fs", describe(settings), settings.reap_interval_secs)
         await run_forever(store, settings.reap_interval_secs)
 
     try:

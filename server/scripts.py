@@ -9,6 +9,7 @@ EVALSHA and falls back to EVAL once after a Redis restart.
 
 from __future__ import annotations
 
+import logging
 import re
 from functools import cache
 from importlib import resources
@@ -17,6 +18,9 @@ from typing import Any
 from redis.asyncio import Redis
 
 _INCLUDE = re.compile(r'^--- @include "(\w+)"[ \t]*$', re.MULTILINE)
+# A reply carrying NOTES: [NOTES_MARK, [line, ...], the script's own reply].
+NOTES_MARK = "__rota_notes"
+events_log = logging.getLogger("rota.events")
 
 
 def _text(name: str) -> str:
@@ -38,7 +42,15 @@ def source(name: str) -> str:
         done.append(part)
 
     visit(name, ())
-    return "\n".join(_INCLUDE.sub("", _text(part)) for part in done)
+    *helpers, body = (_INCLUDE.sub("", _text(part)) for part in done)
+    if "_base" not in done:  # no NOTES to hand back
+        return "\n".join([*helpers, body])
+    # The body runs as a function so its reply can be handed back with the
+    # NOTES it left (see _base.lua), only when there are some.
+    return "\n".join([*helpers, "local function main()", body, "end",
+                      "local reply = main()",
+                      "if #NOTES == 0 then return reply end",
+                      f"return {{'{NOTES_MARK}', NOTES, reply}}"])
 
 
 def names() -> list[str]:
@@ -55,4 +67,15 @@ class Scripts:
         self._scripts = {name: redis.register_script(source(name)) for name in names()}
 
     async def call(self, name: str, *args: Any) -> Any:
-        return await self._scripts[name](keys=[self._prefix], args=list(args))
+        reply = await self._scripts[name](keys=[self._prefix], args=list(args))
+        if type(reply) is list and reply and reply[0] == NOTES_MARK:
+            for line in reply[1]:
+                events_log.info("%s", _one_line(line))
+            return reply[2] if len(reply) > 2 else None
+        return reply
+
+
+def _one_line(text: str, width: int = 300) -> str:
+    """Errors quote a job's stderr: one line in the log, bounded."""
+    text = " ".join(str(text).split())
+    return text if len(text) <= width else text[: width - 1] + "…"

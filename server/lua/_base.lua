@@ -19,6 +19,13 @@ local function split(s, sep)
   return out
 end
 
+-- What happened that an operator wants in the server log at INFO (a run
+-- finished, a job retried or failed for good, a lease expired), one line
+-- each; server/scripts.py returns them beside the script's reply, and the
+-- process that ran the script logs them, so each is logged once.
+local NOTES = {}
+local function note(text) NOTES[#NOTES + 1] = text end
+
 -- Scores above 2^31 must not go through tostring (it rounds to 14 digits).
 local function num(n) return string.format('%.0f', n) end
 

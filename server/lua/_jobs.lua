@@ -94,8 +94,9 @@ end
 -- Ends the run once none of its jobs can still run.
 local function maybe_finish(run, now)
   local r = rkey(run)
-  local state, a, b, c, d, e, ret, cancelled, failed, wf = unpack(redis.call('HMGET', r, 'state',
-    'n:waiting', 'n:ready', 'n:delayed', 'n:running', 'n:eventwait', 'ret', 'cancelled', 'n:failure', 'wf'))
+  local state, a, b, c, d, e, ret, cancelled, failed, wf, created, num_ = unpack(redis.call('HMGET', r,
+    'state', 'n:waiting', 'n:ready', 'n:delayed', 'n:running', 'n:eventwait', 'ret', 'cancelled', 'n:failure',
+    'wf', 'created', 'num'))
   if state ~= 'active' then return end
   if (tonumber(a) or 0) + (tonumber(b) or 0) + (tonumber(c) or 0) + (tonumber(d) or 0)
       + (tonumber(e) or 0) > 0 then
@@ -108,6 +109,8 @@ local function maybe_finish(run, now)
   redis.call('ZADD', P .. 'finished', num(now + tonumber(ret or 0) * 1000), run)
   redis.call('HINCRBY', wkey(wf), 'active', -1)
   event(run, '', 'run', final, 0, now, 'run finished')
+  note(string.format('run %s (%s #%s) finished: %s in %.1fs', run, wf, num_ or '?', final,
+    (now - (tonumber(created) or now)) / 1000))
 end
 
 -- A job that will not run: every job downstream that has not run is
@@ -175,6 +178,7 @@ end
 local function fail_for_good(run, job, from, att, err, now)
   set_status(run, job, from, 'failure')
   event(run, job, 'job', 'failure', att, now, err)
+  note(string.format('job %s/%s failed for good (attempt %d): %s', run, job, att, err))
   -- scored by a sequence, not the clock: a cursor through them stays exact
   redis.call('ZADD', P .. 'dead', redis.call('INCR', P .. 'deadseq'), member(run, job))
   skip_downstream(run, job, now, 'upstream ' .. job .. ' failed')
@@ -200,6 +204,7 @@ local function fail_attempt(run, job, now, err, retryable, status, from)
     local delay = backoff_ms(bk, b1, b2, att - base)
     enqueue(run, job, from, now, delay)
     event(run, job, 'job', 'queued', att + 1, now, 'retrying: ' .. err)
+    note(string.format('job %s/%s attempt %d failed, retry in %.1fs: %s', run, job, att, delay / 1000, err))
     outcome = 'retrying'
   else
     fail_for_good(run, job, from, att, err, now)

@@ -22,6 +22,7 @@ local function expire_lease(lid, now, run, job, worker)
   release_lease(lid, worker)
   local st, cur = unpack(redis.call('HMGET', jkey(run, job), 'st', 'lease'))
   if cur == lid and st == 'running' then
+    note(string.format('lease of job %s/%s on worker %s expired', run, job, worker or '?'))
     fail_attempt(run, job, now, 'lease expired', true, 'lost')
     return true
   end

@@ -3,6 +3,7 @@ Server-Sent Events; bulk cancel and retry."""
 
 from __future__ import annotations
 
+import logging
 from typing import Optional
 
 import msgspec
@@ -32,6 +33,8 @@ from ..routing import Endpoint, Param
 from ..store import WIRE_STATUS, Store
 from ..store.views import run_out
 from .resolve import for_latest_run
+
+journal = logging.getLogger("rota.events")
 
 MAX_RUN_PAGE = 1000
 
@@ -96,7 +99,10 @@ async def start_run(request: Request) -> JSON:
     started = await store.start_run(wf, triggered_by=body.triggered_by, inputs=body.inputs, tags=body.tags,
                                     idempotency_key=key, request_hash=msgspec.json.encode(body).hex()[:64])
     headers = {"Idempotent-Replayed": "true"} if started.replayed else None
-    return JSON(await store.get_run(started.run_id), status_code=201, headers=headers)
+    run = await store.get_run(started.run_id)
+    if not started.replayed:
+        journal.info("run %s (%s #%d) started by %s", run.run_id, wf, run.number, run.triggered_by)
+    return JSON(run, status_code=201, headers=headers)
 
 
 async def get_run(request: Request) -> JSON:

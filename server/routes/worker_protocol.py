@@ -35,16 +35,21 @@ from .resolve import for_latest_run
 
 NULL = b"null"
 log = logging.getLogger("rota.claims")
+journal = logging.getLogger("rota.events")
 
 
 async def register(request: Request) -> JSON:
     req = await decode_body(request, RegisterRequest)
     at = await request.app.state.store.register_worker(req, principal(request).token_id)
+    journal.info("worker %s registered: labels %s%s, %s slot(s), %s on %s", req.worker_id,
+                ",".join(sorted(set(req.labels))) or "-", " (exclusive)" if req.exclusive else "",
+                req.concurrency or "?", req.version or "unknown version", req.host or "unknown host")
     return JSON(Registered(req.worker_id, sorted(set(req.labels)), at))
 
 
 async def deregister(request: Request) -> Response:
     await request.app.state.store.deregister_worker(request.path_params["worker_id"], principal(request).token_id)
+    journal.info("worker %s stopped", request.path_params["worker_id"])
     return Response(status_code=204)
 
 

@@ -4,6 +4,7 @@ calls, which mean the workflow's latest run (list, status, run, cancel)."""
 
 from __future__ import annotations
 
+import logging
 import uuid
 
 from starlette.concurrency import run_in_threadpool
@@ -17,6 +18,8 @@ from ..http import JSON, page_params, query_flag, too_deep, too_deep_error
 from ..models import JOB_STATUSES, DefinitionOut, JobStatus, WorkflowDocument, WorkflowOut, WorkflowSpec
 from ..routing import JSON_MEDIA, YAML_MEDIA, Endpoint, Param
 from ..store import Store, definition_version
+
+journal = logging.getLogger("rota.events")
 
 # A page of workflows stops before this many jobs in all (one workflow
 # alone may have up to 1000): a page is a bounded amount of work.
@@ -61,7 +64,11 @@ async def create_workflow(request: Request) -> JSON:
                             "this Idempotency-Key was used for a different request; use a new key",
                             {"field": "Idempotency-Key", "workflow_id": defined.workflow_id})
     headers = {"Idempotent-Replayed": "true"} if defined.outcome == "replayed" else None
-    return JSON(await store.get_workflow(defined.workflow_id), status_code=201, headers=headers)
+    workflow = await store.get_workflow(defined.workflow_id)
+    if defined.outcome != "replayed":
+        journal.info("workflow %s (%s) created%s", workflow.id, workflow.name,
+                    f"; run {workflow.latest_run_id} started" if run else "")
+    return JSON(workflow, status_code=201, headers=headers)
 
 
 async def put_workflow(request: Request) -> JSON:
@@ -70,11 +77,13 @@ async def put_workflow(request: Request) -> JSON:
     spec, text = await _document(request)
     defined = await store.define_workflow(spec, wf, kind="put", document=text)
     status = 201 if defined.outcome == "created" else 200
+    journal.info("workflow %s (%s) %s", wf, spec.name, "created" if status == 201 else "updated")
     return JSON(await store.get_workflow(wf), status_code=status)
 
 
 async def delete_workflow(request: Request) -> Response:
     await request.app.state.store.delete_workflow(request.path_params["wf"])
+    journal.info("workflow %s deleted", request.path_params["wf"])
     return Response(status_code=204)
 
 
@@ -100,7 +109,9 @@ async def workflow_status(request: Request) -> JSON:
 async def run_workflow(request: Request) -> JSON:
     store, wf = request.app.state.store, request.path_params["wf"]
     await store.run_workflow(wf)
-    return JSON(await store.get_workflow(wf), status_code=202)
+    workflow = await store.get_workflow(wf)
+    journal.info("run %s (%s #%s) started", workflow.latest_run_id, wf, workflow.latest_run_number)
+    return JSON(workflow, status_code=202)
 
 
 async def cancel_workflow(request: Request) -> JSON:
