@@ -8,7 +8,7 @@ import re
 import httpx
 import pytest
 
-from worker import cli
+from worker import cli, cli_watch
 from worker.client import Client
 
 
@@ -82,7 +82,7 @@ def chunk(job_id, seq, data, stream="stdout"):
 
 @pytest.fixture
 def fast_watch(monkeypatch):
-    monkeypatch.setattr(cli, "WATCH_INTERVAL", 0.01)
+    monkeypatch.setattr(cli_watch, "WATCH_INTERVAL", 0.01)
 
 
 async def test_watch_prints_each_state_change_once_and_succeeds(fast_watch):

@@ -7,28 +7,14 @@ captures exactly the secret; everything else about the token goes to stderr.
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 import time
 from datetime import datetime, timezone
 from typing import Optional
 
 from server.models import SCOPES, TokenOut
-from worker.cli import client_command, one_line, table
+from worker.cli_common import client_command, one_line, parse_duration, table  # noqa: F401  (parse_duration: re-exported)
 from worker.client import Client
-
-_DURATION = re.compile(r"(\d+)([smhd]?)")
-_UNIT_SECS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
-
-
-def parse_duration(text: str) -> int:
-    """`30d`, `12h`, `90m`, `3600s` or plain seconds, as seconds (at least 1)."""
-    match = _DURATION.fullmatch(text.strip().lower())
-    secs = int(match.group(1)) * _UNIT_SECS[match.group(2)] if match else 0
-    if secs < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a duration like 30d, 12h, 90m, 3600s or 3600")
-    return secs
-
 
 def _now_ms() -> int:
     return time.time_ns() // 1_000_000

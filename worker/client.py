@@ -18,7 +18,6 @@ import codecs
 import re
 from dataclasses import dataclass, field
 from typing import Any, AsyncIterator, Optional
-from urllib.parse import quote
 
 import httpx
 import msgspec
@@ -30,6 +29,7 @@ from server.models import (
     ErrorBody,
     FailRequest,
     HeartbeatResponse,
+    JobLogChunk,
     JobOut,
     LogChunk,
     LogsAccepted,
@@ -42,6 +42,7 @@ from server.models import (
     WorkerOut,
     WorkflowOut,
 )
+from worker.client_runs import RunsApi, path_part, with_key
 
 DEFAULT_SERVER = "http://127.0.0.1:3000"
 # A long-poll claim is answered after at most wait_secs; allow this much more.
@@ -146,11 +147,10 @@ async def sse_lines(chunks: AsyncIterator[bytes]) -> AsyncIterator[str]:
     # Anything else left is an unterminated line, which SSE discards.
 
 
-def _path(*parts: str) -> str:
-    return "/".join(quote(p, safe="") for p in parts)
+_path, _with_key = path_part, with_key
 
 
-class Client:
+class Client(RunsApi):
     def __init__(
         self,
         server: str = DEFAULT_SERVER,
@@ -212,12 +212,13 @@ class Client:
 
     # ---- workflows ------------------------------------------------------------
 
-    async def submit(self, document: bytes, content_type: str, run: bool) -> WorkflowOut:
+    async def submit(self, document: bytes, content_type: str, run: bool,
+                     idempotency_key: Optional[str] = None) -> WorkflowOut:
         response = await self._send(
             "POST",
             "/api/workflows",
             content=document,
-            headers={"Content-Type": content_type},
+            headers=_with_key({"Content-Type": content_type}, idempotency_key),
             params={"run": "true"} if run else None,
         )
         return self._decode(response.content, WorkflowOut)
@@ -232,17 +233,21 @@ class Client:
     async def cancel(self, workflow_id: str) -> None:
         await self._send("POST", f"/api/workflows/{_path(workflow_id)}/cancel")
 
-    async def logs(self, workflow_id: str, job_id: str) -> list[LogChunk]:
+    async def logs(self, workflow_id: str, job_id: str) -> list[JobLogChunk]:
         response = await self._send("GET", f"/api/workflows/{_path(workflow_id)}/jobs/{_path(job_id)}/logs")
-        return self._decode(response.content, list[LogChunk])
+        return self._decode(response.content, list[JobLogChunk])
 
-    async def follow_logs(self, workflow_id: str, job_id: str) -> AsyncIterator[LogChunk | JobOut]:
-        """A job's log chunks, history then live; the last item is its final state.
+    async def follow_logs(self, workflow_id: str, job_id: str) -> AsyncIterator[JobLogChunk | JobOut]:
+        """The latest run's job's log (see follow_run_logs)."""
+        async for item in self._follow(f"/api/workflows/{_path(workflow_id)}/jobs/{_path(job_id)}/logs/stream"):
+            yield item
+
+    async def _follow(self, url: str) -> AsyncIterator[JobLogChunk | JobOut]:
+        """A log stream's chunks, then the job's final state (its `end` event).
 
         A dropped connection resumes from the last event id, so no chunk is
         repeated or skipped.
         """
-        url = f"/api/workflows/{_path(workflow_id)}/jobs/{_path(job_id)}/logs/stream"
         last_id: Optional[str] = None
         failures = 0
         while True:
@@ -265,7 +270,7 @@ class Client:
                             yield self._decode(event.data.encode(), JobOut)
                             return
                         if event.name == "log":
-                            yield self._decode(event.data.encode(), LogChunk)
+                            yield self._decode(event.data.encode(), JobLogChunk)
                 cause: Exception = httpx.RemoteProtocolError("stream closed before the job's end event")
             except httpx.TransportError as exc:
                 cause = exc
@@ -306,7 +311,7 @@ class Client:
         *,
         content: bytes | None = None,
         headers: dict[str, str] | None = None,
-        params: dict[str, str] | None = None,
+        params: dict[str, str] | list[tuple[str, str]] | None = None,
         timeout: float | None = None,
     ) -> httpx.Response:
         if body is not None:

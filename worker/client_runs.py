@@ -1,0 +1,106 @@
+"""The run-management half of `Client` (worker/client.py): definitions under
+a stable id, runs, their jobs and logs, dead letters. A mixin, so the
+worker-protocol half stays small; both speak through `Client._send`."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, AsyncIterator, Optional
+from urllib.parse import quote
+
+import msgspec
+
+from server.models import DeadLetterPage, JobLogChunk, JobOut, ReplayAnswer, RunJobOut, RunOut, RunPage, WorkflowOut
+
+if TYPE_CHECKING:
+    import httpx
+
+
+def path_part(*parts: str) -> str:
+    return "/".join(quote(p, safe="") for p in parts)
+
+
+_path = path_part
+
+
+def with_key(headers: dict[str, str], idempotency_key: Optional[str]) -> dict[str, str]:
+    return {**headers, "Idempotency-Key": idempotency_key} if idempotency_key else headers
+
+
+_with_key = with_key
+
+
+class RunsApi:
+    if TYPE_CHECKING:
+        async def _send(self, method: str, path: str, body: Any = None, **kw: Any) -> httpx.Response: ...
+        def _decode(self, content: bytes, type: Any) -> Any: ...
+        def _follow(self, url: str) -> AsyncIterator[JobLogChunk | JobOut]: ...
+
+    async def put_workflow(self, workflow_id: str, document: bytes, content_type: str) -> WorkflowOut:
+        response = await self._send("PUT", f"/api/workflows/{_path(workflow_id)}", content=document,
+                                    headers={"Content-Type": content_type})
+        return self._decode(response.content, WorkflowOut)
+
+    async def delete_workflow(self, workflow_id: str) -> None:
+        await self._send("DELETE", f"/api/workflows/{_path(workflow_id)}")
+
+    async def start_run(self, workflow_id: str, inputs: dict[str, str] | None = None,
+                        tags: dict[str, str] | None = None, triggered_by: str = "cli",
+                        idempotency_key: Optional[str] = None) -> RunOut:
+        body = msgspec.json.encode({"inputs": inputs or {}, "tags": tags or {}, "triggered_by": triggered_by})
+        response = await self._send("POST", f"/api/workflows/{_path(workflow_id)}/runs", content=body,
+                                    headers=_with_key({"Content-Type": "application/json"}, idempotency_key))
+        return self._decode(response.content, RunOut)
+
+    async def get_run(self, run_id: str) -> RunOut:
+        response = await self._send("GET", f"/api/runs/{_path(run_id)}")
+        return self._decode(response.content, RunOut)
+
+    async def get_run_job(self, run_id: str, job_id: str) -> RunJobOut:
+        response = await self._send("GET", f"/api/runs/{_path(run_id)}/jobs/{_path(job_id)}")
+        return self._decode(response.content, RunJobOut)
+
+    async def list_runs(self, workflow_id: Optional[str] = None, status: Optional[str] = None,
+                        tags: dict[str, str] | None = None, limit: int = 100,
+                        cursor: Optional[str] = None) -> RunPage:
+        params: list[tuple[str, str]] = [("limit", str(limit))]
+        params += [("status", status)] if status else []
+        params += [("tag", f"{k}:{v}") for k, v in (tags or {}).items()]
+        params += [("cursor", cursor)] if cursor else []
+        path = f"/api/workflows/{_path(workflow_id)}/runs" if workflow_id else "/api/runs"
+        response = await self._send("GET", path, params=params)
+        return self._decode(response.content, RunPage)
+
+    async def cancel_run(self, run_id: str, job_id: Optional[str] = None) -> RunOut:
+        path = f"/api/runs/{_path(run_id)}" + (f"/jobs/{_path(job_id)}" if job_id else "") + "/cancel"
+        return self._decode((await self._send("POST", path)).content, RunOut)
+
+    async def retry_run(self, run_id: str, job_id: Optional[str] = None) -> RunOut:
+        path = f"/api/runs/{_path(run_id)}" + (f"/jobs/{_path(job_id)}" if job_id else "") + "/retry"
+        return self._decode((await self._send("POST", path)).content, RunOut)
+
+    async def run_logs(self, run_id: str, job_id: str, attempt: Optional[int] = None) -> list[JobLogChunk]:
+        params = {"attempt": str(attempt)} if attempt is not None else None
+        response = await self._send("GET", f"/api/runs/{_path(run_id)}/jobs/{_path(job_id)}/logs", params=params)
+        return self._decode(response.content, list[JobLogChunk])
+
+    async def follow_run_logs(self, run_id: str, job_id: str,
+                              attempt: Optional[int] = None) -> AsyncIterator[JobLogChunk | JobOut]:
+        """A job's log chunks (every attempt's, in order, unless `attempt`),
+        history then live; the last item is its final state, sent once the
+        job has finished for good and its worker has let go of it."""
+        query = f"?attempt={attempt}" if attempt is not None else ""
+        async for item in self._follow(f"/api/runs/{_path(run_id)}/jobs/{_path(job_id)}/logs/stream{query}"):
+            yield item
+
+    async def dead_letters(self, workflow_id: Optional[str] = None, limit: int = 100,
+                           cursor: Optional[str] = None) -> DeadLetterPage:
+        params = {"limit": str(limit), **({"workflow_id": workflow_id} if workflow_id else {}),
+                  **({"cursor": cursor} if cursor else {})}
+        response = await self._send("GET", "/api/dead-letters", params=params)
+        return self._decode(response.content, DeadLetterPage)
+
+    async def replay_dead_letters(self, workflow_id: Optional[str] = None) -> ReplayAnswer:
+        body = msgspec.json.encode({"filter": {"workflow_id": workflow_id} if workflow_id else {}})
+        response = await self._send("POST", "/api/dead-letters/replay", content=body,
+                                    headers={"Content-Type": "application/json"})
+        return self._decode(response.content, ReplayAnswer)
