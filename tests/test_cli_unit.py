@@ -49,7 +49,17 @@ def job(id, status, attempt=0, error=None, **extra):
 
 
 def workflow(status, *jobs):
-    return {"id": "wf1", "name": "CI", "trigger": "push", "status": status, "jobs": list(jobs), "created_at_ms": 1}
+    """A workflow view that also reads as its run (msgspec ignores the other's fields)."""
+    return {"id": "wf1", "name": "CI", "trigger": "push", "status": status, "jobs": list(jobs), "created_at_ms": 1,
+            "run_id": "run1", "number": 1, "workflow_id": "wf1", "triggered_by": "cli", "created_at": 1,
+            "version": "v1"}
+
+
+def unstamped(text: str) -> list[str]:
+    """`--wait` lines without their `[m:ss] ` elapsed-time stamp (which each must have)."""
+    lines = text.splitlines()
+    assert all(re.match(r"\[\d+:\d\d\] ", line) for line in lines if " | " not in line), lines
+    return [re.sub(r"^\[\d+:\d\d\] ", "", line) for line in lines]
 
 
 class FakeApi:
@@ -61,7 +71,9 @@ class FakeApi:
     async def handle(self, request: httpx.Request) -> httpx.Response:
         path = request.url.path
         self.calls.append((request.method, path))
-        if path.endswith("/status"):
+        if re.fullmatch(r"/api/runs/run1/jobs/[^/]+", path):  # why a queued job waits: nothing to report
+            return httpx.Response(200, json={**job(path.rsplit("/", 1)[1], "queued"), "run_id": "run1"})
+        if (path.endswith("/status") or path == "/api/runs/run1") and self.statuses:
             body = self.statuses.pop(0) if len(self.statuses) > 1 else self.statuses[0]
             return httpx.Response(200, json=body)
         if path.endswith("/logs/stream"):
@@ -94,10 +106,10 @@ async def test_watch_prints_each_state_change_once_and_succeeds(fast_watch):
     ])
     out = io.StringIO()
     async with Client("http://rota.test", transport=httpx.MockTransport(api.handle)) as client:
-        code = await cli.watch(client, "wf1", follow=False, out=out)
+        code = await cli.watch(client, "run1", follow=False, out=out)
     assert code == 0
-    assert out.getvalue().splitlines() == [
-        "a: queued", "b: queued", "a: running", "a: success", "b: success", "workflow wf1: success",
+    assert unstamped(out.getvalue()) == [
+        "a: queued", "b: queued", "a: running", "a: success", "b: success", "workflow wf1 run #1: success",
     ]
 
 
@@ -106,9 +118,9 @@ async def test_watch_exit_code_on_failure_or_cancel(fast_watch, final):
     api = FakeApi([workflow(final, job("a", "failure", 2, "exit code 1: boom"), job("b", "skipped"))])
     out = io.StringIO()
     async with Client("http://rota.test", transport=httpx.MockTransport(api.handle)) as client:
-        assert await cli.watch(client, "wf1", follow=False, out=out) == 1
-    assert out.getvalue().splitlines() == ["a: failure (attempt 2): exit code 1: boom", "b: skipped",
-                                           f"workflow wf1: {final}"]
+        assert await cli.watch(client, "run1", follow=False, out=out) == 1
+    assert unstamped(out.getvalue()) == ["a: failure (attempt 2): exit code 1: boom", "b: skipped",
+                                         f"workflow wf1 run #1: {final}"]
 
 
 async def test_follow_prefixes_every_log_line_with_its_job(fast_watch):
@@ -118,10 +130,10 @@ async def test_follow_prefixes_every_log_line_with_its_job(fast_watch):
     )
     out = io.StringIO()
     async with Client("http://rota.test", transport=httpx.MockTransport(api.handle)) as client:
-        assert await cli.watch(client, "wf1", follow=True, out=out) == 0
+        assert await cli.watch(client, "run1", follow=True, out=out) == 0
     lines = out.getvalue().splitlines()
     assert [line for line in lines if " | " in line] == ["a | hello", "a | world", "a | no newline"]
-    assert ("GET", "/api/workflows/wf1/jobs/b/logs/stream") not in api.calls  # skipped: nothing to follow
+    assert ("GET", "/api/runs/run1/jobs/b/logs/stream") not in api.calls  # skipped: nothing to follow
 
 
 @pytest.fixture
@@ -160,7 +172,7 @@ def test_status_table(fake_server, capsys):
 def test_unknown_id_prints_the_server_error(fake_server, capsys):
     fake_server(FakeApi([]))
     assert cli.main(["cancel", "nope", "--server", "http://rota.test"]) == 2
-    assert capsys.readouterr().err == "rota: error not_found: no /api/workflows/nope/cancel\n"
+    assert capsys.readouterr().err == "rota: error not_found: no /api/workflows/nope/status\n"
 
 
 def test_submit_missing_file(fake_server, capsys, tmp_path):

@@ -7,6 +7,7 @@ label of its own, so a worker from one test never takes another's jobs.
 
 from __future__ import annotations
 
+import re
 import signal
 import uuid
 from pathlib import Path
@@ -79,6 +80,11 @@ def wait_status(server: ServerProcess, workflow_id: str, *wanted: str, logs=str)
     )
 
 
+def unstamped(stdout: str) -> list[str]:
+    """`--wait` output without each state line's `[m:ss] ` elapsed-time stamp."""
+    return [re.sub(r"^\[\d+:\d\d\] ", "", line) for line in stdout.splitlines()]
+
+
 def submit(server: ServerProcess, path: Path) -> str:
     done = rota("submit", str(path), server=server)
     assert done.returncode == 0, done.stderr
@@ -101,12 +107,12 @@ def test_outputs_flow_through_rota_output_and_needs_with_follow(server, start_wo
     })
     done = rota("submit", str(path), "--follow", server=server)
     assert done.returncode == 0, done.stdout + done.stderr
-    lines = done.stdout.splitlines()
+    lines = unstamped(done.stdout)
     workflow_id = lines[0]
     for expected in ["build | ::step:: compile", "build | compiled", "build | ::step:: package",
                      "deploy | deploying v1.2.3", "build: success", "deploy: success"]:
         assert expected in lines, done.stdout
-    assert lines[-1] == f"workflow {workflow_id}: success"
+    assert lines[-1] == f"workflow {workflow_id} run #1: success"
     jobs = jobs_of(server, workflow_id)
     assert jobs["build"]["outputs"] == {"version": "1.2.3", "notes": "multi\nline"}
     assert jobs["deploy"]["outputs"] == {
@@ -128,7 +134,7 @@ def test_failing_steps_retry_then_fail_and_skip_downstream(server, start_worker,
     done = rota("submit", str(path), "--wait", server=server)
     assert done.returncode == 1, done.stdout + done.stderr
     workflow_id = done.stdout.splitlines()[0]
-    assert done.stdout.splitlines()[-1] == f"workflow {workflow_id}: failure"
+    assert unstamped(done.stdout)[-1] == f"workflow {workflow_id} run #1: failure"
     jobs = jobs_of(server, workflow_id)
     assert (jobs["flaky"]["status"], jobs["flaky"]["attempt"]) == ("failure", 1)
     assert jobs["flaky"]["error"] == "exit code 3 in step 'two': it broke"

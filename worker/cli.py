@@ -20,6 +20,7 @@ import os
 import sys
 from typing import Callable, Optional
 
+from server import __version__
 from worker.cli_common import (  # noqa: F401  (re-exported: cli_worker, cli_tokens and tests use these names)
     EXIT_ERROR,
     EXIT_FAILED,
@@ -27,6 +28,7 @@ from worker.cli_common import (  # noqa: F401  (re-exported: cli_worker, cli_tok
     _env,
     client_command,
     describe_error,
+    normalize_server,
     one_line,
     resolve_token,
     table,
@@ -47,18 +49,27 @@ def _cmd_server(args: argparse.Namespace) -> int:
 # ---- parser -----------------------------------------------------------------------
 
 
+class _Defaulted(str):
+    """The --server a subcommand got by default: a --server given before the
+    subcommand (`rota --server URL status ID`) wins over it."""
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="rota",
         description="rota: pull-based worker-lease job queue.",
         epilog="exit codes: 0 ok; 1 a waited-for workflow failed or was cancelled; 2 error",
     )
+    parser.add_argument("--version", action="version", version=f"rota {__version__}")
+    # Accepted before the subcommand too, as gh and kubectl do; given after, they win.
+    parser.add_argument("--server", dest="server_before", metavar="URL", help="as a subcommand's --server")
+    parser.add_argument("--token", dest="token_before", metavar="TOKEN", help="as a subcommand's --token")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     connection = argparse.ArgumentParser(add_help=False)
     connection.add_argument(
         "--server",
-        default=_env("ROTA_SERVER", DEFAULT_SERVER),
-        help="server URL (env ROTA_SERVER; default %(default)s)",
+        default=_Defaulted(_env("ROTA_SERVER", DEFAULT_SERVER)),
+        help="server URL; host:port means http:// (env ROTA_SERVER; default %(default)s)",
     )
     connection.add_argument(
         # No default here: it would be printed by --help. main() resolves it.
@@ -75,31 +86,43 @@ def build_parser() -> argparse.ArgumentParser:
         sub.set_defaults(handler=handler)
         return sub
 
-    from worker import cli_job, cli_runs, cli_tokens, cli_worker  # they build on this module
+    from worker import cli_completion, cli_runs, cli_tokens, cli_worker  # they build on this module
 
     cli_worker.add_worker_command(commands, parents=[connection])
     cli_runs.add_commands(commands, parents=[connection])
     cli_tokens.add_commands(commands, parents=[connection])
-    cli_job.add_commands(commands, parents=[connection])
 
     command(
         "server", _cmd_server, "start the rota server (configured by env: PORT, HOST, REDIS_URL, ...)",
         talks_to_server=False,
     )
+    cli_completion.add_command(commands, build_parser)
     return parser
 
 
-def main(argv: Optional[list[str]] = None) -> int:
+def parse(argv: Optional[list[str]] = None) -> argparse.Namespace:
+    """The command line as the handlers read it: flags checked together, the
+    server URL and token resolved. Raises TokenSourceError."""
     args = build_parser().parse_args(argv)
     if args.command == "submit" and not args.run and (args.wait or args.follow):
         # Nothing would start the workflow, so the wait would never end.
         args.usage_error(
             "--wait and --follow need the workflow to run: drop --no-run, or start it later with `rota run ID --wait`"
         )
-    if hasattr(args, "token"):  # the commands that talk to the server
-        try:
-            args.token, args.token_source = resolve_token(args.token, os.environ)
-        except TokenSourceError as exc:
-            print(f"rota: {exc}", file=sys.stderr)
-            return EXIT_ERROR
+    if getattr(args, "timeout", None) is not None and not (args.wait or getattr(args, "follow", False)):
+        args.usage_error("--timeout bounds a wait: add --wait (or --follow)")
+    if hasattr(args, "server"):  # the commands that talk to the server
+        if args.server_before and isinstance(args.server, _Defaulted):
+            args.server = args.server_before
+        args.server = normalize_server(args.server)
+        args.token, args.token_source = resolve_token(args.token or args.token_before, os.environ)
+    return args
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    try:
+        args = parse(argv)
+    except TokenSourceError as exc:
+        print(f"rota: {exc}", file=sys.stderr)
+        return EXIT_ERROR
     return args.handler(args)

@@ -30,6 +30,10 @@ def _env(name: str, default: str) -> str:
 _TOKEN_CHARS = re.compile(r"[!-~]+")  # printable ASCII, no spaces: what fits a header
 
 
+class Reported(RotaError):
+    """A failure already worded in full (e.g. one line per problem): printed as it is."""
+
+
 class TokenSourceError(RotaError):
     """The token named by the flags or environment cannot be used."""
 
@@ -104,9 +108,22 @@ def describe_error(exc: RotaError, token_source: Optional[str], server: Optional
     return str(exc)
 
 
+async def run_command(client: Client, run: Callable[[Client, argparse.Namespace], Awaitable[int]],
+                      args: argparse.Namespace) -> int:
+    """`run`'s exit code; a RotaError becomes one line (or its own lines) on stderr and exit 2."""
+    try:
+        return await run(client, args)
+    except Reported as exc:
+        print(exc, file=sys.stderr)
+        return EXIT_ERROR
+    except RotaError as exc:
+        subject = getattr(args, "target", None) or getattr(args, "workflow_id", None)
+        print(f"rota: {describe_error(exc, args.token_source, args.server, subject)}", file=sys.stderr)
+        return EXIT_ERROR
+
+
 def client_command(run: Callable[[Client, argparse.Namespace], Awaitable[int]]) -> Callable[[argparse.Namespace], int]:
-    """A handler that runs `run` with a Client and turns a RotaError into one
-    line on stderr and exit 2."""
+    """A handler that runs `run` with a Client connected to --server."""
 
     def command(args: argparse.Namespace) -> int:
         # cli.Client, looked up at call time: the one place tests put a fake transport.
@@ -114,17 +131,14 @@ def client_command(run: Callable[[Client, argparse.Namespace], Awaitable[int]]) 
 
         async def main() -> int:
             async with cli.Client(args.server, token=args.token) as client:
-                return await run(client, args)
+                return await run_command(client, run, args)
 
         try:
             return asyncio.run(main())
-        except RotaError as exc:
-            subject = getattr(args, "target", None) or getattr(args, "workflow_id", None)
-            print(f"rota: {describe_error(exc, args.token_source, args.server, subject)}", file=sys.stderr)
-            return EXIT_ERROR
         except KeyboardInterrupt:  # Ctrl-C out of --wait or logs -f: no traceback
             return EXIT_INTERRUPTED
 
+    command.run = run  # type: ignore[attr-defined]  # tests drive it on an in-process app
     return command
 
 

@@ -13,7 +13,14 @@ from datetime import datetime, timezone
 from typing import Optional
 
 from server.models import SCOPES, TokenOut
-from worker.cli_common import client_command, one_line, parse_duration, table  # noqa: F401  (parse_duration: re-exported)
+from worker.cli_common import (  # noqa: F401  (parse_duration: re-exported)
+    add_json_flag,
+    client_command,
+    one_line,
+    parse_duration,
+    print_json,
+    table,
+)
 from worker.client import Client
 
 def _now_ms() -> int:
@@ -44,11 +51,15 @@ async def _create(client: Client, args: argparse.Namespace) -> int:
 
 
 async def _list(client: Client, args: argparse.Namespace) -> int:
+    tokens = await client.list_tokens()
+    if args.json:
+        print_json(tokens)
+        return 0
     now_ms = _now_ms()
     rows = [
         [t.id, one_line(t.name, 40), ",".join(t.scopes), _time(t.created_at_ms), _time(t.last_used_at_ms),
          _expiry(t, now_ms)]
-        for t in await client.list_tokens()
+        for t in tokens
     ]
     print(table(["ID", "NAME", "SCOPES", "CREATED", "LAST USED", "EXPIRES"], rows))
     return 0
@@ -83,6 +94,6 @@ def add_commands(commands: argparse._SubParsersAction, parents: list[argparse.Ar
         "--expires-in", type=parse_duration, metavar="DURATION",
         help="lifetime: 30d, 12h, 90m, 3600s or seconds (default: never expires)",
     )
-    subcommand("list", _list, "list tokens (never their secrets)")
+    add_json_flag(subcommand("list", _list, "list tokens (never their secrets)"))
     revoke = subcommand("revoke", _revoke, "revoke a token at once")
     revoke.add_argument("token_id", metavar="ID")

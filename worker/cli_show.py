@@ -1,0 +1,242 @@
+"""`rota status` and `rota logs`: what a run (or a workflow's latest run) is
+doing and what its jobs printed.
+
+A command names a run or a workflow with one argument. Run ids are UUIDs;
+so are the ids of one-off workflows (`POST /api/workflows`), so the server
+is asked: a UUID is tried as a run, then as a workflow; anything else can
+only be a workflow.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import math
+import re
+import sys
+import time
+from dataclasses import dataclass
+from typing import Awaitable, Callable, Optional, TextIO
+
+from server.models import JobLogChunk, JobOut, RunOut, WorkflowOut
+from worker.cli_common import one_line, print_json, table
+from worker.client import ApiError, Client, RotaError
+
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\Z")
+TERMINAL = {"success", "failure", "skipped", "cancelled"}
+
+
+@dataclass
+class Target:
+    name: str
+    workflow: Optional[WorkflowOut]  # when named as a workflow
+    run: Optional[RunOut]  # its latest run, or the run named; None: never ran
+
+    @property
+    def workflow_id(self) -> str:
+        return self.run.workflow_id if self.run else self.workflow.id  # type: ignore[union-attr]
+
+    def label(self) -> str:
+        """`ci run #3 (RUN_ID)`: how messages name the run."""
+        if self.run is None:
+            return f"workflow {self.name}"
+        return f"{self.run.workflow_id} run #{self.run.number} ({self.run.run_id})"
+
+    def need_run(self) -> RunOut:
+        if self.run is None:
+            raise RotaError(f"workflow {self.name} has not run yet (start it: rota run {self.name})")
+        return self.run
+
+
+async def resolve(client: Client, name: str) -> Target:
+    if _UUID.match(name):
+        try:
+            return Target(name, None, await client.get_run(name))
+        except ApiError as exc:
+            if exc.status != 404:
+                raise
+    try:
+        workflow = await client.status(name)
+    except ApiError as exc:
+        if exc.status == 404 and _UUID.match(name):
+            raise ApiError(404, "not_found", f"no run or workflow {name!r}") from None
+        raise
+    run = await client.get_run(workflow.latest_run_id) if workflow.latest_run_id else None
+    return Target(name, workflow, run)
+
+
+# ---- status ---------------------------------------------------------------------------
+
+
+async def status(client: Client, args: argparse.Namespace) -> int:
+    target = await resolve(client, args.target)
+    workflow, run = target.workflow, target.run
+    if args.json:
+        print_json(run if run is not None else workflow)
+        return 0
+    name = f" ({workflow.name})" if workflow else ""
+    if run is None:
+        assert workflow is not None
+        if workflow.status == "idle":
+            print(f"{workflow.id}{name}: not started (start it: rota run {workflow.id})")
+            return 0
+        # A server from before runs: the workflow's own view.
+        print(f"{workflow.id}{name}: {workflow.status}")
+        _print_jobs(workflow.jobs, args.full)
+        return 0
+    print(f"{run.workflow_id}{name} run #{run.number} ({run.run_id}): {run.status}")
+    extras = [f"{key} {', '.join(f'{k}={v}' for k, v in pairs.items())}"
+              for key, pairs in (("inputs", run.inputs), ("tags", run.tags)) if pairs]
+    if extras:
+        print("; ".join(extras))
+    _print_jobs(run.jobs or [], args.full)
+    return 0
+
+
+def _print_jobs(jobs: list[JobOut], full: bool) -> None:
+    now_ms = time.time() * 1000
+    rows = [[job.id, job_state(job, now_ms), str(job.attempt), _duration(job, now_ms),
+             one_line(job.error or "", 10_000 if full else 80)] for job in jobs]
+    print(table(["JOB", "STATUS", "ATTEMPT", "DURATION", "ERROR"], rows))
+    if full:  # the errors as they are, line breaks and all
+        for job in jobs:
+            if job.error and "\n" in job.error.strip():
+                print(f"\n{job.id} error (attempt {job.attempt}):")
+                print("\n".join(f"  {line}" for line in job.error.rstrip().split("\n")))
+
+
+def job_state(job: JobOut, now_ms: float) -> str:
+    """The status, or for a job waiting out a backoff `retry 2/4 in 4s`."""
+    if job.status == "queued" and job.retry_at is not None:
+        secs = max(math.ceil((job.retry_at - now_ms) / 1000), 0)
+        # `attempt` is already the coming one; a manual retry renews the budget.
+        count = f"{job.attempt}/{job.max_retries}" if job.attempt <= job.max_retries else f"attempt {job.attempt}"
+        return f"retry {count} in {secs}s"
+    return job.status
+
+
+def _duration(job: JobOut, now_ms: float) -> str:
+    # started_at / finished_at are epoch milliseconds (the server's Redis TIME).
+    if job.started_at is None:
+        return "-"
+    if job.finished_at is not None:
+        end = job.finished_at
+    elif job.status == "running":
+        end = now_ms
+    else:  # waiting for a retry: the last attempt's start says nothing now
+        return "-"
+    return f"{max(end - job.started_at, 0) / 1000:.1f}s"
+
+
+def state_line(job: JobOut) -> str:
+    line = f"{job.id}: {job.status}"
+    if job.attempt:
+        line += f" (attempt {job.attempt})"
+    if job.status in ("failure", "skipped") and job.error:
+        line += f": {job.error}"
+    return line
+
+
+# ---- logs -----------------------------------------------------------------------------
+
+
+class LogPrinter:
+    """Writes one job's chunks: raw, or each line behind `prefix`; a line
+    `--- attempt N on WORKER ---` where one attempt's output ends and
+    another's starts (and before the first when there are several)."""
+
+    def __init__(self, out: TextIO, prefix: str, workers: dict[int, str], several: bool,
+                 lookup: Optional[Callable[[], Awaitable[dict[int, str]]]] = None):
+        self.out, self.prefix, self.workers, self.several, self.lookup = out, prefix, workers, several, lookup
+        self.attempt: Optional[int] = None
+        self.partial = ""  # with a prefix: the unfinished last line
+        self.at_line_start = True
+
+    async def chunk(self, chunk: JobLogChunk) -> None:
+        if chunk.attempt is not None and chunk.attempt != self.attempt:
+            if self.attempt is not None or self.several:
+                await self._header(chunk.attempt)
+            self.attempt = chunk.attempt
+        data = chunk.data
+        if chunk.stream == "event":  # an entry the job logged through the SDK
+            data = f"[{chunk.level or 'info'}] {data}" + ("" if data.endswith("\n") else "\n")
+        self._write(data)
+
+    def close(self) -> None:
+        if self.prefix and self.partial:
+            print(f"{self.prefix}{self.partial}", file=self.out, flush=True)
+            self.partial = ""
+
+    async def _header(self, attempt: int) -> None:
+        if attempt not in self.workers and self.lookup is not None:
+            self.workers = await self.lookup()
+        if self.prefix:
+            self.close()
+        elif not self.at_line_start:
+            self.out.write("\n")
+        self._write(f"--- attempt {attempt} on {self.workers.get(attempt, 'an unknown worker')} ---\n")
+
+    def _write(self, data: str) -> None:
+        if not data:
+            return
+        if self.prefix:
+            *lines, self.partial = (self.partial + data).split("\n")
+            for line in lines:
+                print(f"{self.prefix}{line}", file=self.out)
+        else:
+            self.out.write(data)
+            self.at_line_start = data.endswith("\n")
+        self.out.flush()
+
+
+def _workers_of(job: JobOut) -> dict[int, str]:
+    return {a.number: a.worker_id for a in job.attempts}
+
+
+def printer_for(client: Client, run_id: str, job: JobOut, out: TextIO, prefix: str,
+                attempt: Optional[int] = None) -> LogPrinter:
+    async def lookup() -> dict[int, str]:
+        return _workers_of(await client.get_run_job(run_id, job.id))
+
+    several = attempt is None and len(job.attempts) > 1
+    return LogPrinter(out, prefix, _workers_of(job), several, lookup if attempt is None else None)
+
+
+async def follow_job(client: Client, run_id: str, job: JobOut, out: TextIO, prefix: str,
+                     attempt: Optional[int] = None) -> Optional[JobOut]:
+    """Print a job's log until its `end` event; its final state."""
+    printer = printer_for(client, run_id, job, out, prefix, attempt)
+    final = None
+    try:
+        async for item in client.follow_run_logs(run_id, job.id, attempt):
+            if isinstance(item, JobOut):
+                final = item
+            else:
+                await printer.chunk(item)
+    finally:
+        printer.close()
+    return final
+
+
+async def logs(client: Client, args: argparse.Namespace) -> int:
+    target = await resolve(client, args.target)
+    run = target.need_run()
+    jobs = run.jobs or []
+    if args.job_id is not None:
+        picked = [j for j in jobs if j.id == args.job_id]
+        if not picked:
+            raise ApiError(404, "job_not_found", f"no job {args.job_id!r} in {target.label()}")
+        jobs = picked
+    prefix = (lambda job: "") if args.job_id is not None else (lambda job: f"{job.id} | ")
+    if args.follow:
+        finals = await asyncio.gather(*(follow_job(client, run.run_id, job, sys.stdout, prefix(job), args.attempt)
+                                        for job in jobs))
+        if args.job_id is not None and finals[0] is not None:
+            print(state_line(finals[0]), file=sys.stderr)
+        return 0
+    for job in jobs:
+        printer = printer_for(client, run.run_id, job, sys.stdout, prefix(job), args.attempt)
+        for chunk in await client.run_logs(run.run_id, job.id, args.attempt):
+            await printer.chunk(chunk)
+        printer.close()
+    return 0
