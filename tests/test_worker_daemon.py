@@ -34,6 +34,9 @@ class LeaseState:
     reports_after_cancel: int = 0  # answered 409 job_cancelled, as the real server does
     log_requests: list[list[int]] = field(default_factory=list)  # sequences of every push, resends included
     stored: list[dict] = field(default_factory=list)  # chunks kept, as the server dedups them
+    waiting: bool = False  # the job asked to wait for an event: its lease calls answer 409 job_waiting
+    steps: list[tuple[str, str, dict]] = field(default_factory=list)  # (index, state, body) step reports
+    resources: list[dict] = field(default_factory=list)  # resource samples
 
 
 class FakeServer:
@@ -102,6 +105,14 @@ class FakeServer:
         state = self.leases.get(path.split("/")[3])
         if state is None or state.lost:
             return error(409, "lease_lost", "lease lost")
+        if "/steps/" in path:
+            state.steps.append((path.split("/")[5], endpoint, body))
+            return httpx.Response(200, json={"ok": True})
+        if endpoint == "resources":
+            state.resources.append(body)
+            return httpx.Response(200, json={"ok": True})
+        if state.waiting and endpoint != "logs":  # as the server: logs are still taken
+            return error(409, "job_waiting", "the job gave up this lease to wait for an event")
         if endpoint == "heartbeat":
             state.heartbeats += 1
             wait = (body or {}).get("wait_secs", 0.0)
@@ -110,6 +121,8 @@ class FakeServer:
                 deadline = asyncio.get_running_loop().time() + min(wait, 60, state.claim.lease.ttl_secs / 2)
                 while not (state.cancelled or state.lost) and asyncio.get_running_loop().time() < deadline:
                     await asyncio.sleep(0.005)
+                    if state.waiting:
+                        return error(409, "job_waiting", "the job gave up this lease to wait for an event")
             return httpx.Response(200, json={"cancelled": state.cancelled, "lease_id": "x", "expires_at_ms": 0})
         if endpoint == "logs":
             chunks = msgspec.convert(body, LogsRequest).chunks

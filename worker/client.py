@@ -35,7 +35,9 @@ from server.models import (
     LogsAccepted,
     LogsRequest,
     RegisterRequest,
+    ResourceSample,
     ResultAccepted,
+    StepUpdate,
     TokenCreate,
     TokenCreated,
     TokenOut,
@@ -337,3 +339,14 @@ class Client(RunsApi):
             return msgspec.json.decode(content, type=type)
         except msgspec.MsgspecError as exc:
             raise RotaError(f"unexpected response from rota server at {self.server}: {exc}") from exc
+
+    # ---- lease reports (in-job SDK) -------------------------------------------------
+    # What the daemon itself reports about a job it runs (its steps, its
+    # resource use), beside what the job reports through worker/sdk.py.
+
+    async def report_step(self, lease_id: str, step: int, state: str, update: StepUpdate) -> None:
+        """`state`: running, completed, failed or progress; `step` is its index in `steps:`."""
+        await self._send("POST", f"/api/jobs/{_path(lease_id)}/steps/{step}/{_path(state)}", update)
+
+    async def report_resources(self, lease_id: str, sample: ResourceSample) -> None:
+        await self._send("POST", f"/api/jobs/{_path(lease_id)}/resources", sample)

@@ -47,6 +47,7 @@ from server.models import (
 from worker.client import ApiError, Client, RotaError, is_transient
 from worker.logship import Backoff, LogShipper, Outage, job_name, send_until_answered
 from worker.outputs import ExpressionError, OutputFileError, parse_output_file, resolve_env
+from worker.reports import StepReporter, sample_resources
 from worker.runner import Runner, RunResult, Script
 
 log = logging.getLogger("rota.worker")
@@ -56,6 +57,8 @@ CANCELLED = "cancelled"
 LEASE_LOST = "lease lost"
 TIMEOUT = "timeout"
 SHUTDOWN = "shutdown"
+# The job asked to wait for an event: the server released its lease.
+WAITING = "waiting for an event"
 
 # At shutdown, how long past the drain timeout and cancel grace a result may
 # take to reach the server. Past it the worker gives up: the lease expires and
@@ -81,11 +84,17 @@ _MIN_HEARTBEAT_SPACING = 1.0
 # parked long-poll per job off the server. A cancel in that time is seen
 # when the first heartbeat goes out.
 FIRST_HEARTBEAT_DELAY = 0.5
+# How often a running job's CPU and memory are sampled and reported; jobs
+# shorter than this send no sample.
+RESOURCE_INTERVAL_SECS = 10.0
 
-# In a job's private directory: its working directory, the $ROTA_OUTPUT file
-# and the $ROTA_UPSTREAM_OUTPUTS file. Nothing else is ever created there.
+# In a job's private directory: its working directory, the $ROTA_OUTPUT file,
+# the $ROTA_UPSTREAM_OUTPUTS file, and the $ROTA_CHECKPOINT and $ROTA_EVENT
+# files of a resumed job. Nothing else is ever created there (the sweep of a
+# killed worker's leftovers relies on it).
 WORK_DIR, OUTPUT_FILE, UPSTREAM_FILE = "work", "output", "upstream-outputs.json"
-_JOB_DIR_ENTRIES = frozenset({WORK_DIR, OUTPUT_FILE, UPSTREAM_FILE})
+CHECKPOINT_FILE, EVENT_FILE = "checkpoint.json", "event.json"
+_JOB_DIR_ENTRIES = frozenset({WORK_DIR, OUTPUT_FILE, UPSTREAM_FILE, CHECKPOINT_FILE, EVENT_FILE})
 # "<workflow>.<job>.<random>": two _safe_dirname()s and mkdtemp's 8 characters.
 _JOB_DIR_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]*\.[A-Za-z0-9_-][A-Za-z0-9_.-]*\.[a-z0-9_]{8}\Z")
 LOCK_FILE = ".lock"
@@ -261,6 +270,7 @@ class JobRun:
         self.name = job_name(claim.lease)
         self._runner: Runner | None = None
         self._root: str | None = None  # the job's private directory, once made
+        self._handed: dict[str, str] = {}  # ROTA_CHECKPOINT / ROTA_EVENT -> the file, when the claim had one
         self._stop_reason: str | None = None
         self._started = time.monotonic()
 
@@ -328,22 +338,36 @@ class JobRun:
             # 128 KiB on Linux, and outputs may be far larger.
             with open(self._upstream_file, "w", encoding="utf-8") as f:
                 json.dump(job.upstream_outputs, f, ensure_ascii=False)
+            # What a resumed attempt starts from: files for the same reason
+            # (a checkpoint may be 1 MiB), and only when there is one, so
+            # `[ -n "$ROTA_CHECKPOINT" ]` tells a first attempt from a resumed one.
+            for variable, filename, value in (("ROTA_CHECKPOINT", CHECKPOINT_FILE, job.checkpoint),
+                                              ("ROTA_EVENT", EVENT_FILE, job.event)):
+                if value is not None:
+                    path = os.path.join(self._root, filename)
+                    with open(path, "w", encoding="utf-8") as f:
+                        json.dump(value, f, ensure_ascii=False)
+                    self._handed[variable] = path
         except OSError as exc:
             return SetupFailure(f"cannot prepare the job directory: {exc}", retryable=True)
         self._runner_env = self._job_env(env)
-        self._runner = Runner(
+        steps = StepReporter(self._client, self.lease.lease_id, self.name) if job.steps else None
+        self._runner = runner = Runner(
             cwd=cwd,
             env=self._runner_env,
             sink=shipper,
             cancel_grace=self._config.cancel_grace,
+            observer=steps,
         )
         if self._stop_reason is not None:  # cancelled or shut down before the runner existed
             self._runner.stop(self._stop_reason)
         timer = None
         if job.timeout_secs:
             timer = asyncio.get_running_loop().call_later(job.timeout_secs, self.stop, TIMEOUT)
+        sampler = asyncio.create_task(sample_resources(
+            self._client, self.lease.lease_id, self.name, lambda: runner.pgid, RESOURCE_INTERVAL_SECS))
         try:
-            return await self._runner.run(self._scripts())
+            return await runner.run(self._scripts())
         except OSError as exc:  # the shell could not be started
             if exc.errno == errno.E2BIG:
                 # Each variable was checked; together they (and the script) are too much.
@@ -358,6 +382,10 @@ class JobRun:
         finally:
             if timer is not None:
                 timer.cancel()
+            sampler.cancel()
+            if steps is not None:
+                # Before the result: it ends the lease, and with it the step reports.
+                await steps.close()
 
     def _scripts(self) -> list[Script]:
         if self.job.steps:
@@ -383,6 +411,9 @@ class JobRun:
             "ROTA_UPSTREAM_OUTPUTS": self._upstream_file,
         }
         job_env.pop("ROTA_RUN_TOKEN", None)  # the lease's own, or none (not one from `env:`)
+        for variable in ("ROTA_CHECKPOINT", "ROTA_EVENT"):  # this attempt's own, or none
+            job_env.pop(variable, None)
+        job_env.update(self._handed)
         if lease.run_token:
             job_env["ROTA_RUN_TOKEN"] = lease.run_token
         return job_env
@@ -404,6 +435,9 @@ class JobRun:
             log.info("cancelled %s after %.2fs", self.name, self._elapsed())
         elif outcome.stop_reason == LEASE_LOST:
             log.info("lease lost for %s after %.2fs, no result reported", self.name, self._elapsed())
+        elif outcome.stop_reason == WAITING or self._stop_reason == WAITING:
+            # (also when the job ended by itself before the heartbeat heard of the wait)
+            self._log_waiting()
         elif outcome.stop_reason == TIMEOUT:
             await self._report_failure(f"timed out after {self.job.timeout_secs}s", retryable=True)
         elif outcome.stop_reason == SHUTDOWN:
@@ -447,11 +481,18 @@ class JobRun:
             answers.append(await send())
 
         refused = await send_until_answered(send_once, f"the {what} of {self.name}")
-        if refused is not None and refused.status == 409:
+        if refused is not None and refused.code == "job_waiting":
+            # The job exited right after asking to wait, before a heartbeat
+            # heard of it: its lease is released, there is nothing to report.
+            self._log_waiting()
+        elif refused is not None and refused.status == 409:
             log.info("lost lease %s: the server refused its %s: %s", self.name, what, refused)
         elif answers and answers[-1].replayed:
             log.info("the server had already taken the %s of %s (its first answer was lost)", what, self.name)
         return refused
+
+    def _log_waiting(self) -> None:
+        log.info("%s waits for event: lease released after %.2fs, no result reported", self.name, self._elapsed())
 
     async def _heartbeat(self) -> None:
         """Keep the lease, and stop the job the moment it is cancelled.
@@ -475,6 +516,12 @@ class JobRun:
                 beat = await _heartbeat(self._client, self.lease.lease_id, wait)
             except ApiError as exc:
                 self._outage.saw(exc)
+                if exc.code == "job_waiting":
+                    # The job asked to wait for an event: the server released
+                    # its lease and re-runs it when the event comes.
+                    log.debug("%s gave up lease %s to wait for an event", self.name, self.lease.lease_id)
+                    self.stop(WAITING)
+                    return
                 if exc.status in (401, 403, 409):
                     # 401/403: this worker's token was revoked (or never held
                     # the lease); no result of it will be accepted either.

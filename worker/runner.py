@@ -15,7 +15,7 @@ import os
 import shutil
 import signal
 from dataclasses import dataclass
-from typing import Protocol, Sequence
+from typing import Optional, Protocol, Sequence
 
 # Text of a marker chunk written to stdout before each step of a `steps:` job.
 STEP_MARKER = "::step:: {name}\n"
@@ -49,6 +49,22 @@ class Script:
     name: str | None = None  # None for a plain `run:` job: no step marker
 
 
+def describe_exit(exit_code: int) -> str:
+    """`exit code N`, or `killed by SIGNAME` for a negative code."""
+    if exit_code < 0:
+        return f"killed by {signal.Signals(-exit_code).name}"
+    return f"exit code {exit_code}"
+
+
+class StepObserver(Protocol):
+    """Told as each named step (of a `steps:` job) starts and ends, by its index."""
+
+    def started(self, index: int, name: str) -> None: ...
+
+    def finished(self, index: int, name: str, exit_code: int, stderr_tail: str,
+                 stop_reason: Optional[str]) -> None: ...
+
+
 @dataclass
 class RunResult:
     exit_code: int | None = None  # of the last step run; negative: killed by that signal
@@ -62,10 +78,7 @@ class RunResult:
 
     def describe_failure(self) -> str:
         """`exit code N: <last lines of stderr>`, the `error` a failed job reports."""
-        if self.exit_code is not None and self.exit_code < 0:
-            what = f"killed by {signal.Signals(-self.exit_code).name}"
-        else:
-            what = f"exit code {self.exit_code}"
+        what = describe_exit(self.exit_code) if self.exit_code is not None else "exit code None"
         if self.failed_step:
             what += f" in step {self.failed_step!r}"
         return f"{what}: {self.stderr_tail}" if self.stderr_tail else what
@@ -137,26 +150,38 @@ def _kill_group(pgid: int, sig: signal.Signals) -> None:
 class Runner:
     """Runs one job's scripts in order, stopping at the first failure."""
 
-    def __init__(self, *, cwd: str, env: dict[str, str], sink: OutputSink, cancel_grace: float):
+    def __init__(self, *, cwd: str, env: dict[str, str], sink: OutputSink, cancel_grace: float,
+                 observer: StepObserver | None = None):
         self._cwd = cwd
         self._env = env
         self._sink = sink
+        self._observer = observer
         self._grace = cancel_grace
         self._pgid: int | None = None
         self._kill_timer: asyncio.TimerHandle | None = None
         self.stop_reason: str | None = None
 
+    @property
+    def pgid(self) -> int | None:
+        """The running step's process group, None between steps."""
+        return self._pgid
+
     async def run(self, scripts: Sequence[Script]) -> RunResult:
         result = RunResult()
-        for script in scripts:
+        for index, script in enumerate(scripts):
             if self.stop_reason is not None:
                 break
             if script.name is not None:
                 self._sink.write("stdout", STEP_MARKER.format(name=script.name))
+                if self._observer is not None:
+                    self._observer.started(index, script.name)
             result.exit_code, stderr = await self._run_one(script.run)
+            tail = "\n".join(stderr.strip().splitlines()[-STDERR_TAIL_LINES:]) if result.exit_code else ""
+            if script.name is not None and self._observer is not None:
+                self._observer.finished(index, script.name, result.exit_code, tail, self.stop_reason)
             if result.exit_code != 0:
                 result.failed_step = script.name
-                result.stderr_tail = "\n".join(stderr.strip().splitlines()[-STDERR_TAIL_LINES:])
+                result.stderr_tail = tail
                 break
         result.stop_reason = self.stop_reason
         return result
