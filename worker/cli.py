@@ -86,11 +86,12 @@ def build_parser() -> argparse.ArgumentParser:
         sub.set_defaults(handler=handler)
         return sub
 
-    from worker import cli_completion, cli_runs, cli_tokens, cli_worker  # they build on this module
+    from worker import cli_completion, cli_job, cli_runs, cli_tokens, cli_worker  # they build on this module
 
     cli_worker.add_worker_command(commands, parents=[connection])
     cli_runs.add_commands(commands, parents=[connection])
     cli_tokens.add_commands(commands, parents=[connection])
+    cli_job.add_commands(commands, parents=[connection])
 
     command(
         "server", _cmd_server, "start the rota server (configured by env: PORT, HOST, REDIS_URL, ...)",
