@@ -202,3 +202,16 @@ async def test_dead_letters_list_and_replay(api, rota):
     code, out, _ = await rota("dead-letters", "--replay")
     assert out.splitlines()[1].split() == [run["run_id"], "build", "retried"]
     assert (await api.get(f"/api/runs/{run['run_id']}")).json()["jobs"][0]["status"] == "queued"
+
+
+async def test_workers_shows_slots_version_and_host(api, rota):
+    await api.post("/api/workers/register", json={"worker_id": "box-1", "labels": ["gpu"], "exclusive": True,
+                                                  "concurrency": 3, "version": "0.9.1", "host": "box-1.lan"})
+    await api.post("/api/workers/register", json={"worker_id": "seed-w", "labels": []})
+    code, out, err = await rota("workers")
+    assert code == 0, err
+    header, *rows = [line.split() for line in out.splitlines()]
+    assert header == ["WORKER", "STATUS", "LABELS", "FREE", "JOBS", "VERSION", "HOST", "LAST", "SEEN"]
+    by_id = {row[0]: row for row in rows}
+    assert by_id["box-1"][1:8] == ["idle", "gpu", "(exclusive)", "3/3", "-", "0.9.1", "box-1.lan"]
+    assert by_id["seed-w"][1:7] == ["idle", "-", "-", "-", "-", "-"]

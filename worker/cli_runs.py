@@ -209,13 +209,17 @@ async def _workers(client: Client, args: argparse.Namespace) -> int:
         [
             w.worker_id,
             w.status,
-            ",".join(w.labels) or "-",
+            ",".join(w.labels) + (" (exclusive)" if w.exclusive else "") if w.labels else "-",
+            # a seed worker says neither: its slots are unknown
+            f"{w.free_slots}/{w.concurrency}" if w.concurrency is not None and w.free_slots is not None else "-",
             ",".join(w.current_jobs) or "-",
+            w.version or "-",
+            w.host or "-",
             f"{max(now_ms - w.last_seen_ms, 0) / 1000:.0f}s ago",
         ]
         for w in workers
     ]
-    print(table(["WORKER", "STATUS", "LABELS", "JOBS", "LAST SEEN"], rows))
+    print(table(["WORKER", "STATUS", "LABELS", "FREE", "JOBS", "VERSION", "HOST", "LAST SEEN"], rows))
     return 0
 
 
