@@ -339,5 +339,5 @@ async def test_the_daemon_reports_the_jobs_cpu_and_memory(server, submit, tmp_pa
             daemon.request_stop()
             await asyncio.wait_for(task, 30)
     res = job["resources"]
-    assert res["memory_bytes"] > 1_000_000 and res["peak_memory_bytes"] >= res["memory_bytes"]  # Python's RSS
-    assert res["peak_cpu_percent"] > 0 and res["extra"]["processes"] >= 2
+    assert res["peak_memory_bytes"] > 4_000_000 and res["peak_memory_bytes"] >= res["memory_bytes"] > 0
+    assert res["peak_cpu_percent"] > 0 and res["extra"]["processes"] >= 1

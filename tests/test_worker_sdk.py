@@ -222,8 +222,9 @@ async def test_resources_of_the_jobs_process_group_are_reported(tmp_path, monkey
     gate.touch()
     await asyncio.wait_for(run, 15)
     assert fake.leases[lease].results[0][0] == "complete"
-    assert all(s["memory_bytes"] > 1_000_000 for s in samples), samples  # a Python process's RSS
-    assert all(s["extra"]["processes"] >= 2 for s in samples), samples  # the shell and its child
+    assert all(s["memory_bytes"] > 0 for s in samples), samples
+    assert max(s["memory_bytes"] for s in samples) > 4_000_000, samples  # a shell's and a Python's RSS
+    assert max(s["extra"]["processes"] for s in samples) == 2, samples  # the shell and its child
     count = len(samples)
     await asyncio.sleep(0.2)
     assert len(samples) == count  # none after the job
@@ -243,7 +244,8 @@ async def test_a_refused_resource_report_ends_the_reports_quietly(tmp_path, monk
     gate = tmp_path / "gate"
     lease = fake.enqueue(f"while [ ! -e {gate} ]; do sleep 0.01; done", ttl_secs=30)
     run = asyncio.create_task(job_run(fake, tmp_path / "work").execute())
-    await asyncio.sleep(0.3)  # many intervals: after the 409, no sample is sent
+    await wait_for(lambda: not fake.flaky["resources"], "the first sample (refused)")
+    await asyncio.sleep(0.2)  # ten intervals more: after the 409, no sample is sent
     gate.touch()
     await asyncio.wait_for(run, 15)
     assert fake.leases[lease].resources == []
