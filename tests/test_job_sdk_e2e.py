@@ -301,7 +301,7 @@ def test_rota_approve_releases_a_waiting_job_and_a_gate(server, start_worker, su
 def test_the_daemon_reports_each_step_with_its_exit_code(server, start_worker, submit):
     worker_proc = start_worker()
     _, run = submit({"build": {"steps": [
-        {"name": "compile", "run": "echo compiled"},
+        {"name": "compile", "run": f"echo compiled\necho '{{\"built\": 1}}' | {R} checkpoint save -"},
         {"name": "test", "run": "echo 'tests broke' >&2\nexit 3"},
         {"name": "ship", "run": "echo never"},
     ]}})
@@ -311,6 +311,9 @@ def test_the_daemon_reports_each_step_with_its_exit_code(server, start_worker, s
         ("0", "compile", "completed", 0), ("1", "test", "failed", 3)], steps
     assert all(s["duration_ms"] is not None for s in steps)
     assert steps[1]["error_message"] == "exit code 3: tests broke"
+    # the daemon's step reports carry no artifacts: they never replace the job's own checkpoint
+    assert [(c["attempt"], c["data"]) for c in get(server, f"/api/runs/{run}/jobs/build/checkpoints")] == [
+        (0, {"built": 1})]
 
 
 async def test_the_daemon_reports_the_jobs_cpu_and_memory(server, submit, tmp_path, monkeypatch, label):
