@@ -215,3 +215,21 @@ async def test_workers_shows_slots_version_and_host(api, rota):
     by_id = {row[0]: row for row in rows}
     assert by_id["box-1"][1:8] == ["idle", "gpu", "(exclusive)", "3/3", "-", "0.9.1", "box-1.lan"]
     assert by_id["seed-w"][1:7] == ["idle", "-", "-", "-", "-", "-"]
+
+
+async def test_logs_print_the_jobs_own_entries_with_their_level_and_filter_by_it(api, rota):
+    await put(api, "flaky", FLAKY)
+    await start(api, "flaky")
+    job = await claim(api)
+    await log(api, job, 0, "compiling\n")
+    lid = job["lease"]["lease_id"]
+    sent = await api.post(f"/api/jobs/{lid}/log", json={"logs": [{"level": "debug", "message": "cache hit"},
+                                                                 {"level": "warn", "message": "disk 91% full"}]})
+    assert sent.status_code == 200, sent.text
+    await finish(api, job)
+    code, out, _ = await rota("logs", "flaky", "build")
+    assert (code, out) == (0, "compiling\n[debug] cache hit\n[warn] disk 91% full\n")
+    code, out, _ = await rota("logs", "flaky", "build", "--level", "warn")
+    assert (code, out) == (0, "[warn] disk 91% full\n")
+    code, out, _ = await rota("logs", "-f", "flaky", "build", "--level", "info")
+    assert (code, out) == (0, "[warn] disk 91% full\n")

@@ -278,6 +278,8 @@ def add_commands(commands: argparse._SubParsersAction, parents: list[argparse.Ar
     logs.add_argument("job_id", metavar="JOB", nargs="?", help="the job (default: every job)")
     logs.add_argument("-f", "--follow", action="store_true", help="stream live until the job (every job) ends")
     logs.add_argument("--attempt", type=int, metavar="N", help="only attempt N (from 0)")
+    logs.add_argument("--level", choices=("debug", "info", "warn", "error"),
+                      help="only the entries the job logged (rota log, the SDK) at this level or above")
 
     retry = command("retry", _retry, "re-run a finished run's failed, cancelled and skipped jobs", "RUN")
     retry.add_argument("--job", metavar="JOB", help="only this job (and its skipped downstream)")

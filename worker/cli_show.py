@@ -203,12 +203,12 @@ def printer_for(client: Client, run_id: str, job: JobOut, out: TextIO, prefix: s
 
 
 async def follow_job(client: Client, run_id: str, job: JobOut, out: TextIO, prefix: str,
-                     attempt: Optional[int] = None) -> Optional[JobOut]:
+                     attempt: Optional[int] = None, level: Optional[str] = None) -> Optional[JobOut]:
     """Print a job's log until its `end` event; its final state."""
     printer = printer_for(client, run_id, job, out, prefix, attempt)
     final = None
     try:
-        async for item in client.follow_run_logs(run_id, job.id, attempt):
+        async for item in client.follow_run_logs(run_id, job.id, attempt, level):
             if isinstance(item, JobOut):
                 final = item
             else:
@@ -229,14 +229,14 @@ async def logs(client: Client, args: argparse.Namespace) -> int:
         jobs = picked
     prefix = (lambda job: "") if args.job_id is not None else (lambda job: f"{job.id} | ")
     if args.follow:
-        finals = await asyncio.gather(*(follow_job(client, run.run_id, job, sys.stdout, prefix(job), args.attempt)
+        finals = await asyncio.gather(*(follow_job(client, run.run_id, job, sys.stdout, prefix(job), args.attempt, args.level)
                                         for job in jobs))
         if args.job_id is not None and finals[0] is not None:
             print(state_line(finals[0]), file=sys.stderr)
         return 0
     for job in jobs:
         printer = printer_for(client, run.run_id, job, sys.stdout, prefix(job), args.attempt)
-        for chunk in await client.run_logs(run.run_id, job.id, args.attempt):
+        for chunk in await client.run_logs(run.run_id, job.id, args.attempt, args.level):
             await printer.chunk(chunk)
         printer.close()
     return 0

@@ -5,7 +5,7 @@ worker-protocol half stays small; both speak through `Client._send`."""
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, AsyncIterator, Optional
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 import msgspec
 
@@ -78,17 +78,19 @@ class RunsApi:
         path = f"/api/runs/{_path(run_id)}" + (f"/jobs/{_path(job_id)}" if job_id else "") + "/retry"
         return self._decode((await self._send("POST", path)).content, RunOut)
 
-    async def run_logs(self, run_id: str, job_id: str, attempt: Optional[int] = None) -> list[JobLogChunk]:
-        params = {"attempt": str(attempt)} if attempt is not None else None
+    async def run_logs(self, run_id: str, job_id: str, attempt: Optional[int] = None,
+                       level: Optional[str] = None) -> list[JobLogChunk]:
+        params = _log_filter(attempt, level)
         response = await self._send("GET", f"/api/runs/{_path(run_id)}/jobs/{_path(job_id)}/logs", params=params)
         return self._decode(response.content, list[JobLogChunk])
 
-    async def follow_run_logs(self, run_id: str, job_id: str,
-                              attempt: Optional[int] = None) -> AsyncIterator[JobLogChunk | JobOut]:
+    async def follow_run_logs(self, run_id: str, job_id: str, attempt: Optional[int] = None,
+                              level: Optional[str] = None) -> AsyncIterator[JobLogChunk | JobOut]:
         """A job's log chunks (every attempt's, in order, unless `attempt`),
         history then live; the last item is its final state, sent once the
         job has finished for good and its worker has let go of it."""
-        query = f"?attempt={attempt}" if attempt is not None else ""
+        params = _log_filter(attempt, level)
+        query = "?" + urlencode(params) if params else ""
         async for item in self._follow(f"/api/runs/{_path(run_id)}/jobs/{_path(job_id)}/logs/stream{query}"):
             yield item
 
@@ -104,3 +106,9 @@ class RunsApi:
         response = await self._send("POST", "/api/dead-letters/replay", content=body,
                                     headers={"Content-Type": "application/json"})
         return self._decode(response.content, ReplayAnswer)
+
+
+def _log_filter(attempt: Optional[int], level: Optional[str]) -> dict[str, str]:
+    """`attempt`: only that attempt's chunks; `level`: only the job's SDK
+    log entries of that level or above (output chunks are left out)."""
+    return {**({"attempt": str(attempt)} if attempt is not None else {}), **({"level": level} if level else {})}
