@@ -233,3 +233,39 @@ async def test_logs_print_the_jobs_own_entries_with_their_level_and_filter_by_it
     assert (code, out) == (0, "[warn] disk 91% full\n")
     code, out, _ = await rota("logs", "-f", "flaky", "build", "--level", "info")
     assert (code, out) == (0, "[warn] disk 91% full\n")
+
+
+async def test_status_shows_what_jobs_reported_progress_steps_resources_annotations_notes(api, rota):
+    await put(api, "flaky", FLAKY)
+    run = await start(api, "flaky")
+    job = await claim(api)
+    lease = f"/api/jobs/{job['lease']['lease_id']}"
+    for call, body in (("progress", {"progress_percent": 45, "current_step_name": "batch 3"}),
+                       ("steps/0/running", {"name": "compile"}),
+                       ("steps/0/completed", {"name": "compile", "exit_code": 0}),
+                       ("steps/1/running", {"name": "unit tests"}),
+                       ("steps/1/failed", {"name": "unit tests", "exit_code": 3, "error_message": "3 failed"}),
+                       ("resources", {"cpu_percent": 50, "memory_bytes": 150 * 2**20}),
+                       ("annotate", {"coverage": "91%"}),
+                       ("annotate", {"markdown": "**3 tests failed**\nsee log", "style": "error",
+                                     "context": "tests"})):
+        sent = await api.post(f"{lease}/{call}", json=body)
+        assert sent.status_code == 200, (call, sent.text)
+    code, out, err = await rota("status", run["run_id"])
+    assert code == 0, err
+    lines = out.splitlines()
+    assert lines[1].split() == ["JOB", "STATUS", "ATTEMPT", "DURATION", "PROGRESS", "ERROR"]
+    assert lines[2].split()[:2] == ["build", "running"] and "45% unit tests" in lines[2]  # the step now running
+    at = lines.index("build:")
+    assert lines[at + 1].startswith("  step compile completed ") and lines[at + 1].endswith(" exit 0")
+    assert lines[at + 2].startswith("  step unit tests failed ") and lines[at + 2].endswith(" exit 3: 3 failed")
+    assert lines[at + 3] == "  resources: cpu 50% (peak 50%), rss 150.0 MiB (peak 150.0 MiB)"
+    assert lines[at + 4] == "  annotations: coverage=91%"
+    assert lines[-3:] == ["notes:", "[error] tests (from build)", "  **3 tests failed** see log"]
+
+
+async def test_status_says_what_a_gate_waits_for(api, rota):
+    await put(api, "hold", "name: hold\njobs:\n  hold:\n    wait: {event: go}\n")
+    run = await start(api, "hold")
+    code, out, _ = await rota("status", run["run_id"])
+    assert "hold:\n  waiting for event go until " in out and "(rota approve RUN hold" in out

@@ -162,10 +162,10 @@ def test_status_table(fake_server, capsys):
     assert cli.main(["status", "wf1", "--server", "http://rota.test"]) == 0
     assert capsys.readouterr().out.splitlines() == [
         "wf1 (CI): failure",
-        "JOB     STATUS   ATTEMPT  DURATION  ERROR",
-        "build   success  0        2.5s",
-        "test    failure  1        0.1s      exit code 2: assertion failed at line 3",
-        "deploy  skipped  0        -",
+        "JOB     STATUS   ATTEMPT  DURATION  PROGRESS  ERROR",
+        "build   success  0        2.5s      -",
+        "test    failure  1        0.1s      -         exit code 2: assertion failed at line 3",
+        "deploy  skipped  0        -         -",
     ]
 
 

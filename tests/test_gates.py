@@ -60,6 +60,11 @@ async def test_an_approval_releases_the_gate_and_its_payload_becomes_outputs(api
     deploy = await claim(api)
     assert deploy["job"]["job_id"] == "deploy"
     assert deploy["job"]["upstream_outputs"] == {"approve": {"approved_by": "ann"}}
+    gate_events = [(e["status"], e["detail"]) for e in
+                   (await api.get(f"/api/runs/{run}/events", params={"job_id": "approve"})).json()]
+    # in order: queued once build succeeded, then waiting, then approved
+    assert gate_events == [("queued", "needs met"), ("waiting", "waiting for event release.approved"),
+                           ("success", "approved by an operator (auth off)")]
     await finish(api, deploy)
     assert (await api.get(f"/api/runs/{run}")).json()["status"] == "success"
 

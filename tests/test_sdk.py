@@ -395,6 +395,32 @@ async def test_spawning_a_workflow_starts_a_child_run(api):
     assert (child["parent_run_id"], child["inputs"], child["triggered_by"]) == (run, {"v": "1"}, "spawn")
     assert [c["run_id"] for c in await ok(await api.get(f"/api/runs/{run}/children"))] == [child["run_id"]]
     assert_error(await api.post(url(claimed, "spawn"), json={"workflow_id": "nope"}), 404)
+    spawns = [e["detail"] for e in await events(api, run, "spawn")]
+    assert spawns == [f"child run {child['run_id']} (child #1)"]
+
+
+async def test_a_retried_job_spawning_the_same_child_run_gets_the_first_one_back(api):
+    await put(api, "child", "jobs:\n  c: {run: c}\n")
+    claimed, run = await running(api, PIPE.replace("run: plan", "run: plan\n    retries: 1"), "pipe")
+    body = {"workflow_id": "child", "inputs": {"v": "1"}}
+    first = (await ok(await api.post(url(claimed, "spawn"), json=body), 201))["child_run_id"]
+    await finish(api, claimed, ok=False, retryable=True)
+    claimed_now = {c["job"]["job_id"]: c for c in (await claim(api), await claim(api))}  # the child's c too
+    again = claimed_now["plan"]
+    assert again["job"]["attempt"] == 1
+    assert (await ok(await api.post(url(again, "spawn"), json=body), 201))["child_run_id"] == first
+    other = await ok(await api.post(url(again, "spawn"), json={"workflow_id": "child", "inputs": {"v": "2"}}), 201)
+    assert other["child_run_id"] != first
+    assert len(await ok(await api.get(f"/api/runs/{run}/children"))) == 2
+
+
+async def test_spawned_jobs_have_their_events(api):
+    claimed, run = await running(api, PIPE, "pipe")
+    doc = {"jobs": {"a": {"run": "a"}, "b": {"run": "b", "needs": ["a"]}}}
+    await ok(await api.post(url(claimed, "spawn"), json=doc), 201)
+    mine = [(e["job_id"], e["type"], e["status"], e["detail"])
+            for e in await ok(await api.get(f"/api/runs/{run}/events")) if e["job_id"] in ("plan", "a", "b")]
+    assert mine[-2:] == [("plan", "spawn", "running", "a,b"), ("a", "job", "queued", "spawned by plan")]
 
 
 # ---- waiting for events ---------------------------------------------------------------------------------

@@ -530,6 +530,11 @@ def test_bad_arguments_are_one_line_too(stub, in_job, capsys):
     assert rota(capsys, "output", "novalue")[::2] == (2, "rota output: output 'novalue' is not KEY=VALUE\n")
     code, _, err = rota(capsys, "checkpoint", "save", "-", stdin="not json")
     assert code == 2 and err.startswith("rota checkpoint: stdin is not JSON (") and "--text" in err
+    assert rota(capsys, "log")[::2] == (2, "rota log: nothing to log: give the message as arguments or on stdin\n")
+    assert rota(capsys, "wait-event", "bad key!")[::2] == (
+        2, "rota wait-event: invalid event key 'bad key!': 1 to 200 letters, digits and _ . : -\n")
+    assert rota(capsys, "wait-event", "ok", "--timeout", "31d")[::2] == (
+        2, "rota wait-event: --timeout is at most 30d\n")
     assert stub.requests == []
 
 

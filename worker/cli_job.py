@@ -15,11 +15,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 from typing import Any, Callable, Optional
 from urllib.parse import quote
 
-from server.models import EventPost, JobOut
+from server.models import EVENT_KEY_PATTERN, EventPost, JobOut
 from worker.cli import EXIT_ERROR, EXIT_FAILED, client_command
 from worker.cli_tokens import parse_duration
 from worker.client import Client, RotaError
@@ -87,6 +88,8 @@ def _progress(job: Job, args: argparse.Namespace) -> None:
 
 def _log(job: Job, args: argparse.Namespace) -> None:
     message = " ".join(args.message) if args.message else sys.stdin.read().rstrip("\n")
+    if not message.strip():  # a job's stdin is /dev/null: a bare `rota log` is a mistake
+        raise _Usage("nothing to log: give the message as arguments or on stdin")
     job.log(args.level, message, **_pairs(args.data, "--data"))
 
 
@@ -172,7 +175,16 @@ def _spawn(job: Job, args: argparse.Namespace) -> None:
         print(f"added job {job_id}")
 
 
+_EVENT_KEY = re.compile(EVENT_KEY_PATTERN)
+_MAX_WAIT_SECS = 30 * 86_400
+
+
 def _wait_event(job: Job, args: argparse.Namespace) -> None:
+    # Checked here so the message is in the command's words, not the schema's.
+    if not _EVENT_KEY.match(args.key):
+        raise _Usage(f"invalid event key {args.key!r}: 1 to 200 letters, digits and _ . : -")
+    if args.wait_timeout > _MAX_WAIT_SECS:
+        raise _Usage("--timeout is at most 30d")
     waiting = job.wait_for_event(args.key, args.wait_timeout)
     print(f"waiting for event {args.key} until {waiting.get('expires_at')}: this attempt ends now;"
           " the job runs again when the event comes", file=sys.stderr)

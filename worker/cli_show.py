@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Awaitable, Callable, Optional, TextIO
 
 from server.models import JobLogChunk, JobOut, RunOut, WorkflowOut
+from worker import cli_details
 from worker.cli_common import one_line, print_json, table
 from worker.client import ApiError, Client, RotaError
 
@@ -90,14 +91,23 @@ async def status(client: Client, args: argparse.Namespace) -> int:
     if extras:
         print("; ".join(extras))
     _print_jobs(run.jobs or [], args.full)
+    if run.notes:
+        print("\nnotes:")
+        print("\n".join(cli_details.notes(run.notes, args.full)))
     return 0
 
 
 def _print_jobs(jobs: list[JobOut], full: bool) -> None:
     now_ms = time.time() * 1000
-    rows = [[job.id, job_state(job, now_ms), str(job.attempt), _duration(job, now_ms),
+    rows = [[job.id, job_state(job, now_ms), str(job.attempt), _duration(job, now_ms), cli_details.progress(job),
              one_line(job.error or "", 10_000 if full else 80)] for job in jobs]
-    print(table(["JOB", "STATUS", "ATTEMPT", "DURATION", "ERROR"], rows))
+    print(table(["JOB", "STATUS", "ATTEMPT", "DURATION", "PROGRESS", "ERROR"], rows))
+    # what the jobs reported themselves (steps, resources, ...), each under its name
+    for job in jobs:
+        details = cli_details.job_details(job, full)
+        if details:
+            print(f"\n{job.id}:")
+            print("\n".join(details))
     if full:  # the errors as they are, line breaks and all
         for job in jobs:
             if job.error and "\n" in job.error.strip():

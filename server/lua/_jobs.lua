@@ -220,8 +220,9 @@ local function enqueue_or_wait(run, job, old, now)
   local k = jkey(run, job)
   local rem = tonumber(redis.call('HGET', k, 'rem')) or 0
   if rem <= 0 then
-    enqueue(run, job, old, now, 0)
+    -- the event first: a gate's enqueue goes straight on to `waiting`
     event(run, job, 'job', 'queued', tonumber(redis.call('HGET', k, 'att')) or 0, now, 'needs met')
+    enqueue(run, job, old, now, 0)
   else
     set_status(run, job, old, 'waiting')
     redis.call('HSET', k, 'enq', 0)
@@ -230,11 +231,11 @@ end
 
 -- A job succeeded with these outputs (JSON): its dependents whose last need
 -- this was are enqueued, with their own labels and retry policy.
-local function succeed(run, job, from, outputs, now)
+local function succeed(run, job, from, outputs, now, detail)
   local k = jkey(run, job)
   set_status(run, job, from, 'success')
   redis.call('HSET', k, 'out', outputs, 'err', '', 'end', now)
-  event(run, job, 'job', 'success', tonumber(redis.call('HGET', k, 'att')) or 0, now, '')
+  event(run, job, 'job', 'success', tonumber(redis.call('HGET', k, 'att')) or 0, now, detail or '')
   redis.call('PUBLISH', jobchan(run, job), 'changed')
   for _, d in ipairs(split(redis.call('HGET', k, 'deps'), ',')) do
     local dk = jkey(run, d)

@@ -4,7 +4,7 @@
 -- or the JSON text});
 -- a job that asked to wait runs again, a new attempt that uses no retry,
 -- with the payload as its claim's `event`.
-local function release_wait(run, job, payload, now)
+local function release_wait(run, job, payload, now, why)
   local k = jkey(run, job)
   local gate, att, base = unpack(redis.call('HMGET', k, 'gate', 'att', 'base'))
   leave_wait(run, job)
@@ -20,7 +20,7 @@ local function release_wait(run, job, payload, now)
       end
       if strings and next(decoded) ~= nil then outputs = payload end
     end
-    succeed(run, job, 'eventwait', outputs, now)
+    succeed(run, job, 'eventwait', outputs, now, why)
     return
   end
   -- the attempt that waited does not count against the retry budget
@@ -28,5 +28,5 @@ local function release_wait(run, job, payload, now)
   redis.call('HSET', k, 'att', att, 'base', (tonumber(base) or 0) + 1)
   clear_attempt(k)
   enqueue(run, job, 'eventwait', now, 0)
-  event(run, job, 'job', 'queued', att, now, 'event arrived')
+  event(run, job, 'job', 'queued', att, now, why)
 end

@@ -109,6 +109,7 @@ local all = {}
 for _, job in ipairs(existing) do all[#all + 1] = job end
 for _, id in ipairs(order) do all[#all + 1] = id end
 redis.call('HSET', r, 'jobs', table.concat(all, ','))
+event(run, spawner, 'spawn', 'running', tonumber(lease.att), now, table.concat(order, ','))
 -- Each new job: waiting on needs not yet met, skipped if one already
 -- failed, else enqueued.
 local blocked = { failure = true, skipped = true, cancelled = true }
@@ -123,11 +124,12 @@ for _, id in ipairs(order) do
   if dead then
     set_status(run, id, nil, 'skipped')
     redis.call('HSET', jkey(run, id), 'end', now, 'err', 'upstream ' .. dead .. ' did not succeed')
+    event(run, id, 'job', 'skipped', 0, now, 'upstream ' .. dead .. ' did not succeed')
   elseif rem == 0 then
+    event(run, id, 'job', 'queued', 0, now, 'spawned by ' .. spawner)
     enqueue(run, id, nil, now, 0)
   else
     set_status(run, id, nil, 'waiting')
   end
 end
-event(run, spawner, 'spawn', 'running', tonumber(lease.att), now, table.concat(order, ','))
 return { 'ok', #order }

@@ -241,7 +241,8 @@ async def approve(request: Request) -> Response:
     body = await decode_body(request, EventPost, empty_ok=True)
     p = request.path_params
     store = request.app.state.store
-    await store.approve(p["run_id"], p["job"], body.payload)
+    token = principal(request).token_id
+    await store.approve(p["run_id"], p["job"], body.payload, f"token {token}" if token else "an operator (auth off)")
     return JSON((await store.run_job(p["run_id"], p["job"]))[1], status_code=202)
 
 

@@ -22,7 +22,7 @@ from ..errors import Conflict, NotFound, Unprocessable
 from ..models import (
     CheckpointOut, ChildRun, JobSpec, LogEntry, Note, Payload, ProgressUpdate, ResourceSample, RunOut, StepUpdate,
 )
-from .base import StoreBase, job_meta
+from .base import StoreBase, digest, job_meta
 from .leases import lease_refused
 from .views import WIRE_STATUS, outputs, run_out
 
@@ -220,8 +220,12 @@ class SdkMixin(StoreBase):
     async def spawn_child(self, lease_id: str, caller: str, child: ChildRun) -> str:
         """Starts a run of another workflow as a child of the lease's run."""
         run = str(uuid.uuid4())
+        # The request's digest: the same spawn by a retried job gets its first child run back.
         res = await self._call("start", child.workflow_id, run, "spawn", _encode(child.inputs), _encode(child.tags),
-                               self.retention_secs, "new", "", "", self.idempotency_ttl_secs, lease_id, caller)
+                               self.retention_secs, "new", "", digest(_encode(child)), self.idempotency_ttl_secs,
+                               lease_id, caller)
+        if res[0] == "replayed":
+            return res[1]
         if res[0] == "not_found":
             raise NotFound("workflow_not_found", f"no workflow {child.workflow_id!r}",
                            {"field": "workflow_id"})
@@ -252,9 +256,10 @@ class SdkMixin(StoreBase):
         res = await self._call("fire_event", key, _sized("payload", payload, limits.MAX_EVENT_PAYLOAD_BYTES) or b"null")
         return int(res[1])
 
-    async def approve(self, run: str, job: str, payload: Any) -> None:
+    async def approve(self, run: str, job: str, payload: Any, who: str) -> None:
+        """`who`: for the job's event (`approved by ...`)."""
         res = await self._call("approve", run, job,
-                               _sized("payload", payload, limits.MAX_EVENT_PAYLOAD_BYTES) or b"null")
+                               _sized("payload", payload, limits.MAX_EVENT_PAYLOAD_BYTES) or b"null", who)
         if res[0] == "not_found":
             raise NotFound("job_not_found", f"no job {job!r} in run {run!r}")
         if res[0] == "not_waiting":
