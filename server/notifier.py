@@ -28,16 +28,21 @@ log = logging.getLogger("rota.notifier")
 
 
 class ClaimWaiter:
-    __slots__ = ("labels", "event", "token")
+    __slots__ = ("labels", "exclusive", "event", "token")
 
-    def __init__(self, labels: frozenset[str]):
+    def __init__(self, labels: frozenset[str], exclusive: bool = False):
         self.labels = labels
+        self.exclusive = exclusive  # takes no job without labels (as serves() in _ready.lua)
         self.event = asyncio.Event()
         # The label key of the ready job this claim was woken for, until its
         # next attempt spends it (None: free to be woken).
         self.token: Optional[str] = None
 
     def wants(self, label_key: str) -> bool:
+        # An exclusive claim woken for an unlabelled job would find nothing,
+        # spending the one wake-up another waiting worker needed.
+        if self.exclusive and not label_key:
+            return False
         return all(label in self.labels for label in label_key.split(",") if label)
 
     def take_token(self) -> Optional[str]:
@@ -126,10 +131,10 @@ class Notifier:
         self.wake_all()
 
     @contextmanager
-    def claim_waiter(self, labels: list[str]) -> Iterator[ClaimWaiter]:
+    def claim_waiter(self, labels: list[str], exclusive: bool = False) -> Iterator[ClaimWaiter]:
         """Register before trying to claim, so a job enqueued between the
         failed attempt and the wait still wakes us."""
-        waiter = ClaimWaiter(frozenset(labels))
+        waiter = ClaimWaiter(frozenset(labels), exclusive)
         self._claims[waiter] = None
         try:
             yield waiter

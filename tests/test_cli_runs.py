@@ -269,3 +269,17 @@ async def test_status_says_what_a_gate_waits_for(api, rota):
     run = await start(api, "hold")
     code, out, _ = await rota("status", run["run_id"])
     assert "hold:\n  waiting for event go until " in out and "(rota approve RUN hold" in out
+
+
+async def test_submit_with_an_id_and_a_reused_key_changes_nothing(api, rota, tmp_path):
+    path = tmp_path / "ci.yml"
+    path.write_text("jobs:\n  a: {run: one}\n")
+    code, out, err = await rota("submit", str(path), "--id", "ci", "--idempotency-key", "k2")
+    assert code == 0, err
+    code, again, _ = await rota("submit", str(path), "--id", "ci", "--idempotency-key", "k2")
+    assert (code, again) == (0, out)  # the same run
+    path.write_text("jobs:\n  a: {run: two}\n")
+    code, _, err = await rota("submit", str(path), "--id", "ci", "--idempotency-key", "k2")
+    assert code == 2 and "idempotency_key_reused" in err
+    assert (await api.get("/api/workflows/ci")).json()["jobs"][0]["command"] == "one"
+    assert len((await api.get("/api/runs")).json()["runs"]) == 1

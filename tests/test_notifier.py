@@ -69,3 +69,13 @@ async def test_channels_watched_during_an_outage_hear_messages_after_it():
 async def _hold(notifier: Notifier, channel: str) -> None:
     async with notifier.watch(channel):
         await asyncio.sleep(3600)
+
+
+def test_an_unlabelled_job_wakes_a_worker_that_takes_it_not_an_exclusive_one():
+    notifier = Notifier(None, "{rota}:wake")  # _offer needs no connection
+    with notifier.claim_waiter(["deploy"], exclusive=True) as deploy_box, \
+            notifier.claim_waiter(["linux"]) as builder:
+        notifier._offer("")  # the exclusive one waits longer, and still is not woken for it
+        assert (deploy_box.token, builder.token) == (None, "")
+        notifier._offer("deploy")
+        assert deploy_box.token == "deploy" and deploy_box.event.is_set()

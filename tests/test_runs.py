@@ -232,6 +232,10 @@ async def test_cancelling_one_job_lets_the_rest_of_the_run_go_on(api):
     assert c["job"]["job_id"] == "b"
     await finish(api, c)
     assert (await api.get(f"/api/runs/{run}")).json()["status"] == "cancelled"
+    # the run's own record of its end says the same as its status
+    finished = [e for e in (await api.get(f"/api/runs/{run}/events", params={"type": "run"})).json()
+                if e["detail"] == "run finished"]
+    assert [e["status"] for e in finished] == ["cancelled"]
 
 
 async def test_blocked_by_says_why_a_job_waits(api):
@@ -412,3 +416,13 @@ async def test_a_queued_job_costs_redis_under_a_kilobyte(store, backend):
     assert added / 1000 <= 1024, added / 1000
     some_job = next(k for k in after if ":rj:" in k)
     assert await redis.object("encoding", some_job) == "listpack"  # small fields only
+
+
+async def test_a_put_with_an_idempotency_key_is_replayed_or_refused_before_anything_changes(api):
+    first = await api.put("/api/workflows/ci", content=b"jobs:\n  a: {run: one}\n", headers={**YAML, "Idempotency-Key": "k"})
+    assert first.status_code == 201 and "idempotent-replayed" not in first.headers
+    again = await api.put("/api/workflows/ci", content=b"jobs:\n  a: {run: one}\n", headers={**YAML, "Idempotency-Key": "k"})
+    assert again.status_code == 200 and again.headers["idempotent-replayed"] == "true"
+    other = await api.put("/api/workflows/ci", content=b"jobs:\n  a: {run: two}\n", headers={**YAML, "Idempotency-Key": "k"})
+    assert_error(other, 422, "idempotency_key_reused")
+    assert (await api.get("/api/workflows/ci")).json()["jobs"][0]["command"] == "one"

@@ -71,7 +71,7 @@ async def _submit(client: Client, args: argparse.Namespace) -> int:
     run: Optional[RunOut] = None
     try:
         if args.id:
-            workflow = await client.put_workflow(args.id, document, content_type)
+            workflow = await client.put_workflow(args.id, document, content_type, idempotency_key=key)
         else:
             workflow = await client.submit(document, content_type, run=args.run, idempotency_key=key)
     except ApiError as exc:

@@ -35,9 +35,11 @@ class RunsApi:
         def _decode(self, content: bytes, type: Any) -> Any: ...
         def _follow(self, url: str) -> AsyncIterator[JobLogChunk | JobOut]: ...
 
-    async def put_workflow(self, workflow_id: str, document: bytes, content_type: str) -> WorkflowOut:
+    async def put_workflow(self, workflow_id: str, document: bytes, content_type: str,
+                           idempotency_key: Optional[str] = None) -> WorkflowOut:
+        headers = {"Content-Type": content_type, **({"Idempotency-Key": idempotency_key} if idempotency_key else {})}
         response = await self._send("PUT", f"/api/workflows/{_path(workflow_id)}", content=document,
-                                    headers={"Content-Type": content_type})
+                                    headers=headers)
         return self._decode(response.content, WorkflowOut)
 
     async def delete_workflow(self, workflow_id: str) -> None:

@@ -94,17 +94,19 @@ end
 -- Ends the run once none of its jobs can still run.
 local function maybe_finish(run, now)
   local r = rkey(run)
-  local state, a, b, c, d, e, ret, cancelled, failed, wf, created, num_ = unpack(redis.call('HMGET', r,
-    'state', 'n:waiting', 'n:ready', 'n:delayed', 'n:running', 'n:eventwait', 'ret', 'cancelled', 'n:failure',
-    'wf', 'created', 'num'))
+  local state, a, b, c, d, e, ret, cancelled, failed, wf, created, num_, jobs_cancelled = unpack(redis.call(
+    'HMGET', r, 'state', 'n:waiting', 'n:ready', 'n:delayed', 'n:running', 'n:eventwait', 'ret', 'cancelled',
+    'n:failure', 'wf', 'created', 'num', 'n:cancelled'))
   if state ~= 'active' then return end
   if (tonumber(a) or 0) + (tonumber(b) or 0) + (tonumber(c) or 0) + (tonumber(d) or 0)
       + (tonumber(e) or 0) > 0 then
     return
   end
+  -- as run_status() in store/views.py reads it
   local final = 'success'
   if cancelled == '1' then final = 'cancelled'
-  elseif (tonumber(failed) or 0) > 0 then final = 'failure' end
+  elseif (tonumber(failed) or 0) > 0 then final = 'failure'
+  elseif (tonumber(jobs_cancelled) or 0) > 0 then final = 'cancelled' end
   redis.call('HSET', r, 'state', 'done', 'finished_ms', now)
   redis.call('ZADD', P .. 'finished', num(now + tonumber(ret or 0) * 1000), run)
   redis.call('HINCRBY', wkey(wf), 'active', -1)

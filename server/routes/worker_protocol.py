@@ -81,7 +81,7 @@ async def claim(request: Request) -> Response:
     deadline = loop.time() + wait
     # Registered before the first attempt, so a job enqueued between a
     # fruitless attempt and the wait still wakes this claim.
-    with notifier.claim_waiter(req.labels) as waiter:
+    with notifier.claim_waiter(req.labels, req.exclusive) as waiter:
         waited = False
         while True:
             token = waiter.take_token()

@@ -59,11 +59,7 @@ async def create_workflow(request: Request) -> JSON:
     defined = await store.define_workflow(
         spec, str(uuid.uuid4()), kind="oneoff", document=text, start_run=str(uuid.uuid4()) if run else None,
         idempotency_key=key, request_hash=f"{definition_version(spec)}:{int(run)}")
-    if defined.outcome == "idem_reused":
-        raise Unprocessable("idempotency_key_reused",
-                            "this Idempotency-Key was used for a different request; use a new key",
-                            {"field": "Idempotency-Key", "workflow_id": defined.workflow_id})
-    headers = {"Idempotent-Replayed": "true"} if defined.outcome == "replayed" else None
+    headers = _idempotent(defined)
     workflow = await store.get_workflow(defined.workflow_id)
     if defined.outcome != "replayed":
         journal.info("workflow %s (%s) created%s", workflow.id, workflow.name,
@@ -71,14 +67,29 @@ async def create_workflow(request: Request) -> JSON:
     return JSON(workflow, status_code=201, headers=headers)
 
 
+def _idempotent(defined) -> dict | None:
+    """A replay's header; a key reused for another request is refused (nothing changed)."""
+    if defined.outcome == "idem_reused":
+        raise Unprocessable("idempotency_key_reused",
+                            "this Idempotency-Key was used for a different request; use a new key",
+                            {"field": "Idempotency-Key", "workflow_id": defined.workflow_id})
+    return {"Idempotent-Replayed": "true"} if defined.outcome == "replayed" else None
+
+
 async def put_workflow(request: Request) -> JSON:
     store: Store = request.app.state.store
     wf = request.path_params["wf"]
+    # A CI step retried with the same key and document changes nothing; with
+    # another document it is refused before anything is replaced.
+    key = _idempotency_key(request, f"put:{wf}")
     spec, text = await _document(request)
-    defined = await store.define_workflow(spec, wf, kind="put", document=text)
+    defined = await store.define_workflow(spec, wf, kind="put", document=text, idempotency_key=key,
+                                          request_hash=definition_version(spec))
+    headers = _idempotent(defined)
     status = 201 if defined.outcome == "created" else 200
-    journal.info("workflow %s (%s) %s", wf, spec.name, "created" if status == 201 else "updated")
-    return JSON(await store.get_workflow(wf), status_code=status)
+    if defined.outcome in ("created", "updated"):
+        journal.info("workflow %s (%s) %s", wf, spec.name, defined.outcome)
+    return JSON(await store.get_workflow(wf), status_code=status, headers=headers)
 
 
 async def delete_workflow(request: Request) -> Response:
