@@ -325,3 +325,14 @@ def test_follow_prints_a_cancelled_jobs_last_lines(server, worker, label, tmp_pa
     assert lines[-1] == f"workflow {workflow_id} run #1: cancelled"
     again = rota_proc("cancel", workflow_id, server=server)
     assert again.returncode == 0 and "nothing to cancel (no-op)" in again.stdout
+
+
+def test_output_into_a_pipe_whose_reader_has_gone_is_no_traceback():
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # `rota ... | head -0`: nobody will read
+    try:
+        done = subprocess.run([*ROTA, "completion", "bash"], stdout=write_end, stderr=subprocess.PIPE,
+                              text=True, timeout=60)
+    finally:
+        os.close(write_end)
+    assert (done.returncode, done.stderr) == (141, "")

@@ -634,3 +634,19 @@ async def test_read_only_directories_a_job_leaves_are_removed(fake, start_daemon
     await wait_for(lambda: fake.leases[lease].results, "the result")
     cwd = result(fake, lease)[1]["outputs"]["cwd"]
     await wait_for(lambda: not os.path.exists(os.path.dirname(cwd)), "the job directory to go")
+
+
+def test_a_jobs_path_finds_the_workers_own_rota_last(tmp_path, monkeypatch):
+    from worker import daemon
+
+    bin_dir = tmp_path / "venv-bin"
+    bin_dir.mkdir()
+    (bin_dir / "rota").write_text("#!/bin/sh\n")
+    (bin_dir / "rota").chmod(0o755)
+    monkeypatch.setattr(daemon, "ROTA_BIN", str(bin_dir))
+    assert daemon.path_with_rota("/usr/bin:/bin") == f"/usr/bin:/bin:{bin_dir}"  # appended: python stays the job's
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "rota").write_text("#!/bin/sh\n")
+    (other / "rota").chmod(0o755)
+    assert daemon.path_with_rota(f"{other}:/bin") == f"{other}:/bin"  # one already there wins

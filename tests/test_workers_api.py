@@ -58,6 +58,24 @@ async def test_a_worker_unseen_past_its_grace_is_offline_or_lost(app, api):
         "idle-one": "offline", "busy-one": "lost"}
 
 
+async def test_a_worker_whose_lease_expired_is_lost_until_it_is_seen_again(app, api):
+    from server.reaper import reap_once
+
+    store = app.state.store
+    await api.post("/api/workers/register", json={"worker_id": "killed", "claim_wait_secs": 30,
+                                                  "lease_ttl_secs": 30})
+    await api.post("/api/workflows?run=true", json=WORKFLOW)
+    claimed = (await api.post("/api/jobs/claim", json={"worker_id": "killed"})).json()
+    await _set_last_seen(store, "killed", 31_000)  # kill -9: nothing renewed its lease
+    await store.redis.zadd(store.prefix + "leases", {claimed["lease"]["lease_id"]: 0})
+    await reap_once(store)
+    (worker,) = (await api.get("/api/workers")).json()
+    # holding nothing now, and within its grace, yet no live worker lets a lease run out
+    assert (worker["status"], worker["current_jobs"]) == ("lost", [])
+    await api.post("/api/jobs/claim", json={"worker_id": "killed"})  # it is back (the job failed for good)
+    assert (await api.get("/api/workers")).json()[0]["status"] == "idle"
+
+
 async def test_a_worker_that_stops_cleanly_shows_stopped_then_is_gone(app, api):
     from server.reaper import reap_once
 

@@ -37,6 +37,7 @@ from worker.cli_watch import FINISHED, watch  # noqa: F401
 from worker.client import DEFAULT_SERVER, ApiError, Client, RotaError  # noqa: F401  (tests patch cli.Client)
 
 log = logging.getLogger("rota.worker")
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, as the shell reports a tool the pipe's reader left
 
 
 def _cmd_server(args: argparse.Namespace) -> int:
@@ -126,4 +127,11 @@ def main(argv: Optional[list[str]] = None) -> int:
     except TokenSourceError as exc:
         print(f"rota: {exc}", file=sys.stderr)
         return EXIT_ERROR
-    return args.handler(args)
+    try:
+        return args.handler(args)
+    except BrokenPipeError:
+        # `rota runs | head`: the reader has gone, which is no error of ours.
+        # Point stdout at /dev/null so the exit's own flush stays quiet, and
+        # exit as a tool killed by SIGPIPE would.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE

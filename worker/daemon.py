@@ -28,6 +28,7 @@ import re
 import secrets
 import shutil
 import socket
+import sys
 import tempfile
 import time
 import uuid
@@ -245,6 +246,20 @@ async def _deregister(client: Client, worker_id: str) -> None:
     await client._send("DELETE", f"/api/workers/{quote(worker_id, safe='')}")
 
 
+# Where this worker's own `rota` is (the venv's bin, beside its python).
+ROTA_BIN = os.path.dirname(os.path.abspath(sys.executable))
+
+
+def path_with_rota(path: str) -> str:
+    """`path`, with this worker's `rota` found last when none is on it, so a
+    job can run `rota progress ...` under a worker started as
+    `.venv/bin/rota worker`. Appended, not prepended: the venv's python
+    must not shadow the one the job expects."""
+    if shutil.which("rota", path=path) or not os.access(os.path.join(ROTA_BIN, "rota"), os.X_OK):
+        return path
+    return f"{path}{os.pathsep}{ROTA_BIN}" if path else ROTA_BIN
+
+
 def outputs_size(outputs: dict[str, str]) -> int:
     """As the server counts toward MAX_OUTPUT_BYTES: keys and values in UTF-8."""
     return sum(len(key.encode()) + len(value.encode()) for key, value in outputs.items())
@@ -416,6 +431,7 @@ class JobRun:
         job_env.update(self._handed)
         if lease.run_token:
             job_env["ROTA_RUN_TOKEN"] = lease.run_token
+        job_env["PATH"] = path_with_rota(job_env.get("PATH", os.defpath))
         return job_env
 
     def _elapsed(self) -> float:

@@ -22,6 +22,9 @@ local function expire_lease(lid, now, run, job, worker)
   release_lease(lid, worker)
   local st, cur = unpack(redis.call('HMGET', jkey(run, job), 'st', 'lease'))
   if cur == lid and st == 'running' then
+    -- A worker whose lease ran out unrenewed is `lost` until it is seen again.
+    local wk = P .. 'worker:' .. (worker or '')
+    if worker and worker ~= '' and redis.call('EXISTS', wk) == 1 then redis.call('HSET', wk, 'expired', now) end
     note(string.format('lease of job %s/%s on worker %s expired', run, job, worker or '?'))
     fail_attempt(run, job, now, 'lease expired', true, 'lost')
     return true

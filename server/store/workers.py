@@ -57,7 +57,7 @@ class WorkersMixin(StoreBase):
                 labels=[x for x in info.get("labels", "").split(",") if x],
                 registered_at_ms=int(info.get("registered", 0)),
                 last_seen_ms=last_seen,
-                status=_worker_status(info, bool(current), now - last_seen),
+                status=_worker_status(info, bool(current), now - last_seen, last_seen),
                 current_jobs=current,
                 last_heartbeat_ms=last_seen,
                 current_job=current[0] if current else None,
@@ -84,13 +84,17 @@ def _int_or_none(value: Optional[str]) -> Optional[int]:
     return int(value) if value else None
 
 
-def _worker_status(info: dict, busy: bool, unseen_ms: int) -> str:
+def _worker_status(info: dict, busy: bool, unseen_ms: int, last_seen_ms: int) -> str:
     """An idle worker is seen at every long-poll (each claim_wait_secs), a
     busy one at every heartbeat (a third of its lease TTL): twice the longer
     of those, plus slack, unseen, and it is gone, offline or (still holding
-    leases that will expire) lost."""
+    leases that will expire) lost. One whose lease expired since it was last
+    seen is lost at once: a live worker would have renewed it (a kill -9
+    would otherwise show idle, with free slots, once its leases were gone)."""
     if info.get("stopped"):
         return "stopped"
+    if int(info.get("expired") or 0) > last_seen_ms:
+        return "lost"
     wait, ttl = info.get("wait"), info.get("ttl")
     if wait or ttl:
         grace_ms = 2000 * max(float(wait or 0), float(ttl or 0) / 3) + 5000
