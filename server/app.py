@@ -48,10 +48,16 @@ def endpoints() -> list[routing.Endpoint]:
             + deadletters.endpoints + sdk.endpoints + sdk_seeds.endpoints + tokens.endpoints + ops.endpoints)
 
 
+# 409s a worker meets in the protocol's normal course (a result after a
+# cancel, a heartbeat after its job ended or waits): not news at INFO.
+_PROTOCOL_CODES = frozenset({"job_cancelled", "lease_lost", "job_waiting"})
+
+
 def _refused(request: Request, status: int, code: str) -> None:
     """One INFO line per 4xx: an operator sees who is being turned away and why."""
     if 400 <= status < 500:
-        access.info("refused %s %s: %d %s", request.method, request.url.path, status, code)
+        level = logging.DEBUG if code in _PROTOCOL_CODES else logging.INFO
+        access.log(level, "refused %s %s: %d %s", request.method, request.url.path, status, code)
 
 
 async def _api_error(request: Request, exc: ApiError):

@@ -268,7 +268,8 @@ async def test_status_says_what_a_gate_waits_for(api, rota):
     await put(api, "hold", "name: hold\njobs:\n  hold:\n    wait: {event: go}\n")
     run = await start(api, "hold")
     code, out, _ = await rota("status", run["run_id"])
-    assert "hold:\n  waiting for event go until " in out and "(rota approve RUN hold" in out
+    assert "hold:\n  waiting for event go until " in out
+    assert f"release it with `rota approve {run['run_id']} hold` or POST /api/events/go" in out
 
 
 async def test_submit_with_an_id_and_a_reused_key_changes_nothing(api, rota, tmp_path):

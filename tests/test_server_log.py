@@ -86,3 +86,19 @@ def test_json_log_lines_are_one_object_each():
     entry = json.loads(logconfig.JsonFormatter().format(record))
     assert entry["level"] == "INFO" and entry["logger"] == "rota.events"
     assert entry["message"] == "run r1 finished" and entry["ts"].endswith("Z")
+
+
+async def test_operators_actions_are_said_and_normal_protocol_409s_are_not(api, info):
+    await put(api, "flaky", RETRIED)
+    run = (await start(api, "flaky"))["run_id"]
+    claimed = await claim(api)
+    assert (await api.post(f"/api/runs/{run}/cancel")).status_code == 202
+    lid = claimed["lease"]["lease_id"]
+    assert (await api.post(f"/api/jobs/{lid}/fail", json={"error": "stopped", "retryable": True})).status_code == 409
+    assert (await api.post(f"/api/runs/{run}/retry")).status_code == 202
+    assert (await api.post("/api/events/deploy.ok", json={})).status_code == 200
+    said = lines(info, "rota.events")
+    assert f"run {run}: cancel requested" in said
+    assert f"run {run}: retry of its failed, cancelled and skipped jobs" in said
+    assert "event deploy.ok fired: 0 waiting job(s) released" in said
+    assert lines(info, "rota.access") == []  # the worker's 409 job_cancelled is the protocol, not a refusal

@@ -20,12 +20,13 @@ def progress(job: JobOut) -> str:
     return f"{text} {job.current_step}" if job.current_step else text
 
 
-def job_details(job: JobOut, full: bool) -> list[str]:
+def job_details(job: JobOut, full: bool, run_id: str = "RUN") -> list[str]:
     """Indented lines about one job; none when it reported nothing."""
     lines = []
     if job.waiting_for:
         until = f" until {_utc(job.waiting_until)}" if job.waiting_until else ""
-        lines.append(f"waiting for event {job.waiting_for}{until} (rota approve RUN {job.id}, or POST /api/events/KEY)")
+        lines.append(f"waiting for event {job.waiting_for}{until}: release it with"
+                     f" `rota approve {run_id} {job.id}` or POST /api/events/{job.waiting_for}")
     lines += [f"step {_step(step, full)}" for step in job.steps]
     if job.resources is not None:
         lines.append(f"resources: {_resources(job.resources)}")

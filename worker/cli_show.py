@@ -90,21 +90,21 @@ async def status(client: Client, args: argparse.Namespace) -> int:
               for key, pairs in (("inputs", run.inputs), ("tags", run.tags)) if pairs]
     if extras:
         print("; ".join(extras))
-    _print_jobs(run.jobs or [], args.full)
+    _print_jobs(run.jobs or [], args.full, run.run_id)
     if run.notes:
         print("\nnotes:")
         print("\n".join(cli_details.notes(run.notes, args.full)))
     return 0
 
 
-def _print_jobs(jobs: list[JobOut], full: bool) -> None:
+def _print_jobs(jobs: list[JobOut], full: bool, run_id: str = "RUN") -> None:
     now_ms = time.time() * 1000
     rows = [[job.id, job_state(job, now_ms), str(job.attempt), _duration(job, now_ms), cli_details.progress(job),
              one_line(job.error or "", 10_000 if full else 80)] for job in jobs]
     print(table(["JOB", "STATUS", "ATTEMPT", "DURATION", "PROGRESS", "ERROR"], rows))
     # what the jobs reported themselves (steps, resources, ...), each under its name
     for job in jobs:
-        details = cli_details.job_details(job, full)
+        details = cli_details.job_details(job, full, run_id)
         if details:
             print(f"\n{job.id}:")
             print("\n".join(details))

@@ -141,24 +141,28 @@ async def get_job(request: Request) -> JSON:
 async def cancel_run(request: Request) -> JSON:
     store, run = request.app.state.store, request.path_params["run_id"]
     await store.cancel_run(run)
+    journal.info("run %s: cancel requested", run)
     return JSON(await store.get_run(run), status_code=202)
 
 
 async def cancel_job(request: Request) -> JSON:
     store, p = request.app.state.store, request.path_params
     await store.cancel_job(p["run_id"], p["job"])
+    journal.info("job %s/%s: cancel requested", p["run_id"], p["job"])
     return JSON(await store.get_run(p["run_id"]), status_code=202)
 
 
 async def retry_run(request: Request) -> JSON:
     store, run = request.app.state.store, request.path_params["run_id"]
     await store.retry_run(run)
+    journal.info("run %s: retry of its failed, cancelled and skipped jobs", run)
     return JSON(await store.get_run(run), status_code=202)
 
 
 async def retry_job(request: Request) -> JSON:
     store, p = request.app.state.store, request.path_params
     await store.retry_job(p["run_id"], p["job"])
+    journal.info("job %s/%s: retry requested", p["run_id"], p["job"])
     return JSON(await store.get_run(p["run_id"]), status_code=202)
 
 

@@ -9,6 +9,7 @@ Restep's and Strait's executor paths map onto these same handlers
 from __future__ import annotations
 
 import datetime
+import logging
 from typing import Any
 
 import msgspec
@@ -35,6 +36,8 @@ _child = msgspec.json.Decoder(ChildRun)
 STEP_STATES = ("running", "completed", "failed", "progress")
 # Strait's typed reports, stored as run events of these types.
 TYPED_EVENTS = {"usage": "usage", "tool-call": "tool_call", "stream": "stream"}
+
+journal = logging.getLogger("rota.events")
 
 
 def _lease(request: Request) -> tuple[Any, str, str]:
@@ -234,6 +237,7 @@ async def fire_event(request: Request) -> Response:
         raise Unprocessable("invalid_key", "an event key is 1-200 of letters, digits and _ . : -",
                             {"field": "event_key"}) from None
     released = await request.app.state.store.fire_event(key, body.payload)
+    journal.info("event %s fired: %d waiting job(s) released", key, released)
     return JSON(Released(event_key=key, released=released))
 
 
@@ -242,7 +246,9 @@ async def approve(request: Request) -> Response:
     p = request.path_params
     store = request.app.state.store
     token = principal(request).token_id
-    await store.approve(p["run_id"], p["job"], body.payload, f"token {token}" if token else "an operator (auth off)")
+    who = f"token {token}" if token else "an operator (auth off)"
+    await store.approve(p["run_id"], p["job"], body.payload, who)
+    journal.info("job %s/%s approved by %s", p["run_id"], p["job"], who)
     return JSON((await store.run_job(p["run_id"], p["job"]))[1], status_code=202)
 
 
