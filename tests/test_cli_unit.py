@@ -113,6 +113,20 @@ async def test_watch_prints_each_state_change_once_and_succeeds(fast_watch):
     ]
 
 
+async def test_watch_says_why_a_job_is_being_retried(fast_watch):
+    api = FakeApi([
+        workflow("running", job("a", "running")),
+        workflow("running", job("a", "queued", 1, "exit code 1: flaky\nnetwork", retry_at=1)),
+        workflow("success", job("a", "success", 1)),
+    ])
+    out = io.StringIO()
+    async with Client("http://rota.test", transport=httpx.MockTransport(api.handle)) as client:
+        assert await cli.watch(client, "run1", follow=False, out=out) == 0
+    assert unstamped(out.getvalue())[:3] == [
+        "a: running", "a: queued (attempt 1) after attempt 0 failed: exit code 1: flaky network",
+        "a: success (attempt 1)"]
+
+
 @pytest.mark.parametrize("final", ["failure", "cancelled"])
 async def test_watch_exit_code_on_failure_or_cancel(fast_watch, final):
     api = FakeApi([workflow(final, job("a", "failure", 2, "exit code 1: boom"), job("b", "skipped"))])
