@@ -90,3 +90,41 @@ async def auth_api(auth_app):
     transport = httpx.ASGITransport(app=auth_app)
     async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as client:
         yield client
+
+
+# ---- shared by the CLI and end-to-end tests -----------------------------------------
+
+
+@pytest.fixture
+def rota(app, capsys):
+    """`rota ARGV` on the in-process app, parsed as the command line parses
+    it: (exit code, stdout, stderr)."""
+    from worker import cli
+    from worker.cli_common import run_command
+    from worker.client import Client
+
+    async def run(*argv: str) -> tuple[int, str, str]:
+        args = cli.parse(["--server", "http://localhost", *argv])
+        async with Client(args.server, transport=httpx.ASGITransport(app=app)) as client:
+            code = await run_command(client, args.handler.run, args)
+        captured = capsys.readouterr()
+        return code, captured.out, captured.err
+
+    return run
+
+
+@pytest.fixture(scope="module")
+def server():
+    """A real server process (embedded store, reaper every 0.2 s), one per module."""
+    from tests.server_proc import ServerProcess
+
+    with ServerProcess() as proc:
+        yield proc
+
+
+@pytest.fixture
+def label() -> str:
+    """A label no other test's jobs or workers use."""
+    import uuid
+
+    return f"t-{uuid.uuid4().hex[:8]}"

@@ -23,23 +23,8 @@ from tests.procs import rota as rota_proc
 from tests.server_proc import ServerProcess
 from tests.test_runs import claim, finish, put, start
 from worker import cli, cli_completion, cli_watch
-from worker.cli_common import run_command
 from worker.cli_runs import problem_lines
 from worker.client import ApiError, Client
-
-
-@pytest.fixture
-def in_process(app, capsys):
-    """`rota ARGV` on the in-process app: (exit code, stdout, stderr)."""
-
-    async def run(*argv: str) -> tuple[int, str, str]:
-        args = cli.parse(["--server", "http://localhost", *argv])
-        async with Client(args.server, transport=httpx.ASGITransport(app=app)) as client:
-            code = await run_command(client, args.handler.run, args)
-        captured = capsys.readouterr()
-        return code, captured.out, captured.err
-
-    return run
 
 
 # ---- global flags -------------------------------------------------------------------
@@ -157,14 +142,14 @@ def test_timeout_without_wait_is_a_usage_error(capsys):
 # ---- status --full, problems ------------------------------------------------------------
 
 
-async def test_status_full_shows_errors_whole(api, in_process):
+async def test_status_full_shows_errors_whole(api, rota):
     await put(api, "train", GPU.replace("labels: [gpu]\n", ""))
     await start(api, "train")
     long = "exit code 1: " + "x" * 120 + "\nTraceback line two"
     await finish(api, await claim(api), ok=False, error=long)
-    _, short, _ = await in_process("status", "train")
+    _, short, _ = await rota("status", "train")
     assert "x" * 120 not in short and "…" in short
-    _, full, _ = await in_process("status", "train", "--full")
+    _, full, _ = await rota("status", "train", "--full")
     assert "x" * 120 in full and "  Traceback line two" in full
 
 
@@ -215,17 +200,6 @@ def test_bash_completion_completes_commands_flags_and_choices():
 
 
 # ---- real processes -----------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def server():
-    with ServerProcess() as proc:
-        yield proc
-
-
-@pytest.fixture
-def label() -> str:
-    return f"t-{uuid.uuid4().hex[:8]}"
 
 
 @pytest.fixture

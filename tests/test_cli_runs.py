@@ -7,13 +7,9 @@ from __future__ import annotations
 import json
 import re
 
-import httpx
 import pytest
 
 from tests.test_runs import claim, finish, log, put, start
-from worker import cli
-from worker.cli_common import run_command
-from worker.client import Client
 
 FLAKY = """
 name: flaky
@@ -25,20 +21,6 @@ jobs:
     needs: build
     run: make test
 """
-
-
-@pytest.fixture
-def rota(app, capsys):
-    """`rota ARGV` on the in-process app: (exit code, stdout, stderr)."""
-
-    async def run(*argv: str) -> tuple[int, str, str]:
-        args = cli.parse(["--server", "http://localhost", *argv])
-        async with Client(args.server, transport=httpx.ASGITransport(app=app)) as client:
-            code = await run_command(client, args.handler.run, args)
-        captured = capsys.readouterr()
-        return code, captured.out, captured.err
-
-    return run
 
 
 async def test_runs_lists_newest_first_filters_by_tag_and_prints_json(api, rota):

@@ -12,7 +12,6 @@ import asyncio
 import json
 import shlex
 import sys
-import uuid
 
 import httpx
 import pytest
@@ -28,17 +27,6 @@ pytestmark = pytest.mark.slow
 
 R = shlex.quote(ROTA[0])  # the `rota` a job runs: PATH inside a job need not hold it
 PY = shlex.quote(sys.executable)
-
-
-@pytest.fixture(scope="module")
-def server():
-    with ServerProcess() as proc:  # embedded store, reaper every 0.2 s
-        yield proc
-
-
-@pytest.fixture
-def label() -> str:
-    return f"t-{uuid.uuid4().hex[:8]}"
 
 
 @pytest.fixture

@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import signal
 import sys
-import uuid
 from pathlib import Path
 
 import httpx
@@ -24,17 +23,6 @@ from tests.server_proc import ServerProcess
 from worker import cli
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def server():
-    with ServerProcess() as proc:  # embedded store, reaper every 0.2 s
-        yield proc
-
-
-@pytest.fixture
-def label() -> str:
-    return f"t-{uuid.uuid4().hex[:8]}"
 
 
 @pytest.fixture

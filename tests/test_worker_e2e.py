@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import re
 import signal
-import uuid
 from pathlib import Path
 
 import httpx
@@ -21,17 +20,6 @@ from tests.redis_proc import free_port
 from tests.server_proc import ServerProcess
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def server():
-    with ServerProcess() as proc:  # embedded store, reaper every 0.2 s
-        yield proc
-
-
-@pytest.fixture
-def label() -> str:
-    return f"t-{uuid.uuid4().hex[:8]}"
 
 
 @pytest.fixture
