@@ -22,22 +22,13 @@ import pytest
 import worker.daemon
 from server.models import Step
 from tests.procs import pid_alive
-from tests.test_worker_daemon import FakeServer
+from tests.test_worker_daemon import FakeServer, wait_for
 from worker import cli
 from worker.daemon import JobRun, WorkerConfig, Workdir
 from worker.reports import CpuMeter, GroupUsage, read_group
 from worker.sdk import Job, LeaseEnded, NotInJob, SdkError, current_job
 
 SERVER = "http://rota.test"
-
-
-async def wait_for(condition, what: str, timeout: float = 15.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not condition():
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.01)
 
 
 def job_run(fake: FakeServer, workdir: Path) -> JobRun:
