@@ -266,3 +266,13 @@ async def test_submit_with_an_id_and_a_reused_key_changes_nothing(api, rota, tmp
     assert code == 2 and "idempotency_key_reused" in err
     assert (await api.get("/api/workflows/ci")).json()["jobs"][0]["command"] == "one"
     assert len((await api.get("/api/runs")).json()["runs"]) == 1
+
+
+async def test_retry_of_a_run_that_succeeded_says_it_is_a_no_op(api, rota):
+    await put(api, "one", "jobs:\n  a: {run: x}\n")
+    run = await start(api, "one")
+    await finish(api, await claim(api))
+    code, out, _ = await rota("retry", run["run_id"])
+    assert (code, out) == (0, f"every job of one run #1 ({run['run_id']}) succeeded: nothing to retry (no-op)\n")
+    events = (await api.get(f"/api/runs/{run['run_id']}/events", params={"type": "run"})).json()
+    assert not any("retry" in e["detail"] for e in events)

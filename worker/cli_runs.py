@@ -118,7 +118,12 @@ async def _run(client: Client, args: argparse.Namespace) -> int:
 
 async def _retry(client: Client, args: argparse.Namespace) -> int:
     target = await cli_show.resolve(client, args.target)
-    run = await client.retry_run(target.need_run().run_id, args.job)
+    before = target.need_run()
+    if not args.job and before.status == "success":
+        # the server would answer as for a retry, with nothing put back
+        print(f"every job of {target.label()} succeeded: nothing to retry (no-op)")
+        return 0
+    run = await client.retry_run(before.run_id, args.job)
     what = f"job {args.job} of " if args.job else ""
     print(f"retrying {what}{run.workflow_id} run #{run.number} ({run.run_id})", flush=True)
     return await _wait(client, run, args) if args.wait else 0
