@@ -466,3 +466,15 @@ def test_a_colon_in_a_plain_value_says_to_quote_it(yaml_text, line, key):
     assert found["field"] == "document" and found["line"] == line
     assert "mapping values are not allowed" in found["message"]
     assert found["message"].endswith(f"; quote the value or use `{key}: |`"), found
+
+
+def test_a_bad_step_does_not_hide_the_problems_of_the_steps_after_it():
+    problems = problems_of(textwrap.dedent("""\
+        jobs:
+          build:
+            steps:
+              - uses: actions/checkout@v4
+              - run: echo ${{ github.sha }}
+        """))
+    assert [(p["field"], p["line"]) for p in problems] == [("jobs.build.steps[0].uses", 4),
+                                                            ("jobs.build.steps[1].run", 5)]

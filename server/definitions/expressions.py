@@ -65,7 +65,8 @@ def check_expressions(jobs: list[Job], problems: Problems, known: Collection[str
 def _scripts(job: Job) -> Iterator[tuple[Where, str]]:
     if "steps" in job.spec:
         for index, step in enumerate(job.spec["steps"]):
-            yield job.wheres["steps"] + (index, "run"), step["run"]
+            if step is not None:  # a step with its own problem
+                yield job.wheres["steps"] + (index, "run"), step["run"]
     elif "run" in job.wheres and "command" in job.spec:  # a gate (wait:) has no script
         yield job.wheres["run"], job.spec["command"]
 

@@ -265,7 +265,9 @@ def _steps(value: object, where: Where, problems: Problems) -> list[dict] | None
         return None
     steps = [_step(item, where + (index,), problems) for index, item in enumerate(value)]
     if None in steps:
-        return None
+        # Kept, holes and all (the problems stop anything being built), so
+        # the later checks (expressions in each run) still see the good ones.
+        return steps  # type: ignore[return-value]
     # the job's command is the runs joined by newlines (see workflow.job)
     joined = sum(len(step["run"]) for step in steps) + len(steps) - 1
     if joined > MAX_STEPS_CHARS:

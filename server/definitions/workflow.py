@@ -158,7 +158,7 @@ def _job(
         if converted is not None:
             spec[spec_key] = converted
     if "steps" in spec:
-        spec["command"] = "\n".join(step["run"] for step in spec["steps"])
+        spec["command"] = "\n".join(step["run"] for step in spec["steps"] if step is not None)
     return _graph_job(where, job_id, entries, spec, needs_key)
 
 
