@@ -19,7 +19,7 @@ from starlette.routing import Route, request_response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .auth import ROUTE_SCOPES
-from .errors import UnsupportedMediaType
+from .errors import StoreUnavailable, UnsupportedMediaType
 
 Handler = Callable[[Request], Awaitable[Response]]
 
@@ -76,6 +76,12 @@ def _guarded(endpoint: Endpoint) -> ASGIApp:
     accepted = ", ".join(media)
 
     async def guarded(request: Request) -> Response:
+        # Until Redis has answered once (tokens, the run-token key, the
+        # workflow files) nothing can be checked or done: a prompt 503 the
+        # client retries, not a 401 for a token not yet loaded, nor a lease
+        # taken whose answer then fails.
+        if scope != "public" and not request.app.state.ready.is_set():
+            raise StoreUnavailable("the server is starting: it is waiting for Redis")
         request.scope["rota.principal"] = await request.app.state.auth.authorize(request, scope)
         # A browser may POST text/plain across origins without asking first
         # (a CORS "simple request"): only the declared types are read.

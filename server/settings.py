@@ -6,6 +6,7 @@ import ipaddress
 import os
 from dataclasses import dataclass, field
 from typing import Mapping, Optional
+from urllib.parse import urlsplit
 
 
 class SettingsError(ValueError):
@@ -42,8 +43,6 @@ def _redis_url(url: Optional[str]) -> Optional[str]:
     first request. The message never repeats a password."""
     if url is None:
         return None
-    from urllib.parse import urlsplit
-
     parts = urlsplit(url)
     shown = f"{parts.scheme}://{parts.hostname or ''}" if parts.scheme else "(no scheme)"
     if parts.scheme not in REDIS_SCHEMES:

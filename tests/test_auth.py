@@ -474,3 +474,14 @@ async def test_an_open_tail_ends_when_its_token_is_revoked(auth_app, auth_api):
     await auth_api.delete(f"/api/tokens/{reader['id']}", headers=ADMIN)
     body = (await asyncio.wait_for(tail, 10)).text
     assert "event: error" in body and "unauthenticated" in body and "event: end" not in body
+
+
+async def test_before_redis_has_answered_every_route_but_the_public_ones_is_503(auth_app, auth_api):
+    auth_app.state.ready.clear()  # as while a server started before Redis waits for it
+    claim = await auth_api.post("/api/jobs/claim", json={"worker_id": "w"}, headers=ADMIN)
+    # 503, which a worker retries; never a 401 for a token not loaded yet
+    assert claim.status_code == 503 and claim.json()["error"]["code"] == "store_unavailable"
+    assert (await auth_api.get("/openapi.json")).status_code == 200
+    assert (await auth_api.get("/healthz")).json()["error"]["code"] == "store_unavailable"
+    auth_app.state.ready.set()
+    assert (await auth_api.post("/api/jobs/claim", json={"worker_id": "w"}, headers=ADMIN)).status_code == 200

@@ -44,7 +44,9 @@ from server.models import (
     WorkerOut,
     WorkflowOut,
 )
-from worker.client_runs import RunsApi, path_part, with_key
+from worker.client_runs import RunsApi
+from worker.client_runs import path_part as _path
+from worker.client_runs import with_key as _with_key
 
 DEFAULT_SERVER = "http://127.0.0.1:3000"
 # A long-poll claim is answered after at most wait_secs; allow this much more.
@@ -147,9 +149,6 @@ async def sse_lines(chunks: AsyncIterator[bytes]) -> AsyncIterator[str]:
     if buffer.endswith("\r"):
         yield buffer[:-1]
     # Anything else left is an unterminated line, which SSE discards.
-
-
-_path, _with_key = path_part, with_key
 
 
 class Client(RunsApi):

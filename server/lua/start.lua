@@ -10,15 +10,15 @@
 local wf, run, by, inputs, tags, ret, mode = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7]
 local idem, idem_hash, idem_ttl = ARGV[8], ARGV[9], tonumber(ARGV[10])
 local parent_lease = ARGV[11] or ''
-local parent, spawner = nil, nil
+local spawner = nil  -- the spawning job's lease, for a child run
 if parent_lease ~= '' then
   local lease, refusal = live_lease(parent_lease, now_ms(), ARGV[12])
   if not lease then return lease_gone(parent_lease, ARGV[12], refusal) end
   if lease.st ~= 'running' then return { lease.st } end
-  parent, spawner = lease.run, lease
+  spawner = lease
   -- A job retried after it spawned a child run gets that run again, as
   -- re-spawned jobs are a no-op: one child per spawning job and request.
-  if idem == '' then idem = 'spawn:' .. parent .. ':' .. lease.job .. ':' .. idem_hash end
+  if idem == '' then idem = 'spawn:' .. lease.run .. ':' .. lease.job .. ':' .. idem_hash end
 end
 local w = wkey(wf)
 local ver, last, deleting = unpack(redis.call('HMGET', w, 'ver', 'last', 'deleting'))
@@ -38,10 +38,10 @@ local now = now_ms()
 local n = redis.call('HINCRBY', w, 'runs', 1)
 local seq = redis.call('INCR', P .. 'runseq')
 create_run(run, wf, ver, n, by, inputs, tags, seq, ret, now)
-if parent then
-  redis.call('HSET', rkey(run), 'parent', parent)
-  redis.call('ZADD', P .. 'children:' .. parent, seq, run)
-  event(parent, spawner.job, 'spawn', 'running', tonumber(spawner.att) or 0, now,
+if spawner then
+  redis.call('HSET', rkey(run), 'parent', spawner.run)
+  redis.call('ZADD', P .. 'children:' .. spawner.run, seq, run)
+  event(spawner.run, spawner.job, 'spawn', 'running', tonumber(spawner.att) or 0, now,
     'child run ' .. run .. ' (' .. wf .. ' #' .. n .. ')')
 end
 if idem ~= '' then

@@ -57,7 +57,7 @@ class WorkersMixin(StoreBase):
                 labels=[x for x in info.get("labels", "").split(",") if x],
                 registered_at_ms=int(info.get("registered", 0)),
                 last_seen_ms=last_seen,
-                status=_worker_status(info, bool(current), now - last_seen, last_seen),
+                status=_worker_status(info, bool(current), last_seen, now),
                 current_jobs=current,
                 last_heartbeat_ms=last_seen,
                 current_job=current[0] if current else None,
@@ -84,7 +84,7 @@ def _int_or_none(value: Optional[str]) -> Optional[int]:
     return int(value) if value else None
 
 
-def _worker_status(info: dict, busy: bool, unseen_ms: int, last_seen_ms: int) -> str:
+def _worker_status(info: dict, busy: bool, last_seen_ms: int, now_ms: int) -> str:
     """An idle worker is seen at every long-poll (each claim_wait_secs), a
     busy one at every heartbeat (a third of its lease TTL): twice the longer
     of those, plus slack, unseen, and it is gone, offline or (still holding
@@ -100,6 +100,6 @@ def _worker_status(info: dict, busy: bool, unseen_ms: int, last_seen_ms: int) ->
         grace_ms = 2000 * max(float(wait or 0), float(ttl or 0) / 3) + 5000
     else:
         grace_ms = OFFLINE_AFTER_MS
-    if unseen_ms <= grace_ms:
+    if now_ms - last_seen_ms <= grace_ms:
         return "busy" if busy else "idle"
     return "lost" if busy else "offline"
