@@ -3,8 +3,10 @@ PY      ?= python3
 VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
+# Material's end-of-life banner on every build says nothing about our docs.
+export NO_MKDOCS_2_WARNING := 1
 
-.PHONY: install run test bench lint clean
+.PHONY: install run test bench lint docs docs-serve clean
 
 install: $(STAMP)
 
@@ -12,13 +14,15 @@ install: $(STAMP)
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[test]'
+	$(BIN)/python -m pip install -q -e '.[test,docs]'
 	touch $(STAMP)
 
 run: install
 	$(BIN)/python -m server
 
+# The manual first: --strict turns a broken link or anchor into a failure.
 test: install
+	$(BIN)/mkdocs build --strict --quiet
 	$(BIN)/python -m pytest -q
 
 bench: install
@@ -29,5 +33,12 @@ lint: install
 	$(BIN)/python -m pip install -q ruff
 	$(BIN)/ruff check server worker tests bench
 
+# The manual (docs/, mkdocs.yml) as a site in site/.
+docs: install
+	$(BIN)/mkdocs build --strict
+
+docs-serve: install
+	$(BIN)/mkdocs serve
+
 clean:
-	rm -rf $(VENV) *.egg-info
+	rm -rf $(VENV) *.egg-info site

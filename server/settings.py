@@ -125,7 +125,7 @@ def _auth(env: Mapping[str, str], admin_token: Optional[str], host: str) -> bool
         # Redis's protected mode, for a server that runs shell on build machines.
         raise SettingsError(
             f"refusing to listen on HOST={host} without authentication: set ROTA_ADMIN_TOKEN"
-            " (see README, Security), or ROTA_AUTH=off to accept that anyone who can reach the port"
+            " (see docs/security.md), or ROTA_AUTH=off to accept that anyone who can reach the port"
             " can run commands on your workers")
     return enabled
 

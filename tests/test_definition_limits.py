@@ -2,7 +2,7 @@
 for, and each field's length, refused before anything is encoded or stored.
 
 The numbers are spelled out here rather than imported from server.limits: they
-are the contract the README documents, and a test should notice if one moves.
+are the contract the manual documents (docs/workflow-yaml.md), and a test should notice if one moves.
 """
 
 from __future__ import annotations

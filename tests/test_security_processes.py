@@ -123,7 +123,7 @@ def test_connections_beyond_the_limit_get_503():
         assert httpx.get(server.url + "/healthz").status_code == 200
 
 
-# The Redis ACL the README recommends, verbatim.
+# The Redis ACL docs/security.md recommends, verbatim.
 README_ACL = ("on >rota-pw resetkeys ~{rota}:* resetchannels &{rota}:* -@all +@read +@write +@pubsub"
               " +@scripting +@connection +time -@dangerous")
 

@@ -12,7 +12,7 @@
 
 `rota worker` puts ROTA_SERVER, ROTA_LEASE_ID and ROTA_RUN_TOKEN in each
 job's environment; every call goes to `/api/jobs/$ROTA_LEASE_ID/...` with
-the run token as its bearer (README, "The in-job SDK").
+the run token as its bearer (docs/sdk.md).
 
 Only the standard library, so a job can use this file with any Python 3.9+
 without installing rota: copy it next to the job if rota's own Python is
