@@ -31,7 +31,7 @@ bench: install
 # ruff is a developer tool, not a runtime or test dependency: fetched on demand.
 lint: install
 	$(BIN)/python -m pip install -q ruff
-	$(BIN)/ruff check server worker tests bench
+	$(BIN)/ruff check server worker tests bench tools
 
 # The manual (docs/, mkdocs.yml) as a site in site/.
 docs: install
