@@ -70,3 +70,15 @@ MAX_NOTES = 100
 MAX_REPORT_BYTES = 64 * 1024
 # The payload an event (or an approval) hands to the jobs it wakes.
 MAX_EVENT_PAYLOAD_BYTES = 256 * 1024
+
+# ---- the worker protocol ------------------------------------------------------------
+
+# A job its worker hands back (a graceful stop reached its drain timeout)
+# runs again without spending an attempt, this many times at most until the
+# job is retried by hand: past it a hand-back counts as a failed attempt, so
+# a job that keeps stopping its workers, or a fleet that keeps restarting,
+# cannot keep a job queued forever.
+MAX_HANDBACKS = 10
+# The reason a worker gives for handing a job back: shown in the job's
+# events and attempts.
+MAX_HANDBACK_REASON_CHARS = 1024

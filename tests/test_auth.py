@@ -32,6 +32,7 @@ EXPECTED_SCOPES = {
     ("POST", "/api/jobs/{lease_id}/heartbeat"): "lease",
     ("POST", "/api/jobs/{lease_id}/complete"): "lease",
     ("POST", "/api/jobs/{lease_id}/fail"): "lease",
+    ("POST", "/api/jobs/{lease_id}/release"): "worker",
     ("POST", "/api/jobs/{lease_id}/logs"): "lease",
     ("GET", "/api/jobs/{wf}/{job}/cancelled"): "read|worker",
     ("GET", "/api/workflows/{wf}/jobs/{job}/logs"): "read",

@@ -16,7 +16,7 @@ local function reset_jobs(run, jobs, now)
     if redis.call('HEXISTS', akey(run, job), att) == 1 then att = att + 1 end
     set_status(run, job, st, 'created')
     redis.call('HSET', k, 'att', att, 'base', att, 'lease', '', 'worker', '', 'start', '', 'end', '',
-      'out', '', 'lout', '', 'err', '', 'dly', 0, 'evkey', '', 'evuntil', '', 'evpayload', '')
+      'out', '', 'lout', '', 'err', '', 'dly', 0, 'evkey', '', 'evuntil', '', 'evpayload', '', 'hb', 0)
     clear_attempt(k)
     redis.call('ZREM', P .. 'dead', member(run, job))
     n = n + 1

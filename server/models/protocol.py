@@ -122,6 +122,23 @@ class ResultAccepted(Struct, kw_only=True):
     replayed: bool = False
 
 
+class HandBackRequest(Struct, kw_only=True):
+    # Why the worker hands the job back (e.g. "worker shut down"); shown in
+    # the job's events and its attempt.
+    reason: Annotated[str, Meta(max_length=limits.MAX_HANDBACK_REASON_CHARS)] = ""
+
+
+class HandedBack(Struct, kw_only=True):
+    ok: bool = True
+    lease_id: str
+    # handed_back: queued again at the head of its queue, no attempt spent;
+    # retrying / failure: the job was handed back more than MAX_HANDBACKS
+    # times, so this one counted as a failed attempt.
+    outcome: Literal["handed_back", "retrying", "failure"]
+    # True when this repeats a hand-back already taken (its reply was lost).
+    replayed: bool = False
+
+
 class CompleteRequest(Struct, kw_only=True, omit_defaults=True):
     outputs: dict[str, str] = {}
     result_data: Any = None  # Restep's

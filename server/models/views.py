@@ -19,8 +19,9 @@ class AttemptOut(Struct, kw_only=True):
     worker_id: str
     started_at: Optional[int] = None
     finished_at: Optional[int] = None
-    # waiting: the attempt gave its lease up to wait for an event
-    status: Literal["running", "success", "failure", "lost", "cancelled", "waiting"]
+    # waiting: the attempt gave its lease up to wait for an event;
+    # handed_back: its worker stopped and gave the job back, no attempt spent
+    status: Literal["running", "success", "failure", "lost", "cancelled", "waiting", "handed_back"]
     error: Optional[str] = None
 
 

@@ -20,6 +20,8 @@ from ..models import (
     ClaimResponse,
     CompleteRequest,
     FailRequest,
+    HandBackRequest,
+    HandedBack,
     HeartbeatRequest,
     HeartbeatResponse,
     LogsAccepted,
@@ -190,6 +192,14 @@ async def fail(request: Request) -> JSON:
     return JSON(ResultAccepted(lease_id=lease_id, outcome=outcome, replayed=replayed))
 
 
+async def release(request: Request) -> JSON:
+    req = await decode_body(request, HandBackRequest, empty_ok=True)
+    lease_id = request.path_params["lease_id"]
+    outcome, replayed = await request.app.state.store.hand_back(lease_id, req.reason,
+                                                                principal(request).lease_caller)
+    return JSON(HandedBack(lease_id=lease_id, outcome=outcome, replayed=replayed))
+
+
 async def push_logs(request: Request) -> JSON:
     req = await decode_body(request, LogsRequest)
     store, lease_id = request.app.state.store, request.path_params["lease_id"]
@@ -223,6 +233,12 @@ endpoints = [
              body=ClaimRequest, body_required=True, response=Optional[ClaimResponse], errors=(400, 409, 422, 503),
              tag="worker protocol"),
 ] + lease_calls("/api/jobs/{lease_id}", "worker protocol", LEASE_CALLS) + [
+    # Worker scope, not lease: a run token is the job's, and a job that could
+    # hand itself back would run again and again without spending an attempt.
+    Endpoint("POST", "/api/jobs/{lease_id}/release", release, "worker",
+             "Hand a running job back unfinished (the worker is stopping): it runs again first in its queue,"
+             " its attempt recorded handed_back and no retry spent", body=HandBackRequest, response=HandedBack,
+             errors=(400,) + _LEASE_ERRORS, tag="worker protocol"),
     Endpoint("POST", "/api/workers/register", register, "worker", "Register a worker and its labels",
              body=RegisterRequest, body_required=True, response=Registered, errors=(400, 409, 422), tag="workers"),
     Endpoint("GET", "/api/workers", list_workers, "read", "List workers, most recently seen first",

@@ -8,6 +8,7 @@ from typing import Any, Optional
 
 import msgspec
 
+from .. import limits
 from ..errors import Conflict, Forbidden, LeaseLost, Unprocessable
 from ..models import CheckpointOut, ClaimResponse, HeartbeatResponse, JobLogChunk, JobSpec, Lease, LogChunk, LogsAccepted, QueuedJob, RetryPolicy
 from .base import StoreBase, digest, label_key
@@ -150,6 +151,16 @@ class LeasesMixin(StoreBase):
                    error_type: str = "", error_stack: str = "") -> tuple[str, bool]:
         res = await self._call("fail", lease_id, caller, error, int(retryable),
                                digest(_encode([error, retryable])), self.result_replay_secs, error_type, error_stack)
+        return _result(res, lease_id)
+
+    async def hand_back(self, lease_id: str, reason: str = "", caller: str = "*") -> tuple[str, bool]:
+        """The worker stopped before the job finished and gives it back: it
+        runs again, first in its queue, without spending an attempt
+        ('handed_back'), unless it was handed back more than MAX_HANDBACKS
+        times since it was last retried by hand: then this counts as a
+        failed attempt ('retrying' or 'failure')."""
+        res = await self._call("hand_back", lease_id, caller, reason, digest(_encode(reason)),
+                               self.result_replay_secs, limits.MAX_HANDBACKS)
         return _result(res, lease_id)
 
     async def append_logs(self, lease_id: str, chunks: list[LogChunk], caller: str = "*") -> LogsAccepted:
