@@ -49,6 +49,7 @@ class FakeServer:
         self.down = False  # every request fails to connect
         self.long_poll = True  # heartbeats wait as the server does (False: answer at once, as an old server)
         self.max_output_bytes: int | None = None  # complete refuses larger outputs with 422
+        self.knows_release = True  # False: a server older than the hand-back call (404)
         self.flaky: dict[str, list[int | None]] = {}  # endpoint -> statuses to answer first (None: no answer)
         self._ids = itertools.count()
 
@@ -131,6 +132,8 @@ class FakeServer:
             fresh = [msgspec.to_builtins(c) for c in chunks if c.sequence > high]
             state.stored.extend(fresh)
             return httpx.Response(200, json={"accepted": len(fresh), "duplicates": len(chunks) - len(fresh)})
+        if endpoint == "release" and not self.knows_release:
+            return error(404, "not_found", f"no route {path}")
         if state.cancelled:
             state.reports_after_cancel += 1
             return error(409, "job_cancelled", "the job was cancelled")
@@ -142,7 +145,7 @@ class FakeServer:
                 return error(422, "outputs_too_large", f"outputs are {size} bytes, more than MAX_OUTPUT_BYTES",
                              {"field": "outputs", "limit": self.max_output_bytes, "size": size})
         state.results.append((endpoint, body))
-        outcome = "success" if endpoint == "complete" else "failure"
+        outcome = {"complete": "success", "release": "handed_back"}.get(endpoint, "failure")
         return httpx.Response(200, json={"ok": True, "lease_id": "x", "outcome": outcome})
 
 
@@ -375,7 +378,22 @@ async def test_drain_lets_a_running_job_finish(fake, start_daemon, tmp_path):
     assert result(fake, lease) == ("complete", {"outputs": {"ok": "1"}})
 
 
-async def test_drain_timeout_stops_the_job_and_fails_it_as_retryable(fake, start_daemon, tmp_path):
+async def test_drain_timeout_stops_the_job_and_hands_it_back(fake, start_daemon, tmp_path, caplog):
+    caplog.set_level(logging.INFO, "rota.worker")
+    started, pidfile = tmp_path / "started", tmp_path / "pid"
+    lease = fake.enqueue(f"echo $$ > {pidfile}; touch {started}; sleep 300")
+    daemon, task = start_daemon(drain_timeout=0.3)
+    await wait_for(started.exists, "the job to start")
+    daemon.request_stop()
+    await asyncio.wait_for(task, 10)
+    assert not pid_alive(int(pidfile.read_text()))
+    assert result(fake, lease) == ("release", {"reason": "worker shut down before the job finished"})
+    assert any("handed wf/job0 back" in r.getMessage() and "no retry spent" in r.getMessage()
+               for r in caplog.records), [r.getMessage() for r in caplog.records]
+
+
+async def test_a_server_without_the_hand_back_call_gets_a_retryable_failure(fake, start_daemon, tmp_path):
+    fake.knows_release = False
     started = tmp_path / "started"
     lease = fake.enqueue(f"touch {started}; sleep 300")
     daemon, task = start_daemon(drain_timeout=0.3)
@@ -383,6 +401,17 @@ async def test_drain_timeout_stops_the_job_and_fails_it_as_retryable(fake, start
     daemon.request_stop()
     await asyncio.wait_for(task, 10)
     assert result(fake, lease) == ("fail", {"error": "worker shut down before the job finished", "retryable": True})
+
+
+async def test_a_hand_back_survives_a_server_blip(fake, start_daemon, tmp_path):
+    started = tmp_path / "started"
+    lease = fake.enqueue(f"touch {started}; sleep 300")
+    daemon, task = start_daemon(drain_timeout=0.3)
+    await wait_for(started.exists, "the job to start")
+    fake.flaky["release"] = [None, 503]
+    daemon.request_stop()
+    await asyncio.wait_for(task, 20)
+    assert result(fake, lease) == ("release", {"reason": "worker shut down before the job finished"})
 
 
 async def test_stop_aborts_the_long_poll_at_once(fake, start_daemon):

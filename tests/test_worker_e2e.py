@@ -180,15 +180,35 @@ def test_sigterm_drains_running_jobs(server, start_worker, workflow, tmp_path):
     job = jobs_of(server, workflow_id)["finish"]
     assert (job["status"], job["outputs"]) == ("success", {"done": "1"})
 
-    # A job that outlives --drain-timeout is stopped and failed as retryable.
-    started.unlink()
+
+def test_a_job_running_at_the_drain_deadline_is_handed_back_and_finished_elsewhere(
+        server, start_worker, workflow, tmp_path):
+    # A rolling restart: the job outlives --drain-timeout, is stopped and
+    # handed back, and runs again on the next worker with its (zero) retries
+    # unspent.
+    started = tmp_path / "started"
     impatient = start_worker("impatient", "--drain-timeout", "0.2")
-    workflow_id = submit(server, workflow({"stuck": {"run": f"touch {started}\nsleep 300"}}, name="stuck"))
-    wait_until(started.exists, "the job to start", logs=impatient.log)
+    workflow_id = submit(server, workflow({"deploy": {
+        "retries": 0,
+        "run": f'if [ "$ROTA_ATTEMPT" = 0 ]; then echo $$ > {started}; sleep 600; fi\n'
+               'echo "attempt=$ROTA_ATTEMPT" >> "$ROTA_OUTPUT"',
+    }}, name="deploy"))
+    pid = int(wait_until(lambda: started.exists() and started.read_text().strip(), "the job to start",
+                         logs=impatient.log))
     impatient.send(signal.SIGTERM)
     assert impatient.wait() == 0, impatient.log()
-    job = jobs_of(server, workflow_id)["stuck"]
-    assert (job["status"], job["error"]) == ("failure", "worker shut down before the job finished")
+    assert not pid_alive(pid)
+    assert "it runs again, no retry spent" in impatient.log(), impatient.log()
+    job = jobs_of(server, workflow_id)["deploy"]
+    assert (job["status"], job["attempt"]) == ("queued", 1), job
+    successor = start_worker("successor")
+    done = wait_status(server, workflow_id, "success", "failure", logs=successor.log)
+    assert done["status"] == "success", done
+    job = jobs_of(server, workflow_id)["deploy"]
+    assert (job["outputs"], job["worker_id"]) == ({"attempt": "1"}, successor.worker_id)
+    events = httpx.get(f"{server.url}/api/workflows/{workflow_id}/events", timeout=5).json()
+    assert any(e["detail"] == f"handed back by worker {impatient.worker_id}: worker shut down before the job"
+               " finished" for e in events), events
 
 
 def test_second_sigint_exits_at_once_and_kills_the_job(server, start_worker, workflow, tmp_path):

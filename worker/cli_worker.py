@@ -218,7 +218,7 @@ def add_worker_command(
     worker.add_argument(
         "--drain-timeout", type=_non_negative_float, default=_env("ROTA_DRAIN_TIMEOUT", str(WorkerConfig.drain_timeout)),
         help="on SIGTERM/SIGINT, seconds running jobs may finish before they are stopped"
-        " and failed as retryable (env ROTA_DRAIN_TIMEOUT; default %(default)s)",
+        " and handed back to run again elsewhere, no retry spent (env ROTA_DRAIN_TIMEOUT; default %(default)s)",
     )
     worker.add_argument(
         # None: not given, so ROTA_EXCLUSIVE decides (read when the worker starts,

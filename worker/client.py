@@ -28,6 +28,8 @@ from server.models import (
     CompleteRequest,
     ErrorBody,
     FailRequest,
+    HandBackRequest,
+    HandedBack,
     HeartbeatResponse,
     JobLogChunk,
     JobOut,
@@ -202,6 +204,11 @@ class Client(RunsApi):
     async def fail(self, lease_id: str, error: str, retryable: bool) -> ResultAccepted:
         response = await self._send("POST", f"/api/jobs/{_path(lease_id)}/fail", FailRequest(error=error, retryable=retryable))
         return self._decode(response.content, ResultAccepted)
+
+    async def release(self, lease_id: str, reason: str) -> HandedBack:
+        """Hand a running job back unfinished: it runs again elsewhere, no retry spent."""
+        response = await self._send("POST", f"/api/jobs/{_path(lease_id)}/release", HandBackRequest(reason=reason))
+        return self._decode(response.content, HandedBack)
 
     async def push_logs(self, lease_id: str, chunks: list[LogChunk]) -> LogsAccepted:
         response = await self._send("POST", f"/api/jobs/{_path(lease_id)}/logs", LogsRequest(chunks))

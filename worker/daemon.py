@@ -40,6 +40,7 @@ import server
 from server.models import (
     ClaimRequest,
     ClaimResponse,
+    HandedBack,
     HeartbeatRequest,
     HeartbeatResponse,
     RegisterRequest,
@@ -60,6 +61,9 @@ TIMEOUT = "timeout"
 SHUTDOWN = "shutdown"
 # The job asked to wait for an event: the server released its lease.
 WAITING = "waiting for an event"
+
+# Why a job still running at the drain deadline is handed back.
+SHUTDOWN_REASON = "worker shut down before the job finished"
 
 # At shutdown, how long past the drain timeout and cancel grace a result may
 # take to reach the server. Past it the worker gives up: the lease expires and
@@ -457,7 +461,7 @@ class JobRun:
         elif outcome.stop_reason == TIMEOUT:
             await self._report_failure(f"timed out after {self.job.timeout_secs}s", retryable=True)
         elif outcome.stop_reason == SHUTDOWN:
-            await self._report_failure("worker shut down before the job finished", retryable=True)
+            await self._hand_back(SHUTDOWN_REASON)
         elif not outcome.succeeded:
             await self._report_failure(outcome.describe_failure(), retryable=True)
         else:
@@ -476,6 +480,30 @@ class JobRun:
                 log.error("the server refused the result of %s: %s", self.name, refused)
                 await self._report_failure(_refusal(refused, outputs), retryable=False)
 
+    async def _hand_back(self, reason: str) -> None:
+        """Give the job back unfinished: the server queues it again, first in
+        line, without spending a retry (a rolling restart fails nothing)."""
+        answers: list[HandedBack] = []
+
+        async def send() -> HandedBack:
+            answers.append(await self._client.release(self.lease.lease_id, reason))
+            return answers[-1]
+
+        refused = await self._deliver("hand-back", send)
+        if refused is None:
+            outcome = answers[-1].outcome
+            if outcome == "handed_back":
+                log.info("handed %s back after %.2fs: it runs again, no retry spent", self.name, self._elapsed())
+            else:  # handed back too often: the server counted this one as a failed attempt
+                log.warning("handed %s back after %.2fs, more often than the server allows: counted as a"
+                            " failed attempt (%s)", self.name, self._elapsed(), outcome)
+        elif refused.status in (404, 405):
+            # A server older than the hand-back call: fail the attempt, as
+            # workers did before it.
+            await self._report_failure(reason, retryable=True)
+        elif refused.status != 409:
+            log.error("the server refused the hand-back of %s: %s", self.name, refused)
+
     async def _report_failure(self, error: str, *, retryable: bool) -> None:
         refused = await self._deliver("fail", lambda: self._client.fail(self.lease.lease_id, error, retryable))
         if refused is None:
@@ -483,7 +511,8 @@ class JobRun:
         elif refused.status != 409:
             log.error("the server refused the failure report of %s: %s", self.name, refused)
 
-    async def _deliver(self, what: str, send: Callable[[], Awaitable[ResultAccepted]]) -> ApiError | None:
+    async def _deliver(self, what: str,
+                       send: Callable[[], Awaitable[ResultAccepted | HandedBack]]) -> ApiError | None:
         """Send a result until the server takes it (None) or refuses it (its answer).
 
         Retries for as long as the server is unreachable or failing, so a blip
@@ -491,7 +520,7 @@ class JobRun:
         A result re-sent after a lost reply is answered `replayed`: the server
         had taken the first one, which is success, not a lost lease.
         """
-        answers: list[ResultAccepted] = []
+        answers: list[ResultAccepted | HandedBack] = []
 
         async def send_once() -> None:
             answers.append(await send())
