@@ -15,7 +15,7 @@ import httpx
 import pytest
 import yaml
 
-from tests.procs import ROTA, Proc, WorkerProc, kill_group, pid_alive, rota, rota_background, wait_until
+from tests.procs import ROTA, Proc, WorkerProc, pid_alive, rota, rota_background, wait_until
 from tests.redis_proc import free_port
 from tests.server_proc import ServerProcess
 
@@ -236,7 +236,9 @@ def test_killed_worker_job_is_taken_over_after_the_lease_expires(server, start_w
     first = tmp_path / "pid-0"
     wait_until(lambda: first.exists() and first.read_text().strip(), "the first attempt to start", logs=doomed.log)
     doomed.kill()
-    kill_group(int(first.read_text()))  # the machine died with its worker: so did the job
+    # its job dies with it (worker/supervisor.py), before the retry starts elsewhere
+    wait_until(lambda: not pid_alive(int(first.read_text())), "the first attempt to die with its worker", timeout=30,
+               logs=doomed.log)
     rescuer = start_worker("rescuer")
     wait_status(server, workflow_id, "success", "failure", logs=rescuer.log)
     job = jobs_of(server, workflow_id)["job"]

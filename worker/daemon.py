@@ -50,7 +50,8 @@ from worker.client import ApiError, Client, RotaError, is_transient
 from worker.logship import Backoff, LogShipper, Outage, job_name, send_until_answered
 from worker.outputs import ExpressionError, OutputFileError, parse_output_file, resolve_env
 from worker.reports import StepReporter, sample_resources
-from worker.runner import Runner, RunResult, Script
+from worker.runner import GroupWatch, Runner, RunResult, Script
+from worker.supervisor import Supervisor
 
 log = logging.getLogger("rota.worker")
 
@@ -136,6 +137,10 @@ def _safe_dirname(text: str) -> str:
 
 class WorkdirError(RotaError):
     """The workdir cannot be used: another daemon holds it, or it cannot be made."""
+
+
+class SupervisorError(RotaError):
+    """The process that kills a dead worker's jobs (worker/supervisor.py) cannot start."""
 
 
 def _remove_tree(path: str) -> bool:
@@ -280,10 +285,12 @@ class SetupFailure:
 class JobRun:
     """One claimed job, from its lease to its reported result."""
 
-    def __init__(self, config: WorkerConfig, client: Client, claim: ClaimResponse, outage: Outage | None = None):
+    def __init__(self, config: WorkerConfig, client: Client, claim: ClaimResponse, outage: Outage | None = None,
+                 supervisor: GroupWatch | None = None):
         self._config = config
         self._client = client
         self._outage = outage or Outage()
+        self._supervisor = supervisor
         self.job = claim.job
         self.lease = claim.lease
         self.name = job_name(claim.lease)
@@ -377,6 +384,7 @@ class JobRun:
             sink=shipper,
             cancel_grace=self._config.cancel_grace,
             observer=steps,
+            supervisor=self._supervisor,
         )
         if self._stop_reason is not None:  # cancelled or shut down before the runner existed
             self._runner.stop(self._stop_reason)
@@ -619,6 +627,7 @@ class Daemon:
         self._stop_requested = asyncio.Event()
         self._outage = Outage()
         self._workdir = Workdir(config.workdir)
+        self._supervisor = Supervisor()
         self._busy_at = time.monotonic()  # when a job last started or ended
 
     def request_stop(self) -> None:
@@ -638,6 +647,10 @@ class Daemon:
             if removed:
                 log.info("removed %d stale job director%s from %s (left by a worker that did not stop cleanly)",
                          removed, "y" if removed == 1 else "ies", self._workdir.path)
+            try:
+                self._supervisor.start()
+            except OSError as exc:
+                raise SupervisorError(f"cannot start the job supervisor ({sys.executable}): {exc}") from None
             claiming = asyncio.create_task(self._claim_loop())
             stop = asyncio.create_task(self._stop_requested.wait())
             idle = asyncio.create_task(self._log_idle())
@@ -655,6 +668,7 @@ class Daemon:
                     await self._drain(config.drain_timeout)
             await self._deregister()  # a clean stop: asked to, and drained
         finally:
+            self._supervisor.close()
             self._workdir.release()
         log.info("worker %s stopped", config.worker_id)
 
@@ -689,7 +703,7 @@ class Daemon:
             if claim is None:
                 self._slots.release()
                 continue
-            run = JobRun(config, self._client, claim, self._outage)
+            run = JobRun(config, self._client, claim, self._outage, self._supervisor)
             task = asyncio.create_task(run.execute())
             self._jobs[task] = run
             self._busy_at = time.monotonic()

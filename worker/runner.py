@@ -147,15 +147,24 @@ def _kill_group(pgid: int, sig: signal.Signals) -> None:
         pass  # the group is already gone
 
 
+class GroupWatch(Protocol):
+    """Told each step's process group as it starts and ends (worker/supervisor.py)."""
+
+    def watch(self, pgid: int) -> None: ...
+
+    def unwatch(self, pgid: int) -> None: ...
+
+
 class Runner:
     """Runs one job's scripts in order, stopping at the first failure."""
 
     def __init__(self, *, cwd: str, env: dict[str, str], sink: OutputSink, cancel_grace: float,
-                 observer: StepObserver | None = None):
+                 observer: StepObserver | None = None, supervisor: GroupWatch | None = None):
         self._cwd = cwd
         self._env = env
         self._sink = sink
         self._observer = observer
+        self._supervisor = supervisor
         self._grace = cancel_grace
         self._pgid: int | None = None
         self._kill_timer: asyncio.TimerHandle | None = None
@@ -221,6 +230,8 @@ class Runner:
             start_new_session=True,
         )
         pgid = self._pgid = transport.get_pid()
+        if self._supervisor is not None:
+            self._supervisor.watch(pgid)
         try:
             if self.stop_reason is not None:  # stopped while the step was starting
                 self._terminate(pgid)
@@ -241,4 +252,6 @@ class Runner:
                 self._kill_timer.cancel()
                 self._kill_timer = None
             self._pgid = None
+            if self._supervisor is not None:
+                self._supervisor.unwatch(pgid)
             transport.close()
