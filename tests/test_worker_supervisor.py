@@ -1,4 +1,4 @@
-"""The job supervisor (worker/supervisor.py): a job's process group dies with
+"""The job supervisor (worker/supervisor.py, worker/supervise.py): a job's process group dies with
 its worker. In-process for the supervisor itself; real processes (kill -9 of a
 `rota worker`) for the end-to-end proof."""
 
@@ -37,7 +37,7 @@ async def wait_gone(pid: int, what: str) -> None:
 async def test_groups_still_listed_when_the_worker_goes_are_killed():
     # The supervisor's program, fed as the worker feeds it; its stdin's end of
     # file is what the worker's death looks like to it.
-    program = subprocess.Popen([sys.executable, "-I", "-S", worker.supervisor.__file__], stdin=subprocess.PIPE,
+    program = subprocess.Popen([sys.executable, "-I", "-S", worker.supervisor.PROGRAM], stdin=subprocess.PIPE,
                                stderr=subprocess.PIPE, start_new_session=True)
     watched, done = sleeper(), sleeper()
     try:

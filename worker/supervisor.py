@@ -21,8 +21,9 @@ over vfork (about twice the CPU per spawn).
 The worker watches the supervisor in turn (the end of file of its stdout)
 and starts another, with the groups still running, if it dies.
 
-This file is also the supervisor's program (`python -I -S supervisor.py`):
-standard library only, no imports from rota.
+The supervisor's program is worker/supervise.py, run by its path as
+`python -I -S .../supervise.py`: a few standard modules only, so it starts in
+tens of milliseconds and holds about 9 MB.
 """
 
 from __future__ import annotations
@@ -30,45 +31,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import signal
 import subprocess
 import sys
 from typing import Optional
 
 log = logging.getLogger("rota.worker")
 
+PROGRAM = os.path.join(os.path.dirname(os.path.abspath(__file__)), "supervise.py")
 # After the supervisor died, wait this long before starting another, so a
 # supervisor that cannot start cannot make the worker spin.
 RESTART_DELAY_SECS = 1.0
-
-
-def _main() -> int:
-    """The supervisor: track process groups from stdin; at its end, kill them."""
-    # The worker's signals are for the worker: a stop drains (the jobs keep
-    # running) and the supervisor must outlive it.
-    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(signum, signal.SIG_IGN)
-    worker = os.getppid()
-    groups: set[int] = set()
-    for line in sys.stdin.buffer:
-        op, number = line[:1], line[1:].strip()
-        if not number.isdigit() or int(number) <= 1:  # never group 0 (our own) or init's
-            continue
-        if op == b"+":
-            groups.add(int(number))
-        elif op == b"-":
-            groups.discard(int(number))
-    killed = 0
-    for pgid in groups:
-        try:
-            os.killpg(pgid, signal.SIGKILL)
-            killed += 1
-        except OSError:
-            pass  # already gone
-    if killed:
-        print(f"rota worker supervisor: worker (pid {worker}) gone; killed the process groups of"
-              f" {killed} running job step(s)", file=sys.stderr, flush=True)
-    return 0
 
 
 class Supervisor:
@@ -92,7 +64,7 @@ class Supervisor:
 
     def _spawn(self) -> None:
         proc = subprocess.Popen(
-            [sys.executable, "-I", "-S", os.path.abspath(__file__)],
+            [sys.executable, "-I", "-S", PROGRAM],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=None,
             env={},  # nothing of the worker's environment (its token) goes with it
             cwd="/", start_new_session=True,
@@ -186,6 +158,3 @@ class Supervisor:
             self._restart = None
         self._drop()
 
-
-if __name__ == "__main__":
-    sys.exit(_main())
