@@ -24,7 +24,9 @@ from server.models import LABEL_PATTERN, WorkerId
 from worker import cli
 from worker.cli import EXIT_ERROR, _env, describe_error
 from worker.client import ApiError, RotaError
+from worker import run_as
 from worker.daemon import Daemon, WorkerConfig, default_worker_id
+from worker.run_as import RunAs
 
 log = logging.getLogger("rota.worker")
 
@@ -112,6 +114,13 @@ def _worker_id(text: str) -> str:
             f"invalid value {text!r}: a worker id is 1 to 200 characters, no spaces") from None
 
 
+def _run_as(text: str) -> RunAs:
+    try:
+        return run_as.lookup(text.strip())
+    except run_as.RunAsError as exc:
+        raise argparse.ArgumentTypeError(f"invalid value {text!r}: {exc}") from None
+
+
 def _flag(text: str) -> bool:
     """A boolean from the environment: 1/true/yes/on or 0/false/no/off."""
     if text.strip().lower() in _TRUE:
@@ -130,8 +139,14 @@ def _cmd_worker(args: argparse.Namespace) -> int:
     if args.exclusive and not args.labels:
         args.usage_error("--exclusive needs --labels (env ROTA_LABELS): an exclusive worker takes only jobs"
                          " that ask for one of its labels")
+    if args.run_as is not None:
+        try:
+            run_as.require_root(args.run_as)
+        except run_as.RunAsError as exc:
+            args.usage_error(str(exc))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per job event, not per request
+    _warn_about_the_token(args.run_as, args.token_source)
     config = WorkerConfig(
         server=args.server,
         labels=args.labels,
@@ -143,8 +158,25 @@ def _cmd_worker(args: argparse.Namespace) -> int:
         drain_timeout=args.drain_timeout,
         claim_wait=args.claim_wait,
         exclusive=args.exclusive,
+        run_as=args.run_as,
     )
     return asyncio.run(_run_worker(config, args.token, args.token_source))
+
+
+def _warn_about_the_token(user: Optional[RunAs], token_source: Optional[str]) -> None:
+    """Say at start when jobs can read this worker's token (README, Security)."""
+    if user is None:
+        if os.geteuid() == 0:
+            log.warning("running as root without --run-as: every job runs as root, and can read this"
+                        " worker's token; give --run-as USER to run jobs as an unprivileged user")
+        return
+    if token_source == "--token":
+        log.warning("the token is on the command line (--token), which every user of this machine can read"
+                    " with ps, %s included: pass it in ROTA_TOKEN or ROTA_TOKEN_FILE instead", user.name)
+    path = os.environ.get("ROTA_TOKEN_FILE", "")
+    if token_source and token_source.startswith("ROTA_TOKEN_FILE") and user.can("r", path):
+        log.warning("ROTA_TOKEN_FILE %s is readable by %s, the user jobs run as: a job can read this worker's"
+                    " token; let only the worker's user read it (chown root; chmod 600)", path, user.name)
 
 
 async def _run_worker(config: WorkerConfig, token: Optional[str], token_source: Optional[str]) -> int:
@@ -226,6 +258,12 @@ def add_worker_command(
         "--exclusive", action=argparse.BooleanOptionalAction, default=None,
         help="take only jobs that ask for at least one of --labels, never unlabelled ones"
         " (env ROTA_EXCLUSIVE=1; default: no)",
+    )
+    worker.add_argument(
+        # None: not given. Read from ROTA_RUN_AS here, so a bad user is a usage error.
+        "--run-as", type=_run_as, default=_env("ROTA_RUN_AS", "") or None, metavar="USER",
+        help="start every job as USER (name or uid), so that no job can read this worker's token;"
+        " the worker must run as root (env ROTA_RUN_AS; default: jobs run as the worker's user)",
     )
     worker.add_argument(
         "--claim-wait", type=_claim_wait, default=_env("ROTA_CLAIM_WAIT", f"{WorkerConfig.claim_wait:g}"),

@@ -50,6 +50,7 @@ from worker.client import ApiError, Client, RotaError, is_transient
 from worker.logship import Backoff, LogShipper, Outage, job_name, send_until_answered
 from worker.outputs import ExpressionError, OutputFileError, parse_output_file, resolve_env
 from worker.reports import StepReporter, sample_resources
+from worker.run_as import RunAs, RunAsError, hand_job_dir, open_workdir
 from worker.runner import GroupWatch, Runner, RunResult, Script
 from worker.supervisor import Supervisor
 
@@ -128,6 +129,8 @@ class WorkerConfig:
     claim_wait: float = 30.0
     # Take only jobs that ask for at least one of `labels` (never unlabelled ones).
     exclusive: bool = False
+    # Start every job as this user (the worker runs as root): see worker/run_as.py.
+    run_as: Optional[RunAs] = None
 
 
 def _safe_dirname(text: str) -> str:
@@ -151,11 +154,29 @@ def _remove_tree(path: str) -> bool:
     # Jobs leave read-only directories behind (Go's module cache does), which
     # rmtree cannot empty: make every directory writable, then try again.
     def writable(name: str) -> None:
-        if not os.path.islink(name):  # chmod follows links: never outside the tree
-            try:
-                os.chmod(name, 0o700)
-            except OSError:
-                pass
+        # Through a descriptor opened without following links: a job's
+        # leftover process may swap a directory for a link between a check
+        # and a chmod, and a worker running as root (--run-as) must not
+        # chmod what it points at.
+        try:
+            fd = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+        except PermissionError:
+            # A directory of our own with no read bit (root never gets here):
+            # by name, as any swap could only be by this same user.
+            if not os.path.islink(name):
+                try:
+                    os.chmod(name, 0o700)
+                except OSError:
+                    pass
+            return
+        except OSError:
+            return
+        try:
+            os.fchmod(fd, 0o700)
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
 
     writable(path)
     for top, dirs, _ in os.walk(path):  # top-down: each directory is made writable before it is read
@@ -374,6 +395,10 @@ class JobRun:
                     with open(path, "w", encoding="utf-8") as f:
                         json.dump(value, f, ensure_ascii=False)
                     self._handed[variable] = path
+            run_as = self._config.run_as
+            if run_as is not None:
+                hand_job_dir(run_as, self._root, cwd,
+                             [self._output_file, self._upstream_file, *self._handed.values()])
         except OSError as exc:
             return SetupFailure(f"cannot prepare the job directory: {exc}", retryable=True)
         self._runner_env = self._job_env(env)
@@ -385,6 +410,7 @@ class JobRun:
             cancel_grace=self._config.cancel_grace,
             observer=steps,
             supervisor=self._supervisor,
+            spawn_as=self._config.run_as.popen_kwargs() if self._config.run_as else None,
         )
         if self._stop_reason is not None:  # cancelled or shut down before the runner existed
             self._runner.stop(self._stop_reason)
@@ -443,6 +469,8 @@ class JobRun:
         job_env.update(self._handed)
         if lease.run_token:
             job_env["ROTA_RUN_TOKEN"] = lease.run_token
+        if self._config.run_as is not None:
+            job_env.update(self._config.run_as.env())
         job_env["PATH"] = path_with_rota(job_env.get("PATH", os.defpath))
         return job_env
 
@@ -647,6 +675,11 @@ class Daemon:
             if removed:
                 log.info("removed %d stale job director%s from %s (left by a worker that did not stop cleanly)",
                          removed, "y" if removed == 1 else "ies", self._workdir.path)
+            if config.run_as is not None:
+                try:
+                    open_workdir(config.run_as, self._workdir.path)
+                except (OSError, RunAsError) as exc:
+                    raise WorkdirError(str(exc)) from None
             try:
                 self._supervisor.start()
             except OSError as exc:

@@ -15,7 +15,7 @@ import os
 import shutil
 import signal
 from dataclasses import dataclass
-from typing import Optional, Protocol, Sequence
+from typing import Any, Mapping, Optional, Protocol, Sequence
 
 # Text of a marker chunk written to stdout before each step of a `steps:` job.
 STEP_MARKER = "::step:: {name}\n"
@@ -159,7 +159,10 @@ class Runner:
     """Runs one job's scripts in order, stopping at the first failure."""
 
     def __init__(self, *, cwd: str, env: dict[str, str], sink: OutputSink, cancel_grace: float,
-                 observer: StepObserver | None = None, supervisor: GroupWatch | None = None):
+                 observer: StepObserver | None = None, supervisor: GroupWatch | None = None,
+                 spawn_as: Mapping[str, Any] | None = None):
+        """`spawn_as`: subprocess's user/group/extra_groups, to start each step as another user."""
+        self._spawn_as = dict(spawn_as or {})
         self._cwd = cwd
         self._env = env
         self._sink = sink
@@ -228,6 +231,7 @@ class Runner:
             cwd=self._cwd,
             env=self._env,
             start_new_session=True,
+            **self._spawn_as,
         )
         pgid = self._pgid = transport.get_pid()
         if self._supervisor is not None:
