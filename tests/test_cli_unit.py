@@ -127,6 +127,22 @@ async def test_watch_says_why_a_job_is_being_retried(fast_watch):
         "a: success (attempt 1)"]
 
 
+async def test_watch_says_a_job_was_handed_back(fast_watch):
+    handed = {"number": 0, "worker_id": "w1", "status": "handed_back",
+              "error": "handed back by worker w1: worker shut down before the job finished"}
+    api = FakeApi([
+        workflow("running", job("a", "running")),
+        workflow("running", job("a", "queued", 1, attempts=[handed])),
+        workflow("success", job("a", "success", 1)),
+    ])
+    out = io.StringIO()
+    async with Client("http://rota.test", transport=httpx.MockTransport(api.handle)) as client:
+        assert await cli.watch(client, "run1", follow=False, out=out) == 0
+    assert unstamped(out.getvalue())[:2] == [
+        "a: running",
+        "a: queued (attempt 1) after attempt 0 was handed back by worker w1: worker shut down before the job finished"]
+
+
 @pytest.mark.parametrize("final", ["failure", "cancelled"])
 async def test_watch_exit_code_on_failure_or_cancel(fast_watch, final):
     api = FakeApi([workflow(final, job("a", "failure", 2, "exit code 1: boom"), job("b", "skipped"))])

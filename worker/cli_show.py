@@ -144,6 +144,9 @@ def state_line(job: JobOut) -> str:
         line += f" (attempt {job.attempt})"
     if job.status in ("failure", "skipped") and job.error:
         line += f": {job.error}"
+    elif job.status == "queued" and job.attempts and job.attempts[-1].status == "handed_back":
+        # its worker stopped: the job runs again, no retry spent
+        line += f" after attempt {job.attempts[-1].number} was {one_line(job.attempts[-1].error or 'handed back')}"
     elif job.status == "queued" and job.attempt and job.error:  # a retry: say why the last attempt ended
         line += f" after attempt {job.attempt - 1} failed: {one_line(job.error)}"
     return line
