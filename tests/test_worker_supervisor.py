@@ -92,7 +92,18 @@ async def test_the_supervisor_ignores_the_signals_that_stop_the_worker():
     supervisor = Supervisor()
     supervisor.start()
     try:
-        await asyncio.sleep(0.5)  # (it installs its handlers as it starts)
+        wanted = sum(1 << (signum - 1) for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP))
+
+        def ignored() -> int:
+            with open(f"/proc/{supervisor.pid}/status") as f:
+                line = next(line for line in f if line.startswith("SigIgn:"))
+            return int(line.split()[1], 16)
+
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + DEADLINE
+        while ignored() & wanted != wanted:  # (it ignores them once it has started)
+            assert loop.time() < deadline, "the supervisor never ignored the stop signals"
+            await asyncio.sleep(0.02)
         for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             os.kill(supervisor.pid, signum)
         await asyncio.sleep(0.2)
@@ -134,7 +145,7 @@ def test_a_silent_job_dies_with_its_worker_killed_by_sigkill(server, tmp_path, l
     try:
         os.kill(worker.pid, signal.SIGKILL)
         for pid in pids:
-            wait_until(lambda: not pid_alive(pid), f"job process {pid} to die with its worker", timeout=DEADLINE,
+            wait_until(lambda pid=pid: not pid_alive(pid), f"job process {pid} to die with its worker", timeout=DEADLINE,
                        logs=worker.log)
         assert "killed the process groups of 1 running job step(s)" in worker.log()
     finally:
