@@ -21,10 +21,9 @@ import msgspec
 
 from server import limits
 from server.models import LABEL_PATTERN, WorkerId
-from worker import cli
+from worker import cli, run_as
 from worker.cli import EXIT_ERROR, _env, describe_error
 from worker.client import ApiError, RotaError
-from worker import run_as
 from worker.daemon import Daemon, WorkerConfig, default_worker_id
 from worker.run_as import RunAs
 

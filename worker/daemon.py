@@ -448,6 +448,8 @@ class JobRun:
     def _job_env(self, env: dict[str, str]) -> dict[str, str]:
         job, lease = self.job, self.lease
         inherited = {name: value for name, value in os.environ.items() if name not in WORKER_SECRETS}
+        if self._config.run_as is not None:  # the job user's HOME, USER, LOGNAME (its env: may still set them)
+            inherited.update(self._config.run_as.env())
         job_env = {
             **inherited,
             # The run's inputs, then the job's own env: (which may use them).
@@ -469,8 +471,6 @@ class JobRun:
         job_env.update(self._handed)
         if lease.run_token:
             job_env["ROTA_RUN_TOKEN"] = lease.run_token
-        if self._config.run_as is not None:
-            job_env.update(self._config.run_as.env())
         job_env["PATH"] = path_with_rota(job_env.get("PATH", os.defpath))
         return job_env
 
