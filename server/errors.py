@@ -37,6 +37,13 @@ class Forbidden(ApiError):
         super().__init__("forbidden", message, details)
 
 
+class NotAllowed(ApiError):
+    """The caller may make this call, but not ask this of it (a job spawning
+    beyond what its definition allows)."""
+
+    status = 403
+
+
 class NotFound(ApiError):
     status = 404
 

@@ -82,3 +82,20 @@ MAX_HANDBACKS = 10
 # The reason a worker gives for handing a job back: shown in the job's
 # events and attempts.
 MAX_HANDBACK_REASON_CHARS = 1024
+
+# ---- what a running job may start (spawn) ---------------------------------------------
+# Each is checked in the start script, atomically with the start, so
+# concurrent spawns cannot pass a limit together. A run started otherwise
+# (by a person, CI, a trigger) has depth 0; its child runs depth 1, theirs 2.
+
+# Child runs one run's jobs may start, all attempts together (Buildkite-style
+# trigger fan-out is tens, not hundreds).
+MAX_CHILD_RUNS = 40
+# Levels of child runs below a run nobody spawned (GitHub Actions allows
+# four levels of reusable workflows).
+MAX_RUN_DEPTH = 4
+# Runs descending from one root run, all levels together: depth and fan-out
+# alone would still let a self-spawning workflow reach 40^4 runs.
+MAX_RUN_TREE = 1000
+# Workflow ids in one job's `spawn: {workflows: [...]}` allow-list.
+MAX_SPAWN_WORKFLOWS = 64

@@ -283,6 +283,49 @@ def test_rota_approve_releases_a_waiting_job_and_a_gate(server, start_worker, su
     assert job_view(server, gated, "ship")["outputs"] == {"by": "bob"}
 
 
+def test_a_job_reaches_neither_the_deploy_fleet_nor_other_workflows(server, start_worker, submit, tmp_path, label):
+    """Issue 14's audit with real workers: a job on one fleet spawning onto
+    the exclusive deploy worker, and starting a run of another workflow, is
+    refused; a job allowed to spawn onto deploy beside an unapproved gate
+    waits for the approval."""
+    fleet = start_worker()
+    deploy = f"deploy-{label}"
+    deployer = WorkerProc(server, tmp_path, f"deployer-{label}", "--labels", deploy, "--exclusive")
+    try:
+        inject = yaml.safe_dump({"jobs": {"inject": {"labels": [deploy], "run": "echo INJECTED; env"}}})
+        hotfix = yaml.safe_dump({"jobs": {"hotfix": {"labels": [deploy], "run": "echo hotfix"}}})
+        _, run = submit({
+            "build": {"run": "\n".join([
+                f"cat > inject.yml <<'EOF'\n{inject}EOF",
+                f'{R} spawn inject.yml 2> jobs.err || echo "jobs=$?" >> "$ROTA_OUTPUT"',
+                'echo \'{"workflow_id": "ci"}\' > child.json',
+                f'{R} spawn child.json 2> child.err || echo "child=$?" >> "$ROTA_OUTPUT"',
+                'echo "jobs_err=$(head -1 jobs.err)" >> "$ROTA_OUTPUT"',
+                'echo "child_err=$(head -1 child.err)" >> "$ROTA_OUTPUT"',
+            ])},
+            "approve": {"needs": "build", "wait": {"event": f"ok.{label}"}},
+            "lint": {"spawn": {"labels": [deploy]}, "run": "\n".join([
+                f"cat > hotfix.yml <<'EOF'\n{hotfix}EOF",
+                f"{R} spawn hotfix.yml",
+            ])},
+        })
+        wait_job(server, run, "approve", "waiting", logs=fleet.log)
+        outputs = job_view(server, run, "build")["outputs"]
+        assert (outputs["jobs"], outputs["child"]) == ("2", "2"), outputs
+        assert "spawn_not_allowed" in outputs["jobs_err"] and repr(deploy) in outputs["jobs_err"], outputs
+        assert "spawn_not_allowed" in outputs["child_err"] and "'ci'" in outputs["child_err"], outputs
+        wait_job(server, run, "lint", "success", logs=fleet.log)
+        held = job_view(server, run, "hotfix")
+        assert held["status"] == "queued" and held["blocked_by"]["needs"] == [{"job": "approve", "status": "waiting"}]
+        assert rota("approve", run, "approve", server=server).returncode == 0
+        wait_run(server, run, "success", "failure", logs=lambda: fleet.log() + deployer.log())
+        assert job_view(server, run, "hotfix")["worker_id"] == deployer.worker_id
+        assert "inject" not in {job["id"] for job in get(server, f"/api/runs/{run}")["jobs"]}
+        assert get(server, f"/api/runs/{run}/children") == []
+    finally:
+        deployer.stop()
+
+
 # ---- the daemon's own reports --------------------------------------------------------------------------------
 
 

@@ -327,6 +327,7 @@ name: pipe
 jobs:
   plan:
     run: plan
+    spawn: {workflows: [child, nope]}
   ship:
     needs: plan
     run: ship
@@ -394,7 +395,7 @@ async def test_spawning_a_workflow_starts_a_child_run(api):
     child = await ok(await api.get(f"/api/runs/{spawned['child_run_id']}"))
     assert (child["parent_run_id"], child["inputs"], child["triggered_by"]) == (run, {"v": "1"}, "spawn")
     assert [c["run_id"] for c in await ok(await api.get(f"/api/runs/{run}/children"))] == [child["run_id"]]
-    assert_error(await api.post(url(claimed, "spawn"), json={"workflow_id": "nope"}), 404)
+    assert_error(await api.post(url(claimed, "spawn"), json={"workflow_id": "nope"}), 404)  # listed, not stored
     spawns = [e["detail"] for e in await events(api, run, "spawn")]
     assert spawns == [f"child run {child['run_id']} (child #1)"]
 

@@ -21,6 +21,7 @@ from ..limits import (
     MAX_LABELS,
     MAX_NAME_CHARS,
     MAX_SCRIPT_CHARS,
+    MAX_SPAWN_WORKFLOWS,
     MAX_STEPS_CHARS,
     MAX_TRIGGER_CHARS,
 )
@@ -34,6 +35,7 @@ def _meta(annotated: object) -> msgspec.Meta:
 
 
 _LABEL_RE = re.compile(models.LABEL_PATTERN)
+_ID_RE = re.compile(models.ID_PATTERN)
 _ENV_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _RETRIES = _meta(models.Retries)
 _PRIORITY = _meta(models.Priority)
@@ -333,6 +335,39 @@ def _backoff(value: object, where: Where, problems: Problems) -> str | dict | No
     return {tag: seconds}
 
 
+def _workflow_ids(value: object, where: Where, problems: Problems) -> list[str] | None:
+    items = _strings(value, where, problems)
+    if items is None:
+        return None
+    for item_where, wf in items:
+        if not _ID_RE.fullmatch(wf):
+            problems.add(item_where, f"invalid workflow id {wf!r}: use letters, digits, '_', '.' and '-', "
+                                     "starting with a letter or digit, at most 128 characters")
+    ids = list(dict.fromkeys(wf for _, wf in items))
+    if len(ids) > MAX_SPAWN_WORKFLOWS:
+        problems.add(where, f"more than {MAX_SPAWN_WORKFLOWS} workflows (limit for one job's spawn:)")
+        return None
+    return ids
+
+
+_SPAWN_FIELDS = {"labels": "labels", "workflows": "workflows"}
+
+
+def _spawn(value: object, where: Where, problems: Problems) -> dict | None:
+    """`spawn: {labels: [...], workflows: [...]}`: what the job may spawn
+    beyond its own labels (the spawn script enforces it)."""
+    if not isinstance(value, dict):
+        problems.add(where, "must be a mapping: {labels: [...], workflows: [...]}" + got(value))
+        return None
+    entries = gather(value, _SPAWN_FIELDS, where, problems)
+    allow: dict = {}
+    if "labels" in entries:
+        allow["labels"] = _labels(*entries["labels"], problems)
+    if "workflows" in entries:
+        allow["workflows"] = _workflow_ids(*entries["workflows"], problems)
+    return None if None in allow.values() else allow
+
+
 # field -> (JobSpec field, converter)
 JOB_CONVERTERS: dict[str, tuple[str, Converter]] = {
     "name": ("name", name),
@@ -345,4 +380,5 @@ JOB_CONVERTERS: dict[str, tuple[str, Converter]] = {
     "env": ("env", _env),
     "timeout": ("timeout_secs", _timeout),
     "priority": ("priority", _priority),
+    "spawn": ("spawn", _spawn),
 }

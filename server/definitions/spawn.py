@@ -5,6 +5,10 @@ needs may name jobs already in the run.
     jobs:             # job id -> job, as in a workflow document
       test-linux: {run: make test, needs: [build]}
     wait: true        # the spawning job's dependents wait for these too
+
+Its jobs take the same fields, `spawn:` included. What they may carry (labels,
+an allow-list of their own) is the spawning job's to allow: the spawn script
+checks that against the stored definition, not here.
 """
 
 from __future__ import annotations

@@ -36,6 +36,7 @@ _DOCUMENT_JOB_FIELDS = {
     "timeout_secs": "timeout",
     "priority": "priority",
     "wait": "wait",
+    "spawn": "spawn",
 }
 _SEED_JOB_FIELDS = {
     "id": "id",
@@ -50,6 +51,7 @@ _SEED_JOB_FIELDS = {
     "timeout_secs": "timeout",
     "priority": "priority",
     "wait": "wait",
+    "spawn": "spawn",
 }
 # Job state a seed client (or a client echoing our status output) sends along.
 _SEED_JOB_STATE = frozenset(

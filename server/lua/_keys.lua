@@ -13,7 +13,8 @@
 --   run:<run>          hash: id wf ver num by seq created state (active|done)
 --                      cancelled started started_ms finished_ms ret inputs
 --                      tags jobs, and n:<st> counters of its jobs' states;
---                      parent (a child run's), spawned, hnotes (flags)
+--                      parent depth root (a child run's), tree (a root's:
+--                      runs under it), spawned, hnotes (flags)
 --   runs, wfruns:<wf>  zsets: run ids by a global run sequence
 --   rj:<run>:<job>     hash: the job in that run (small fields only, so it
 --                      stays a listpack): st att base rem lease worker enq

@@ -1,11 +1,18 @@
 --- @include "leases"
+--- @include "confine"
 -- ARGV: lease_id, caller (see live_lease), wait (1|0), max jobs in a run,
 -- njobs, then per job: id, spec JSON, meta (as in a definition), needs.
 -- Jobs join the running run of the spawning job (Buildkite's pipeline
 -- upload). They may need any job of the run; with `wait`, the spawning
--- job's dependents wait for them too. Checked whole before anything is
--- written: Returns {'ok', n} | {'lost'} | {'forbidden'} | {'cancelled'} |
--- {'exists', id} | {'unknown', job, need} | {'cycle', job} | {'too_many', max}.
+-- job's dependents wait for them too. They are confined to what the
+-- spawning job's stored spec allows (see _confine.lua), and none runs
+-- beside a gate of the run that has not passed: each new job needs every
+-- gate not yet succeeded that does not already wait for it. Checked whole
+-- before anything is written: Returns {'ok', n} | {'lost'} | {'forbidden'}
+-- | {'cancelled'} | {'exists', id} | {'unknown', job, need} | {'cycle', job}
+-- | {'too_many', max} | {'not_allowed', job, what ('labels' |
+-- 'spawn.labels' | 'spawn.workflows'), the label or workflow, spawner,
+-- what it allows of that kind (sorted, comma-separated)}.
 local lid, caller, wait, max, n = ARGV[1], ARGV[2], ARGV[3] == '1', tonumber(ARGV[4]), tonumber(ARGV[5])
 local now = now_ms()
 local lease, refusal = live_lease(lid, now, caller)
@@ -17,9 +24,14 @@ local existing = split(redis.call('HGET', r, 'jobs'), ',')
 if #existing + n > max then return { 'too_many', max } end
 local rdef = P .. 'rdef:' .. run
 
--- The whole graph as it would be: every job's needs.
-local needs = {}
-for _, job in ipairs(existing) do needs[job] = split(redis.call('HGET', jkey(run, job), 'needs'), ',') end
+-- The whole graph as it would be: every job's needs; and the gates not
+-- yet passed.
+local needs, gates = {}, {}
+for _, job in ipairs(existing) do
+  local list, gate, st = unpack(redis.call('HMGET', jkey(run, job), 'needs', 'gate', 'st'))
+  needs[job] = split(list, ',')
+  if gate and gate ~= '' and st ~= 'success' then gates[#gates + 1] = job end
+end
 local new, order = {}, {}
 for i = 0, n - 1 do
   local b = 5 + i * 4
@@ -36,6 +48,27 @@ for i = 0, n - 1 do
   end
 end
 if #order == 0 then return { 'ok', 0 } end
+-- Nothing beyond the spawner's own labels and its allow-list; a new job's
+-- own allow-list within the spawner's, so a chain of spawns never widens.
+local allow = allowance(run, spawner)
+local function refuse(id, what, name, set)
+  local names = {}
+  for item in pairs(set) do names[#names + 1] = item end
+  table.sort(names)
+  return { 'not_allowed', id, what, name, spawner, table.concat(names, ',') }
+end
+for _, id in ipairs(order) do
+  local lk = string.match(new[id].meta, '^([^\t]*)')
+  local label = first_outside(split(lk, ','), allow.labels)
+  if label then return refuse(id, 'labels', label, allow.labels) end
+  local spec = cjson.decode(new[id].spec)
+  if type(spec.spawn) == 'table' then
+    label = first_outside(spec.spawn.labels, allow.labels)
+    if label then return refuse(id, 'spawn.labels', label, allow.labels) end
+    local wf = first_outside(spec.spawn.workflows, allow.workflows)
+    if wf then return refuse(id, 'spawn.workflows', wf, allow.workflows) end
+  end
+end
 for _, id in ipairs(order) do
   for _, need in ipairs(new[id].needs) do
     if not needs[need] and not new[need] then return { 'unknown', id, need } end
@@ -48,6 +81,26 @@ for _, d in ipairs(dependents) do
   for _, x in ipairs(needs[d]) do extended[#extended + 1] = x end
   for _, id in ipairs(order) do extended[#extended + 1] = id end
   needs[d] = extended
+end
+-- A gate not passed holds back every new job it does not itself wait for
+-- (those run before it, as the spawner's own work does). Gates upstream of
+-- the spawner have passed: it is running.
+for _, gate in ipairs(gates) do
+  local upstream, queue, i = { [gate] = true }, { gate }, 1
+  while i <= #queue do
+    for _, need in ipairs(needs[queue[i]] or {}) do
+      if not upstream[need] then
+        upstream[need] = true
+        queue[#queue + 1] = need
+      end
+    end
+    i = i + 1
+  end
+  for _, id in ipairs(order) do
+    local has = upstream[id]
+    for _, need in ipairs(new[id].needs) do has = has or need == gate end
+    if not has then table.insert(new[id].needs, gate) end
+  end
 end
 -- Kahn: every job must come out once its needs have.
 local indegree, users, left = {}, {}, 0

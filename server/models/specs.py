@@ -27,6 +27,15 @@ class Step(Struct, forbid_unknown_fields=True):
     run: Script
 
 
+class SpawnAllow(Struct, kw_only=True):
+    """`spawn:` on a job: what the jobs and child runs it spawns may use
+    beyond its own labels (nothing else: a job may spawn onto its own labels
+    and no workflow)."""
+
+    labels: Annotated[list[Label], Meta(max_length=limits.MAX_LABELS)] = []
+    workflows: Annotated[list[Id], Meta(max_length=limits.MAX_SPAWN_WORKFLOWS)] = []
+
+
 class JobSpec(Struct, kw_only=True):
     id: Id
     name: Name
@@ -43,6 +52,7 @@ class JobSpec(Struct, kw_only=True):
     # never sent to a worker; `command` is empty.
     wait_event: Optional[EventKey] = None
     wait_timeout_secs: Optional[GateSeconds] = None
+    spawn: Optional[SpawnAllow] = None
 
 
 class WorkflowSpec(Struct, kw_only=True):
@@ -72,6 +82,13 @@ class WaitDocument(Struct, rename={"timeout_minutes": "timeout-minutes"}):
     timeout_minutes: Optional[float] = None
 
 
+class SpawnDocument(Struct):
+    """A job's `spawn:` allow-list: labels and workflow ids, each one or a list."""
+
+    labels: Optional[Names] = None
+    workflows: Optional[Names] = None
+
+
 class JobDocument(Struct, rename={"runs_on": "runs-on", "timeout_minutes": "timeout-minutes"}):
     """A job of the YAML document shape (`jobs` is a mapping of id to job)."""
 
@@ -89,6 +106,7 @@ class JobDocument(Struct, rename={"runs_on": "runs-on", "timeout_minutes": "time
     timeout_secs: Optional[int] = None
     priority: Optional[int] = None
     wait: Optional[WaitDocument] = None
+    spawn: Optional[SpawnDocument] = None
 
 
 class SeedJobDocument(Struct):
@@ -106,6 +124,7 @@ class SeedJobDocument(Struct):
     timeout_secs: Optional[int] = None
     priority: Optional[int] = None
     wait: Optional[WaitDocument] = None
+    spawn: Optional[SpawnDocument] = None
 
 
 class WorkflowDocument(Struct):

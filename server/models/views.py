@@ -109,6 +109,7 @@ class RunOut(Struct, kw_only=True):
     job_counts: dict[str, int] = {}
     jobs: Optional[list[JobOut]] = None  # in GET /api/runs/{id}; not in listings
     parent_run_id: Optional[str] = None  # a child run: the run that spawned it
+    depth: int = 0  # levels of child runs above this one (0: nobody spawned it)
     notes: list[NoteOut] = []  # Markdown annotations
 
 

@@ -116,8 +116,13 @@ async def _blocked_by(store: Store, run: str, job) -> Optional[BlockedBy]:
         return None
     if job.retry_at is not None:
         return BlockedBy(retry_at=job.retry_at)
+    # What the job waits for as the run has it: its depends_on, and what a
+    # spawn added (the spawned jobs its spawner's dependents wait for, a
+    # gate a spawned job waits for).
+    (row,) = await store.job_rows(run, [job.id])
+    depends_on = [n for n in row.get("needs", "").split(",") if n]
     needs = [NeedStatus(job=n, status=WIRE_STATUS.get(r.get("st", ""), "queued"))
-             for n, r in zip(job.depends_on, await store.job_rows(run, job.depends_on))]
+             for n, r in zip(depends_on, await store.job_rows(run, depends_on))]
     unmet = [n for n in needs if n.status != "success"]
     if unmet:
         return BlockedBy(needs=unmet)

@@ -18,7 +18,7 @@ from typing import Any
 import msgspec
 
 from .. import limits
-from ..errors import Conflict, NotFound, Unprocessable
+from ..errors import Conflict, NotAllowed, NotFound, Unprocessable
 from ..models import (
     CheckpointOut, ChildRun, JobSpec, LogEntry, Note, Payload, ProgressUpdate, ResourceSample, RunOut, StepUpdate,
 )
@@ -44,6 +44,28 @@ def _sized(field: str, value: Any, limit: int = limits.MAX_REPORT_BYTES) -> byte
     data = _encode(value)
     check_size(field, data, limit)
     return data
+
+
+# What each child-run limit refused says (start.lua names the limit).
+_CHILD_LIMITS = {
+    "MAX_CHILD_RUNS": "this run has started {} child runs, the most one run may",
+    "MAX_RUN_DEPTH": "this run is {} levels of child runs deep already, the most allowed",
+    "MAX_RUN_TREE": "{} runs descend from this run's root already, the most one root may have",
+}
+
+
+def _not_allowed(job: str, what: str, name: str, spawner: str, allowed: str) -> NotAllowed:
+    """spawn.lua's refusal: new job `job` asked for `name` (a label or a
+    workflow) in `what`, beyond what `spawner` may give (`allowed`)."""
+    allowed = ", ".join(allowed.split(",")) if allowed else "none"
+    if what == "spawn.workflows":
+        return NotAllowed("spawn_not_allowed", f"job {job!r} may not list workflow {name!r} in its spawn:, as"
+                          f" {spawner!r} does not (its spawn: workflows: {allowed})",
+                          {"field": f"jobs.{job}.{what}", "job": job, "workflow_id": name})
+    verb = "require" if what == "labels" else "allow"
+    return NotAllowed("spawn_not_allowed", f"job {job!r} may not {verb} label {name!r}: jobs spawned by {spawner!r}"
+                      f" take only the labels it requires or its spawn: labels allow ({allowed})",
+                      {"field": f"jobs.{job}.{what}", "job": job, "label": name})
 
 
 class SdkMixin(StoreBase):
@@ -214,6 +236,8 @@ class SdkMixin(StoreBase):
                                 {"field": f"jobs.{res[1]}.needs"})
         if res[0] == "too_many":
             raise Unprocessable("limit_exceeded", f"a run holds at most {res[1]} jobs", {"field": "jobs"})
+        if res[0] == "not_allowed":
+            raise _not_allowed(*res[1:])
         lease_refused(res[0], lease_id)
         raise AssertionError(res)
 
@@ -223,12 +247,21 @@ class SdkMixin(StoreBase):
         # The request's digest: the same spawn by a retried job gets its first child run back.
         res = await self._call("start", child.workflow_id, run, "spawn", _encode(child.inputs), _encode(child.tags),
                                self.retention_secs, "new", "", digest(_encode(child)), self.idempotency_ttl_secs,
-                               lease_id, caller)
+                               lease_id, caller, limits.MAX_CHILD_RUNS, limits.MAX_RUN_DEPTH, limits.MAX_RUN_TREE)
         if res[0] == "replayed":
             return res[1]
+        if res[0] == "not_allowed":
+            # the same answer for a workflow that does not exist: a job learns nothing of others
+            raise NotAllowed("spawn_not_allowed", f"this job may not start runs of workflow {child.workflow_id!r}:"
+                             " list it in the job's spawn: {workflows: [...]}",
+                             {"field": "workflow_id", "workflow_id": child.workflow_id})
         if res[0] == "not_found":
             raise NotFound("workflow_not_found", f"no workflow {child.workflow_id!r}",
                            {"field": "workflow_id"})
+        if res[0] == "limit":
+            name, limit = res[1], int(res[2])
+            raise Unprocessable("limit_exceeded", f"{_CHILD_LIMITS[name].format(limit)} ({name})",
+                                {"field": "workflow_id", "limit": limit, "limit_name": name})
         if res[0] != "ok":
             lease_refused(res[0], lease_id)
         return run

@@ -180,5 +180,6 @@ def run_out(head: dict, jobs: Optional[list[JobOut]] = None, run_notes: Optional
         job_counts=job_counts(head),
         jobs=jobs,
         parent_run_id=head.get("parent") or None,
+        depth=int(head.get("depth") or 0),
         notes=run_notes or [],
     )
