@@ -108,3 +108,30 @@ def test_the_readme_is_the_front_page():
             headings = re.findall(r"^#+ (.+)$", page(target), re.MULTILINE)
             slugs = {re.sub(r"[^\w\s-]", "", h).strip().lower().replace(" ", "-") for h in headings}
             assert anchor in slugs, f"README links {target}#{anchor}, which has no such heading"
+
+
+def test_the_design_page_names_every_redis_key_and_channel():
+    """The hand-written rows (what each key holds) against the keys the Lua
+    scripts build; the site adds which scripts touch each (tools/redis_keys.py)."""
+    from tools import redis_keys
+
+    model, text = redis_keys.model(), page("design.md")
+    rows = docs_hooks.row_families(text, docs_hooks.KEYS_MARK)
+    assert len(rows) == len(set(rows)), "a key has two rows"
+    assert {"rj:", "lease:", "ready:", "token:", "settled:"} <= set(model.keys)
+    assert set(rows) == set(model.keys), (
+        f"keys without a row: {sorted(set(model.keys) - set(rows))}; "
+        f"rows no script builds: {sorted(set(rows) - set(model.keys))}")
+    assert set(model.readers) <= set(model.keys), "the server reads a key no script writes"
+    channels = docs_hooks.row_families(text, docs_hooks.CHANNELS_MARK)
+    assert set(channels) == set(model.channels) == {"wake", "j:", "r:", "tokens"}
+    rendered_page = rendered("design.md")
+    assert "<!-- rota:" not in rendered_page and "| Scripts | Read directly by |" in rendered_page
+    claimid = next(line for line in rendered_page.split("\n") if line.startswith("| `claimid:"))
+    assert claimid.endswith("| `claim` | none |")
+
+
+def test_the_design_page_names_every_script():
+    scripts = sorted(p.stem for p in (ROOT / "server" / "lua").glob("*.lua") if not p.stem.startswith("_"))
+    text = page("design.md")
+    assert not [s for s in scripts if f"`{s}`" not in text]

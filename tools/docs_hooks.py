@@ -8,18 +8,34 @@ sdk" -->` the table of one tag only. `<!-- rota:schemas -->` (on the HTTP API
 page, which the tables link to) lists the wire types they name. The
 hand-written prose around them (error codes, claims, leases, SSE...) stays in
 the page.
+
+On the design page, the hand-written tables of Redis keys and channels
+right after `<!-- rota:redis-keys -->` and `<!-- rota:redis-channels -->`
+gain the columns read from the code (tools/redis_keys.py): the scripts that
+touch each key and the modules reading it, the scripts publishing on each
+channel.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import sys
 from functools import cache
-from typing import Any
+from pathlib import Path
+from typing import Any, Callable
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # MkDocs loads this file by its path
+    sys.path.insert(0, str(ROOT))
+
+from tools import redis_keys  # noqa: E402
 
 ROUTES_MARK = re.compile(r'<!-- rota:routes(?: tag="([^"]+)")? -->')
 SCHEMAS_MARK = "<!-- rota:schemas -->"
 SCHEMAS_PAGE = "http-api.md"
+KEYS_MARK = "<!-- rota:redis-keys -->"
+CHANNELS_MARK = "<!-- rota:redis-channels -->"
 
 # Answers every route may give, explained once above the table rather than
 # repeated on every row: 401 and 403 (any route needing a token), 408 and 503.
@@ -149,8 +165,48 @@ def _path_cell(path: str, op: dict[str, Any]) -> str:
     return f"`{path}" + ("?" + "&".join(query) if query else "") + "`"
 
 
+def table_after(markdown: str, mark: str) -> list[str]:
+    """The lines of the table right after `mark` (header, rule, rows)."""
+    lines = markdown[markdown.index(mark) + len(mark):].lstrip("\n").split("\n")
+    end = next((i for i, line in enumerate(lines) if not line.startswith("|")), len(lines))
+    return lines[:end]
+
+
+def row_families(markdown: str, mark: str) -> list[str]:
+    """The key (or channel) family each row of the table after `mark` names."""
+    return [redis_keys.family(re.search(r"`([^`]+)`", row).group(1))
+            for row in table_after(markdown, mark)[2:]]
+
+
+def _extend_table(markdown: str, mark: str, headers: list[str],
+                  cells: Callable[[str], list[str]]) -> str:
+    table = table_after(markdown, mark)
+    out = [table[0] + "".join(f" {h} |" for h in headers), table[1] + "---|" * len(headers)]
+    for row, family in zip(table[2:], row_families(markdown, mark)):
+        out.append(row + "".join(f" {cell} |" for cell in cells(family)))
+    return markdown.replace(mark + "\n" + "\n".join(table), "\n".join(out), 1)
+
+
+def _names(names: list[str]) -> str:
+    return ", ".join(f"`{name}`" for name in names) or "none"
+
+
+def render_redis_model(markdown: str) -> str:
+    model = redis_keys.model()
+    if KEYS_MARK in markdown:
+        markdown = _extend_table(markdown, KEYS_MARK, ["Scripts", "Read directly by"], lambda f: [
+            _names(model.keys.get(f, [])), _names(model.readers.get(f, []))])
+    if CHANNELS_MARK in markdown:
+        markdown = _extend_table(markdown, CHANNELS_MARK, ["Published by"],
+                                 lambda f: [_names(model.channels.get(f, []))])
+    return markdown
+
+
 def render(markdown: str, page_file: str) -> str:
     """`markdown` with its marks replaced; `page_file` is its path under docs/."""
+    if "<!-- rota:" not in markdown:
+        return markdown
+    markdown = render_redis_model(markdown)
     if "<!-- rota:" not in markdown:
         return markdown
     doc = openapi_document()
