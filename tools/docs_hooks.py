@@ -191,28 +191,24 @@ def _names(names: list[str]) -> str:
     return ", ".join(f"`{name}`" for name in names) or "none"
 
 
-def render_redis_model(markdown: str) -> str:
-    model = redis_keys.model()
-    if KEYS_MARK in markdown:
-        markdown = _extend_table(markdown, KEYS_MARK, ["Scripts", "Read directly by"], lambda f: [
-            _names(model.keys.get(f, [])), _names(model.readers.get(f, []))])
-    if CHANNELS_MARK in markdown:
-        markdown = _extend_table(markdown, CHANNELS_MARK, ["Published by"],
-                                 lambda f: [_names(model.channels.get(f, []))])
-    return markdown
-
-
 def render(markdown: str, page_file: str) -> str:
     """`markdown` with its marks replaced; `page_file` is its path under docs/."""
-    if "<!-- rota:" not in markdown:
-        return markdown
-    markdown = render_redis_model(markdown)
-    if "<!-- rota:" not in markdown:
-        return markdown
-    doc = openapi_document()
-    renderer = _Renderer(doc, "" if page_file == SCHEMAS_PAGE else SCHEMAS_PAGE)
-    markdown = ROUTES_MARK.sub(lambda m: renderer.routes(m.group(1)), markdown)
-    return markdown.replace(SCHEMAS_MARK, renderer.schemas())
+    if KEYS_MARK in markdown or CHANNELS_MARK in markdown:
+        model = redis_keys.model()
+        if KEYS_MARK in markdown:
+            markdown = _extend_table(markdown, KEYS_MARK, ["Scripts", "Read directly by"], lambda f: [
+                _names(model.keys.get(f, [])), _names(model.readers.get(f, []))])
+        if CHANNELS_MARK in markdown:
+            markdown = _extend_table(markdown, CHANNELS_MARK, ["Published by"],
+                                     lambda f: [_names(model.channels.get(f, []))])
+    if ROUTES_MARK.search(markdown) or SCHEMAS_MARK in markdown:
+        renderer = _Renderer(openapi_document(), "" if page_file == SCHEMAS_PAGE else SCHEMAS_PAGE)
+        markdown = ROUTES_MARK.sub(lambda m: renderer.routes(m.group(1)), markdown)
+        markdown = markdown.replace(SCHEMAS_MARK, renderer.schemas())
+    left = re.search(r"<!-- rota:.*?-->", markdown)
+    if left:  # a mistyped mark, or one not right above its table, would vanish silently
+        raise ValueError(f"{page_file}: {left.group(0)} was not replaced")
+    return markdown
 
 
 def on_page_markdown(markdown: str, page: Any, config: Any, files: Any) -> str:
