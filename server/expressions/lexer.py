@@ -112,7 +112,8 @@ def _word(text: str, start: int, end: int, tokens: list[Token]) -> int:
     stop = _until_boundary(text, start + 1, end)
     word = text[start:stop]
     if not _IDENTIFIER.fullmatch(word):
-        hint = "; strings take single quotes: 'text'" if text[start] == '"' else ""
+        hint = ("; strings take single quotes: 'text'" if text[start] == '"'
+                else "; a quote inside a string is written ''" if "'" in word else "")
         _bad_symbol(text, start, stop, hint)
     after_dot = bool(tokens) and tokens[-1].kind == "."
     if word in KEYWORDS and not after_dot:

@@ -172,9 +172,10 @@ class _Parser:
             return Context(word.text.lower(), word.offset)
         args: list[Expr] = []
         while self.accept(")") is None:
+            if self.peek().kind != EOF:
+                args.append(self.expression())
             if self.peek().kind == EOF:
                 raise ExpressionError(f"unclosed '(' of {word.text}(: no matching ')'", paren.offset)
-            args.append(self.expression())
             if self.peek().kind != ")":
                 self.expect(",")
         return Call(_function(word, len(args)), tuple(args), word.offset)
