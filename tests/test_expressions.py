@@ -234,6 +234,7 @@ VEGETABLES = {
 
 @pytest.mark.parametrize("text, expected", [
     ("github.sha", "abc"),
+    ("github.b-c._d", 1),                      # names hold letters, digits, _ and -
     ("github['sha']", "abc"),
     ("GITHUB.SHA", "abc"),                     # contexts and properties ignore case
     ("github.event.labels[1].name", "docs"),
@@ -264,7 +265,7 @@ VEGETABLES = {
 ])
 def test_property_access(text, expected):
     contexts = {
-        "github": {"sha": "abc", "event": {"labels": [{"name": "bug"}, {"name": "docs"}]}},
+        "github": {"sha": "abc", "b-c": {"_d": 1}, "event": {"labels": [{"name": "bug"}, {"name": "docs"}]}},
         "counts": {"1": "one", "true": "yes"},
         "fruits": FRUITS,
         "vegetables": VEGETABLES,
