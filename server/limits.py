@@ -99,3 +99,15 @@ MAX_RUN_DEPTH = 4
 MAX_RUN_TREE = 1000
 # Workflow ids in one job's `spawn: {workflows: [...]}` allow-list.
 MAX_SPAWN_WORKFLOWS = 64
+
+# ---- queries and the seeds' executors ------------------------------------------------
+
+# A time in a query (`created_after`, `created_before`) is epoch milliseconds,
+# up to the last millisecond of the year 9999: far past any real timestamp,
+# well inside what JSON clients and Lua's doubles hold exactly (2^53).
+MAX_EPOCH_MS = 253_402_300_799_999
+
+# Restep's executors (seed 000) heartbeat every 30-60 s, and Restep times an
+# execution out after 5 minutes without one: a heartbeat through its path
+# holds the lease this long, or the lease's own TTL if that is longer.
+RESTEP_LEASE_SECS = 300

@@ -1,5 +1,7 @@
 --- @include "leases"
--- ARGV: lease_id, caller (see live_lease). Renews by the lease's own ttl.
+-- ARGV: lease_id, caller (see live_lease), at least this many seconds
+-- ('' or 0: none). Renews by the lease's own ttl, or that minimum if longer
+-- (Restep's executors heartbeat less often than a rota lease lasts).
 -- Returns {'ok', cancelled 0|1, expires_at_ms, run, job, now} | {'lost'} |
 -- {'forbidden'} | {'waiting'} (the job asked to wait for an event: its
 -- worker stops it and reports nothing).
@@ -7,7 +9,7 @@ local lid, caller = ARGV[1], ARGV[2]
 local now = now_ms()
 local lease, refusal = live_lease(lid, now, caller)
 if not lease then return lease_gone(lid, caller, refusal) end
-local exp = now + lease.ttl * 1000
+local exp = now + math.max(lease.ttl, tonumber(ARGV[3]) or 0) * 1000
 redis.call('ZADD', P .. 'leases', num(exp), lid)
 touch_worker(lease.worker, now)
 local cancelled = 0

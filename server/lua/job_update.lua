@@ -32,18 +32,23 @@ if op == 'progress' then
 end
 
 if op == 'log' then
-  -- ARGV: maxlen, then per entry: the chunk's JSON after its opening brace
-  -- (data, stream, level, ...), message (for the event). The chunk gets
-  -- the lease's workflow and job and the server's time; sequence 0, since
-  -- entries are not a worker's numbered output.
-  local maxlen = ARGV[4]
-  local n = (#ARGV - 4) / 2
-  local head = '{"workflow_id":' .. cjson.encode(lease.wf) .. ',"job_id":' .. cjson.encode(job)
-    .. ',"sequence":0,"timestamp_ms":' .. num(now) .. ','
+  -- ARGV: maxlen, the progress percent of the last entry that gave one
+  -- ('' for none), then per entry: the chunk's JSON after its opening
+  -- brace (data, stream, level, ...), message (for the event). The chunk
+  -- gets the lease's workflow and job, the server's time, and a sequence
+  -- of the job's entries (0, 1, ... across its attempts; the worker's
+  -- output chunks number themselves).
+  local maxlen, pct = ARGV[4], ARGV[5]
+  local n = (#ARGV - 5) / 2
+  local last = redis.call('HINCRBY', k, 'eseq', n)
+  local head = '{"workflow_id":' .. cjson.encode(lease.wf) .. ',"job_id":' .. cjson.encode(job) .. ',"sequence":'
+  local tail = ',"timestamp_ms":' .. num(now) .. ','
   for i = 0, n - 1 do
-    redis.call('XADD', logkey(run, job), 'MAXLEN', '~', maxlen, '*', 'c', head .. ARGV[5 + 2 * i], 'a', att)
+    redis.call('XADD', logkey(run, job), 'MAXLEN', '~', maxlen, '*',
+      'c', head .. num(last - n + i) .. tail .. ARGV[6 + 2 * i], 'a', att)
   end
-  note_event('log', n == 1 and string.sub(ARGV[6], 1, 200) or (n .. ' entries'))
+  if pct ~= '' then redis.call('HSET', k, 'prog', pct) end
+  note_event('log', n == 1 and string.sub(ARGV[7], 1, 200) or (n .. ' entries'))
   return { 'ok', n }
 end
 
@@ -71,7 +76,10 @@ if op == 'step' then
     redis.call('HSET', sk, f .. 'status', 'running')
   end
   if state == 'running' then
-    redis.call('HSET', k, 'sname', redis.call('HGET', sk, f .. 'name') or id)
+    -- The current step is a step's name (rota's worker gives one); a bare
+    -- id (Restep's step UUIDs) leaves what `progress` said standing.
+    local sname = redis.call('HGET', sk, f .. 'name')
+    if sname then redis.call('HSET', k, 'sname', sname) end
     if tonumber(id) then redis.call('HSET', k, 'sidx', id) end
   end
   if ckpt ~= '' then save_checkpoint(ckpt) end

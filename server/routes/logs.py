@@ -1,5 +1,6 @@
 """Job logs: history as JSON, and a live Server-Sent Events tail (see
-server/sse.py), ending with an `end` event carrying the job's final state.
+server/sse.py), ending with an `end` event carrying the job's final state (the job as
+`GET /api/runs/{run}/jobs/{job}` shows it).
 
 Native paths name the run; seed 002's name a workflow and mean its latest
 run: `for_latest_run` maps them onto the same handlers.
@@ -19,6 +20,7 @@ from ..models import JobLogChunk, encoder
 from ..routing import Endpoint, Param
 from ..store import TERMINAL, Store
 from ..store.leases import LOG_LEVELS
+from .jobview import job_view
 from .resolve import for_latest_run
 
 
@@ -65,7 +67,9 @@ class JobLog:
         if self._state.status in TERMINAL and not (
             self._state.status == "cancelled" and await self.store.lease_held(self.run, self.job)
         ):
-            return encoder.encode(self._state)
+            # The whole job, as GET .../jobs/{job} shows it: the state read
+            # above is only its record, without its spec and attempts.
+            return encoder.encode(await job_view(self.store, self.run, self.job))
         return None
 
 

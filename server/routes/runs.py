@@ -14,13 +14,12 @@ from .. import sse
 from ..auth import principal
 from ..errors import ApiError, NotFound, Unprocessable
 from ..http import JSON, decode_body, query_int, stream_id
+from ..limits import MAX_EPOCH_MS
 from ..models import (
-    BlockedBy,
     BulkAnswer,
     BulkOutcome,
     BulkRequest,
     EventOut,
-    NeedStatus,
     RunCreate,
     RunFilter,
     RunJobOut,
@@ -32,6 +31,7 @@ from ..models.core import RUN_STATUSES
 from ..routing import Endpoint, Param
 from ..store import WIRE_STATUS, Store
 from ..store.views import run_out
+from .jobview import job_view
 from .resolve import for_latest_run
 
 journal = logging.getLogger("rota.events")
@@ -54,8 +54,10 @@ def _filter(request: Request, workflow_id: Optional[str] = None) -> RunFilter:
         return msgspec.convert({
             "workflow_id": workflow_id or q.get("workflow_id") or None, "status": status,
             "triggered_by": q.get("triggered_by") or None, "tags": tags,
-            "created_after": query_int(request, "created_after", -1, minimum=-1) if "created_after" in q else None,
-            "created_before": query_int(request, "created_before", 0) if "created_before" in q else None,
+            "created_after": query_int(request, "created_after", -1, minimum=-1, maximum=MAX_EPOCH_MS)
+            if "created_after" in q else None,
+            "created_before": query_int(request, "created_before", 0, maximum=MAX_EPOCH_MS)
+            if "created_before" in q else None,
         }, RunFilter)
     except msgspec.ValidationError as exc:
         raise Unprocessable("invalid_query", str(exc), {"field": str(exc).rpartition("`$.")[2].rstrip("`")}) \
@@ -109,38 +111,8 @@ async def get_run(request: Request) -> JSON:
     return JSON(await request.app.state.store.get_run(request.path_params["run_id"]))
 
 
-async def _blocked_by(store: Store, run: str, job) -> Optional[BlockedBy]:
-    """Why a queued job is not running: needs not met, a backoff, or no
-    live worker offering its labels."""
-    if job.status != "queued":
-        return None
-    if job.retry_at is not None:
-        return BlockedBy(retry_at=job.retry_at)
-    # What the job waits for as the run has it: its depends_on, and what a
-    # spawn added (the spawned jobs its spawner's dependents wait for, a
-    # gate a spawned job waits for).
-    (row,) = await store.job_rows(run, [job.id])
-    depends_on = [n for n in row.get("needs", "").split(",") if n]
-    needs = [NeedStatus(job=n, status=WIRE_STATUS.get(r.get("st", ""), "queued"))
-             for n, r in zip(depends_on, await store.job_rows(run, depends_on))]
-    unmet = [n for n in needs if n.status != "success"]
-    if unmet:
-        return BlockedBy(needs=unmet)
-    wanted = set(job.required_labels)
-    for worker in await store.list_workers(1000, 0):
-        if worker.status in ("idle", "busy") and wanted <= set(worker.labels) \
-                and not (worker.exclusive and not wanted):
-            return BlockedBy()  # a worker can take it: it is next in line
-    return BlockedBy(no_worker_with=sorted(wanted))
-
-
 async def get_job(request: Request) -> JSON:
-    store: Store = request.app.state.store
-    run, job_id = request.path_params["run_id"], request.path_params["job"]
-    _, job = await store.run_job(run, job_id)
-    out = RunJobOut(run_id=run, blocked_by=await _blocked_by(store, run, job),
-                    **{f: getattr(job, f) for f in job.__struct_fields__})
-    return JSON(out)
+    return JSON(await job_view(request.app.state.store, request.path_params["run_id"], request.path_params["job"]))
 
 
 async def cancel_run(request: Request) -> JSON:
@@ -258,8 +230,8 @@ _FILTERS = (
     Param("status", str, "the run's status: queued, running, success, failure, cancelled"),
     Param("triggered_by", str, "api, cli, retry, ..."),
     Param("tag", str, "k:v; repeat it: all must match"),
-    Param("created_after", int, "epoch ms"),
-    Param("created_before", int, "epoch ms"),
+    Param("created_after", int, "only runs created after this time (epoch ms)"),
+    Param("created_before", int, "only runs created before this time (epoch ms)"),
 )
 _EVENT_FILTERS = (Param("job_id", str, "only this job's events"), Param("type", str, "only this type of event"))
 endpoints = [

@@ -18,6 +18,7 @@ import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
+from .. import limits
 from ..http import JSON
 from ..routing import Handler, lease_calls
 from . import sdk, worker_protocol
@@ -73,6 +74,8 @@ _MESSAGES = {"/heartbeat": "Heartbeat updated", "/progress": "Progress updated",
 def _restep(method: str, suffix: str, handler: Handler, spec: dict) -> tuple[Handler, dict]:
     async def wrapped(request: Request) -> Response:
         request.scope["rota.retry_by_default"] = True
+        # Restep's executors heartbeat every 30-60 s: longer than a 30 s lease.
+        request.scope["rota.min_lease_secs"] = limits.RESTEP_LEASE_SECS
         response = await handler(request)  # checks the body first
         fields = _fields(await request.body())  # (Starlette keeps the body read)
         answer = msgspec.json.decode(response.body) if response.body else {}

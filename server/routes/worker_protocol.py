@@ -131,7 +131,8 @@ async def heartbeat(request: Request) -> JSON:
     req = await decode_body(request, HeartbeatRequest, empty_ok=True)
     state, lease_id = request.app.state, request.path_params["lease_id"]
     store, caller = state.store, principal(request).lease_caller
-    beat = await store.heartbeat(lease_id, caller)
+    # The seeds' executor paths may hold a lease longer (sdk_seeds.py).
+    beat = await store.heartbeat(lease_id, caller, request.scope.get("rota.min_lease_secs", 0))
     if beat.answer.cancelled or req.wait_secs <= 0:
         return JSON(beat.answer)
     # Renewed; now wait for the job to change (a cancel reaches the worker

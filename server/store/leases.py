@@ -114,8 +114,9 @@ class LeasesMixin(StoreBase):
     # `caller` below is Principal.lease_caller: '*' when already authorised
     # (auth off, or the lease's run token), else the calling token's id.
 
-    async def heartbeat(self, lease_id: str, caller: str = "*") -> Beat:
-        res = await self._call("heartbeat", lease_id, caller)
+    async def heartbeat(self, lease_id: str, caller: str = "*", min_secs: int = 0) -> Beat:
+        """Renews the lease by its TTL, or by `min_secs` if that is longer."""
+        res = await self._call("heartbeat", lease_id, caller, min_secs)
         if res[0] != "ok":
             lease_refused(res[0], lease_id)
         answer = HeartbeatResponse(cancelled=res[1] == 1, lease_id=lease_id, expires_at_ms=int(res[2]))

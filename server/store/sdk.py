@@ -97,7 +97,9 @@ class SdkMixin(StoreBase):
                            text(update.current_step_name), text(update.current_step_index), meta)
 
     async def log_entries(self, lease_id: str, caller: str, entries: list[LogEntry]) -> int:
-        args: list = [self.log_maxlen]
+        # A log entry's progress is the job's progress (Restep's), the last given winning.
+        pct = next((f"{e.progress_percent:g}" for e in reversed(entries) if e.progress_percent is not None), "")
+        args: list = [self.log_maxlen, pct]
         for i, e in enumerate(entries):
             chunk = {"data": e.message, "stream": "event", "level": "warn" if e.level == "warning" else e.level}
             if e.log_data is not None:

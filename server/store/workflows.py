@@ -12,7 +12,7 @@ import msgspec
 from ..errors import Conflict, NotFound
 from ..models import DefinitionOut, WorkflowOut, WorkflowSpec
 from .base import StoreBase, job_meta, ms
-from .views import INTERNAL_FOR, idle_job, job_out, run_status
+from .views import INTERNAL_FOR, attempts, has_reports, idle_job, job_out, run_status
 
 _encode = msgspec.json.encode
 
@@ -113,10 +113,10 @@ class WorkflowsMixin(StoreBase):
         return found[0]
 
     async def _load_workflows(self, ids: list[str], max_jobs: Optional[int] = None) -> list[WorkflowOut]:
-        """Three pipelined round trips for any number of workflows; ids that
-        no longer exist are left out. With `max_jobs`, the list stops before
-        the workflow that would pass that many jobs in all (but always holds
-        the first)."""
+        """Three pipelined round trips for any number of workflows (a fourth
+        when jobs reported steps or annotations); ids that no longer exist
+        are left out. With `max_jobs`, the list stops before the workflow
+        that would pass that many jobs in all (but always holds the first)."""
         async with self.redis.pipeline(transaction=False) as pipe:
             for wf in ids:
                 pipe.hgetall(self.key("wf", wf))
@@ -135,18 +135,32 @@ class WorkflowsMixin(StoreBase):
                 if total > max_jobs and i > 0:
                     heads, runs, definitions = heads[:i], runs[:i], definitions[:i]
                     break
+        # Each job's record and attempts, then the steps and annotations of
+        # those that reported any: the jobs as the run's own view shows them.
         async with self.redis.pipeline(transaction=False) as pipe:
             for run in runs:
                 for job in (run["jobs"].split(",") if run else []):
                     pipe.hgetall(self.key("rj", run["id"], job))
-            rows = iter(await pipe.execute())
+                    pipe.hgetall(self.key("att", run["id"], job))
+            flat = await pipe.execute()
+        rows = iter(zip(flat[::2], flat[1::2]))
+        by_run = [{job: next(rows) for job in run["jobs"].split(",")} if run else {} for run in runs]
+        reported = [(run["id"], job) for run, jobs in zip(runs, by_run) if run
+                    for job, (row, _) in jobs.items() if has_reports(row)]
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for run_id, job in reported:
+                pipe.hgetall(self.key("steps", run_id, job))
+                pipe.hgetall(self.key("ann", run_id, job))
+            got = await pipe.execute() if reported else []
+        found = {key: (got[2 * i], got[2 * i + 1]) for i, key in enumerate(reported)}
         out = []
-        for head, run, d in zip(heads, runs, definitions):
+        for head, run, d, jobs_of in zip(heads, runs, definitions, by_run):
             specs = spawned.get(run["id"], d.specs if d else {}) if run else (d.specs if d else {})
             if run is None:
                 jobs = [idle_job(specs[j]) for j in (d.jobs if d else []) if j in specs]
             else:
-                jobs = [job_out(j, next(rows), specs.get(j)) for j in run["jobs"].split(",")]
+                jobs = [job_out(j, row, specs.get(j), attempts(tries), found.get((run["id"], j)))
+                        for j, (row, tries) in jobs_of.items()]
             out.append(WorkflowOut(
                 id=head["id"], name=head["name"], trigger=head.get("trigger", ""),
                 status=run_status(run) if run else "idle",  # type: ignore[arg-type]
@@ -164,7 +178,8 @@ class WorkflowsMixin(StoreBase):
     async def list_workflows(
         self, limit: int = 100, offset: int = 0, status: Optional[str] = None, max_jobs: Optional[int] = None
     ) -> list[WorkflowOut]:
-        """Newest first. `status` (seed 002): a job of the latest run in it."""
+        """Newest first. `status` (seed 002): a job of the latest run in it
+        (`queued` also lists the workflows that never ran)."""
         if status is None:
             ids = await self.redis.zrevrange(self.key("wfs"), offset, offset + limit - 1)
         else:
@@ -187,6 +202,9 @@ class WorkflowsMixin(StoreBase):
                 for last in lasts:
                     pipe.hmget(self.key("run", last or "-"), fields)
                 counts = await pipe.execute()
-            matched += [wf for wf, c in zip(ids, counts) if sum(int(x or 0) for x in c) > 0]
+            # A workflow that never ran shows its jobs queued (idle_job), so
+            # the seed's filter lists it as queued too.
+            matched += [wf for wf, last, c in zip(ids, lasts, counts)
+                        if (not last and status == "queued") or sum(int(x or 0) for x in c) > 0]
             start += page
         return matched[offset:offset + limit]

@@ -1,0 +1,41 @@
+"""One job of a run as `GET /api/runs/{run}/jobs/{job}` shows it: the job
+with its attempts and reports, and why it is not running yet. A log tail's
+`end` event carries the very same object."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+from ..models import BlockedBy, JobOut, NeedStatus, RunJobOut
+from ..store import WIRE_STATUS, Store
+
+
+async def job_view(store: Store, run: str, job_id: str) -> RunJobOut:
+    _, job = await store.run_job(run, job_id)
+    return RunJobOut(run_id=run, blocked_by=await _blocked_by(store, run, job),
+                     **{f: getattr(job, f) for f in job.__struct_fields__})
+
+
+async def _blocked_by(store: Store, run: str, job: JobOut) -> Optional[BlockedBy]:
+    """Why a queued job is not running: needs not met, a backoff, or no
+    live worker offering its labels."""
+    if job.status != "queued":
+        return None
+    if job.retry_at is not None:
+        return BlockedBy(retry_at=job.retry_at)
+    # What the job waits for as the run has it: its depends_on, and what a
+    # spawn added (the spawned jobs its spawner's dependents wait for, a
+    # gate a spawned job waits for).
+    (row,) = await store.job_rows(run, [job.id])
+    depends_on = [n for n in row.get("needs", "").split(",") if n]
+    needs = [NeedStatus(job=n, status=WIRE_STATUS.get(r.get("st", ""), "queued"))
+             for n, r in zip(depends_on, await store.job_rows(run, depends_on))]
+    unmet = [n for n in needs if n.status != "success"]
+    if unmet:
+        return BlockedBy(needs=unmet)
+    wanted = set(job.required_labels)
+    for worker in await store.list_workers(1000, 0):
+        if worker.status in ("idle", "busy") and wanted <= set(worker.labels) \
+                and not (worker.exclusive and not wanted):
+            return BlockedBy()  # a worker can take it: it is next in line
+    return BlockedBy(no_worker_with=sorted(wanted))
