@@ -29,7 +29,7 @@ from .guards import RequestGuard
 from .http import error_response
 from .notifier import Notifier
 from .redis_conn import connect, connect_pubsub, describe
-from .routes import deadletters, logs, ops, runs, sdk, sdk_seeds, tokens, worker_protocol, workflows
+from .routes import deadletters, logs, lookup, ops, runs, sdk, sdk_seeds, tokens, worker_protocol, workflows
 from .settings import Settings
 from .store import Store
 from .tokens import TokenStore
@@ -44,7 +44,7 @@ def endpoints() -> list[routing.Endpoint]:
     /openapi.json are all built from."""
     # The worker protocol first: routes are tried in this order (see
     # routing._ordered), and claim, heartbeat and complete are the hot path.
-    return (worker_protocol.endpoints + workflows.endpoints + runs.endpoints + logs.endpoints
+    return (worker_protocol.endpoints + workflows.endpoints + runs.endpoints + logs.endpoints + lookup.endpoints
             + deadletters.endpoints + sdk.endpoints + sdk_seeds.endpoints + tokens.endpoints + ops.endpoints)
 
 

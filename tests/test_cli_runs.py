@@ -159,7 +159,8 @@ async def test_a_one_off_workflow_id_and_a_run_id_both_resolve(api, rota, tmp_pa
     code, out, _ = await rota("status", workflow_id)
     assert code == 0 and out.startswith(f"{workflow_id} (flaky) run #1 (")
     code, _, err = await rota("status", "00000000-0000-4000-8000-000000000000")
-    assert (code, err) == (2, "rota: error not_found: no run or workflow '00000000-0000-4000-8000-000000000000'\n")
+    assert (code, err) == (2, "rota: error ref_not_found: no run or workflow '00000000-0000-4000-8000-000000000000',"
+                              " nor a one-off workflow of that name\n")
 
 
 async def test_delete_refused_while_active_says_how_to_go_on(api, rota):

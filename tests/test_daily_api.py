@@ -163,3 +163,128 @@ async def test_a_workflow_view_shows_the_steps_annotations_and_attempts_its_jobs
         assert job["steps"][0]["name"] == "compile"
     (listed,) = await ok(await api.get("/api/workflows"))
     assert listed["jobs"][0]["annotations"] == {"coverage": "91%"} and listed["jobs"][0]["steps"]
+
+
+# ---- 16: an admin removes workers -----------------------------------------------------------
+
+
+async def set_last_seen(store, worker: str, ms_ago: int) -> int:
+    now_s, now_us = await store.redis.time()
+    at = now_s * 1000 + now_us // 1000 - ms_ago
+    await store.redis.hset(f"{store.prefix}worker:{worker}", "last_seen", at)
+    await store.redis.zadd(store.prefix + "workers", {worker: at})
+    return at
+
+
+async def test_an_admin_removes_any_workers_entry_keeping_its_last_seen_time(auth_app, auth_api):
+    store = auth_app.state.store
+    fleet = bearer((await make_token(auth_api, "worker", name="fleet"))["token"])
+    other = bearer((await make_token(auth_api, "worker", name="other-fleet"))["token"])
+    admins = bearer((await make_token(auth_api, "admin", name="ops"))["token"])
+    for box in ("box-1", "box-2"):
+        await ok(await auth_api.post("/api/workers/register", json={"worker_id": box}, headers=fleet))
+    seen = await set_last_seen(store, "box-1", 3 * 86_400_000)  # gone three days ago
+    # another fleet's token may not; the bootstrap admin and any admin-scoped token may
+    assert_error(await auth_api.delete("/api/workers/box-1", headers=other), 409, "worker_id_taken")
+    assert (await auth_api.delete("/api/workers/box-1", headers=ADMIN)).status_code == 204
+    assert (await auth_api.delete("/api/workers/box-2", headers=admins)).status_code == 204
+    workers = {w["worker_id"]: w for w in await ok(await auth_api.get("/api/workers", headers=ADMIN))}
+    assert (workers["box-1"]["status"], workers["box-1"]["last_seen_ms"]) == ("stopped", seen)
+    assert workers["box-2"]["status"] == "stopped"
+    # the fleet still owns its ids: removing took nothing over
+    assert (await auth_api.post("/api/workers/register", json={"worker_id": "box-1"}, headers=fleet)).status_code == 200
+    assert_error(await auth_api.delete("/api/workers/ghost", headers=ADMIN), 404, "worker_not_found")
+
+
+async def test_a_removed_worker_that_is_still_running_shows_again_when_it_is_next_seen(app, api):
+    from server.reaper import reap_once
+
+    store = app.state.store
+    await ok(await api.post("/api/workers/register", json={"worker_id": "alive"}))
+    await set_last_seen(store, "alive", 5_000)
+    assert (await api.delete("/api/workers/alive")).status_code == 204
+    assert (await ok(await api.get("/api/workers")))[0]["status"] == "stopped"
+    await claim(api, "alive")  # its next claim (nothing to run)
+    assert (await ok(await api.get("/api/workers")))[0]["status"] == "idle"
+    await store.redis.zadd(store.prefix + "stopped", {"alive": 0})  # ten minutes on
+    await reap_once(store)
+    assert [w["worker_id"] for w in await ok(await api.get("/api/workers"))] == ["alive"]
+
+
+async def test_prune_removes_the_workers_gone_or_unseen_for_long(app, api):
+    store = app.state.store
+    for name in ("fresh", "offline", "week-old"):
+        await ok(await api.post("/api/workers/register", json={"worker_id": name, "claim_wait_secs": 30,
+                                                                "lease_ttl_secs": 30}))
+    await set_last_seen(store, "offline", 120_000)  # past its 65 s grace
+    await set_last_seen(store, "week-old", 7 * 86_400_000)
+    pruned = await ok(await api.delete("/api/workers"))  # the ones that show offline or lost
+    assert (sorted(pruned["removed"]), pruned["more"]) == (["offline", "week-old"], False)
+    status = {w["worker_id"]: w["status"] for w in await ok(await api.get("/api/workers"))}
+    assert status == {"fresh": "idle", "offline": "stopped", "week-old": "stopped"}
+    assert (await ok(await api.delete("/api/workers")))["removed"] == []  # already removed
+    await ok(await api.post("/api/workers/register", json={"worker_id": "offline"}))
+    await set_last_seen(store, "offline", 120_000)
+    by_age = await ok(await api.delete("/api/workers?unseen_for_secs=86400"))
+    assert by_age["removed"] == []  # two minutes is not a day
+    assert (await ok(await api.delete("/api/workers?unseen_for_secs=60")))["removed"] == ["offline"]
+    assert_error(await api.delete("/api/workers?unseen_for_secs=0"), 422, "invalid_query")
+
+
+async def test_prune_is_for_admins(auth_api):
+    fleet = bearer((await make_token(auth_api, "worker", name="fleet"))["token"])
+    assert_error(await auth_api.delete("/api/workers", headers=fleet), 403, "forbidden")
+    assert (await auth_api.delete("/api/workers", headers=ADMIN)).status_code == 200
+
+
+# ---- 20: one-off workflows by name ---------------------------------------------------------
+
+
+BATCH = {"name": "batch job", "jobs": [{"id": "a", "command": "true"}]}
+
+
+async def test_resolve_says_what_a_name_stands_for(api):
+    first = await create(api, BATCH)
+    await put(api, "ci", ONE)
+    run = await start(api, "ci")
+    assert await ok(await api.get("/api/resolve/batch job")) == {
+        "kind": "workflow", "workflow_id": first["id"], "run_id": first["latest_run_id"], "matched": "name"}
+    assert await ok(await api.get(f"/api/resolve/{first['id']}")) == {
+        "kind": "workflow", "workflow_id": first["id"], "run_id": first["latest_run_id"], "matched": "workflow_id"}
+    assert await ok(await api.get(f"/api/resolve/{run['run_id']}")) == {
+        "kind": "run", "workflow_id": "ci", "run_id": run["run_id"], "matched": "run_id"}
+    idle = await create(api, {**BATCH, "name": "idle"}, run=False)
+    assert (await ok(await api.get("/api/resolve/idle")))["run_id"] is None
+    assert_error(await api.get("/api/resolve/nothing"), 404, "ref_not_found")
+    second = await create(api, BATCH, run=False)
+    err = assert_error(await api.get("/api/resolve/batch job"), 409, "ambiguous_name")
+    assert err["details"]["workflow_ids"] == [second["id"], first["id"]]
+    # gone with its workflow, and with a PUT that takes its id over
+    assert (await api.delete(f"/api/workflows/{second['id']}")).status_code == 204
+    assert (await ok(await api.get("/api/resolve/batch job")))["workflow_id"] == first["id"]
+    await api.put(f"/api/workflows/{idle['id']}", content=b"name: idle\njobs:\n  a:\n    run: 'true'\n",
+                  headers=YAML)
+    assert_error(await api.get("/api/resolve/idle"), 404, "ref_not_found")  # a definition now: by its id
+    assert_error(await api.get("/api/resolve/" + "x" * 300), 422, "invalid_ref")
+
+
+async def test_a_purged_one_off_is_no_longer_found_by_name(app, api):
+    from server.reaper import reap_once
+
+    store = app.state.store
+    made = await create(api, BATCH, run=False)
+    await store.redis.zadd(store.prefix + "oneoffs", {made["id"]: 0})  # its retention is up
+    await reap_once(store)
+    assert_error(await api.get("/api/resolve/batch job"), 404, "ref_not_found")
+
+
+async def test_log_lines_name_a_one_off_workflow_by_its_name(api, caplog):
+    import logging
+
+    caplog.set_level(logging.INFO, logger="rota")
+    made = await create(api, BATCH, run=False)
+    run = (await ok(await api.post(f"/api/workflows/{made['id']}/runs", json={}), 201))["run_id"]
+    await finish(api, await claim(api))
+    said = [r.getMessage() for r in caplog.records if r.name == "rota.events"]
+    assert f"run {run} (batch job #1) started by api" in said
+    assert any(line.startswith(f"run {run} (batch job #1) finished: success in ") for line in said), said

@@ -1,5 +1,6 @@
-"""`rota submit | run | retry | cancel | runs | delete | dead-letters | workers`:
-starting and managing runs (status and logs are cli_show's)."""
+"""`rota submit | run | retry | cancel | runs | workflows | delete |
+dead-letters`: starting and managing runs (status and logs are cli_show's,
+workers cli_workers')."""
 
 from __future__ import annotations
 
@@ -10,8 +11,8 @@ import time
 from datetime import datetime, timezone
 from typing import Optional
 
-from server.models import RunOut
-from worker import cli_show
+from server.models import RunOut, WorkflowOut
+from worker import cli_show, cli_workers
 from worker.cli_common import (
     Reported,
     add_json_flag,
@@ -106,7 +107,8 @@ async def _wait(client: Client, run: RunOut, args: argparse.Namespace) -> int:
 
 
 async def _run(client: Client, args: argparse.Namespace) -> int:
-    run = await client.start_run(args.workflow_id, inputs=dict(args.inputs), tags=dict(args.tags),
+    workflow_id = await cli_show.workflow_id(client, args.workflow_id)
+    run = await client.start_run(workflow_id, inputs=dict(args.inputs), tags=dict(args.tags),
                                  idempotency_key=_idempotency_key(args))
     if not args.json:
         print(f"started {run.workflow_id} run #{run.number}: {run.run_id}", flush=True)
@@ -170,7 +172,8 @@ def _took(run: RunOut) -> str:
 
 
 async def _runs(client: Client, args: argparse.Namespace) -> int:
-    page = await client.list_runs(args.workflow, args.status, dict(args.tags), limit=args.limit)
+    workflow = await cli_show.workflow_id(client, args.workflow) if args.workflow else None
+    page = await client.list_runs(workflow, args.status, dict(args.tags), limit=args.limit)
     if args.json:
         print_json(page.runs)
         return 0
@@ -204,27 +207,23 @@ async def _dead_letters(client: Client, args: argparse.Namespace) -> int:
     return 0
 
 
-async def _workers(client: Client, args: argparse.Namespace) -> int:
-    workers = await client.workers()
+async def _workflows(client: Client, args: argparse.Namespace) -> int:
+    workflows: list[WorkflowOut] = []
+    offset = 0
+    while len(workflows) < args.limit:  # pages (a page may stop short: X-Next-Offset says where it ended)
+        page, offset = await client.list_workflows(min(args.limit - len(workflows), 1000), offset)
+        if not page:
+            break
+        workflows += page
     if args.json:
-        print_json(workers)
+        print_json(workflows)
         return 0
-    now_ms = time.time() * 1000
-    rows = [
-        [
-            w.worker_id,
-            w.status,
-            ",".join(w.labels) + (" (exclusive)" if w.exclusive else "") if w.labels else "-",
-            # a seed worker says neither: its slots are unknown
-            f"{w.free_slots}/{w.concurrency}" if w.concurrency is not None and w.free_slots is not None else "-",
-            ",".join(w.current_jobs) or "-",
-            w.version or "-",
-            w.host or "-",
-            f"{max(now_ms - w.last_seen_ms, 0) / 1000:.0f}s ago",
-        ]
-        for w in workers
-    ]
-    print(table(["WORKER", "STATUS", "LABELS", "FREE", "JOBS", "VERSION", "HOST", "LAST SEEN"], rows))
+    rows = [[w.id, one_line(w.name, 40), w.kind or "-", str(w.runs),
+             f"#{w.latest_run_number} {w.status}" if w.latest_run_number else "-",
+             _time(w.updated_at_ms or w.created_at_ms)] for w in workflows]
+    print(table(["WORKFLOW", "NAME", "KIND", "RUNS", "LATEST", "UPDATED"], rows))
+    if len(workflows) == args.limit:
+        print(f"(the newest {len(workflows)} shown; more with --limit)", file=sys.stderr)
     return 0
 
 
@@ -310,5 +309,9 @@ def add_commands(commands: argparse._SubParsersAction, parents: list[argparse.Ar
     dead.add_argument("--limit", type=int, default=100, metavar="N", help="at most N listed (default %(default)s)")
     add_json_flag(dead)
 
-    workers = command("workers", _workers, "list registered workers")
-    add_json_flag(workers)
+    workflows = command("workflows", _workflows, "list workflow definitions, newest first, with their latest run")
+    workflows.add_argument("--limit", type=int, default=100, metavar="N",
+                           help="at most N workflows (default %(default)s)")
+    add_json_flag(workflows)
+
+    cli_workers.add_command(command)

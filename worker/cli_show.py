@@ -1,10 +1,10 @@
 """`rota status` and `rota logs`: what a run (or a workflow's latest run) is
 doing and what its jobs printed.
 
-A command names a run or a workflow with one argument. Run ids are UUIDs;
-so are the ids of one-off workflows (`POST /api/workflows`), so the server
-is asked: a UUID is tried as a run, then as a workflow; anything else can
-only be a workflow.
+A command names a run or a workflow with one argument: a run id, a
+workflow id, or the name of a one-off workflow (`POST /api/workflows`,
+whose id is a UUID) while no other one-off has that name. The server says
+which (`GET /api/resolve/{ref}`).
 """
 
 from __future__ import annotations
@@ -50,6 +50,37 @@ class Target:
 
 
 async def resolve(client: Client, name: str) -> Target:
+    """What `name` stands for, asked in one read (GET /api/resolve): no
+    guess the server would refuse and log. A one-off workflow is found by
+    its name while no other one-off shares it."""
+    try:
+        found = await client.resolve(name)
+    except ApiError as exc:
+        if exc.status == 404 and exc.code == "not_found":  # a server from before /api/resolve
+            return await _guess(client, name)
+        raise
+    if found.kind == "run":
+        return Target(name, None, await client.get_run(found.run_id or name))
+    workflow = await client.status(found.workflow_id)
+    run = await client.get_run(workflow.latest_run_id) if workflow.latest_run_id else None
+    return Target(workflow.id, workflow, run)
+
+
+async def workflow_id(client: Client, name: str) -> str:
+    """The id of the workflow `name` stands for (its id, or a one-off's name)."""
+    try:
+        found = await client.resolve(name)
+    except ApiError as exc:
+        if exc.status == 404 and exc.code == "not_found":  # a server from before /api/resolve
+            return name
+        raise
+    if found.kind == "run":
+        raise RotaError(f"{name} is a run of workflow {found.workflow_id}, not a workflow"
+                        f" (rerun its failures with: rota retry {name})")
+    return found.workflow_id
+
+
+async def _guess(client: Client, name: str) -> Target:
     if _UUID.match(name):
         try:
             return Target(name, None, await client.get_run(name))

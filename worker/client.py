@@ -44,6 +44,7 @@ from server.models import (
     TokenCreated,
     TokenOut,
     WorkerOut,
+    WorkersPruned,
     WorkflowOut,
 )
 from worker.client_runs import RunsApi
@@ -217,6 +218,14 @@ class Client(RunsApi):
     async def workers(self) -> list[WorkerOut]:
         response = await self._send("GET", "/api/workers")
         return self._decode(response.content, list[WorkerOut])
+
+    async def remove_worker(self, worker_id: str) -> None:
+        await self._send("DELETE", f"/api/workers/{_path(worker_id)}")
+
+    async def prune_workers(self, unseen_for_secs: Optional[int] = None) -> WorkersPruned:
+        params = {"unseen_for_secs": str(unseen_for_secs)} if unseen_for_secs is not None else None
+        response = await self._send("DELETE", "/api/workers", params=params)
+        return self._decode(response.content, WorkersPruned)
 
     # ---- workflows ------------------------------------------------------------
 

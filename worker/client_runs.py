@@ -9,7 +9,9 @@ from urllib.parse import quote, urlencode
 
 import msgspec
 
-from server.models import DeadLetterPage, JobLogChunk, JobOut, ReplayAnswer, RunJobOut, RunOut, RunPage, WorkflowOut
+from server.models import (
+    DeadLetterPage, JobLogChunk, JobOut, ReplayAnswer, Resolved, RunJobOut, RunOut, RunPage, WorkflowOut,
+)
 
 if TYPE_CHECKING:
     import httpx
@@ -52,6 +54,17 @@ class RunsApi:
         response = await self._send("POST", f"/api/workflows/{_path(workflow_id)}/runs", content=body,
                                     headers=_with_key({"Content-Type": "application/json"}, idempotency_key))
         return self._decode(response.content, RunOut)
+
+    async def resolve(self, ref: str) -> Resolved:
+        """What a name stands for: a run id, a workflow id, or a one-off workflow's name."""
+        response = await self._send("GET", f"/api/resolve/{_path(ref)}")
+        return self._decode(response.content, Resolved)
+
+    async def list_workflows(self, limit: int = 100, offset: int = 0) -> tuple[list[WorkflowOut], int]:
+        """A page of workflows, newest first, and the offset of the next page."""
+        response = await self._send("GET", "/api/workflows", params={"limit": str(limit), "offset": str(offset)})
+        page = self._decode(response.content, list[WorkflowOut])
+        return page, int(response.headers.get("x-next-offset") or offset + len(page))
 
     async def get_run(self, run_id: str) -> RunOut:
         response = await self._send("GET", f"/api/runs/{_path(run_id)}")

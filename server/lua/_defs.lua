@@ -28,10 +28,18 @@ local function purge_run(run)
   release_def(wf, ver)
 end
 
+-- One-off workflows by name (named:<name>, see _keys.lua), so one can be
+-- found by its name while that is unique.
+local function unname_oneoff(wf)
+  local name, kind = unpack(redis.call('HMGET', wkey(wf), 'name', 'kind'))
+  if kind == 'oneoff' and name then redis.call('ZREM', P .. 'named:' .. name, wf) end
+end
+
 -- Deletes a workflow that has no runs left: its definition goes with it.
 local function drop_workflow(wf)
   local ver = redis.call('HGET', wkey(wf), 'ver')
   if ver then release_def(wf, ver) end
+  unname_oneoff(wf)
   redis.call('DEL', wkey(wf), P .. 'wfruns:' .. wf)
   redis.call('ZREM', P .. 'wfs', wf)
   redis.call('ZREM', P .. 'oneoffs', wf)

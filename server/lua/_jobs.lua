@@ -111,8 +111,10 @@ local function maybe_finish(run, now)
   redis.call('ZADD', P .. 'finished', num(now + tonumber(ret or 0) * 1000), run)
   redis.call('HINCRBY', wkey(wf), 'active', -1)
   event(run, '', 'run', final, 0, now, 'run finished')
-  note(string.format('run %s (%s #%s) finished: %s in %.1fs', run, wf, num_ or '?', final,
-    (now - (tonumber(created) or now)) / 1000))
+  -- a one-off workflow is named by its name (its id is a UUID), as the server's log lines do
+  local name, kind = unpack(redis.call('HMGET', wkey(wf), 'name', 'kind'))
+  note(string.format('run %s (%s #%s) finished: %s in %.1fs', run, kind == 'oneoff' and name or wf, num_ or '?',
+    final, (now - (tonumber(created) or now)) / 1000))
 end
 
 -- A job that will not run: every job downstream that has not run is

@@ -4,6 +4,8 @@
 --   wf:<wf>            hash: id name trigger ver kind created updated runs
 --                      last (latest run id) active (runs not finished) deleting
 --   wfs                zset: workflow ids by creation sequence
+--   named:<name>       zset: the one-off workflows of that name, by creation
+--                      sequence (to find one by its name)
 --   def:<wf>:<ver>     hash, immutable per version: name trigger jobs, and per
 --                      job s:<job> (spec JSON), m:<job> (lk \t pr \t mr \t bk
 --                      \t b1 \t b2 \t gate \t gate secs), n:<job> (needs),

@@ -33,6 +33,9 @@ if cur then
   outcome = cur == ver and 'unchanged' or 'updated'
 end
 
+-- A PUT over a one-off's id makes it a named definition: no longer found by its name.
+if cur and kind ~= 'oneoff' then unname_oneoff(wf) end
+
 local d = dkey(wf, ver)
 if redis.call('EXISTS', d) == 0 then
   local ids = {}
@@ -53,10 +56,12 @@ if outcome ~= 'unchanged' then
     release_def(wf, cur)
   else
     redis.call('HSET', w, 'id', wf, 'created', now, 'kind', kind, 'runs', 0, 'active', 0)
-    redis.call('ZADD', P .. 'wfs', redis.call('INCR', P .. 'wfseq'), wf)
+    local seq = redis.call('INCR', P .. 'wfseq')
+    redis.call('ZADD', P .. 'wfs', seq, wf)
     if kind == 'oneoff' then
       -- a one-off never started goes RETENTION_SECS after creation
       redis.call('ZADD', P .. 'oneoffs', num(now + tonumber(ret) * 1000), wf)
+      redis.call('ZADD', P .. 'named:' .. name, seq, wf)
     end
   end
   redis.call('HSET', w, 'name', name, 'trigger', trigger, 'ver', ver, 'updated', now)

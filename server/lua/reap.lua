@@ -63,11 +63,17 @@ for _, worker in ipairs(redis.call('ZRANGEBYSCORE', P .. 'workers', '-inf', num(
     redis.call('ZREM', P .. 'workers', worker)
   end
 end
--- Workers that stopped cleanly are listed `stopped` for ten minutes, then
--- forgotten (unless they hold a lease, which a clean stop does not).
+-- Workers that stopped (cleanly, or removed by an admin) are listed
+-- `stopped` for ten minutes, then forgotten (unless they hold a lease,
+-- which a clean stop does not); one seen since it was removed is running
+-- after all, and stays.
 for _, worker in ipairs(redis.call('ZRANGEBYSCORE', P .. 'stopped', '-inf', num(now - 600000), 'LIMIT', 0, purge_limit)) do
-  if redis.call('SCARD', P .. 'wleases:' .. worker) == 0 then
-    redis.call('DEL', P .. 'worker:' .. worker, P .. 'wleases:' .. worker)
+  local wk = P .. 'worker:' .. worker
+  local last, stopped = unpack(redis.call('HMGET', wk, 'last_seen', 'stopped'))
+  if (tonumber(last) or 0) > (tonumber(stopped) or 0) then
+    redis.call('HSET', wk, 'stopped', '')
+  elseif redis.call('SCARD', P .. 'wleases:' .. worker) == 0 then
+    redis.call('DEL', wk, P .. 'wleases:' .. worker)
     redis.call('ZREM', P .. 'workers', worker)
   end
   redis.call('ZREM', P .. 'stopped', worker)

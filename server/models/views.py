@@ -173,7 +173,8 @@ class WorkerOut(Struct, kw_only=True):
     last_seen_ms: int
     # idle/busy: seen lately; offline: unseen past its grace, holding nothing;
     # lost: unseen past its grace, holding leases that will expire;
-    # stopped: deregistered (a clean stop), listed a while longer.
+    # stopped: deregistered (a clean stop) or removed by an admin, listed a
+    # while longer (until seen again, if it is still running).
     status: Literal["idle", "busy", "offline", "lost", "stopped"]
     current_jobs: list[str]
     # seed 002 names, kept so its dashboard and clients still read them
@@ -184,6 +185,24 @@ class WorkerOut(Struct, kw_only=True):
     free_slots: Optional[int] = None
     version: Optional[str] = None
     host: Optional[str] = None
+
+
+class Resolved(Struct, kw_only=True):
+    """`GET /api/resolve/{ref}`: what a name given to the CLI stands for."""
+
+    kind: Literal["run", "workflow"]
+    workflow_id: str
+    # the run named, or the workflow's latest run (None: it never ran)
+    run_id: Optional[str] = None
+    # how it matched: a run id, a workflow id, or a one-off workflow's name
+    matched: Literal["run_id", "workflow_id", "name"]
+
+
+class WorkersPruned(Struct, kw_only=True):
+    """`DELETE /api/workers`: the workers removed; `more`: call again, more may match."""
+
+    removed: list[str]
+    more: bool = False
 
 
 class JobEvent(Struct, kw_only=True):

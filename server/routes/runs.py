@@ -29,7 +29,7 @@ from ..models import (
 )
 from ..models.core import RUN_STATUSES
 from ..routing import Endpoint, Param
-from ..store import WIRE_STATUS, Store
+from ..store import Store
 from ..store.views import run_out
 from .jobview import job_view
 from .resolve import for_latest_run
@@ -102,8 +102,9 @@ async def start_run(request: Request) -> JSON:
                                     idempotency_key=key, request_hash=msgspec.json.encode(body).hex()[:64])
     headers = {"Idempotent-Replayed": "true"} if started.replayed else None
     run = await store.get_run(started.run_id)
-    if not started.replayed:
-        journal.info("run %s (%s #%d) started by %s", run.run_id, wf, run.number, run.triggered_by)
+    if not started.replayed and journal.isEnabledFor(logging.INFO):
+        journal.info("run %s (%s #%d) started by %s", run.run_id, await store.workflow_label(wf), run.number,
+                     run.triggered_by)
     return JSON(run, status_code=201, headers=headers)
 
 

@@ -14,7 +14,7 @@ from starlette.responses import Response
 
 from ..auth import principal
 from ..errors import Overloaded, Unprocessable
-from ..http import JSON, decode_body, page_params, wait_unless_gone
+from ..http import JSON, decode_body, page_params, query_int, wait_unless_gone
 from ..models import (
     ClaimRequest,
     ClaimResponse,
@@ -30,8 +30,9 @@ from ..models import (
     Registered,
     ResultAccepted,
     WorkerOut,
+    WorkersPruned,
 )
-from ..routing import Endpoint, lease_calls
+from ..routing import Endpoint, Param, lease_calls
 from ..store import label_key
 from .resolve import for_latest_run
 
@@ -50,9 +51,23 @@ async def register(request: Request) -> JSON:
 
 
 async def deregister(request: Request) -> Response:
-    await request.app.state.store.deregister_worker(request.path_params["worker_id"], principal(request).token_id)
+    caller = principal(request)
+    # An admin may remove any worker (and takes no worker id over: '').
+    owner = "" if "admin" in caller.grants else caller.token_id
+    await request.app.state.store.deregister_worker(request.path_params["worker_id"], owner)
     journal.info("worker %s stopped", request.path_params["worker_id"])
     return Response(status_code=204)
+
+
+async def prune(request: Request) -> JSON:
+    unseen = None
+    if request.query_params.get("unseen_for_secs"):
+        unseen = query_int(request, "unseen_for_secs", 0, minimum=1)
+    removed, more = await request.app.state.store.prune_workers(unseen)
+    if removed:
+        journal.info("%d worker(s) removed (%s): %s", len(removed),
+                     f"unseen for {unseen}s" if unseen else "offline or lost", ", ".join(removed))
+    return JSON(WorkersPruned(removed=removed, more=more))
 
 
 async def list_workers(request: Request) -> JSON:
@@ -245,8 +260,14 @@ endpoints = [
     Endpoint("GET", "/api/workers", list_workers, "read", "List workers, most recently seen first",
              response=list[WorkerOut], params=page_params.params, errors=(422,), tag="workers"),
     Endpoint("DELETE", "/api/workers/{worker_id}", deregister, "worker",
-             "A worker stopping cleanly: shown `stopped`, then forgotten", status=204,
+             "A worker stopping cleanly, or an admin removing any worker: shown `stopped` (its last-seen time"
+             " kept) until forgotten ten minutes on, or until seen again", status=204,
              errors=(404, 409), tag="workers"),
+    Endpoint("DELETE", "/api/workers", prune, "admin",
+             "Remove every worker that shows offline or lost, or with unseen_for_secs every one not seen for"
+             " that long (at most 1,000 a call; `more` says to call again)", response=WorkersPruned,
+             params=(Param("unseen_for_secs", int, "remove the workers not seen for at least this many seconds"
+                           " instead"),), errors=(422,), tag="workers"),
     Endpoint("GET", "/api/jobs/{wf}/{job}/cancelled", for_latest_run(cancelled), "read|worker",
              "Whether a job of the workflow's latest run was cancelled", response=bool, errors=(404,),
              tag="worker protocol"),

@@ -121,7 +121,8 @@ async def run_workflow(request: Request) -> JSON:
     store, wf = request.app.state.store, request.path_params["wf"]
     await store.run_workflow(wf)
     workflow = await store.get_workflow(wf)
-    journal.info("run %s (%s #%s) started", workflow.latest_run_id, wf, workflow.latest_run_number)
+    journal.info("run %s (%s #%s) started", workflow.latest_run_id,
+                 workflow.name if workflow.kind == "oneoff" else wf, workflow.latest_run_number)
     return JSON(workflow, status_code=202)
 
 

@@ -12,6 +12,11 @@ from .leases import worker_taken
 # How long a worker that did not say how often it calls may go unseen before
 # it shows offline: long-poll claims refresh it at least every 60 s.
 OFFLINE_AFTER_MS = 90_000
+# A prune removes at most this many workers, judged among at most this many
+# (most recently seen first); its answer says when there may be more.
+PRUNE_LIMIT = 1000
+PRUNE_SCAN = 10_000
+_PAGE = 1000
 
 
 class WorkersMixin(StoreBase):
@@ -26,14 +31,43 @@ class WorkersMixin(StoreBase):
         return int(res[1])
 
     async def deregister_worker(self, worker_id: str, owner: str = "") -> None:
+        """`owner`: the calling token's id, which must own the worker id
+        ('' with auth off, and for an admin: any worker)."""
         (outcome,) = await self._call("deregister", worker_id, owner)
         if outcome == "not_found":
             raise NotFound("worker_not_found", f"no worker {worker_id!r}")
         if outcome == "taken":
             raise worker_taken(worker_id)
 
+    async def prune_workers(self, unseen_for_secs: Optional[int] = None) -> tuple[list[str], bool]:
+        """Removes (as deregister_worker does) the workers that show offline
+        or lost, or with `unseen_for_secs` those not seen for that long:
+        (their ids, whether more may match than one call removes). Judged
+        here, removed by a script that spares any seen meanwhile."""
+        chosen: list[tuple[str, int]] = []
+        offset, seen_all = 0, False
+        while offset < PRUNE_SCAN and len(chosen) <= PRUNE_LIMIT:
+            now, page = await self._workers_page(_PAGE, offset)
+            for w in page:
+                gone = (now - w.last_seen_ms >= unseen_for_secs * 1000 if unseen_for_secs is not None
+                        else w.status in ("offline", "lost"))
+                if gone and w.status != "stopped":
+                    chosen.append((w.worker_id, w.last_seen_ms))
+            offset += _PAGE
+            if len(page) < _PAGE:
+                seen_all = True
+                break
+        more = len(chosen) > PRUNE_LIMIT or not seen_all
+        args = [x for worker, seen in chosen[:PRUNE_LIMIT] for x in (worker, seen)]
+        removed = await self._call("prune_workers", *args) if args else []
+        return list(removed), more
+
     async def list_workers(self, limit: int = 100, offset: int = 0) -> list[WorkerOut]:
         """Most recently seen first; three pipelined round trips a page."""
+        return (await self._workers_page(limit, offset))[1]
+
+    async def _workers_page(self, limit: int, offset: int) -> tuple[int, list[WorkerOut]]:
+        """(the server's time in ms, a page of workers)."""
         ids = await self.redis.zrevrange(self.key("workers"), offset, offset + limit - 1)
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.time()
@@ -67,7 +101,7 @@ class WorkersMixin(StoreBase):
                 version=info.get("ver") or None,
                 host=info.get("host") or None,
             ))
-        return out
+        return now, out
 
     async def _lease_jobs(self, lease_ids: list[str]) -> list[Optional[str]]:
         """`wf/job` of each lease, None for one gone meanwhile."""
@@ -91,7 +125,8 @@ def _worker_status(info: dict, busy: bool, last_seen_ms: int, now_ms: int) -> st
     leases that will expire) lost. One whose lease expired since it was last
     seen is lost at once: a live worker would have renewed it (a kill -9
     would otherwise show idle, with free slots, once its leases were gone)."""
-    if info.get("stopped"):
+    # Stopped, unless seen since (a removed worker that is still running).
+    if info.get("stopped") and int(info["stopped"]) >= last_seen_ms:
         return "stopped"
     if int(info.get("expired") or 0) > last_seen_ms:
         return "lost"

@@ -10,11 +10,13 @@ from typing import Optional
 import msgspec
 
 from ..errors import Conflict, NotFound
-from ..models import DefinitionOut, WorkflowOut, WorkflowSpec
+from ..models import DefinitionOut, Resolved, WorkflowOut, WorkflowSpec
 from .base import StoreBase, job_meta, ms
 from .views import INTERNAL_FOR, attempts, has_reports, idle_job, job_out, run_status
 
 _encode = msgspec.json.encode
+# An ambiguous name's refusal lists at most this many of its workflows.
+NAMED_SHOWN = 10
 
 
 def definition_version(spec: WorkflowSpec) -> str:
@@ -105,6 +107,37 @@ class WorkflowsMixin(StoreBase):
         if head[0] is None:
             raise NotFound("workflow_not_found", f"no workflow {wf!r}")
         return head[1] or None
+
+    async def resolve(self, ref: str) -> Resolved:
+        """What `ref` names: a run, else a workflow (by id), else the one
+        one-off workflow of that name. 404 for nothing; 409 for a name that
+        several one-offs share."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hget(self.key("run", ref), "wf")
+            pipe.hmget(self.key("wf", ref), ["ver", "last"])
+            pipe.zrevrange(self.key("named", ref), 0, NAMED_SHOWN - 1)
+            pipe.zcard(self.key("named", ref))
+            run_wf, (ver, last), named, count = await pipe.execute()
+        if run_wf is not None:
+            return Resolved(kind="run", workflow_id=run_wf, run_id=ref, matched="run_id")
+        if ver is not None:
+            return Resolved(kind="workflow", workflow_id=ref, run_id=last or None, matched="workflow_id")
+        if count > 1:
+            shown = ", ".join(named) + (f" and {count - len(named)} more" if count > len(named) else "")
+            raise Conflict("ambiguous_name", f"{count} one-off workflows are named {ref!r}: {shown};"
+                           " name one by its id", {"workflow_ids": named, "count": count})
+        if count == 1:
+            (wf,) = named
+            last = await self.redis.hget(self.key("wf", wf), "last")
+            return Resolved(kind="workflow", workflow_id=wf, run_id=last or None, matched="name")
+        raise NotFound("ref_not_found", f"no run or workflow {ref!r}, nor a one-off workflow of that name",
+                       {"ref": ref})
+
+    async def workflow_label(self, wf: str) -> str:
+        """How log lines name a workflow: its id, or a one-off's name (its
+        id is a UUID nobody reads)."""
+        name, kind = await self.redis.hmget(self.key("wf", wf), ["name", "kind"])
+        return name if kind == "oneoff" and name else wf
 
     async def get_workflow(self, wf: str) -> WorkflowOut:
         found = await self._load_workflows([wf])
