@@ -118,3 +118,18 @@ async def test_workflows_lists_definitions(api, rota):
     assert rows[1].split()[5] == "queued"
     code, out, _ = await rota("workflows", "--json")
     assert [w["id"] for w in json.loads(out)] == [one_off["id"], "ci"]
+
+
+# ---- 13: --cancel-on-interrupt ---------------------------------------------------------------
+
+
+def test_cancel_on_interrupt_goes_with_a_wait(capsys):
+    import pytest
+
+    from worker import cli
+
+    for argv in (["run", "ci", "--cancel-on-interrupt"], ["retry", "RUN", "--cancel-on-interrupt"]):
+        with pytest.raises(SystemExit):
+            cli.parse(argv)
+        assert "--cancel-on-interrupt is for a wait" in capsys.readouterr().err
+    assert cli.parse(["submit", "ci.yml", "--follow", "--cancel-on-interrupt"]).cancel_on_interrupt

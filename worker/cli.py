@@ -113,6 +113,8 @@ def parse(argv: Optional[list[str]] = None) -> argparse.Namespace:
         )
     if getattr(args, "timeout", None) is not None and not (args.wait or getattr(args, "follow", False)):
         args.usage_error("--timeout bounds a wait: add --wait (or --follow)")
+    if getattr(args, "cancel_on_interrupt", False) and not (args.wait or getattr(args, "follow", False)):
+        args.usage_error("--cancel-on-interrupt is for a wait: add --wait (or --follow)")
     if hasattr(args, "check"):  # a command's own checks of its flags together
         args.check(args)
     if hasattr(args, "server"):  # the commands that talk to the server

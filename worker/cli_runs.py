@@ -24,7 +24,7 @@ from worker.cli_common import (
     print_json,
     table,
 )
-from worker.cli_watch import FINISHED, watch
+from worker.cli_watch import FINISHED, Watch, until_interrupted
 from worker.client import ApiError, Client, RotaError
 
 CONTENT_TYPES = {".yml": "application/yaml", ".yaml": "application/yaml", ".json": "application/json"}
@@ -89,18 +89,20 @@ async def _submit(client: Client, args: argparse.Namespace) -> int:
         run = await client.get_run(workflow.latest_run_id)
     code = 0
     if run is not None and (args.wait or args.follow):
-        code = await _wait(client, run, args)
-        run = await client.get_run(run.run_id)
+        code, run = await _wait(client, run, args)
     if args.json:
         print_json({"workflow": workflow, "run": run})
     return code
 
 
-async def _wait(client: Client, run: RunOut, args: argparse.Namespace) -> int:
+async def _wait(client: Client, run: RunOut, args: argparse.Namespace) -> tuple[int, RunOut]:
+    """--wait/--follow: the exit code, and the run as it ended (else as it was)."""
     # With --json, stdout is for the JSON alone.
     out = sys.stderr if getattr(args, "json", False) else sys.stdout
-    return await watch(client, run.run_id, follow=getattr(args, "follow", False), out=out,
-                       timeout=getattr(args, "timeout", None))
+    watching = Watch(client, run.run_id, out, getattr(args, "follow", False), getattr(args, "timeout", None),
+                     time.monotonic)
+    code = await until_interrupted(watching.run(), client, run.run_id, cancel=args.cancel_on_interrupt)
+    return code, watching.final or run
 
 
 # ---- run, retry, cancel, delete ---------------------------------------------------------
@@ -112,9 +114,11 @@ async def _run(client: Client, args: argparse.Namespace) -> int:
                                  idempotency_key=_idempotency_key(args))
     if not args.json:
         print(f"started {run.workflow_id} run #{run.number}: {run.run_id}", flush=True)
-    code = await _wait(client, run, args) if args.wait or args.follow else 0
+    code = 0
+    if args.wait or args.follow:
+        code, run = await _wait(client, run, args)
     if args.json:
-        print_json(await client.get_run(run.run_id) if args.wait or args.follow else run)
+        print_json(run)
     return code
 
 
@@ -128,7 +132,7 @@ async def _retry(client: Client, args: argparse.Namespace) -> int:
     run = await client.retry_run(before.run_id, args.job)
     what = f"job {args.job} of " if args.job else ""
     print(f"retrying {what}{run.workflow_id} run #{run.number} ({run.run_id})", flush=True)
-    return await _wait(client, run, args) if args.wait else 0
+    return (await _wait(client, run, args))[0] if args.wait else 0
 
 
 async def _cancel(client: Client, args: argparse.Namespace) -> int:
@@ -246,6 +250,9 @@ def add_commands(commands: argparse._SubParsersAction, parents: list[argparse.Ar
             sub.add_argument("--follow", action="store_true", help="like --wait, also streaming every job's logs")
         sub.add_argument("--timeout", type=parse_duration, metavar="DURATION",
                          help="with --wait: cancel the run and exit 1 after this long (30m, 2h, 90s)")
+        sub.add_argument("--cancel-on-interrupt", action="store_true",
+                         help="with --wait: on SIGINT or SIGTERM cancel the run (default: leave it going and say"
+                         " how to cancel it)")
         sub.set_defaults(usage_error=sub.error)
 
     def idempotency(sub: argparse.ArgumentParser) -> None:

@@ -21,7 +21,8 @@ from typing import Awaitable, Callable, Optional, TextIO
 from server.models import JobLogChunk, JobOut, RunOut, WorkflowOut
 from worker import cli_details
 from worker.cli_common import one_line, print_json, table
-from worker.client import ApiError, Client, RotaError
+from worker.client import ApiError, Client, Outages, RotaError
+from worker.reconnect import Reconnect
 
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\Z")
 TERMINAL = {"success", "failure", "skipped", "cancelled"}
@@ -215,7 +216,7 @@ class LogPrinter:
 
     async def _header(self, attempt: int) -> None:
         if attempt not in self.workers and self.lookup is not None:
-            self.workers = await self.lookup()
+            self.workers = {**self.workers, **await self.lookup()}
         if self.prefix:
             self.close()
         elif not self.at_line_start:
@@ -242,19 +243,24 @@ def _workers_of(job: JobOut) -> dict[int, str]:
 def printer_for(client: Client, run_id: str, job: JobOut, out: TextIO, prefix: str,
                 attempt: Optional[int] = None) -> LogPrinter:
     async def lookup() -> dict[int, str]:
-        return _workers_of(await client.get_run_job(run_id, job.id))
+        try:
+            return _workers_of(await client.get_run_job(run_id, job.id))
+        except RotaError:  # (the server is out a moment): the header says "an unknown worker"
+            return {}
 
     several = attempt is None and len(job.attempts) > 1
     return LogPrinter(out, prefix, _workers_of(job), several, lookup if attempt is None else None)
 
 
 async def follow_job(client: Client, run_id: str, job: JobOut, out: TextIO, prefix: str,
-                     attempt: Optional[int] = None, level: Optional[str] = None) -> Optional[JobOut]:
-    """Print a job's log until its `end` event; its final state."""
+                     attempt: Optional[int] = None, level: Optional[str] = None,
+                     outages: Optional[Outages] = None) -> Optional[JobOut]:
+    """Print a job's log until its `end` event; its final state. With
+    `outages`, a server that is out is waited for (see Client._follow)."""
     printer = printer_for(client, run_id, job, out, prefix, attempt)
     final = None
     try:
-        async for item in client.follow_run_logs(run_id, job.id, attempt, level):
+        async for item in client.follow_run_logs(run_id, job.id, attempt, level, outages):
             if isinstance(item, JobOut):
                 final = item
             else:
@@ -275,8 +281,10 @@ async def logs(client: Client, args: argparse.Namespace) -> int:
         jobs = picked
     prefix = (lambda job: "") if args.job_id is not None else (lambda job: f"{job.id} | ")
     if args.follow:
-        finals = await asyncio.gather(*(follow_job(client, run.run_id, job, sys.stdout, prefix(job), args.attempt, args.level)
-                                        for job in jobs))
+        # A server restart or a Redis outage is waited out, said on stderr (stdout is the log).
+        net = Reconnect(lambda text: print(f"rota: {text}", file=sys.stderr, flush=True))
+        finals = await asyncio.gather(*(follow_job(client, run.run_id, job, sys.stdout, prefix(job), args.attempt,
+                                                   args.level, outages=net) for job in jobs))
         if args.job_id is not None and finals[0] is not None:
             print(state_line(finals[0]), file=sys.stderr)
         return 0

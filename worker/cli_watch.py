@@ -1,17 +1,23 @@
 """`--wait` and `--follow`: a run's job state changes (and with `--follow`
 every job's log lines, each to its job's `end` event) printed until the run
 ends, each stamped with the time since the wait began; what a queued job is
-waiting for; `--timeout`."""
+waiting for; `--timeout`. A server restart or a Redis outage meanwhile is
+waited out (worker/reconnect.py): the exit status is the run's. SIGINT and
+SIGTERM leave the run going, saying how to cancel it, or with
+`--cancel-on-interrupt` cancel it."""
 
 from __future__ import annotations
 
 import asyncio
+import signal
+import sys
 import time
-from typing import Callable, Optional, TextIO
+from typing import Awaitable, Callable, Optional, TextIO
 
 from server.models import RunOut
 from worker.cli_show import follow_job, state_line  # noqa: F401  (state_line: re-exported)
-from worker.client import Client
+from worker.client import Client, RotaError
+from worker.reconnect import Reconnect, StillDown
 
 FINISHED = {"success", "failure", "cancelled"}
 # How often `--wait` reads the run.
@@ -24,6 +30,11 @@ WAITING_REPEAT_SECS = 60.0
 # a cancelled job comes once its worker has stopped it; this bounds a stuck one.
 FOLLOW_LIMIT_SECS = 600.0
 BLOCKED_JOBS_CHECKED = 10
+# Past --timeout (or on an interrupt with --cancel-on-interrupt), how long
+# the cancel may wait for a server that is out.
+CANCEL_WITHIN_SECS = 60.0
+INTERRUPT_CANCEL_SECS = 10.0  # a CI runner's cancel sends SIGKILL soon after
+EXIT_INTERRUPTED = {signal.SIGINT: 130, signal.SIGTERM: 143}
 
 
 def stamp(secs: float) -> str:
@@ -37,20 +48,39 @@ class Watch:
         self.client, self.run_id, self.out, self.follow, self.timeout = client, run_id, out, follow, timeout
         self.clock = clock
         self.start = clock()
+        self.net = Reconnect(self.say, clock)
         self.seen: dict[str, tuple[str, int]] = {}
         self.followers: list[asyncio.Task] = []
         self.followed: set[str] = set()
         self.said_waiting: dict[tuple[str, ...], float] = {}
         self.next_blocked_check = self.start
-        self.timed_out = False
+        self.timed_out, self.timed_out_at = False, 0.0
+        self.final: Optional[RunOut] = None  # the run as it ended
 
     def say(self, text: str) -> None:
         print(f"{stamp(self.clock() - self.start)} {text}", file=self.out, flush=True)
 
+    @property
+    def deadline(self) -> Optional[float]:
+        if self.timed_out:
+            return self.timed_out_at + CANCEL_WITHIN_SECS
+        return None if self.timeout is None else self.start + self.timeout
+
+    async def ask(self, fn: Callable[..., Awaitable], *args: object):
+        """`fn(*args)`, waiting out an outage until the deadline; past it, a
+        timeout (first), or StillDown (once the run's cancel is overdue)."""
+        while True:
+            try:
+                return await self.net.call(fn, *args, until=self.deadline)
+            except StillDown:
+                if self.timed_out:
+                    raise
+                await self._time_out()  # then ask again, within the cancel's own deadline
+
     async def run(self) -> int:
         try:
             while True:
-                run = await self.client.get_run(self.run_id)
+                run = await self.ask(self.client.get_run, self.run_id)
                 for job in run.jobs or []:
                     if self.seen.get(job.id) != (job.status, job.attempt):
                         self.seen[job.id] = (job.status, job.attempt)
@@ -58,17 +88,23 @@ class Watch:
                     if self.follow and job.id not in self.followed and job.status not in ("queued", "skipped"):
                         self.followed.add(job.id)
                         self.followers.append(asyncio.create_task(
-                            follow_job(self.client, self.run_id, job, self.out, f"{job.id} | ")))
+                            follow_job(self.client, self.run_id, job, self.out, f"{job.id} | ", outages=self.net)))
                 if run.status in FINISHED:
                     break
                 await self._check_blocked(run)
-                await self._check_timeout()
+                if self.deadline is not None and self.clock() >= self.deadline and not self.timed_out:
+                    await self._time_out()
                 await asyncio.sleep(WATCH_INTERVAL)
             if self.followers:
                 await asyncio.wait(self.followers, timeout=FOLLOW_LIMIT_SECS)
+        except StillDown as exc:  # past --timeout, and the server still out
+            self.say(f"the server is still out ({exc.cause}): run {self.run_id} may still be going;"
+                     f" check it with: rota status {self.run_id} (cancel it with: rota cancel {self.run_id})")
+            return 1
         finally:
             for task in self.followers:
                 task.cancel()
+        self.final = run
         self.say(f"workflow {run.workflow_id} run #{run.number}: {run.status}")
         return 0 if run.status == "success" and not self.timed_out else 1
 
@@ -80,7 +116,7 @@ class Watch:
         queued = [j for j in run.jobs or [] if j.status == "queued" and j.retry_at is None]
         wanted: set[tuple[str, ...]] = set()
         for job in queued[:BLOCKED_JOBS_CHECKED]:
-            blocked = (await self.client.get_run_job(self.run_id, job.id)).blocked_by
+            blocked = (await self.ask(self.client.get_run_job, self.run_id, job.id)).blocked_by
             if blocked is not None and blocked.no_worker_with is not None:
                 wanted.add(tuple(blocked.no_worker_with))
         for labels in sorted(wanted):
@@ -90,12 +126,10 @@ class Watch:
                 which = f"a worker with [{', '.join(labels)}]" if labels else "any worker"
                 self.say(f"waiting for {which}: none registered")
 
-    async def _check_timeout(self) -> None:
-        if self.timeout is None or self.timed_out or self.clock() - self.start < self.timeout:
-            return
-        self.timed_out = True
+    async def _time_out(self) -> None:
+        self.timed_out, self.timed_out_at = True, self.clock()
         self.say(f"timed out after {self.timeout:g}s: cancelling run {self.run_id}")
-        await self.client.cancel_run(self.run_id)
+        await self.ask(self.client.cancel_run, self.run_id)
 
 
 async def watch(client: Client, run_id: str, *, follow: bool, out: TextIO, timeout: Optional[float] = None,
@@ -104,3 +138,53 @@ async def watch(client: Client, run_id: str, *, follow: bool, out: TextIO, timeo
     until the run ends; 0 if it succeeded, else 1 (also after `timeout`
     seconds, when the run is cancelled)."""
     return await Watch(client, run_id, out, follow, timeout, clock).run()
+
+
+async def until_interrupted(waiting: Awaitable[int], client: Client, run_id: str, *, cancel: bool,
+                            err: TextIO = sys.stderr) -> int:
+    """`waiting`'s exit code, unless SIGINT or SIGTERM comes first: then the
+    run goes on and how to cancel it is said (with `cancel`, it is
+    cancelled), and the code is 130 (SIGINT) or 143 (SIGTERM). A second
+    signal has its usual effect."""
+    loop = asyncio.get_running_loop()
+    task = asyncio.ensure_future(waiting)
+    got: list[signal.Signals] = []
+    installed: list[signal.Signals] = []
+
+    def interrupted(sig: signal.Signals) -> None:
+        got.append(sig)
+        task.cancel()
+        for s in installed:
+            loop.remove_signal_handler(s)
+        installed.clear()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, interrupted, sig)
+            installed.append(sig)
+        except (NotImplementedError, RuntimeError, ValueError):  # not the main thread, or no such support
+            pass
+    try:
+        return await task
+    except asyncio.CancelledError:
+        if not got:
+            raise
+    finally:
+        for s in installed:
+            loop.remove_signal_handler(s)
+    print(f"rota: interrupted ({got[0].name})", file=err, flush=True)
+    if cancel:
+        await _cancel_on_interrupt(client, run_id, err)
+    else:
+        print(f"run {run_id} is still going; cancel it with: rota cancel {run_id}", file=err, flush=True)
+    return EXIT_INTERRUPTED[got[0]]
+
+
+async def _cancel_on_interrupt(client: Client, run_id: str, err: TextIO) -> None:
+    net = Reconnect(lambda text: print(f"rota: {text}", file=err, flush=True))
+    try:
+        await net.call(client.cancel_run, run_id, until=time.monotonic() + INTERRUPT_CANCEL_SECS)
+    except RotaError as exc:
+        print(f"could not cancel run {run_id} ({exc}); cancel it with: rota cancel {run_id}", file=err, flush=True)
+        return
+    print(f"cancel requested for run {run_id}", file=err, flush=True)

@@ -47,7 +47,7 @@ from server.models import (
     WorkersPruned,
     WorkflowOut,
 )
-from worker.client_runs import RunsApi
+from worker.client_runs import Outages, RunsApi
 from worker.client_runs import path_part as _path
 from worker.client_runs import with_key as _with_key
 
@@ -92,6 +92,17 @@ class ApiError(RotaError):
 def is_transient(exc: BaseException) -> bool:
     """Worth retrying: the server did not answer, or failed on its side."""
     return isinstance(exc, Unreachable) or (isinstance(exc, ApiError) and exc.status >= 500)
+
+
+# The answers of a server restarting, of a proxy in front of one that is
+# down, and of a server whose Redis is down (503 store_unavailable).
+OUTAGE_STATUSES = frozenset({502, 503, 504})
+
+
+def is_outage(exc: BaseException) -> bool:
+    """The server is out for now (not failing on a request of ours): a
+    waiting command tries again (worker/reconnect.py)."""
+    return isinstance(exc, Unreachable) or (isinstance(exc, ApiError) and exc.status in OUTAGE_STATUSES)
 
 
 @dataclass
@@ -259,11 +270,17 @@ class Client(RunsApi):
         async for item in self._follow(f"/api/workflows/{_path(workflow_id)}/jobs/{_path(job_id)}/logs/stream"):
             yield item
 
-    async def _follow(self, url: str) -> AsyncIterator[JobLogChunk | JobOut]:
+    async def _follow(self, url: str, outages: Optional[Outages] = None) -> AsyncIterator[JobLogChunk | JobOut]:
         """A log stream's chunks, then the job's final state (its `end` event).
 
         A dropped connection resumes from the last event id, so no chunk is
-        repeated or skipped.
+        repeated or skipped; one that had sent events is resumed at once,
+        without a word (a server restarting or draining drops its streams).
+        Without `outages`, a few tries in a row that get nothing end the
+        tail with Unreachable (an error answer, at once). With it, a server
+        that is out (unreachable, 502/503/504) is waited for however long it
+        takes (the caller bounds it), telling `outages` when it was lost and
+        when it is back.
         """
         last_id: Optional[str] = None
         failures = 0
@@ -271,30 +288,45 @@ class Client(RunsApi):
             headers = {"Accept": "text/event-stream"}
             if last_id is not None:
                 headers["Last-Event-ID"] = last_id
+            connected = got_events = False
             try:
                 async with self._http.stream("GET", url, headers=headers, timeout=_STREAM_TIMEOUT) as response:
                     if response.is_error:
                         await response.aread()
                         raise ApiError.from_response(response)
+                    connected = True
+                    if outages is not None:
+                        outages.back()
                     parser = SseParser()
                     async for line in sse_lines(response.aiter_bytes()):
                         event = parser.feed(line)
-                        if event is None:
-                            continue
-                        failures = 0
+                        if event is None or event.name not in ("log", "end"):
+                            continue  # (an `error` event: the stream ends, and is tried again)
+                        got_events, failures = True, 0
                         last_id = event.id or last_id
                         if event.name == "end":
                             yield self._decode(event.data.encode(), JobOut)
                             return
-                        if event.name == "log":
-                            yield self._decode(event.data.encode(), JobLogChunk)
-                cause: Exception = httpx.RemoteProtocolError("stream closed before the job's end event")
+                        yield self._decode(event.data.encode(), JobLogChunk)
+                cause: RotaError = Unreachable(self.server, httpx.RemoteProtocolError(
+                    "stream closed before the job's end event"))
             except httpx.TransportError as exc:
+                cause = Unreachable(self.server, exc)
+            except ApiError as exc:
+                if outages is None or not is_outage(exc):
+                    raise
                 cause = exc
+            if got_events:
+                continue  # it was going: resume at once
             failures += 1
-            if failures > _STREAM_RECONNECTS:
-                raise Unreachable(self.server, cause)
-            await asyncio.sleep(min(0.2 * 2**failures, 3.0))
+            if outages is None:
+                if failures > _STREAM_RECONNECTS:
+                    raise cause
+                await asyncio.sleep(min(0.2 * 2**failures, 3.0))
+                continue
+            if not connected:
+                outages.lost(cause)
+            await asyncio.sleep(outages.backoff(failures))
 
     # ---- API tokens (admin scope) -----------------------------------------------
 

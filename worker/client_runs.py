@@ -4,7 +4,7 @@ worker-protocol half stays small; both speak through `Client._send`."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, AsyncIterator, Optional
+from typing import TYPE_CHECKING, Any, AsyncIterator, Optional, Protocol
 from urllib.parse import quote, urlencode
 
 import msgspec
@@ -15,6 +15,17 @@ from server.models import (
 
 if TYPE_CHECKING:
     import httpx
+
+
+class Outages(Protocol):
+    """What a log tail tells of an outage it rides out (worker/reconnect.py
+    is the CLI's; Client._follow calls these)."""
+
+    def lost(self, cause: BaseException) -> None: ...
+
+    def back(self) -> None: ...
+
+    def backoff(self, failures: int) -> float: ...
 
 
 def path_part(*parts: str) -> str:
@@ -35,7 +46,7 @@ class RunsApi:
     if TYPE_CHECKING:
         async def _send(self, method: str, path: str, body: Any = None, **kw: Any) -> httpx.Response: ...
         def _decode(self, content: bytes, type: Any) -> Any: ...
-        def _follow(self, url: str) -> AsyncIterator[JobLogChunk | JobOut]: ...
+        def _follow(self, url: str, outages: Optional[Outages] = None) -> AsyncIterator[JobLogChunk | JobOut]: ...
 
     async def put_workflow(self, workflow_id: str, document: bytes, content_type: str,
                            idempotency_key: Optional[str] = None) -> WorkflowOut:
@@ -100,13 +111,16 @@ class RunsApi:
         return self._decode(response.content, list[JobLogChunk])
 
     async def follow_run_logs(self, run_id: str, job_id: str, attempt: Optional[int] = None,
-                              level: Optional[str] = None) -> AsyncIterator[JobLogChunk | JobOut]:
+                              level: Optional[str] = None,
+                              outages: Optional[Outages] = None) -> AsyncIterator[JobLogChunk | JobOut]:
         """A job's log chunks (every attempt's, in order, unless `attempt`),
         history then live; the last item is its final state, sent once the
-        job has finished for good and its worker has let go of it."""
+        job has finished for good and its worker has let go of it. With
+        `outages`, the tail waits out a server that is out (see _follow)."""
         params = _log_filter(attempt, level)
         query = "?" + urlencode(params) if params else ""
-        async for item in self._follow(f"/api/runs/{_path(run_id)}/jobs/{_path(job_id)}/logs/stream{query}"):
+        async for item in self._follow(f"/api/runs/{_path(run_id)}/jobs/{_path(job_id)}/logs/stream{query}",
+                                       outages):
             yield item
 
     async def dead_letters(self, workflow_id: Optional[str] = None, limit: int = 100,
