@@ -148,3 +148,25 @@ async def test_without_outages_a_tail_still_gives_up_and_a_refusal_is_at_once(mo
     async with client_for(gone) as client:
         with pytest.raises(ApiError, match="run_not_found"):
             [item async for item in client._follow("/x", Outages())]
+
+
+async def test_a_wait_whose_timeout_passes_while_the_server_is_out_says_what_to_check():
+    import io
+
+    from worker import cli_watch
+
+    clock = Clock()
+
+    async def down(request):
+        clock.now += 30
+        raise httpx.ConnectError("connection refused")
+
+    out = io.StringIO()
+    async with client_for(down) as client:
+        code = await cli_watch.watch(client, "RUN", follow=True, out=out, timeout=90, clock=clock)
+    said = out.getvalue().splitlines()
+    assert code == 1
+    assert [line.split("] ", 1)[1].split(" (")[0] for line in said] == [
+        "server unreachable; reconnecting", "timed out after 90s: cancelling run RUN",
+        "the server is still out"]
+    assert said[-1].endswith("check it with: rota status RUN (cancel it with: rota cancel RUN)")
