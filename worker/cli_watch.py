@@ -97,6 +97,9 @@ class Watch:
                 await asyncio.sleep(WATCH_INTERVAL)
             if self.followers:
                 await asyncio.wait(self.followers, timeout=FOLLOW_LIMIT_SECS)
+                for task in self.followers:  # a tail that failed for good (not an outage) says why
+                    if task.done() and not task.cancelled() and task.exception() is not None:
+                        self.say(f"a log tail ended early: {task.exception()}")
         except StillDown as exc:  # past --timeout, and the server still out
             self.say(f"the server is still out ({exc.cause}): run {self.run_id} may still be going;"
                      f" check it with: rota status {self.run_id} (cancel it with: rota cancel {self.run_id})")
@@ -141,11 +144,12 @@ async def watch(client: Client, run_id: str, *, follow: bool, out: TextIO, timeo
 
 
 async def until_interrupted(waiting: Awaitable[int], client: Client, run_id: str, *, cancel: bool,
-                            err: TextIO = sys.stderr) -> int:
+                            err: Optional[TextIO] = None) -> int:
     """`waiting`'s exit code, unless SIGINT or SIGTERM comes first: then the
     run goes on and how to cancel it is said (with `cancel`, it is
     cancelled), and the code is 130 (SIGINT) or 143 (SIGTERM). A second
     signal has its usual effect."""
+    err = err or sys.stderr
     loop = asyncio.get_running_loop()
     task = asyncio.ensure_future(waiting)
     got: list[signal.Signals] = []

@@ -18,6 +18,7 @@ from ..http import query_int
 from ..errors import Unprocessable
 from ..models import JobLogChunk, encoder
 from ..routing import Endpoint, Param
+from ..singleflight import SingleFlight
 from ..store import TERMINAL, Store
 from ..store.leases import LOG_LEVELS
 from .jobview import job_view
@@ -47,6 +48,9 @@ async def history(request: Request) -> Response:
     return Response(body, media_type="application/json")
 
 
+_ENDS = SingleFlight()
+
+
 class JobLog:
     """A job's log stream, finished once the job is (and, for a cancelled
     job, once its worker has let go of the lease: it may still send the
@@ -68,8 +72,11 @@ class JobLog:
             self._state.status == "cancelled" and await self.store.lease_held(self.run, self.job)
         ):
             # The whole job, as GET .../jobs/{job} shows it: the state read
-            # above is only its record, without its spec and attempts.
-            return encoder.encode(await job_view(self.store, self.run, self.job))
+            # above is only its record, without its spec and attempts. The
+            # tails that end together (a thousand of one job) share one read.
+            view = await _ENDS.do((id(self.store), self.run, self.job),
+                                  lambda: job_view(self.store, self.run, self.job))
+            return encoder.encode(view)
         return None
 
 

@@ -126,6 +126,14 @@ class StoreBase:
             specs = {**specs, **{f[2:]: _spec_decoder.decode(v) for f, v in spawned.items() if f.startswith("s:")}}
         return specs
 
+    async def job_spec(self, run: str, wf: str, ver: str, spawned: bool, job: str) -> Optional[JobSpec]:
+        """One job's spec in a run (see run_specs), reading no more than it."""
+        d = await self.definition(wf, ver)
+        if d and job in d.specs:
+            return d.specs[job]
+        raw = await self.redis.hget(self.key("rdef", run), f"s:{job}") if spawned else None
+        return _spec_decoder.decode(raw) if raw else None
+
     async def _xread(self, key: str, after: str, count: Optional[int]) -> list:
         """[(id, fields)] after `after`, oldest first."""
         res = await self.redis.xread({key: after}, count=count)

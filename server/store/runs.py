@@ -127,18 +127,22 @@ class RunsMixin(StoreBase):
                for i, job in enumerate(jobs)]
         return run_out(head, out, await self._notes(head))
 
-    async def run_job(self, run: str, job: str) -> tuple[dict, JobOut]:
-        """(the run's head, the job with its attempts)."""
-        head = await self.run_head(run)
+    async def run_job(self, run: str, job: str) -> JobOut:
+        """The job with its attempts and reports: one round trip, a second
+        when it reported steps or annotations (a thousand log tails ending
+        at once each read this: not the run's whole head)."""
         async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hmget(self.key("run", run), ["wf", "ver", "spawned"])
             pipe.hgetall(self.key("rj", run, job))
             pipe.hgetall(self.key("att", run, job))
-            row, tries = await pipe.execute()
+            (wf, ver, spawned), row, tries = await pipe.execute()
+        if wf is None:
+            raise _not_found(run)
         if not row:
             raise NotFound("job_not_found", f"no job {job!r} in run {run!r}")
-        specs = await self.run_specs(head)
+        spec = await self.job_spec(run, wf, ver, bool(spawned), job)
         reports = await self._reports(run, {job: row})
-        return head, job_out(job, row, specs.get(job), attempts(tries), reports.get(job))
+        return job_out(job, row, spec, attempts(tries), reports.get(job))
 
     async def _reports(self, run: str, rows: dict[str, dict]) -> dict[str, tuple[dict, dict]]:
         """The steps and annotations of the jobs that reported any."""
