@@ -133,8 +133,9 @@ async def test_list_is_newest_first_with_paging_and_status_filter(store):
     await claim(store)
     assert [w.id for w in await store.list_workflows(status="running")] == [ids[1]]
     await store.run_workflow(ids[2])
-    # the seed's meaning: a job of the latest run in that status (never run: no run)
-    assert [w.id for w in await store.list_workflows(status="queued")] == [ids[2]]
+    # the seed's meaning: a job of the latest run in that status; a workflow
+    # that never ran shows its jobs queued, so it is listed as queued too
+    assert [w.id for w in await store.list_workflows(status="queued")] == [ids[4], ids[3], ids[2], ids[0]]
     assert await store.list_workflows(status="failure") == []
 
 

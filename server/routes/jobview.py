@@ -11,7 +11,7 @@ from ..store import WIRE_STATUS, Store
 
 
 async def job_view(store: Store, run: str, job_id: str) -> RunJobOut:
-    job = await store.run_job(run, job_id)
+    _, job = await store.run_job(run, job_id)
     return RunJobOut(run_id=run, blocked_by=await _blocked_by(store, run, job),
                      **{f: getattr(job, f) for f in job.__struct_fields__})
 

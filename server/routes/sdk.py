@@ -222,7 +222,7 @@ def _typed(kind: str):
 async def cancel_own(request: Request) -> Response:
     store, lease_id, caller = _lease(request)
     run, job = await store.cancel_own_job(lease_id, caller)
-    return JSON(await store.run_job(run, job))
+    return JSON((await store.run_job(run, job))[1])
 
 
 # ---- the operator's side -------------------------------------------------------
@@ -249,7 +249,7 @@ async def approve(request: Request) -> Response:
     who = f"token {token}" if token else "an operator (auth off)"
     await store.approve(p["run_id"], p["job"], body.payload, who)
     journal.info("job %s/%s approved by %s", p["run_id"], p["job"], who)
-    return JSON(await store.run_job(p["run_id"], p["job"]), status_code=202)
+    return JSON((await store.run_job(p["run_id"], p["job"]))[1], status_code=202)
 
 
 async def run_state(request: Request) -> Response:

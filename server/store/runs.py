@@ -127,10 +127,11 @@ class RunsMixin(StoreBase):
                for i, job in enumerate(jobs)]
         return run_out(head, out, await self._notes(head))
 
-    async def run_job(self, run: str, job: str) -> JobOut:
-        """The job with its attempts and reports: one round trip, a second
-        when it reported steps or annotations (a thousand log tails ending
-        at once each read this: not the run's whole head)."""
+    async def run_job(self, run: str, job: str) -> tuple[dict, JobOut]:
+        """(what it read of the run's head: id, wf, ver, spawned; the job with
+        its attempts and reports). One round trip, a second when the job
+        reported steps or annotations: a thousand log tails ending at once
+        each read this, so not the run's whole head (its list of jobs)."""
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.hmget(self.key("run", run), ["wf", "ver", "spawned"])
             pipe.hgetall(self.key("rj", run, job))
@@ -142,7 +143,8 @@ class RunsMixin(StoreBase):
             raise NotFound("job_not_found", f"no job {job!r} in run {run!r}")
         spec = await self.job_spec(run, wf, ver, bool(spawned), job)
         reports = await self._reports(run, {job: row})
-        return job_out(job, row, spec, attempts(tries), reports.get(job))
+        head = {"id": run, "wf": wf, "ver": ver, "spawned": spawned or ""}
+        return head, job_out(job, row, spec, attempts(tries), reports.get(job))
 
     async def _reports(self, run: str, rows: dict[str, dict]) -> dict[str, tuple[dict, dict]]:
         """The steps and annotations of the jobs that reported any."""
