@@ -68,7 +68,8 @@ def main() -> None:
         # Long-poll claims and SSE tails are open for up to a minute; give
         # them a few seconds to finish on shutdown rather than hanging.
         timeout_graceful_shutdown=5,
-        http=protocol_class(settings.max_connections, settings.body_timeout_secs),
+        http=protocol_class(settings.max_connections, settings.max_connections_per_address,
+                            settings.header_timeout_secs),
         ssl_keyfile=settings.ssl_keyfile,
         ssl_certfile=settings.ssl_certfile,
     )

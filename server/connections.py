@@ -1,21 +1,34 @@
-"""Connection-level limits uvicorn does not have: a cap on open connections
-(MAX_CONNECTIONS) answered with a JSON 503, a deadline for a request's
-headers (BODY_TIMEOUT_SECS), and closing a connection answered before its
-body arrived, so a client that connects and trickles or sends nothing
-(slowloris) cannot hold sockets forever. uvicorn arms its idle timer only
-after a first response, never while headers arrive, and puts it off with
-every byte of a body nobody reads.
+"""The front door: what a connection may cost before any token is checked,
+below the application, in a subclass of uvicorn's httptools protocol.
+
+- Connection slots (MAX_CONNECTIONS, MAX_CONNECTIONS_PER_ADDRESS): see
+  server/slots.py. A request that passes a route's token check marks its
+  connection through `scope["rota.trust"]`.
+- A request's line and headers must arrive within HEADER_TIMEOUT_SECS (408),
+  fit in MAX_HEADER_BYTES and MAX_HEADERS (431). uvicorn arms its idle timer
+  only after a first response, and httptools has no header limit at all: an
+  unfinished header is buffered (and re-copied) for as long as it grows.
+- An answer sent before the request's body has all arrived (401, 404, 413,
+  415, ...) says `Connection: close`, since nothing more can follow on that
+  connection; then what the client still sends is read and dropped for up
+  to LINGER_SECS, so it can finish sending and read the answer instead of
+  meeting a reset. uvicorn would instead discard the body for as long as
+  it trickles, each byte putting off its idle timer.
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import Optional
+import weakref
+from typing import Any, Optional
 
+import httptools
 import msgspec
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
+from . import limits
 from .models import ErrorBody, ErrorDetail
+from .slots import Slots, address_group, trust_callback
 
 
 def _canned(status: str, code: str, message: str) -> bytes:
@@ -27,45 +40,193 @@ def _canned(status: str, code: str, message: str) -> bytes:
 _OVERLOADED = _canned("503 Service Unavailable", "overloaded",
                       "this server is at its connection limit (MAX_CONNECTIONS); retry shortly")
 _TOO_SLOW = _canned("408 Request Timeout", "request_timeout",
-                    "the request headers did not arrive in time (BODY_TIMEOUT_SECS)")
+                    "the request line and headers did not arrive in time (HEADER_TIMEOUT_SECS)")
+_TOO_LARGE = _canned("431 Request Header Fields Too Large", "headers_too_large",
+                     f"the request line and headers may be at most {limits.MAX_HEADER_BYTES} bytes"
+                     f" in at most {limits.MAX_HEADERS} headers")
+
+
+class _TooManyHeaders(Exception):
+    """Raised in the parser's header callback: it stops the parser at once."""
+
+
+class _EarlyAnswerCycle(RequestResponseCycle):
+    """A request whose answer, if it starts before the body has all
+    arrived, says `Connection: close`: pooling clients otherwise send their
+    next request on a connection about to close (EPIPE, ECONNRESET)."""
+
+    closes = False
+
+    async def send(self, message: Any) -> None:
+        if message["type"] == "http.response.start" and not self.response_started and self.more_body:
+            self.closes = True
+            headers = list(message.get("headers", ()))
+            if not any(name.lower() == b"connection" for name, _ in headers):
+                headers.append((b"connection", b"close"))
+            await super().send({**message, "headers": headers})
+            # uvicorn would close the moment the answer is written; the
+            # protocol closes instead, once the client has stopped sending.
+            self.keep_alive = True
+            return
+        await super().send(message)
 
 
 class GuardedHttpProtocol(HttpToolsProtocol):
-    max_connections = 4096
-    header_timeout = 30.0
+    slots: Slots  # one per server: see protocol_class
+    header_timeout = 10.0
 
-    _header_timer: Optional[asyncio.TimerHandle] = None
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self._head = 0  # bytes of the current request's line and headers so far
+        self._progress = 0  # bumped at each head's end, piece of body and request's end
+        self._headers = 0
+        self._too_many = False
+        self._header_timer: Optional[asyncio.TimerHandle] = None
+        self._linger_timer: Optional[asyncio.TimerHandle] = None
+        self._lingering = False
+        self._stopping = False
+        self._trust = trust_callback(self.slots, weakref.ref(self))
+
+    # ---- connection slots ----------------------------------------------------------
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
-        if len(self.connections) > self.max_connections:
-            transport.write(_OVERLOADED)
-            transport.close()
+        for conn in self.slots.admit(self, address_group(self.client)):
+            conn._push_out()
+        if not transport.is_closing():
+            self._arm_header_timer()
+
+    def _push_out(self) -> None:
+        if self.transport.is_closing():
             return
-        self._arm_header_timer()
+        if self.cycle is None or self.cycle.response_complete:  # no answer under way: say why
+            self.transport.write(_OVERLOADED)
+        self.transport.close()
+
+    def connection_lost(self, exc: Optional[Exception]) -> None:
+        self.slots.release(self)
+        self._disarm_header_timer()
+        if self._linger_timer is not None:
+            self._linger_timer.cancel()
+        super().connection_lost(exc)
+
+    def shutdown(self) -> None:
+        self._stopping = True
+        if self._lingering:
+            self.transport.close()
+            return
+        super().shutdown()
+
+    # ---- reading a request ---------------------------------------------------------
+
+    def data_received(self, data: bytes) -> None:
+        if self._lingering:
+            return  # the answer is out: what still comes is dropped (see _linger)
+        self._unset_keepalive_if_required()
+        # Fed in pieces no larger than what the head may still grow by, so an
+        # over-long head is caught at its first byte too many, before the
+        # parser has buffered more. Bytes in a row that end no head and are no
+        # body (a head in the making, or trailers) count as head.
+        rest: Any = data
+        while rest:
+            if self._head >= limits.MAX_HEADER_BYTES:
+                self._refuse(_TOO_LARGE)
+                return
+            room = limits.MAX_HEADER_BYTES - self._head
+            if len(rest) > room:
+                rest = memoryview(rest)
+                chunk, rest = rest[:room], rest[room:]
+            else:
+                chunk, rest = rest, b""
+            progress = self._progress
+            try:
+                self.parser.feed_data(chunk)
+            except httptools.HttpParserUpgrade:
+                if self._should_upgrade():
+                    self.handle_websocket_upgrade()
+                else:
+                    self._unsupported_upgrade_warning()
+                return
+            except httptools.HttpParserError:
+                if self._too_many:
+                    self._refuse(_TOO_LARGE)
+                else:
+                    msg = "Invalid HTTP request received."
+                    self.logger.warning(msg)
+                    self.send_400_response(msg)
+                return
+            self._head = 0 if self._progress != progress else self._head + len(chunk)
+            if self._lingering or self.transport.is_closing():
+                return
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
+        self._headers = 0
+        self.scope["rota.trust"] = self._trust  # type: ignore[typeddict-unknown-key]
         if self._header_timer is None:
             self._arm_header_timer()
 
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._headers += 1
+        if self._headers > limits.MAX_HEADERS:
+            self._too_many = True
+            raise _TooManyHeaders
+        super().on_header(name, value)
+
     def on_headers_complete(self) -> None:
+        self._progress += 1
         self._disarm_header_timer()
+        before = self.cycle
         super().on_headers_complete()
+        if self.cycle is not before:  # a new request (not a protocol upgrade)
+            # Its task has not run yet: the class swap takes effect before its first send.
+            self.cycle.__class__ = _EarlyAnswerCycle
+
+    def on_body(self, body: bytes) -> None:
+        self._progress += 1
+        super().on_body(body)
+
+    def on_message_complete(self) -> None:
+        self._progress += 1
+        super().on_message_complete()
+
+    # ---- after an answer -----------------------------------------------------------
 
     def on_response_complete(self) -> None:
-        # Answered before the body was all read (401, 404, 415, ...): uvicorn
-        # would keep discarding whatever still trickles in, each byte
-        # putting off its idle timer, forever. Close instead.
-        if self.cycle is not None and self.cycle.more_body and not self.transport.is_closing():
+        cycle = self.cycle
+        if cycle is not None and cycle.response_complete and getattr(cycle, "closes", False):
             self.server_state.total_requests += 1
-            self.transport.close()
+            if self.transport.is_closing():
+                return
+            if cycle.more_body and not self._stopping:
+                self._linger()
+            else:
+                self.transport.close()
             return
         super().on_response_complete()
 
-    def connection_lost(self, exc: Optional[Exception]) -> None:
+    def _refuse(self, answer: bytes) -> None:
         self._disarm_header_timer()
-        super().connection_lost(exc)
+        if self.transport.is_closing():
+            return
+        if self.cycle is not None and not self.cycle.response_complete:
+            self.transport.close()  # an answer to an earlier request is under way: no second one
+            return
+        self.transport.write(answer)
+        self._linger()
+
+    def _linger(self) -> None:
+        """Half-closes (the answer is complete), then reads and drops what the
+        client still sends until it closes, or for LINGER_SECS at most."""
+        self._lingering = True
+        self._disarm_header_timer()
+        self._unset_keepalive_if_required()
+        self.flow.resume_reading()
+        if self.transport.can_write_eof():
+            self.transport.write_eof()
+        self._linger_timer = self.loop.call_later(limits.LINGER_SECS, self.transport.close)
+
+    # ---- the header deadline ---------------------------------------------------------
 
     def _arm_header_timer(self) -> None:
         self._header_timer = self.loop.call_later(self.header_timeout, self._headers_too_slow)
@@ -86,6 +247,6 @@ class GuardedHttpProtocol(HttpToolsProtocol):
             self.transport.close()
 
 
-def protocol_class(max_connections: int, header_timeout: float) -> type[GuardedHttpProtocol]:
+def protocol_class(max_connections: int, per_address: int, header_timeout: float) -> type[GuardedHttpProtocol]:
     return type("RotaHttpProtocol", (GuardedHttpProtocol,),
-                {"max_connections": max_connections, "header_timeout": header_timeout})
+                {"slots": Slots(max_connections, per_address), "header_timeout": header_timeout})

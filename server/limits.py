@@ -111,3 +111,18 @@ MAX_EPOCH_MS = 253_402_300_799_999
 # execution out after 5 minutes without one: a heartbeat through its path
 # holds the lease this long, or the lease's own TTL if that is longer.
 RESTEP_LEASE_SECS = 300
+
+# ---- the front door (server/connections.py) ------------------------------------------
+# Before any token is checked, so they bound what anyone who can reach the
+# port can make the server hold.
+
+# A request's line and headers together. Browsers and proxies send a few KiB;
+# nginx's default tops out at 4 x 8 KiB, Node's at 16 KiB.
+MAX_HEADER_BYTES = 64 * 1024
+# Headers per request (Apache's LimitRequestFields).
+MAX_HEADERS = 100
+# After an answer sent before the request's body was read (401, 413, 415,
+# 431, ...), what the client still sends is read and dropped for up to this
+# long before the close: closing with unread data makes the kernel send a
+# reset, which can destroy the answer before the client reads it.
+LINGER_SECS = 5.0

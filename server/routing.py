@@ -20,6 +20,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .auth import ROUTE_SCOPES
 from .errors import StoreUnavailable, UnsupportedMediaType
+from .slots import trust
 
 Handler = Callable[[Request], Awaitable[Response]]
 
@@ -82,7 +83,10 @@ def _guarded(endpoint: Endpoint) -> ASGIApp:
         # taken whose answer then fails.
         if scope != "public" and not request.app.state.ready.is_set():
             raise StoreUnavailable("the server is starting: it is waiting for Redis")
-        request.scope["rota.principal"] = await request.app.state.auth.authorize(request, scope)
+        auth = request.app.state.auth
+        request.scope["rota.principal"] = await auth.authorize(request, scope)
+        if scope != "public" or not auth.enabled:
+            trust(request.scope)  # this connection is past auth: see server/slots.py
         # A browser may POST text/plain across origins without asking first
         # (a CORS "simple request"): only the declared types are read.
         if _has_body(request) and _media_type(request) not in media:

@@ -152,7 +152,12 @@ class Settings:
     # None: any Host header (a server on a public address cannot know its names).
     allowed_hosts: Optional[tuple[str, ...]] = LOOPBACK_HOSTS
     body_timeout_secs: float = 30.0
+    # The request line and headers, from the connection's accept (or the
+    # request's first byte): a socket that sends nothing holds its slot no longer.
+    header_timeout_secs: float = 10.0
     max_connections: int = 4096
+    # Connections not yet past auth from one address (an IPv6 /64): see server/slots.py.
+    max_connections_per_address: int = 256
     max_waiting_claims: int = 2048
     max_streams: int = 2048
     ssl_keyfile: Optional[str] = None
@@ -200,7 +205,9 @@ class Settings:
             admin_token=admin_token,
             allowed_hosts=None if allowed_hosts == ("*",) else allowed_hosts,
             body_timeout_secs=_float(env, "BODY_TIMEOUT_SECS", 30.0),
+            header_timeout_secs=_float(env, "HEADER_TIMEOUT_SECS", 10.0),
             max_connections=_int(env, "MAX_CONNECTIONS", 4096, minimum=16),
+            max_connections_per_address=_int(env, "MAX_CONNECTIONS_PER_ADDRESS", 256, minimum=1),
             max_waiting_claims=_int(env, "MAX_WAITING_CLAIMS", 2048, minimum=1),
             max_streams=_int(env, "MAX_STREAMS", 2048, minimum=1),
             ssl_keyfile=ssl_keyfile,

@@ -13,6 +13,7 @@ import time
 import httpx
 import pytest
 
+from tests.procs import wait_until
 from tests.redis_proc import free_port, redis_server
 from tests.server_proc import ServerProcess
 
@@ -87,7 +88,7 @@ def _read_all(sock: socket.socket) -> bytes:
 
 
 def test_slow_clients_are_cut_off():
-    with ServerProcess(BODY_TIMEOUT_SECS="1") as server:
+    with ServerProcess(BODY_TIMEOUT_SECS="1", HEADER_TIMEOUT_SECS="1") as server:
         # headers that never finish, and a body that never arrives
         slow_headers = _connect(server.port)
         slow_headers.sendall(b"GET /api/workflows HTTP/1.1\r\nHost: localhost\r\n")
@@ -105,22 +106,24 @@ def test_slow_clients_are_cut_off():
 
 def test_connections_beyond_the_limit_get_503():
     with ServerProcess(MAX_CONNECTIONS="16") as server:
-        held = [_connect(server.port) for _ in range(16)]
-        time.sleep(0.3)  # let the server accept them all
-        extra = _connect(server.port)
-        answer = _read_all(extra)
-        assert answer.startswith(b"HTTP/1.1 503") and b'"overloaded"' in answer
+        # fifteen parked long-polls and a keep-alive client, all past auth
+        # (with auth off any request is), hold every slot: nothing can be
+        # pushed out for a newcomer
+        held = []
+        for i in range(15):
+            sock = _connect(server.port)
+            body = b'{"worker_id": "w%d", "wait_secs": 30}' % i
+            sock.sendall(b"POST /api/jobs/claim HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+                         b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+            held.append(sock)
+        with httpx.Client(base_url=server.url) as client:
+            wait_until(lambda: client.get("/healthz").json()["waiting_claims"] == 15, "fifteen parked claims")
+            extra = _connect(server.port)
+            answer = _read_all(extra)
+            assert answer.startswith(b"HTTP/1.1 503") and b'"overloaded"' in answer
         for sock in held:
             sock.close()
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:  # room again once they are gone
-            try:
-                if httpx.get(server.url + "/healthz").status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        assert httpx.get(server.url + "/healthz").status_code == 200
+        wait_until(lambda: httpx.get(server.url + "/healthz").status_code == 200, "room again", timeout=30)
 
 
 # The Redis ACL docs/security.md recommends, verbatim.
