@@ -58,6 +58,9 @@ class RequestGuard:
         self.app = app
         self.allowed_hosts = allowed_hosts
         self.origins = frozenset(origins)
+        # Only with auth on (settings refuse it otherwise): a page still needs
+        # a token for every write, and a browser never sends one by itself.
+        self.any_origin = "*" in self.origins
         self.max_body_bytes = max_body_bytes
         self.body_timeout_secs = body_timeout_secs
 
@@ -84,7 +87,7 @@ class RequestGuard:
             return error_response(400, "invalid_host",
                                   f"this server does not answer to Host {host!r}; see ALLOWED_HOSTS",
                                   {"allowed_hosts": list(self.allowed_hosts)})
-        if origin is not None and method not in _SAFE_METHODS and origin not in self.origins:
+        if origin is not None and method not in _SAFE_METHODS and origin not in self.origins and not self.any_origin:
             return error_response(403, "cross_origin_refused",
                                   f"requests from web origin {origin!r} may not change anything here;"
                                   " list it in CORS_ORIGINS to allow it", {"origin": origin})

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
-
 import asyncio
 from typing import Any
+from urllib.parse import urlsplit
 
 from redis.asyncio import ConnectionPool, Redis
+from redis.asyncio.connection import parse_url
 from redis.backoff import ExponentialBackoff, NoBackoff
 from redis.exceptions import BusyLoadingError, ConnectionError, TimeoutError
 from redis.asyncio.retry import Retry
@@ -79,23 +79,29 @@ def connect(settings: Settings) -> Redis:
 
 
 def describe(settings: Settings) -> str:
-    """The store, fit for a log line or /healthz: a URL's password is masked."""
+    """The store, fit for a log line or /healthz."""
     if not settings.redis_url:
         return "embedded in-memory store (fakeredis, Lua via lupa; data is lost on exit)"
-    return redact(settings.redis_url)
+    return shown_address(settings.redis_url)
 
 
-def redact(url: str) -> str:
-    """`redis://user:secret@host:6379/0` -> `redis://user:***@host:6379/0`
-    (and a `?password=` query value likewise)."""
-    parts = urlsplit(url)
-    if parts.password is not None:
-        user = parts.username or ""
-        parts = parts._replace(netloc=f"{user}:***@{parts.netloc.rpartition('@')[2]}")
-    if "password=" in parts.query:
-        query = [(k, "***" if k == "password" else v) for k, v in parse_qsl(parts.query, keep_blank_values=True)]
-        parts = parts._replace(query=urlencode(query, safe="*"))
-    return urlunsplit(parts)
+def shown_address(url: str) -> str:
+    """Scheme, host, port and database only, rebuilt from what redis-py itself
+    reads from the URL: anything else in it (a user, a password, query
+    options) may be a secret however it is spelt, e.g. `?passw%6Frd=...`,
+    which redis-py decodes and authenticates with."""
+    scheme = urlsplit(url).scheme.lower()
+    try:
+        parts = parse_url(url)
+    except ValueError:
+        return f"{scheme}://(an address that cannot be read)"
+    db = parts.get("db", 0)
+    if scheme == "unix":
+        return f"unix://{parts.get('path', '')}?db={db}"
+    host = parts.get("host") or "localhost"
+    if ":" in host:
+        host = f"[{host}]"
+    return f"{scheme}://{host}:{parts.get('port', 6379)}/{db}"
 
 
 def connect_pubsub(settings: Settings) -> Redis:

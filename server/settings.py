@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from typing import Mapping, Optional
 from urllib.parse import urlsplit
 
+from .guessable import estimated_bits
+
 
 class SettingsError(ValueError):
     pass
@@ -93,6 +95,10 @@ def is_loopback(host: str) -> bool:
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
 # A token this short is guessable, or a placeholder someone forgot to fill.
 MIN_ADMIN_TOKEN = 32
+MAX_ADMIN_TOKEN = 256
+# server/guessable.py's estimate: `openssl rand -hex 32` gives ~200 or more,
+# and a placeholder such as changeme-changeme-... about 60.
+MIN_ADMIN_TOKEN_BITS = 128
 
 
 def _admin_token(env: Mapping[str, str]) -> Optional[str]:
@@ -111,7 +117,26 @@ def _admin_token(env: Mapping[str, str]) -> Optional[str]:
     if len(token) < MIN_ADMIN_TOKEN or any(c.isspace() for c in token):
         raise SettingsError(f"the admin token must be at least {MIN_ADMIN_TOKEN} characters without spaces"
                             " (e.g. `openssl rand -hex 32`)")
+    if len(token) > MAX_ADMIN_TOKEN or not all(c.isascii() and c.isprintable() for c in token):
+        raise SettingsError(f"the admin token must be at most {MAX_ADMIN_TOKEN} printable ASCII characters"
+                            " (e.g. `openssl rand -hex 32`)")
+    bits = estimated_bits(token)
+    if bits < MIN_ADMIN_TOKEN_BITS:
+        raise SettingsError(
+            f"the admin token is too easy to guess: about {bits:.0f} bits estimated, at least"
+            f" {MIN_ADMIN_TOKEN_BITS} needed (a repeated pattern, a run such as 0123 or abcd, or few kinds"
+            " of character); generate one with `openssl rand -hex 32`")
     return token
+
+
+def _cors_origins(env: Mapping[str, str], auth: bool) -> tuple[str, ...]:
+    origins = _list(env, "CORS_ORIGINS")
+    if "*" in origins and not auth:
+        # Any page the operator opens could read every log and, with no
+        # token to ask for, run commands: the case Redis's protected mode is for.
+        raise SettingsError("CORS_ORIGINS=* with auth off would let any web page you open call this server;"
+                            " list the origins (e.g. https://ci.example.com), or turn auth on")
+    return origins
 
 
 def _auth(env: Mapping[str, str], admin_token: Optional[str], host: str) -> bool:
@@ -186,13 +211,14 @@ class Settings:
         for name, path in (("SSL_KEYFILE", ssl_keyfile), ("SSL_CERTFILE", ssl_certfile)):
             if path is not None and not os.access(path, os.R_OK):
                 raise SettingsError(f"{name} {path!r} cannot be read")
+        auth = _auth(env, admin_token, host)
         return cls(
             host=host,
             port=_int(env, "PORT", 3000),
             redis_url=_redis_url(env.get("REDIS_URL") or None),
             api_only=_flag(env, "API_ONLY"),
             workflows_dir=env.get("WORKFLOWS_DIR", "workflows") or None,
-            cors_origins=_list(env, "CORS_ORIGINS"),
+            cors_origins=_cors_origins(env, auth),
             reap_interval_secs=_float(env, "REAP_INTERVAL_SECS", 5.0),
             max_body_bytes=_int(env, "MAX_BODY_BYTES", 8 * 1024 * 1024, minimum=1024),
             retention_secs=_int(env, "RETENTION_SECS", 7 * 86_400, minimum=1),
@@ -201,7 +227,7 @@ class Settings:
             keepalive_secs=_float(env, "SSE_KEEPALIVE_SECS", 15.0),
             log_level=_choice(env, "LOG_LEVEL", "info", LOG_LEVELS),
             log_format=_choice(env, "LOG_FORMAT", "text", ("text", "json")),
-            auth=_auth(env, admin_token, host),
+            auth=auth,
             admin_token=admin_token,
             allowed_hosts=None if allowed_hosts == ("*",) else allowed_hosts,
             body_timeout_secs=_float(env, "BODY_TIMEOUT_SECS", 30.0),

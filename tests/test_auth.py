@@ -194,8 +194,30 @@ async def test_bad_credentials_are_401(auth_api, header):
 
 
 async def test_healthz_and_openapi_need_no_token(auth_api):
-    assert (await auth_api.get("/healthz")).json()["auth"] is True
+    assert (await auth_api.get("/healthz")).json() == {"ok": True}
     assert (await auth_api.get("/openapi.json")).status_code == 200
+
+
+async def test_healthz_tells_only_a_read_token_more_than_ok(auth_api):
+    """Anonymous callers (probes, anyone who can reach the port) learn only
+    ok or not ok: not the store's address, the version or the load."""
+    reader = await make_token(auth_api, "read")
+    detail = (await auth_api.get("/healthz", headers=bearer(reader["token"]))).json()
+    assert detail["ok"] is True and detail["auth"] is True and detail["store"] == "embedded"
+    assert {"redis", "version", "reaper", "pubsub", "waiting_claims", "open_streams"} <= set(detail)
+    assert (await auth_api.get("/healthz", headers=ADMIN)).json()["version"] == detail["version"]
+    # a token sent is checked like anywhere else
+    assert_error(await auth_api.get("/healthz", headers=bearer("rota_0123456789abcdef_nope")), 401, "unauthenticated")
+    worker = await make_token(auth_api, "worker")
+    assert_error(await auth_api.get("/healthz", headers=bearer(worker["token"])), 403, "forbidden")
+
+
+async def test_an_anonymous_healthz_says_not_ok_and_no_more(auth_app, auth_api):
+    auth_app.state.ready.clear()  # as while the server waits for Redis
+    anonymous = await auth_api.get("/healthz")
+    assert anonymous.status_code == 503
+    assert anonymous.json() == {"error": {"code": "store_unavailable", "message": "the store is not answering", "details": None}}
+    auth_app.state.ready.set()
 
 
 async def test_auth_off_needs_no_token(api):

@@ -41,6 +41,8 @@ def test_refuses_to_listen_beyond_loopback_without_auth():
     ({"REDIS_URL": "http://x"}, "REDIS_URL must be"),
     ({"PORT": "abc"}, "PORT must be an integer"),
     ({"ROTA_ADMIN_TOKEN": "short"}, "at least 32 characters"),
+    ({"ROTA_ADMIN_TOKEN": "changeme-changeme-changeme-changeme"}, "too easy to guess"),
+    ({"CORS_ORIGINS": "*"}, "CORS_ORIGINS=*"),
     ({"ROTA_AUTH": "maybe"}, "ROTA_AUTH must be on or off"),
     ({"ROTA_AUTH": "off", "ROTA_ADMIN_TOKEN": ADMIN}, "auth is on whenever"),
     ({"ROTA_ADMIN_TOKEN_FILE": "/nonexistent/token"}, "cannot read"),
@@ -65,13 +67,19 @@ def test_exposed_with_auth_or_explicitly_without(tmp_path):
         assert "auth: off" in server.output()
 
 
-def test_the_redis_password_is_masked_in_the_log_and_healthz():
+@pytest.mark.parametrize("spelling", ["userinfo", "query"])
+def test_the_redis_password_is_never_shown_in_the_log_or_healthz(spelling):
     with redis_server(password="s3cret-pw") as redis:
-        with ServerProcess(redis.url, LOG_LEVEL="info") as server:
-            health = httpx.get(server.url + "/healthz").json()
-            assert health["redis"] == f"redis://:***@127.0.0.1:{redis.port}/0"
+        # redis-py decodes the query's keys: `passw%6Frd` authenticates as `password`
+        url = (f"redis://:s3cret-pw@127.0.0.1:{redis.port}/0" if spelling == "userinfo"
+               else f"redis://127.0.0.1:{redis.port}/0?passw%6Frd=s3cret-pw")
+        with ServerProcess(url, LOG_LEVEL="info", ROTA_ADMIN_TOKEN=ADMIN) as server:
+            anonymous = httpx.get(server.url + "/healthz")
+            assert anonymous.json() == {"ok": True}
+            health = httpx.get(server.url + "/healthz", headers={"Authorization": f"Bearer {ADMIN}"}).json()
+            assert health["redis"] == f"redis://127.0.0.1:{redis.port}/0"
             log = server.output()
-            assert f"redis://:***@127.0.0.1:{redis.port}/0" in log
+            assert f"store: redis://127.0.0.1:{redis.port}/0" in log
             assert "s3cret-pw" not in log and "s3cret-pw" not in str(health)
 
 

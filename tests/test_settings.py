@@ -51,3 +51,64 @@ def test_a_bad_redis_url_never_shows_its_password():
     with pytest.raises(SettingsError) as err:
         Settings.from_env({"REDIS_URL": "http://user:hunter2@host"})
     assert "hunter2" not in str(err.value)
+
+
+# ---- what may be shown, and what is refused (issue 14, item 10) ------------------------
+
+
+@pytest.mark.parametrize("url,shown", [
+    ("redis://user:s3cret@h:6380/2", "redis://h:6380/2"),
+    # redis-py decodes query keys: this one authenticates, so it must never be shown
+    ("redis://h/0?passw%6Frd=S3CRET&socket_timeout=5", "redis://h:6379/0"),
+    ("redis://h?db=3&password=S3CRET", "redis://h:6379/3"),
+    ("rediss://:S3CRET@[::1]:7000", "rediss://[::1]:7000/0"),
+    ("unix://:S3CRET@/run/redis/redis.sock?db=2", "unix:///run/redis/redis.sock?db=2"),
+])
+def test_the_redis_address_shown_is_rebuilt_from_host_port_and_db(url, shown):
+    from server.redis_conn import describe
+
+    assert describe(Settings.from_env({"REDIS_URL": url})) == shown
+
+
+def test_cors_origins_star_is_refused_with_auth_off():
+    with pytest.raises(SettingsError, match=r"CORS_ORIGINS=\*"):
+        Settings.from_env({"CORS_ORIGINS": "*"})
+    with pytest.raises(SettingsError, match=r"CORS_ORIGINS=\*"):
+        Settings.from_env({"CORS_ORIGINS": "https://a.example,*", "ROTA_AUTH": "off"})
+    # with auth on a page still needs a token, which a browser never sends by itself
+    on = Settings.from_env({"CORS_ORIGINS": "*", "ROTA_ADMIN_TOKEN": "Xq7-fR2p9LmW4tYc8BnV0sKd3HgJ6aZe1Uo5"})
+    assert on.cors_origins == ("*",)
+
+
+@pytest.mark.parametrize("token", [
+    "a" * 40,
+    "changeme-changeme-changeme-changeme",
+    "changeme-changeme-changeme-changem3",
+    "0123456789abcdef0123456789abcdef",
+    "abcdefghijklmnopqrstuvwxyz0123456789",
+    "passwordpasswordpasswordpassword1",
+])
+def test_a_guessable_admin_token_is_refused(token):
+    with pytest.raises(SettingsError, match="admin token .* guess") as err:
+        Settings.from_env({"ROTA_ADMIN_TOKEN": token})
+    assert token not in str(err.value)
+
+
+def test_random_admin_tokens_are_accepted():
+    import secrets
+
+    from tests.conftest import ADMIN_TOKEN
+
+    for _ in range(300):
+        for token in (secrets.token_hex(32), secrets.token_urlsafe(32), secrets.token_urlsafe(24)):
+            assert Settings.from_env({"ROTA_ADMIN_TOKEN": token}).admin_token == token
+    assert Settings.from_env({"ROTA_ADMIN_TOKEN": ADMIN_TOKEN}).auth is True
+
+
+def test_front_door_settings():
+    s = Settings.from_env({})
+    assert (s.header_timeout_secs, s.max_connections_per_address) == (10.0, 256)
+    s = Settings.from_env({"HEADER_TIMEOUT_SECS": "2.5", "MAX_CONNECTIONS_PER_ADDRESS": "16"})
+    assert (s.header_timeout_secs, s.max_connections_per_address) == (2.5, 16)
+    with pytest.raises(SettingsError, match="MAX_CONNECTIONS_PER_ADDRESS"):
+        Settings.from_env({"MAX_CONNECTIONS_PER_ADDRESS": "0"})
