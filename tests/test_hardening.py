@@ -84,6 +84,23 @@ async def test_no_cors_headers_unless_configured(api, redis, settings):
         await client.aclose()
 
 
+async def test_cors_origins_star_with_auth_on_means_any_page_with_a_token(redis, auth_settings):
+    """Settings refuse `*` with auth off; with auth on every call still needs a
+    token, which a browser never attaches by itself."""
+    from tests.conftest import ADMIN_TOKEN
+
+    _, client = await app_client(redis, auth_settings, cors_origins=("*",))
+    try:
+        anyone = {"Origin": "https://dashboard.example"}
+        resp = await client.get("/api/workflows", headers={**anyone, **bearer(ADMIN_TOKEN)})
+        assert resp.status_code == 200 and resp.headers["access-control-allow-origin"] == "*"
+        created = await client.post("/api/workflows", json=WORKFLOW, headers={**anyone, **bearer(ADMIN_TOKEN)})
+        assert created.status_code == 201
+        assert_error(await client.post("/api/workflows", json=WORKFLOW, headers=anyone), 401, "unauthenticated")
+    finally:
+        await client.aclose()
+
+
 async def test_a_cross_origin_write_is_refused(api):
     for origin in ("https://evil.example", "null"):
         err = assert_error(await api.post("/api/workflows?run=true", json=WORKFLOW, headers={"Origin": origin}),
