@@ -15,6 +15,8 @@ from .app import create_app
 from .connections import protocol_class
 from .settings import Settings, SettingsError
 
+EXIT_INTERRUPTED = 130
+
 
 class _Server(uvicorn.Server):
     """Tells the app the moment a stop signal arrives: uvicorn otherwise
@@ -73,7 +75,14 @@ def main() -> None:
         ssl_keyfile=settings.ssl_keyfile,
         ssl_certfile=settings.ssl_certfile,
     )
-    _Server(config, app).run()
+    try:
+        _Server(config, app).run()
+    except KeyboardInterrupt:
+        # uvicorn shuts down gracefully on SIGINT, then raises the signal
+        # again for the default handler: Python's is this exception, and a
+        # Ctrl-C is no error to print a traceback for. 130 = 128 + SIGINT,
+        # as a shell reports a command Ctrl-C ended.
+        sys.exit(EXIT_INTERRUPTED)
 
 
 if __name__ == "__main__":

@@ -1,26 +1,34 @@
 """The front door, against a real server process and real sockets: request
 heads are bounded (431), idle sockets that never send a request cannot keep
 clients out, an answer given before the body was read says
-`Connection: close` (and the client can read it)."""
+`Connection: close` (and the client can read it), and Ctrl-C ends the
+server without a traceback."""
 
 from __future__ import annotations
 
 import http.client
+import os
 import resource
+import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.procs import wait_until
+from tests.procs import ROTA, wait_until
+from tests.redis_proc import free_port
 from tests.server_proc import ServerProcess
 
 pytestmark = pytest.mark.slow
 
 ADMIN = "frontdoor-admin-token-7f3a9c2e41d8b6057e"
 BEARER = {"Authorization": f"Bearer {ADMIN}"}
+ROOT = Path(__file__).resolve().parent.parent
 # Another loopback address: on Linux all of 127/8 reaches a server on 127.0.0.1,
 # so one machine can play an attacker and a client from different addresses.
 ATTACKER = "127.0.0.2"
@@ -263,3 +271,46 @@ def test_a_body_over_the_limit_gets_a_readable_413():
         assert resp.status == 413 and resp.getheader("connection") == "close"
         conn.request("GET", "/healthz")
         assert conn.getresponse().status == 200
+
+
+# ---- item 21: Ctrl-C ------------------------------------------------------------------
+
+
+def _interrupt(argv: list[str], *, group: bool = False) -> tuple[int, str]:
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k not in ("ROTA_ADMIN_TOKEN", "ROTA_AUTH", "HOST", "REDIS_URL")}
+    env.update(PORT=str(port), WORKFLOWS_DIR="", LOG_LEVEL="info")
+    proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            start_new_session=group)
+    try:
+        def up() -> bool:
+            try:
+                return httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200
+            except httpx.HTTPError:
+                return proc.poll() is not None
+        wait_until(up, "the server to answer", timeout=60)
+        # A terminal's Ctrl-C signals the whole foreground process group.
+        if group:
+            os.killpg(proc.pid, signal.SIGINT)
+        else:
+            proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL) if group else proc.kill()
+            proc.wait(10)
+    return proc.returncode, err.decode(errors="replace")
+
+
+@pytest.mark.parametrize("argv", [[sys.executable, "-m", "server"], [*ROTA, "server"]], ids=["python-m-server", "rota-server"])
+def test_ctrl_c_ends_the_server_without_a_traceback(argv):
+    code, err = _interrupt(argv)
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
+    assert code == 130, err
+    assert "Shutting down" in err or "shutting down" in err.lower()
+
+
+def test_ctrl_c_of_make_run_ends_without_a_traceback():
+    # `-o` the install stamp: the test runs the server, not a reinstall
+    code, err = _interrupt(["make", "-s", "-o", ".venv/.installed", "run"], group=True)
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
