@@ -11,6 +11,7 @@ import os
 import resource
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import threading
@@ -35,7 +36,18 @@ ATTACKER = "127.0.0.2"
 
 
 def _connect(port: int, source: str = "127.0.0.1") -> socket.socket:
-    return socket.create_connection(("127.0.0.1", port), timeout=20, source_address=(source, 0))
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    # Thousands of these come and go: without it, a client port they leave
+    # in TIME_WAIT can refuse a later server of the suite its listening port.
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.settimeout(20)
+    try:
+        sock.bind((source, 0))
+        sock.connect(("127.0.0.1", port))
+    except OSError:
+        sock.close()
+        raise
+    return sock
 
 
 def _read_answer(sock: socket.socket) -> bytes:
@@ -126,7 +138,8 @@ def _hold_idle(port: int, count: int, source: str) -> list[socket.socket]:
 
 
 def _close_all(socks: list[socket.socket]) -> None:
-    for sock in socks:
+    for sock in socks:  # abortively: no TIME_WAIT left behind (see _connect)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         sock.close()
 
 
@@ -158,7 +171,7 @@ def test_a_client_gets_in_while_idle_sockets_keep_coming():
             while not stop.is_set():
                 held.extend(_hold_idle(server.port, 50, ATTACKER))
                 while len(held) > 400:
-                    held.pop(0).close()
+                    _close_all([held.pop(0)])
 
         attacker = threading.Thread(target=churn)
         attacker.start()
