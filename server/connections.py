@@ -97,7 +97,8 @@ class GuardedHttpProtocol(HttpToolsProtocol):
     def _push_out(self) -> None:
         if self.transport.is_closing():
             return
-        if self.cycle is None or self.cycle.response_complete:  # no answer under way: say why
+        # Say why, unless an answer is under way or out already (lingering).
+        if not self._lingering and (self.cycle is None or self.cycle.response_complete):
             self.transport.write(_OVERLOADED)
         self.transport.close()
 

@@ -206,6 +206,21 @@ def test_idle_sockets_from_one_address_are_bounded_and_the_oldest_go_first():
             _close_all(first + later)
 
 
+def test_a_connection_answered_431_and_still_open_can_be_pushed_out():
+    """An answered connection lingers (reading what the client still sends);
+    pushing it out must just close it."""
+    with ServerProcess(MAX_CONNECTIONS_PER_ADDRESS="1", LOG_LEVEL="info") as server:
+        refused = _connect(server.port, ATTACKER)
+        refused.sendall(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nX-Big: " + b"a" * (100 * 1024))
+        assert refused.recv(65536).startswith(b"HTTP/1.1 431")  # and it stays open, lingering
+        newcomer = _connect(server.port, ATTACKER)
+        newcomer.sendall(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        assert _read_answer(newcomer).startswith(b"HTTP/1.1 200")
+        assert _read_answer(refused) == b""  # closed, nothing more written
+        _close_all([refused, newcomer])
+        assert "Traceback" not in server.output() and "Exception" not in server.output()
+
+
 def test_a_socket_that_sends_no_request_is_closed_after_the_header_timeout():
     with ServerProcess(HEADER_TIMEOUT_SECS="1", BODY_TIMEOUT_SECS="60") as server:
         silent = _connect(server.port)
