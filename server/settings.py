@@ -182,7 +182,7 @@ class Settings:
     header_timeout_secs: float = 10.0
     max_connections: int = 4096
     # Connections not yet past auth from one address (an IPv6 /64): see server/slots.py.
-    max_connections_per_address: int = 256
+    max_connections_per_address: int = 1024
     max_waiting_claims: int = 2048
     max_streams: int = 2048
     ssl_keyfile: Optional[str] = None
@@ -233,7 +233,7 @@ class Settings:
             body_timeout_secs=_float(env, "BODY_TIMEOUT_SECS", 30.0),
             header_timeout_secs=_float(env, "HEADER_TIMEOUT_SECS", 10.0),
             max_connections=_int(env, "MAX_CONNECTIONS", 4096, minimum=16),
-            max_connections_per_address=_int(env, "MAX_CONNECTIONS_PER_ADDRESS", 256, minimum=1),
+            max_connections_per_address=_int(env, "MAX_CONNECTIONS_PER_ADDRESS", 1024, minimum=1),
             max_waiting_claims=_int(env, "MAX_WAITING_CLAIMS", 2048, minimum=1),
             max_streams=_int(env, "MAX_STREAMS", 2048, minimum=1),
             ssl_keyfile=ssl_keyfile,

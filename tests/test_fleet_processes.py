@@ -39,7 +39,9 @@ def redis():
 @pytest.fixture
 def server(redis):
     lift_open_file_limit(4 * FLEET + 256)
-    with ServerProcess(redis.url, LOG_LEVEL="info") as proc:
+    # A real fleet comes from many addresses; this one from 127.0.0.1 alone,
+    # opening its connections before it sends on any (see server/slots.py).
+    with ServerProcess(redis.url, LOG_LEVEL="info", MAX_CONNECTIONS_PER_ADDRESS=str(4 * FLEET)) as proc:
         yield proc
 
 

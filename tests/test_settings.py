@@ -107,7 +107,7 @@ def test_random_admin_tokens_are_accepted():
 
 def test_front_door_settings():
     s = Settings.from_env({})
-    assert (s.header_timeout_secs, s.max_connections_per_address) == (10.0, 256)
+    assert (s.header_timeout_secs, s.max_connections_per_address) == (10.0, 1024)
     s = Settings.from_env({"HEADER_TIMEOUT_SECS": "2.5", "MAX_CONNECTIONS_PER_ADDRESS": "16"})
     assert (s.header_timeout_secs, s.max_connections_per_address) == (2.5, 16)
     with pytest.raises(SettingsError, match="MAX_CONNECTIONS_PER_ADDRESS"):
