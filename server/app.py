@@ -211,7 +211,7 @@ def create_app(settings: Optional[Settings] = None, redis: Optional[Redis] = Non
         middleware.insert(0, Middleware(
             CORSMiddleware, allow_origins=list(settings.cors_origins), allow_methods=["*"],
             allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "Last-Event-ID"],
-            expose_headers=["Idempotent-Replayed", "X-Next-Offset"]))
+            expose_headers=["Idempotent-Replayed", "X-Next-Offset", "X-Next-Cursor", "X-Prev-Cursor"]))
     app = Starlette(
         routes=routing.routes(table),
         middleware=middleware,

@@ -29,6 +29,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResp
 from . import limits
 from .models import ErrorBody, ErrorDetail
 from .slots import Slots, address_group, trust_callback
+from .sse import ABORT
 
 
 def _canned(status: str, code: str, message: str) -> bytes:
@@ -179,6 +180,9 @@ class GuardedHttpProtocol(HttpToolsProtocol):
     def on_message_begin(self) -> None:
         super().on_message_begin()
         self.scope["rota.trust"] = self._trust  # type: ignore[typeddict-unknown-key]
+        # An event stream drops a client that stopped reading (server/sse.py):
+        # close() would wait for the buffered bytes to drain, abort does not.
+        self.scope.setdefault("extensions", {})[ABORT] = self.transport.abort  # type: ignore[index]
 
     def on_header(self, name: bytes, value: bytes) -> None:
         # uvicorn's own, with a count: raising stops the parser at once.

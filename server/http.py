@@ -148,11 +148,11 @@ page_params = _Paging()
 STREAM_ID = re.compile(r"^(\d{1,20})-(\d{1,20})\Z")
 
 
-def stream_id(value: str, name: str) -> str:
+def stream_id(value: str, name: str, code: str = "invalid_after") -> str:
     """A Redis stream entry id (as sent in SSE `id:` lines), e.g. 1710000000000-0."""
     match = STREAM_ID.match(value)
     if not match or any(int(part) >= 2**64 for part in match.groups()):
-        raise BadRequest("invalid_after", f"{name} must be a stream id like 1710000000000-0, got {value!r}",
+        raise BadRequest(code, f"{name} must be a stream id like 1710000000000-0, got {value!r}",
                          {"field": name})
     return value
 

@@ -126,3 +126,23 @@ MAX_HEADERS = 100
 # long before the close: closing with unread data makes the kernel send a
 # reset, which can destroy the answer before the client reads it.
 LINGER_SECS = 5.0
+
+# ---- job logs: writing and reading ---------------------------------------------------
+# (LOG_MAX_BYTES per attempt and LOG_MAX_CHUNK_BYTES per chunk are settings.)
+
+# Chunks (or a job's own log entries) in one request: each is one XADD in the
+# script, which holds Redis while it runs (one request of 70,000 tiny chunks
+# held it for 1.4 s). rota's worker sends at most 500.
+MAX_LOG_CHUNKS_PER_REQUEST = 1000
+# A page of a log's history (GET .../logs): at most this many bytes of chunks
+# (as stored), and at most this many chunks; at least one chunk whatever its size.
+LOG_PAGE_BYTES = 1024 * 1024
+LOG_PAGE_CHUNKS = 1000
+# What a log or event stream reads from Redis at a time, and so holds per
+# client while that client is slow to take it.
+SSE_BATCH_BYTES = 256 * 1024
+SSE_BATCH_ENTRIES = 500
+# A page is read inside one script in steps; each step holds at most this
+# many bytes of entries (step count = this / the largest entry) in Redis's
+# Lua memory, whatever the page's own bounds.
+STREAM_SCAN_BYTES = 4 * 1024 * 1024

@@ -168,8 +168,23 @@ class Settings:
     retention_secs: int = 7 * 86_400
     namespace: str = "rota"
     log_max_chunks: int = 10_000
+    # A job attempt's log, in bytes as stored (each chunk's JSON). Redis holds
+    # logs in memory for RETENTION_SECS: 16 MiB is four times GitLab's
+    # long-time default (4 MB), some 200,000 lines of 80 characters, and ten
+    # attempts at the limit cost 160 MiB of Redis. Raise it toward GitLab's
+    # 100 MB if your Redis has the room.
+    log_max_bytes: int = 16 * 1024 * 1024
+    # One chunk, as stored: rota's worker sends at most ~65 KiB per chunk, and
+    # a job's own log entry (a message and its data, up to 64 Ki characters
+    # each) fits unless it is mostly characters JSON escapes. Every page or
+    # stream batch holds at least one whole chunk.
+    log_max_chunk_bytes: int = 256 * 1024
     max_wait_secs: float = 60.0
     keepalive_secs: float = 15.0
+    # A log or event stream whose client has not taken what was sent within
+    # this long is dropped: a tail that stops reading must not hold a batch,
+    # a socket buffer and a MAX_STREAMS slot forever.
+    sse_write_timeout_secs: float = 30.0
     log_level: str = "info"
     log_format: str = "text"  # or json: one object per line, for log shippers
     auth: bool = False
@@ -224,7 +239,11 @@ class Settings:
             retention_secs=_int(env, "RETENTION_SECS", 7 * 86_400, minimum=1),
             namespace=namespace,
             log_max_chunks=_int(env, "LOG_MAX_CHUNKS", 10_000, minimum=10),
+            log_max_bytes=_int(env, "LOG_MAX_BYTES", 16 * 1024 * 1024, minimum=64 * 1024),
+            # rota's worker sends chunks of up to ~65 KiB: the minimum leaves room
+            log_max_chunk_bytes=_int(env, "LOG_MAX_CHUNK_BYTES", 256 * 1024, minimum=128 * 1024),
             keepalive_secs=_float(env, "SSE_KEEPALIVE_SECS", 15.0),
+            sse_write_timeout_secs=_float(env, "SSE_WRITE_TIMEOUT_SECS", 30.0),
             log_level=_choice(env, "LOG_LEVEL", "info", LOG_LEVELS),
             log_format=_choice(env, "LOG_FORMAT", "text", ("text", "json")),
             auth=auth,

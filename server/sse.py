@@ -5,28 +5,34 @@ Each event carries the stream entry id as its `id:`, so a client that
 reconnects with Last-Event-ID resumes exactly where it stopped. A follower
 holds no Redis connection while it waits: the notifier wakes it when its
 channel hears something. Job logs and run events both stream this way.
+
+A stream holds at most one batch (SSE_BATCH_BYTES) at a time: the server
+writes an event only once the client has taken enough of the last ones
+(uvicorn's flow control), and a client that takes nothing for
+SSE_WRITE_TIMEOUT_SECS is dropped, its batch, socket and slot freed.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from typing import AsyncIterator, Optional, Protocol
+from typing import AsyncIterator, Callable, Optional, Protocol
 
 from redis.exceptions import RedisError
 from starlette.requests import Request
 from starlette.responses import StreamingResponse
+from starlette.types import Message, Scope, Send
 
 from .auth import Principal, principal
 from .errors import ApiError, Overloaded
 from .http import stream_id
 from .models import ErrorBody, ErrorDetail, encoder
 
-BATCH = 500
 # Inside an open stream, how long a store failure is retried before the
 # stream ends with an error event (clients then reconnect with Last-Event-ID).
 STORE_RETRY_SECS = 15.0
 log = logging.getLogger("rota.sse")
+journal = logging.getLogger("rota.events")
 # SSE ends lines only at CR/LF, but many clients split with str.splitlines(),
 # which also breaks at these. Inside JSON strings their \u escapes mean the
 # same text, so escaping them costs nothing and keeps such clients whole.
@@ -48,8 +54,10 @@ class Feed(Protocol):
 
     event_name: str
 
-    async def read(self, after: str, count: int) -> list[tuple[str, Optional[bytes]]]:
-        """Entries after `after`, oldest first; (id, None) for one to skip."""
+    async def read(self, after: str) -> tuple[list[tuple[str, Optional[bytes]]], bool]:
+        """A batch of entries after `after`, oldest first, (id, None) for one
+        to skip, within SSE_BATCH_BYTES/SSE_BATCH_ENTRIES; and whether more
+        entries follow it."""
 
     async def finished(self, only_appends: bool) -> Optional[bytes]:
         """The `end` event's data once the followed thing is finished, else
@@ -68,11 +76,53 @@ def start(request: Request, channel: str, feed: Feed) -> StreamingResponse:
         last_id = stream_id(request.headers["last-event-id"], "Last-Event-ID")
     else:
         last_id = stream_id(request.query_params.get("after", "0-0"), "after")
-    return StreamingResponse(
+    return _Stream(
         _follow(state, channel, feed, last_id, principal(request)),
+        state.settings.sse_write_timeout_secs, request.url.path,
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
+
+
+# Where the HTTP protocol (server/connections.py) puts its connection's
+# abort: closing a socket whose peer reads nothing would wait forever to
+# flush what is buffered for it, abort frees it at once.
+ABORT = "rota.abort"
+
+
+class _Stream(StreamingResponse):
+    """A streaming answer whose every write must be taken by the client
+    within `write_timeout` seconds (each send waits while uvicorn's buffer
+    for the socket is above its high-water mark); past it, the connection
+    is aborted and the stream ends, freeing its batch and its MAX_STREAMS
+    slot."""
+
+    def __init__(self, content: AsyncIterator[bytes], write_timeout: float, what: str, **kwargs):
+        super().__init__(content, **kwargs)
+        self.write_timeout, self.what = write_timeout, what
+        self._abort: Optional[Callable[[], None]] = None
+
+    async def __call__(self, scope: Scope, receive, send: Send) -> None:
+        self._abort = scope.get("extensions", {}).get(ABORT)
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            # Not left to the garbage collector: the feed's watch holds a
+            # MAX_STREAMS slot until the generator is closed.
+            await self.body_iterator.aclose()  # type: ignore[attr-defined]
+
+    async def stream_response(self, send: Send) -> None:
+        async def timed(message: Message) -> None:
+            async with asyncio.timeout(self.write_timeout):
+                await send(message)
+
+        try:
+            await super().stream_response(timed)
+        except TimeoutError:
+            journal.info("stream %s dropped: its client took nothing for %gs (SSE_WRITE_TIMEOUT_SECS)",
+                         self.what, self.write_timeout)
+            if self._abort is not None:
+                self._abort()
 
 
 async def _follow(state, channel: str, feed: Feed, last_id: str, caller: Principal) -> AsyncIterator[bytes]:
@@ -91,12 +141,12 @@ async def _follow(state, channel: str, feed: Feed, last_id: str, caller: Princip
                 done = await feed.finished(only_appends)
                 fresh = False
                 while True:
-                    entries = await feed.read(last_id, BATCH)
+                    entries, more = await feed.read(last_id)
                     for eid, data in entries:
                         last_id = eid
                         if data is not None:
                             yield event(feed.event_name, eid, data)
-                    if len(entries) < BATCH:
+                    if not more:
                         break
             except (RedisError, OSError) as exc:
                 # The answer has begun: no status code can say this any more.

@@ -35,10 +35,21 @@ def test_values_are_parsed():
     ({"REDIS_URL": "redis://"}, "REDIS_URL"),
     ({"SSL_KEYFILE": "/nonexistent/key.pem", "SSL_CERTFILE": "/nonexistent/cert.pem"}, "SSL_KEYFILE"),
     ({"MAX_OUTPUT_BYTES": "-1"}, "MAX_OUTPUT_BYTES"),
+    ({"LOG_MAX_BYTES": "1000"}, "LOG_MAX_BYTES"),
+    ({"LOG_MAX_CHUNK_BYTES": "65536"}, "LOG_MAX_CHUNK_BYTES"),
+    ({"SSE_WRITE_TIMEOUT_SECS": "0"}, "SSE_WRITE_TIMEOUT_SECS"),
 ])
 def test_bad_values_name_the_variable(env, name):
     with pytest.raises(SettingsError, match=name):
         Settings.from_env(env)
+
+
+def test_job_logs_are_bounded_by_default_and_configurable():
+    s = Settings.from_env({})
+    assert (s.log_max_bytes, s.log_max_chunk_bytes, s.sse_write_timeout_secs) == (16 << 20, 256 << 10, 30.0)
+    s = Settings.from_env({"LOG_MAX_BYTES": str(100 << 20), "LOG_MAX_CHUNK_BYTES": str(1 << 20),
+                           "SSE_WRITE_TIMEOUT_SECS": "5"})
+    assert (s.log_max_bytes, s.log_max_chunk_bytes, s.sse_write_timeout_secs) == (100 << 20, 1 << 20, 5.0)
 
 
 def test_log_settings_and_redis_schemes_are_accepted():

@@ -233,7 +233,7 @@ async def test_logs_are_idempotent_by_sequence(store):
     assert (resend.accepted, resend.duplicates) == (1, 1)
     import msgspec
 
-    chunks = [msgspec.json.decode(c) for _, c in await store.read_logs(await run_of(store, wf), "a")]
+    chunks = [msgspec.json.decode(c) for _, c in (await store.read_logs(await run_of(store, wf), "a")).entries]
     assert [c["data"] for c in chunks] == ["one\n", "two\n", "three\n"]
     assert {c["attempt"] for c in chunks} == {0}
 
@@ -245,7 +245,7 @@ async def test_log_chunks_must_name_the_lease_job_and_nothing_is_written_otherwi
     other = "b" if owner == "a" else "a"
     with pytest.raises(Unprocessable):
         await store.append_logs(lid, [chunk(wf, owner, 0), chunk(wf, other, 1)])
-    assert await store.read_logs(await run_of(store, wf), owner) == []
+    assert (await store.read_logs(await run_of(store, wf), owner)).entries == []
 
 
 async def test_a_finished_one_off_workflow_is_purged_with_its_run_after_retention(store):

@@ -24,7 +24,8 @@
 --                      gate gsecs; and what the in-job SDK reports: prog
 --                      sname sidx pmeta res resat pcpu pmem rdata etype
 --                      estack lout ckat evkey evuntil evpayload hsteps hann
---                      eseq (the job's SDK log entries so far)
+--                      eseq (the job's SDK log entries so far); the log
+--                      budget: lba lbb lbx (see _logbudget.lua)
 --   att:<run>:<job>    hash: attempt number -> attempt JSON
 --   logs:<run>:<job>   stream: c (chunk JSON) a (attempt)
 --   ev:<run>           stream: e (event JSON)

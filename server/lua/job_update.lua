@@ -1,9 +1,9 @@
---- @include "leases"
+--- @include "logbudget"
 -- What a running job reports of itself (the in-job SDK), each call one
 -- run of this script: ARGV lease_id, caller (see live_lease), op, then the
 -- op's arguments. Every change is also a run event.
 -- Returns {'ok', n} | {'lost'} | {'forbidden'} | {'cancelled'} |
--- {'too_large', what, limit} | {'too_many', what, limit}.
+-- {'too_large', what, limit} | {'too_many', what, limit} | {'log_full', kept, limit}.
 local lid, caller, op = ARGV[1], ARGV[2], ARGV[3]
 local now = now_ms()
 local lease, refusal = live_lease(lid, now, caller)
@@ -32,23 +32,38 @@ if op == 'progress' then
 end
 
 if op == 'log' then
-  -- ARGV: maxlen, the progress percent of the last entry that gave one
-  -- ('' for none), then per entry: the chunk's JSON after its opening
-  -- brace (data, stream, level, ...), message (for the event). The chunk
-  -- gets the lease's workflow and job, the server's time, and a sequence
-  -- of the job's entries (0, 1, ... across its attempts; the worker's
-  -- output chunks number themselves).
-  local maxlen, pct = ARGV[4], ARGV[5]
-  local n = (#ARGV - 5) / 2
-  local last = redis.call('HINCRBY', k, 'eseq', n)
+  -- ARGV: maxlen, the attempt's log budget in bytes, the progress percent
+  -- of the last entry that gave one ('' for none), then per entry: the
+  -- chunk's JSON after its opening brace (data, stream, level, ...),
+  -- message (for the event). The chunk gets the lease's workflow and job,
+  -- the server's time, and a sequence of the job's entries (0, 1, ...
+  -- across its attempts; the worker's output chunks number themselves).
+  -- Entries share the attempt's budget with its output (see
+  -- _logbudget.lua): those that fit are kept, in order; then
+  -- {'log_full', kept, limit}.
+  local maxlen, limit, pct = ARGV[4], tonumber(ARGV[5]), ARGV[6]
+  local n = (#ARGV - 6) / 2
   local head = '{"workflow_id":' .. cjson.encode(lease.wf) .. ',"job_id":' .. cjson.encode(job) .. ',"sequence":'
   local tail = ',"timestamp_ms":' .. num(now) .. ','
+  local first = tonumber(redis.call('HGET', k, 'eseq')) or 0
+  local spent, kept = log_spent(run, job, att), 0
   for i = 0, n - 1 do
-    redis.call('XADD', logkey(run, job), 'MAXLEN', '~', maxlen, '*',
-      'c', head .. num(last - n + i) .. tail .. ARGV[6 + 2 * i], 'a', att)
+    local chunk = head .. num(first + i) .. tail .. ARGV[7 + 2 * i]
+    if spent + #chunk > limit then break end
+    redis.call('XADD', logkey(run, job), 'MAXLEN', '~', maxlen, '*', 'c', chunk, 'a', att)
+    spent = spent + #chunk
+    kept = kept + 1
   end
   if pct ~= '' then redis.call('HSET', k, 'prog', pct) end
-  note_event('log', n == 1 and string.sub(ARGV[7], 1, 200) or (n .. ' entries'))
+  if kept > 0 then
+    redis.call('HSET', k, 'eseq', first + kept)
+    log_spend(run, job, att, spent)
+    note_event('log', kept == 1 and string.sub(ARGV[8], 1, 200) or (kept .. ' entries'))
+  end
+  if kept < n then
+    log_cut(run, job, lease.wf, att, 0, now, limit, maxlen)
+    return { 'log_full', kept, limit }
+  end
   return { 'ok', n }
 end
 

@@ -1,38 +1,55 @@
---- @include "leases"
--- ARGV: lease_id, caller (see live_lease), maxlen, then per chunk:
--- workflow_id, job_id, sequence, json (chunks sorted by sequence).
--- Returns {'ok', accepted, duplicates} | {'lost'} | {'forbidden'} |
--- {'mismatch', index}. A lease given up by a wait for an event still takes
--- the job's last output. Idempotent: a chunk whose sequence is not
--- above the highest one accepted for this lease is a resend and is dropped.
-local lid, caller, maxlen = ARGV[1], ARGV[2], ARGV[3]
+--- @include "logbudget"
+-- ARGV: lease_id, caller (see live_lease), maxlen, the attempt's byte budget,
+-- then per chunk: workflow_id, job_id, sequence, json (chunks sorted by
+-- sequence). Returns {'ok', accepted, duplicates} | {'lost'} | {'forbidden'}
+-- | {'mismatch', index} | {'full', accepted, duplicates}: the budget took
+-- only the first `accepted` new chunks; the rest, and all later output of
+-- the attempt, is dropped, and the log says so once. A lease given up by a
+-- wait for an event still takes the job's last output. Idempotent: a chunk
+-- whose sequence is not above the highest one accepted for this lease is a
+-- resend and is dropped.
+local lid, caller, maxlen, limit = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
 local now = now_ms()
 local lease, refusal = live_lease(lid, now, caller)
 if not lease then
   lease = waited_lease(lid, caller)
   if not lease then return { refusal } end
 end
-local n = (#ARGV - 3) / 4
+local first = 5
+local n = (#ARGV - first + 1) / 4
 for i = 0, n - 1 do
-  local b = 3 + i * 4
-  if ARGV[b + 1] ~= lease.wf or ARGV[b + 2] ~= lease.job then return { 'mismatch', i } end
+  local b = first + i * 4
+  if ARGV[b] ~= lease.wf or ARGV[b + 1] ~= lease.job then return { 'mismatch', i } end
 end
 -- (a waited lease's record is gone: its last chunks are taken as sent)
 local hwm = tonumber(redis.call('HGET', lkey(lid), 'lseq')) or -1
-local key = logkey(lease.run, lease.job)
-local accepted = 0
+local run, job, att = lease.run, lease.job, lease.att
+local key = logkey(run, job)
+local spent = log_spent(run, job, att)
+local accepted, duplicates, cut_at = 0, 0, nil
 for i = 0, n - 1 do
-  local b = 3 + i * 4
-  local seq = tonumber(ARGV[b + 3])
-  if seq > hwm then
-    redis.call('XADD', key, 'MAXLEN', '~', maxlen, '*', 'c', ARGV[b + 4], 'a', lease.att)
+  local b = first + i * 4
+  local seq, chunk = tonumber(ARGV[b + 2]), ARGV[b + 3]
+  if seq <= hwm then
+    duplicates = duplicates + 1
+  elseif spent + #chunk > limit then
+    cut_at = seq
+    break
+  else
+    redis.call('XADD', key, 'MAXLEN', '~', maxlen, '*', 'c', chunk, 'a', att)
+    spent = spent + #chunk
     hwm = seq
     accepted = accepted + 1
   end
 end
 if accepted > 0 then
+  log_spend(run, job, att, spent)
   if not lease.waited then redis.call('HSET', lkey(lid), 'lseq', num(hwm)) end
-  redis.call('PUBLISH', jobchan(lease.run, lease.job), 'log')
+  redis.call('PUBLISH', jobchan(run, job), 'log')
 end
 if not lease.waited then touch_worker(lease.worker, now) end
-return { 'ok', accepted, n - accepted }
+if cut_at then
+  log_cut(run, job, lease.wf, att, cut_at, now, limit, maxlen)
+  return { 'full', accepted, duplicates }
+end
+return { 'ok', accepted, duplicates }

@@ -186,7 +186,7 @@ class JobLogChunk(Struct, kw_only=True, omit_defaults=True):
 
 
 class LogsRequest(Struct):
-    chunks: list[LogChunk]
+    chunks: Annotated[list[LogChunk], Meta(max_length=limits.MAX_LOG_CHUNKS_PER_REQUEST)]
 
 
 class LogsAccepted(Struct):

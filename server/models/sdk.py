@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal, Optional
 
 from msgspec import Meta, Struct
 
+from .. import limits
 from .core import Id
 
 Percent = Annotated[float, Meta(ge=0, le=100)]
@@ -46,7 +47,7 @@ class LogEntry(Struct, kw_only=True):
 class LogBody(Struct, kw_only=True):
     """One entry (Restep's single form), or `logs` (its batch form)."""
 
-    logs: Optional[Annotated[list[LogEntry], Meta(min_length=1, max_length=1000)]] = None
+    logs: Optional[Annotated[list[LogEntry], Meta(min_length=1, max_length=limits.MAX_LOG_CHUNKS_PER_REQUEST)]] = None
     level: Level = "info"
     message: Optional[LongText] = None
     log_data: Optional[dict[str, Any]] = None

@@ -1,6 +1,8 @@
-"""Job logs: history as JSON, and a live Server-Sent Events tail (see
-server/sse.py), ending with an `end` event carrying the job's final state (the job as
-`GET /api/runs/{run}/jobs/{job}` shows it).
+"""Job logs: history as JSON, a page at a time (bounded in bytes, the
+cursor in a header, so seed 002's list stays a list), and a live
+Server-Sent Events tail (see server/sse.py), ending with an `end` event
+carrying the job's final state (the job as `GET /api/runs/{run}/jobs/{job}`
+shows it).
 
 Native paths name the run; seed 002's name a workflow and mean its latest
 run: `for_latest_run` maps them onto the same handlers.
@@ -13,14 +15,13 @@ from typing import Optional
 from starlette.requests import Request
 from starlette.responses import Response
 
-from .. import sse
-from ..http import query_int
+from .. import limits, sse
 from ..errors import Unprocessable
+from ..http import query_int, stream_id
 from ..models import JobLogChunk, encoder
 from ..routing import Endpoint, Param
 from ..singleflight import SingleFlight
-from ..store import TERMINAL, Store
-from ..store.leases import LOG_LEVELS
+from ..store import LOG_LEVELS, TERMINAL, Store
 from .jobview import job_view
 from .resolve import for_latest_run
 
@@ -42,10 +43,27 @@ def _level(request: Request) -> Optional[str]:
 async def history(request: Request) -> Response:
     store, p = request.app.state.store, request.path_params
     attempt, level = _attempt(request), _level(request)
+    q = request.query_params
+    after, before, tail = q.get("after"), q.get("before"), q.get("tail")
+    if after is not None and before is not None:
+        raise Unprocessable("invalid_query", "give after or before, not both", {"field": "before"})
+    if after is not None and tail is not None:
+        raise Unprocessable("invalid_query", "tail reads back from the end (or from before), not after a cursor",
+                            {"field": "tail"})
+    count = min(query_int(request, "limit", limits.LOG_PAGE_CHUNKS, minimum=1), limits.LOG_PAGE_CHUNKS)
+    max_bytes = min(query_int(request, "tail", limits.LOG_PAGE_BYTES, minimum=1), limits.LOG_PAGE_BYTES)
+    backward = before is not None or tail is not None
+    cursor = stream_id(before, "before", "invalid_before") if before is not None else ""
     await store.job_state(p["run_id"], p["job"])  # 404 for an unknown job
-    entries = await store.read_logs(p["run_id"], p["job"], attempt=attempt, level=level)
-    body = b"[" + b",".join(chunk for _, chunk in entries if chunk is not None) + b"]"
-    return Response(body, media_type="application/json")
+    page = await store.read_logs(p["run_id"], p["job"], stream_id(after or "0-0", "after"), count, attempt, level,
+                                 max_bytes=max_bytes, before=cursor if backward else None)
+    headers = {}
+    if page.entries and page.more:
+        headers["X-Prev-Cursor" if backward else "X-Next-Cursor"] = page.entries[0 if backward else -1][0]
+    if page.entries and before is not None:  # the entry at `before` follows this page
+        headers["X-Next-Cursor"] = page.entries[-1][0]
+    body = b"[" + b",".join(chunk for _, chunk in page.entries if chunk is not None) + b"]"
+    return Response(body, media_type="application/json", headers=headers)
 
 
 _ENDS = SingleFlight()
@@ -62,8 +80,10 @@ class JobLog:
         self.store, self.run, self.job, self.attempt, self.level = store, run, job, attempt, level
         self._state = None
 
-    async def read(self, after: str, count: int):
-        return await self.store.read_logs(self.run, self.job, after, count, self.attempt, self.level)
+    async def read(self, after: str):
+        page = await self.store.read_logs(self.run, self.job, after, limits.SSE_BATCH_ENTRIES, self.attempt,
+                                          self.level, max_bytes=limits.SSE_BATCH_BYTES)
+        return page.entries, page.more
 
     async def finished(self, only_appends: bool) -> Optional[bytes]:
         if self._state is None or not only_appends:
@@ -91,20 +111,28 @@ async def stream(request: Request) -> Response:
 _FILTERS = (Param("attempt", int, "only this attempt's chunks (from 0); all attempts, in order, by default"),
             Param("level", str, "only the job's log entries (stream `event`) of this level or above:"
                   " debug, info, warn, error"))
+_PAGING = (Param("after", str, "the page after this stream id (X-Next-Cursor of the page before)"),
+           Param("before", str, "the page that ends before this stream id (X-Prev-Cursor of the page after)"),
+           Param("tail", int, f"read back from the end (or from `before`): the last chunks within this many"
+                 f" bytes (at most {limits.LOG_PAGE_BYTES}; at least one chunk)"),
+           Param("limit", int, f"chunks per page, at most {limits.LOG_PAGE_CHUNKS} (the default)"))
 _RESUME = (Param("after", str, "resume after this event id"),
            Param("Last-Event-ID", str, "resume after this event id (what EventSource sends)", where="header"))
+_HISTORY_TEXT = (f"A page of a job's log chunks, oldest first, each with its attempt: at most"
+                 f" {limits.LOG_PAGE_BYTES} bytes and {limits.LOG_PAGE_CHUNKS} chunks (at least one). While more"
+                 " follow, X-Next-Cursor names the last one: pass it as ?after= for the next page. Read backwards"
+                 " with ?tail=BYTES or ?before=, which answer X-Prev-Cursor while more come before")
 _STREAM_TEXT = ("Server-Sent Events: the log so far, then live chunks (`log` events, each with its stream id"
                 " and attempt), then an `end` event with the job's final state")
 endpoints = [
-    Endpoint("GET", "/api/runs/{run_id}/jobs/{job}/logs", history, "read",
-             "A job's log chunks, oldest first, each with its attempt", response=list[JobLogChunk],
-             params=_FILTERS, errors=(404, 422), tag="logs"),
+    Endpoint("GET", "/api/runs/{run_id}/jobs/{job}/logs", history, "read", _HISTORY_TEXT,
+             response=list[JobLogChunk], params=_FILTERS + _PAGING, errors=(400, 404, 422), tag="logs"),
     Endpoint("GET", "/api/runs/{run_id}/jobs/{job}/logs/stream", stream, "read", _STREAM_TEXT, stream=True,
              params=_FILTERS + _RESUME, errors=(400, 404, 422, 503), tag="logs"),
     # seed 002: the workflow's latest run
     Endpoint("GET", "/api/workflows/{wf}/jobs/{job}/logs", for_latest_run(history), "read",
-             "A job's log chunks in the workflow's latest run", response=list[JobLogChunk], params=_FILTERS,
-             errors=(404, 422), tag="logs"),
+             _HISTORY_TEXT + " (the workflow's latest run)", response=list[JobLogChunk],
+             params=_FILTERS + _PAGING, errors=(400, 404, 422), tag="logs"),
     Endpoint("GET", "/api/workflows/{wf}/jobs/{job}/logs/stream", for_latest_run(stream), "read",
              _STREAM_TEXT + " (the workflow's latest run)", stream=True, params=_FILTERS + _RESUME,
              errors=(400, 404, 422, 503), tag="logs"),

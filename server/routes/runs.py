@@ -10,7 +10,7 @@ import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
-from .. import sse
+from .. import limits, sse
 from ..auth import principal
 from ..errors import ApiError, NotFound, Unprocessable
 from ..http import JSON, decode_body, query_int, stream_id
@@ -168,11 +168,9 @@ class RunEvents:
     def __init__(self, store: Store, run: str, keep):
         self.store, self.run, self.keep = store, run, keep
 
-    async def read(self, after: str, count: int):
-        out = []
-        for e in await self.store.events(self.run, after, count):
-            out.append((e.id, encoder.encode(e) if self.keep(msgspec.structs.asdict(e)) else None))
-        return out
+    async def read(self, after: str):
+        found, more = await self.store.events_page(self.run, after, limits.SSE_BATCH_BYTES, limits.SSE_BATCH_ENTRIES)
+        return [(e.id, encoder.encode(e) if self.keep(msgspec.structs.asdict(e)) else None) for e in found], more
 
     async def finished(self, only_appends: bool) -> Optional[bytes]:
         if not await self.store.run_finished(self.run):

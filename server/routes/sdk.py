@@ -272,8 +272,9 @@ _E = (401, 403, 409, 422)
 CALLS: dict[tuple[str, str], dict] = {
     ("POST", "/progress"): dict(handler=progress, summary="Report progress: percent, current step",
                                 body=ProgressUpdate, response=Accepted, errors=_E),
-    ("POST", "/log"): dict(handler=log, summary="Log structured entries (one, or `logs`) beside the job's output",
-                           body=LogBody, body_required=True, response=Accepted, errors=(400,) + _E),
+    ("POST", "/log"): dict(handler=log, summary="Log structured entries (one, or `logs`) beside the job's output;"
+                           " they share the attempt's LOG_MAX_BYTES (413 once spent)",
+                           body=LogBody, body_required=True, response=Accepted, errors=(400, 413) + _E),
     **{("POST", f"/steps/{{step}}/{state}"): dict(
         handler=_step(state), summary=f"Report a step {state}", body=StepUpdate, response=Accepted, errors=_E)
        for state in STEP_STATES},

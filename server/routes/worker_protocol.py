@@ -6,8 +6,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-
 from typing import Optional
+
+import msgspec
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -181,6 +182,19 @@ async def heartbeat(request: Request) -> JSON:
     return JSON(beat.answer)
 
 
+def _result_bounded(limit: int, **fields: object) -> None:
+    """What a result carries besides outputs (Restep's `result_data`,
+    Strait's `result`, a failure's texts) is kept with the job: each is
+    bounded like outputs, by MAX_OUTPUT_BYTES, before anything is recorded."""
+    for name, value in fields.items():
+        if value is None:
+            continue
+        size = len(value.encode()) if isinstance(value, str) else len(msgspec.json.encode(value))
+        if size > limit:
+            raise Unprocessable("result_too_large", f"{name} is {size} bytes, more than MAX_OUTPUT_BYTES ({limit});"
+                                " nothing was recorded", {"field": name, "limit": limit, "size": size})
+
+
 async def complete(request: Request) -> JSON:
     req = await decode_body(request, CompleteRequest, empty_ok=True)
     lease_id = request.path_params["lease_id"]
@@ -190,6 +204,7 @@ async def complete(request: Request) -> JSON:
         raise Unprocessable("outputs_too_large",
                             f"outputs are {size} bytes, more than MAX_OUTPUT_BYTES ({limit}); nothing was recorded",
                             {"field": "outputs", "limit": limit, "size": size})
+    _result_bounded(limit, result_data=req.result_data, result=req.result)
     outcome, replayed = await request.app.state.store.complete(
         lease_id, req.outputs, principal(request).lease_caller,
         result_data=req.result_data if req.result_data is not None else req.result, max_output_bytes=limit)
@@ -199,6 +214,8 @@ async def complete(request: Request) -> JSON:
 async def fail(request: Request) -> JSON:
     req = await decode_body(request, FailRequest, empty_ok=True)
     lease_id = request.path_params["lease_id"]
+    _result_bounded(request.app.state.settings.max_output_bytes, error=req.error, error_message=req.error_message,
+                    error_type=req.error_type, error_stack=req.error_stack)
     store, caller = request.app.state.store, principal(request).lease_caller
     # Restep's and Strait's executors expect a failure to retry while the
     # job's budget lasts; seed 002's worker says so itself (default: no).
@@ -239,9 +256,10 @@ LEASE_CALLS: dict[tuple[str, str], dict] = {
                                 response=ResultAccepted, errors=(400,) + _LEASE_ERRORS),
     ("POST", "/fail"): dict(handler=fail, summary="Report failure; retryable ones retry with backoff",
                             body=FailRequest, response=ResultAccepted, errors=(400,) + _LEASE_ERRORS),
-    ("POST", "/logs"): dict(handler=push_logs, summary="Append log chunks (idempotent by sequence)",
+    ("POST", "/logs"): dict(handler=push_logs, summary="Append log chunks (idempotent by sequence); 413 once the"
+                            " attempt's log reached LOG_MAX_BYTES (the chunks that fit are kept)",
                             body=LogsRequest, body_required=True, response=LogsAccepted,
-                            errors=(400,) + _LEASE_ERRORS),
+                            errors=(400, 413) + _LEASE_ERRORS),
 }
 endpoints = [
     Endpoint("POST", "/api/jobs/claim", claim, "worker",

@@ -1,5 +1,5 @@
 """The Redis store, one concern per module: workflow definitions, runs,
-leases (the worker protocol), the in-job SDK, workers, dead letters,
+leases (the worker protocol), job logs, the in-job SDK, workers, dead letters,
 maintenance. Every
 state change is one Lua script call; see server/lua/_keys.lua for the key
 layout."""
@@ -9,6 +9,7 @@ from __future__ import annotations
 from .base import label_key
 from .deadletters import DeadLettersMixin
 from .leases import Beat, LeasesMixin
+from .logs import LOG_LEVELS, LogsMixin, Page
 from .maintenance import MaintenanceMixin
 from .runs import RunsMixin, Started
 from .sdk import SdkMixin
@@ -17,8 +18,8 @@ from .workers import WorkersMixin
 from .workflows import Defined, WorkflowsMixin, definition_version
 
 
-class Store(WorkflowsMixin, RunsMixin, LeasesMixin, SdkMixin, WorkersMixin, DeadLettersMixin, MaintenanceMixin):
+class Store(WorkflowsMixin, RunsMixin, LeasesMixin, LogsMixin, SdkMixin, WorkersMixin, DeadLettersMixin, MaintenanceMixin):
     pass
 
 
-__all__ = ["Beat", "Defined", "Started", "Store", "TERMINAL", "WIRE_STATUS", "definition_version", "label_key"]
+__all__ = ["Beat", "Defined", "LOG_LEVELS", "Page", "Started", "Store", "TERMINAL", "WIRE_STATUS", "definition_version", "label_key"]

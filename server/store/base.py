@@ -3,7 +3,8 @@ scripts, and the decoding of what the scripts keep.
 
 Every state change is exactly one Lua script call (server/lua/); Python
 prepares arguments, calls the script and decodes its answer. Reads (views,
-listings, logs) are plain pipelined commands.
+listings) are plain pipelined commands; a page of a stream is one read-only
+script, so it can stop at a byte bound.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from typing import Optional
 import msgspec
 from redis.asyncio import Redis
 
+from .. import limits
+from ..errors import Unprocessable
 from ..models import JobSpec, backoff_fields
 from ..scripts import Scripts
 from ..settings import Settings
@@ -37,6 +40,12 @@ def job_meta(job: JobSpec) -> str:
 
 def digest(data: bytes) -> str:
     return hashlib.sha1(data).hexdigest()[:16]
+
+
+def check_size(field: str, data: bytes, limit: int) -> None:
+    if len(data) > limit:
+        raise Unprocessable("too_large", f"{field} is {len(data)} bytes encoded; the limit is {limit}",
+                            {"field": field, "limit": limit, "size": len(data)})
 
 
 def ms(value: Optional[str]) -> Optional[int]:
@@ -65,6 +74,8 @@ class StoreBase:
         log_maxlen: int = 10_000,
         idempotency_ttl_secs: int = 86_400,
         result_replay_secs: int = 900,
+        log_max_bytes: int = 16 * 1024 * 1024,
+        log_max_chunk_bytes: int = 256 * 1024,
     ):
         self.redis = redis
         self.prefix = "{" + namespace + "}:"
@@ -72,6 +83,8 @@ class StoreBase:
         self.log_maxlen = log_maxlen
         self.idempotency_ttl_secs = idempotency_ttl_secs
         self.result_replay_secs = result_replay_secs
+        self.log_max_bytes = log_max_bytes
+        self.log_max_chunk_bytes = log_max_chunk_bytes
         self.scripts = Scripts(redis, self.prefix)
         self._reads = SingleFlight()
         self._definitions: OrderedDict[tuple[str, str], Definition] = OrderedDict()
@@ -81,7 +94,8 @@ class StoreBase:
         """The one place settings become a store, so a server and a standalone
         reaper on the same Redis always agree on namespace and retention."""
         return cls(redis, settings.namespace, settings.retention_secs, settings.log_max_chunks,
-                   result_replay_secs=settings.result_replay_secs)
+                   result_replay_secs=settings.result_replay_secs, log_max_bytes=settings.log_max_bytes,
+                   log_max_chunk_bytes=settings.log_max_chunk_bytes)
 
     @property
     def wake_channel(self) -> str:
@@ -98,6 +112,19 @@ class StoreBase:
 
     async def _call(self, name: str, *args) -> list:
         return await self.scripts.call(name, *args)
+
+    async def stream_page(self, key: str, cursor: str = "", *, backward: bool = False,
+                          max_bytes: int = limits.LOG_PAGE_BYTES, count: int = limits.LOG_PAGE_CHUNKS,
+                          entry_bytes: Optional[int] = None) -> tuple[list, bool]:
+        """([(id, {field: value})], more) of the stream at `key` (without
+        the prefix), after `cursor` (or before it, `backward`; '' for the
+        start, or the end). `entry_bytes`: the largest entry expected, which
+        sets how many entries one step of the script holds."""
+        step = max(1, limits.STREAM_SCAN_BYTES // (entry_bytes or self.log_max_chunk_bytes))
+        res = await self._call("stream_page", key, "before" if backward else "after", cursor, max_bytes,
+                               count, step)
+        entries = [(eid, dict(zip(flat[::2], flat[1::2]))) for eid, flat in res[1:]]
+        return entries, res[0] == 1
 
     async def now_ms(self) -> int:
         seconds, micros = await self.redis.time()

@@ -1,5 +1,5 @@
 """The worker protocol's state changes: claim, hand back, heartbeat,
-complete, fail, and appending a lease's log chunks."""
+complete, fail (a lease's log chunks are store/logs.py's)."""
 
 from __future__ import annotations
 
@@ -10,16 +10,13 @@ import msgspec
 
 from .. import limits
 from ..errors import Conflict, Forbidden, LeaseLost, Unprocessable
-from ..models import CheckpointOut, ClaimResponse, HeartbeatResponse, JobLogChunk, JobSpec, Lease, LogChunk, LogsAccepted, QueuedJob, RetryPolicy
+from ..models import CheckpointOut, ClaimResponse, HeartbeatResponse, JobSpec, Lease, QueuedJob, RetryPolicy
 from .base import StoreBase, digest, label_key
 from .views import outputs
 
 _encode = msgspec.json.encode
 _spec_decoder = msgspec.json.Decoder(JobSpec)
 _inputs_decoder = msgspec.json.Decoder(dict[str, str])
-_chunk_decoder = msgspec.json.Decoder(JobLogChunk)
-# A job's log entries' levels, least severe first (`warning` is stored as `warn`).
-LOG_LEVELS = ("debug", "info", "warn", "error")
 _checkpoint_decoder = msgspec.json.Decoder(CheckpointOut)
 
 
@@ -163,46 +160,3 @@ class LeasesMixin(StoreBase):
         res = await self._call("hand_back", lease_id, caller, reason, digest(_encode(reason)),
                                self.result_replay_secs, limits.MAX_HANDBACKS)
         return _result(res, lease_id)
-
-    async def append_logs(self, lease_id: str, chunks: list[LogChunk], caller: str = "*") -> LogsAccepted:
-        args: list = [lease_id, caller, self.log_maxlen]
-        for c in sorted(chunks, key=lambda c: c.sequence):
-            c.attempt = None  # the lease says which attempt, when the chunk is read
-            args += [c.workflow_id, c.job_id, c.sequence, _encode(c)]
-        res = await self._call("logs", *args)
-        if res[0] in ("lost", "forbidden"):
-            lease_refused(res[0], lease_id)
-        if res[0] == "mismatch":
-            raise Unprocessable(
-                "chunk_mismatch",
-                "log chunks must name the lease's workflow_id and job_id",
-                {"chunk": int(res[1])},
-            )
-        return LogsAccepted(accepted=int(res[1]), duplicates=int(res[2]))
-
-    async def read_logs(
-        self, run: str, job: str, after: str = "0-0", count: Optional[int] = None, attempt: Optional[int] = None,
-        level: Optional[str] = None,
-    ) -> list[tuple[str, Optional[bytes]]]:
-        """[(stream id, chunk JSON with its attempt)] after `after`, oldest
-        first, `count` entries at most; with `attempt`, another attempt's
-        entry comes as (id, None), so a reader still moves past it; with
-        `level`, so does every entry but the job's log entries (stream
-        `event`) of that level or above. Identical reads in flight share one
-        round trip (a thousand tails of one job)."""
-        least = LOG_LEVELS.index(level) if level is not None else None
-        key = self.key("logs", run, job)
-        entries = await self._reads.do(("xread", key, after, count), lambda: self._xread(key, after, count))
-        out: list[tuple[str, Optional[bytes]]] = []
-        for eid, fields in entries:
-            att = int(fields.get("a") or 0)
-            if attempt is not None and att != attempt:
-                out.append((eid, None))
-                continue
-            chunk = _chunk_decoder.decode(fields["c"])
-            if least is not None and (chunk.level not in LOG_LEVELS or LOG_LEVELS.index(chunk.level) < least):
-                out.append((eid, None))
-                continue
-            chunk.attempt = att
-            out.append((eid, _encode(chunk)))
-        return out

@@ -9,6 +9,7 @@ from typing import Optional
 
 import msgspec
 
+from .. import limits
 from ..errors import Conflict, NotFound, Unprocessable
 from ..models import EventOut, JobOut, RunFilter, RunOut
 from .base import StoreBase
@@ -16,6 +17,14 @@ from .views import attempts, has_reports, job_out, notes, run_out, run_status
 
 _encode = msgspec.json.encode
 _event_decoder = msgspec.json.Decoder(dict)
+
+
+def _event_out(eid: str, fields: dict) -> EventOut:
+    record = _event_decoder.decode(fields["e"])
+    raw = record.pop("raw", None)
+    return EventOut(id=eid, data=msgspec.json.decode(raw) if raw else None, **record)
+
+
 # A filtered listing looks at most this many runs per call, then answers
 # what it found with a cursor to go on from: a page is bounded work.
 SCAN_LIMIT = 10_000
@@ -189,13 +198,13 @@ class RunsMixin(StoreBase):
         return st == "cancelled"
 
     async def events(self, run: str, after: str = "0-0", count: int = 1000) -> list[EventOut]:
-        entries = await self._xread(self.key("ev", run), after, count)
-        out = []
-        for eid, fields in entries:
-            record = _event_decoder.decode(fields["e"])
-            raw = record.pop("raw", None)
-            out.append(EventOut(id=eid, data=msgspec.json.decode(raw) if raw else None, **record))
-        return out
+        return [_event_out(eid, fields) for eid, fields in await self._xread(self.key("ev", run), after, count)]
+
+    async def events_page(self, run: str, after: str, max_bytes: int, count: int) -> tuple[list[EventOut], bool]:
+        """A run's events after `after`, within `max_bytes` (see stream_page); and whether more follow."""
+        entries, more = await self.stream_page(f"ev:{run}", "" if after == "0-0" else after, max_bytes=max_bytes,
+                                               count=count, entry_bytes=limits.MAX_EVENT_PAYLOAD_BYTES)
+        return [_event_out(eid, fields) for eid, fields in entries], more
 
     async def run_finished(self, run: str) -> bool:
         return await self.redis.hget(self.key("run", run), "state") == "done"

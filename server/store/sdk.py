@@ -22,19 +22,14 @@ from ..errors import Conflict, NotAllowed, NotFound, Unprocessable
 from ..models import (
     CheckpointOut, ChildRun, JobSpec, LogEntry, Note, Payload, ProgressUpdate, ResourceSample, RunOut, StepUpdate,
 )
-from .base import StoreBase, digest, job_meta
+from .base import StoreBase, check_size, digest, job_meta
 from .leases import lease_refused
+from .logs import log_full
 from .views import WIRE_STATUS, outputs, run_out
 
 _encode = msgspec.json.encode
 _checkpoint_decoder = msgspec.json.Decoder(CheckpointOut)
 _inputs_decoder = msgspec.json.Decoder(dict[str, str])
-
-
-def check_size(field: str, data: bytes, limit: int) -> None:
-    if len(data) > limit:
-        raise Unprocessable("too_large", f"{field} is {len(data)} bytes encoded; the limit is {limit}",
-                            {"field": field, "limit": limit, "size": len(data)})
 
 
 def _sized(field: str, value: Any, limit: int = limits.MAX_REPORT_BYTES) -> bytes:
@@ -97,9 +92,11 @@ class SdkMixin(StoreBase):
                            text(update.current_step_name), text(update.current_step_index), meta)
 
     async def log_entries(self, lease_id: str, caller: str, entries: list[LogEntry]) -> int:
+        """Entries share the attempt's log budget with its output (see
+        store/logs.py): those that fit are kept, then 413."""
         # A log entry's progress is the job's progress (Restep's), the last given winning.
         pct = next((f"{e.progress_percent:g}" for e in reversed(entries) if e.progress_percent is not None), "")
-        args: list = [self.log_maxlen, pct]
+        args: list = [self.log_maxlen, self.log_max_bytes, pct]
         for i, e in enumerate(entries):
             chunk = {"data": e.message, "stream": "event", "level": "warn" if e.level == "warning" else e.level}
             if e.log_data is not None:
@@ -107,11 +104,17 @@ class SdkMixin(StoreBase):
             step = e.step or e.execution_step_id
             if step is not None:
                 chunk["step"] = step
-            encoded = _sized(f"logs[{i}]" if len(entries) > 1 else "log_data", chunk,
-                             limits.MAX_REPORT_BYTES + len(e.message.encode()))
+            field = f"logs[{i}]" if len(entries) > 1 else "log_data"
+            encoded = _sized(field, chunk, limits.MAX_REPORT_BYTES + len(e.message.encode()))
+            check_size(f"logs[{i}]" if len(entries) > 1 else "message", encoded, self.log_max_chunk_bytes)
             # the script adds the chunk's head (workflow, job, sequence, time)
             args += [encoded[1:], e.message]
-        return await self._update(lease_id, caller, "log", *args)
+        res = await self._call("job_update", lease_id, caller, "log", *args)
+        if res[0] == "log_full":
+            raise log_full(self.log_max_bytes, int(res[1]))
+        if res[0] != "ok":
+            lease_refused(res[0], lease_id)
+        return int(res[1])
 
     async def report_step(self, lease_id: str, caller: str, step: str, state: str, update: StepUpdate) -> None:
         props: list = []
