@@ -277,3 +277,17 @@ async def test_retry_of_a_run_that_succeeded_says_it_is_a_no_op(api, rota):
     assert (code, out) == (0, f"every job of one run #1 ({run['run_id']}) succeeded: nothing to retry (no-op)\n")
     events = (await api.get(f"/api/runs/{run['run_id']}/events", params={"type": "run"})).json()
     assert not any("retry" in e["detail"] for e in events)
+
+
+async def test_logs_print_a_log_longer_than_a_page_whole(api, rota):
+    await put(api, "flaky", FLAKY)
+    await start(api, "flaky")
+    job = await claim(api)
+    lines = [f"{i:04d} " + "p" * 60_000 + "\n" for i in range(40)]  # 2.4 MB: three pages or more
+    for seq, line in enumerate(lines):
+        await log(api, job, seq, line)
+    await finish(api, job)
+    code, out, _ = await rota("logs", "flaky", "build")
+    assert code == 0 and out == "".join(lines)
+    code, out, _ = await rota("logs", "flaky")  # every job's, each line behind its name
+    assert out.splitlines()[:40] == [f"build | {line[:-1]}" for line in lines]

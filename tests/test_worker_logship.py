@@ -6,6 +6,7 @@ import logging
 
 import httpx
 
+from server import limits
 from server.models import Lease
 from worker.client import ApiError, Client, Unreachable
 from worker.logship import LogShipper, Outage
@@ -14,7 +15,8 @@ LEASE = Lease(lease_id="L1", job_id="build", workflow_id="wf", worker_id="w", tt
 
 
 class LogsEndpoint:
-    """Records every push; answers from `script` first (a status, or None for no answer)."""
+    """Records every push; answers from `script` first (a status, a (status,
+    error code) pair, or None for no answer)."""
 
     def __init__(self, script=()):
         self.script = list(script)
@@ -29,7 +31,9 @@ class LogsEndpoint:
             status = self.script.pop(0)
             if status is None:
                 raise httpx.ConnectError("refused", request=request)
-            return httpx.Response(status, json={"error": {"code": "x", "message": "no", "details": None}})
+            status, code = status if isinstance(status, tuple) else (status, "x")
+            return httpx.Response(status, json={"error": {"code": code, "message": "no",
+                                                          "details": {"limit": 65536, "accepted": 0}}})
         high = self.stored[-1]["sequence"] if self.stored else -1
         fresh = [c for c in chunks if c["sequence"] > high]
         self.stored.extend(fresh)
@@ -104,10 +108,45 @@ async def test_lease_lost_stops_shipping_and_tells_the_job():
     assert len(endpoint.pushes) == 1 and endpoint.stored == []
 
 
+async def test_a_spent_log_budget_stops_shipping_but_not_the_job(caplog):
+    caplog.set_level(logging.WARNING, logger="rota.worker")
+    endpoint = LogsEndpoint(script=[(413, "log_limit_exceeded")])
+    shipper, client, lost = shipper_for(endpoint, interval=0.01)
+    shipper.write("stdout", "too much\n")
+    deadline = asyncio.get_running_loop().time() + 10
+    while not endpoint.pushes:
+        assert asyncio.get_running_loop().time() < deadline, "nothing was pushed"
+        await asyncio.sleep(0.01)
+    for _ in range(100):  # the job goes on printing: taken, and dropped
+        shipper.write("stderr", "x" * 1000)
+    assert not shipper.congested
+    await shipper.close()
+    await client.aclose()
+    assert lost == [] and len(endpoint.pushes) == 1
+    warnings = [r.getMessage() for r in caplog.records if "LOG_MAX_BYTES" in r.getMessage()]
+    assert len(warnings) == 1 and "wf/build" in warnings[0] and "65536" in warnings[0], warnings
+
+
+async def test_chunks_are_bounded_in_encoded_bytes_and_pushes_in_chunks():
+    endpoint = LogsEndpoint()
+    shipper, client, _ = shipper_for(endpoint, interval=0.5, high_water=10**9)
+    escaped = "\x1b" * 65536  # 6 bytes each in JSON
+    shipper.write("stdout", escaped)
+    for i in range(3000):  # alternating streams: one segment each
+        shipper.write("stdout" if i % 2 else "stderr", f"{i}\n")
+    await shipper.close()
+    await client.aclose()
+    assert "".join(c["data"] for c in endpoint.stored) == escaped + "".join(f"{i}\n" for i in range(3000))
+    assert all(len(json.dumps(c["data"])) <= LogShipper.MAX_CHUNK_BYTES for c in endpoint.stored)
+    assert all(len(push) <= LogShipper.MAX_BATCH_CHUNKS for push in endpoint.pushes)
+    assert len(endpoint.pushes) >= 3000 // LogShipper.MAX_BATCH_CHUNKS
+    assert LogShipper.MAX_BATCH_CHUNKS <= limits.MAX_LOG_CHUNKS_PER_REQUEST
+
+
 async def test_large_output_is_split_into_bounded_chunks_and_batches():
     endpoint = LogsEndpoint()
     shipper, client, _ = shipper_for(endpoint, interval=0.01, high_water=10**9)
-    big = "x" * (LogShipper.MAX_BATCH_CHARS + 10)
+    big = "x" * (LogShipper.MAX_BATCH_BYTES + 10)
     for start in range(0, len(big), 4096):
         shipper.write("stdout", big[start : start + 4096])
     await shipper.close()

@@ -290,7 +290,8 @@ async def logs(client: Client, args: argparse.Namespace) -> int:
         return 0
     for job in jobs:
         printer = printer_for(client, run.run_id, job, sys.stdout, prefix(job), args.attempt)
-        for chunk in await client.run_logs(run.run_id, job.id, args.attempt, args.level):
-            await printer.chunk(chunk)
+        async for page in client.run_log_pages(run.run_id, job.id, args.attempt, args.level):
+            for chunk in page:
+                await printer.chunk(chunk)
         printer.close()
     return 0

@@ -262,8 +262,9 @@ class Client(RunsApi):
         await self._send("POST", f"/api/workflows/{_path(workflow_id)}/cancel")
 
     async def logs(self, workflow_id: str, job_id: str) -> list[JobLogChunk]:
-        response = await self._send("GET", f"/api/workflows/{_path(workflow_id)}/jobs/{_path(job_id)}/logs")
-        return self._decode(response.content, list[JobLogChunk])
+        """The latest run's job's whole log (every page of it)."""
+        path = f"/api/workflows/{_path(workflow_id)}/jobs/{_path(job_id)}/logs"
+        return [chunk async for page in self._log_pages(path, {}) for chunk in page]
 
     async def follow_logs(self, workflow_id: str, job_id: str) -> AsyncIterator[JobLogChunk | JobOut]:
         """The latest run's job's log (see follow_run_logs)."""

@@ -104,11 +104,27 @@ class RunsApi:
         path = f"/api/runs/{_path(run_id)}" + (f"/jobs/{_path(job_id)}" if job_id else "") + "/retry"
         return self._decode((await self._send("POST", path)).content, RunOut)
 
+    async def run_log_pages(self, run_id: str, job_id: str, attempt: Optional[int] = None,
+                            level: Optional[str] = None) -> AsyncIterator[list[JobLogChunk]]:
+        """A job's log a page at a time (the server bounds each in bytes),
+        following X-Next-Cursor to the end."""
+        async for page in self._log_pages(f"/api/runs/{_path(run_id)}/jobs/{_path(job_id)}/logs",
+                                          _log_filter(attempt, level)):
+            yield page
+
     async def run_logs(self, run_id: str, job_id: str, attempt: Optional[int] = None,
                        level: Optional[str] = None) -> list[JobLogChunk]:
-        params = _log_filter(attempt, level)
-        response = await self._send("GET", f"/api/runs/{_path(run_id)}/jobs/{_path(job_id)}/logs", params=params)
-        return self._decode(response.content, list[JobLogChunk])
+        """A job's whole log (every page of it)."""
+        return [chunk async for page in self.run_log_pages(run_id, job_id, attempt, level) for chunk in page]
+
+    async def _log_pages(self, path: str, params: dict[str, str]) -> AsyncIterator[list[JobLogChunk]]:
+        while True:
+            response = await self._send("GET", path, params=params)
+            yield self._decode(response.content, list[JobLogChunk])
+            cursor = response.headers.get("X-Next-Cursor")
+            if not cursor:
+                return
+            params = {**params, "after": cursor}
 
     async def follow_run_logs(self, run_id: str, job_id: str, attempt: Optional[int] = None,
                               level: Optional[str] = None,

@@ -9,7 +9,9 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass
-from typing import Awaitable, Callable
+from typing import Awaitable, Callable, Iterator
+
+import msgspec
 
 from server.models import Lease, LogChunk
 from worker.client import ApiError, Client, RotaError, is_transient
@@ -115,10 +117,20 @@ class LogShipper:
     characters the shipper reports itself congested and the runner stops
     reading the job's pipes, so a job that outpaces the server blocks instead
     of filling the worker's memory.
+
+    Chunks and pushes stay inside the server's bounds (LOG_MAX_CHUNK_BYTES of
+    at least 128 KiB, 1,000 chunks a request) whatever the output: a chunk's
+    data is at most MAX_CHUNK_BYTES as JSON (a terminal's escape codes take
+    six bytes each there). Once the attempt's log is full (413
+    `log_limit_exceeded`, the server's LOG_MAX_BYTES; the server writes the
+    marker line into the log) the shipper stops: the job runs on, its output
+    still read and dropped, and the worker says so once.
     """
 
     MAX_CHUNK_CHARS = 64 * 1024
-    MAX_BATCH_CHARS = 1024 * 1024
+    MAX_CHUNK_BYTES = 60 * 1024
+    MAX_BATCH_BYTES = 1024 * 1024
+    MAX_BATCH_CHUNKS = 500
 
     def __init__(
         self,
@@ -187,22 +199,25 @@ class LogShipper:
     def _cut(self) -> list[LogChunk]:
         chunks: list[LogChunk] = []
         size = 0
-        while self._pending and size < self.MAX_BATCH_CHARS:
-            segment = self._pending.pop(0)
-            data = "".join(segment.parts)
-            for start in range(0, len(data), self.MAX_CHUNK_CHARS):
+        while self._pending and size < self.MAX_BATCH_BYTES:
+            segment = self._pending[0]
+            pieces = list(_pieces("".join(segment.parts), self.MAX_CHUNK_BYTES))
+            if chunks and len(chunks) + len(pieces) > self.MAX_BATCH_CHUNKS:
+                break
+            self._pending.pop(0)
+            for data in pieces:
                 chunks.append(
                     LogChunk(
                         workflow_id=self._lease.workflow_id,
                         job_id=self._lease.job_id,
                         sequence=self._next_sequence,
-                        data=data[start : start + self.MAX_CHUNK_CHARS],
+                        data=data,
                         timestamp_ms=segment.timestamp_ms,
                         stream=segment.stream,  # type: ignore[arg-type]
                     )
                 )
                 self._next_sequence += 1
-            size += segment.chars
+                size += len(data)
             self._pending_chars -= segment.chars
         if self.congested and self._pending_chars < self._high_water // 2:
             self.congested = False
@@ -218,15 +233,32 @@ class LogShipper:
         if refused.status == 409:
             self._give_up()
             self._on_lease_lost()
+        elif refused.status == 413 and refused.code == "log_limit_exceeded":
+            limit = refused.details.get("limit", "?") if isinstance(refused.details, dict) else "?"
+            log.warning("log of %s reached the server's LOG_MAX_BYTES (%s bytes): the rest of its output is"
+                        " dropped; the job runs on", job_name(self._lease), limit)
+            self._give_up()
         else:
             log.warning("dropped %d log chunks of %s: %s", len(chunks), job_name(self._lease), refused)
 
     def _give_up(self) -> None:
+        """Ships nothing more: what is written from now on is dropped."""
         self._lost = True
         self._pending.clear()
         self._pending_chars = 0
         self.congested = False
         self._room.set()
+
+
+def _pieces(data: str, limit: int) -> Iterator[str]:
+    """`data` cut into pieces whose JSON strings are each at most `limit` bytes."""
+    start = 0
+    while start < len(data):
+        n = min(len(data) - start, limit)
+        while (size := len(msgspec.json.encode(data[start:start + n]))) > limit:
+            n = max(1, n * limit // size - 1)
+        yield data[start:start + n]
+        start += n
 
 
 def job_name(lease: Lease) -> str:
