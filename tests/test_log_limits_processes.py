@@ -185,7 +185,8 @@ def test_rota_worker_keeps_a_job_running_past_its_log_budget(tmp_path, label):
             path = tmp_path / "chatty.yml"
             path.write_text(yaml.safe_dump({"name": "chatty", "on": "push", "jobs": {"talk": {
                 "labels": [label],
-                "run": "head -c 6000000 /dev/zero | tr '\\0' x\necho\necho the job got here",
+                "run": "head -c 6000000 /dev/zero | tr '\\0' x\necho\nrota log entry after the cut\n"
+                       "echo the job got here",
             }}}))
             submitted = rota("submit", str(path), server=srv)
             assert submitted.returncode == 0, submitted.stderr
@@ -194,6 +195,7 @@ def test_rota_worker_keeps_a_job_running_past_its_log_budget(tmp_path, label):
             marker = "[rota: job log exceeded LOG_MAX_BYTES (65536 bytes); further output dropped]\n"
             assert logs.stdout.count(marker) == 1 and logs.stdout.endswith(marker), logs.stdout[-300:]
             assert "the job got here" not in logs.stdout and len(logs.stdout) < 64 * 1024
+            assert "entry after the cut" not in logs.stdout
             assert worker.log().count("LOG_MAX_BYTES (65536 bytes)") == 1, worker.log()
         finally:
             worker.stop()

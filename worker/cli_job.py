@@ -90,7 +90,9 @@ def _log(job: Job, args: argparse.Namespace) -> None:
     message = " ".join(args.message) if args.message else sys.stdin.read().rstrip("\n")
     if not message.strip():  # a job's stdin is /dev/null: a bare `rota log` is a mistake
         raise _Usage("nothing to log: give the message as arguments or on stdin")
-    job.log(args.level, message, **_pairs(args.data, "--data"))
+    if not job.log(args.level, message, **_pairs(args.data, "--data")):
+        # dropped, like the job's output once its log is full: never a reason to fail the job
+        print("rota log: the job's log is full (the server's LOG_MAX_BYTES): entry dropped", file=sys.stderr)
 
 
 def _checkpoint_save(job: Job, args: argparse.Namespace) -> None:

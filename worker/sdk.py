@@ -50,6 +50,10 @@ _LEASE_ENDED = {
 }
 
 
+# The server's answer once a job attempt's log reached LOG_MAX_BYTES.
+LOG_FULL = "log_limit_exceeded"
+
+
 class SdkError(Exception):
     """A call failed; str() is one line fit to show a user."""
 
@@ -167,13 +171,21 @@ class Job:
             body["metadata"] = metadata
         self.call("POST", "progress", body)
 
-    def log(self, level: str, message: str, **data: Any) -> None:
+    def log(self, level: str, message: str, **data: Any) -> bool:
         """A log entry (debug, info, warn, error) in the job's log beside its output;
-        keyword arguments are its structured `log_data`."""
+        keyword arguments are its structured `log_data`. False once the job's
+        log is full (the server's LOG_MAX_BYTES): the entry is dropped, as the
+        job's output is then, and the job runs on."""
         body: Dict[str, Any] = {"level": level, "message": message}
         if data:
             body["log_data"] = data
-        self.call("POST", "log", body)
+        try:
+            self.call("POST", "log", body)
+        except SdkError as exc:
+            if exc.code == LOG_FULL:
+                return False
+            raise
+        return True
 
     def checkpoint(self, data: Any) -> None:
         """Save any JSON (at most 1 MiB) for the job's next attempt, which
