@@ -99,22 +99,23 @@ async def test_more_chunks_than_a_request_may_carry_are_422_and_nothing_is_kept(
     assert (await push(api, claimed, many[:limits.MAX_LOG_CHUNKS_PER_REQUEST])).status_code == 200
 
 
-async def test_the_budget_keeps_what_fits_then_413_with_one_marker_line(small_api):
+async def test_the_request_that_fills_the_budget_keeps_what_fits_and_the_log_says_so(small_api):
     api = small_api
     claimed, run = await running(api)
     line = "x" * 2999 + "\n"
     resp = await push(api, claimed, [chunk(claimed, i, line) for i in range(10)])
-    err = assert_error(resp, 413, "log_limit_exceeded")
-    kept = err["details"]["accepted"]
-    assert err["details"]["limit"] == BUDGET and 0 < kept < 10
+    assert resp.status_code == 200, resp.text
+    kept = resp.json()["accepted"]
+    assert 0 < kept < 10 and resp.json() == {"accepted": kept, "duplicates": 0, "dropped": 10 - kept}
     sizes = await stored_sizes(api, run)
     assert sum(sizes[:kept]) <= BUDGET < sum(sizes[:kept]) + sizes[0]  # as much as fits, no more
     logged = await history(api, run)
     assert [c["data"] for c in logged] == [line] * kept + [MARKER]
     assert logged[-1]["stream"] == "stderr" and logged[-1]["attempt"] == 0
 
-    # spent: later output is refused, the marker is not repeated, the job runs on
-    assert_error(await push(api, claimed, [chunk(claimed, 10, "more\n")]), 413, "log_limit_exceeded")
+    # full: later output is 413 and changes nothing (no second marker); the job runs on
+    err = assert_error(await push(api, claimed, [chunk(claimed, 10, "more\n")]), 413, "log_limit_exceeded")
+    assert err["details"] == {"limit": BUDGET}
     # a resend of what was kept is still a plain duplicate
     again = await push(api, claimed, [chunk(claimed, 0, line)])
     assert again.status_code == 200 and again.json() == {"accepted": 0, "duplicates": 1}
@@ -123,18 +124,36 @@ async def test_the_budget_keeps_what_fits_then_413_with_one_marker_line(small_ap
     await finish(api, claimed)
 
 
+async def test_a_log_filled_exactly_takes_nothing_more_and_then_says_so(small_api):
+    api = small_api
+    claimed, run = await running(api)
+    probe = await push(api, claimed, [chunk(claimed, 0, "p")])
+    size = (await stored_sizes(api, run))[0]
+    # fill the rest exactly: one chunk whose stored size is what is left
+    rest = BUDGET - size
+    filler = "f" * (rest - (size - 1))
+    resp = await push(api, claimed, [chunk(claimed, 1, filler)])
+    assert probe.status_code == resp.status_code == 200 and "dropped" not in resp.json()
+    assert sum(await stored_sizes(api, run)) == BUDGET
+    resp = await push(api, claimed, [chunk(claimed, 2, "one byte too many")])
+    assert resp.status_code == 200 and resp.json()["dropped"] == 1  # this one fills it: the marker
+    assert (await history(api, run))[-1]["data"] == "\n" + MARKER  # (the filler ended mid-line)
+    assert_error(await push(api, claimed, [chunk(claimed, 3, "x")]), 413, "log_limit_exceeded")
+
+
 async def test_the_marker_starts_on_a_line_of_its_own(small_api):
     api = small_api
     claimed, run = await running(api)
     assert (await push(api, claimed, [chunk(claimed, 0, "no newline yet")])).status_code == 200
-    assert_error(await push(api, claimed, [chunk(claimed, 1, "y" * 30_000)]), 413, "log_limit_exceeded")
+    resp = await push(api, claimed, [chunk(claimed, 1, "y" * 30_000)])
+    assert resp.json() == {"accepted": 0, "duplicates": 0, "dropped": 1}
     assert [c["data"] for c in await history(api, run)] == ["no newline yet", "\n" + MARKER]
 
 
 async def test_each_attempt_has_a_budget_of_its_own(small_api):
     api = small_api
     claimed, run = await running(api)
-    assert_error(await push(api, claimed, [chunk(claimed, i, "z" * 3000) for i in range(10)]), 413)
+    assert (await push(api, claimed, [chunk(claimed, i, "z" * 3000) for i in range(10)])).json()["dropped"] > 0
     await finish(api, claimed, ok=False, retryable=True)
     second = await claim(api)
     assert second["job"]["attempt"] == 1
@@ -147,11 +166,12 @@ async def test_the_jobs_own_log_entries_share_the_budget(small_api):
     claimed, run = await running(api)
     entry = {"level": "info", "message": "e" * 3000}
     answers = [await api.post(f"/api/jobs/{claimed['lease']['lease_id']}/log", json=entry) for _ in range(10)]
-    assert answers[0].status_code == 200
-    refused = [a for a in answers if a.status_code != 200]
-    assert refused and all(a.status_code == 413 for a in refused)
-    assert refused[0].json()["error"]["code"] == "log_limit_exceeded"
-    # output pushed afterwards finds the budget spent too
+    kept = [a for a in answers if a.status_code == 200 and a.json() == {"ok": True, "count": 1}]
+    filling = answers[len(kept)]
+    assert kept and filling.status_code == 200 and filling.json() == {"ok": True, "count": 0, "dropped": 1}
+    assert all(a.status_code == 413 and a.json()["error"]["code"] == "log_limit_exceeded"
+               for a in answers[len(kept) + 1:])
+    # output pushed afterwards finds the log full too
     assert_error(await push(api, claimed, [chunk(claimed, 0, "out\n")]), 413, "log_limit_exceeded")
     logged = await history(api, run)
     assert [c["data"] for c in logged].count(MARKER) == 1 and logged[-1]["data"] == MARKER

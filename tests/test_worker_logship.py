@@ -18,8 +18,11 @@ class LogsEndpoint:
     """Records every push; answers from `script` first (a status, a (status,
     error code) pair, or None for no answer)."""
 
-    def __init__(self, script=()):
+    def __init__(self, script=(), budget: int | None = None):
         self.script = list(script)
+        self.budget = budget  # characters of data, like the server's LOG_MAX_BYTES
+        self.full = False
+        self.filled_by = 0  # how many pushes there were when one filled the log
         self.pushes: list[list[dict]] = []
         self.stored: list[dict] = []
 
@@ -36,8 +39,24 @@ class LogsEndpoint:
                                                           "details": {"limit": 65536, "accepted": 0}}})
         high = self.stored[-1]["sequence"] if self.stored else -1
         fresh = [c for c in chunks if c["sequence"] > high]
-        self.stored.extend(fresh)
-        return httpx.Response(200, json={"accepted": len(fresh), "duplicates": len(chunks) - len(fresh)})
+        if self.full and fresh:
+            return httpx.Response(413, json={"error": {"code": "log_limit_exceeded", "message": "full",
+                                                       "details": {"limit": self.budget}}})
+        kept = fresh
+        if self.budget is not None:
+            room = self.budget - len(self.text())
+            kept = []
+            for c in fresh:
+                if len(c["data"]) > room:
+                    self.full, self.filled_by = True, len(self.pushes)
+                    break
+                kept.append(c)
+                room -= len(c["data"])
+        self.stored.extend(kept)
+        answer = {"accepted": len(kept), "duplicates": len(chunks) - len(fresh)}
+        if len(kept) < len(fresh):
+            answer["dropped"] = len(fresh) - len(kept)
+        return httpx.Response(200, json=answer)
 
     def text(self) -> str:
         return "".join(c["data"] for c in self.stored)
@@ -108,7 +127,27 @@ async def test_lease_lost_stops_shipping_and_tells_the_job():
     assert len(endpoint.pushes) == 1 and endpoint.stored == []
 
 
-async def test_a_spent_log_budget_stops_shipping_but_not_the_job(caplog):
+async def test_the_push_that_fills_the_log_stops_shipping_but_not_the_job(caplog):
+    caplog.set_level(logging.WARNING, logger="rota.worker")
+    endpoint = LogsEndpoint(budget=5000)
+    shipper, client, lost = shipper_for(endpoint, interval=0.01)
+    for _ in range(3):
+        shipper.write("stdout", "x" * 1000)
+    deadline = asyncio.get_running_loop().time() + 10
+    while not endpoint.pushes:
+        assert asyncio.get_running_loop().time() < deadline, "nothing was pushed"
+        await asyncio.sleep(0.01)
+    for _ in range(10):
+        shipper.write("stderr", "y" * 1000)
+    await shipper.close()
+    await client.aclose()
+    assert endpoint.full and lost == [] and len(endpoint.text()) <= 5000
+    assert len(endpoint.pushes) == endpoint.filled_by  # nothing pushed after the one that filled it
+    warnings = [r.getMessage() for r in caplog.records if "LOG_MAX_BYTES" in r.getMessage()]
+    assert len(warnings) == 1 and "wf/build" in warnings[0], warnings
+
+
+async def test_a_log_already_full_stops_shipping_but_not_the_job(caplog):
     caplog.set_level(logging.WARNING, logger="rota.worker")
     endpoint = LogsEndpoint(script=[(413, "log_limit_exceeded")])
     shipper, client, lost = shipper_for(endpoint, interval=0.01)
@@ -124,7 +163,7 @@ async def test_a_spent_log_budget_stops_shipping_but_not_the_job(caplog):
     await client.aclose()
     assert lost == [] and len(endpoint.pushes) == 1
     warnings = [r.getMessage() for r in caplog.records if "LOG_MAX_BYTES" in r.getMessage()]
-    assert len(warnings) == 1 and "wf/build" in warnings[0] and "65536" in warnings[0], warnings
+    assert len(warnings) == 1 and "wf/build" in warnings[0], warnings
 
 
 async def test_chunks_are_bounded_in_encoded_bytes_and_pushes_in_chunks():

@@ -550,12 +550,16 @@ def test_approve_uses_the_operators_api_token(stub, capsys, monkeypatch):
 
 def test_a_full_log_drops_the_entry_but_never_fails_the_job(stub, in_job, capsys):
     """Like the job's output past LOG_MAX_BYTES: dropped, the job runs on."""
-    full = {"error": {"code": "log_limit_exceeded", "message": "full",
-                      "details": {"limit": 65536, "accepted": 0, "duplicates": 0}}}
+    full = {"error": {"code": "log_limit_exceeded", "message": "full", "details": {"limit": 65536}}}
     stub.answers[("POST", PREFIX + "log")] = (413, full)
     assert current_job().log("info", "one more") is False
     code, out, err = rota(capsys, "log", "one more")
     assert (code, out) == (0, "")
     assert err == "rota log: the job's log is full (the server's LOG_MAX_BYTES): entry dropped\n"
+    # the call that fills the log answers 200 and says the entry was dropped
+    stub.answers[("POST", PREFIX + "log")] = (200, {"ok": True, "count": 0, "dropped": 1})
+    assert current_job().log("info", "one too many") is False
+    code, out, err = rota(capsys, "log", "one too many")
+    assert (code, err) == (0, "rota log: the job's log is full (the server's LOG_MAX_BYTES): entry dropped\n")
     stub.answers[("POST", PREFIX + "log")] = (200, {"ok": True, "count": 1})
     assert current_job().log("info", "kept") is True

@@ -13,7 +13,7 @@ from typing import Awaitable, Callable, Iterator
 
 import msgspec
 
-from server.models import Lease, LogChunk
+from server.models import Lease, LogChunk, LogsAccepted
 from worker.client import ApiError, Client, RotaError, is_transient
 
 log = logging.getLogger("rota.worker")
@@ -121,10 +121,11 @@ class LogShipper:
     Chunks and pushes stay inside the server's bounds (LOG_MAX_CHUNK_BYTES of
     at least 128 KiB, 1,000 chunks a request) whatever the output: a chunk's
     data is at most MAX_CHUNK_BYTES as JSON (a terminal's escape codes take
-    six bytes each there). Once the attempt's log is full (413
-    `log_limit_exceeded`, the server's LOG_MAX_BYTES; the server writes the
-    marker line into the log) the shipper stops: the job runs on, its output
-    still read and dropped, and the worker says so once.
+    six bytes each there). Once the attempt's log is full (the server's
+    LOG_MAX_BYTES: a push answered with `dropped`, or 413
+    `log_limit_exceeded`; the server writes the marker line into the log)
+    the shipper stops: the job runs on, its output still read and dropped,
+    and the worker says so once.
     """
 
     MAX_CHUNK_CHARS = 64 * 1024
@@ -225,21 +226,28 @@ class LogShipper:
         return chunks
 
     async def _push(self, chunks: list[LogChunk]) -> None:
-        refused = await send_until_answered(
-            lambda: self._client.push_logs(self._lease.lease_id, chunks), f"log upload for {job_name(self._lease)}",
-            self._outage)
+        answers: list[LogsAccepted] = []
+
+        async def push() -> None:
+            answers.append(await self._client.push_logs(self._lease.lease_id, chunks))
+
+        refused = await send_until_answered(push, f"log upload for {job_name(self._lease)}", self._outage)
         if refused is None:
+            if answers[-1].dropped:  # this push filled the attempt's log
+                self._log_full()
             return
         if refused.status == 409:
             self._give_up()
             self._on_lease_lost()
         elif refused.status == 413 and refused.code == "log_limit_exceeded":
-            limit = refused.details.get("limit", "?") if isinstance(refused.details, dict) else "?"
-            log.warning("log of %s reached the server's LOG_MAX_BYTES (%s bytes): the rest of its output is"
-                        " dropped; the job runs on", job_name(self._lease), limit)
-            self._give_up()
+            self._log_full()
         else:
             log.warning("dropped %d log chunks of %s: %s", len(chunks), job_name(self._lease), refused)
+
+    def _log_full(self) -> None:
+        log.warning("log of %s reached the server's LOG_MAX_BYTES: the rest of its output is dropped (the log"
+                    " ends with a line saying so); the job runs on", job_name(self._lease))
+        self._give_up()
 
     def _give_up(self) -> None:
         """Ships nothing more: what is written from now on is dropped."""

@@ -180,12 +180,13 @@ class Job:
         if data:
             body["log_data"] = data
         try:
-            self.call("POST", "log", body)
+            answer = self.call("POST", "log", body)
         except SdkError as exc:
             if exc.code == LOG_FULL:
                 return False
             raise
-        return True
+        # the call that filled the log: the entry was dropped
+        return not (isinstance(answer, dict) and answer.get("dropped"))
 
     def checkpoint(self, data: Any) -> None:
         """Save any JSON (at most 1 MiB) for the job's next attempt, which

@@ -11,17 +11,24 @@ local function log_spent(run, job, att)
   return tonumber(b) or 0
 end
 
+-- Whether the attempt's log was cut (its marker written): nothing new goes in.
+local function log_closed(run, job, att)
+  return tonumber(redis.call('HGET', jkey(run, job), 'lbx')) == tonumber(att)
+end
+
 local function log_spend(run, job, att, spent)
   redis.call('HSET', jkey(run, job), 'lba', att, 'lbb', spent)
 end
 
--- Where an attempt's log was cut, once: one line saying so (GitLab's "Job's
--- log exceeded limit"), on a line of its own. The budget counts as spent
--- from then on, so no later, smaller chunk slips in after the line. The
--- line is the budget's own word, the one entry it does not count.
+-- Where an attempt's log was cut, once, by the request that filled it: one
+-- line saying so (GitLab's "Job's log exceeded limit"), on a line of its
+-- own. The budget counts as spent from then on, so no later, smaller chunk
+-- slips in after the line, and a later request with anything new is
+-- refused whole (413), changing nothing. The line is the budget's own
+-- word, the one entry it does not count.
 local function log_cut(run, job, wf, att, seq, now, limit, maxlen)
   local k, key = jkey(run, job), logkey(run, job)
-  if tonumber(redis.call('HGET', k, 'lbx')) == tonumber(att) then return end
+  if log_closed(run, job, att) then return end
   redis.call('HSET', k, 'lbx', att, 'lba', att, 'lbb', limit)
   local text = '[rota: job log exceeded LOG_MAX_BYTES (' .. num(limit) .. ' bytes); further output dropped]\n'
   local last = redis.call('XREVRANGE', key, '+', '-', 'COUNT', 1)[1]

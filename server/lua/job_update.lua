@@ -3,7 +3,7 @@
 -- run of this script: ARGV lease_id, caller (see live_lease), op, then the
 -- op's arguments. Every change is also a run event.
 -- Returns {'ok', n} | {'lost'} | {'forbidden'} | {'cancelled'} |
--- {'too_large', what, limit} | {'too_many', what, limit} | {'log_full', kept, limit}.
+-- {'too_large', what, limit} | {'too_many', what, limit} | {'log_full', limit}.
 local lid, caller, op = ARGV[1], ARGV[2], ARGV[3]
 local now = now_ms()
 local lease, refusal = live_lease(lid, now, caller)
@@ -39,14 +39,16 @@ if op == 'log' then
   -- the server's time, and a sequence of the job's entries (0, 1, ...
   -- across its attempts; the worker's output chunks number themselves).
   -- Entries share the attempt's budget with its output (see
-  -- _logbudget.lua): those that fit are kept, in order; then
-  -- {'log_full', kept, limit}.
+  -- _logbudget.lua and logs.lua): the call that fills it keeps those that
+  -- fit, {'ok', kept, dropped}; after it, {'log_full', limit}, changing
+  -- nothing (the progress it carries included).
   local maxlen, limit, pct = ARGV[4], tonumber(ARGV[5]), ARGV[6]
   local n = (#ARGV - 6) / 2
   local head = '{"workflow_id":' .. cjson.encode(lease.wf) .. ',"job_id":' .. cjson.encode(job) .. ',"sequence":'
   local tail = ',"timestamp_ms":' .. num(now) .. ','
   local first = tonumber(redis.call('HGET', k, 'eseq')) or 0
   local spent, kept = log_spent(run, job, att), 0
+  if n > 0 and log_closed(run, job, att) then return { 'log_full', limit } end
   for i = 0, n - 1 do
     local chunk = head .. num(first + i) .. tail .. ARGV[7 + 2 * i]
     if spent + #chunk > limit then break end
@@ -60,11 +62,8 @@ if op == 'log' then
     log_spend(run, job, att, spent)
     note_event('log', kept == 1 and string.sub(ARGV[8], 1, 200) or (kept .. ' entries'))
   end
-  if kept < n then
-    log_cut(run, job, lease.wf, att, 0, now, limit, maxlen)
-    return { 'log_full', kept, limit }
-  end
-  return { 'ok', n }
+  if kept < n then log_cut(run, job, lease.wf, att, 0, now, limit, maxlen) end
+  return { 'ok', kept, n - kept }
 end
 
 -- Saved on the attempt; the job's next attempt gets the latest in its claim.

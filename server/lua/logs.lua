@@ -1,13 +1,14 @@
 --- @include "logbudget"
 -- ARGV: lease_id, caller (see live_lease), maxlen, the attempt's byte budget,
 -- then per chunk: workflow_id, job_id, sequence, json (chunks sorted by
--- sequence). Returns {'ok', accepted, duplicates} | {'lost'} | {'forbidden'}
--- | {'mismatch', index} | {'full', accepted, duplicates}: the budget took
--- only the first `accepted` new chunks; the rest, and all later output of
--- the attempt, is dropped, and the log says so once. A lease given up by a
--- wait for an event still takes the job's last output. Idempotent: a chunk
--- whose sequence is not above the highest one accepted for this lease is a
--- resend and is dropped.
+-- sequence). Returns {'ok', accepted, duplicates, dropped} | {'lost'} |
+-- {'forbidden'} | {'mismatch', index} | {'full'}. The request that fills the
+-- attempt's budget keeps the new chunks that fit, in order, drops the rest
+-- (`dropped`) and writes the marker line (see _logbudget.lua); after it, a
+-- request with any new chunk is {'full'} and changes nothing. A lease given
+-- up by a wait for an event still takes the job's last output. Idempotent:
+-- a chunk whose sequence is not above the highest one accepted for this
+-- lease is a resend and is dropped.
 local lid, caller, maxlen, limit = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
 local now = now_ms()
 local lease, refusal = live_lease(lid, now, caller)
@@ -42,14 +43,13 @@ for i = 0, n - 1 do
     accepted = accepted + 1
   end
 end
+-- already full: nothing new may go in, and this request changes nothing
+if cut_at and accepted == 0 and log_closed(run, job, att) then return { 'full' } end
 if accepted > 0 then
   log_spend(run, job, att, spent)
   if not lease.waited then redis.call('HSET', lkey(lid), 'lseq', num(hwm)) end
   redis.call('PUBLISH', jobchan(run, job), 'log')
 end
 if not lease.waited then touch_worker(lease.worker, now) end
-if cut_at then
-  log_cut(run, job, lease.wf, att, cut_at, now, limit, maxlen)
-  return { 'full', accepted, duplicates }
-end
-return { 'ok', accepted, duplicates }
+if cut_at then log_cut(run, job, lease.wf, att, cut_at, now, limit, maxlen) end
+return { 'ok', accepted, duplicates, n - accepted - duplicates }

@@ -189,6 +189,9 @@ class LogsRequest(Struct):
     chunks: Annotated[list[LogChunk], Meta(max_length=limits.MAX_LOG_CHUNKS_PER_REQUEST)]
 
 
-class LogsAccepted(Struct):
+class LogsAccepted(Struct, omit_defaults=True):
     accepted: int
     duplicates: int
+    # New chunks past the attempt's LOG_MAX_BYTES, by the request that filled
+    # it (its later requests are 413); left out when none.
+    dropped: int = 0

@@ -124,6 +124,15 @@ class Accepted(Struct, kw_only=True):
     count: Optional[int] = None
 
 
+class LogAccepted(Struct, kw_only=True, omit_defaults=True):
+    """Entries kept; `dropped`: those past the attempt's LOG_MAX_BYTES, by
+    the call that filled it (later calls are 413), left out when none."""
+
+    ok: bool  # always true, as in every other in-job answer
+    count: int
+    dropped: int = 0
+
+
 class Waiting(Struct, kw_only=True):
     status: Literal["waiting"] = "waiting"
     event_key: str

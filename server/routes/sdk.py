@@ -24,7 +24,7 @@ from ..errors import BadRequest, Unprocessable
 from ..http import JSON, decode_body
 from ..models import (
     Accepted, CheckpointOut, ChildRun, EventKey, EventPost, LogBody, LogEntry, Note, Payload, ProgressUpdate, Released,
-    JobOut, ResourceSample, RunOut, Spawned, StateKey, StateSet, StepUpdate, WaitRequest, Waiting,
+    JobOut, LogAccepted, ResourceSample, RunOut, Spawned, StateKey, StateSet, StepUpdate, WaitRequest, Waiting,
 )
 from ..routing import JSON_MEDIA, YAML_MEDIA, Endpoint, lease_calls
 
@@ -69,8 +69,8 @@ async def log(request: Request) -> Response:
         raise Unprocessable("invalid_body", "give message (one entry) or logs (a list of entries)",
                             {"field": "message"})
     store, lease_id, caller = _lease(request)
-    count = await store.log_entries(lease_id, caller, entries)
-    return JSON(Accepted(count=count))
+    kept, dropped = await store.log_entries(lease_id, caller, entries)
+    return JSON(LogAccepted(ok=True, count=kept, dropped=dropped))
 
 
 def _step(state: str):
@@ -273,8 +273,8 @@ CALLS: dict[tuple[str, str], dict] = {
     ("POST", "/progress"): dict(handler=progress, summary="Report progress: percent, current step",
                                 body=ProgressUpdate, response=Accepted, errors=_E),
     ("POST", "/log"): dict(handler=log, summary="Log structured entries (one, or `logs`) beside the job's output;"
-                           " they share the attempt's LOG_MAX_BYTES (413 once spent)",
-                           body=LogBody, body_required=True, response=Accepted, errors=(400, 413) + _E),
+                           " they share the attempt's LOG_MAX_BYTES with its output (`dropped`, then 413)",
+                           body=LogBody, body_required=True, response=LogAccepted, errors=(400, 413) + _E),
     **{("POST", f"/steps/{{step}}/{state}"): dict(
         handler=_step(state), summary=f"Report a step {state}", body=StepUpdate, response=Accepted, errors=_E)
        for state in STEP_STATES},

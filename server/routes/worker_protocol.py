@@ -256,8 +256,9 @@ LEASE_CALLS: dict[tuple[str, str], dict] = {
                                 response=ResultAccepted, errors=(400,) + _LEASE_ERRORS),
     ("POST", "/fail"): dict(handler=fail, summary="Report failure; retryable ones retry with backoff",
                             body=FailRequest, response=ResultAccepted, errors=(400,) + _LEASE_ERRORS),
-    ("POST", "/logs"): dict(handler=push_logs, summary="Append log chunks (idempotent by sequence); 413 once the"
-                            " attempt's log reached LOG_MAX_BYTES (the chunks that fit are kept)",
+    ("POST", "/logs"): dict(handler=push_logs, summary="Append log chunks (idempotent by sequence). The request that"
+                            " fills the attempt's LOG_MAX_BYTES keeps what fits (`dropped` counts the rest);"
+                            " a later one with new chunks is 413",
                             body=LogsRequest, body_required=True, response=LogsAccepted,
                             errors=(400, 413) + _LEASE_ERRORS),
 }

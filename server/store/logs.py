@@ -32,19 +32,19 @@ class Page:
     more: bool
 
 
-def log_full(limit: int, accepted: int, duplicates: int = 0) -> PayloadTooLarge:
+def log_full(limit: int) -> PayloadTooLarge:
     return PayloadTooLarge(
         "log_limit_exceeded",
-        f"this job attempt's log reached LOG_MAX_BYTES ({limit} bytes): {accepted} new entries were kept,"
-        " the rest dropped, and so is any further output of the attempt (the job itself runs on)",
-        {"limit": limit, "accepted": accepted, "duplicates": duplicates})
+        f"this job attempt's log is full (LOG_MAX_BYTES, {limit} bytes): nothing more of it is kept; the job"
+        " itself runs on", {"limit": limit})
 
 
 class LogsMixin(StoreBase):
     async def append_logs(self, lease_id: str, chunks: list[LogChunk], caller: str = "*") -> LogsAccepted:
         """Chunks over LOG_MAX_CHUNK_BYTES are refused here, before any
         script runs; the attempt's budget is checked and spent in the
-        script that appends (413 once spent: what fits is kept, in order)."""
+        script that appends: the request that fills it keeps what fits
+        (`dropped` counts the rest), a later one with anything new is 413."""
         encoded = []
         for i, c in enumerate(chunks):
             c.attempt = None  # the lease says which attempt, when the chunk is read
@@ -64,8 +64,8 @@ class LogsMixin(StoreBase):
                 {"chunk": int(res[1])},
             )
         if res[0] == "full":
-            raise log_full(self.log_max_bytes, int(res[1]), int(res[2]))
-        return LogsAccepted(accepted=int(res[1]), duplicates=int(res[2]))
+            raise log_full(self.log_max_bytes)
+        return LogsAccepted(accepted=int(res[1]), duplicates=int(res[2]), dropped=int(res[3]))
 
     async def read_logs(
         self, run: str, job: str, after: str = "0-0", count: int = limits.LOG_PAGE_CHUNKS,

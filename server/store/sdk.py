@@ -91,9 +91,10 @@ class SdkMixin(StoreBase):
         await self._update(lease_id, caller, "progress", pct,
                            text(update.current_step_name), text(update.current_step_index), meta)
 
-    async def log_entries(self, lease_id: str, caller: str, entries: list[LogEntry]) -> int:
-        """Entries share the attempt's log budget with its output (see
-        store/logs.py): those that fit are kept, then 413."""
+    async def log_entries(self, lease_id: str, caller: str, entries: list[LogEntry]) -> tuple[int, int]:
+        """(kept, dropped): entries share the attempt's log budget with its
+        output (see store/logs.py); the call that fills it keeps those that
+        fit, a later call is 413."""
         # A log entry's progress is the job's progress (Restep's), the last given winning.
         pct = next((f"{e.progress_percent:g}" for e in reversed(entries) if e.progress_percent is not None), "")
         args: list = [self.log_maxlen, self.log_max_bytes, pct]
@@ -111,10 +112,10 @@ class SdkMixin(StoreBase):
             args += [encoded[1:], e.message]
         res = await self._call("job_update", lease_id, caller, "log", *args)
         if res[0] == "log_full":
-            raise log_full(self.log_max_bytes, int(res[1]))
+            raise log_full(self.log_max_bytes)
         if res[0] != "ok":
             lease_refused(res[0], lease_id)
-        return int(res[1])
+        return int(res[1]), int(res[2])
 
     async def report_step(self, lease_id: str, caller: str, step: str, state: str, update: StepUpdate) -> None:
         props: list = []
