@@ -48,9 +48,10 @@ def endpoints() -> list[routing.Endpoint]:
             + deadletters.endpoints + sdk.endpoints + sdk_seeds.endpoints + tokens.endpoints + ops.endpoints)
 
 
-# 409s a worker meets in the protocol's normal course (a result after a
-# cancel, a heartbeat after its job ended or waits): not news at INFO.
-_PROTOCOL_CODES = frozenset({"job_cancelled", "lease_lost", "job_waiting"})
+# 4xx a worker meets in the protocol's normal course (a result after a
+# cancel, a heartbeat after its job ended or waits, output after its log is
+# full, which the log script says once): not news at INFO.
+_PROTOCOL_CODES = frozenset({"job_cancelled", "lease_lost", "job_waiting", "log_limit_exceeded"})
 
 
 def _refused(request: Request, status: int, code: str) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import logging
 
 import httpx
 import pytest
@@ -334,3 +335,16 @@ async def test_the_stream_sends_a_long_log_whole_and_in_order(api):
     sent = [json.loads(line[6:])["data"] for line in body.split("\n") if line.startswith("data: ")
             and '"sequence"' in line and '"status"' not in line]
     assert sent == texts and "event: end" in body
+
+
+async def test_a_full_log_is_said_once_however_often_it_is_pushed_to(small_api, caplog):
+    caplog.set_level(logging.INFO, logger="rota")
+    api = small_api
+    claimed, run = await running(api)
+    await push(api, claimed, [chunk(claimed, i, "w" * 3000) for i in range(10)])
+    for i in range(10, 15):  # a worker that does not stop (the seed's)
+        assert (await push(api, claimed, [chunk(claimed, i, "more")])).status_code == 413
+    said = [r.getMessage() for r in caplog.records if r.name == "rota.events"]
+    assert said.count(f"job {run}/build attempt 0: log reached LOG_MAX_BYTES ({BUDGET} bytes);"
+                      " further output dropped") == 1
+    assert [r.getMessage() for r in caplog.records if r.name == "rota.access"] == []
