@@ -29,7 +29,8 @@ from .guards import RequestGuard
 from .http import error_response
 from .notifier import Notifier
 from .redis_conn import connect, connect_pubsub, describe
-from .routes import deadletters, logs, lookup, ops, runs, sdk, sdk_seeds, tokens, worker_protocol, workflows
+from .routes import (deadletters, logs, lookup, notes, ops, queues, runs, sdk, sdk_seeds, session, tokens,
+                     worker_protocol, workflows)
 from .settings import Settings
 from .store import Store
 from .tokens import TokenStore
@@ -44,8 +45,9 @@ def endpoints() -> list[routing.Endpoint]:
     /openapi.json are all built from."""
     # The worker protocol first: routes are tried in this order (see
     # routing._ordered), and claim, heartbeat and complete are the hot path.
-    return (worker_protocol.endpoints + workflows.endpoints + runs.endpoints + logs.endpoints + lookup.endpoints
-            + deadletters.endpoints + sdk.endpoints + sdk_seeds.endpoints + tokens.endpoints + ops.endpoints)
+    return (worker_protocol.endpoints + workflows.endpoints + runs.endpoints + notes.endpoints + logs.endpoints
+            + lookup.endpoints + deadletters.endpoints + sdk.endpoints + sdk_seeds.endpoints + tokens.endpoints
+            + session.endpoints + queues.endpoints + ops.endpoints)
 
 
 # 4xx a worker meets in the protocol's normal course (a result after a

@@ -8,6 +8,15 @@ Three kinds of credential:
   no lookup: it proves which lease it is for, and the lease scripts already
   refuse a lease that has ended, so it dies with its lease.
 
+And one stand-in for a token: a stream ticket (`rots_<expiry>.<token id>.<mac>`),
+for a browser's EventSource, which cannot send a header. It opens one event
+stream path, read-only, for STREAM_TICKET_SECS, and only while the token it
+was issued to is still valid. It is stateless, an HMAC over path, expiry and
+token id under a key derived from the run-token key: any replica checks it
+without a Redis round trip, and nothing is stored per ticket. Stateless
+means a ticket may be used again within its minute, which EventSource needs:
+it reconnects with the very same URL.
+
 Checking a token must not cost a Redis round trip on the claim, heartbeat
 and complete path: each process caches the API tokens it has seen. A
 revocation is published to every replica, which drops its copy at once; a
@@ -29,12 +38,14 @@ from typing import Optional
 from redis.exceptions import RedisError
 from starlette.requests import Request
 
+from . import limits
 from .errors import Forbidden, Unauthenticated
 from .tokens import TokenRecord, TokenStore, secret_hash, split_token
 
 log = logging.getLogger("rota.auth")
 
 RUN_PREFIX = "rotr_"
+TICKET_PREFIX = "rots_"
 _MAC_CHARS = 43  # a SHA-256 HMAC in unpadded base64url
 ADMIN_TOKEN_ID = "admin"  # the bootstrap token's id; the Lua scripts know it too
 # What each scope lets a token do: submit includes read, admin everything.
@@ -89,6 +100,7 @@ class Auth:
         self._admin = admin_token.encode() if admin_token else None
         self._store: Optional[TokenStore] = None
         self._run_key = b""
+        self._ticket_key = b""
         self._cache: dict[str, tuple[TokenRecord, Principal]] = {}
         self._missing: dict[str, None] = {}  # ids known not to exist (insertion-ordered, bounded)
         # Bumped whenever cached tokens may have become stale; a lookup that
@@ -99,6 +111,8 @@ class Auth:
     async def start(self, store: TokenStore) -> None:
         self._store = store
         self._run_key = await store.run_key()
+        # Its own key, so no ticket can ever pass as a run token's MAC or back.
+        self._ticket_key = hmac.new(self._run_key, b"rota stream tickets", hashlib.sha256).digest()
 
     # ---- run tokens ---------------------------------------------------------------
 
@@ -114,17 +128,53 @@ class Auth:
             raise Unauthenticated("invalid run token")
         return lease_id
 
+    # ---- stream tickets -------------------------------------------------------------
+
+    def _ticket_mac(self, path: str, expires_ms: int, token_id: str) -> str:
+        message = f"{path}\n{expires_ms}\n{token_id}".encode()
+        return _b64(hmac.new(self._ticket_key, message, hashlib.sha256).digest())
+
+    def stream_ticket(self, path: str, caller: Principal) -> tuple[str, int]:
+        """(a ticket for the stream at `path`, when it expires in epoch ms)."""
+        expires = _now_ms() + limits.STREAM_TICKET_SECS * 1000
+        token_id = caller.token_id
+        return f"{TICKET_PREFIX}{expires}.{token_id}.{self._ticket_mac(path, expires, token_id)}", expires
+
+    async def _ticket_caller(self, ticket: str, path: str) -> Principal:
+        expires, _, rest = ticket[len(TICKET_PREFIX):].partition(".")
+        token_id, _, mac = rest.partition(".")
+        if not (ticket.startswith(TICKET_PREFIX) and expires.isdigit() and len(expires) <= 16 and mac
+                and hmac.compare_digest(mac.encode(), self._ticket_mac(path, int(expires), token_id).encode())):
+            raise Unauthenticated("invalid stream ticket: a ticket opens only the stream path it was issued for")
+        if _now_ms() >= int(expires):
+            raise Unauthenticated("stream ticket expired: ask for a new one (POST /api/stream-tickets)")
+        # Only while the token that asked for it is still good.
+        if token_id == ADMIN_TOKEN_ID:
+            if self._admin is None:
+                raise Unauthenticated("the token this stream ticket was issued to is no longer valid")
+        else:
+            record, _ = self._cache.get(token_id) or await self._load(token_id)
+            if record.expires_ms is not None and _now_ms() >= record.expires_ms:
+                raise Unauthenticated("token expired")
+        return Principal(token_id, GRANTS["read"])
+
     # ---- checking a request -------------------------------------------------------
 
-    async def authorize(self, request: Request, scope: str) -> Principal:
-        """The caller, if it may call a route of this scope; else 401/403."""
+    async def authorize(self, request: Request, scope: str, stream: bool = False) -> Principal:
+        """The caller, if it may call a route of this scope; else 401/403.
+        `stream`: the route is an event stream, which a stream ticket
+        (`?ticket=`) may open in place of the header."""
         if not self.enabled or scope == "public":
             return ANONYMOUS
         header = request.headers.get("authorization", "")
         kind, _, token = header.partition(" ")
         token = token.strip()
         if kind.lower() != "bearer" or not token:
-            raise Unauthenticated("this call needs a token: send Authorization: Bearer <token>")
+            ticket = request.query_params.get("ticket")
+            if ticket is not None and stream and scope == "read":
+                return await self._ticket_caller(ticket, request.url.path)
+            raise Unauthenticated("this call needs a token: send Authorization: Bearer <token>"
+                                  + (" (a stream ticket opens only an event stream)" if ticket is not None else ""))
         if token.startswith(RUN_PREFIX):
             lease_id = self._run_lease(token)
             if scope == "lease" and request.path_params.get("lease_id") == lease_id:
@@ -196,6 +246,11 @@ class Auth:
         self._cache.pop(token_id, None)
         self._last_used.pop(token_id, None)
         self._remember_missing(token_id)
+
+    def record(self, token_id: str) -> Optional[TokenRecord]:
+        """The cached record of a token that passed authorize()."""
+        entry = self._cache.get(token_id)
+        return entry[0] if entry else None
 
     def reset(self) -> None:
         """Revocations may have been missed (pub/sub reconnected): forget every copy."""

@@ -146,3 +146,13 @@ SSE_BATCH_ENTRIES = 500
 # many bytes of entries (step count = this / the largest entry) in Redis's
 # Lua memory, whatever the page's own bounds.
 STREAM_SCAN_BYTES = 4 * 1024 * 1024
+
+# ---- the dashboard ---------------------------------------------------------------------
+
+# How long a stream ticket opens its event stream: long enough for a page to
+# open the stream and for EventSource's own reconnects with the same URL,
+# short enough that one copied out of a history or a proxy log is stale.
+STREAM_TICKET_SECS = 60
+# Label sets GET /api/queues lists at most (each is a ready queue; a token
+# inventing label sets must not make one listing unbounded work).
+MAX_QUEUES_LISTED = 1000

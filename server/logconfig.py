@@ -27,6 +27,18 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False)
 
 
+class NoQuery(logging.Filter):
+    """uvicorn's access line without the query string: a stream ticket
+    travels there (an EventSource cannot send a header), and no credential,
+    however short-lived, belongs in a log."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if isinstance(args, tuple) and len(args) == 5 and isinstance(args[2], str):
+            record.args = (args[0], args[1], args[2].split("?", 1)[0], *args[3:])
+        return True
+
+
 def configure(level: str, fmt: str) -> None:
     """The root logger's one handler, on stderr; uvicorn's loggers (given
     log_config=None) propagate to it."""
@@ -34,5 +46,8 @@ def configure(level: str, fmt: str) -> None:
     handler.setFormatter(JsonFormatter() if fmt == "json" else logging.Formatter(TEXT_FORMAT))
     root = logging.getLogger()
     root.handlers[:] = [handler]
+    access = logging.getLogger("uvicorn.access")
+    if not any(isinstance(f, NoQuery) for f in access.filters):
+        access.addFilter(NoQuery())
     # uvicorn's "trace" is below debug
     root.setLevel(5 if level == "trace" else level.upper())

@@ -73,7 +73,7 @@ def _has_body(request: Request) -> bool:
 def _guarded(endpoint: Endpoint) -> ASGIApp:
     """The endpoint's handler behind its scope check and its content-type
     check, both before the handler reads or changes anything."""
-    handler, scope, media = endpoint.handler, endpoint.scope, endpoint.media
+    handler, scope, media, stream = endpoint.handler, endpoint.scope, endpoint.media, endpoint.stream
     accepted = ", ".join(media)
 
     async def guarded(request: Request) -> Response:
@@ -84,7 +84,7 @@ def _guarded(endpoint: Endpoint) -> ASGIApp:
         if scope != "public" and not request.app.state.ready.is_set():
             raise StoreUnavailable("the server is starting: it is waiting for Redis")
         auth = request.app.state.auth
-        request.scope["rota.principal"] = await auth.authorize(request, scope)
+        request.scope["rota.principal"] = await auth.authorize(request, scope, stream)
         if scope != "public" or not auth.enabled:
             trust(request.scope)  # this connection is past auth: see server/slots.py
         # A browser may POST text/plain across origins without asking first

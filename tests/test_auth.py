@@ -119,6 +119,10 @@ EXPECTED_SCOPES = {
     ("POST", "/sdk/v1/runs/{lease_id}/usage"): "lease",
     ("POST", "/sdk/v1/runs/{lease_id}/tool-call"): "lease",
     ("POST", "/sdk/v1/runs/{lease_id}/stream"): "lease",
+    ("GET", "/api/runs/{run_id}/notes"): "read",
+    ("GET", "/api/queues"): "read",
+    ("GET", "/api/whoami"): "read",
+    ("POST", "/api/stream-tickets"): "read",
     ("GET", "/healthz"): "public",
     ("GET", "/openapi.json"): "public",
 }

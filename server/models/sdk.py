@@ -198,3 +198,9 @@ class NoteOut(Struct, kw_only=True):
     markdown: str
     job_id: str
     at_ms: int
+
+
+class NoteHtml(NoteOut, kw_only=True):
+    """A note with its Markdown rendered and sanitised (GET .../notes)."""
+
+    html: str

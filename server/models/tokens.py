@@ -32,3 +32,33 @@ class TokenOut(Struct, kw_only=True):
 class TokenCreated(TokenOut, kw_only=True):
     # The secret, shown this once: the server keeps only its hash.
     token: str
+
+
+# ---- the dashboard's session ----------------------------------------------------
+
+
+class Whoami(Struct, kw_only=True):
+    """`GET /api/whoami`: the calling token, and what it may do."""
+
+    auth: bool  # false: the server checks no token (anyone may do anything)
+    token_id: Optional[str] = None  # 'admin' for the bootstrap token
+    name: Optional[str] = None
+    # What the token may do (submit includes read; admin everything).
+    scopes: list[Scope]
+    expires_at_ms: Optional[int] = None
+
+
+# A stream's path, as in the route table, with its ids filled in.
+StreamPath = Annotated[str, Meta(min_length=1, max_length=1024)]
+
+
+class TicketRequest(Struct, forbid_unknown_fields=True):
+    path: StreamPath
+
+
+class StreamTicket(Struct, kw_only=True):
+    # Pass as ?ticket= to the stream at `path` (and nothing else).
+    ticket: str
+    path: str
+    expires_at_ms: int
+    ttl_secs: int

@@ -221,3 +221,31 @@ class JobEvent(Struct, kw_only=True):
 class EventEntry(Struct):
     id: str
     event: JobEvent
+
+
+class QueuedRef(Struct, kw_only=True):
+    run_id: str
+    job_id: str
+    enqueued_at_ms: int
+
+
+class QueueOut(Struct, kw_only=True):
+    """One ready queue: the jobs needing exactly this label set."""
+
+    labels: list[str]
+    ready: int
+    # The longest-waiting of the jobs at the head of each priority (a job
+    # handed back goes to the front and counts from then).
+    oldest: Optional[QueuedRef] = None
+    # Live (idle or busy) workers that offer every label: their ids (up to
+    # 20), how many, and their free slots (of those that say their concurrency).
+    workers: list[str] = []
+    live_workers: int = 0
+    free_slots: int = 0
+
+
+class QueuesPage(Struct, kw_only=True):
+    queues: list[QueueOut]  # the fullest first
+    now_ms: int  # the server's clock, to age `oldest` by
+    # More label sets have ready jobs than one listing shows (1,000).
+    truncated: bool = False

@@ -1,6 +1,6 @@
 """The Redis store, one concern per module: workflow definitions, runs,
 leases (the worker protocol), job logs, the in-job SDK, workers, dead letters,
-maintenance. Every
+the ready queues as operators see them, maintenance. Every
 state change is one Lua script call; see server/lua/_keys.lua for the key
 layout."""
 
@@ -11,6 +11,7 @@ from .deadletters import DeadLettersMixin
 from .leases import Beat, LeasesMixin
 from .logs import LOG_LEVELS, LogsMixin, Page
 from .maintenance import MaintenanceMixin
+from .queues import QueuesMixin
 from .runs import RunsMixin, Started
 from .sdk import SdkMixin
 from .views import TERMINAL, WIRE_STATUS
@@ -18,7 +19,8 @@ from .workers import WorkersMixin
 from .workflows import Defined, WorkflowsMixin, definition_version
 
 
-class Store(WorkflowsMixin, RunsMixin, LeasesMixin, LogsMixin, SdkMixin, WorkersMixin, DeadLettersMixin, MaintenanceMixin):
+class Store(WorkflowsMixin, RunsMixin, LeasesMixin, LogsMixin, SdkMixin, WorkersMixin, DeadLettersMixin,
+            QueuesMixin, MaintenanceMixin):
     pass
 
 

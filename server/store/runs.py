@@ -170,6 +170,10 @@ class RunsMixin(StoreBase):
     async def _notes(self, head: dict) -> list:
         return notes(await self.redis.hgetall(self.key("notes", head["id"]))) if head.get("hnotes") else []
 
+    async def run_notes(self, head: dict) -> list:
+        """The run's notes, oldest first (`head`: its run_head())."""
+        return await self._notes(head)
+
     async def job_rows(self, run: str, jobs: list[str]) -> list[dict]:
         async with self.redis.pipeline(transaction=False) as pipe:
             for job in jobs:
