@@ -7,7 +7,7 @@ from typing import Annotated, Literal, Optional
 
 from msgspec import Meta, Struct
 
-from .core import Id, RunStatus
+from .core import Id, Label, RunStatus
 
 # Inputs become environment variables (ROTA_INPUT_<NAME>): names that are
 # valid there. Tags are free-form labels for finding runs.
@@ -35,6 +35,11 @@ class RunFilter(Struct, forbid_unknown_fields=True, kw_only=True):
     tags: Annotated[dict[TagKey, TagValue], Meta(max_length=20)] = {}  # all must match
     created_after: Optional[int] = None  # epoch ms
     created_before: Optional[int] = None
+    # A job of the run's definition needs this label.
+    label: Optional[Label] = None
+    # Text in the run id, the workflow's id or name, or a job's id or name
+    # (any case).
+    q: Optional[Annotated[str, Meta(min_length=1, max_length=200)]] = None
 
 
 MAX_BULK = 1000

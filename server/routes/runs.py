@@ -58,6 +58,7 @@ def _filter(request: Request, workflow_id: Optional[str] = None) -> RunFilter:
             if "created_after" in q else None,
             "created_before": query_int(request, "created_before", 0, maximum=MAX_EPOCH_MS)
             if "created_before" in q else None,
+            "label": q.get("label") or None, "q": q.get("q") or None,
         }, RunFilter)
     except msgspec.ValidationError as exc:
         raise Unprocessable("invalid_query", str(exc), {"field": str(exc).rpartition("`$.")[2].rstrip("`")}) \
@@ -231,6 +232,8 @@ _FILTERS = (
     Param("tag", str, "k:v; repeat it: all must match"),
     Param("created_after", int, "only runs created after this time (epoch ms)"),
     Param("created_before", int, "only runs created before this time (epoch ms)"),
+    Param("label", str, "only runs with a job (of the run's definition) that needs this label"),
+    Param("q", str, "text in the run id, the workflow's id or name, or a job's id or name (any case)"),
 )
 _EVENT_FILTERS = (Param("job_id", str, "only this job's events"), Param("type", str, "only this type of event"))
 endpoints = [

@@ -239,7 +239,7 @@ class RunsMixin(StoreBase):
             for (_, seq), head in zip(ids, heads):
                 scanned += 1
                 last_seq = int(seq)
-                if head and _matches(head, flt):
+                if head and _matches(head, flt) and await self._matches_jobs(head, flt):
                     found.append(run_out(head))
                     if len(found) == limit:
                         break
@@ -247,6 +247,23 @@ class RunsMixin(StoreBase):
             if len(ids) < batch and len(found) < limit:
                 return found, None
         return found, str(last_seq) if last_seq is not None else None
+
+
+    async def _matches_jobs(self, head: dict, flt: RunFilter) -> bool:
+        """The filters that read the run's definition (kept decoded per
+        process, so a scan reads each version once)."""
+        if flt.label is None and flt.q is None:
+            return True
+        d = await self.definition(head["wf"], head["ver"])
+        specs = list(d.specs.values()) if d else []
+        if flt.label is not None and not any(flt.label in spec.labels for spec in specs):
+            return False
+        if flt.q is not None:
+            q = flt.q.lower()
+            texts = [head["id"], head["wf"], d.name if d else ""]
+            texts += [t for spec in specs for t in (spec.id, spec.name)]
+            return any(q in t.lower() for t in texts)
+        return True
 
 
 def _matches(head: dict, flt: RunFilter) -> bool:
