@@ -22,7 +22,7 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
-from . import __version__, openapi, reaper, routing
+from . import __version__, openapi, reaper, routing, ui
 from .auth import Auth
 from .errors import ApiError
 from .guards import RequestGuard
@@ -47,7 +47,7 @@ def endpoints() -> list[routing.Endpoint]:
     # routing._ordered), and claim, heartbeat and complete are the hot path.
     return (worker_protocol.endpoints + workflows.endpoints + runs.endpoints + notes.endpoints + logs.endpoints
             + lookup.endpoints + deadletters.endpoints + sdk.endpoints + sdk_seeds.endpoints + tokens.endpoints
-            + session.endpoints + queues.endpoints + ops.endpoints)
+            + session.endpoints + queues.endpoints + ops.endpoints + ui.endpoints)
 
 
 # 4xx a worker meets in the protocol's normal course (a result after a
@@ -205,6 +205,7 @@ def create_app(settings: Optional[Settings] = None, redis: Optional[Redis] = Non
                     await pubsub_client.aclose()
 
     middleware = [
+        Middleware(ui.UiHeaders),
         Middleware(RequestGuard, allowed_hosts=settings.allowed_hosts, origins=settings.cors_origins,
                    max_body_bytes=settings.max_body_bytes, body_timeout_secs=settings.body_timeout_secs),
     ]

@@ -72,9 +72,16 @@ def build(endpoints: list[Endpoint], *, title: str, version: str) -> dict[str, A
                         "schema": schema(p.type)} for p in e.params]
         if e.stream:
             ok: dict[str, Any] = {"text/event-stream": {"schema": {"type": "string"}}}
+        elif e.content:
+            ok = {media: {"schema": {"type": "string"}} for media in e.content}
         else:
             ok = {"application/json": {"schema": schema(e.response) if e.response is not None else {}}}
-        responses: dict[str, Any] = {str(e.status): {"description": e.summary, "content": ok}}
+        if 300 <= e.status < 400:  # a redirect: no body, a Location
+            answer: dict[str, Any] = {"description": e.summary,
+                                      "headers": {"Location": {"schema": {"type": "string"}}}}
+        else:
+            answer = {"description": e.summary, "content": ok}
+        responses: dict[str, Any] = {str(e.status): answer}
         for code in _errors(e):
             responses[str(code)] = {"description": _ERROR_TEXT.get(code, "Error"),
                                     "content": {"application/json": {"schema": schema(ErrorBody)}}}

@@ -50,6 +50,9 @@ class Endpoint:
     status: int = 200
     response: Any = None  # the msgspec type answered with `status`; None: no schema
     stream: bool = False  # answers text/event-stream
+    # What a non-JSON answer is sent as (the dashboard's pages and files);
+    # empty: application/json.
+    content: tuple[str, ...] = ()
     errors: tuple[int, ...] = ()
     params: tuple[Param, ...] = ()
     tag: str = ""

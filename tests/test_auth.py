@@ -125,6 +125,16 @@ EXPECTED_SCOPES = {
     ("POST", "/api/stream-tickets"): "read",
     ("GET", "/healthz"): "public",
     ("GET", "/openapi.json"): "public",
+    # the dashboard's shells and files: no data in them (it comes from the API)
+    ("GET", "/"): "public",
+    ("GET", "/ui"): "public",
+    ("GET", "/ui/runs/{run_id}"): "public",
+    ("GET", "/ui/workflows"): "public",
+    ("GET", "/ui/workflows/{wf}"): "public",
+    ("GET", "/ui/workers"): "public",
+    ("GET", "/ui/queues"): "public",
+    ("GET", "/ui/dead-letters"): "public",
+    ("GET", "/ui/static/{file}"): "public",
 }
 # For each scope, a token scope that lacks it (None: every scope has it or none can be denied).
 LACKING = {"read": "worker", "submit": "read", "worker": "read", "admin": "submit", "lease": "read",
@@ -151,7 +161,7 @@ def concrete(path: str) -> str:
     return (path.replace("{wf}", "nowf").replace("{job}", "nojob").replace("{lease_id}", "nolease")
             .replace("{token_id}", "0000000000000000").replace("{worker_id}", "noworker")
             .replace("{run_id}", "norun").replace("{key}", "nokey").replace("{step}", "0")
-            .replace("{event_key}", "noevent"))
+            .replace("{event_key}", "noevent").replace("{file}", "app.js"))
 
 
 async def call(api, method: str, path: str, headers: dict) -> httpx.Response:

@@ -68,3 +68,10 @@ async def test_bad_search_or_label_is_named(api):
     assert err["details"]["field"] == "label"
     err = assert_error(await api.get("/api/runs", params={"q": "x" * 201}), 422, "invalid_query")
     assert err["details"]["field"] == "q"
+
+
+async def test_a_run_names_its_workflow(api):
+    build, _ = await two_workflows(api)
+    listed = (await api.get("/api/runs", params={"workflow_id": "nightly"})).json()["runs"]
+    assert [r["workflow_name"] for r in listed] == ["Nightly Build"]
+    assert (await api.get(f"/api/runs/{build}")).json()["workflow_name"] == "Nightly Build"

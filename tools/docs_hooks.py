@@ -118,10 +118,14 @@ class _Renderer:
         return "; ".join(parts)
 
     def success_cell(self, op: dict[str, Any]) -> str:
-        status = next(code for code in op["responses"] if code.startswith("2"))
+        status = next(code for code in op["responses"] if code[0] in "23")
         content = op["responses"][status].get("content", {})
+        if status.startswith("3"):
+            return f"{status} redirect"
         if "text/event-stream" in content:
             return f"{status} `text/event-stream`"
+        if content and "application/json" not in content:
+            return f"{status} " + ", ".join(f"`{media}`" for media in content)
         schema = content.get("application/json", {}).get("schema", {})
         return f"{status} {self.shape(schema)}" if schema else status
 

@@ -97,6 +97,8 @@ class RunOut(Struct, kw_only=True):
     run_id: str
     number: int
     workflow_id: str
+    # The workflow's name now (GET of a run, and listings of runs)
+    workflow_name: Optional[str] = None
     status: RunStatus
     triggered_by: str
     inputs: dict[str, str] = {}

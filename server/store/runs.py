@@ -126,15 +126,18 @@ class RunsMixin(StoreBase):
         head = await self.run_head(run)
         jobs = head["jobs"].split(",")
         async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hget(self.key("wf", head["wf"]), "name")
             for job in jobs:
                 pipe.hgetall(self.key("rj", run, job))
                 pipe.hgetall(self.key("att", run, job))
-            rows = await pipe.execute()
+            name, *rows = await pipe.execute()
         specs = await self.run_specs(head)
         reports = await self._reports(run, {job: rows[2 * i] for i, job in enumerate(jobs)})
         out = [job_out(job, rows[2 * i], specs.get(job), attempts(rows[2 * i + 1]), reports.get(job))
                for i, job in enumerate(jobs)]
-        return run_out(head, out, await self._notes(head))
+        found = run_out(head, out, await self._notes(head))
+        found.workflow_name = name
+        return found
 
     async def run_job(self, run: str, job: str) -> tuple[dict, JobOut]:
         """(what it read of the run's head: id, wf, ver, spawned; the job with
@@ -231,7 +234,7 @@ class RunsMixin(StoreBase):
             batch = min(max(limit * 2, 100), SCAN_LIMIT - scanned)
             ids = await self.redis.zrevrangebyscore(index, high, "-inf", start=0, num=batch, withscores=True)
             if not ids:
-                return found, None
+                return await self._named(found), None
             async with self.redis.pipeline(transaction=False) as pipe:
                 for run, _ in ids:
                     pipe.hgetall(self.key("run", run))
@@ -245,9 +248,20 @@ class RunsMixin(StoreBase):
                         break
             high = f"({last_seq}"
             if len(ids) < batch and len(found) < limit:
-                return found, None
-        return found, str(last_seq) if last_seq is not None else None
+                return await self._named(found), None
+        return await self._named(found), str(last_seq) if last_seq is not None else None
 
+    async def _named(self, runs: list[RunOut]) -> list[RunOut]:
+        """Each run with its workflow's name (a one-off's id is a UUID)."""
+        wfs = sorted({r.workflow_id for r in runs})
+        if wfs:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for wf in wfs:
+                    pipe.hget(self.key("wf", wf), "name")
+                names = dict(zip(wfs, await pipe.execute()))
+            for r in runs:
+                r.workflow_name = names.get(r.workflow_id)
+        return runs
 
     async def _matches_jobs(self, head: dict, flt: RunFilter) -> bool:
         """The filters that read the run's definition (kept decoded per

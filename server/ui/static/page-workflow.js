@@ -1,0 +1,112 @@
+// A workflow: its definition as submitted (YAML or JSON, shown as text),
+// the versions its recent runs used, its recent runs, and a Run button.
+
+import { api, can, seg } from "./api.js";
+import { act, banner, confirmed, start } from "./app.js";
+import { badge, byId, empty, fmtDuration, h, replace, table, when } from "./dom.js";
+import { countsBar } from "./widgets.js";
+
+const wf = decodeURIComponent(location.pathname.split("/").pop());
+const base = `/api/workflows/${seg(wf)}`;
+
+// The inputs a run of this definition takes. Today any key=value (each
+// becomes ROTA_INPUT_<NAME>); when definitions declare their dispatch
+// inputs (issue 17) this returns them, typed, and the form follows.
+export function dispatchInputs(/* definition */) {
+  return [];
+}
+
+function inputRow(name = "", value = "") {
+  const row = h("div", { class: "input-row" },
+    h("input", { name: "key", placeholder: "NAME", pattern: "[A-Za-z_][A-Za-z0-9_]{0,63}", maxlength: 64 }),
+    h("input", { name: "value", placeholder: "value", maxlength: 65536 }),
+    h("button", { type: "button", class: "secondary small", text: "remove", on: { click: () => row.remove() } }));
+  row.querySelector("[name=key]").value = name;
+  row.querySelector("[name=value]").value = value;
+  return row;
+}
+
+function runForm(definition) {
+  const rows = h("div", { class: "inputs" });
+  for (const input of dispatchInputs(definition)) rows.appendChild(inputRow(input.name, input.default || ""));
+  const tags = h("input", { name: "tags", placeholder: "key:value key:value", maxlength: 2000 });
+  const form = h("form", { class: "run-form", id: "start-run" },
+    h("h2", { text: "Run" }),
+    h("p", { class: "muted", text: "Start a new run of the current definition. Each input reaches the jobs as ROTA_INPUT_<NAME>." }),
+    rows,
+    h("button", { type: "button", class: "secondary small", text: "add input", on: { click: () => rows.appendChild(inputRow()) } }),
+    h("label", {}, "Tags ", tags),
+    h("div", { class: "actions" }, h("button", { type: "submit", id: "run-submit", text: "Start run" })));
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const inputs = {};
+    for (const row of rows.children) {
+      const key = row.querySelector("[name=key]").value.trim();
+      if (key) inputs[key] = row.querySelector("[name=value]").value;
+    }
+    const tagMap = {};
+    for (const pair of tags.value.split(/\s+/).filter(Boolean)) {
+      const at = pair.indexOf(":");
+      if (at > 0) tagMap[pair.slice(0, at)] = pair.slice(at + 1);
+    }
+    const started = await act(form.querySelector("[type=submit]"),
+      () => api("POST", `${base}/runs`, { body: { inputs, tags: tagMap, triggered_by: "dashboard" } }));
+    if (started) location.assign(`/ui/runs/${seg(started.run_id)}`);
+  });
+  return form;
+}
+
+start(async () => {
+  const [workflow, definition, page] = await Promise.all([
+    api("GET", base), api("GET", `${base}/definition`), api("GET", `${base}/runs`, { query: { limit: 50 } })]);
+  const actions = h("div", { class: "actions" });
+  if (can("admin")) {
+    actions.appendChild(h("button", { type: "button", class: "danger", id: "delete-workflow", text: "Delete workflow",
+      on: { click: async (ev) => {
+        if (!(await confirmed(`Delete ${workflow.name} (${wf}) with its finished runs? This cannot be undone.`))) return;
+        if (await act(ev.target, () => api("DELETE", base)) !== null) location.assign("/ui/workflows");
+      } } }));
+  }
+  replace(byId("workflow-head"),
+    h("h1", {}, workflow.name, " ", badge(workflow.status)),
+    h("p", { class: "mono muted", text: wf }),
+    h("dl", { class: "facts" },
+      h("dt", { text: "Kind" }), h("dd", { text: definition.kind }),
+      h("dt", { text: "Trigger" }), h("dd", { text: workflow.trigger || "—" }),
+      h("dt", { text: "Version" }), h("dd", {}, h("code", { text: definition.version })),
+      h("dt", { text: "Updated" }), h("dd", {}, when(definition.updated_at_ms)),
+      h("dt", { text: "Runs" }), h("dd", { text: String(workflow.runs) })),
+    actions);
+  if (can("submit")) {
+    const section = byId("run-form");
+    section.hidden = false;
+    replace(section, runForm(definition));
+  }
+  replace(byId("definition"), h("pre", { class: "document", id: "document", text: definition.document }));
+  const now = Date.now();
+  replace(byId("workflow-runs"), page.runs.length ? table(["Run", "Status", "Jobs", "Trigger", "Version", "Created", "Duration"],
+    page.runs.map((r) => h("tr", {},
+      h("td", {}, h("a", { href: `/ui/runs/${seg(r.run_id)}`, text: `#${r.number}` })),
+      h("td", {}, badge(r.status)),
+      h("td", {}, countsBar(r.job_counts)),
+      h("td", { text: r.triggered_by }),
+      h("td", {}, h("code", { text: r.version })),
+      h("td", {}, when(r.created_at, now)),
+      h("td", { text: r.started_at ? fmtDuration((r.finished_at || now) - r.started_at) : "" })))) : empty("Never run."));
+  // Versions as its recent runs used them: the definitions themselves are
+  // kept while a run uses them; the current one is shown below.
+  const versions = new Map();
+  for (const r of page.runs) {
+    const v = versions.get(r.version) || { runs: 0, first: r.created_at, last: r.created_at };
+    v.runs += 1;
+    v.first = Math.min(v.first, r.created_at);
+    v.last = Math.max(v.last, r.created_at);
+    versions.set(r.version, v);
+  }
+  if (!versions.has(definition.version)) versions.set(definition.version, { runs: 0, first: null, last: null });
+  replace(byId("versions"), table(["Version", "Runs (of the last 50)", "First run", "Last run"],
+    [...versions.entries()].map(([v, x]) => h("tr", {},
+      h("td", {}, h("code", { text: v }), v === definition.version ? h("span", { class: "chip", text: "current" }) : null),
+      h("td", { text: String(x.runs) }), h("td", {}, when(x.first, now)), h("td", {}, when(x.last, now))))));
+  if (page.next_cursor) banner("Only the latest 50 runs are shown here; the Runs page filters by this workflow.", "info");
+});
