@@ -207,7 +207,8 @@ def create_app(settings: Optional[Settings] = None, redis: Optional[Redis] = Non
     middleware = [
         Middleware(ui.UiHeaders),
         Middleware(RequestGuard, allowed_hosts=settings.allowed_hosts, origins=settings.cors_origins,
-                   max_body_bytes=settings.max_body_bytes, body_timeout_secs=settings.body_timeout_secs),
+                   max_body_bytes=settings.max_body_bytes, body_timeout_secs=settings.body_timeout_secs,
+                   auth=settings.auth),
     ]
     if settings.cors_origins:
         # No CORS headers at all unless asked: seed 002 is permissive when

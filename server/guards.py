@@ -6,7 +6,11 @@
 - Cross-origin writes: a browser sends a "simple" cross-origin POST (no
   body, or text/plain) without asking first, and only then applies CORS to
   the answer, too late for a server that runs shell. A request that changes
-  something and carries an `Origin` not in CORS_ORIGINS is refused.
+  something and carries an `Origin` not in CORS_ORIGINS is refused, unless
+  it names the very host the request is for: the dashboard's own page.
+  That last needs the Host to be one the server knows (ALLOWED_HOSTS), or
+  auth on: a page that rebinds its own name to this server looks
+  same-origin, but it has no token to send.
 - Body size (MAX_BODY_BYTES, announced or streamed) and arrival time
   (BODY_TIMEOUT_SECS): a client that trickles its body is cut off with 408
   instead of holding a connection and a handler forever.
@@ -16,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 from typing import Optional
+from urllib.parse import urlsplit
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -54,6 +59,7 @@ class RequestGuard:
         origins: tuple[str, ...],
         max_body_bytes: int,
         body_timeout_secs: float,
+        auth: bool = False,
     ):
         self.app = app
         self.allowed_hosts = allowed_hosts
@@ -61,6 +67,7 @@ class RequestGuard:
         # Only with auth on (settings refuse it otherwise): a page still needs
         # a token for every write, and a browser never sends one by itself.
         self.any_origin = "*" in self.origins
+        self.same_origin_ok = auth or allowed_hosts is not None
         self.max_body_bytes = max_body_bytes
         self.body_timeout_secs = body_timeout_secs
 
@@ -87,7 +94,8 @@ class RequestGuard:
             return error_response(400, "invalid_host",
                                   f"this server does not answer to Host {host!r}; see ALLOWED_HOSTS",
                                   {"allowed_hosts": list(self.allowed_hosts)})
-        if origin is not None and method not in _SAFE_METHODS and origin not in self.origins and not self.any_origin:
+        if origin is not None and method not in _SAFE_METHODS and origin not in self.origins and not self.any_origin \
+                and not (self.same_origin_ok and _same_host(origin, host)):
             return error_response(403, "cross_origin_refused",
                                   f"requests from web origin {origin!r} may not change anything here;"
                                   " list it in CORS_ORIGINS to allow it", {"origin": origin})
@@ -121,6 +129,16 @@ class RequestGuard:
             return message
 
         return limited_receive
+
+
+def _same_host(origin: str, host: Optional[str]) -> bool:
+    """Whether `origin` (scheme://host[:port]) names the Host the request
+    was sent to (behind a TLS proxy the scheme may differ; the host may not)."""
+    try:
+        netloc = urlsplit(origin).netloc
+    except ValueError:
+        return False
+    return bool(host) and netloc.lower() == host.strip().lower()  # type: ignore[union-attr]
 
 
 def _too_large(limit: int) -> PayloadTooLarge:

@@ -111,3 +111,44 @@ def test_no_script_writes_html_from_data():
 
 def test_the_csp_is_the_one_documented():
     assert ui_headers.CSP == CSP
+
+
+# ---- the dashboard's own writes ---------------------------------------------------------
+
+WORKFLOW = {"name": "w", "jobs": [{"id": "a", "command": "true"}]}
+
+
+async def test_the_dashboards_own_writes_pass_the_cross_origin_guard(api):
+    """A browser sends Origin on its own page's POSTs too: an Origin naming
+    the very host the request is for is the dashboard itself."""
+    for host, origin in (("localhost", "http://localhost"), ("127.0.0.1:3000", "http://127.0.0.1:3000"),
+                         ("localhost:8443", "https://localhost:8443")):
+        resp = await api.post("/api/workflows", json=WORKFLOW, headers={"Host": host, "Origin": origin})
+        assert resp.status_code == 201, (host, origin, resp.text)
+    # another port is another origin
+    resp = await api.post("/api/workflows", json=WORKFLOW, headers={"Host": "localhost:3000",
+                                                                   "Origin": "http://localhost:3001"})
+    assert resp.status_code == 403 and resp.json()["error"]["code"] == "cross_origin_refused"
+
+
+async def test_same_origin_writes_with_any_host_need_auth(redis, settings):
+    """With ALLOWED_HOSTS open (a public address) a page may rebind its own
+    name to this server, and its requests then look same-origin: only a
+    token (which no page can send by itself) makes them harmless, so with
+    auth off such a server still wants the origin in CORS_ORIGINS."""
+    from tests.test_hardening import app_client
+
+    _, client = await app_client(redis, settings, allowed_hosts=None)
+    try:
+        resp = await client.post("/api/workflows", json=WORKFLOW,
+                                 headers={"Host": "rebound.example", "Origin": "http://rebound.example"})
+        assert resp.status_code == 403 and resp.json()["error"]["code"] == "cross_origin_refused"
+    finally:
+        await client.aclose()
+    _, client = await app_client(redis, settings, allowed_hosts=None, auth=True, admin_token="a" * 40)
+    try:
+        resp = await client.post("/api/workflows", json=WORKFLOW, headers={
+            "Host": "rota.example", "Origin": "https://rota.example", "Authorization": "Bearer " + "a" * 40})
+        assert resp.status_code == 201, resp.text
+    finally:
+        await client.aclose()
