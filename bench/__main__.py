@@ -6,6 +6,8 @@ then measures the seed protocol end to end over loopback and prints figures.
   2. idle dispatch latency with long-poll (enqueue -> the waiting worker has it)
   3. a 50-job chain's wall time through the protocol
   4. the worker daemon figures (bench/worker_bench.py), when present
+  5. the fleet figures (bench/fleet_bench.py)
+  6. the dashboard in headless chromium with real volumes (bench/ui_bench.py)
 """
 
 from __future__ import annotations
@@ -185,6 +187,9 @@ def main() -> None:
             from bench import fleet_bench
 
             asyncio.run(fleet_bench.main(f"http://127.0.0.1:{port}", port, redis.url))
+            from bench import ui_bench
+
+            asyncio.run(ui_bench.main(f"http://127.0.0.1:{port}", redis.url))
         finally:
             server.terminate()
             server.wait(10)

@@ -1,11 +1,12 @@
 // A job's log: one tab per attempt, read tail-first and followed live.
 //
-// A log may be 100 MB: the page never loads it whole. It asks the history
-// for the last TAIL_BYTES (?tail=), shows that, and follows the live
-// stream from there; "Load earlier" pages back (?before=). A server
-// without paged history answers no cursor: then the page drops that answer
-// unread and streams the log from its start. At most MAX_LINES lines are
-// kept on the page; the oldest give way.
+// A log may be 100 MB: the page never loads it whole. It reads back from
+// the end (?tail=TAIL_BYTES), takes the cursor of where that tail starts
+// (X-Prev-Cursor) and follows the live stream from there, so the tail and
+// every line after it arrive once, in order; "Load earlier" pages back
+// (?before=). A log that fits in the tail has no cursor: the answer is
+// dropped unread and the stream brings it all. At most MAX_LINES lines
+// are kept on the page; the oldest give way.
 
 import { api, seg } from "./api.js";
 import { AnsiParser } from "./ansi.js";
@@ -97,16 +98,18 @@ export function logView(container, run, job, attempts) {
     earlier.hidden = true;
     const lines = new Lines(box);
     const base = `/api/runs/${seg(run)}/jobs/${seg(job)}/logs`;
+    const mine = (chunk) => chunk.attempt === attempt;
     let before = null;
     let after = null;
     setStatus("loading…");
     try {
-      const resp = await api("GET", base, { query: { attempt, tail: TAIL_BYTES }, raw: true });
+      // Every attempt's chunks, so the first one here is the entry the
+      // cursor names (the stream, filtered, goes on after it).
+      const resp = await api("GET", base, { query: { tail: TAIL_BYTES }, raw: true });
       before = resp.headers.get("X-Prev-Cursor");
       if (before) {
-        // The tail's first chunk is shown from here; the stream brings the rest.
         const chunks = await resp.json();
-        if (chunks.length) lines.render(chunks[0], box);
+        if (chunks.length && mine(chunks[0])) lines.render(chunks[0], box);
         after = before;
       } else if (resp.body) {
         await resp.body.cancel();  // the whole log fits in the tail, or no paging: the stream has it all
@@ -119,9 +122,13 @@ export function logView(container, run, job, attempts) {
     earlier.onclick = async () => {
       earlier.disabled = true;
       try {
-        const resp = await api("GET", base, { query: { attempt, before, tail: TAIL_BYTES }, raw: true });
-        const chunks = await resp.json();
-        before = resp.headers.get("X-Prev-Cursor");
+        // Back a page at a time until one holds this attempt's lines (or the start).
+        let chunks = [];
+        for (let i = 0; i < 8 && before && !chunks.length; i++) {
+          const resp = await api("GET", base, { query: { before, tail: TAIL_BYTES }, raw: true });
+          chunks = (await resp.json()).filter(mine);
+          before = resp.headers.get("X-Prev-Cursor");
+        }
         const parser = new AnsiParser();
         const frag = document.createDocumentFragment();
         for (const chunk of chunks) frag.appendChild(lines.render(chunk, frag, parser));
