@@ -11,9 +11,9 @@
 
 import { h, svg, replace } from "./dom.js";
 
-export const NODE_W = 180;
+export const NODE_W = 160;
 export const NODE_H = 34;
-const GAP_X = 70;
+const GAP_X = 56;
 const GAP_Y = 14;
 const DUMMY_H = 10;
 const SWEEPS = 8;
@@ -135,7 +135,7 @@ function curve(points) {
   return d;
 }
 
-function short(text, n = 24) {
+function short(text, n = 21) {
   return text.length > n ? `${text.slice(0, n - 1)}…` : text;
 }
 
@@ -175,7 +175,8 @@ export function drawDag(box, jobs, onSelect) {
     root.setAttribute("width", String(width * zoom));
     root.setAttribute("height", String(height * zoom));
   };
-  const fit = () => setZoom(Math.min(1, (box.clientWidth || width) / width));
+  // Fitting shrinks a wide graph, but not past legibility: beyond that it scrolls.
+  const fit = () => setZoom(Math.max(0.7, Math.min(1, ((box.clientWidth || width) - 4) / width)));
   const tools = h("div", { class: "dag-tools" },
     h("button", { type: "button", class: "secondary small", title: "zoom out", text: "−", on: { click: () => setZoom(zoom / 1.25) } }),
     h("button", { type: "button", class: "secondary small", title: "zoom in", text: "+", on: { click: () => setZoom(zoom * 1.25) } }),

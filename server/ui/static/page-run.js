@@ -55,7 +55,8 @@ function renderHead() {
   }
   replace(byId("run-head"),
     h("h1", {}, `${run.workflow_name || run.workflow_id} #${run.number} `, h("span", { id: "run-status" }, badge(run.status))),
-    h("dl", { class: "facts" }, facts.map(([k, v]) => [h("dt", { text: k }), h("dd", {}, v)])),
+    h("div", { class: "facts-wide" }, facts.map(([k, v]) => h("div", { class: "fact" },
+      h("span", { class: "fact-key", text: k }), h("span", { class: "fact-value" }, v)))),
     Object.keys(run.inputs || {}).length ? h("div", {}, h("h3", { text: "Inputs" }), pairs(run.inputs)) : null,
     Object.keys(run.tags || {}).length ? h("div", {}, h("h3", { text: "Tags" }),
       chips(Object.entries(run.tags).map(([k, v]) => `${k}:${v}`))) : null,
@@ -164,14 +165,14 @@ async function renderJob(id) {
     jobActions(job),
     h("dl", { class: "facts" }, facts.map(([k, v]) => [h("dt", { text: k }), h("dd", {}, v)])),
     job.error ? section("Error", h("pre", { class: "error-text", text: job.error })) : null,
+    h("div", { class: "job-section" }, h("h3", { text: "Log" }), logBox),
     section("Steps", stepsTable(job.steps)),
     Object.keys(job.annotations || {}).length ? section("Annotations", pairs(job.annotations)) : null,
     Object.keys(job.outputs || {}).length ? section("Outputs", pairs(job.outputs)) : null,
     job.result_data !== null && job.result_data !== undefined ? section("Result", jsonBlock(job.result_data)) : null,
     checkpoints.length ? section("Checkpoints", h("ul", {}, checkpoints.map((c) => h("li", {},
       `attempt ${c.attempt}, `, when(c.saved_at_ms), jsonBlock(c.data))))) : null,
-    section("Command", h("pre", { class: "command", text: job.command })),
-    h("div", { class: "job-section" }, h("h3", { text: "Log" }), logBox));
+    section("Command", h("pre", { class: "command", text: job.command })));
   if (log) log.stop();
   shownAttempt = job.attempt;
   log = logView(logBox, runId, job.id, job.attempts.length ? job.attempts : [{ number: job.attempt }]);
@@ -267,8 +268,12 @@ async function reload() {
 
 start(async () => {
   await reload();
-  const wanted = new URLSearchParams(location.hash.slice(1)).get("job");
-  if (wanted && statuses.has(wanted)) select(wanted);
+  const fromHash = () => {
+    const wanted = new URLSearchParams(location.hash.slice(1)).get("job");
+    if (wanted && statuses.has(wanted)) select(wanted);
+  };
+  fromHash();
+  window.addEventListener("hashchange", fromHash);
   renderNotes().catch(() => {});
   renderState().catch(() => {});
   renderChildren().catch(() => {});
