@@ -12,7 +12,6 @@ import pytest
 from server import auth as auth_module
 from server import limits
 from server.logconfig import NoQuery
-from tests.conftest import ADMIN_TOKEN
 from tests.test_api import assert_error
 from tests.test_auth import ADMIN, bearer, make_token
 

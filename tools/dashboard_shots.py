@@ -67,10 +67,12 @@ def main(out: Path) -> None:
                               env={"ROTA_TOKEN": worker_token})
                    for name, labels in (("build-01", "linux,docker"), ("build-02", "linux"))]
         try:
+            def gate_waits(run: str) -> bool:
+                return client.get(f"/api/runs/{run}/jobs/approve").json()["status"] == "waiting"
+
             for _ in range(3):
                 first = submit(client, PIPELINE, "ci")
-                wait_for(lambda: client.get(f"/api/runs/{first}/jobs/approve").json()["status"] == "waiting",
-                         "the gate", 60)
+                wait_for(lambda run=first: gate_waits(run), "the gate", 60)
             submit(client, FLAKY, "nightly-integration")
             submit(client, STARVED, "gpu-training")
             wait_for(lambda: client.get("/api/dead-letters").json()["items"], "a dead letter", 60)
