@@ -198,6 +198,7 @@ def test_a_live_log_grows_with_a_tab_per_attempt_and_its_colours(admin, tokens, 
     script = (f'if [ ! -e "{first}" ]; then touch "{first}"; echo "the first attempt"; exit 3; fi\n'
               "printf '\\033[31mred alert\\033[0m plain \\033[1;32mbold green\\033[0m\\n'\n"
               "echo before the wait\n"
+              f"{ROTA} progress 40 halfway\n"
               f"{wait_file(go)}\n"
               "echo after the wait\n")
     _, run = submit(admin, {"name": "logs", "jobs": {"talk": {"labels": [label], "retries": 1, "run": script}}})
@@ -209,6 +210,10 @@ def test_a_live_log_grows_with_a_tab_per_attempt_and_its_colours(admin, tokens, 
     assert "sgr-b" in page.page.get_attribute("#log span.fg-2", "class")
     assert page.page.locator(".tabs .tab").all_inner_texts() == ["attempt 0", "attempt 1"]
     assert page.page.get_attribute('.tab[data-attempt="1"]', "aria-selected") == "true"
+    # the job's progress reaches its panel by push; its log keeps following, not reopened
+    page.page.wait_for_selector('#job progress[value="40"]', timeout=30_000)
+    assert "halfway" in page.page.inner_text("#job-top")
+    assert len([p for p in page.paths() if "/jobs/talk/logs/stream" in p]) == 1
     go.touch()
     page.page.wait_for_selector("#log .line >> text=after the wait", timeout=30_000)  # it grew
     page.page.wait_for_selector(".log-status >> text=ended: success", timeout=30_000)

@@ -22,7 +22,7 @@ let run = null;
 let dag = null;
 let selected = null;
 let log = null;
-let shownAttempt = null;
+let logShown = null;  // the job and attempt the log view follows
 const statuses = new Map();
 
 // ---- the run's head ------------------------------------------------------------------
@@ -159,22 +159,33 @@ async function renderJob(id) {
     facts.push(["Resources", `${r.cpu_percent ?? "?"}% cpu, ${r.memory_bytes ?? "?"} bytes (peak ${r.peak_cpu_percent ?? "?"}%, ${r.peak_memory_bytes ?? "?"} bytes)`]);
   }
   const section = (title, body) => (body ? h("div", { class: "job-section" }, h("h3", { text: title }), body) : null);
-  const logBox = h("div", { class: "log-box" });
-  replace(panel,
+  const top = [
     h("h2", {}, job.name, " ", h("span", { class: "mono muted", text: job.id })),
     jobActions(job),
     h("dl", { class: "facts" }, facts.map(([k, v]) => [h("dt", { text: k }), h("dd", {}, v)])),
     job.error ? section("Error", h("pre", { class: "error-text", text: job.error })) : null,
-    h("div", { class: "job-section" }, h("h3", { text: "Log" }), logBox),
+  ];
+  const bottom = [
     section("Steps", stepsTable(job.steps)),
     Object.keys(job.annotations || {}).length ? section("Annotations", pairs(job.annotations)) : null,
     Object.keys(job.outputs || {}).length ? section("Outputs", pairs(job.outputs)) : null,
     job.result_data !== null && job.result_data !== undefined ? section("Result", jsonBlock(job.result_data)) : null,
     checkpoints.length ? section("Checkpoints", h("ul", {}, checkpoints.map((c) => h("li", {},
       `attempt ${c.attempt}, `, when(c.saved_at_ms), jsonBlock(c.data))))) : null,
-    section("Command", h("pre", { class: "command", text: job.command })));
+    section("Command", h("pre", { class: "command", text: job.command })),
+  ];
+  // The log keeps following across refreshes; only a new attempt (a new tab) starts it again.
+  const key = `${job.id}\u0000${job.attempt}`;
+  if (logShown === key && byId("job-top")) {
+    replace(byId("job-top"), top);
+    replace(byId("job-bottom"), bottom);
+    return;
+  }
+  const logBox = h("div", { class: "log-box" });
+  replace(panel, h("div", { id: "job-top" }, top), h("div", { class: "job-section" }, h("h3", { text: "Log" }), logBox),
+    h("div", { id: "job-bottom" }, bottom));
   if (log) log.stop();
-  shownAttempt = job.attempt;
+  logShown = key;
   log = logView(logBox, runId, job.id, job.attempts.length ? job.attempts : [{ number: job.attempt }]);
 }
 
@@ -189,18 +200,11 @@ function select(id) {
 // Re-reading the selected job when its own events say it changed: at most
 // once per 300 ms, however many arrive.
 let refreshTimer = null;
-function refreshSelected(attempt) {
-  if (attempt !== undefined && attempt !== shownAttempt) {
-    // a new attempt: its log tab too
-    clearTimeout(refreshTimer);
-    refreshTimer = setTimeout(() => selected && renderJob(selected).catch(() => {}), 50);
-    return;
-  }
+function refreshSelected() {
   if (refreshTimer) return;
   refreshTimer = setTimeout(() => {
     refreshTimer = null;
-    if (!selected) return;
-    renderJob(selected).catch(() => {});
+    if (selected) renderJob(selected).catch(() => {});
   }, 300);
 }
 
@@ -231,7 +235,7 @@ function onEvent(e) {
   } else if (e.type === "state") {
     renderState().catch(() => {});
   }
-  if (e.job_id && e.job_id === selected) refreshSelected(e.type === "job" ? e.attempt : undefined);
+  if (e.job_id && e.job_id === selected) refreshSelected();
   pending.push(e);
   if (!flushing) {
     flushing = true;
