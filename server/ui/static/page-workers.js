@@ -55,7 +55,7 @@ async function load() {
   for (let offset = 0; ; offset += PAGE) {
     const page = await api("GET", "/api/workers", { query: { limit: PAGE, offset } });
     workers.push(...page);
-    if (page.length < PAGE || offset >= 10 * PAGE) break;
+    if (page.length < PAGE || offset + PAGE >= 10 * PAGE) break;  // 10,000 at most
   }
   render();
 }
