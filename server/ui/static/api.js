@@ -24,7 +24,7 @@ export function setToken(value) {
 }
 
 // What the page learned about the server and the token (app.js fills it).
-export const session = { auth: true, me: null, health: null };
+export const session = { auth: true, me: null };
 
 export function query(params) {
   const q = new URLSearchParams();

@@ -1,6 +1,6 @@
-// What every page does first: learn whether the server checks tokens
-// (/healthz), take the operator's token once, learn what it may do
-// (/api/whoami), then hand over to the page's own module.
+// What every page does first: learn whether the server checks tokens and
+// what the token may do (/api/whoami), take the operator's token once when
+// it does, then hand over to the page's own module.
 
 import { api, ApiError, session, setToken, token } from "./api.js";
 import { byId, h, replace } from "./dom.js";
@@ -84,36 +84,28 @@ export async function start(mount) {
       tokenForm(main, "The server refused the token (revoked, expired or mistyped). Paste a valid one.");
     }
   });
-  try {
-    const health = await fetch("/healthz", { cache: "no-store", credentials: "omit" });
-    const body = await health.json();
-    if (health.ok) {
-      session.health = body;
-      session.auth = body.auth;
-    } else {
-      banner(`The server is not ready: ${body.error ? body.error.message : health.status}`, "error");
-    }
-  } catch (err) {
-    banner(`The server did not answer /healthz (${err.message})`, "error");
-  }
-  if (!session.auth) {
-    banner("Authentication is off on this server: anyone who can reach it can see everything and run commands"
-      + " on its workers.", "warn").id = "auth-off";
-  } else if (!token()) {
-    tokenForm(main);
-    return;
-  }
+  // Who am I, and does this server check tokens at all: with auth off the
+  // answer comes without one (auth: false); with auth on and no token, 401.
+  const had = token();
   try {
     session.me = await api("GET", "/api/whoami");
+    session.auth = session.me.auth;
   } catch (err) {
-    if (err.status === 401) return;  // the token form is up (rota:unauthenticated)
+    if (err.status === 401) {
+      if (!had) tokenForm(main);  // with a token, rota:unauthenticated put the form up
+      return;
+    }
     if (err.status === 403) {
       setToken("");
       tokenForm(main, "This token may not read (it lacks the read scope). Paste another.");
       return;
     }
-    banner(describe(err), "error");
+    banner(err.status === 503 ? `The server is not ready: ${err.message}` : describe(err), "error");
     return;
+  }
+  if (!session.auth) {
+    banner("Authentication is off on this server: anyone who can reach it can see everything and run commands"
+      + " on its workers.", "warn").id = "auth-off";
   }
   sessionBar();
   try {
