@@ -160,6 +160,7 @@ def create_app(settings: Optional[Settings] = None, redis: Optional[Redis] = Non
                  else "off (anyone who can reach the port can run commands on the workers)")
         async def prepare() -> None:
             """What needs Redis before the server serves in full."""
+            await store.upgrade()
             await auth.start(token_store)
             if settings.workflows_dir:
                 await load_directory(store, settings.workflows_dir)

@@ -12,7 +12,6 @@ import pytest
 
 from server.app import create_app
 from server.routes import workflows as workflow_routes
-from tests.helpers import job, submit
 from tests.test_api import assert_error
 from tests.test_auth import bearer, make_token
 
@@ -281,55 +280,6 @@ async def test_log_streams_are_capped(redis, settings):
         await client.aclose()
 
 
-# ---- label sets leave the claim's scan -------------------------------------------
-
-
-async def _labelsets(store) -> set[str]:
-    return await store.redis.smembers(store.prefix + "labelsets")
-
-
-async def test_label_sets_leave_the_index_when_emptied(store):
-    from tests.helpers import claim
-
-    await claim(store, "gpu-box", ["gpu"])  # a worker whose label key is indexed
-    wfs = [await submit(store, job("a", labels=[f"l{i}"])) for i in range(50)]
-    gpu_wf = await submit(store, job("a", labels=["gpu"]))
-    assert len(await _labelsets(store)) == 51
-    assert await store.redis.smembers(store.prefix + "serve:gpu") == {"gpu"}
-    for wf in wfs:
-        await store.cancel_workflow(wf)  # cancel empties their queues
-    assert await _labelsets(store) == {"gpu"}
-    assert (await claim(store, "gpu-box", ["gpu"])).job.workflow_id == gpu_wf  # the claim empties this one
-    assert await _labelsets(store) == set()
-    assert await store.redis.smembers(store.prefix + "serve:gpu") == set()
-    # a re-run fills it again
-    await store.cancel_workflow(gpu_wf)
-    await store.run_workflow(gpu_wf)
-    assert await _labelsets(store) == {"gpu"}
-
-
-async def test_claim_cost_does_not_grow_with_label_sets_it_cannot_serve(store, backend):
-    if backend != "redis":
-        pytest.skip("counts Redis commands (INFO commandstats), which fakeredis does not keep")
-    from tests.helpers import claim
-
-    for i in range(2000):
-        await submit(store, job("a", labels=[f"other-{i}"]))
-    await submit(store, job("a", labels=["linux"]))
-
-    async def zranges_of_one_claim() -> int:
-        before = (await store.redis.info("commandstats")).get("cmdstat_zrange", {}).get("calls", 0)
-        got = await claim(store, "w", ["linux"])
-        after = (await store.redis.info("commandstats"))["cmdstat_zrange"]["calls"]
-        return got, after - before
-
-    got, zranges = await zranges_of_one_claim()
-    assert got is not None and got.job.required_labels == ["linux"]
-    assert zranges <= 3  # its one queue (plus the delayed-set peek), not 2,001
-    got, zranges = await zranges_of_one_claim()
-    assert got is None and zranges <= 3
-
-
 # ---- from the security review ----------------------------------------------------
 
 
@@ -352,17 +302,6 @@ async def test_a_worker_offers_at_most_32_labels(api):
     for path in ("/api/jobs/claim", "/api/workers/register"):
         err = assert_error(await api.post(path, json={"worker_id": "w", "labels": labels}), 422, "invalid_body")
         assert err["details"]["field"] == "$.labels"
-
-
-async def test_the_claim_index_keeps_at_most_256_worker_label_keys(store):
-    from tests.helpers import claim
-
-    for i in range(300):
-        await claim(store, f"w{i}", [f"label-{i}"])
-    assert await store.redis.zcard(store.prefix + "wkeys") == 256
-    assert len(await store.redis.keys(store.prefix + "serve:*")) <= 256
-    await submit(store, job("a", labels=["label-0"]))  # label-0's key was dropped: re-indexed on its claim
-    assert (await claim(store, "w0", ["label-0"])).job.required_labels == ["label-0"]
 
 
 @pytest.mark.parametrize("host", ["[::1]evil.example", "[::1].evil.example", "[::1]:80x"])

@@ -3,30 +3,37 @@
 -- "a,b" sorted; "" for none) has a sorted set `ready:<lk>`, scored by
 -- priority, then by a global enqueue sequence (FIFO within a priority).
 --
--- A claim must look only at queues it can serve, and only non-empty ones,
--- so its cost never grows with label sets nobody here can run or with
--- queues that have drained. So:
---   labelsets      the label keys whose queue is non-empty, exactly
---   wkeys          zset: each worker label key (what a claim offers) seen
---                  lately, scored by its last claim
---   serve:<wk>     the non-empty label keys that `wk` can serve
--- A queue turning non-empty or empty updates every serve set (a loop over
--- the worker label keys in use, a handful in practice); a claim then reads
--- one small set.
+-- A claim must look only at the non-empty queues it can serve, and its cost
+-- must not grow with label sets it cannot serve: a worker offering labels
+-- never seen before costs what one offering familiar labels does, and
+-- nothing is kept per worker label key. So:
+--   labelsets   set: the label keys whose queue is non-empty, exactly
+--   lsindex     hash: the label-set trie. For each prefix p of a non-empty
+--               label key (by whole labels: "", "a", "a,b" of "a,b,c"; and
+--               the key itself), 2 x (non-empty label keys that p is a
+--               proper prefix of) + (1 if p is itself a non-empty key).
+-- A worker serves a label key iff every label of the key is one of its own
+-- (an exclusive worker, offering '!' first, never serves ""). Both are
+-- sorted the same way, so the keys a worker serves are reached from "" by
+-- appending, each step, one of its labels after the last one appended, and
+-- only through prefixes the index holds: every node visited is a subset of
+-- the worker's labels and a prefix of a queued key. 20,000 queued keys
+-- "a,zzN" cost a worker offering "a,b" two lookups.
+-- A queue turning non-empty or empty updates the index in O(labels in its
+-- key); nothing else changes it.
 
--- Whether a worker offering `wk` may run a job needing `lk`. A worker key
--- starting '!' is an exclusive worker's: it takes no job without labels.
-local function serves(wk, lk)
-  if string.sub(wk, 1, 1) == '!' then
-    if lk == '' then return false end
-    wk = string.sub(wk, 2)
+local function bump(field, by)
+  if redis.call('HINCRBY', P .. 'lsindex', field, by) <= 0 then redis.call('HDEL', P .. 'lsindex', field) end
+end
+
+-- `d`: +1 when the queue of `lk` turns non-empty, -1 when it empties.
+local function index_labelset(lk, d)
+  local prefix = ''
+  for i, label in ipairs(split(lk, ',')) do
+    bump(prefix, 2 * d)
+    prefix = i == 1 and label or prefix .. ',' .. label
   end
-  local have = {}
-  for _, l in ipairs(split(wk, ',')) do have[l] = true end
-  for _, l in ipairs(split(lk, ',')) do
-    if not have[l] then return false end
-  end
-  return true
+  bump(lk, d)
 end
 
 -- `front`: ahead of every job of its priority (one handed back unrun).
@@ -35,21 +42,13 @@ local function make_ready(wf, job, lk, pr, front)
   if not front then seq = redis.call('INCR', P .. 'seq') end
   local score = (100 - tonumber(pr or 0)) * 4398046511104 + seq -- 2^42
   redis.call('ZADD', P .. 'ready:' .. lk, num(score), wf .. ':' .. job)
-  if redis.call('SADD', P .. 'labelsets', lk) == 1 then
-    for _, wk in ipairs(redis.call('ZRANGE', P .. 'wkeys', 0, -1)) do
-      if serves(wk, lk) then redis.call('SADD', P .. 'serve:' .. wk, lk) end
-    end
-  end
+  if redis.call('SADD', P .. 'labelsets', lk) == 1 then index_labelset(lk, 1) end
   redis.call('PUBLISH', P .. 'wake', lk)
 end
 
--- A label key whose queue is empty leaves every index at once.
+-- A label key whose queue is empty leaves the index at once.
 local function drop_labelset(lk)
-  if redis.call('SREM', P .. 'labelsets', lk) == 1 then
-    for _, wk in ipairs(redis.call('ZRANGE', P .. 'wkeys', 0, -1)) do
-      redis.call('SREM', P .. 'serve:' .. wk, lk)
-    end
-  end
+  if redis.call('SREM', P .. 'labelsets', lk) == 1 then index_labelset(lk, -1) end
 end
 
 -- Takes a job off its ready queue (claimed or cancelled).
@@ -58,37 +57,54 @@ local function unready(lk, member)
   if redis.call('EXISTS', P .. 'ready:' .. lk) == 0 then drop_labelset(lk) end
 end
 
--- Worker label keys indexed at once, at most: a queue turning non-empty
--- loops over them all, so a token inventing label sets must not grow it.
--- Past it the least recently used is dropped (and re-indexed if it claims).
-local MAX_WKEYS = 256
-
--- The label keys a claim offering `wk` may take from, indexing `wk` on its
--- first claim (or its first after going idle). The last-claim score is
--- refreshed at most once a minute: one write per worker key, not per claim.
-local function servable(wk, now)
-  local seen = redis.call('ZSCORE', P .. 'wkeys', wk)
-  if not seen then
-    if redis.call('ZCARD', P .. 'wkeys') >= MAX_WKEYS then
-      local oldest = redis.call('ZPOPMIN', P .. 'wkeys')
-      redis.call('DEL', P .. 'serve:' .. oldest[1])
+-- The non-empty label keys a claim offering `wk` ("a,b"; "!a,b" for an
+-- exclusive worker) may take from: a walk of the trie from "", one HMGET
+-- per node that has keys below it and labels of `wk` left to append.
+local function servable(wk)
+  local exclusive = string.sub(wk, 1, 1) == '!'
+  local labels = split(exclusive and string.sub(wk, 2) or wk, ',')
+  local out = {}
+  -- nodes still to expand: {prefix, index in `labels` of its last label}
+  local todo = { { '', 0 } }
+  local root = true
+  while #todo > 0 do
+    local node = table.remove(todo)
+    local prefix, last = node[1], node[2]
+    local fields = {}
+    if root then fields[1] = '' end -- the root's own count comes with its children
+    for j = last + 1, #labels do
+      fields[#fields + 1] = prefix == '' and labels[j] or prefix .. ',' .. labels[j]
     end
-    for _, lk in ipairs(redis.call('SMEMBERS', P .. 'labelsets')) do
-      if serves(wk, lk) then redis.call('SADD', P .. 'serve:' .. wk, lk) end
+    if #fields > 0 then
+      local counts = redis.call('HMGET', P .. 'lsindex', unpack(fields))
+      for i, count in ipairs(counts) do
+        local n = tonumber(count) or 0
+        if n > 0 then
+          local j = last + i - (root and 1 or 0) -- the label of `wk` this field appended
+          if n % 2 == 1 and not (j == 0 and exclusive) then out[#out + 1] = fields[i] end
+          if n >= 2 and j > 0 and j < #labels then todo[#todo + 1] = { fields[i], j } end
+        end
+      end
     end
+    root = false
   end
-  if not seen or now - tonumber(seen) > 60000 then
-    redis.call('ZADD', P .. 'wkeys', num(now), wk)
-  end
-  return redis.call('SMEMBERS', P .. 'serve:' .. wk)
+  return out
 end
 
--- Worker label keys no claim has offered for `idle_ms` are forgotten (the
--- reaper calls this), so the cost of a queue turning non-empty stays with
--- the label combinations actually in use.
-local function forget_wkeys(now, idle_ms, limit)
-  for _, wk in ipairs(redis.call('ZRANGEBYSCORE', P .. 'wkeys', '-inf', num(now - idle_ms), 'LIMIT', 0, limit)) do
-    redis.call('ZREM', P .. 'wkeys', wk)
-    redis.call('DEL', P .. 'serve:' .. wk)
+-- Data kept by a version that indexed label sets per worker label key
+-- (`wkeys`, `serve:<wk>`): the trie is built from `labelsets` once, the old
+-- index removed. Returns how many label keys were indexed.
+local function reindex_labelsets()
+  for _, wk in ipairs(redis.call('ZRANGE', P .. 'wkeys', 0, -1)) do redis.call('DEL', P .. 'serve:' .. wk) end
+  redis.call('DEL', P .. 'wkeys', P .. 'lsindex')
+  local n = 0
+  for _, lk in ipairs(redis.call('SMEMBERS', P .. 'labelsets')) do
+    if redis.call('EXISTS', P .. 'ready:' .. lk) == 1 then
+      index_labelset(lk, 1)
+      n = n + 1
+    else
+      redis.call('SREM', P .. 'labelsets', lk)
+    end
   end
+  return n
 end

@@ -50,7 +50,7 @@ touch_worker(worker, now)
 -- Look at the head of every non-empty queue this worker can serve and take
 -- the best: a job nobody here can run never hides one that somebody can.
 local best_lk, best_member, best_score = nil, nil, nil
-for _, lk in ipairs(servable(labels, now)) do
+for _, lk in ipairs(servable(labels)) do
   local head = redis.call('ZRANGE', P .. 'ready:' .. lk, 0, 0, 'WITHSCORES')
   if #head == 0 then
     drop_labelset(lk) -- an index out of step (data from an older version): mend it

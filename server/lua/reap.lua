@@ -78,6 +78,4 @@ for _, worker in ipairs(redis.call('ZRANGEBYSCORE', P .. 'stopped', '-inf', num(
   end
   redis.call('ZREM', P .. 'stopped', worker)
 end
--- Worker label keys unused for ten minutes leave the ready-queue index.
-forget_wkeys(now, 600000, purge_limit)
 return { expired, promoted, purged }
