@@ -77,6 +77,18 @@ class LeaseLost(Conflict):
         )
 
 
+class LimitExceeded(ApiError):
+    """A per-token cap (a setting) is reached; nothing was done. Slots free
+    as what holds them goes (keys expire, workflows and workers are
+    forgotten), so a client may retry later."""
+
+    status = 429
+
+    def __init__(self, setting: str, limit: int, message: str):
+        super().__init__("limit_exceeded", f"{message} ({setting}={limit}); nothing was done",
+                         {"setting": setting, "limit": limit})
+
+
 class Overloaded(ApiError):
     """This process is at one of its limits: the client should retry soon."""
 

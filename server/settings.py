@@ -210,6 +210,12 @@ class Settings:
     # A job's outputs at complete, keys and values in UTF-8 bytes (GitHub's
     # figure): they travel to every dependent job.
     max_output_bytes: int = 1024 * 1024
+    # What one API token (with auth off: everyone, as one) may hold at once:
+    # worker ids until they are forgotten, one-off workflows until retention
+    # purges them, idempotency keys for their 24 h.
+    max_workers_per_token: int = 10_000
+    max_oneoff_workflows_per_token: int = 10_000
+    max_idempotency_keys_per_token: int = 100_000
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
@@ -261,4 +267,7 @@ class Settings:
             redis_pool_timeout_secs=_float(env, "REDIS_POOL_TIMEOUT_SECS", 20.0),
             result_replay_secs=_int(env, "RESULT_REPLAY_SECS", 900, minimum=60),
             max_output_bytes=_int(env, "MAX_OUTPUT_BYTES", 1024 * 1024, minimum=1024),
+            max_workers_per_token=_int(env, "MAX_WORKERS_PER_TOKEN", 10_000, minimum=1),
+            max_oneoff_workflows_per_token=_int(env, "MAX_ONEOFF_WORKFLOWS_PER_TOKEN", 10_000, minimum=1),
+            max_idempotency_keys_per_token=_int(env, "MAX_IDEMPOTENCY_KEYS_PER_TOKEN", 100_000, minimum=1),
         )

@@ -90,8 +90,10 @@ class ApiError(RotaError):
 
 
 def is_transient(exc: BaseException) -> bool:
-    """Worth retrying: the server did not answer, or failed on its side."""
-    return isinstance(exc, Unreachable) or (isinstance(exc, ApiError) and exc.status >= 500)
+    """Worth retrying: the server did not answer, failed on its side, or
+    refused for now (429: a per-token cap, which frees as old workers are
+    forgotten)."""
+    return isinstance(exc, Unreachable) or (isinstance(exc, ApiError) and (exc.status >= 500 or exc.status == 429))
 
 
 # The answers of a server restarting, of a proxy in front of one that is

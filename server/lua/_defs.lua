@@ -1,4 +1,4 @@
---- @include "keys"
+--- @include "quota"
 -- Definition versions are shared by the runs that use them and by their
 -- workflow (while current): `refs` counts those, and the last to let go
 -- deletes the version.
@@ -40,6 +40,7 @@ local function drop_workflow(wf)
   local ver = redis.call('HGET', wkey(wf), 'ver')
   if ver then release_def(wf, ver) end
   unname_oneoff(wf)
+  untrack_oneoff(wf)
   redis.call('DEL', wkey(wf), P .. 'wfruns:' .. wf)
   redis.call('ZREM', P .. 'wfs', wf)
   redis.call('ZREM', P .. 'oneoffs', wf)

@@ -1,12 +1,14 @@
 --- @include "leases"
 -- ARGV: worker_id, labels ("a,b", sorted; "!a,b" for an exclusive worker),
 -- ttl_secs, lease_id, caller (the API token id; '' with auth off), claim_id
--- (the client's; '' for none).
--- Returns {-1} when another token owns the worker id, {0} when nothing
+-- (the client's; '' for none), the most worker ids a token may hold.
+-- Returns {-1} when another token owns the worker id, {-2} when the worker
+-- id is new and the caller holds that many already, {0} when nothing
 -- matches, else {1, granted_at, lease_id, ttl, run, wf, job, spec, att, enq,
 -- dly, inputs, checkpoint record, event payload, need1, out1, need2, out2,
 -- ...}.
 local worker, labels, ttl, lid, caller, claim_id = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4], ARGV[5], ARGV[6]
+local max_workers = tonumber(ARGV[7])
 local now = now_ms()
 
 local function reply(lease_id, run, job, granted, lease_ttl)
@@ -28,7 +30,8 @@ end
 -- without registering is registered by its claim.
 local wk = P .. 'worker:' .. worker
 local fresh = redis.call('EXISTS', wk) == 0
-if not own_worker(worker, caller) then return { -1 } end
+local owned = own_worker(worker, caller, max_workers, fresh)
+if owned ~= 'ok' then return { owned == 'taken' and -1 or -2 } end
 if fresh then redis.call('HSET', wk, 'labels', (string.gsub(labels, '^!', '')), 'registered', now) end
 
 -- A claim whose reply was lost, sent again: by the client with its

@@ -5,15 +5,19 @@
 -- ARGV: wf, name, trigger, version, kind (oneoff|put|file), document,
 --   idempotency key, request hash, idempotency ttl secs,
 --   start (0|1), run id, triggered_by, inputs JSON, tags JSON, retention
---   secs, njobs, then per job: id, spec JSON, meta (lk\tpr\tmr\tbk\tb1\tb2),
---   needs, deps.
+--   secs, njobs, the caller (API token id; '' with auth off), the most live
+--   one-off workflows and idempotency keys it may hold, then per job: id,
+--   spec JSON, meta (lk\tpr\tmr\tbk\tb1\tb2), needs, deps.
 -- Returns {outcome, wf, run id or ''}: created | updated | unchanged |
 -- replayed (same Idempotency-Key and request) | idem_reused (same key,
--- another request: nothing done) | deleting (the workflow is being deleted).
+-- another request: nothing done) | deleting (the workflow is being deleted);
+-- or {'limit', 'oneoffs' | 'idem', cap}: the caller holds that many already,
+-- nothing done.
 local wf, name, trigger, ver, kind, doc = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
 local idem, idem_hash, idem_ttl = ARGV[7], ARGV[8], tonumber(ARGV[9])
 local start, run, by, inputs, tags, ret = ARGV[10] == '1', ARGV[11], ARGV[12], ARGV[13], ARGV[14], ARGV[15]
 local njobs = tonumber(ARGV[16])
+local caller, max_oneoffs, max_idem = ARGV[17], tonumber(ARGV[18]), tonumber(ARGV[19])
 local now = now_ms()
 
 if idem ~= '' then
@@ -32,6 +36,12 @@ local outcome = 'created'
 if cur then
   outcome = cur == ver and 'unchanged' or 'updated'
 end
+-- A key is kept only for a request that created or changed something: a
+-- retry of one that changed nothing changes nothing either way.
+local keep_key = idem ~= '' and (outcome ~= 'unchanged' or start)
+local new_oneoff = kind == 'oneoff' and outcome == 'created'
+if new_oneoff and quota_full('oneoffs', caller, max_oneoffs) then return { 'limit', 'oneoffs', max_oneoffs } end
+if keep_key and idem_quota_full(caller, idem, now, max_idem) then return { 'limit', 'idem', max_idem } end
 
 -- A PUT over a one-off's id makes it a named definition: no longer found by its name.
 if cur and kind ~= 'oneoff' then unname_oneoff(wf) end
@@ -40,7 +50,7 @@ local d = dkey(wf, ver)
 if redis.call('EXISTS', d) == 0 then
   local ids = {}
   for i = 0, njobs - 1 do
-    local b = 16 + i * 5
+    local b = 19 + i * 5
     local id = ARGV[b + 1]
     ids[#ids + 1] = id
     redis.call('HSET', d, 's:' .. id, ARGV[b + 2], 'm:' .. id, ARGV[b + 3], 'n:' .. id, ARGV[b + 4],
@@ -58,10 +68,12 @@ if outcome ~= 'unchanged' then
     redis.call('HSET', w, 'id', wf, 'created', now, 'kind', kind, 'runs', 0, 'active', 0)
     local seq = redis.call('INCR', P .. 'wfseq')
     redis.call('ZADD', P .. 'wfs', seq, wf)
-    if kind == 'oneoff' then
+    if new_oneoff then
       -- a one-off never started goes RETENTION_SECS after creation
       redis.call('ZADD', P .. 'oneoffs', num(now + tonumber(ret) * 1000), wf)
       redis.call('ZADD', P .. 'named:' .. name, seq, wf)
+      redis.call('SADD', quota_key('oneoffs', caller), wf)
+      redis.call('HSET', w, 'otok', caller)
     end
   end
   redis.call('HSET', w, 'name', name, 'trigger', trigger, 'ver', ver, 'updated', now)
@@ -70,6 +82,7 @@ if kind ~= 'oneoff' then
   -- defined by a file or PUT: kept whatever its runs' retention
   redis.call('HSET', w, 'kind', kind)
   redis.call('ZREM', P .. 'oneoffs', wf)
+  untrack_oneoff(wf)
 end
 
 if start then
@@ -78,7 +91,5 @@ if start then
 else
   run = ''
 end
-if idem ~= '' then
-  redis.call('SET', P .. 'idem:' .. idem, wf .. '|' .. run .. '|' .. idem_hash, 'EX', idem_ttl)
-end
+if keep_key then keep_idem(caller, idem, wf .. '|' .. run .. '|' .. idem_hash, idem_ttl, now) end
 return { outcome, wf, run }

@@ -58,10 +58,7 @@ end
 -- Workers restart under new ids (host-pid): forget the long gone ones,
 -- but never one that still holds a lease.
 for _, worker in ipairs(redis.call('ZRANGEBYSCORE', P .. 'workers', '-inf', num(now - forget_ms), 'LIMIT', 0, purge_limit)) do
-  if redis.call('SCARD', P .. 'wleases:' .. worker) == 0 then
-    redis.call('DEL', P .. 'worker:' .. worker, P .. 'wleases:' .. worker)
-    redis.call('ZREM', P .. 'workers', worker)
-  end
+  if redis.call('SCARD', P .. 'wleases:' .. worker) == 0 then forget_worker(worker) end
 end
 -- Workers that stopped (cleanly, or removed by an admin) are listed
 -- `stopped` for ten minutes, then forgotten (unless they hold a lease,
@@ -73,8 +70,7 @@ for _, worker in ipairs(redis.call('ZRANGEBYSCORE', P .. 'stopped', '-inf', num(
   if (tonumber(last) or 0) > (tonumber(stopped) or 0) then
     redis.call('HSET', wk, 'stopped', '')
   elseif redis.call('SCARD', P .. 'wleases:' .. worker) == 0 then
-    redis.call('DEL', wk, P .. 'wleases:' .. worker)
-    redis.call('ZREM', P .. 'workers', worker)
+    forget_worker(worker)
   end
   redis.call('ZREM', P .. 'stopped', worker)
 end

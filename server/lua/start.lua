@@ -6,17 +6,20 @@
 --   active, as seed 002's `run` is), idempotency key, request hash, ttl,
 --   and for a child run, the spawning job's lease id and caller (see
 --   live_lease; '' for none), and the most child runs per run, levels of
---   them, and runs under one root.
+--   them, and runs under one root; then the caller's API token id ('' with
+--   auth off) and the most live idempotency keys it may hold.
 -- A child run's workflow must be in its spawning job's `spawn: {workflows}`
 -- (see _confine.lua). It is `depth` (its parent's + 1) levels below its
 -- `root`, the run nobody spawned, which counts the runs under it in `tree`
 -- (while it is kept).
 -- Returns {'ok', run, number} | {'replayed', run} | {'idem_reused', run} |
 -- {'active', latest run} | {'not_found'} | {'not_allowed'} | {'limit',
--- name, max} | a lease's refusal.
+-- name, max} | {'limit', 'idem', max} (the caller holds that many keys
+-- already) | a lease's refusal.
 local wf, run, by, inputs, tags, ret, mode = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7]
 local idem, idem_hash, idem_ttl = ARGV[8], ARGV[9], tonumber(ARGV[10])
 local parent_lease = ARGV[11] or ''
+local owner, max_idem = ARGV[16] or '', tonumber(ARGV[17])
 local spawner = nil  -- the spawning job's lease, for a child run
 if parent_lease ~= '' then
   local lease, refusal = live_lease(parent_lease, now_ms(), ARGV[12])
@@ -57,6 +60,10 @@ if spawner then
   end
 end
 local now = now_ms()
+-- A child run's key is the spawner's own (one per spawning job and
+-- request), bounded with its run's children, not the caller's keys.
+local counted = idem ~= '' and not spawner
+if counted and idem_quota_full(owner, idem, now, max_idem) then return { 'limit', 'idem', max_idem } end
 local n = redis.call('HINCRBY', w, 'runs', 1)
 local seq = redis.call('INCR', P .. 'runseq')
 create_run(run, wf, ver, n, by, inputs, tags, seq, ret, now)
@@ -68,7 +75,9 @@ if spawner then
   event(spawner.run, spawner.job, 'spawn', 'running', tonumber(spawner.att) or 0, now,
     'child run ' .. run .. ' (' .. wf .. ' #' .. n .. ')')
 end
-if idem ~= '' then
+if counted then
+  keep_idem(owner, idem, run .. '|' .. idem_hash, idem_ttl, now)
+elseif idem ~= '' then
   redis.call('SET', P .. 'idem:' .. idem, run .. '|' .. idem_hash, 'EX', idem_ttl)
 end
 return { 'ok', run, n }

@@ -100,7 +100,8 @@ async def start_run(request: Request) -> JSON:
     if key:
         key = f"{principal(request).token_id}:run:{wf}:{key}"
     started = await store.start_run(wf, triggered_by=body.triggered_by, inputs=body.inputs, tags=body.tags,
-                                    idempotency_key=key, request_hash=msgspec.json.encode(body).hex()[:64])
+                                    idempotency_key=key, request_hash=msgspec.json.encode(body).hex()[:64],
+                                    owner=principal(request).token_id)
     headers = {"Idempotent-Replayed": "true"} if started.replayed else None
     run = await store.get_run(started.run_id)
     if not started.replayed and journal.isEnabledFor(logging.INFO):
@@ -239,7 +240,7 @@ _EVENT_FILTERS = (Param("job_id", str, "only this job's events"), Param("type", 
 endpoints = [
     Endpoint("POST", "/api/workflows/{wf}/runs", start_run, "submit",
              "Start a new run of the workflow's current definition (Idempotency-Key honoured)",
-             body=RunCreate, status=201, response=RunOut, errors=(404, 422), tag="runs",
+             body=RunCreate, status=201, response=RunOut, errors=(404, 422, 429), tag="runs",
              params=(Param("Idempotency-Key", str, "a retried start with the same key and body returns the"
                            " first run (kept 24 h, per token)", where="header"),)),
     Endpoint("GET", "/api/workflows/{wf}/runs", list_workflow_runs, "read", "A workflow's runs, newest first",

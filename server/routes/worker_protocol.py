@@ -265,7 +265,7 @@ LEASE_CALLS: dict[tuple[str, str], dict] = {
 endpoints = [
     Endpoint("POST", "/api/jobs/claim", claim, "worker",
              "Claim the best job this worker can run (null when none); long-polls up to wait_secs",
-             body=ClaimRequest, body_required=True, response=Optional[ClaimResponse], errors=(400, 409, 422, 503),
+             body=ClaimRequest, body_required=True, response=Optional[ClaimResponse], errors=(400, 409, 422, 429, 503),
              tag="worker protocol"),
 ] + lease_calls("/api/jobs/{lease_id}", "worker protocol", LEASE_CALLS) + [
     # Worker scope, not lease: a run token is the job's, and a job that could
@@ -275,7 +275,8 @@ endpoints = [
              " its attempt recorded handed_back and no retry spent", body=HandBackRequest, response=HandedBack,
              errors=(400,) + _LEASE_ERRORS, tag="worker protocol"),
     Endpoint("POST", "/api/workers/register", register, "worker", "Register a worker and its labels",
-             body=RegisterRequest, body_required=True, response=Registered, errors=(400, 409, 422), tag="workers"),
+             body=RegisterRequest, body_required=True, response=Registered, errors=(400, 409, 422, 429),
+             tag="workers"),
     Endpoint("GET", "/api/workers", list_workers, "read", "List workers, most recently seen first",
              response=list[WorkerOut], params=page_params.params, errors=(422,), tag="workers"),
     Endpoint("DELETE", "/api/workers/{worker_id}", deregister, "worker",

@@ -58,7 +58,7 @@ async def create_workflow(request: Request) -> JSON:
     spec, text = await _document(request)
     defined = await store.define_workflow(
         spec, str(uuid.uuid4()), kind="oneoff", document=text, start_run=str(uuid.uuid4()) if run else None,
-        idempotency_key=key, request_hash=f"{definition_version(spec)}:{int(run)}")
+        idempotency_key=key, request_hash=f"{definition_version(spec)}:{int(run)}", owner=principal(request).token_id)
     headers = _idempotent(defined)
     workflow = await store.get_workflow(defined.workflow_id)
     if defined.outcome != "replayed":
@@ -84,7 +84,7 @@ async def put_workflow(request: Request) -> JSON:
     key = _idempotency_key(request, f"put:{wf}")
     spec, text = await _document(request)
     defined = await store.define_workflow(spec, wf, kind="put", document=text, idempotency_key=key,
-                                          request_hash=definition_version(spec))
+                                          request_hash=definition_version(spec), owner=principal(request).token_id)
     headers = _idempotent(defined)
     status = 201 if defined.outcome == "created" else 200
     if defined.outcome in ("created", "updated"):
@@ -136,7 +136,7 @@ _DOCUMENT = dict(body=WorkflowDocument, body_required=True, media=JSON_MEDIA + Y
 endpoints = [
     Endpoint("POST", "/api/workflows", create_workflow, "submit",
              "Create a one-off workflow from a JSON or YAML document; ?run=true starts it",
-             status=201, response=WorkflowOut, errors=(400, 413, 415, 422), tag="workflows", **_DOCUMENT,
+             status=201, response=WorkflowOut, errors=(400, 413, 415, 422, 429), tag="workflows", **_DOCUMENT,
              params=(Param("run", bool, "start the workflow at once"),
                      Param("Idempotency-Key", str, "a retried submission with the same key and document"
                            " returns the first workflow (kept 24 h, per token)", where="header"))),
@@ -149,7 +149,7 @@ endpoints = [
     Endpoint("PUT", "/api/workflows/{wf}", put_workflow, "submit",
              "Create or replace a definition under this id, without starting it (runs in progress keep the"
              " definition they started with)", status=200, response=WorkflowOut,
-             errors=(400, 409, 413, 415, 422), tag="workflows", **_DOCUMENT),
+             errors=(400, 409, 413, 415, 422, 429), tag="workflows", **_DOCUMENT),
     Endpoint("DELETE", "/api/workflows/{wf}", delete_workflow, "admin",
              "Delete a definition with its finished runs (409 while a run is active)", status=204,
              errors=(404, 409), tag="workflows"),

@@ -17,7 +17,7 @@ import msgspec
 from redis.asyncio import Redis
 
 from .. import limits
-from ..errors import Unprocessable
+from ..errors import LimitExceeded, Unprocessable
 from ..models import JobSpec, backoff_fields
 from ..scripts import Scripts
 from ..settings import Settings
@@ -48,6 +48,27 @@ def check_size(field: str, data: bytes, limit: int) -> None:
                             {"field": field, "limit": limit, "size": len(data)})
 
 
+# A script's {'limit', what, cap}: which per-token cap refused, in the
+# caller's words (the setting that raises it is named by LimitExceeded).
+_LIMITS = {
+    "workers": ("MAX_WORKERS_PER_TOKEN",
+                "this token holds as many worker ids as it may: a worker stopped cleanly is forgotten ten"
+                " minutes later, one never seen again after RETENTION_SECS; reuse worker ids (--worker-id)"),
+    "oneoffs": ("MAX_ONEOFF_WORKFLOWS_PER_TOKEN",
+                "this token holds as many one-off workflows as it may: each goes RETENTION_SECS after its run"
+                " finished; delete finished ones, or define the workflow once under an id (PUT) and start runs"
+                " of it"),
+    "idem": ("MAX_IDEMPOTENCY_KEYS_PER_TOKEN",
+             "this token holds as many live Idempotency-Keys as it may (each is kept 24 h after it created"
+             " something); retry once older ones have expired"),
+}
+
+
+def limit_exceeded(what: str, cap) -> LimitExceeded:
+    setting, message = _LIMITS[what]
+    return LimitExceeded(setting, int(cap), message)
+
+
 def ms(value: Optional[str]) -> Optional[int]:
     return int(value) if value not in (None, "") else None
 
@@ -76,6 +97,9 @@ class StoreBase:
         result_replay_secs: int = 900,
         log_max_bytes: int = 16 * 1024 * 1024,
         log_max_chunk_bytes: int = 256 * 1024,
+        max_workers: int = 10_000,
+        max_oneoffs: int = 10_000,
+        max_idempotency_keys: int = 100_000,
     ):
         self.redis = redis
         self.prefix = "{" + namespace + "}:"
@@ -85,6 +109,10 @@ class StoreBase:
         self.result_replay_secs = result_replay_secs
         self.log_max_bytes = log_max_bytes
         self.log_max_chunk_bytes = log_max_chunk_bytes
+        # per API token (see _quota.lua)
+        self.max_workers = max_workers
+        self.max_oneoffs = max_oneoffs
+        self.max_idempotency_keys = max_idempotency_keys
         self.scripts = Scripts(redis, self.prefix)
         self._reads = SingleFlight()
         self._definitions: OrderedDict[tuple[str, str], Definition] = OrderedDict()
@@ -95,7 +123,9 @@ class StoreBase:
         reaper on the same Redis always agree on namespace and retention."""
         return cls(redis, settings.namespace, settings.retention_secs, settings.log_max_chunks,
                    result_replay_secs=settings.result_replay_secs, log_max_bytes=settings.log_max_bytes,
-                   log_max_chunk_bytes=settings.log_max_chunk_bytes)
+                   log_max_chunk_bytes=settings.log_max_chunk_bytes, max_workers=settings.max_workers_per_token,
+                   max_oneoffs=settings.max_oneoff_workflows_per_token,
+                   max_idempotency_keys=settings.max_idempotency_keys_per_token)
 
     @property
     def wake_channel(self) -> str:

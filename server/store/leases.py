@@ -11,7 +11,7 @@ import msgspec
 from .. import limits
 from ..errors import Conflict, Forbidden, LeaseLost, Unprocessable
 from ..models import CheckpointOut, ClaimResponse, HeartbeatResponse, JobSpec, Lease, QueuedJob, RetryPolicy
-from .base import StoreBase, digest, label_key
+from .base import StoreBase, digest, label_key, limit_exceeded
 from .views import outputs
 
 _encode = msgspec.json.encode
@@ -72,9 +72,11 @@ class LeasesMixin(StoreBase):
         id for this claim; sent again (its reply lost), it gets the same
         job and lease back while the lease lives."""
         offered = ("!" if exclusive else "") + label_key(labels)
-        res = await self._call("claim", worker_id, offered, ttl_secs, lease_id, owner, claim_id)
+        res = await self._call("claim", worker_id, offered, ttl_secs, lease_id, owner, claim_id, self.max_workers)
         if res[0] == -1:
             raise worker_taken(worker_id)
+        if res[0] == -2:
+            raise limit_exceeded("workers", self.max_workers)
         if res[0] == 0:
             return None
         _, now, lease_id, ttl, run, wf, job_id, spec_json, att, enq, dly, inputs, ckpt, event, *ups = res

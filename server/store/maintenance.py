@@ -19,7 +19,8 @@ class MaintenanceMixin(StoreBase):
     async def upgrade(self) -> int:
         """Once per Redis, before serving (a no-op after the first): returns
         the layout the data is now in."""
-        layout, indexed = map(int, await self._call("upgrade"))
-        if indexed:
-            log.info("data from an older rota brought up to layout %d: %d ready label sets indexed", layout, indexed)
+        layout, indexed, workers = map(int, await self._call("upgrade"))
+        if indexed or workers:
+            log.info("data from an older rota brought up to layout %d: %d ready label sets indexed,"
+                     " %d workers counted against their tokens", layout, indexed, workers)
         return layout

@@ -12,7 +12,7 @@ import msgspec
 from .. import limits
 from ..errors import Conflict, NotFound, Unprocessable
 from ..models import EventOut, JobOut, RunFilter, RunOut
-from .base import StoreBase
+from .base import StoreBase, limit_exceeded
 from .views import attempts, has_reports, job_out, notes, run_out, run_status
 
 _encode = msgspec.json.encode
@@ -47,14 +47,18 @@ class RunsMixin(StoreBase):
     async def start_run(
         self, wf: str, *, triggered_by: str = "api", inputs: Optional[dict[str, str]] = None,
         tags: Optional[dict[str, str]] = None, seed: bool = False, idempotency_key: str = "",
-        request_hash: str = "",
+        request_hash: str = "", owner: str = "",
     ) -> Started:
         """A new run of the workflow's current definition. `seed`: seed 002's
-        `run`, refused (409) while the latest run is active."""
+        `run`, refused (409) while the latest run is active. `owner`: the
+        calling API token's id ('' with auth off), whose cap a kept
+        idempotency key counts against."""
         run = str(uuid.uuid4())
         res = await self._call("start", wf, run, triggered_by, _encode(inputs or {}), _encode(tags or {}),
                                self.retention_secs, "seed" if seed else "new", idempotency_key, request_hash,
-                               self.idempotency_ttl_secs)
+                               self.idempotency_ttl_secs, "", "", "", "", "", owner, self.max_idempotency_keys)
+        if res[0] == "limit":
+            raise limit_exceeded(res[1], res[2])
         if res[0] == "not_found":
             raise NotFound("workflow_not_found", f"no workflow {wf!r}")
         if res[0] == "active":

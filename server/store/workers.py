@@ -6,7 +6,7 @@ from typing import Optional
 
 from ..errors import NotFound
 from ..models import RegisterRequest, WorkerOut
-from .base import StoreBase, label_key
+from .base import StoreBase, label_key, limit_exceeded
 from .leases import worker_taken
 
 # How long a worker that did not say how often it calls may go unseen before
@@ -25,9 +25,12 @@ class WorkersMixin(StoreBase):
         res = await self._call(
             "register", req.worker_id, label_key(req.labels), owner, int(req.exclusive),
             *("" if v is None else v for v in (req.concurrency, req.version, req.host,
-                                               req.claim_wait_secs, req.lease_ttl_secs)))
+                                               req.claim_wait_secs, req.lease_ttl_secs)),
+            self.max_workers)
         if res[0] == "taken":
             raise worker_taken(req.worker_id)
+        if res[0] == "limit":
+            raise limit_exceeded("workers", self.max_workers)
         return int(res[1])
 
     async def deregister_worker(self, worker_id: str, owner: str = "") -> None:

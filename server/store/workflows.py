@@ -11,7 +11,7 @@ import msgspec
 
 from ..errors import Conflict, NotFound
 from ..models import DefinitionOut, Resolved, WorkflowOut, WorkflowSpec
-from .base import StoreBase, job_meta, ms
+from .base import StoreBase, job_meta, limit_exceeded, ms
 from .views import INTERNAL_FOR, attempts, has_reports, idle_job, job_out, run_status
 
 _encode = msgspec.json.encode
@@ -45,11 +45,15 @@ class WorkflowsMixin(StoreBase):
         tags: Optional[dict[str, str]] = None,
         idempotency_key: str = "",
         request_hash: str = "",
+        owner: str = "",
     ) -> Defined:
         """Creates or replaces a definition (kind: oneoff for a POSTed one,
         put, file); with `start_run` (a run id) also starts that run of it,
         in the same atomic step. An idempotency key matches a retry only of
-        the same request (`request_hash`)."""
+        the same request (`request_hash`), and is kept only when the
+        request created or changed something. `owner`: the calling API
+        token's id ('' with auth off), whose caps a new one-off workflow and
+        a kept key count against."""
         dependents: dict[str, list[str]] = {j.id: [] for j in spec.jobs}
         for job in spec.jobs:
             for need in job.needs:
@@ -59,10 +63,14 @@ class WorkflowsMixin(StoreBase):
             idempotency_key, request_hash, self.idempotency_ttl_secs,
             int(start_run is not None), start_run or "", triggered_by,
             _encode(inputs or {}), _encode(tags or {}), self.retention_secs, len(spec.jobs),
+            owner, self.max_oneoffs, self.max_idempotency_keys,
         ]
         for job in spec.jobs:
             args += [job.id, _encode(job), job_meta(job), ",".join(job.needs), ",".join(dependents[job.id])]
-        outcome, wf, run = await self._call("define", *args)
+        res = await self._call("define", *args)
+        if res[0] == "limit":
+            raise limit_exceeded(res[1], res[2])
+        outcome, wf, run = res
         if outcome == "deleting":
             raise Conflict("workflow_deleting", f"workflow {workflow_id!r} is being deleted")
         return Defined(outcome, wf, run or None)
