@@ -8,6 +8,7 @@ then measures the seed protocol end to end over loopback and prints figures.
   4. the worker daemon figures (bench/worker_bench.py), when present
   5. the fleet figures (bench/fleet_bench.py)
   6. the dashboard in headless chromium with real volumes (bench/ui_bench.py)
+  7. claims against 20,000 queued label sets (bench/labelsets_bench.py)
 """
 
 from __future__ import annotations
@@ -190,6 +191,9 @@ def main() -> None:
             from bench import ui_bench
 
             asyncio.run(ui_bench.main(f"http://127.0.0.1:{port}", redis.url))
+            from bench import labelsets_bench
+
+            asyncio.run(labelsets_bench.main(redis.url))
         finally:
             server.terminate()
             server.wait(10)

@@ -3,6 +3,7 @@
 --
 --   wf:<wf>            hash: id name trigger ver kind created updated runs
 --                      last (latest run id) active (runs not finished) deleting
+--                      otok (a one-off's creating token: see _quota.lua)
 --   wfs                zset: workflow ids by creation sequence
 --   named:<name>       zset: the one-off workflows of that name, by creation
 --                      sequence (to find one by its name)
@@ -40,6 +41,8 @@
 --   evwait:<key>       set: <run>:<job> waiting for that event
 --   evtimeouts         zset: <run>:<job> -> when its wait times out
 --   finished           zset: run -> purge time; oneoffs: wf -> purge time
+--   idem:<key>         string: what an Idempotency-Key's request made (_quota.lua)
+--   layout             string: how far upgrade.lua has brought older data
 -- Channels: j:<run>:<job> (a job's log or state), r:<run> (a run's events),
 -- wake (ready jobs, see _ready.lua), tokens (revocations).
 
