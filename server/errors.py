@@ -86,7 +86,7 @@ class LimitExceeded(ApiError):
 
     def __init__(self, setting: str, limit: int, message: str):
         super().__init__("limit_exceeded", f"{message} ({setting}={limit}); nothing was done",
-                         {"setting": setting, "limit": limit})
+                         {"limit": limit, "limit_name": setting})
 
 
 class Overloaded(ApiError):

@@ -39,7 +39,7 @@ async def _keys(redis, pattern: str) -> list[str]:
 
 def limited(resp, setting: str, limit: int) -> None:
     err = assert_error(resp, 429, "limit_exceeded")
-    assert err["details"] == {"setting": setting, "limit": limit}
+    assert err["details"] == {"limit": limit, "limit_name": setting}
     assert setting in err["message"] and "nothing was done" in err["message"]
 
 
