@@ -173,12 +173,16 @@ async def test_worker_ids_are_capped_per_token(redis, auth_settings):
         claimed = await api.post("/api/jobs/claim", json={"worker_id": "w2"}, headers=a)
         assert claimed.status_code == 200 and claimed.json() is None
         assert (await _register(api, "w3", b)).status_code == 200  # another token has its own count
-        # a worker stopped cleanly is forgotten ten minutes later, and its slot with it
+        # a worker stopped cleanly, or removed by an admin, is forgotten ten
+        # minutes later, and its slot with it
         assert (await api.delete("/api/workers/w2", headers=a)).status_code == 204
+        assert (await api.delete("/api/workers/w1", headers=ADMIN)).status_code == 204
         store = app.state.store
-        await redis.zadd(store.key("stopped"), {"w2": 0})
+        await redis.zadd(store.key("stopped"), {"w1": 0, "w2": 0})
         await store.reap()
         assert (await _register(api, "w5", a)).status_code == 200
+        assert (await _register(api, "w6", a)).status_code == 200
+        limited(await _register(api, "w7", a), "MAX_WORKERS_PER_TOKEN", 2)
     finally:
         await api.aclose()
 

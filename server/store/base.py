@@ -52,8 +52,9 @@ def check_size(field: str, data: bytes, limit: int) -> None:
 # caller's words (the setting that raises it is named by LimitExceeded).
 _LIMITS = {
     "workers": ("MAX_WORKERS_PER_TOKEN",
-                "this token holds as many worker ids as it may: a worker stopped cleanly is forgotten ten"
-                " minutes later, one never seen again after RETENTION_SECS; reuse worker ids (--worker-id)"),
+                "this token holds as many worker ids as it may: a worker stopped cleanly (or removed: rota"
+                " workers --prune) is forgotten ten minutes later, one never seen again after RETENTION_SECS;"
+                " reuse worker ids (--worker-id)"),
     "oneoffs": ("MAX_ONEOFF_WORKFLOWS_PER_TOKEN",
                 "this token holds as many one-off workflows as it may: each goes RETENTION_SECS after its run"
                 " finished; delete finished ones, or define the workflow once under an id (PUT) and start runs"
