@@ -53,12 +53,14 @@ def pid_alive(pid: int) -> bool:
 
 
 class Proc:
-    def __init__(self, name: str, argv: list[str], logfile: Path, env: dict[str, str]):
+    def __init__(self, name: str, argv: list[str], logfile: Path, env: dict[str, str], *,
+                 cwd: Path = ROOT, inherit_env: bool = True):
         self.name = name
         self.logfile = logfile
         with open(logfile, "wb") as log:
             self.popen = subprocess.Popen(
-                argv, cwd=ROOT, env={**os.environ, **env}, stdin=subprocess.DEVNULL, stdout=log, stderr=log
+                argv, cwd=cwd, env={**os.environ, **env} if inherit_env else env,
+                stdin=subprocess.DEVNULL, stdout=log, stderr=log
             )
 
     @property
