@@ -46,6 +46,7 @@ log = logging.getLogger("rota.auth")
 
 RUN_PREFIX = "rotr_"
 TICKET_PREFIX = "rots_"
+TICKET_PARAM = "ticket"  # the query parameter a stream ticket rides in
 _MAC_CHARS = 43  # a SHA-256 HMAC in unpadded base64url
 ADMIN_TOKEN_ID = "admin"  # the bootstrap token's id; the Lua scripts know it too
 # What each scope lets a token do: submit includes read, admin everything.
@@ -170,7 +171,7 @@ class Auth:
         kind, _, token = header.partition(" ")
         token = token.strip()
         if kind.lower() != "bearer" or not token:
-            ticket = request.query_params.get("ticket")
+            ticket = request.query_params.get(TICKET_PARAM)
             if ticket is not None and stream and scope == "read":
                 return await self._ticket_caller(ticket, request.url.path)
             raise Unauthenticated("this call needs a token: send Authorization: Bearer <token>"

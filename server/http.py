@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import re
-from typing import Any, Type, TypeVar
+from typing import Annotated, Any, Type, TypeVar
 
 import msgspec
+import msgspec.inspect
+from msgspec import Meta
 from starlette.requests import Request
 from starlette.responses import Response
 
+from . import integral
 from .errors import BadRequest, Unprocessable
 from .models import ErrorBody, ErrorDetail, encoder
 from .auth import principal
@@ -46,12 +50,17 @@ async def decode_body(request: Request, type_: Type[T], *, empty_ok: bool = Fals
             return type_()
         raise BadRequest("empty_body", "a JSON body is required")
     try:
-        return msgspec.json.decode(body, type=type_)
+        try:
+            return msgspec.json.decode(body, type=type_)
+        except msgspec.ValidationError as exc:
+            # 30.0 where an int is declared is an integer to JSON Schema too.
+            return integral.decode(body, type_, exc)
     except msgspec.ValidationError as exc:
         if too_deep(body):
             raise too_deep_error() from None
         raise Unprocessable("invalid_body", str(exc), {"field": _field_of(str(exc))}) from None
     except msgspec.DecodeError as exc:
+        # (a typed decode may refuse `[` as no object before it sees the end)
         raise BadRequest("malformed_json", f"body is not valid JSON: {exc}") from None
     except UnicodeDecodeError as exc:
         raise BadRequest("malformed_json", f"body is not UTF-8 (bad byte at offset {exc.start})") from None
@@ -91,23 +100,51 @@ def _field_of(message: str) -> str:
     if " - at `" in message:
         message, path = message.rsplit(" - at `", 1)
         path = path.rstrip("`")
-    missing = re.search(r"missing required field `([^`]+)`", message)
-    return f"{path}.{missing.group(1)}" if missing else path
+    missing = re.search(r"missing required field `([^`]+)`|^give `([^`]+)`", message)
+    return f"{path}.{missing.group(1) or missing.group(2)}" if missing else path
 
 
-def query_int(request: Request, name: str, default: int, minimum: int = 0, maximum: int = 2**31 - 1) -> int:
-    raw = request.query_params.get(name)
-    if raw is None or raw == "":
+_PARAM_ERRORS = {"query": "invalid_query", "header": "invalid_header", "path": "invalid_path"}
+
+
+def param(request: Request, p: Param, default: Any = None) -> Any:
+    """The value of parameter `p`, checked against its declared type (the
+    one /openapi.json shows: the same bounds, enum and pattern); `default`
+    when it is absent. An empty value is checked like any other (`?limit=`
+    is no number), so what the description refuses is refused."""
+    if p.where == "query" and _repeated(p.type):
+        raw = request.query_params.getlist(p.name)
+        if not raw:
+            return default
+    elif p.where == "query":
+        raw = request.query_params.get(p.name)
+    elif p.where == "header":
+        raw = request.headers.get(p.name)
+    else:
+        raw = request.path_params.get(p.name)
+    if raw is None:
         return default
     try:
-        value = int(raw)
-    except ValueError:
-        raise Unprocessable("invalid_query", f"{name} must be an integer, got {raw!r}",
-                            {"field": name}) from None
-    if not minimum <= value <= maximum:
-        raise Unprocessable("invalid_query", f"{name} must be between {minimum} and {maximum}",
-                            {"field": name})
-    return value
+        # Lax: the text of a number or a boolean is what a query holds.
+        return msgspec.convert(raw, p.type, strict=False)
+    except msgspec.ValidationError as exc:
+        raise Unprocessable(p.error or _PARAM_ERRORS[p.where],
+                            f"{p.name}: {str(exc).split(' - at ')[0]}, got {str(raw)[:100]!r}", {"field": p.name}) \
+            from None
+
+
+@functools.lru_cache(maxsize=None)
+def _repeated(type_: Any) -> bool:
+    """A list parameter: given once for each item (?tag=a&tag=b)."""
+    info = msgspec.inspect.type_info(type_)
+    return isinstance(info.type if isinstance(info, msgspec.inspect.Metadata) else info, msgspec.inspect.ListType)
+
+
+# Offsets and page sizes above this are refused, not clamped: larger ones
+# are typos (Redis ranges take at most 64-bit numbers anyway).
+MAX_QUERY_INT = 2**31 - 1
+Limit = Annotated[int, Meta(ge=1, le=MAX_QUERY_INT)]
+Offset = Annotated[int, Meta(ge=0, le=MAX_QUERY_INT)]
 
 
 async def _gone(request: Request) -> None:
@@ -132,35 +169,32 @@ async def wait_unless_gone(request: Request, event: asyncio.Event, timeout: floa
 class _Paging:
     """`limit` and `offset` of a listing, bounded."""
 
-    params = (
-        Param("limit", int, f"at most this many items (default 100; above {MAX_PAGE} means {MAX_PAGE})"),
-        Param("offset", int, "skip this many items first (default 0)"),
-    )
+    limit = Param("limit", Limit, f"at most this many items (default 100; above {MAX_PAGE} means {MAX_PAGE})")
+    offset = Param("offset", Offset, "skip this many items first (default 0)")
+    params = (limit, offset)
 
     def __call__(self, request: Request) -> tuple[int, int]:
-        limit = min(query_int(request, "limit", 100, minimum=1), MAX_PAGE)
-        return limit, query_int(request, "offset", 0)
+        return min(param(request, self.limit, 100), MAX_PAGE), param(request, self.offset, 0)
 
 
 page_params = _Paging()
 
 
-STREAM_ID = re.compile(r"^(\d{1,20})-(\d{1,20})\Z")
+# A Redis stream entry id (as sent in SSE `id:` lines), e.g. 1710000000000-0:
+# 19 digits a part at most, so each is below 2^64 as Redis requires.
+StreamId = Annotated[str, Meta(pattern=r"^[0-9]{1,19}-[0-9]{1,19}\Z")]
+
+
+RESUME = (Param("after", StreamId, "resume after this event id"),
+          Param("Last-Event-ID", StreamId, "resume after this event id (what EventSource sends)", where="header"))
+IDEMPOTENCY_KEY = Param("Idempotency-Key", Annotated[str, Meta(max_length=200)],
+                        "a retried request with the same key and body answers as the first did"
+                        " (kept 24 h, per token)", where="header")
 
 
 def stream_id(value: str, name: str, code: str = "invalid_after") -> str:
-    """A Redis stream entry id (as sent in SSE `id:` lines), e.g. 1710000000000-0."""
-    match = STREAM_ID.match(value)
-    if not match or any(int(part) >= 2**64 for part in match.groups()):
-        raise BadRequest(code, f"{name} must be a stream id like 1710000000000-0, got {value!r}",
-                         {"field": name})
-    return value
-
-
-def query_flag(request: Request, name: str) -> bool:
-    raw = request.query_params.get(name, "").lower()
-    if raw in ("", "0", "false", "no"):
-        return False
-    if raw in ("1", "true", "yes"):
-        return True
-    raise Unprocessable("invalid_query", f"{name} must be true or false, got {raw!r}", {"field": name})
+    try:
+        return msgspec.convert(value, StreamId)
+    except msgspec.ValidationError:
+        raise BadRequest(code, f"{name} must be a stream id like 1710000000000-0, got {value[:100]!r}",
+                         {"field": name}) from None

@@ -18,8 +18,8 @@ from starlette.responses import Response
 from starlette.routing import Route, request_response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from .auth import ROUTE_SCOPES
-from .errors import StoreUnavailable, UnsupportedMediaType
+from .auth import ROUTE_SCOPES, TICKET_PARAM
+from .errors import StoreUnavailable, Unprocessable, UnsupportedMediaType
 from .slots import trust
 
 Handler = Callable[[Request], Awaitable[Response]]
@@ -30,11 +30,30 @@ YAML_MEDIA = ("application/yaml", "text/yaml", "application/x-yaml", "text/x-yam
 
 @dataclass(frozen=True)
 class Param:
+    """A query, header or path parameter. `type` (a msgspec type, with its
+    constraints) is both what /openapi.json shows and what `http.param`
+    checks a value against: one declaration for both."""
+
     name: str
-    type: Any  # a Python/msgspec type, for the schema
+    type: Any
     description: str
     required: bool = False
-    where: str = "query"  # or "header"
+    where: str = "query"  # or "header", "path"
+    error: str = ""  # the code of a refusal (default: invalid_query, invalid_header, invalid_path)
+
+    @property
+    def free_form(self) -> bool:
+        """Any query parameters at all (a dashboard page's own state, which
+        its script reads): an object of them, as OpenAPI's form style says."""
+        return self.where == "query" and self.type == dict[str, str]
+
+
+@dataclass(frozen=True)
+class OneOf:
+    """A body that is one of these types, which the handler tells apart
+    (each type's schema must rule out the others'): a `oneOf`."""
+
+    types: tuple[Any, ...]
 
 
 @dataclass(frozen=True)
@@ -44,11 +63,13 @@ class Endpoint:
     handler: Handler
     scope: str  # one of auth.ROUTE_SCOPES
     summary: str
-    body: Any = None  # the msgspec type of a JSON body; None: the route reads none
+    body: Any = None  # the msgspec type (or OneOf) of a JSON body; None: the route reads none
     body_required: bool = False
     media: tuple[str, ...] = JSON_MEDIA  # what a body may be sent as
+    yaml: Any = None  # the type of a YAML body once parsed, if not `body`
     status: int = 200
     response: Any = None  # the msgspec type answered with `status`; None: no schema
+    created: bool = False  # may also answer 201 (with `response`): a PUT that created it
     stream: bool = False  # answers text/event-stream
     # What a non-JSON answer is sent as (the dashboard's pages and files);
     # empty: application/json.
@@ -73,11 +94,21 @@ def _has_body(request: Request) -> bool:
     return "transfer-encoding" in request.headers
 
 
+def takes_ticket(endpoint: Endpoint) -> bool:
+    """A stream ticket (server/auth.py) opens the event streams a read
+    token may: the one query parameter that is a credential."""
+    return endpoint.stream and endpoint.scope == "read"
+
+
 def _guarded(endpoint: Endpoint) -> ASGIApp:
     """The endpoint's handler behind its scope check and its content-type
     check, both before the handler reads or changes anything."""
     handler, scope, media, stream = endpoint.handler, endpoint.scope, endpoint.media, endpoint.stream
     accepted = ", ".join(media)
+    known = {p.name for p in endpoint.params if p.where == "query"}
+    if takes_ticket(endpoint):
+        known.add(TICKET_PARAM)
+    any_query = any(p.free_form for p in endpoint.params)
 
     async def guarded(request: Request) -> Response:
         # Until Redis has answered once (tokens, the run-token key, the
@@ -98,6 +129,13 @@ def _guarded(endpoint: Endpoint) -> ASGIApp:
                 f"send the body as {accepted} (got {_media_type(request) or 'no Content-Type'})",
                 {"accepted": list(media)},
             )
+        # A misspelt filter (?stauts=failed) would otherwise list everything.
+        unknown = [] if any_query else sorted(set(request.query_params) - known)
+        if unknown:
+            raise Unprocessable("unknown_parameter",
+                                f"unknown query parameter {unknown[0]!r}; this call takes "
+                                + (", ".join(sorted(known)) if known else "none"),
+                                {"field": unknown[0], "accepted": sorted(known)})
         return await handler(request)
 
     return request_response(guarded)

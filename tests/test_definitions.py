@@ -655,7 +655,7 @@ ONE_JOB = "jobs:\n  a:\n    run: x\n"
         ("jobs:\n  a: {run: x, retries: true}\n", "jobs.a.retries", "an integer from 0 to 100"),
         ("jobs:\n  a: {run: x, retries: 101}\n", "jobs.a.retries", "an integer from 0 to 100"),
         ("jobs:\n  a: {run: x, retries: -1}\n", "jobs.a.retries", "an integer from 0 to 100"),
-        ("jobs:\n  a: {run: x, retries: 1.0}\n", "jobs.a.retries", "an integer from 0 to 100"),
+        ("jobs:\n  a: {run: x, retries: 1.5}\n", "jobs.a.retries", "an integer from 0 to 100"),
         ("jobs:\n  a: {run: x, retries: 1, max_retries: 2}\n", "jobs.a.max_retries", "give retries or max_retries, not both"),
         ("jobs:\n  a: {run: x, priority: 101}\n", "jobs.a.priority", "an integer from -100 to 100"),
         ("jobs:\n  a: {run: x, priority: high}\n", "jobs.a.priority", "an integer from -100 to 100"),

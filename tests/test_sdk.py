@@ -111,7 +111,7 @@ async def test_log_entries_join_the_job_log_beside_its_output_and_filter_by_leve
 async def test_a_log_without_message_or_logs_is_422(api):
     claimed, _ = await running(api)
     err = assert_error(await api.post(url(claimed, "log"), json={"level": "info"}), 422)
-    assert err["details"]["field"] == "message"
+    assert err["details"]["field"] == "$.message"
 
 
 async def test_steps_show_status_duration_exit_code_and_artifacts_become_the_checkpoint(api):

@@ -78,8 +78,8 @@ class _Renderer:
         name = _ref_name(schema)
         if name:
             return self.link(name)
-        if "anyOf" in schema:
-            return " or ".join(self.type_text(s) for s in schema["anyOf"])
+        if "anyOf" in schema or "oneOf" in schema:
+            return " or ".join(self.type_text(s) for s in schema.get("anyOf", schema.get("oneOf")))
         if "enum" in schema:
             return " \\| ".join(f"`{json.dumps(v)}`" for v in schema["enum"])
         kind = schema.get("type")
@@ -101,8 +101,8 @@ class _Renderer:
                 fields = ", ".join(p if p in required else p + "?" for p in props)
                 return f"{self.link(name)} `{{{fields}}}`"
             return self.link(name)
-        if "anyOf" in schema:
-            return " or ".join(self.shape(s) for s in schema["anyOf"])
+        if "anyOf" in schema or "oneOf" in schema:
+            return " or ".join(self.shape(s) for s in schema.get("anyOf", schema.get("oneOf")))
         return self.type_text(schema)
 
     def body_cell(self, op: dict[str, Any]) -> str:

@@ -110,7 +110,7 @@ def _worker_id(text: str) -> str:
         return msgspec.convert(text, WorkerId)
     except msgspec.ValidationError:
         raise argparse.ArgumentTypeError(
-            f"invalid value {text!r}: a worker id is 1 to 200 characters, no spaces") from None
+            f"invalid value {text!r}: a worker id is 1 to 200 characters, no spaces or control characters") from None
 
 
 def _run_as(text: str) -> RunAs:

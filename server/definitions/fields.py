@@ -154,10 +154,21 @@ def _labels(value: object, where: Where, problems: Problems) -> list[str] | None
     return labels
 
 
-def _bounded_int(value: object, where: Where, problems: Problems, low: int, high: int) -> int | None:
-    # `type is int`: a bool is an int to Python, but `retries: true` is a mistake
-    if type(value) is int and low <= value <= high:
+def _whole(value: object) -> int | None:
+    """An integer, or a float with no fraction (3.0: JSON and YAML clients
+    may well send one, and JSON Schema counts it an integer). `type is`: a
+    bool is an int to Python, but `retries: true` is a mistake."""
+    if type(value) is int:
         return value
+    if type(value) is float and value.is_integer():
+        return int(value)
+    return None
+
+
+def _bounded_int(value: object, where: Where, problems: Problems, low: int, high: int) -> int | None:
+    whole = _whole(value)
+    if whole is not None and low <= whole <= high:
+        return whole
     problems.add(where, f"must be an integer from {low} to {high}")
     return None
 
@@ -178,8 +189,9 @@ def _timeout(value: object, where: Where, problems: Problems) -> int | None:
             return math.ceil(value * 60)
         problems.add(where, f"must be a number of minutes above 0, at most {_MAX_SECONDS // 60}")
         return None
-    if type(value) is int and 0 < value <= _MAX_SECONDS:
-        return value
+    whole = _whole(value)
+    if whole is not None and 0 < whole <= _MAX_SECONDS:
+        return whole
     problems.add(where, f"must be a whole number of seconds above 0, at most {_MAX_SECONDS}")
     return None
 

@@ -2,20 +2,28 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, Optional, Union
+from typing import Annotated, Any, Callable, Literal, Optional, Union
 
 from msgspec import Meta, Struct
 
 
+# Every pattern is `^...\Z` over explicit character classes: msgspec checks
+# it with Python's re, where `$` also matches before a final "\n" and `\s`,
+# `\d`, `\w` take in more of Unicode than ECMA-262's. /openapi.json shows
+# each with `$`, which is the end of input there (openapi.portable), so a
+# generated client or Ajv accepts exactly what the server does.
+
 # Ids end up inside Redis key names and URLs; keeping them to a plain
 # alphabet means no escaping anywhere and no ':' to confuse key parsing.
-# `\Z`, not `$`: `$` also matches before a trailing newline ("abc\n").
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}\Z"
 Id = Annotated[str, Meta(pattern=ID_PATTERN)]
 # Label sets are stored comma-joined as the ready-queue key: no ',' allowed.
 LABEL_PATTERN = r"^[A-Za-z0-9_.:/=+-]{1,64}\Z"
 Label = Annotated[str, Meta(pattern=LABEL_PATTERN)]
-WorkerId = Annotated[str, Meta(pattern=r"^[^\s]{1,200}\Z")]
+# Shown in lists and logs: no space of any kind (Python's and ECMA-262's
+# whitespace both) and no control character.
+WORKER_ID_PATTERN = r"^[^\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff]{1,200}\Z"
+WorkerId = Annotated[str, Meta(pattern=WORKER_ID_PATTERN)]
 Retries = Annotated[int, Meta(ge=0, le=100)]
 Seconds = Annotated[int, Meta(ge=0, le=86_400 * 7)]
 Priority = Annotated[int, Meta(ge=-100, le=100)]
@@ -27,6 +35,29 @@ RunStatus = Literal["queued", "running", "success", "failure", "cancelled"]
 WorkflowStatus = Literal["idle", "queued", "running", "success", "failure", "cancelled"]
 RUN_STATUSES: tuple[str, ...] = RunStatus.__args__  # type: ignore[attr-defined]
 JOB_STATUSES: tuple[str, ...] = JobStatus.__args__  # type: ignore[attr-defined]
+
+
+# ---- fields that go together ------------------------------------------------
+
+
+def given(*names: str, exactly_one: bool = True, message: str = "") -> Callable[[Any], None]:
+    """A Struct's `__post_init__`: exactly one (or, with exactly_one=False,
+    at least one) of the optional fields `names` is given, not null. It
+    carries the same rule as JSON Schema (`json_schema`), which
+    /openapi.json adds to the Struct's schema: one declaration for both.
+    A refusal starts "give `first name`" (http.py names that field)."""
+    quoted = [f"`{name}`" for name in names]
+    if not message:
+        message = f"give {' or '.join(quoted)}" + (", not both nor neither" if exactly_one else "")
+
+    def check(self: Any) -> None:
+        count = sum(getattr(self, name) is not None for name in names)
+        if count == 0 or (exactly_one and count > 1):
+            raise ValueError(message)
+
+    alternatives = [{"required": [name], "properties": {name: {"not": {"type": "null"}}}} for name in names]
+    check.json_schema = {"oneOf" if exactly_one else "anyOf": alternatives}  # type: ignore[attr-defined]
+    return check
 
 
 # ---- retry policy ---------------------------------------------------------
@@ -47,9 +78,7 @@ class BackoffObject(Struct, forbid_unknown_fields=True, omit_defaults=True):
     Fixed: Optional[FixedParams] = None
     Exponential: Optional[ExponentialParams] = None
 
-    def __post_init__(self) -> None:
-        if (self.Fixed is None) == (self.Exponential is None):
-            raise ValueError("backoff must name exactly one of Fixed or Exponential")
+    __post_init__ = given("Fixed", "Exponential")
 
 
 Backoff = Union[Literal["None"], BackoffObject]

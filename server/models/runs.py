@@ -7,7 +7,9 @@ from typing import Annotated, Literal, Optional
 
 from msgspec import Meta, Struct
 
-from .core import Id, Label, RunStatus
+from .. import limits
+
+from .core import Id, Label, RunStatus, given
 
 # Inputs become environment variables (ROTA_INPUT_<NAME>): names that are
 # valid there. Tags are free-form labels for finding runs.
@@ -17,11 +19,18 @@ TagKey = Annotated[str, Meta(pattern=r"^[A-Za-z0-9_.:/-]{1,64}\Z")]
 TagValue = Annotated[str, Meta(max_length=256)]
 Trigger = Annotated[str, Meta(pattern=r"^[a-z][a-z0-9_-]{0,31}\Z")]
 RunId = Annotated[str, Meta(pattern=r"^[A-Za-z0-9_-]{1,64}\Z")]
+# Epoch milliseconds, up to limits.MAX_EPOCH_MS (the end of the year 9999).
+EpochMs = Annotated[int, Meta(ge=0, le=limits.MAX_EPOCH_MS)]
+# A tag filter in a query: key:value (the key ends at the first ':').
+TagFilter = Annotated[str, Meta(pattern=r"^[A-Za-z0-9_./-]{1,64}:(?:[^\n]|\n){0,256}\Z")]
+MAX_TAGS = 20
+# A search of runs (?q=): text in ids and names, any case.
+SearchText = Annotated[str, Meta(min_length=1, max_length=200)]
 
 
 class RunCreate(Struct, forbid_unknown_fields=True, kw_only=True):
     inputs: Annotated[dict[InputName, InputValue], Meta(max_length=100)] = {}
-    tags: Annotated[dict[TagKey, TagValue], Meta(max_length=20)] = {}
+    tags: Annotated[dict[TagKey, TagValue], Meta(max_length=MAX_TAGS)] = {}
     # Who started it, as runs are filtered by: api (default), cli, ...
     triggered_by: Trigger = "api"
 
@@ -32,14 +41,14 @@ class RunFilter(Struct, forbid_unknown_fields=True, kw_only=True):
     workflow_id: Optional[Id] = None
     status: Optional[RunStatus] = None
     triggered_by: Optional[Trigger] = None
-    tags: Annotated[dict[TagKey, TagValue], Meta(max_length=20)] = {}  # all must match
-    created_after: Optional[int] = None  # epoch ms
-    created_before: Optional[int] = None
+    tags: Annotated[dict[TagKey, TagValue], Meta(max_length=MAX_TAGS)] = {}  # all must match
+    created_after: Optional[EpochMs] = None
+    created_before: Optional[EpochMs] = None
     # A job of the run's definition needs this label.
     label: Optional[Label] = None
     # Text in the run id, the workflow's id or name, or a job's id or name
     # (any case).
-    q: Optional[Annotated[str, Meta(min_length=1, max_length=200)]] = None
+    q: Optional[SearchText] = None
 
 
 MAX_BULK = 1000
@@ -50,6 +59,8 @@ class BulkRequest(Struct, forbid_unknown_fields=True, kw_only=True):
 
     run_ids: Optional[Annotated[list[RunId], Meta(min_length=1, max_length=MAX_BULK)]] = None
     filter: Optional[RunFilter] = None
+
+    __post_init__ = given("run_ids", "filter")
 
 
 class BulkOutcome(Struct, kw_only=True):
@@ -69,15 +80,20 @@ class DeadLetterRef(Struct, forbid_unknown_fields=True):
     job_id: Id
 
 
+ErrorText = Annotated[str, Meta(max_length=200)]
+
+
 class DeadLetterFilter(Struct, forbid_unknown_fields=True, kw_only=True):
     workflow_id: Optional[Id] = None
-    label: Optional[str] = None
-    error: Optional[Annotated[str, Meta(max_length=200)]] = None  # substring
+    label: Optional[Label] = None
+    error: Optional[ErrorText] = None  # substring
 
 
 class ReplayRequest(Struct, forbid_unknown_fields=True, kw_only=True):
     items: Optional[Annotated[list[DeadLetterRef], Meta(min_length=1, max_length=MAX_BULK)]] = None
     filter: Optional[DeadLetterFilter] = None
+
+    __post_init__ = given("items", "filter")
 
 
 class ReplayOutcome(Struct, kw_only=True):

@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal, Optional
 from msgspec import Meta, Struct
 
 from .. import limits
-from .core import Id
+from .core import Id, given
 
 Percent = Annotated[float, Meta(ge=0, le=100)]
 ShortText = Annotated[str, Meta(max_length=256)]
@@ -55,6 +55,9 @@ class LogBody(Struct, kw_only=True):
     step: Optional[ShortText] = None
     execution_step_id: Optional[ShortText] = None
 
+    __post_init__ = given("logs", "message", exactly_one=False,
+                          message="give `message` (one entry) or `logs` (a list of entries)")
+
 
 class StepUpdate(Struct, kw_only=True):
     """Restep's step calls: running (no body), completed (result_data,
@@ -82,6 +85,13 @@ class StateSet(Struct, kw_only=True):
 
     key: StateKey
     value: Any
+
+
+# A body with this field is a Note; any other is a job's annotations.
+NOTE_FIELD = "markdown"
+Annotations = Annotated[
+    dict[StateKey, Annotated[str, Meta(max_length=limits.MAX_ANNOTATION_VALUE_CHARS)]],
+    Meta(max_length=limits.MAX_ANNOTATIONS, extra_json_schema={"not": {"required": [NOTE_FIELD]}})]
 
 
 class Note(Struct, kw_only=True):

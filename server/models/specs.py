@@ -3,13 +3,14 @@ and the documents POST /api/workflows accepts, as /openapi.json describes them."
 
 from __future__ import annotations
 
+import typing
 from typing import Annotated, Any, Optional, Union
 
 from msgspec import Meta, Struct
 
 from .. import limits
 
-from .core import Backoff, Id, Label, Priority, Retries
+from .core import Backoff, Id, Label, Priority, Retries, Seconds
 from .sdk import EventKey, GateSeconds
 
 
@@ -17,6 +18,8 @@ from .sdk import EventKey, GateSeconds
 
 
 Name = Annotated[str, Meta(max_length=limits.MAX_NAME_CHARS)]
+_SECONDS = typing.get_args(Seconds)[1]
+_GATE_SECONDS = typing.get_args(GateSeconds)[1]
 Script = Annotated[str, Meta(max_length=limits.MAX_SCRIPT_CHARS)]
 EnvName = Annotated[str, Meta(max_length=limits.MAX_ENV_NAME_CHARS)]
 EnvText = Annotated[str, Meta(max_length=limits.MAX_ENV_VALUE_CHARS)]
@@ -63,72 +66,105 @@ class WorkflowSpec(Struct, kw_only=True):
 
 # ---- submitted documents (their schema; server/definitions reads them) ------
 # What POST /api/workflows accepts, as /openapi.json describes it. The
-# definitions package validates far more (ids, graph, limits) and names
-# every problem; these types only give the document's shape.
+# definitions package reads documents itself (YAML too, naming every problem
+# with its line); these types give the document's shape and the limits that
+# JSON Schema can state, each from the declaration the checks use. What no
+# schema can say (needs name jobs that exist, no cycles, `${{ }}` only where
+# the worker reads it, the totals) is checked there as well, and answered
+# 422 naming each problem.
 
 EnvValue = Union[str, int, float, bool, None]
-Names = Union[str, list[str]]
+# A job id, the key of `jobs:` (and each entry of `needs:`).
+NeedIds = Union[Id, list[Id]]
+Labels = Union[Label, list[Label]]
+Text = Annotated[str, Meta(min_length=1, max_length=limits.MAX_NAME_CHARS)]
+Run = Annotated[str, Meta(min_length=1, max_length=limits.MAX_SCRIPT_CHARS)]
+EnvVarName = Annotated[str, Meta(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,%d}\Z" % (limits.MAX_ENV_NAME_CHARS - 1))]
+Env = Annotated[dict[EnvVarName, EnvValue], Meta(max_length=limits.MAX_ENV_ENTRIES)]
+TimeoutSecs = Annotated[int, Meta(gt=0, le=_SECONDS.le)]
+TimeoutMinutes = Annotated[float, Meta(gt=0, le=_SECONDS.le / 60)]
+GateMinutes = Annotated[float, Meta(gt=0, le=_GATE_SECONDS.le / 60)]
+BackoffDocument = Union[str, dict[str, dict[str, int]]]
 
 
-class StepDocument(Struct):
-    run: str
-    name: Optional[str] = None
+class StepDocument(Struct, forbid_unknown_fields=True):
+    run: Run
+    name: Optional[Text] = None
 
 
-class WaitDocument(Struct, rename={"timeout_minutes": "timeout-minutes"}):
+class WaitDocument(Struct, forbid_unknown_fields=True, rename={"timeout_minutes": "timeout-minutes"}):
     """An approval gate's wait: the event key and how long it waits."""
 
-    event: str
-    timeout_minutes: Optional[float] = None
+    event: EventKey
+    timeout_minutes: Optional[GateMinutes] = None
 
 
-class SpawnDocument(Struct):
+class SpawnDocument(Struct, forbid_unknown_fields=True):
     """A job's `spawn:` allow-list: labels and workflow ids, each one or a list."""
 
-    labels: Optional[Names] = None
-    workflows: Optional[Names] = None
+    labels: Optional[Labels] = None
+    workflows: Optional[Union[Id, list[Id]]] = None
 
 
-class JobDocument(Struct, rename={"runs_on": "runs-on", "timeout_minutes": "timeout-minutes"}):
+class JobDocument(Struct, forbid_unknown_fields=True,
+                  rename={"runs_on": "runs-on", "timeout_minutes": "timeout-minutes"}):
     """A job of the YAML document shape (`jobs` is a mapping of id to job)."""
 
-    run: Optional[str] = None
-    steps: Optional[list[StepDocument]] = None
-    name: Optional[str] = None
-    needs: Optional[Names] = None
-    labels: Optional[Names] = None
-    runs_on: Optional[Names] = None
-    retries: Optional[int] = None
-    max_retries: Optional[int] = None
-    backoff: Optional[Union[str, dict[str, dict[str, int]]]] = None
-    env: Optional[dict[str, EnvValue]] = None
-    timeout_minutes: Optional[float] = None
-    timeout_secs: Optional[int] = None
-    priority: Optional[int] = None
+    run: Optional[Script] = None  # may be "" beside steps (seed clients send both)
+    steps: Optional[Annotated[list[StepDocument], Meta(min_length=1)]] = None
+    name: Optional[Text] = None
+    needs: Optional[NeedIds] = None
+    labels: Optional[Labels] = None
+    runs_on: Optional[Labels] = None
+    retries: Optional[Retries] = None
+    max_retries: Optional[Retries] = None
+    backoff: Optional[BackoffDocument] = None
+    env: Optional[Env] = None
+    timeout_minutes: Optional[TimeoutMinutes] = None
+    timeout_secs: Optional[TimeoutSecs] = None
+    priority: Optional[Priority] = None
     wait: Optional[WaitDocument] = None
     spawn: Optional[SpawnDocument] = None
 
 
 class SeedJobDocument(Struct):
-    """A job of seed 002's shape (`jobs` is a list); its state fields are ignored."""
+    """A job of seed 002's shape (`jobs` is a list); its state fields
+    (status, output, ...) are ignored."""
 
-    id: str
-    command: Optional[str] = None
-    steps: Optional[list[StepDocument]] = None
-    name: Optional[str] = None
-    depends_on: Optional[list[str]] = None
-    required_labels: Optional[list[str]] = None
-    max_retries: Optional[int] = None
-    backoff: Optional[Union[str, dict[str, dict[str, int]]]] = None
-    env: Optional[dict[str, EnvValue]] = None
-    timeout_secs: Optional[int] = None
-    priority: Optional[int] = None
+    id: Id
+    command: Optional[Script] = None
+    steps: Optional[Annotated[list[StepDocument], Meta(min_length=1)]] = None
+    name: Optional[Text] = None
+    depends_on: Optional[NeedIds] = None
+    required_labels: Optional[Labels] = None
+    max_retries: Optional[Retries] = None
+    backoff: Optional[BackoffDocument] = None
+    env: Optional[Env] = None
+    timeout_secs: Optional[TimeoutSecs] = None
+    priority: Optional[Priority] = None
     wait: Optional[WaitDocument] = None
     spawn: Optional[SpawnDocument] = None
 
 
-class WorkflowDocument(Struct):
-    jobs: Union[list[SeedJobDocument], dict[str, JobDocument]]
-    name: Optional[str] = None
+JobMap = Annotated[dict[Id, JobDocument], Meta(min_length=1, max_length=limits.MAX_JOBS)]
+
+
+class WorkflowDocument(Struct, forbid_unknown_fields=True):
+    """A workflow: seed 002's shape (`jobs` a list of job objects) or the
+    YAML shape (`jobs` a mapping of job id to job). The server checks more
+    than a schema can say (needs name existing jobs, no cycles, expressions,
+    totals) and answers 422 naming every problem."""
+
+    jobs: Union[Annotated[list[SeedJobDocument], Meta(min_length=1, max_length=limits.MAX_JOBS)], JobMap]
+    name: Optional[Text] = None
     on: Optional[Union[str, list[str], dict[str, Any]]] = None
     trigger: Optional[str] = None
+
+
+class SpawnRequest(Struct, forbid_unknown_fields=True):
+    """Jobs a running job adds to its run: the YAML shape's `jobs`, whose
+    needs may also name the run's jobs; `wait`: the spawning job's
+    dependents wait for these too."""
+
+    jobs: JobMap
+    wait: bool = True

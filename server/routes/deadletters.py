@@ -3,48 +3,37 @@ retry), dismiss."""
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Annotated
 
-import msgspec
+from msgspec import Meta
 from starlette.requests import Request
 from starlette.responses import Response
 
-from ..errors import Unprocessable
-from ..http import JSON, decode_body, query_int
-from ..models import DeadLetterFilter, DeadLetterPage, ReplayAnswer, ReplayRequest
+from ..http import JSON, Limit, decode_body, param
+from ..models import DeadLetterFilter, DeadLetterPage, ErrorText, Id, Label, ReplayAnswer, ReplayRequest
 from ..routing import Endpoint, Param
 
 MAX_PAGE = 1000
 
 
-def _filter(request: Request) -> DeadLetterFilter:
-    q = request.query_params
-    try:
-        return msgspec.convert({"workflow_id": q.get("workflow_id") or None, "label": q.get("label") or None,
-                                "error": q.get("error") or None}, DeadLetterFilter)
-    except msgspec.ValidationError as exc:
-        raise Unprocessable("invalid_query", str(exc), {"field": str(exc).rpartition("`$.")[2].rstrip("`")}) \
-            from None
-
-
-def _cursor(request: Request) -> Optional[str]:
-    raw = request.query_params.get("cursor") or None
-    if raw is not None and not raw.isdigit():
-        raise Unprocessable("invalid_query", "cursor must be a next_cursor from a previous page", {"field": "cursor"})
-    return raw
+# Each filter of the query has its DeadLetterFilter field's type.
+_FILTERS = (Param("workflow_id", Id, "only this workflow's"), Param("label", Label, "only jobs requiring this label"),
+            Param("error", ErrorText, "only errors containing this text"))
+_LIMIT = Param("limit", Limit, f"at most this many (default 100; above {MAX_PAGE} means {MAX_PAGE})")
+# A cursor is a dead letter's sequence number (as next_cursor gives it).
+_CURSOR = Param("cursor", Annotated[str, Meta(pattern=r"^[0-9]{1,19}\Z")], "next_cursor of the previous page")
 
 
 async def list_dead(request: Request) -> JSON:
-    limit = min(query_int(request, "limit", 100, minimum=1), MAX_PAGE)
-    items, cursor = await request.app.state.store.list_dead_letters(_filter(request), limit, _cursor(request))
+    limit = min(param(request, _LIMIT, 100), MAX_PAGE)
+    flt = DeadLetterFilter(**{p.name: param(request, p) for p in _FILTERS})
+    items, cursor = await request.app.state.store.list_dead_letters(flt, limit, param(request, _CURSOR))
     return JSON(DeadLetterPage(items=items, next_cursor=cursor))
 
 
 async def replay(request: Request) -> JSON:
     req = await decode_body(request, ReplayRequest)
     store = request.app.state.store
-    if (req.items is None) == (req.filter is None):
-        raise Unprocessable("invalid_body", "give items or filter, not both nor neither", {"field": "$"})
     more = False
     if req.items is not None:
         items = list(dict.fromkeys((i.run_id, i.job_id) for i in req.items))
@@ -64,11 +53,7 @@ endpoints = [
     Endpoint("GET", "/api/dead-letters", list_dead, "read",
              "Jobs that failed for good, newest first, filtered, cursor-paged", response=DeadLetterPage,
              errors=(422,), tag="dead letters",
-             params=(Param("workflow_id", str, "only this workflow's"),
-                     Param("label", str, "only jobs requiring this label"),
-                     Param("error", str, "only errors containing this text"),
-                     Param("limit", int, "at most this many (default 100; above 1000 means 1000)"),
-                     Param("cursor", str, "next_cursor of the previous page"))),
+             params=_FILTERS + (_LIMIT, _CURSOR)),
     Endpoint("POST", "/api/dead-letters/replay", replay, "submit",
              "Retry dead letters (each as the per-job retry) by items or by filter, at most 1,000 a call",
              body=ReplayRequest, body_required=True, response=ReplayAnswer, errors=(422,), tag="dead letters"),

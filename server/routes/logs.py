@@ -10,14 +10,15 @@ run: `for_latest_run` maps them onto the same handlers.
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Annotated, Literal, Optional
 
+from msgspec import Meta
 from starlette.requests import Request
 from starlette.responses import Response
 
 from .. import limits, sse
 from ..errors import Unprocessable
-from ..http import query_int, stream_id
+from ..http import MAX_QUERY_INT, RESUME, StreamId, param, stream_id
 from ..models import JobLogChunk, encoder
 from ..routing import Endpoint, Param
 from ..singleflight import SingleFlight
@@ -26,18 +27,35 @@ from .jobview import job_view
 from .resolve import for_latest_run
 
 
+_ATTEMPT = Param("attempt", Annotated[int, Meta(ge=0, le=MAX_QUERY_INT)],
+                 "only this attempt's chunks (from 0); all attempts, in order, by default")
+_LEVEL = Param("level", Literal[LOG_LEVELS + ("warning",)],  # type: ignore[misc]
+               "only the job's log entries (stream `event`) of this level or above")
+_FILTERS = (_ATTEMPT, _LEVEL)
+# Each is checked against its declared type; which may go together (after,
+# before and tail are three ways to place a page) is said in words.
+_AFTER = Param("after", StreamId, "the page after this stream id (X-Next-Cursor of the page before); not with"
+               " before or tail")
+_BEFORE = Param("before", StreamId, "the page that ends before this stream id (X-Prev-Cursor of the page after);"
+                " not with after")
+_TAIL = Param("tail", Annotated[int, Meta(ge=1, le=MAX_QUERY_INT)],
+              f"read back from the end (or from `before`): the last chunks within this many bytes (above"
+              f" {limits.LOG_PAGE_BYTES} means {limits.LOG_PAGE_BYTES}; at least one chunk); not with after")
+_LIMIT = Param("limit", Annotated[int, Meta(ge=1, le=MAX_QUERY_INT)],
+               f"chunks per page (above {limits.LOG_PAGE_CHUNKS}, the default, means {limits.LOG_PAGE_CHUNKS})")
+_PAGING = (_AFTER, _BEFORE, _TAIL, _LIMIT)
+# Which of after, before and tail may not go together (JSON Schema cannot
+# relate one parameter to another: tests/test_openapi.py reads this too).
+EXCLUSIVE = (("after", "before"), ("after", "tail"))
+
+
 def _attempt(request: Request) -> Optional[int]:
-    raw = request.query_params.get("attempt")
-    return None if raw in (None, "") else query_int(request, "attempt", 0)
+    return param(request, _ATTEMPT)
 
 
 def _level(request: Request) -> Optional[str]:
-    level = request.query_params.get("level") or None
-    if level == "warning":
-        return "warn"
-    if level is not None and level not in LOG_LEVELS:
-        raise Unprocessable("invalid_query", f"level must be one of {', '.join(LOG_LEVELS)}", {"field": "level"})
-    return level
+    level = param(request, _LEVEL)
+    return "warn" if level == "warning" else level
 
 
 async def history(request: Request) -> Response:
@@ -50,12 +68,13 @@ async def history(request: Request) -> Response:
     if after is not None and tail is not None:
         raise Unprocessable("invalid_query", "tail reads back from the end (or from before), not after a cursor",
                             {"field": "tail"})
-    count = min(query_int(request, "limit", limits.LOG_PAGE_CHUNKS, minimum=1), limits.LOG_PAGE_CHUNKS)
-    max_bytes = min(query_int(request, "tail", limits.LOG_PAGE_BYTES, minimum=1), limits.LOG_PAGE_BYTES)
+    count = min(param(request, _LIMIT, limits.LOG_PAGE_CHUNKS), limits.LOG_PAGE_CHUNKS)
+    max_bytes = min(param(request, _TAIL, limits.LOG_PAGE_BYTES), limits.LOG_PAGE_BYTES)
     backward = before is not None or tail is not None
     cursor = stream_id(before, "before", "invalid_before") if before is not None else ""
+    start = stream_id(after, "after") if after is not None else "0-0"
     await store.job_state(p["run_id"], p["job"])  # 404 for an unknown job
-    page = await store.read_logs(p["run_id"], p["job"], stream_id(after or "0-0", "after"), count, attempt, level,
+    page = await store.read_logs(p["run_id"], p["job"], start, count, attempt, level,
                                  max_bytes=max_bytes, before=cursor if backward else None)
     headers = {}
     if page.entries and page.more:
@@ -108,16 +127,6 @@ async def stream(request: Request) -> Response:
     return sse.start(request, store.job_channel(run, job), JobLog(store, run, job, attempt, level))
 
 
-_FILTERS = (Param("attempt", int, "only this attempt's chunks (from 0); all attempts, in order, by default"),
-            Param("level", str, "only the job's log entries (stream `event`) of this level or above:"
-                  " debug, info, warn, error"))
-_PAGING = (Param("after", str, "the page after this stream id (X-Next-Cursor of the page before)"),
-           Param("before", str, "the page that ends before this stream id (X-Prev-Cursor of the page after)"),
-           Param("tail", int, f"read back from the end (or from `before`): the last chunks within this many"
-                 f" bytes (at most {limits.LOG_PAGE_BYTES}; at least one chunk)"),
-           Param("limit", int, f"chunks per page, at most {limits.LOG_PAGE_CHUNKS} (the default)"))
-_RESUME = (Param("after", str, "resume after this event id"),
-           Param("Last-Event-ID", str, "resume after this event id (what EventSource sends)", where="header"))
 _HISTORY_TEXT = (f"A page of a job's log chunks, oldest first, each with its attempt: at most"
                  f" {limits.LOG_PAGE_BYTES} bytes and {limits.LOG_PAGE_CHUNKS} chunks (at least one). While more"
                  " follow, X-Next-Cursor names the last one: pass it as ?after= for the next page. Read backwards"
@@ -128,12 +137,12 @@ endpoints = [
     Endpoint("GET", "/api/runs/{run_id}/jobs/{job}/logs", history, "read", _HISTORY_TEXT,
              response=list[JobLogChunk], params=_FILTERS + _PAGING, errors=(400, 404, 422), tag="logs"),
     Endpoint("GET", "/api/runs/{run_id}/jobs/{job}/logs/stream", stream, "read", _STREAM_TEXT, stream=True,
-             params=_FILTERS + _RESUME, errors=(400, 404, 422, 503), tag="logs"),
+             params=_FILTERS + RESUME, errors=(400, 404, 422, 503), tag="logs"),
     # seed 002: the workflow's latest run
     Endpoint("GET", "/api/workflows/{wf}/jobs/{job}/logs", for_latest_run(history), "read",
              _HISTORY_TEXT + " (the workflow's latest run)", response=list[JobLogChunk],
              params=_FILTERS + _PAGING, errors=(400, 404, 422), tag="logs"),
     Endpoint("GET", "/api/workflows/{wf}/jobs/{job}/logs/stream", for_latest_run(stream), "read",
-             _STREAM_TEXT + " (the workflow's latest run)", stream=True, params=_FILTERS + _RESUME,
+             _STREAM_TEXT + " (the workflow's latest run)", stream=True, params=_FILTERS + RESUME,
              errors=(400, 404, 422, 503), tag="logs"),
 ]

@@ -4,17 +4,17 @@ Server-Sent Events; bulk cancel and retry."""
 from __future__ import annotations
 
 import logging
-from typing import Optional
+from typing import Annotated, Optional
 
 import msgspec
+from msgspec import Meta
 from starlette.requests import Request
 from starlette.responses import Response
 
 from .. import limits, sse
 from ..auth import principal
-from ..errors import ApiError, NotFound, Unprocessable
-from ..http import JSON, decode_body, query_int, stream_id
-from ..limits import MAX_EPOCH_MS
+from ..errors import ApiError, NotFound
+from ..http import IDEMPOTENCY_KEY, JSON, RESUME, Limit, StreamId, decode_body, param, stream_id
 from ..models import (
     BulkAnswer,
     BulkOutcome,
@@ -27,7 +27,8 @@ from ..models import (
     RunPage,
     encoder,
 )
-from ..models.core import RUN_STATUSES
+from ..models.core import Id, Label, RunStatus
+from ..models.runs import MAX_TAGS, EpochMs, SearchText, TagFilter, Trigger
 from ..routing import Endpoint, Param
 from ..store import Store
 from ..store.views import run_out
@@ -39,43 +40,35 @@ journal = logging.getLogger("rota.events")
 MAX_RUN_PAGE = 1000
 
 
+# The query's filters, each of a RunFilter field's type: what /openapi.json
+# shows is what is checked.
+_STATUS = Param("status", RunStatus, "the run's status")
+_TRIGGERED_BY = Param("triggered_by", Trigger, "api, cli, retry, ...")
+_TAG = Param("tag", Annotated[list[TagFilter], Meta(max_length=MAX_TAGS)], "key:value; repeat it: all must match")
+_AFTER = Param("created_after", EpochMs, "created after this (epoch ms)")
+_BEFORE = Param("created_before", EpochMs, "created before this (epoch ms)")
+_WORKFLOW = Param("workflow_id", Id, "only this workflow's")
+_LABEL = Param("label", Label, "only runs with a job (of the run's definition) that needs this label")
+_SEARCH = Param("q", SearchText, "text in the run id, the workflow's id or name, or a job's id or name (any case)")
+_FILTERS = (_STATUS, _TRIGGERED_BY, _TAG, _AFTER, _BEFORE, _LABEL, _SEARCH)
+_LIMIT = Param("limit", Limit, f"at most this many runs (default 100; above {MAX_RUN_PAGE} means {MAX_RUN_PAGE})")
+# A cursor is a run's sequence number (as next_cursor gives it).
+_CURSOR = Param("cursor", Annotated[str, Meta(pattern=r"^[0-9]{1,19}\Z")], "next_cursor of the previous page")
+_PAGING = (_LIMIT, _CURSOR)
+
+
 def _filter(request: Request, workflow_id: Optional[str] = None) -> RunFilter:
-    q = request.query_params
-    status = q.get("status") or None
-    if status is not None and status not in RUN_STATUSES:
-        raise Unprocessable("invalid_query", f"status must be one of {', '.join(RUN_STATUSES)}", {"field": "status"})
-    tags = {}
-    for pair in q.getlist("tag"):
-        key, sep, value = pair.partition(":")
-        if not sep or not key:
-            raise Unprocessable("invalid_query", f"tag must be key:value, got {pair!r}", {"field": "tag"})
-        tags[key] = value
-    try:
-        return msgspec.convert({
-            "workflow_id": workflow_id or q.get("workflow_id") or None, "status": status,
-            "triggered_by": q.get("triggered_by") or None, "tags": tags,
-            "created_after": query_int(request, "created_after", -1, minimum=-1, maximum=MAX_EPOCH_MS)
-            if "created_after" in q else None,
-            "created_before": query_int(request, "created_before", 0, maximum=MAX_EPOCH_MS)
-            if "created_before" in q else None,
-            "label": q.get("label") or None, "q": q.get("q") or None,
-        }, RunFilter)
-    except msgspec.ValidationError as exc:
-        raise Unprocessable("invalid_query", str(exc), {"field": str(exc).rpartition("`$.")[2].rstrip("`")}) \
-            from None
-
-
-def _cursor(request: Request) -> Optional[str]:
-    raw = request.query_params.get("cursor") or None
-    if raw is not None and not raw.isdigit():
-        raise Unprocessable("invalid_query", "cursor must be a next_cursor from a previous page", {"field": "cursor"})
-    return raw
+    tags = dict(pair.split(":", 1) for pair in param(request, _TAG, []))
+    return RunFilter(workflow_id=workflow_id or param(request, _WORKFLOW), status=param(request, _STATUS),
+                     triggered_by=param(request, _TRIGGERED_BY), tags=tags,
+                     created_after=param(request, _AFTER), created_before=param(request, _BEFORE),
+                     label=param(request, _LABEL), q=param(request, _SEARCH))
 
 
 async def _page(request: Request, workflow_id: Optional[str] = None) -> JSON:
     flt = _filter(request, workflow_id)
-    limit = min(query_int(request, "limit", 100, minimum=1), MAX_RUN_PAGE)
-    runs, next_cursor = await request.app.state.store.list_runs(flt, limit, _cursor(request))
+    limit = min(param(request, _LIMIT, 100), MAX_RUN_PAGE)
+    runs, next_cursor = await request.app.state.store.list_runs(flt, limit, param(request, _CURSOR))
     return JSON(RunPage(runs=runs, next_cursor=next_cursor))
 
 
@@ -93,10 +86,7 @@ async def start_run(request: Request) -> JSON:
     body = await decode_body(request, RunCreate, empty_ok=True)
     store: Store = request.app.state.store
     wf = request.path_params["wf"]
-    key = request.headers.get("idempotency-key", "")
-    if len(key) > 200:
-        raise Unprocessable("invalid_header", "Idempotency-Key is longer than 200 characters",
-                            {"field": "Idempotency-Key"})
+    key = param(request, IDEMPOTENCY_KEY, "")
     if key:
         key = f"{principal(request).token_id}:run:{wf}:{key}"
     started = await store.start_run(wf, triggered_by=body.triggered_by, inputs=body.inputs, tags=body.tags,
@@ -146,9 +136,13 @@ async def retry_job(request: Request) -> JSON:
     return JSON(await store.get_run(p["run_id"]), status_code=202)
 
 
+_EVENT_FILTERS = (Param("job_id", Id, "only this job's events"),
+                  Param("type", Annotated[str, Meta(min_length=1, max_length=64)], "only this type of event"))
+_EVENTS_LIMIT = Param("limit", Limit, f"at most this many (default and maximum {MAX_RUN_PAGE})")
+
+
 def _event_filter(request: Request):
-    job_id = request.query_params.get("job_id") or None
-    kind = request.query_params.get("type") or None
+    job_id, kind = (param(request, p) for p in _EVENT_FILTERS)
     return lambda e: (job_id is None or e["job_id"] == job_id) and (kind is None or e["type"] == kind)
 
 
@@ -156,7 +150,7 @@ async def events(request: Request) -> JSON:
     store, run = request.app.state.store, request.path_params["run_id"]
     await store.run_head(run)  # 404 for an unknown run
     after = stream_id(request.query_params.get("after", "0-0"), "after")
-    limit = min(query_int(request, "limit", 1000, minimum=1), MAX_RUN_PAGE)
+    limit = min(param(request, _EVENTS_LIMIT, MAX_RUN_PAGE), MAX_RUN_PAGE)
     keep = _event_filter(request)
     found = [e for e in await store.events(run, after, limit) if keep(msgspec.structs.asdict(e))]
     return JSON(found)
@@ -189,8 +183,6 @@ async def events_stream(request: Request) -> Response:
 async def _bulk(request: Request, act) -> JSON:
     req = await decode_body(request, BulkRequest)
     store: Store = request.app.state.store
-    if (req.run_ids is None) == (req.filter is None):
-        raise Unprocessable("invalid_body", "give run_ids or filter, not both nor neither", {"field": "$"})
     more = False
     if req.run_ids is not None:
         runs = list(dict.fromkeys(req.run_ids))
@@ -225,28 +217,15 @@ async def bulk_retry(request: Request) -> JSON:
     return await _bulk(request, _retry_one)
 
 
-_PAGING = (Param("limit", int, "at most this many runs (default 100; above 1000 means 1000)"),
-           Param("cursor", str, "next_cursor of the previous page"))
-_FILTERS = (
-    Param("status", str, "the run's status: queued, running, success, failure, cancelled"),
-    Param("triggered_by", str, "api, cli, retry, ..."),
-    Param("tag", str, "k:v; repeat it: all must match"),
-    Param("created_after", int, "only runs created after this time (epoch ms)"),
-    Param("created_before", int, "only runs created before this time (epoch ms)"),
-    Param("label", str, "only runs with a job (of the run's definition) that needs this label"),
-    Param("q", str, "text in the run id, the workflow's id or name, or a job's id or name (any case)"),
-)
-_EVENT_FILTERS = (Param("job_id", str, "only this job's events"), Param("type", str, "only this type of event"))
 endpoints = [
     Endpoint("POST", "/api/workflows/{wf}/runs", start_run, "submit",
              "Start a new run of the workflow's current definition (Idempotency-Key honoured)",
              body=RunCreate, status=201, response=RunOut, errors=(404, 422, 429), tag="runs",
-             params=(Param("Idempotency-Key", str, "a retried start with the same key and body returns the"
-                           " first run (kept 24 h, per token)", where="header"),)),
+             params=(IDEMPOTENCY_KEY,)),
     Endpoint("GET", "/api/workflows/{wf}/runs", list_workflow_runs, "read", "A workflow's runs, newest first",
              response=RunPage, params=_PAGING + _FILTERS, errors=(404, 422), tag="runs"),
     Endpoint("GET", "/api/runs", list_runs, "read", "Runs, newest first, filtered, cursor-paged",
-             response=RunPage, params=_PAGING + _FILTERS + (Param("workflow_id", str, "only this workflow's"),),
+             response=RunPage, params=_PAGING + _FILTERS + (_WORKFLOW,),
              errors=(422,), tag="runs"),
     Endpoint("GET", "/api/runs/{run_id}", get_run, "read", "A run, its jobs and their attempts",
              response=RunOut, errors=(404,), tag="runs"),
@@ -266,13 +245,11 @@ endpoints = [
              errors=(404, 409), tag="runs"),
     Endpoint("GET", "/api/runs/{run_id}/events", events, "read", "A run's events, oldest first",
              response=list[EventOut], errors=(400, 404, 422), tag="runs",
-             params=_EVENT_FILTERS + (Param("after", str, "only events after this id"),
-                                      Param("limit", int, "at most this many (default and maximum 1000)"))),
+             params=_EVENT_FILTERS + (Param("after", StreamId, "only events after this id"), _EVENTS_LIMIT)),
     Endpoint("GET", "/api/runs/{run_id}/events/stream", events_stream, "read",
              "Server-Sent Events: the run's events so far, then live (`event`), then `end` with the run",
              stream=True, errors=(400, 404, 503), tag="runs",
-             params=_EVENT_FILTERS + (Param("after", str, "resume after this event id"),
-                                      Param("Last-Event-ID", str, "resume after this event id", where="header"))),
+             params=_EVENT_FILTERS + RESUME),
     Endpoint("POST", "/api/runs/cancel", bulk_cancel, "submit",
              "Cancel runs by id or by filter, at most 1,000 a call; one outcome per run", body=BulkRequest,
              body_required=True, response=BulkAnswer, errors=(422,), tag="runs"),
@@ -282,5 +259,5 @@ endpoints = [
     # seed 002's workflow-scoped events, of the latest run
     Endpoint("GET", "/api/workflows/{wf}/events", for_latest_run(events), "read",
              "The events of the workflow's latest run", response=list[EventOut], errors=(400, 404, 422),
-             tag="runs", params=_EVENT_FILTERS + (Param("after", str, "only events after this id"),)),
+             tag="runs", params=_EVENT_FILTERS + (Param("after", StreamId, "only events after this id"),)),
 ]

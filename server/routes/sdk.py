@@ -21,15 +21,16 @@ from ..auth import principal
 from ..definitions import DefinitionError
 from ..definitions.spawn import parse_spawn
 from ..errors import BadRequest, Unprocessable
-from ..http import JSON, decode_body
+from ..http import JSON, decode_body, param
 from ..models import (
-    Accepted, CheckpointOut, ChildRun, EventKey, EventPost, LogBody, LogEntry, Note, Payload, ProgressUpdate, Released,
-    JobOut, LogAccepted, ResourceSample, RunOut, Spawned, StateKey, StateSet, StepUpdate, WaitRequest, Waiting,
+    NOTE_FIELD, Accepted, Annotations, CheckpointOut, ChildRun, EventKey, EventPost, LogAccepted, LogBody, LogEntry,
+    Note, Payload, ProgressUpdate, Released, JobOut, ResourceSample, RunOut, Spawned, SpawnRequest, StateKey, StateSet,
+    StepId, StepUpdate, WaitRequest, Waiting,
 )
-from ..routing import JSON_MEDIA, YAML_MEDIA, Endpoint, lease_calls
+from ..routing import JSON_MEDIA, YAML_MEDIA, Endpoint, OneOf, Param, lease_calls
 
 _OK = Accepted()
-_annotations = msgspec.json.Decoder(dict[StateKey, str])
+_annotations = msgspec.json.Decoder(Annotations)
 _note = msgspec.json.Decoder(Note)
 _child = msgspec.json.Decoder(ChildRun)
 # Restep's, Strait's and rota's own step states.
@@ -61,23 +62,26 @@ async def log(request: Request) -> Response:
     body = await decode_body(request, LogBody)
     if body.logs is not None:
         entries = body.logs
-    elif body.message is not None:
+    else:  # (LogBody holds one or the other)
         entries = [LogEntry(level=body.level, message=body.message, log_data=body.log_data,
                             progress_percent=body.progress_percent, step=body.step,
                             execution_step_id=body.execution_step_id)]
-    else:
-        raise Unprocessable("invalid_body", "give message (one entry) or logs (a list of entries)",
-                            {"field": "message"})
     store, lease_id, caller = _lease(request)
     kept, dropped = await store.log_entries(lease_id, caller, entries)
     return JSON(LogAccepted(ok=True, count=kept, dropped=dropped))
 
 
+_STEP = Param("step", StepId, "the step: its index in a `steps:` job, or the executor's own id", where="path")
+_KEY = Param("key", StateKey, "a key of the run's state", where="path", error="invalid_key")
+_EVENT_KEY = Param("event_key", EventKey, "the event's key", where="path", error="invalid_key")
+
+
 def _step(state: str):
     async def step(request: Request) -> Response:
+        step_id = param(request, _STEP)
         update = await decode_body(request, StepUpdate, empty_ok=True)
         store, lease_id, caller = _lease(request)
-        await store.report_step(lease_id, caller, request.path_params["step"], state, update)
+        await store.report_step(lease_id, caller, step_id, state, update)
         return JSON(_OK)
 
     return step
@@ -98,12 +102,7 @@ async def state_all(request: Request) -> Response:
 
 
 def _state_key(request: Request) -> str:
-    key = request.path_params["key"]
-    try:
-        return msgspec.convert(key, StateKey)
-    except msgspec.ValidationError:
-        raise Unprocessable("invalid_key", "a state key is 1-128 of letters, digits and _ . : -",
-                            {"field": "key"}) from None
+    return param(request, _KEY)
 
 
 async def state_get(request: Request) -> Response:
@@ -143,7 +142,7 @@ async def annotate(request: Request) -> Response:
     body = await _json(request)
     store, lease_id, caller = _lease(request)
     try:
-        if isinstance(body, dict) and "markdown" in body:
+        if isinstance(body, dict) and NOTE_FIELD in body:
             await store.add_note(lease_id, caller, _note.decode(raw))
             return JSON(Accepted(count=1))
         count = await store.annotate(lease_id, caller, _annotations.decode(raw))
@@ -230,12 +229,7 @@ async def cancel_own(request: Request) -> Response:
 
 async def fire_event(request: Request) -> Response:
     body = await decode_body(request, EventPost, empty_ok=True)
-    key = request.path_params["event_key"]
-    try:
-        msgspec.convert(key, EventKey)
-    except msgspec.ValidationError:
-        raise Unprocessable("invalid_key", "an event key is 1-200 of letters, digits and _ . : -",
-                            {"field": "event_key"}) from None
+    key = param(request, _EVENT_KEY)
     released = await request.app.state.store.fire_event(key, body.payload)
     journal.info("event %s fired: %d waiting job(s) released", key, released)
     return JSON(Released(event_key=key, released=released))
@@ -276,7 +270,8 @@ CALLS: dict[tuple[str, str], dict] = {
                            " they share the attempt's LOG_MAX_BYTES with its output (`dropped`, then 413)",
                            body=LogBody, body_required=True, response=LogAccepted, errors=(400, 413) + _E),
     **{("POST", f"/steps/{{step}}/{state}"): dict(
-        handler=_step(state), summary=f"Report a step {state}", body=StepUpdate, response=Accepted, errors=_E)
+        handler=_step(state), summary=f"Report a step {state}", body=StepUpdate, response=Accepted, errors=_E,
+        params=(_STEP,))
        for state in STEP_STATES},
     ("POST", "/checkpoint"): dict(handler=checkpoint, summary="Save a checkpoint for the job's next attempt"
                                   " ({data}, or any JSON object)", body=Any, body_required=True,
@@ -286,19 +281,21 @@ CALLS: dict[tuple[str, str], dict] = {
     ("POST", "/state"): dict(handler=state_post, summary="Set a key of the run's state ({key, value})",
                              body=StateSet, body_required=True, response=Accepted, errors=(400,) + _E),
     ("GET", "/state/{key}"): dict(handler=state_get, summary="One key of the run's state",
-                                  response=StateSet, errors=(404,) + _E),
+                                  response=StateSet, errors=(404,) + _E, params=(_KEY,)),
     ("PUT", "/state/{key}"): dict(handler=state_put, summary="Set one key of the run's state ({value})",
-                                  body=_Value, body_required=True, response=Accepted, errors=(400,) + _E),
+                                  body=_Value, body_required=True, response=Accepted, errors=(400,) + _E,
+                                  params=(_KEY,)),
     ("DELETE", "/state/{key}"): dict(handler=state_delete, summary="Delete one key of the run's state",
-                                     response=Accepted, errors=_E),
+                                     response=Accepted, errors=_E, params=(_KEY,)),
     ("POST", "/annotate"): dict(handler=annotate, summary="Annotate the job ({key: value}) or the run (a"
-                                " Markdown note: {markdown, style, context})", body=dict[str, Any],
+                                " Markdown note: {markdown, style, context})", body=OneOf((Annotations, Note)),
                                 body_required=True, response=Accepted, errors=(400,) + _E),
     ("POST", "/output"): dict(handler=output, summary="Set outputs now ({key: value}); complete's win",
                               body=dict[str, str], body_required=True, response=Accepted, errors=(400,) + _E),
     ("POST", "/spawn"): dict(handler=spawn, summary="Add jobs to this run ({jobs, wait}, JSON or YAML), or start"
-                             " a child run ({workflow_id, inputs})", body=dict[str, Any], body_required=True,
-                             media=JSON_MEDIA + YAML_MEDIA, status=201, response=Spawned,
+                             " a child run ({workflow_id, inputs})", body=OneOf((SpawnRequest, ChildRun)),
+                             yaml=SpawnRequest, body_required=True, media=JSON_MEDIA + YAML_MEDIA, status=201,
+                             response=Spawned,
                              errors=(400, 404) + _E),
     ("POST", "/wait-for-event"): dict(handler=wait_for_event, summary="End this attempt as waiting for an"
                                       " event; the job runs again when it comes", body=WaitRequest,
@@ -318,10 +315,10 @@ CALLS: dict[tuple[str, str], dict] = {
 endpoints = lease_calls("/api/jobs/{lease_id}", "in-job sdk", CALLS) + [
     Endpoint("POST", "/api/events/{event_key}", fire_event, "submit",
              "Fire an event: every job waiting on its key runs again (a gate succeeds) with the payload",
-             body=EventPost, response=Released, errors=(400, 422), tag="in-job sdk"),
+             body=EventPost, response=Released, errors=(400, 422), tag="in-job sdk", params=(_EVENT_KEY,)),
     Endpoint("POST", "/api/runs/{run_id}/jobs/{job}/approve", approve, "submit",
              "Release one waiting job or approval gate, with an optional payload", body=EventPost,
-             status=202, errors=(400, 404, 409, 422), tag="runs"),
+             status=202, response=JobOut, errors=(400, 404, 409, 422), tag="runs"),
     Endpoint("GET", "/api/runs/{run_id}/state", run_state, "read", "The run's state, as its jobs set it",
              response=dict[str, Any], errors=(404,), tag="runs"),
     Endpoint("GET", "/api/runs/{run_id}/jobs/{job}/checkpoints", checkpoints, "read",

@@ -6,16 +6,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from typing import Optional
+from typing import Annotated, Optional
 
 import msgspec
-
+from msgspec import Meta
 from starlette.requests import Request
 from starlette.responses import Response
 
 from ..auth import principal
 from ..errors import Overloaded, Unprocessable
-from ..http import JSON, decode_body, page_params, query_int, wait_unless_gone
+from ..http import MAX_QUERY_INT, JSON, decode_body, page_params, param, wait_unless_gone
 from ..models import (
     ClaimRequest,
     ClaimResponse,
@@ -60,10 +60,12 @@ async def deregister(request: Request) -> Response:
     return Response(status_code=204)
 
 
+_UNSEEN_FOR = Param("unseen_for_secs", Annotated[int, Meta(ge=1, le=MAX_QUERY_INT)],
+                    "remove the workers not seen for at least this many seconds instead")
+
+
 async def prune(request: Request) -> JSON:
-    unseen = None
-    if request.query_params.get("unseen_for_secs"):
-        unseen = query_int(request, "unseen_for_secs", 0, minimum=1)
+    unseen = param(request, _UNSEEN_FOR)
     removed, more = await request.app.state.store.prune_workers(unseen)
     if removed:
         journal.info("%d worker(s) removed (%s): %s", len(removed),
@@ -286,8 +288,7 @@ endpoints = [
     Endpoint("DELETE", "/api/workers", prune, "admin",
              "Remove every worker that shows offline or lost, or with unseen_for_secs every one not seen for"
              " that long (at most 1,000 a call; `more` says to call again)", response=WorkersPruned,
-             params=(Param("unseen_for_secs", int, "remove the workers not seen for at least this many seconds"
-                           " instead"),), errors=(422,), tag="workers"),
+             params=(_UNSEEN_FOR,), errors=(422,), tag="workers"),
     Endpoint("GET", "/api/jobs/{wf}/{job}/cancelled", for_latest_run(cancelled), "read|worker",
              "Whether a job of the workflow's latest run was cancelled", response=bool, errors=(404,),
              tag="worker protocol"),

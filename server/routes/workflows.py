@@ -14,8 +14,8 @@ from starlette.responses import Response
 from ..auth import principal
 from ..definitions import DefinitionError, parse_workflow
 from ..errors import BadRequest, Unprocessable
-from ..http import JSON, page_params, query_flag, too_deep, too_deep_error
-from ..models import JOB_STATUSES, DefinitionOut, JobStatus, WorkflowDocument, WorkflowOut, WorkflowSpec
+from ..http import IDEMPOTENCY_KEY, JSON, page_params, param, too_deep, too_deep_error
+from ..models import DefinitionOut, JobStatus, WorkflowDocument, WorkflowOut, WorkflowSpec
 from ..routing import JSON_MEDIA, YAML_MEDIA, Endpoint, Param
 from ..store import Store, definition_version
 
@@ -43,17 +43,14 @@ async def _document(request: Request) -> tuple[WorkflowSpec, str]:
 
 
 def _idempotency_key(request: Request, scope: str) -> str:
-    key = request.headers.get("idempotency-key", "")
-    if len(key) > 200:
-        raise Unprocessable("invalid_header", "Idempotency-Key is longer than 200 characters",
-                            {"field": "Idempotency-Key"})
+    key = param(request, IDEMPOTENCY_KEY, "")
     # Keys are per token: two teams' CI may well pick the same one.
     return f"{principal(request).token_id}:{scope}:{key}" if key else ""
 
 
 async def create_workflow(request: Request) -> JSON:
     store: Store = request.app.state.store
-    run = query_flag(request, "run")
+    run = param(request, _RUN, False)
     key = _idempotency_key(request, "create")
     spec, text = await _document(request)
     defined = await store.define_workflow(
@@ -104,10 +101,7 @@ async def definition(request: Request) -> JSON:
 
 async def list_workflows(request: Request) -> JSON:
     limit, offset = page_params(request)
-    status = request.query_params.get("status") or None
-    if status is not None and status not in JOB_STATUSES:
-        raise Unprocessable("invalid_query", f"status must be one of {', '.join(JOB_STATUSES)}",
-                            {"field": "status"})
+    status = param(request, _STATUS)
     page = await request.app.state.store.list_workflows(limit, offset, status, max_jobs=MAX_PAGE_JOBS)
     # A page cut short by the job bound says where the next one starts.
     return JSON(page, headers={"X-Next-Offset": str(offset + len(page))})
@@ -133,22 +127,22 @@ async def cancel_workflow(request: Request) -> JSON:
 
 
 _DOCUMENT = dict(body=WorkflowDocument, body_required=True, media=JSON_MEDIA + YAML_MEDIA)
+_RUN = Param("run", bool, "start the workflow at once (true or false)")
+_STATUS = Param("status", JobStatus, "only workflows whose latest run has a job in this status")
 endpoints = [
     Endpoint("POST", "/api/workflows", create_workflow, "submit",
              "Create a one-off workflow from a JSON or YAML document; ?run=true starts it",
              status=201, response=WorkflowOut, errors=(400, 413, 415, 422, 429), tag="workflows", **_DOCUMENT,
-             params=(Param("run", bool, "start the workflow at once"),
-                     Param("Idempotency-Key", str, "a retried submission with the same key and document"
-                           " returns the first workflow (kept 24 h, per token)", where="header"))),
+             params=(_RUN, IDEMPOTENCY_KEY)),
     Endpoint("GET", "/api/workflows", list_workflows, "read",
              "List workflows with their latest run, newest first (a page stops before 10,000 jobs in all;"
              " X-Next-Offset says where the next page starts)",
              response=list[WorkflowOut], errors=(422,), tag="workflows",
-             params=page_params.params + (Param("status", JobStatus, "only workflows whose latest run has a job"
-                                                " in this status"),)),
+             params=page_params.params + (_STATUS,)),
     Endpoint("PUT", "/api/workflows/{wf}", put_workflow, "submit",
              "Create or replace a definition under this id, without starting it (runs in progress keep the"
-             " definition they started with)", status=200, response=WorkflowOut,
+             " definition they started with); 201 when it created one", status=200, created=True,
+             response=WorkflowOut,
              errors=(400, 409, 413, 415, 422, 429), tag="workflows", **_DOCUMENT),
     Endpoint("DELETE", "/api/workflows/{wf}", delete_workflow, "admin",
              "Delete a definition with its finished runs (409 while a run is active)", status=204,

@@ -13,7 +13,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.templating import Jinja2Templates
 
 from ..errors import NotFound
-from ..routing import Endpoint
+from ..routing import Endpoint, Param
 
 HERE = Path(__file__).resolve().parent
 _templates = Jinja2Templates(directory=str(HERE / "templates"))
@@ -111,12 +111,15 @@ async def home(request: Request) -> Response:
 
 
 _HTML = ("text/html",)
+# A page's address may carry its own state (filters, a cursor), which its
+# script reads; the server serves the same shell whatever it holds.
+_STATE = Param("state", dict[str, str], "the page's own state, read by its script (any query parameters)")
 endpoints = [
     Endpoint("GET", "/", home, "public", "The dashboard's address: redirects to /ui", status=307, tag="dashboard"),
 ] + [
     Endpoint("GET", page.path, _page_handler(page), "public",
              f"Dashboard page: {page.title.lower()} (a shell holding no data; it reads the API with the"
-             " operator's token)", content=_HTML, tag="dashboard")
+             " operator's token)", content=_HTML, tag="dashboard", params=(_STATE,))
     for page in PAGES
 ] + [
     Endpoint("GET", "/ui/static/{file}", static_file, "public", "The dashboard's scripts, styles and images",
