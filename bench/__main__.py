@@ -6,7 +6,8 @@ then measures the seed protocol end to end over loopback and prints figures.
   2. idle dispatch latency with long-poll (enqueue -> the waiting worker has it)
   3. a 50-job chain's wall time through the protocol
   4. the worker daemon figures (bench/worker_bench.py), when present
-  5. the fleet figures (bench/fleet_bench.py)
+  5. the fleet figures (bench/fleet_bench.py), and how long hostile workflow
+     documents take to refuse (bench/definitions_bench.py)
   6. the dashboard in headless chromium with real volumes (bench/ui_bench.py)
   7. claims against 20,000 queued label sets (bench/labelsets_bench.py)
 """
@@ -185,9 +186,10 @@ def main() -> None:
                 worker_bench = None
             if worker_bench is not None:
                 asyncio.run(worker_bench.main(f"http://127.0.0.1:{port}"))
-            from bench import fleet_bench
+            from bench import definitions_bench, fleet_bench
 
             asyncio.run(fleet_bench.main(f"http://127.0.0.1:{port}", port, redis.url))
+            definitions_bench.main()
             from bench import ui_bench
 
             asyncio.run(ui_bench.main(f"http://127.0.0.1:{port}", redis.url))

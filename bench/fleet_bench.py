@@ -85,7 +85,7 @@ async def tails(url: str, port: int, n: int) -> str:
 
     async with stream_client(url) as client:
         readers = [asyncio.create_task(one(i, client)) for i in range(n)]
-        await wait_for(lambda: health(url)["open_streams"] >= n, f"{n} open tails")
+        await wait_for(lambda: health(url).get("open_streams", 0) >= n, f"{n} open tails")
         pushed: dict[int, float] = {}
         for seq in range(CHUNKS):
             pushed[seq] = time.perf_counter()

@@ -25,7 +25,7 @@ ROTA = [str(Path(sys.executable).with_name("rota"))]
 
 
 def wait_until(
-    condition: Callable[[], Optional[T]], what: str, timeout: float = 15.0, logs: Callable[[], str] = str
+    condition: Callable[[], Optional[T]], what: str, timeout: float = 60.0, logs: Callable[[], str] = str
 ) -> T:
     """Poll `condition` until it is truthy; past `timeout` fail naming `what`, with `logs()`."""
     deadline = time.monotonic() + timeout

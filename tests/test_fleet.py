@@ -116,17 +116,19 @@ async def test_claim_ids_are_per_worker_and_checked(api):
 
 async def test_a_job_leased_to_a_waiting_client_gone_meanwhile_is_handed_back_unspent(app, api, monkeypatch):
     store = app.state.store
-    gone = asyncio.Event()
+    gone, parked = asyncio.Event(), asyncio.Event()
     real_claim = store.claim
 
     async def claim_then_hang_up(*args, **kwargs):
         got = await real_claim(*args, **kwargs)
-        if got is not None:
+        if got is None:
+            parked.set()  # a fruitless first attempt: the claim now waits
+        else:
             gone.set()  # the client goes away just as the job is leased
         return got
 
     monkeypatch.setattr(store, "claim", claim_then_hang_up)
-    body = b'{"worker_id": "gone", "wait_secs": 10}'
+    body = b'{"worker_id": "gone", "wait_secs": 60}'
     messages = [{"type": "http.request", "body": body, "more_body": False}]
     sent: list[dict] = []
 
@@ -146,11 +148,12 @@ async def test_a_job_leased_to_a_waiting_client_gone_meanwhile_is_handed_back_un
              "headers": [(b"host", b"localhost"), (b"content-type", b"application/json"),
                          (b"content-length", str(len(body)).encode())]}
     call = asyncio.create_task(app(scope, receive, send))
-    while app.state.notifier.waiting_claims < 1:
-        await asyncio.sleep(0.01)
+    # Not merely registered: on a slow machine the first attempt could
+    # otherwise find the job itself and answer at once, as it should.
+    await asyncio.wait_for(parked.wait(), 60)
     wf = (await api.post("/api/workflows?run=true", json={
         "name": "x", "jobs": [{"id": "a", "command": "true", "max_retries": 0}]})).json()["id"]
-    await asyncio.wait_for(call, 10)
+    await asyncio.wait_for(call, 60)
     job = (await api.get(f"/api/workflows/{wf}")).json()["jobs"][0]
     assert job["status"] == "queued" and job["attempt"] == 0
     events = (await api.get(f"/api/workflows/{wf}/events")).json()

@@ -20,7 +20,7 @@ from tests.server_proc import ServerProcess
 pytestmark = pytest.mark.slow
 
 
-def wait_for(predicate, what: str, timeout: float = 15.0):
+def wait_for(predicate, what: str, timeout: float = 60.0):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = predicate()

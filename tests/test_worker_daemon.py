@@ -153,7 +153,7 @@ def error(status: int, code: str, message: str, details: dict | None = None) -> 
     return httpx.Response(status, json={"error": {"code": code, "message": message, "details": details}})
 
 
-async def wait_for(condition, what: str, timeout: float = 15.0) -> None:
+async def wait_for(condition, what: str, timeout: float = 60.0) -> None:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     while not condition():

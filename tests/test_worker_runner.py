@@ -35,7 +35,7 @@ def make_runner(tmp_path, sink, env=None, grace=5.0):
 
 
 
-async def wait_for(condition, what: str, timeout: float = 5.0) -> None:
+async def wait_for(condition, what: str, timeout: float = 60.0) -> None:
     deadline = asyncio.get_running_loop().time() + timeout
     while not condition():
         if asyncio.get_running_loop().time() > deadline:
