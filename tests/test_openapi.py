@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, assume
 from schemathesis.checks import CHECKS, load_all_checks, positive_data_acceptance
 from hypothesis import settings as hypothesis_settings
 
-from server import openapi
+from server import limits, openapi
 from server.app import create_app
 from server.routes import logs
 from server.routing import OneOf
@@ -168,7 +168,7 @@ def test_the_description_states_the_limits_the_server_checks():
     params = {p["name"]: p["schema"] for p in spec["paths"]["/api/runs"]["get"]["parameters"]}
     assert params["limit"] == {"type": "integer", "minimum": 1, "maximum": 2**31 - 1}
     assert set(params["status"]["enum"]) == {"queued", "running", "success", "failure", "cancelled"}
-    assert params["created_after"] == {"type": "integer", "minimum": 0, "maximum": 2**53}
+    assert params["created_after"] == {"type": "integer", "minimum": 0, "maximum": limits.MAX_EPOCH_MS}
     levels = {p["name"]: p["schema"] for p in
               spec["paths"]["/api/runs/{run_id}/jobs/{job}/logs"]["get"]["parameters"]}["level"]
     assert set(levels["enum"]) == {"debug", "info", "warn", "error", "warning"}
