@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import resource
+import signal
 import sys
 
 import uvicorn
@@ -26,8 +27,10 @@ class _Server(uvicorn.Server):
     def __init__(self, config: uvicorn.Config, app: Starlette):
         super().__init__(config)
         self._app = app
+        self.interrupted = False
 
     def handle_exit(self, sig, frame) -> None:
+        self.interrupted |= sig == signal.SIGINT
         notifier = getattr(self._app.state, "notifier", None)
         if notifier is not None:
             try:
@@ -75,13 +78,18 @@ def main() -> None:
         ssl_keyfile=settings.ssl_keyfile,
         ssl_certfile=settings.ssl_certfile,
     )
+    server = _Server(config, app)
     try:
-        _Server(config, app).run()
+        server.run()
     except KeyboardInterrupt:
         # uvicorn shuts down gracefully on SIGINT, then raises the signal
         # again for the default handler: Python's is this exception, and a
         # Ctrl-C is no error to print a traceback for. 130 = 128 + SIGINT,
         # as a shell reports a command Ctrl-C ended.
+        sys.exit(EXIT_INTERRUPTED)
+    if server.interrupted:
+        # Started with SIGINT ignored (nohup, a job started with `&`), the
+        # raised signal is ignored too: still say the run was interrupted.
         sys.exit(EXIT_INTERRUPTED)
 
 

@@ -304,12 +304,15 @@ def test_a_body_over_the_limit_gets_a_readable_413():
 # ---- item 21: Ctrl-C ------------------------------------------------------------------
 
 
-def _interrupt(argv: list[str], *, group: bool = False) -> tuple[int, str]:
+def _interrupt(argv: list[str], *, group: bool = False, sigint: object = signal.SIG_DFL) -> tuple[int, str]:
+    """`sigint`: how the process starts out treating SIGINT. Whatever ran
+    the suite may have left it ignored (a job started with `&` from a
+    script is), and a child inherits that unless told otherwise."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k not in ("ROTA_ADMIN_TOKEN", "ROTA_AUTH", "HOST", "REDIS_URL")}
     env.update(PORT=str(port), WORKFLOWS_DIR="", LOG_LEVEL="info")
     proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            start_new_session=group)
+                            start_new_session=group, preexec_fn=lambda: signal.signal(signal.SIGINT, sigint))
     try:
         def up() -> bool:
             try:
@@ -336,6 +339,13 @@ def test_ctrl_c_ends_the_server_without_a_traceback(argv):
     assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
     assert code == 130, err
     assert "Shutting down" in err or "shutting down" in err.lower()
+
+
+def test_a_server_started_with_sigint_ignored_still_reports_the_interrupt():
+    # nohup, or a service manager, may start it so; uvicorn still stops on
+    # SIGINT, and the exit status must say why it stopped.
+    code, err = _interrupt([*ROTA, "server"], sigint=signal.SIG_IGN)
+    assert "Traceback" not in err and code == 130, err
 
 
 def test_ctrl_c_of_make_run_ends_without_a_traceback():
