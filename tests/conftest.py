@@ -99,9 +99,9 @@ async def auth_api(auth_app):
 def rota(app, capsys):
     """`rota ARGV` on the in-process app, parsed as the command line parses
     it: (exit code, stdout, stderr)."""
-    from worker import cli
-    from worker.cli_common import run_command
-    from worker.client import Client
+    from worker.cli import main as cli
+    from worker.cli.common import run_command
+    from worker.client.api import Client
 
     async def run(*argv: str) -> tuple[int, str, str]:
         args = cli.parse(["--server", "http://localhost", *argv])

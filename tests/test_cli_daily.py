@@ -22,9 +22,9 @@ from tests.procs import ROOT, ROTA, WorkerProc, rota_background, wait_until
 from tests.procs import rota as rota_proc
 from tests.server_proc import ServerProcess
 from tests.test_runs import claim, finish, put, start
-from worker import cli, cli_completion, cli_watch
-from worker.cli_runs import problem_lines
-from worker.client import ApiError, Client
+from worker.cli import completion as cli_completion, main as cli, watch as cli_watch
+from worker.cli.runs import problem_lines
+from worker.client.api import ApiError, Client
 
 
 # ---- global flags -------------------------------------------------------------------

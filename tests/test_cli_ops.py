@@ -126,7 +126,7 @@ async def test_workflows_lists_definitions(api, rota):
 def test_cancel_on_interrupt_goes_with_a_wait(capsys):
     import pytest
 
-    from worker import cli
+    from worker.cli import main as cli
 
     for argv in (["run", "ci", "--cancel-on-interrupt"], ["retry", "RUN", "--cancel-on-interrupt"]):
         with pytest.raises(SystemExit):

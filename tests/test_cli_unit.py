@@ -8,8 +8,8 @@ import re
 import httpx
 import pytest
 
-from worker import cli, cli_watch
-from worker.client import Client
+from worker.cli import main as cli, watch as cli_watch
+from worker.client.api import Client
 
 
 def test_worker_flags_come_from_env(monkeypatch):

@@ -11,11 +11,11 @@ import textwrap
 
 import pytest
 
-import worker.outputs
+import worker.daemon.outputs
 from bench import definitions_bench
 from server.definitions import DefinitionError, parse_workflow
 from server.definitions.spawn import parse_spawn
-from worker.outputs import resolve_env
+from worker.daemon.outputs import resolve_env
 
 YAML = "application/yaml"
 JSON = "application/json"
@@ -69,8 +69,8 @@ def test_the_grammar_is_the_workers():
     from server.definitions import expressions
 
     # one definition of what the worker resolves, not a second copy that can drift
-    assert expressions.EXPRESSION is worker.outputs.EXPRESSION
-    assert expressions.NEEDS_OUTPUT is worker.outputs.NEEDS_OUTPUT
+    assert expressions.EXPRESSION is worker.daemon.outputs.EXPRESSION
+    assert expressions.NEEDS_OUTPUT is worker.daemon.outputs.NEEDS_OUTPUT
 
 
 def test_outputs_of_direct_needs_are_accepted_and_resolve_on_the_worker():

@@ -17,11 +17,11 @@ import httpx
 import pytest
 import yaml
 
-import worker.daemon
+import worker.daemon.job
 from tests.procs import ROTA, WorkerProc, kill_group, pid_alive, rota, wait_until
 from tests.server_proc import ServerProcess
-from worker.client import Client
-from worker.daemon import Daemon, WorkerConfig
+from worker.client.api import Client
+from worker.daemon.job import Daemon, WorkerConfig
 
 pytestmark = pytest.mark.slow
 
@@ -348,7 +348,7 @@ def test_the_daemon_reports_each_step_with_its_exit_code(server, start_worker, s
 
 
 async def test_the_daemon_reports_the_jobs_cpu_and_memory(server, submit, tmp_path, monkeypatch, label):
-    monkeypatch.setattr(worker.daemon, "RESOURCE_INTERVAL_SECS", 0.1)
+    monkeypatch.setattr(worker.daemon.job, "RESOURCE_INTERVAL_SECS", 0.1)
     gate = tmp_path / "gate"
     # busy in a child process (the job's process group is what is measured) until the test has seen samples
     _, run = submit({"busy": {"run": f"{PY} -c 'import os\nwhile not os.path.exists(\"{gate}\"): pass' & wait"}})

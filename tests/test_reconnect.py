@@ -9,9 +9,9 @@ import pytest
 
 from server.models import JobOut
 from tests.test_worker_client import JOB_JSON, chunk_json, client_for
-from worker import reconnect
-from worker.client import ApiError, Unreachable
-from worker.reconnect import Reconnect, StillDown
+from worker.client import reconnect
+from worker.client.api import ApiError, Unreachable
+from worker.client.reconnect import Reconnect, StillDown
 
 
 @pytest.fixture(autouse=True)
@@ -131,7 +131,7 @@ async def test_a_tail_waits_for_the_server_and_resumes_after_the_last_line():
 
 
 async def test_without_outages_a_tail_still_gives_up_and_a_refusal_is_at_once(monkeypatch):
-    from worker import client as client_module
+    from worker.client import api as client_module
 
     monkeypatch.setattr(client_module, "_STREAM_RECONNECTS", 1)
 
@@ -153,7 +153,7 @@ async def test_without_outages_a_tail_still_gives_up_and_a_refusal_is_at_once(mo
 async def test_a_wait_whose_timeout_passes_while_the_server_is_out_says_what_to_check():
     import io
 
-    from worker import cli_watch
+    from worker.cli import watch as cli_watch
 
     clock = Clock()
 

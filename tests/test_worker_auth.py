@@ -15,9 +15,9 @@ import pytest
 
 from server.models import TokenCreated, TokenOut
 from tests.test_worker_daemon import FakeServer
-from worker import cli, cli_tokens
-from worker.client import ApiError, Client, is_transient
-from worker.daemon import JobRun, WorkerConfig
+from worker.cli import main as cli, tokens as cli_tokens
+from worker.client.api import ApiError, Client, is_transient
+from worker.daemon.job import JobRun, WorkerConfig
 
 SERVER = "http://rota.test"
 TOKEN_VARS = ("ROTA_TOKEN", "ROTA_TOKEN_FILE", "ROTA_ADMIN_TOKEN", "ROTA_ADMIN_TOKEN_FILE", "ROTA_RUN_TOKEN")

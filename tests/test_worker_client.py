@@ -6,7 +6,7 @@ import httpx
 import pytest
 
 from server.models import JobOut
-from worker.client import ApiError, Client, RotaError, SseEvent, SseParser, Unreachable, is_transient, sse_lines
+from worker.client.api import ApiError, Client, RotaError, SseEvent, SseParser, Unreachable, is_transient, sse_lines
 
 
 def client_for(handler) -> Client:

@@ -16,11 +16,11 @@ import pytest
 
 from server.models import ClaimRequest, ClaimResponse, Lease, LogsRequest, QueuedJob, RetryPolicy, Step
 import server
-import worker.daemon
+import worker.daemon.job
 from tests.procs import pid_alive
-from worker.client import ApiError, Client
-from worker.daemon import Daemon, WorkerConfig
-from worker.runner import STEP_MARKER
+from worker.client.api import ApiError, Client
+from worker.daemon.job import Daemon, WorkerConfig
+from worker.daemon.runner import STEP_MARKER
 
 
 @dataclass
@@ -352,7 +352,7 @@ async def test_a_refused_failure_report_is_logged(fake, start_daemon, caplog):
 
 
 async def test_drain_gives_up_on_results_the_server_never_takes(fake, start_daemon, tmp_path, monkeypatch, caplog):
-    monkeypatch.setattr(worker.daemon, "SHUTDOWN_REPORT_GRACE", 0.5)
+    monkeypatch.setattr(worker.daemon.job, "SHUTDOWN_REPORT_GRACE", 0.5)
     gate, pidfile = tmp_path / "go", tmp_path / "stuck.pid"
     finishes = fake.enqueue(f"while [ ! -e {gate} ]; do sleep 0.02; done")  # during the drain
     stuck = fake.enqueue(f"echo $$ > {pidfile}; sleep 300")  # stopped at the drain timeout
@@ -611,7 +611,7 @@ async def test_the_end_of_an_outage_is_logged_once(fake, start_daemon, caplog):
 
 async def test_an_idle_worker_says_so_now_and_then(fake, start_daemon, caplog, monkeypatch, tmp_path):
     caplog.set_level(logging.INFO, logger="rota.worker")
-    monkeypatch.setattr(worker.daemon, "IDLE_LOG_SECS", 0.3)
+    monkeypatch.setattr(worker.daemon.job, "IDLE_LOG_SECS", 0.3)
     gate = tmp_path / "go"
     start_daemon(concurrency=3)
     await wait_for(lambda: any(r.getMessage() == "idle, 3 of 3 slots free" for r in caplog.records),
@@ -650,7 +650,7 @@ async def test_two_daemons_cannot_share_a_workdir(fake, start_daemon, tmp_path):
     await wait_for(lambda: fake.claims, "a claim")
     other = Daemon(WorkerConfig(server="http://rota.test", worker_id="w2", workdir=str(tmp_path / "work")),
                    fake.client())
-    with pytest.raises(worker.daemon.WorkdirError,
+    with pytest.raises(worker.daemon.job.WorkdirError,
                        match=rf"another rota worker \(pid {os.getpid()}\) is using workdir {tmp_path}/work;"):
         await other.run()
     assert [r["worker_id"] for r in fake.registered] == ["w"]  # refused before it said a word
@@ -666,7 +666,7 @@ async def test_read_only_directories_a_job_leaves_are_removed(fake, start_daemon
 
 
 def test_a_jobs_path_finds_the_workers_own_rota_last(tmp_path, monkeypatch):
-    from worker import daemon
+    from worker.daemon import job as daemon
 
     bin_dir = tmp_path / "venv-bin"
     bin_dir.mkdir()

@@ -20,7 +20,7 @@ import yaml
 
 from tests.procs import Proc, WorkerProc, kill_group, rota, wait_until
 from tests.server_proc import ServerProcess
-from worker import cli
+from worker.cli import main as cli
 
 pytestmark = pytest.mark.slow
 

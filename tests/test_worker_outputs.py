@@ -1,6 +1,6 @@
 import pytest
 
-from worker.outputs import (
+from worker.daemon.outputs import (
     MAX_ENV_STRING_BYTES,
     EnvTooLarge,
     ExpressionError,

@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from tests.procs import Proc, WorkerProc, rota
-from worker import cli
+from worker.cli import main as cli
 
 ENV_SECRET = "rota_0123456789abcdef_SECRETINTHEENVIRONMENT"
 FILE_SECRET = "rota_0123456789abcdef_SECRETINTHEFILE"

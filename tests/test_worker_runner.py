@@ -4,7 +4,7 @@ import os
 import pytest
 
 from tests.procs import pid_alive
-from worker.runner import STEP_MARKER, Runner, Script
+from worker.daemon.runner import STEP_MARKER, Runner, Script
 
 
 class Sink:

@@ -19,13 +19,13 @@ from pathlib import Path
 import httpx
 import pytest
 
-import worker.daemon
+import worker.daemon.job
 from server.models import Step
 from tests.procs import pid_alive
 from tests.test_worker_daemon import FakeServer, wait_for
-from worker import cli
-from worker.daemon import JobRun, WorkerConfig, Workdir
-from worker.reports import CpuMeter, GroupUsage, read_group
+from worker.cli import main as cli
+from worker.daemon.job import JobRun, WorkerConfig, Workdir
+from worker.daemon.reports import CpuMeter, GroupUsage, read_group
 from worker.sdk import Job, LeaseEnded, NotInJob, SdkError, current_job
 
 SERVER = "http://rota.test"
@@ -201,7 +201,7 @@ async def test_a_stopped_steps_report_says_why(tmp_path):
 
 
 async def test_resources_of_the_jobs_process_group_are_reported(tmp_path, monkeypatch):
-    monkeypatch.setattr(worker.daemon, "RESOURCE_INTERVAL_SECS", 0.05)
+    monkeypatch.setattr(worker.daemon.job, "RESOURCE_INTERVAL_SECS", 0.05)
     fake = FakeServer()
     gate = tmp_path / "gate"
     # busy until the test has seen samples: a child process of the job, in its group
@@ -229,7 +229,7 @@ async def test_a_job_shorter_than_the_interval_sends_no_sample(tmp_path):
 
 
 async def test_a_refused_resource_report_ends_the_reports_quietly(tmp_path, monkeypatch, caplog):
-    monkeypatch.setattr(worker.daemon, "RESOURCE_INTERVAL_SECS", 0.02)
+    monkeypatch.setattr(worker.daemon.job, "RESOURCE_INTERVAL_SECS", 0.02)
     fake = FakeServer()
     fake.flaky = {"resources": [409]}
     gate = tmp_path / "gate"

@@ -12,9 +12,9 @@ import sys
 
 import pytest
 
-import worker.supervisor
+import worker.daemon.supervisor
 from tests.procs import WorkerProc, kill_group, pid_alive, rota, wait_until
-from worker.supervisor import Supervisor
+from worker.daemon.supervisor import Supervisor
 
 DEADLINE = 30.0  # generous: the machine may be busy; the supervisor acts at once
 
@@ -37,7 +37,7 @@ async def wait_gone(pid: int, what: str) -> None:
 async def test_groups_still_listed_when_the_worker_goes_are_killed():
     # The supervisor's program, fed as the worker feeds it; its stdin's end of
     # file is what the worker's death looks like to it.
-    program = subprocess.Popen([sys.executable, "-I", "-S", worker.supervisor.PROGRAM], stdin=subprocess.PIPE,
+    program = subprocess.Popen([sys.executable, "-I", "-S", worker.daemon.supervisor.PROGRAM], stdin=subprocess.PIPE,
                                stderr=subprocess.PIPE, start_new_session=True)
     watched, done = sleeper(), sleeper()
     try:
@@ -57,7 +57,7 @@ async def test_groups_still_listed_when_the_worker_goes_are_killed():
 
 
 async def test_a_dead_supervisor_is_replaced_and_told_the_running_groups(monkeypatch):
-    monkeypatch.setattr(worker.supervisor, "RESTART_DELAY_SECS", 0.05)
+    monkeypatch.setattr(worker.daemon.supervisor, "RESTART_DELAY_SECS", 0.05)
     supervisor = Supervisor()
     supervisor.start()
     job = sleeper()

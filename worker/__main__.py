@@ -2,6 +2,6 @@
 
 import sys
 
-from worker.cli import main
+from worker.cli.main import main
 
 sys.exit(main(["worker", *sys.argv[1:]]))

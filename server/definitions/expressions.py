@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from collections.abc import Collection, Iterator
 
-from worker.outputs import EXPRESSION, NEEDS_OUTPUT
+from worker.daemon.outputs import EXPRESSION, NEEDS_OUTPUT
 
 from .graph import Job
 from .problems import Problems, Where, suggest

@@ -19,10 +19,10 @@ from dataclasses import dataclass
 from typing import Awaitable, Callable, Optional, TextIO
 
 from server.models import JobLogChunk, JobOut, RunOut, WorkflowOut
-from worker import cli_details
-from worker.cli_common import one_line, print_json, table
-from worker.client import ApiError, Client, Outages, RotaError
-from worker.reconnect import Reconnect
+from worker.cli import details as cli_details
+from worker.cli.common import one_line, print_json, table
+from worker.client.api import ApiError, Client, Outages, RotaError
+from worker.client.reconnect import Reconnect
 
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\Z")
 TERMINAL = {"success", "failure", "skipped", "cancelled"}

@@ -46,13 +46,13 @@ from server.models import (
     RegisterRequest,
     ResultAccepted,
 )
-from worker.client import ApiError, Client, RotaError, is_transient
-from worker.logship import Backoff, LogShipper, Outage, job_name, send_until_answered
-from worker.outputs import ExpressionError, OutputFileError, parse_output_file, resolve_env
-from worker.reports import StepReporter, sample_resources
-from worker.run_as import RunAs, RunAsError, hand_job_dir, open_workdir
-from worker.runner import GroupWatch, Runner, RunResult, Script
-from worker.supervisor import Supervisor
+from worker.client.api import ApiError, Client, RotaError, is_transient
+from worker.daemon.logship import Backoff, LogShipper, Outage, job_name, send_until_answered
+from worker.daemon.outputs import ExpressionError, OutputFileError, parse_output_file, resolve_env
+from worker.daemon.reports import StepReporter, sample_resources
+from worker.daemon.run_as import RunAs, RunAsError, hand_job_dir, open_workdir
+from worker.daemon.runner import GroupWatch, Runner, RunResult, Script
+from worker.daemon.supervisor import Supervisor
 
 log = logging.getLogger("rota.worker")
 

@@ -21,11 +21,12 @@ import msgspec
 
 from server import limits
 from server.models import LABEL_PATTERN, WorkerId
-from worker import cli, run_as
-from worker.cli import EXIT_ERROR, _env, describe_error
-from worker.client import ApiError, RotaError
-from worker.daemon import Daemon, WorkerConfig, default_worker_id
-from worker.run_as import RunAs
+from worker.cli import main as cli
+from worker.daemon import run_as
+from worker.cli.main import EXIT_ERROR, _env, describe_error
+from worker.client.api import ApiError, RotaError
+from worker.daemon.job import Daemon, WorkerConfig, default_worker_id
+from worker.daemon.run_as import RunAs
 
 log = logging.getLogger("rota.worker")
 

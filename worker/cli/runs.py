@@ -12,8 +12,8 @@ from datetime import datetime, timezone
 from typing import Optional
 
 from server.models import RunOut, WorkflowOut
-from worker import cli_show, cli_workers
-from worker.cli_common import (
+from worker.cli import show as cli_show, workers as cli_workers
+from worker.cli.common import (
     Reported,
     add_json_flag,
     client_command,
@@ -24,8 +24,8 @@ from worker.cli_common import (
     print_json,
     table,
 )
-from worker.cli_watch import FINISHED, Watch, until_interrupted
-from worker.client import ApiError, Client, RotaError
+from worker.cli.watch import FINISHED, Watch, until_interrupted
+from worker.client.api import ApiError, Client, RotaError
 
 CONTENT_TYPES = {".yml": "application/yaml", ".yaml": "application/yaml", ".json": "application/json"}
 

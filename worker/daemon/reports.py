@@ -19,9 +19,9 @@ from functools import partial
 from typing import Awaitable, Callable, Optional
 
 from server.models import ResourceSample, StepUpdate
-from worker.client import ApiError, Client, RotaError, is_transient
-from worker.logship import Backoff
-from worker.runner import describe_exit
+from worker.client.api import ApiError, Client, RotaError, is_transient
+from worker.daemon.logship import Backoff
+from worker.daemon.runner import describe_exit
 
 log = logging.getLogger("rota.worker")
 

@@ -37,7 +37,7 @@ from typing import Optional
 
 log = logging.getLogger("rota.worker")
 
-PROGRAM = os.path.join(os.path.dirname(os.path.abspath(__file__)), "supervise.py")
+PROGRAM = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "supervise.py")
 # After the supervisor died, wait this long before starting another, so a
 # supervisor that cannot start cannot make the worker spin.
 RESTART_DELAY_SECS = 1.0

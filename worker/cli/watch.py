@@ -15,9 +15,9 @@ import time
 from typing import Awaitable, Callable, Optional, TextIO
 
 from server.models import RunOut
-from worker.cli_show import follow_job, state_line  # noqa: F401  (state_line: re-exported)
-from worker.client import Client, RotaError
-from worker.reconnect import Reconnect, StillDown
+from worker.cli.show import follow_job, state_line  # noqa: F401  (state_line: re-exported)
+from worker.client.api import Client, RotaError
+from worker.client.reconnect import Reconnect, StillDown
 
 FINISHED = {"success", "failure", "cancelled"}
 # How often `--wait` reads the run.

@@ -21,7 +21,7 @@ import sys
 from typing import Callable, Optional
 
 from server import __version__
-from worker.cli_common import (  # noqa: F401  (re-exported: cli_worker, cli_tokens and tests use these names)
+from worker.cli.common import (  # noqa: F401  (re-exported: cli_worker, cli_tokens and tests use these names)
     EXIT_ERROR,
     EXIT_FAILED,
     TokenSourceError,
@@ -33,8 +33,8 @@ from worker.cli_common import (  # noqa: F401  (re-exported: cli_worker, cli_tok
     resolve_token,
     table,
 )
-from worker.cli_watch import FINISHED, watch  # noqa: F401
-from worker.client import DEFAULT_SERVER, ApiError, Client, RotaError  # noqa: F401  (tests patch cli.Client)
+from worker.cli.watch import FINISHED, watch  # noqa: F401
+from worker.client.api import DEFAULT_SERVER, ApiError, Client, RotaError  # noqa: F401  (tests patch cli.Client)
 
 log = logging.getLogger("rota.worker")
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, as the shell reports a tool the pipe's reader left
@@ -87,7 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
         sub.set_defaults(handler=handler)
         return sub
 
-    from worker import cli_completion, cli_job, cli_runs, cli_tokens, cli_worker  # they build on this module
+    from worker.cli import completion as cli_completion, in_job as cli_job, runs as cli_runs, tokens as cli_tokens, worker as cli_worker  # they build on this module
 
     cli_worker.add_worker_command(commands, parents=[connection])
     cli_runs.add_commands(commands, parents=[connection])

@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 from typing import Optional
 
 from server.models import SCOPES, TokenOut
-from worker.cli_common import (  # noqa: F401  (parse_duration: re-exported)
+from worker.cli.common import (  # noqa: F401  (parse_duration: re-exported)
     add_json_flag,
     client_command,
     one_line,
@@ -21,7 +21,7 @@ from worker.cli_common import (  # noqa: F401  (parse_duration: re-exported)
     print_json,
     table,
 )
-from worker.client import Client
+from worker.client.api import Client
 
 def _now_ms() -> int:
     return time.time_ns() // 1_000_000

@@ -9,8 +9,8 @@ import time
 from typing import Callable
 
 from server.models import WorkerOut
-from worker.cli_common import add_json_flag, elapsed, parse_duration, print_json, table
-from worker.client import Client
+from worker.cli.common import add_json_flag, elapsed, parse_duration, print_json, table
+from worker.client.api import Client
 
 
 async def _workers(client: Client, args: argparse.Namespace) -> int:

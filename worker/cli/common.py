@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 
 import msgspec
 
-from worker.client import ApiError, Client, RotaError
+from worker.client.api import ApiError, Client, RotaError
 
 EXIT_FAILED = 1
 EXIT_ERROR = 2
@@ -127,7 +127,7 @@ def client_command(run: Callable[[Client, argparse.Namespace], Awaitable[int]]) 
 
     def command(args: argparse.Namespace) -> int:
         # cli.Client, looked up at call time: the one place tests put a fake transport.
-        from worker import cli
+        from worker.cli import main as cli
 
         async def main() -> int:
             async with cli.Client(args.server, token=args.token) as client:

@@ -21,9 +21,9 @@ from typing import Any, Callable, Optional
 from urllib.parse import quote
 
 from server.models import EVENT_KEY_PATTERN, EventPost, JobOut
-from worker.cli import EXIT_ERROR, EXIT_FAILED, client_command
-from worker.cli_tokens import parse_duration
-from worker.client import Client, RotaError
+from worker.cli.main import EXIT_ERROR, EXIT_FAILED, client_command
+from worker.cli.tokens import parse_duration
+from worker.client.api import Client, RotaError
 from worker.sdk import Job, SdkError, current_job
 
 _JSON_SUFFIXES = (".json",)

@@ -47,9 +47,9 @@ from server.models import (
     WorkersPruned,
     WorkflowOut,
 )
-from worker.client_runs import Outages, RunsApi
-from worker.client_runs import path_part as _path
-from worker.client_runs import with_key as _with_key
+from worker.client.runs import Outages, RunsApi
+from worker.client.runs import path_part as _path
+from worker.client.runs import with_key as _with_key
 
 DEFAULT_SERVER = "http://127.0.0.1:3000"
 # A long-poll claim is answered after at most wait_secs; allow this much more.

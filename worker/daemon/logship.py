@@ -14,7 +14,7 @@ from typing import Awaitable, Callable, Iterator
 import msgspec
 
 from server.models import Lease, LogChunk, LogsAccepted
-from worker.client import ApiError, Client, RotaError, is_transient
+from worker.client.api import ApiError, Client, RotaError, is_transient
 
 log = logging.getLogger("rota.worker")
 
