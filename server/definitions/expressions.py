@@ -1,10 +1,11 @@
 """`${{ }}` expressions, checked at submit as the worker will read them.
 
 The worker resolves `${{ needs.<job>.outputs.<key> }}` in `env:` values and
-nothing else (worker/outputs.py, whose patterns are imported here so the two
-cannot drift). Without these checks a typo, an unknown context or an
-expression in a script would surface only when the job ran: an expression in
-`env:` fails the job, one in a script reaches bash as a bad substitution.
+nothing else (worker/daemon/outputs.py; it and this module read the same
+patterns, server/expressions/needs_outputs.py, so the two cannot drift).
+Without these checks a typo, an unknown context or an expression in a script
+would surface only when the job ran: an expression in `env:` fails the job,
+one in a script reaches bash as a bad substitution.
 
   - in an env: value, every expression must be a needs output of one of the
     job's *direct* needs: those are the only outputs the worker is handed;
@@ -16,8 +17,7 @@ from __future__ import annotations
 import re
 from collections.abc import Collection, Iterator
 
-from worker.daemon.outputs import EXPRESSION, NEEDS_OUTPUT
-
+from ..expressions.needs_outputs import EXPRESSION, NEEDS_OUTPUT
 from .graph import Job
 from .problems import Problems, Where, suggest
 

@@ -13,18 +13,15 @@ from __future__ import annotations
 
 import re
 
+# The grammar resolved here is the one a submit checks (server/definitions/
+# expressions.py): both read these patterns, so what a submit accepts is
+# what the worker resolves.
+from server.expressions.needs_outputs import EXPRESSION, NEEDS_OUTPUT
+
 # Linux refuses to start a process with an environment string ("NAME=value"
 # and its NUL) longer than this (MAX_ARG_STRLEN): the spawn fails with
 # errno 7, "Argument list too long".
 MAX_ENV_STRING_BYTES = 128 * 1024
-
-# The one definition of the expression grammar: the server checks submitted
-# env: values against these same patterns (server/definitions/expressions.py),
-# so what a submit accepts is what the worker resolves.
-# Job ids may contain dots, so the job part is matched lazily up to the last
-# `.outputs.` and the key is a plain identifier as in GitHub Actions.
-EXPRESSION = re.compile(r"\$\{\{(.*?)\}\}", re.S)
-NEEDS_OUTPUT = re.compile(r"^\s*needs\.(?P<job>[A-Za-z0-9_.-]+?)\.outputs\.(?P<key>[A-Za-z0-9_-]+)\s*$")
 
 
 class OutputFileError(ValueError):
