@@ -100,7 +100,7 @@ def rota(app, capsys):
     """`rota ARGV` on the in-process app, parsed as the command line parses
     it: (exit code, stdout, stderr)."""
     from worker.cli import main as cli
-    from worker.cli.common import run_command
+    from worker.cli.command import run_command
     from worker.client.api import Client
 
     async def run(*argv: str) -> tuple[int, str, str]:

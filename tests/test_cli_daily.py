@@ -52,13 +52,14 @@ def test_rota_server_without_a_scheme_means_http(monkeypatch):
     assert cli.parse(["workers"]).server == "https://rota.example"
 
 
-def test_a_server_url_ending_in_api_is_explained(monkeypatch, capsys):
+def test_a_server_url_ending_in_api_is_explained(capsys):
     def not_found(request: httpx.Request) -> httpx.Response:
         return httpx.Response(404, json={"error": {"code": "not_found", "message": "no such path", "details": None}})
 
-    monkeypatch.setattr(cli, "Client", lambda server, token=None: Client(
-        server, token=token, transport=httpx.MockTransport(not_found)))
-    assert cli.main(["workers", "--server", "http://rota.example:3000/api"]) == 2
+    def connect(server: str, token: str | None = None) -> Client:
+        return Client(server, token=token, transport=httpx.MockTransport(not_found))
+
+    assert cli.main(["workers", "--server", "http://rota.example:3000/api"], client_factory=connect) == 2
     err = capsys.readouterr().err
     assert "ends in /api" in err and "http://rota.example:3000;" in err, err
 
@@ -91,19 +92,18 @@ jobs:
 """
 
 
-@pytest.fixture
-def fast_watch(monkeypatch):
-    monkeypatch.setattr(cli_watch, "WATCH_INTERVAL", 0.005)
-    monkeypatch.setattr(cli_watch, "BLOCKED_CHECK_SECS", 0.0)
+# A test's watch reads the run often, and asks why jobs queue at every read.
+FAST = cli_watch.Pace(interval=0.005, blocked_check_secs=0.0)
 
 
-async def test_wait_says_it_waits_for_a_worker_with_the_labels_once_a_minute(app, api, fast_watch):
+async def test_wait_says_it_waits_for_a_worker_with_the_labels_once_a_minute(app, api):
     await put(api, "train", GPU)
     run = await start(api, "train")
     out, clock = io.StringIO(), Clock()
     said = lambda: out.getvalue().count("waiting for a worker with [gpu]: none registered")  # noqa: E731
     async with Client("http://localhost", transport=httpx.ASGITransport(app=app)) as client:
-        task = asyncio.create_task(cli_watch.watch(client, run["run_id"], follow=False, out=out, clock=clock))
+        task = asyncio.create_task(cli_watch.watch(client, run["run_id"], follow=False, out=out, clock=clock,
+                                                   pace=FAST))
         await until(lambda: said() == 1, "the first waiting line")
         clock.now = 30.0
         await until(lambda: out.getvalue().count("\n") >= 2 and said() == 1 and clock.now == 30.0, "30 s on")
@@ -118,13 +118,13 @@ async def test_wait_says_it_waits_for_a_worker_with_the_labels_once_a_minute(app
     assert out.getvalue().splitlines()[0] == "[0:00] train: queued"
 
 
-async def test_wait_timeout_cancels_the_run_and_fails(app, api, fast_watch):
+async def test_wait_timeout_cancels_the_run_and_fails(app, api):
     await put(api, "train", GPU)
     run = await start(api, "train")
     out, clock = io.StringIO(), Clock()
     async with Client("http://localhost", transport=httpx.ASGITransport(app=app)) as client:
         task = asyncio.create_task(cli_watch.watch(client, run["run_id"], follow=False, out=out, clock=clock,
-                                                   timeout=90))
+                                                   timeout=90, pace=FAST))
         await until(lambda: "train: queued" in out.getvalue(), "the first state")
         assert not task.done()
         clock.now = 91.0

@@ -68,6 +68,10 @@ class FakeApi:
         self.logs = logs or {}
         self.calls = []
 
+    def connect(self, server: str, token: str | None = None) -> Client:
+        """The CLI's client factory: `rota` against this fake."""
+        return Client(server, token=token, transport=httpx.MockTransport(self.handle))
+
     async def handle(self, request: httpx.Request) -> httpx.Response:
         path = request.url.path
         self.calls.append((request.method, path))
@@ -92,12 +96,10 @@ def chunk(job_id, seq, data, stream="stdout"):
     return {"workflow_id": "wf1", "job_id": job_id, "sequence": seq, "data": data, "timestamp_ms": 1, "stream": stream}
 
 
-@pytest.fixture
-def fast_watch(monkeypatch):
-    monkeypatch.setattr(cli_watch, "WATCH_INTERVAL", 0.01)
+FAST = cli_watch.Pace(interval=0.01)  # a test's watch reads the run often
 
 
-async def test_watch_prints_each_state_change_once_and_succeeds(fast_watch):
+async def test_watch_prints_each_state_change_once_and_succeeds():
     api = FakeApi([
         workflow("queued", job("a", "queued"), job("b", "queued")),
         workflow("running", job("a", "running"), job("b", "queued")),
@@ -106,14 +108,14 @@ async def test_watch_prints_each_state_change_once_and_succeeds(fast_watch):
     ])
     out = io.StringIO()
     async with Client("http://rota.test", transport=httpx.MockTransport(api.handle)) as client:
-        code = await cli.watch(client, "run1", follow=False, out=out)
+        code = await cli_watch.watch(client, "run1", follow=False, out=out, pace=FAST)
     assert code == 0
     assert unstamped(out.getvalue()) == [
         "a: queued", "b: queued", "a: running", "a: success", "b: success", "workflow wf1 run #1: success",
     ]
 
 
-async def test_watch_says_why_a_job_is_being_retried(fast_watch):
+async def test_watch_says_why_a_job_is_being_retried():
     api = FakeApi([
         workflow("running", job("a", "running")),
         workflow("running", job("a", "queued", 1, "exit code 1: flaky\nnetwork", retry_at=1)),
@@ -121,13 +123,13 @@ async def test_watch_says_why_a_job_is_being_retried(fast_watch):
     ])
     out = io.StringIO()
     async with Client("http://rota.test", transport=httpx.MockTransport(api.handle)) as client:
-        assert await cli.watch(client, "run1", follow=False, out=out) == 0
+        assert await cli_watch.watch(client, "run1", follow=False, out=out, pace=FAST) == 0
     assert unstamped(out.getvalue())[:3] == [
         "a: running", "a: queued (attempt 1) after attempt 0 failed: exit code 1: flaky network",
         "a: success (attempt 1)"]
 
 
-async def test_watch_says_a_job_was_handed_back(fast_watch):
+async def test_watch_says_a_job_was_handed_back():
     handed = {"number": 0, "worker_id": "w1", "status": "handed_back",
               "error": "handed back by worker w1: worker shut down before the job finished"}
     api = FakeApi([
@@ -137,59 +139,43 @@ async def test_watch_says_a_job_was_handed_back(fast_watch):
     ])
     out = io.StringIO()
     async with Client("http://rota.test", transport=httpx.MockTransport(api.handle)) as client:
-        assert await cli.watch(client, "run1", follow=False, out=out) == 0
+        assert await cli_watch.watch(client, "run1", follow=False, out=out, pace=FAST) == 0
     assert unstamped(out.getvalue())[:2] == [
         "a: running",
         "a: queued (attempt 1) after attempt 0 was handed back by worker w1: worker shut down before the job finished"]
 
 
 @pytest.mark.parametrize("final", ["failure", "cancelled"])
-async def test_watch_exit_code_on_failure_or_cancel(fast_watch, final):
+async def test_watch_exit_code_on_failure_or_cancel(final):
     api = FakeApi([workflow(final, job("a", "failure", 2, "exit code 1: boom"), job("b", "skipped"))])
     out = io.StringIO()
     async with Client("http://rota.test", transport=httpx.MockTransport(api.handle)) as client:
-        assert await cli.watch(client, "run1", follow=False, out=out) == 1
+        assert await cli_watch.watch(client, "run1", follow=False, out=out, pace=FAST) == 1
     assert unstamped(out.getvalue()) == ["a: failure (attempt 2): exit code 1: boom", "b: skipped",
                                          f"workflow wf1 run #1: {final}"]
 
 
-async def test_follow_prefixes_every_log_line_with_its_job(fast_watch):
+async def test_follow_prefixes_every_log_line_with_its_job():
     api = FakeApi(
         [workflow("success", job("a", "success"), job("b", "skipped"))],
         logs={"a": [chunk("a", 0, "hel"), chunk("a", 1, "lo\nwor"), chunk("a", 2, "ld\nno newline")]},
     )
     out = io.StringIO()
     async with Client("http://rota.test", transport=httpx.MockTransport(api.handle)) as client:
-        assert await cli.watch(client, "run1", follow=True, out=out) == 0
+        assert await cli_watch.watch(client, "run1", follow=True, out=out, pace=FAST) == 0
     lines = out.getvalue().splitlines()
     assert [line for line in lines if " | " in line] == ["a | hello", "a | world", "a | no newline"]
     assert ("GET", "/api/runs/run1/jobs/b/logs/stream") not in api.calls  # skipped: nothing to follow
 
 
-@pytest.fixture
-def fake_server(monkeypatch):
-    """Point the CLI's Client at a FakeApi."""
-    holder = {}
-
-    def install(api: FakeApi):
-        monkeypatch.setattr(
-            cli, "Client",
-            lambda server, token=None: Client(server, token=token, transport=httpx.MockTransport(api.handle)),
-        )
-        holder["api"] = api
-        return api
-
-    return install
-
-
-def test_status_table(fake_server, capsys):
-    fake_server(FakeApi([workflow(
+def test_status_table(capsys):
+    api = FakeApi([workflow(
         "failure",
         job("build", "success", started_at=1000.0, finished_at=3500.0),
         job("test", "failure", 1, "exit code 2: assertion failed\nat line 3", started_at=4000.0, finished_at=4100.0),
         job("deploy", "skipped"),
-    )]))
-    assert cli.main(["status", "wf1", "--server", "http://rota.test"]) == 0
+    )])
+    assert cli.main(["status", "wf1", "--server", "http://rota.test"], client_factory=api.connect) == 0
     assert capsys.readouterr().out.splitlines() == [
         "wf1 (CI): failure",
         "JOB     STATUS   ATTEMPT  DURATION  PROGRESS  ERROR",
@@ -199,34 +185,36 @@ def test_status_table(fake_server, capsys):
     ]
 
 
-def test_unknown_id_prints_the_server_error(fake_server, capsys):
-    fake_server(FakeApi([]))
-    assert cli.main(["cancel", "nope", "--server", "http://rota.test"]) == 2
+def test_unknown_id_prints_the_server_error(capsys):
+    api = FakeApi([])
+    assert cli.main(["cancel", "nope", "--server", "http://rota.test"], client_factory=api.connect) == 2
     assert capsys.readouterr().err == "rota: error not_found: no /api/workflows/nope/status\n"
 
 
-def test_submit_missing_file(fake_server, capsys, tmp_path):
-    fake_server(FakeApi([]))
-    assert cli.main(["submit", str(tmp_path / "nope.yml"), "--server", "http://rota.test"]) == 2
+def test_submit_missing_file(capsys, tmp_path):
+    api = FakeApi([])
+    argv = ["submit", str(tmp_path / "nope.yml"), "--server", "http://rota.test"]
+    assert cli.main(argv, client_factory=api.connect) == 2
     assert "rota: cannot read" in capsys.readouterr().err
 
 
-def test_submit_prints_the_id(fake_server, capsys, tmp_path):
-    api = fake_server(FakeApi([workflow("queued")]))
+def test_submit_prints_the_id(capsys, tmp_path):
+    api = FakeApi([workflow("queued")])
     doc = tmp_path / "ci.json"
     doc.write_text("{}")
-    assert cli.main(["submit", str(doc), "--no-run", "--server", "http://rota.test"]) == 0
+    argv = ["submit", str(doc), "--no-run", "--server", "http://rota.test"]
+    assert cli.main(argv, client_factory=api.connect) == 0
     assert capsys.readouterr().out == "wf1\n"
     assert api.calls == [("POST", "/api/workflows")]
 
 
 @pytest.mark.parametrize("flag", ["--wait", "--follow"])
-def test_submit_no_run_with_wait_is_a_usage_error(fake_server, capsys, tmp_path, flag):
-    api = fake_server(FakeApi([workflow("queued")]))  # stays queued: a wait would never end
+def test_submit_no_run_with_wait_is_a_usage_error(capsys, tmp_path, flag):
+    api = FakeApi([workflow("queued")])  # stays queued: a wait would never end
     doc = tmp_path / "ci.json"
     doc.write_text("{}")
     with pytest.raises(SystemExit) as info:
-        cli.main(["submit", str(doc), "--no-run", flag, "--server", "http://rota.test"])
+        cli.main(["submit", str(doc), "--no-run", flag, "--server", "http://rota.test"], client_factory=api.connect)
     assert info.value.code == 2
     assert "--no-run" in capsys.readouterr().err
     assert api.calls == []  # nothing submitted

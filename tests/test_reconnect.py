@@ -9,15 +9,10 @@ import pytest
 
 from server.models import JobOut
 from tests.test_worker_client import JOB_JSON, chunk_json, client_for
-from worker.client import reconnect
-from worker.client.api import ApiError, Unreachable
+from worker.client.api import ApiError, Client, Unreachable
 from worker.client.reconnect import Reconnect, StillDown
 
-
-@pytest.fixture(autouse=True)
-def quick(monkeypatch):
-    monkeypatch.setattr(reconnect, "FIRST_DELAY", 0.001)
-    monkeypatch.setattr(reconnect, "MAX_DELAY", 0.002)
+QUICK = {"first_delay": 0.001, "max_delay": 0.002}  # a test's outages are retried at once
 
 
 class Clock:
@@ -54,7 +49,7 @@ NO_REDIS = ApiError(503, "store_unavailable", "the Redis store is not answering;
 
 async def test_an_outage_is_waited_out_and_said_once_each_way():
     said, clock = [], Clock()
-    net = Reconnect(said.append, clock)
+    net = Reconnect(said.append, clock, **QUICK)
     call = failing(DOWN, NO_REDIS, ApiError(502, "http_502", "bad gateway"), DOWN, clock=clock)
     assert await net.call(call) == "ok"
     assert len(call.calls) == 5
@@ -64,7 +59,7 @@ async def test_an_outage_is_waited_out_and_said_once_each_way():
 
 
 async def test_an_answer_that_is_no_outage_is_not_retried():
-    net = Reconnect([].append)
+    net = Reconnect([].append, **QUICK)
     for exc in (ApiError(500, "internal", "internal server error"), ApiError(404, "run_not_found", "no run"),
                 ApiError(401, "unauthenticated", "unknown token")):
         call = failing(exc)
@@ -75,7 +70,7 @@ async def test_an_answer_that_is_no_outage_is_not_retried():
 
 async def test_past_its_deadline_a_call_gives_up_with_still_down():
     clock = Clock()
-    net = Reconnect([].append, clock)
+    net = Reconnect([].append, clock, **QUICK)
 
     async def down() -> str:
         clock.now += 1
@@ -130,15 +125,11 @@ async def test_a_tail_waits_for_the_server_and_resumes_after_the_last_line():
     assert [s.split(":")[0] for s in outages.said] == ["back", "lost", "lost", "lost", "back"]
 
 
-async def test_without_outages_a_tail_still_gives_up_and_a_refusal_is_at_once(monkeypatch):
-    from worker.client import api as client_module
-
-    monkeypatch.setattr(client_module, "_STREAM_RECONNECTS", 1)
-
+async def test_without_outages_a_tail_still_gives_up_and_a_refusal_is_at_once():
     async def down(request):
         raise httpx.ConnectError("connection refused")
 
-    async with client_for(down) as client:
+    async with Client("http://rota.test/", transport=httpx.MockTransport(down), stream_reconnects=1) as client:
         with pytest.raises(Unreachable):
             [item async for item in client.follow_logs("wf", "j")]
 
@@ -163,7 +154,8 @@ async def test_a_wait_whose_timeout_passes_while_the_server_is_out_says_what_to_
 
     out = io.StringIO()
     async with client_for(down) as client:
-        code = await cli_watch.watch(client, "RUN", follow=True, out=out, timeout=90, clock=clock)
+        code = await cli_watch.watch(client, "RUN", follow=True, out=out, timeout=90, clock=clock,
+                                     pace=cli_watch.Pace(reconnect_first_delay=0.001, reconnect_max_delay=0.002))
     said = out.getvalue().splitlines()
     assert code == 1
     assert [line.split("] ", 1)[1].split(" (")[0] for line in said] == [

@@ -15,7 +15,8 @@ import pytest
 
 from server.models import TokenCreated, TokenOut
 from tests.test_worker_daemon import FakeServer
-from worker.cli import main as cli, tokens as cli_tokens
+from worker.cli import main as cli
+from worker.cli.flags import parse_duration
 from worker.client.api import ApiError, Client, is_transient
 from worker.daemon.job import JobRun, WorkerConfig
 
@@ -44,6 +45,10 @@ class Api:
 
     def client(self, token: str | None = None) -> Client:
         return Client(SERVER, token=token, transport=httpx.MockTransport(self.handle))
+
+    def connect(self, server: str, token: str | None = None) -> Client:
+        """The CLI's client factory: `rota` against this Api."""
+        return Client(server, token=token, transport=httpx.MockTransport(self.handle))
 
     def auth(self) -> set[str | None]:
         return {header for _, _, header in self.seen}
@@ -173,20 +178,6 @@ def no_token_env(monkeypatch):
         monkeypatch.delenv(name, raising=False)
 
 
-@pytest.fixture
-def fake_cli(monkeypatch, no_token_env):
-    """Point the CLI's Client at an Api; returns a function installing one."""
-
-    def install(api: Api) -> Api:
-        monkeypatch.setattr(
-            cli, "Client",
-            lambda server, token=None: Client(server, token=token, transport=httpx.MockTransport(api.handle)),
-        )
-        return api
-
-    return install
-
-
 @pytest.mark.parametrize(
     "flag,env,file,expected",
     [
@@ -196,35 +187,35 @@ def fake_cli(monkeypatch, no_token_env):
         (None, None, None, None),
     ],
 )
-def test_token_precedence_flag_then_env_then_file(fake_cli, monkeypatch, tmp_path, flag, env, file, expected):
-    api = fake_cli(Api())
+def test_token_precedence_flag_then_env_then_file(no_token_env, monkeypatch, tmp_path, flag, env, file, expected):
+    api = Api()
     if env is not None:
         monkeypatch.setenv("ROTA_TOKEN", env)
     if file is not None:
         (tmp_path / "token").write_text(file)
         monkeypatch.setenv("ROTA_TOKEN_FILE", str(tmp_path / "token"))
     argv = ["workers", "--server", SERVER] + (["--token", flag] if flag else [])
-    assert cli.main(argv) == 0
+    assert cli.main(argv, client_factory=api.connect) == 0
     assert api.auth() == {expected}
 
 
-def test_rota_token_wins_without_reading_the_token_file(fake_cli, monkeypatch, tmp_path):
-    api = fake_cli(Api())
+def test_rota_token_wins_without_reading_the_token_file(no_token_env, monkeypatch, tmp_path):
+    api = Api()
     monkeypatch.setenv("ROTA_TOKEN", "from-env")
     monkeypatch.setenv("ROTA_TOKEN_FILE", str(tmp_path / "missing"))
-    assert cli.main(["status", "wf", "--server", SERVER]) == 0
+    assert cli.main(["status", "wf", "--server", SERVER], client_factory=api.connect) == 0
     assert api.auth() == {"Bearer from-env"}
 
 
 @pytest.mark.parametrize("content,complaint", [(None, "cannot read"), (" \n", "is empty")])
-def test_an_unusable_token_file_is_an_error_before_any_request(fake_cli, monkeypatch, tmp_path, capsys,
+def test_an_unusable_token_file_is_an_error_before_any_request(no_token_env, monkeypatch, tmp_path, capsys,
                                                                content, complaint):
-    api = fake_cli(Api())
+    api = Api()
     path = tmp_path / "token"
     if content is not None:
         path.write_text(content)
     monkeypatch.setenv("ROTA_TOKEN_FILE", str(path))
-    assert cli.main(["workers", "--server", SERVER]) == 2
+    assert cli.main(["workers", "--server", SERVER], client_factory=api.connect) == 2
     err = capsys.readouterr().err
     assert err.startswith(f"rota: ROTA_TOKEN_FILE {path}") and complaint in err and err.count("\n") == 1
     assert api.seen == []
@@ -238,9 +229,9 @@ def test_the_token_never_shows_in_help(monkeypatch, no_token_env, capsys):
     assert "--token" in out and "ROTA_TOKEN_FILE" in out and "topsecret" not in out
 
 
-def test_a_token_with_spaces_inside_is_refused(fake_cli, capsys):
-    api = fake_cli(Api())
-    assert cli.main(["workers", "--server", SERVER, "--token", "two words"]) == 2
+def test_a_token_with_spaces_inside_is_refused(no_token_env, capsys):
+    api = Api()
+    assert cli.main(["workers", "--server", SERVER, "--token", "two words"], client_factory=api.connect) == 2
     err = capsys.readouterr().err
     assert "--token" in err and "two words" not in err
     assert api.seen == []
@@ -249,25 +240,26 @@ def test_a_token_with_spaces_inside_is_refused(fake_cli, capsys):
 # ---- CLI: refusals -------------------------------------------------------------------
 
 
-def test_unauthenticated_is_one_clear_line(fake_cli, capsys):
-    fake_cli(Api({("GET", "/api/workers"): error(401, "unauthenticated", "this call needs a token")}))
-    assert cli.main(["workers", "--server", SERVER]) == 2
+def test_unauthenticated_is_one_clear_line(no_token_env, capsys):
+    api = Api({("GET", "/api/workers"): error(401, "unauthenticated", "this call needs a token")})
+    assert cli.main(["workers", "--server", SERVER], client_factory=api.connect) == 2
     assert capsys.readouterr().err == (
         "rota: error unauthenticated: this call needs a token (set ROTA_TOKEN, ROTA_TOKEN_FILE or --token)\n"
     )
 
 
-def test_a_refused_token_names_where_it_came_from(fake_cli, monkeypatch, capsys):
-    fake_cli(Api({("GET", "/api/workers"): error(401, "unauthenticated", "token expired")}))
+def test_a_refused_token_names_where_it_came_from(no_token_env, monkeypatch, capsys):
+    api = Api({("GET", "/api/workers"): error(401, "unauthenticated", "token expired")})
     monkeypatch.setenv("ROTA_TOKEN", "old")
-    assert cli.main(["workers", "--server", SERVER]) == 2
+    assert cli.main(["workers", "--server", SERVER], client_factory=api.connect) == 2
     assert capsys.readouterr().err == "rota: error unauthenticated: token expired (the token from ROTA_TOKEN)\n"
 
 
-def test_forbidden_names_the_scope_needed(fake_cli, capsys):
-    fake_cli(Api({("POST", "/api/tokens"): error(403, "forbidden", "this call needs a token with the admin scope",
-                                                 {"required_scope": "admin"})}))
-    assert cli.main(["token", "create", "--name", "x", "--scope", "read", "--server", SERVER, "--token", "t"]) == 2
+def test_forbidden_names_the_scope_needed(no_token_env, capsys):
+    api = Api({("POST", "/api/tokens"): error(403, "forbidden", "this call needs a token with the admin scope",
+                                             {"required_scope": "admin"})})
+    argv = ["token", "create", "--name", "x", "--scope", "read", "--server", SERVER, "--token", "t"]
+    assert cli.main(argv, client_factory=api.connect) == 2
     captured = capsys.readouterr()
     assert captured.out == ""
     assert captured.err == (
@@ -278,12 +270,12 @@ def test_forbidden_names_the_scope_needed(fake_cli, capsys):
 # ---- CLI: rota token ... ----------------------------------------------------------------
 
 
-def test_token_create_prints_the_secret_alone_on_stdout(fake_cli, capsys):
-    api = fake_cli(Api({("POST", "/api/tokens"): httpx.Response(201, json={
-        **TOKEN, "expires_at_ms": 1_702_592_000_000, "token": "rota_t1_secret"})}))
+def test_token_create_prints_the_secret_alone_on_stdout(no_token_env, capsys):
+    api = Api({("POST", "/api/tokens"): httpx.Response(201, json={
+        **TOKEN, "expires_at_ms": 1_702_592_000_000, "token": "rota_t1_secret"})})
     argv = ["token", "create", "--name", "ci", "--scope", "worker", "--scope", "read", "--expires-in", "30d",
             "--server", SERVER, "--token", "admin"]
-    assert cli.main(argv) == 0
+    assert cli.main(argv, client_factory=api.connect) == 0
     captured = capsys.readouterr()
     assert captured.out == "rota_t1_secret\n"
     assert api.bodies[("POST", "/api/tokens")] == {"name": "ci", "scopes": ["worker", "read"],
@@ -292,9 +284,10 @@ def test_token_create_prints_the_secret_alone_on_stdout(fake_cli, capsys):
     assert "only once" in captured.err and "rota_t1_secret" not in captured.err
 
 
-def test_token_create_without_expiry(fake_cli, capsys):
-    api = fake_cli(Api())
-    assert cli.main(["token", "create", "--name", "ci", "--scope", "worker", "--server", SERVER]) == 0
+def test_token_create_without_expiry(no_token_env, capsys):
+    api = Api()
+    argv = ["token", "create", "--name", "ci", "--scope", "worker", "--server", SERVER]
+    assert cli.main(argv, client_factory=api.connect) == 0
     assert api.bodies[("POST", "/api/tokens")]["expires_in_secs"] is None
     assert "never expires" in capsys.readouterr().err
 
@@ -302,30 +295,30 @@ def test_token_create_without_expiry(fake_cli, capsys):
 @pytest.mark.parametrize("text,secs", [("30d", 2_592_000), ("12h", 43_200), ("90m", 5_400), ("3600s", 3_600),
                                        ("3600", 3_600), (" 2H ", 7_200)])
 def test_durations(text, secs):
-    assert cli_tokens.parse_duration(text) == secs
+    assert parse_duration(text) == secs
 
 
 @pytest.mark.parametrize("text", ["", "0", "0d", "-1h", "1.5h", "1y", "h", "10 d"])
-def test_bad_durations_are_usage_errors(fake_cli, capsys, text):
-    api = fake_cli(Api())
+def test_bad_durations_are_usage_errors(no_token_env, capsys, text):
+    api = Api()
     with pytest.raises(SystemExit) as info:
-        cli.main(["token", "create", "--name", "ci", "--scope", "worker", "--expires-in", text, "--server", SERVER])
+        cli.main(["token", "create", "--name", "ci", "--scope", "worker", "--expires-in", text, "--server", SERVER],
+                 client_factory=api.connect)
     assert info.value.code == 2 and "--expires-in" in capsys.readouterr().err
     assert api.seen == []
 
 
-def test_token_create_needs_a_known_scope(fake_cli, capsys):
+def test_token_create_needs_a_known_scope(no_token_env, capsys):
     with pytest.raises(SystemExit) as info:
         cli.main(["token", "create", "--name", "ci", "--scope", "root", "--server", SERVER])
     assert info.value.code == 2 and "invalid choice" in capsys.readouterr().err
 
 
-def test_token_list_table(fake_cli, capsys, monkeypatch):
+def test_token_list_table(no_token_env, capsys):
     used = dict(TOKEN, id="t2", name="deploy", scopes=["admin"], last_used_at_ms=1_700_003_600_000,
                 expires_at_ms=1_700_000_060_000)
-    fake_cli(Api({("GET", "/api/tokens"): httpx.Response(200, json=[TOKEN, used])}))
-    monkeypatch.setattr(cli_tokens, "_now_ms", lambda: 1_700_086_400_000)
-    assert cli.main(["token", "list", "--server", SERVER]) == 0
+    api = Api({("GET", "/api/tokens"): httpx.Response(200, json=[TOKEN, used])})
+    assert cli.main(["token", "list", "--server", SERVER], client_factory=api.connect) == 0
     assert capsys.readouterr().out.splitlines() == [
         "ID  NAME    SCOPES       CREATED            LAST USED          EXPIRES",
         "t1  ci      worker,read  2023-11-14T22:13Z  never              never",
@@ -333,16 +326,16 @@ def test_token_list_table(fake_cli, capsys, monkeypatch):
     ]
 
 
-def test_token_revoke(fake_cli, capsys):
-    api = fake_cli(Api())
-    assert cli.main(["token", "revoke", "t1", "--server", SERVER]) == 0
+def test_token_revoke(no_token_env, capsys):
+    api = Api()
+    assert cli.main(["token", "revoke", "t1", "--server", SERVER], client_factory=api.connect) == 0
     assert capsys.readouterr().out == "revoked token t1 (ci)\n"
     assert [(m, p) for m, p, _ in api.seen] == [("DELETE", "/api/tokens/t1")]
 
 
-def test_token_revoke_unknown_id(fake_cli, capsys):
-    fake_cli(Api({("DELETE", "/api/tokens/nope"): error(404, "token_not_found", "no token 'nope'")}))
-    assert cli.main(["token", "revoke", "nope", "--server", SERVER]) == 2
+def test_token_revoke_unknown_id(no_token_env, capsys):
+    api = Api({("DELETE", "/api/tokens/nope"): error(404, "token_not_found", "no token 'nope'")})
+    assert cli.main(["token", "revoke", "nope", "--server", SERVER], client_factory=api.connect) == 2
     assert capsys.readouterr().err == "rota: error token_not_found: no token 'nope'\n"
 
 
@@ -365,11 +358,11 @@ def test_token_revoke_unknown_id(fake_cli, capsys):
     ],
 )
 @pytest.mark.timeout(15)  # a worker retrying a refusal never returns
-def test_worker_stops_with_exit_2_when_refused(fake_cli, caplog, tmp_path, route, answer, says):
-    api = fake_cli(Api({("POST", route): answer}))
+def test_worker_stops_with_exit_2_when_refused(no_token_env, caplog, tmp_path, route, answer, says):
+    api = Api({("POST", route): answer})
     argv = ["worker", "--server", SERVER, "--token", "t", "--worker-id", "box", "--workdir", str(tmp_path)]
     with caplog.at_level(logging.INFO, logger="rota.worker"):
-        assert cli.main(argv) == 2
+        assert cli.main(argv, client_factory=api.connect) == 2
     assert api.auth() == {"Bearer t"}
     assert [(m, p) for m, p, _ in api.seen].count(("POST", route)) == 1  # not retried
     errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]

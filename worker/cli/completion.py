@@ -7,6 +7,8 @@ import argparse
 import sys
 from typing import Callable
 
+from worker.cli.command import ClientFactory
+
 # What a script completes after each command path: its subcommands, flags and
 # the values of flags with choices.
 Tree = dict[str, tuple[list[str], dict[str, list[str]]]]
@@ -110,12 +112,12 @@ compdef _rota rota
 """
 
 
-def add_command(commands: argparse._SubParsersAction, build: Callable[[], argparse.ArgumentParser]) -> None:
+def add_commands(commands: argparse._SubParsersAction, build: Callable[[], argparse.ArgumentParser]) -> None:
     about = "print a shell completion script (source <(rota completion bash))"
     sub = commands.add_parser("completion", help=about, description=about)
     sub.add_argument("shell", choices=["bash", "zsh"])
 
-    def handler(args: argparse.Namespace) -> int:
+    def handler(args: argparse.Namespace, connect: ClientFactory) -> int:
         parser = build()
         sys.stdout.write(bash_script(parser) if args.shell == "bash" else zsh_script(parser))
         return 0

@@ -9,7 +9,7 @@ import datetime
 from typing import Optional
 
 from server.models import JobOut, NoteOut, Resources, StepOut
-from worker.cli.common import one_line
+from worker.cli.output import one_line
 
 
 def progress(job: JobOut) -> str:

@@ -21,8 +21,8 @@ from typing import Any, Callable, Optional
 from urllib.parse import quote
 
 from server.models import EVENT_KEY_PATTERN, EventPost, JobOut
-from worker.cli.main import EXIT_ERROR, EXIT_FAILED, client_command
-from worker.cli.tokens import parse_duration
+from worker.cli.command import EXIT_ERROR, EXIT_FAILED, ClientFactory, Handler, client_command
+from worker.cli.flags import parse_duration
 from worker.client.api import Client, RotaError
 from worker.sdk import Job, SdkError, current_job
 
@@ -36,8 +36,9 @@ def _job(args: argparse.Namespace) -> Job:
     return Job(args.server, job.lease_id, os.environ.get("ROTA_RUN_TOKEN") or args.token)
 
 
-def _in_job(run: Callable[[Job, argparse.Namespace], Optional[int]]) -> Callable[[argparse.Namespace], int]:
-    def command(args: argparse.Namespace) -> int:
+def _in_job(run: Callable[[Job, argparse.Namespace], Optional[int]]) -> Handler:
+    # The SDK speaks for the job (its run token, its lease): not a Client.
+    def command(args: argparse.Namespace, connect: ClientFactory) -> int:
         try:
             return run(_job(args), args) or 0
         except SdkError as exc:
@@ -266,7 +267,7 @@ def add_commands(commands: argparse._SubParsersAction, parents: list[argparse.Ar
     wait = command("wait-event", _wait_event, "(in a job) end this attempt waiting for event KEY; the job"
                    " runs again, with its checkpoint and $ROTA_EVENT, when the event comes")
     wait.add_argument("key")
-    # (dest: `timeout` is the --wait bound of the run commands, which cli.parse checks)
+    # (dest: `timeout` is the --wait bound of the run commands, which main.parse checks)
     wait.add_argument("--timeout", dest="wait_timeout", type=parse_duration, default=86_400, metavar="DURATION",
                       help="fail the job if no event comes in this long: 30d, 12h, 90m, 3600s or seconds"
                       " (default 1 day)")

@@ -1,9 +1,12 @@
 """`rota`: the command line for operators, CI pipelines and build machines.
 
-This module holds the parser, the global flags and main(); the commands live
-by concern: cli_runs (workflows and runs), cli_watch (--wait, --follow),
-cli_worker (the daemon), cli_tokens (API tokens), cli_common (what they
-share). Every command talks to the server through worker/client.py. Exit
+This module holds the parser, the global flags and main(), and wires the
+command groups, one module each: worker (`rota worker`), runs (workflows
+and runs; status and logs from show, --wait and --follow from watch),
+workers, tokens, in_job (what a job's script runs, and approve),
+completion. What they share is in command, output and flags. Every command
+that talks to the server gets its client from the factory main() is handed
+(worker/client/api.py's Client, unless a test hands in its own). Exit
 codes: 0 on success, 1 when a waited-for workflow fails or is cancelled, 2
 when the command itself fails (bad usage, server unreachable, an error
 answer, a refused token).
@@ -15,32 +18,27 @@ ROTA_TOKEN_FILE (how systemd credentials and Kubernetes secrets arrive).
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
-from typing import Callable, Optional
+from typing import Optional
 
 from server import __version__
-from worker.cli.common import (  # noqa: F401  (re-exported: cli_worker, cli_tokens and tests use these names)
+from worker.cli import completion, in_job, runs, tokens, workers
+from worker.cli import worker as worker_command
+from worker.cli.command import (
     EXIT_ERROR,
-    EXIT_FAILED,
+    ClientFactory,
     TokenSourceError,
-    _env,
-    client_command,
-    describe_error,
     normalize_server,
-    one_line,
     resolve_token,
-    table,
 )
-from worker.cli.watch import FINISHED, watch  # noqa: F401
-from worker.client.api import DEFAULT_SERVER, ApiError, Client, RotaError  # noqa: F401  (tests patch cli.Client)
+from worker.cli.flags import env_default
+from worker.client.api import DEFAULT_SERVER, Client
 
-log = logging.getLogger("rota.worker")
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, as the shell reports a tool the pipe's reader left
 
 
-def _cmd_server(args: argparse.Namespace) -> int:
+def _cmd_server(args: argparse.Namespace, connect: ClientFactory) -> int:
     from server.__main__ import main as server_main  # the server's dependencies load only here
 
     server_main()
@@ -69,7 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     connection = argparse.ArgumentParser(add_help=False)
     connection.add_argument(
         "--server",
-        default=_Defaulted(_env("ROTA_SERVER", DEFAULT_SERVER)),
+        default=_Defaulted(env_default("ROTA_SERVER", DEFAULT_SERVER)),
         help="server URL; host:port means http:// (env ROTA_SERVER; default %(default)s)",
     )
     connection.add_argument(
@@ -79,26 +77,14 @@ def build_parser() -> argparse.ArgumentParser:
         " prefer the environment, since other users can see flags in `ps`",
     )
 
-    def command(
-        name: str, handler: Callable[[argparse.Namespace], int], help: str, talks_to_server: bool = True
-    ) -> argparse.ArgumentParser:
-        parents = [connection] if talks_to_server else []
-        sub = commands.add_parser(name, parents=parents, help=help, description=help)
-        sub.set_defaults(handler=handler)
-        return sub
-
-    from worker.cli import completion as cli_completion, in_job as cli_job, runs as cli_runs, tokens as cli_tokens, worker as cli_worker  # they build on this module
-
-    cli_worker.add_worker_command(commands, parents=[connection])
-    cli_runs.add_commands(commands, parents=[connection])
-    cli_tokens.add_commands(commands, parents=[connection])
-    cli_job.add_commands(commands, parents=[connection])
-
-    command(
-        "server", _cmd_server, "start the rota server (configured by env: PORT, HOST, REDIS_URL, ...)",
-        talks_to_server=False,
-    )
-    cli_completion.add_command(commands, build_parser)
+    worker_command.add_commands(commands, parents=[connection])
+    runs.add_commands(commands, parents=[connection])
+    workers.add_commands(commands, parents=[connection])
+    tokens.add_commands(commands, parents=[connection])
+    in_job.add_commands(commands, parents=[connection])
+    about = "start the rota server (configured by env: PORT, HOST, REDIS_URL, ...)"
+    commands.add_parser("server", help=about, description=about).set_defaults(handler=_cmd_server)
+    completion.add_commands(commands, build_parser)
     return parser
 
 
@@ -125,14 +111,16 @@ def parse(argv: Optional[list[str]] = None) -> argparse.Namespace:
     return args
 
 
-def main(argv: Optional[list[str]] = None) -> int:
+def main(argv: Optional[list[str]] = None, *, client_factory: ClientFactory = Client) -> int:
+    """`rota ARGV`'s exit code. Every command that talks to the server gets
+    its client from `client_factory` (tests hand in one on a fake transport)."""
     try:
         args = parse(argv)
     except TokenSourceError as exc:
         print(f"rota: {exc}", file=sys.stderr)
         return EXIT_ERROR
     try:
-        return args.handler(args)
+        return args.handler(args, client_factory)
     except BrokenPipeError:
         # `rota runs | head`: the reader has gone, which is no error of ours.
         # Point stdout at /dev/null so the exit's own flush stays quiet, and

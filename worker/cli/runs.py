@@ -1,6 +1,6 @@
-"""`rota submit | run | retry | cancel | runs | workflows | delete |
-dead-letters`: starting and managing runs (status and logs are cli_show's,
-workers cli_workers')."""
+"""`rota submit | run | status | logs | retry | cancel | runs | delete |
+dead-letters | workflows`: starting and managing runs (status and logs are
+show.py's, --wait and --follow watch.py's)."""
 
 from __future__ import annotations
 
@@ -12,18 +12,10 @@ from datetime import datetime, timezone
 from typing import Optional
 
 from server.models import RunOut, WorkflowOut
-from worker.cli import show as cli_show, workers as cli_workers
-from worker.cli.common import (
-    Reported,
-    add_json_flag,
-    client_command,
-    elapsed,
-    key_values,
-    one_line,
-    parse_duration,
-    print_json,
-    table,
-)
+from worker.cli import show
+from worker.cli.command import Reported, add_client_command
+from worker.cli.flags import add_json_flag, key_values, parse_duration
+from worker.cli.output import elapsed, one_line, print_json, table
 from worker.cli.watch import FINISHED, Watch, until_interrupted
 from worker.client.api import ApiError, Client, RotaError
 
@@ -109,7 +101,7 @@ async def _wait(client: Client, run: RunOut, args: argparse.Namespace) -> tuple[
 
 
 async def _run(client: Client, args: argparse.Namespace) -> int:
-    workflow_id = await cli_show.workflow_id(client, args.workflow_id)
+    workflow_id = await show.workflow_id(client, args.workflow_id)
     run = await client.start_run(workflow_id, inputs=dict(args.inputs), tags=dict(args.tags),
                                  idempotency_key=_idempotency_key(args))
     if not args.json:
@@ -123,7 +115,7 @@ async def _run(client: Client, args: argparse.Namespace) -> int:
 
 
 async def _retry(client: Client, args: argparse.Namespace) -> int:
-    target = await cli_show.resolve(client, args.target)
+    target = await show.resolve(client, args.target)
     before = target.need_run()
     if not args.job and before.status == "success":
         # the server would answer as for a retry, with nothing put back
@@ -136,7 +128,7 @@ async def _retry(client: Client, args: argparse.Namespace) -> int:
 
 
 async def _cancel(client: Client, args: argparse.Namespace) -> int:
-    target = await cli_show.resolve(client, args.target)
+    target = await show.resolve(client, args.target)
     if target.run is None:
         print(f"workflow {args.target} has not run: nothing to cancel (no-op)")
         return 0
@@ -145,7 +137,7 @@ async def _cancel(client: Client, args: argparse.Namespace) -> int:
         job = next((j for j in run.jobs or [] if j.id == args.job), None)
         if job is None:
             raise ApiError(404, "job_not_found", f"no job {args.job!r} in {target.label()}")
-        if job.status in cli_show.TERMINAL:
+        if job.status in show.TERMINAL:
             print(f"job {args.job} of {target.label()} already finished ({job.status}): nothing to cancel (no-op)")
             return 0
     elif run.status in FINISHED:
@@ -176,7 +168,7 @@ def _took(run: RunOut) -> str:
 
 
 async def _runs(client: Client, args: argparse.Namespace) -> int:
-    workflow = await cli_show.workflow_id(client, args.workflow) if args.workflow else None
+    workflow = await show.workflow_id(client, args.workflow) if args.workflow else None
     page = await client.list_runs(workflow, args.status, dict(args.tags), limit=args.limit)
     if args.json:
         print_json(page.runs)
@@ -238,11 +230,7 @@ def add_commands(commands: argparse._SubParsersAction, parents: list[argparse.Ar
     """Adds the workflow and run commands; `parents` carry --server and --token."""
 
     def command(name: str, run, help: str, target: Optional[str] = None) -> argparse.ArgumentParser:
-        sub = commands.add_parser(name, parents=parents, help=help, description=help)
-        sub.set_defaults(handler=client_command(run))
-        if target:
-            sub.add_argument("target", metavar=target, help="a run id, or a workflow id (its latest run)")
-        return sub
+        return add_client_command(commands, parents, name, run, help, target)
 
     def waiting(sub: argparse.ArgumentParser, follow: bool = True) -> None:
         sub.add_argument("--wait", action="store_true", help="show job states until it ends; exit 0 only on success")
@@ -280,11 +268,11 @@ def add_commands(commands: argparse._SubParsersAction, parents: list[argparse.Ar
     idempotency(run)
     add_json_flag(run)
 
-    status = command("status", cli_show.status, "show a run's jobs (a workflow: its latest run's)", "RUN|WORKFLOW")
+    status = command("status", show.status, "show a run's jobs (a workflow: its latest run's)", "RUN|WORKFLOW")
     status.add_argument("--full", action="store_true", help="show errors whole, not cut to one line")
     add_json_flag(status)
 
-    logs = command("logs", cli_show.logs, "print a job's log, or every job's (each line behind its job's name)",
+    logs = command("logs", show.logs, "print a job's log, or every job's (each line behind its job's name)",
                    "RUN|WORKFLOW")
     logs.add_argument("job_id", metavar="JOB", nargs="?", help="the job (default: every job)")
     logs.add_argument("-f", "--follow", action="store_true", help="stream live until the job (every job) ends")
@@ -320,5 +308,3 @@ def add_commands(commands: argparse._SubParsersAction, parents: list[argparse.Ar
     workflows.add_argument("--limit", type=int, default=100, metavar="N",
                            help="at most N workflows (default %(default)s)")
     add_json_flag(workflows)
-
-    cli_workers.add_command(command)

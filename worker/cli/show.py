@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from typing import Awaitable, Callable, Optional, TextIO
 
 from server.models import JobLogChunk, JobOut, RunOut, WorkflowOut
-from worker.cli import details as cli_details
-from worker.cli.common import one_line, print_json, table
+from worker.cli.details import job_details, notes, progress
+from worker.cli.output import one_line, print_json, table
 from worker.client.api import ApiError, Client, Outages, RotaError
 from worker.client.reconnect import Reconnect
 
@@ -125,18 +125,18 @@ async def status(client: Client, args: argparse.Namespace) -> int:
     _print_jobs(run.jobs or [], args.full, run.run_id)
     if run.notes:
         print("\nnotes:")
-        print("\n".join(cli_details.notes(run.notes, args.full)))
+        print("\n".join(notes(run.notes, args.full)))
     return 0
 
 
 def _print_jobs(jobs: list[JobOut], full: bool, run_id: str = "RUN") -> None:
     now_ms = time.time() * 1000
-    rows = [[job.id, job_state(job, now_ms), str(job.attempt), _duration(job, now_ms), cli_details.progress(job),
+    rows = [[job.id, job_state(job, now_ms), str(job.attempt), _duration(job, now_ms), progress(job),
              one_line(job.error or "", 10_000 if full else 80)] for job in jobs]
     print(table(["JOB", "STATUS", "ATTEMPT", "DURATION", "PROGRESS", "ERROR"], rows))
     # what the jobs reported themselves (steps, resources, ...), each under its name
     for job in jobs:
-        details = cli_details.job_details(job, full, run_id)
+        details = job_details(job, full, run_id)
         if details:
             print(f"\n{job.id}:")
             print("\n".join(details))

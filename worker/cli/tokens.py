@@ -13,15 +13,11 @@ from datetime import datetime, timezone
 from typing import Optional
 
 from server.models import SCOPES, TokenOut
-from worker.cli.common import (  # noqa: F401  (parse_duration: re-exported)
-    add_json_flag,
-    client_command,
-    one_line,
-    parse_duration,
-    print_json,
-    table,
-)
+from worker.cli.command import add_client_command
+from worker.cli.flags import add_json_flag, parse_duration
+from worker.cli.output import one_line, print_json, table
 from worker.client.api import Client
+
 
 def _now_ms() -> int:
     return time.time_ns() // 1_000_000
@@ -78,9 +74,7 @@ def add_commands(commands: argparse._SubParsersAction, parents: list[argparse.Ar
     subcommands = token.add_subparsers(dest="token_command", required=True, metavar="COMMAND")
 
     def subcommand(name: str, run, help: str) -> argparse.ArgumentParser:
-        sub = subcommands.add_parser(name, parents=parents, help=help, description=help)
-        sub.set_defaults(handler=client_command(run))
-        return sub
+        return add_client_command(subcommands, parents, name, run, help)
 
     create = subcommand(
         "create", _create, "create a token; prints its secret alone on stdout (shown only this once)"

@@ -2,7 +2,7 @@
 every job's log lines, each to its job's `end` event) printed until the run
 ends, each stamped with the time since the wait began; what a queued job is
 waiting for; `--timeout`. A server restart or a Redis outage meanwhile is
-waited out (worker/reconnect.py): the exit status is the run's. SIGINT and
+waited out (worker/client/reconnect.py): the exit status is the run's. SIGINT and
 SIGTERM leave the run going, saying how to cancel it, or with
 `--cancel-on-interrupt` cancel it."""
 
@@ -12,11 +12,13 @@ import asyncio
 import signal
 import sys
 import time
+from dataclasses import dataclass
 from typing import Awaitable, Callable, Optional, TextIO
 
 from server.models import RunOut
-from worker.cli.show import follow_job, state_line  # noqa: F401  (state_line: re-exported)
+from worker.cli.show import follow_job, state_line
 from worker.client.api import Client, RotaError
+from worker.client import reconnect
 from worker.client.reconnect import Reconnect, StillDown
 
 FINISHED = {"success", "failure", "cancelled"}
@@ -37,6 +39,17 @@ INTERRUPT_CANCEL_SECS = 10.0  # a CI runner's cancel sends SIGKILL soon after
 EXIT_INTERRUPTED = {signal.SIGINT: 130, signal.SIGTERM: 143}
 
 
+@dataclass(frozen=True)
+class Pace:
+    """How often a wait reads the run and asks why queued jobs wait, and how
+    soon it tries a server that is out again (a test's wait goes faster)."""
+
+    interval: float = WATCH_INTERVAL
+    blocked_check_secs: float = BLOCKED_CHECK_SECS
+    reconnect_first_delay: float = reconnect.FIRST_DELAY
+    reconnect_max_delay: float = reconnect.MAX_DELAY
+
+
 def stamp(secs: float) -> str:
     secs = int(max(secs, 0))
     return f"[{secs // 60}:{secs % 60:02d}]"
@@ -44,11 +57,11 @@ def stamp(secs: float) -> str:
 
 class Watch:
     def __init__(self, client: Client, run_id: str, out: TextIO, follow: bool, timeout: Optional[float],
-                 clock: Callable[[], float]):
+                 clock: Callable[[], float], pace: Pace = Pace()):
         self.client, self.run_id, self.out, self.follow, self.timeout = client, run_id, out, follow, timeout
-        self.clock = clock
+        self.clock, self.pace = clock, pace
         self.start = clock()
-        self.net = Reconnect(self.say, clock)
+        self.net = Reconnect(self.say, clock, pace.reconnect_first_delay, pace.reconnect_max_delay)
         self.seen: dict[str, tuple[str, int]] = {}
         self.followers: list[asyncio.Task] = []
         self.followed: set[str] = set()
@@ -94,7 +107,7 @@ class Watch:
                 await self._check_blocked(run)
                 if self.deadline is not None and self.clock() >= self.deadline and not self.timed_out:
                     await self._time_out()
-                await asyncio.sleep(WATCH_INTERVAL)
+                await asyncio.sleep(self.pace.interval)
             if self.followers:
                 await asyncio.wait(self.followers, timeout=FOLLOW_LIMIT_SECS)
                 for task in self.followers:  # a tail that failed for good (not an outage) says why
@@ -115,7 +128,7 @@ class Watch:
         now = self.clock()
         if now < self.next_blocked_check:
             return
-        self.next_blocked_check = now + BLOCKED_CHECK_SECS
+        self.next_blocked_check = now + self.pace.blocked_check_secs
         queued = [j for j in run.jobs or [] if j.status == "queued" and j.retry_at is None]
         wanted: set[tuple[str, ...]] = set()
         for job in queued[:BLOCKED_JOBS_CHECKED]:
@@ -136,11 +149,11 @@ class Watch:
 
 
 async def watch(client: Client, run_id: str, *, follow: bool, out: TextIO, timeout: Optional[float] = None,
-                clock: Callable[[], float] = time.monotonic) -> int:
+                clock: Callable[[], float] = time.monotonic, pace: Pace = Pace()) -> int:
     """Print each job state change (and with `follow` every job's log lines)
     until the run ends; 0 if it succeeded, else 1 (also after `timeout`
     seconds, when the run is cancelled)."""
-    return await Watch(client, run_id, out, follow, timeout, clock).run()
+    return await Watch(client, run_id, out, follow, timeout, clock, pace).run()
 
 
 async def until_interrupted(waiting: Awaitable[int], client: Client, run_id: str, *, cancel: bool,

@@ -1,6 +1,6 @@
 """`rota worker`: the daemon's command, its flags and its signal handling.
 
-cli.py's build_parser() calls add_worker_command(); everything about the
+main.py's build_parser() calls add_commands(); everything about the
 worker command lives here so the client commands and the daemon can change
 independently.
 """
@@ -21,10 +21,10 @@ import msgspec
 
 from server import limits
 from server.models import LABEL_PATTERN, WorkerId
-from worker.cli import main as cli
-from worker.daemon import run_as
-from worker.cli.main import EXIT_ERROR, _env, describe_error
+from worker.cli.command import EXIT_ERROR, ClientFactory, describe_error
+from worker.cli.flags import env_default
 from worker.client.api import ApiError, RotaError
+from worker.daemon import run_as
 from worker.daemon.job import Daemon, WorkerConfig, default_worker_id
 from worker.daemon.run_as import RunAs
 
@@ -130,7 +130,7 @@ def _flag(text: str) -> bool:
     raise argparse.ArgumentTypeError(f"invalid value {text!r}: must be 1, true, yes, on or 0, false, no, off")
 
 
-def _cmd_worker(args: argparse.Namespace) -> int:
+def _cmd_worker(args: argparse.Namespace, connect: ClientFactory) -> int:
     if args.exclusive is None:
         try:
             args.exclusive = _flag(os.environ.get("ROTA_EXCLUSIVE", ""))
@@ -160,7 +160,7 @@ def _cmd_worker(args: argparse.Namespace) -> int:
         exclusive=args.exclusive,
         run_as=args.run_as,
     )
-    return asyncio.run(_run_worker(config, args.token, args.token_source))
+    return asyncio.run(_run_worker(config, connect, args.token, args.token_source))
 
 
 def _warn_about_the_token(user: Optional[RunAs], token_source: Optional[str]) -> None:
@@ -179,10 +179,9 @@ def _warn_about_the_token(user: Optional[RunAs], token_source: Optional[str]) ->
                     " token; let only the worker's user read it (chown root; chmod 600)", path, user.name)
 
 
-async def _run_worker(config: WorkerConfig, token: Optional[str], token_source: Optional[str]) -> int:
-    # cli.Client, looked up at call time: one place (cli's) for every command's
-    # client, which is also where tests put a fake transport.
-    async with cli.Client(config.server, token=token) as client:
+async def _run_worker(config: WorkerConfig, connect: ClientFactory, token: Optional[str],
+                      token_source: Optional[str]) -> int:
+    async with connect(config.server, token=token) as client:
         daemon = Daemon(config, client)
         loop = asyncio.get_running_loop()
         interrupts = 0
@@ -216,39 +215,39 @@ async def _run_worker(config: WorkerConfig, token: Optional[str], token_source: 
     return 0
 
 
-def add_worker_command(
+def add_commands(
     commands: "argparse._SubParsersAction[argparse.ArgumentParser]", parents: Sequence[argparse.ArgumentParser]
 ) -> argparse.ArgumentParser:
-    """Add `rota worker` to cli.py's subcommands; `parents` carries --server and --token."""
+    """Add `rota worker` to main.py's subcommands; `parents` carries --server and --token."""
     help = "run a worker daemon that claims and runs jobs"
     worker = commands.add_parser("worker", parents=list(parents), help=help, description=help)
     worker.set_defaults(handler=_cmd_worker, usage_error=worker.error)
     worker.add_argument(
-        "--labels", type=_labels, default=_env("ROTA_LABELS", ""),
+        "--labels", type=_labels, default=env_default("ROTA_LABELS", ""),
         help="comma-separated labels this machine offers (env ROTA_LABELS)",
     )
     worker.add_argument(
-        "--concurrency", type=_positive_int, default=_env("ROTA_CONCURRENCY", str(WorkerConfig.concurrency)),
+        "--concurrency", type=_positive_int, default=env_default("ROTA_CONCURRENCY", str(WorkerConfig.concurrency)),
         help="jobs run at once (env ROTA_CONCURRENCY; default %(default)s)",
     )
     worker.add_argument(
-        "--lease-ttl", type=_lease_ttl, default=_env("ROTA_LEASE_TTL", str(WorkerConfig.lease_ttl)),
+        "--lease-ttl", type=_lease_ttl, default=env_default("ROTA_LEASE_TTL", str(WorkerConfig.lease_ttl)),
         help="lease length in seconds; heartbeats every third (env ROTA_LEASE_TTL; default %(default)s)",
     )
     worker.add_argument(
-        "--worker-id", type=_worker_id, default=_env("ROTA_WORKER_ID", default_worker_id()),
+        "--worker-id", type=_worker_id, default=env_default("ROTA_WORKER_ID", default_worker_id()),
         help="worker name (env ROTA_WORKER_ID; default host-pid)",
     )
     worker.add_argument(
-        "--workdir", default=_env("ROTA_WORKDIR", str(WorkerConfig.workdir)),
+        "--workdir", default=env_default("ROTA_WORKDIR", str(WorkerConfig.workdir)),
         help="where each job gets its working directory (env ROTA_WORKDIR; default %(default)s)",
     )
     worker.add_argument(
-        "--cancel-grace", type=_non_negative_float, default=_env("ROTA_CANCEL_GRACE", str(WorkerConfig.cancel_grace)),
+        "--cancel-grace", type=_non_negative_float, default=env_default("ROTA_CANCEL_GRACE", str(WorkerConfig.cancel_grace)),
         help="seconds between SIGTERM and SIGKILL of a stopped job (env ROTA_CANCEL_GRACE; default %(default)s)",
     )
     worker.add_argument(
-        "--drain-timeout", type=_non_negative_float, default=_env("ROTA_DRAIN_TIMEOUT", str(WorkerConfig.drain_timeout)),
+        "--drain-timeout", type=_non_negative_float, default=env_default("ROTA_DRAIN_TIMEOUT", str(WorkerConfig.drain_timeout)),
         help="on SIGTERM/SIGINT, seconds running jobs may finish before they are stopped"
         " and handed back to run again elsewhere, no retry spent (env ROTA_DRAIN_TIMEOUT; default %(default)s)",
     )
@@ -261,12 +260,12 @@ def add_worker_command(
     )
     worker.add_argument(
         # None: not given. Read from ROTA_RUN_AS here, so a bad user is a usage error.
-        "--run-as", type=_run_as, default=_env("ROTA_RUN_AS", "") or None, metavar="USER",
+        "--run-as", type=_run_as, default=env_default("ROTA_RUN_AS", "") or None, metavar="USER",
         help="start every job as USER (name or uid), so that no job can read this worker's token;"
         " the worker must run as root (env ROTA_RUN_AS; default: jobs run as the worker's user)",
     )
     worker.add_argument(
-        "--claim-wait", type=_claim_wait, default=_env("ROTA_CLAIM_WAIT", f"{WorkerConfig.claim_wait:g}"),
+        "--claim-wait", type=_claim_wait, default=env_default("ROTA_CLAIM_WAIT", f"{WorkerConfig.claim_wait:g}"),
         help="seconds each claim long-polls for a job; the server caps it at its MAX_WAIT_SECS"
         " (env ROTA_CLAIM_WAIT; default %(default)s)",
     )

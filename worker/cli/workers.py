@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import argparse
 import time
-from typing import Callable
+from typing import Callable, Sequence
 
 from server.models import WorkerOut
-from worker.cli.common import add_json_flag, elapsed, parse_duration, print_json, table
+from worker.cli.command import add_client_command
+from worker.cli.flags import add_json_flag, parse_duration
+from worker.cli.output import elapsed, print_json, table
 from worker.client.api import Client
 
 
@@ -85,9 +87,10 @@ def _check(parser: argparse.ArgumentParser) -> Callable[[argparse.Namespace], No
     return check
 
 
-def add_command(command: Callable[..., argparse.ArgumentParser]) -> None:
-    """`command`: cli_runs' maker of a subcommand that talks to the server."""
-    workers = command("workers", _workers, "list registered workers; rm or --prune removes them")
+def add_commands(commands: argparse._SubParsersAction, parents: Sequence[argparse.ArgumentParser]) -> None:
+    """Adds `rota workers`; `parents` carry --server and --token."""
+    workers = add_client_command(commands, parents, "workers", _workers,
+                                 "list registered workers; rm or --prune removes them")
     workers.add_argument("action", nargs="*", metavar="rm ID",
                          help="remove these workers: shown `stopped` (last seen kept) until forgotten ten minutes"
                          " on; one still running shows again when next seen (a worker token may remove its"

@@ -56,7 +56,9 @@ DEFAULT_SERVER = "http://127.0.0.1:3000"
 _CLAIM_SLACK_SECS = 10.0
 # The server sends keep-alive comments, so a stream silent this long is dead.
 _STREAM_TIMEOUT = httpx.Timeout(10.0, read=60.0)
-_STREAM_RECONNECTS = 5
+# Without an Outages to wait a server out, a log tail that gets nothing
+# this many tries in a row ends.
+STREAM_RECONNECTS = 5
 # `GET /api/tokens` answers at most this many per page.
 _TOKEN_PAGE = 1000
 
@@ -174,8 +176,10 @@ class Client(RunsApi):
         *,
         token: str | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
+        stream_reconnects: int = STREAM_RECONNECTS,
     ):
         self.server = server.rstrip("/")
+        self._stream_reconnects = stream_reconnects
         # Default headers go on every request, streams included. httpx drops
         # Authorization on a redirect to another origin (and follows none here).
         headers = {"Authorization": f"Bearer {token}"} if token else None
@@ -323,7 +327,7 @@ class Client(RunsApi):
                 continue  # it was going: resume at once
             failures += 1
             if outages is None:
-                if failures > _STREAM_RECONNECTS:
+                if failures > self._stream_reconnects:
                     raise cause
                 await asyncio.sleep(min(0.2 * 2**failures, 3.0))
                 continue

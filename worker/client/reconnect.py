@@ -33,14 +33,16 @@ class Reconnect:
     """Shared by every call of one command (its poll loop and its log tails),
     so an outage is said once. A client.Outages for the log tails."""
 
-    def __init__(self, say: Callable[[str], None], clock: Callable[[], float] = time.monotonic):
+    def __init__(self, say: Callable[[str], None], clock: Callable[[], float] = time.monotonic,
+                 first_delay: float = FIRST_DELAY, max_delay: float = MAX_DELAY):
         self.say, self.clock = say, clock
+        self.first_delay, self.max_delay = first_delay, max_delay
         self.down_since: Optional[float] = None
 
     async def call(self, fn: Callable[..., Awaitable[T]], *args: object, until: Optional[float] = None) -> T:
         """`fn(*args)`, tried again while the server is out; StillDown once
         `until` (on `clock`) has passed."""
-        delay = FIRST_DELAY
+        delay = self.first_delay
         while True:
             try:
                 result = await fn(*args)
@@ -52,7 +54,7 @@ class Reconnect:
                     raise StillDown(exc) from exc
                 wait = delay if until is None else max(min(delay, until - self.clock()), 0)
                 await asyncio.sleep(wait)
-                delay = min(delay * 2, MAX_DELAY)
+                delay = min(delay * 2, self.max_delay)
                 continue
             self.back()
             return result
@@ -67,7 +69,6 @@ class Reconnect:
             self.say(f"reconnected after {self.clock() - self.down_since:.0f}s")
             self.down_since = None
 
-    @staticmethod
-    def backoff(failures: int) -> float:
+    def backoff(self, failures: int) -> float:
         """How long a log tail waits before its `failures`-th retry in a row."""
-        return min(FIRST_DELAY * 2 ** max(failures - 1, 0), MAX_DELAY)
+        return min(self.first_delay * 2 ** max(failures - 1, 0), self.max_delay)

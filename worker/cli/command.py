@@ -1,28 +1,21 @@
-"""What every `rota` client command shares: where the token comes from, how a
-failure becomes one line and an exit code, and how answers are printed
-(tables for people, `--json` for scripts)."""
+"""What every `rota` command shares: where the token and the server URL
+come from, how a command gets its client (the factory main() is handed),
+and how a failure becomes one line and an exit code."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import re
 import sys
-from typing import Any, Awaitable, Callable, Mapping, Optional
+from typing import Awaitable, Callable, Mapping, Optional, Protocol, Sequence
 from urllib.parse import urlsplit
-
-import msgspec
 
 from worker.client.api import ApiError, Client, RotaError
 
 EXIT_FAILED = 1
 EXIT_ERROR = 2
 EXIT_INTERRUPTED = 130
-
-
-def _env(name: str, default: str) -> str:
-    return os.environ.get(name) or default
 
 
 # ---- the API token ------------------------------------------------------------------
@@ -122,15 +115,23 @@ async def run_command(client: Client, run: Callable[[Client, argparse.Namespace]
         return EXIT_ERROR
 
 
-def client_command(run: Callable[[Client, argparse.Namespace], Awaitable[int]]) -> Callable[[argparse.Namespace], int]:
-    """A handler that runs `run` with a Client connected to --server."""
+class ClientFactory(Protocol):
+    """Makes the client a command talks to the server through: `Client`
+    itself, or (in tests) one on an in-process app or a fake transport."""
 
-    def command(args: argparse.Namespace) -> int:
-        # cli.Client, looked up at call time: the one place tests put a fake transport.
-        from worker.cli import main as cli
+    def __call__(self, server: str, token: Optional[str] = None) -> Client: ...
 
+
+# A parsed command line's handler: its exit code.
+Handler = Callable[[argparse.Namespace, ClientFactory], int]
+
+
+def client_command(run: Callable[[Client, argparse.Namespace], Awaitable[int]]) -> Handler:
+    """A handler that runs `run` with a client of --server."""
+
+    def command(args: argparse.Namespace, connect: ClientFactory) -> int:
         async def main() -> int:
-            async with cli.Client(args.server, token=args.token) as client:
+            async with connect(args.server, token=args.token) as client:
                 return await run_command(client, run, args)
 
         try:
@@ -142,61 +143,13 @@ def client_command(run: Callable[[Client, argparse.Namespace], Awaitable[int]]) 
     return command
 
 
-# ---- output ---------------------------------------------------------------------------
-
-
-def one_line(text: str, width: int = 80) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= width else text[: width - 1] + "…"
-
-
-def table(headers: list[str], rows: list[list[str]]) -> str:
-    widths = [max(len(cell) for cell in column) for column in zip(headers, *rows)]
-    return "\n".join(
-        "  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in [headers, *rows]
-    )
-
-
-def print_json(value: Any) -> None:
-    """`--json`: the API's own objects, one document on stdout."""
-    sys.stdout.write(msgspec.json.format(msgspec.json.encode(value), indent=2).decode() + "\n")
-    sys.stdout.flush()
-
-
-def add_json_flag(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--json", action="store_true", help="print the answer as JSON on stdout")
-
-
-_DURATION = re.compile(r"(\d+)([smhd]?)")
-_UNIT_SECS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
-
-
-def parse_duration(text: str) -> int:
-    """`30d`, `12h`, `90m`, `3600s` or plain seconds, as seconds (at least 1)."""
-    match = _DURATION.fullmatch(text.strip().lower())
-    secs = int(match.group(1)) * _UNIT_SECS[match.group(2)] if match else 0
-    if secs < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a duration like 30d, 12h, 90m, 3600s or 3600")
-    return secs
-
-
-def elapsed(secs: float) -> str:
-    """`4s`, `2m05s`, `1h02m`: a span as people read it."""
-    secs = int(max(secs, 0))
-    if secs < 60:
-        return f"{secs}s"
-    if secs < 3600:
-        return f"{secs // 60}m{secs % 60:02d}s"
-    return f"{secs // 3600}h{secs % 3600 // 60:02d}m"
-
-
-def key_values(flag: str) -> Callable[[str], tuple[str, str]]:
-    """An argparse type for `k=v` (repeatable flags build a dict from these)."""
-
-    def parse(text: str) -> tuple[str, str]:
-        key, sep, value = text.partition("=")
-        if not sep or not key:
-            raise argparse.ArgumentTypeError(f"{text!r} is not {flag} KEY=VALUE")
-        return key, value
-
-    return parse
+def add_client_command(commands: argparse._SubParsersAction, parents: Sequence[argparse.ArgumentParser], name: str,
+                       run: Callable[[Client, argparse.Namespace], Awaitable[int]], help: str,
+                       target: Optional[str] = None) -> argparse.ArgumentParser:
+    """Adds `rota NAME`, which runs `run` with a client; `parents` carry
+    --server and --token; `target` names its RUN|WORKFLOW argument."""
+    sub = commands.add_parser(name, parents=list(parents), help=help, description=help)
+    sub.set_defaults(handler=client_command(run))
+    if target:
+        sub.add_argument("target", metavar=target, help="a run id, or a workflow id (its latest run)")
+    return sub
