@@ -8,7 +8,7 @@
   (the job's TERM trap records the time), through a worker whose lease TTL
   is 300 s: the heartbeat long-poll carries the cancel, not the next beat.
   Each job has run for a second (past its first heartbeat, which waits
-  worker.daemon.job.FIRST_HEARTBEAT_DELAY). p50 and max over 10 cancels.
+  worker/daemon/config.py FIRST_HEARTBEAT_DELAY). p50 and max over 10 cancels.
 
 `await run(server_url)` measures against a running server and returns the
 figures, `await main(server_url)` also prints them, and

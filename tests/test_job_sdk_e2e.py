@@ -17,11 +17,11 @@ import httpx
 import pytest
 import yaml
 
-import worker.daemon.job
 from tests.procs import ROTA, WorkerProc, kill_group, pid_alive, rota, wait_until
 from tests.server_proc import ServerProcess
 from worker.client.api import Client
-from worker.daemon.job import Daemon, WorkerConfig
+from worker.daemon.claim_loop import Daemon
+from worker.daemon.config import Timings, WorkerConfig
 
 pytestmark = pytest.mark.slow
 
@@ -347,13 +347,13 @@ def test_the_daemon_reports_each_step_with_its_exit_code(server, start_worker, s
         (0, {"built": 1})]
 
 
-async def test_the_daemon_reports_the_jobs_cpu_and_memory(server, submit, tmp_path, monkeypatch, label):
-    monkeypatch.setattr(worker.daemon.job, "RESOURCE_INTERVAL_SECS", 0.1)
+async def test_the_daemon_reports_the_jobs_cpu_and_memory(server, submit, tmp_path, label):
     gate = tmp_path / "gate"
     # busy in a child process (the job's process group is what is measured) until the test has seen samples
     _, run = submit({"busy": {"run": f"{PY} -c 'import os\nwhile not os.path.exists(\"{gate}\"): pass' & wait"}})
     config = WorkerConfig(server=server.url, labels=[label], worker_id=f"inproc-{label}",
-                          workdir=str(tmp_path / "work"), claim_wait=1, cancel_grace=2)
+                          workdir=str(tmp_path / "work"), claim_wait=1, cancel_grace=2,
+                          timings=Timings(resource_interval_secs=0.1))
     async with Client(server.url) as client, httpx.AsyncClient(base_url=server.url, timeout=5) as http:
         daemon = Daemon(config, client)
         task = asyncio.create_task(daemon.run())

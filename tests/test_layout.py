@@ -148,8 +148,8 @@ def test_no_module_is_over_the_line_limit():
 
 
 def test_the_server_does_not_import_the_worker_package():
-    reaching = {name: sorted(m for m in deps if m.split(".")[0] == "worker")
-                for name, deps in GRAPH.items() if name.split(".")[0] == "server" and name not in SERVER_MAY_IMPORT_WORKER}
+    reaching = {name: sorted(m for m in deps if m.split(".")[0] == "worker") for name, deps in GRAPH.items()
+                if name.split(".")[0] == "server" and name not in SERVER_MAY_IMPORT_WORKER}
     reaching = {name: deps for name, deps in reaching.items() if deps}
     assert not reaching, f"server modules importing the worker package: {reaching}"
 

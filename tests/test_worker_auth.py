@@ -18,7 +18,8 @@ from tests.test_worker_daemon import FakeServer
 from worker.cli import main as cli
 from worker.cli.flags import parse_duration
 from worker.client.api import ApiError, Client, is_transient
-from worker.daemon.job import JobRun, WorkerConfig
+from worker.daemon.config import WorkerConfig
+from worker.daemon.job import JobRun
 
 SERVER = "http://rota.test"
 TOKEN_VARS = ("ROTA_TOKEN", "ROTA_TOKEN_FILE", "ROTA_ADMIN_TOKEN", "ROTA_ADMIN_TOKEN_FILE", "ROTA_RUN_TOKEN")

@@ -16,11 +16,13 @@ import pytest
 
 from server.models import ClaimRequest, ClaimResponse, Lease, LogsRequest, QueuedJob, RetryPolicy, Step
 import server
-import worker.daemon.job
 from tests.procs import pid_alive
 from worker.client.api import ApiError, Client
-from worker.daemon.job import Daemon, WorkerConfig
+from worker.daemon.claim_loop import Daemon
+from worker.daemon.config import Timings, WorkerConfig
+from worker.daemon.job_setup import path_with_rota
 from worker.daemon.runner import STEP_MARKER
+from worker.daemon.workdir import WorkdirError
 
 
 @dataclass
@@ -351,12 +353,12 @@ async def test_a_refused_failure_report_is_logged(fake, start_daemon, caplog):
     )
 
 
-async def test_drain_gives_up_on_results_the_server_never_takes(fake, start_daemon, tmp_path, monkeypatch, caplog):
-    monkeypatch.setattr(worker.daemon.job, "SHUTDOWN_REPORT_GRACE", 0.5)
+async def test_drain_gives_up_on_results_the_server_never_takes(fake, start_daemon, tmp_path, caplog):
     gate, pidfile = tmp_path / "go", tmp_path / "stuck.pid"
     finishes = fake.enqueue(f"while [ ! -e {gate} ]; do sleep 0.02; done")  # during the drain
     stuck = fake.enqueue(f"echo $$ > {pidfile}; sleep 300")  # stopped at the drain timeout
-    daemon, task = start_daemon(concurrency=2, drain_timeout=0.5, cancel_grace=0.2)
+    daemon, task = start_daemon(concurrency=2, drain_timeout=0.5, cancel_grace=0.2,
+                                timings=Timings(shutdown_report_grace=0.5))
     await wait_for(pidfile.exists, "the jobs to start")
     fake.down = True
     daemon.request_stop()
@@ -609,11 +611,10 @@ async def test_the_end_of_an_outage_is_logged_once(fake, start_daemon, caplog):
     assert len(back) == 1 and back[0].startswith("server reachable again after "), back
 
 
-async def test_an_idle_worker_says_so_now_and_then(fake, start_daemon, caplog, monkeypatch, tmp_path):
+async def test_an_idle_worker_says_so_now_and_then(fake, start_daemon, caplog, tmp_path):
     caplog.set_level(logging.INFO, logger="rota.worker")
-    monkeypatch.setattr(worker.daemon.job, "IDLE_LOG_SECS", 0.3)
     gate = tmp_path / "go"
-    start_daemon(concurrency=3)
+    start_daemon(concurrency=3, timings=Timings(idle_log_secs=0.3))
     await wait_for(lambda: any(r.getMessage() == "idle, 3 of 3 slots free" for r in caplog.records),
                    "an idle line")
     lease = fake.enqueue(f"while [ ! -e {gate} ]; do sleep 0.02; done")
@@ -650,7 +651,7 @@ async def test_two_daemons_cannot_share_a_workdir(fake, start_daemon, tmp_path):
     await wait_for(lambda: fake.claims, "a claim")
     other = Daemon(WorkerConfig(server="http://rota.test", worker_id="w2", workdir=str(tmp_path / "work")),
                    fake.client())
-    with pytest.raises(worker.daemon.job.WorkdirError,
+    with pytest.raises(WorkdirError,
                        match=rf"another rota worker \(pid {os.getpid()}\) is using workdir {tmp_path}/work;"):
         await other.run()
     assert [r["worker_id"] for r in fake.registered] == ["w"]  # refused before it said a word
@@ -665,17 +666,15 @@ async def test_read_only_directories_a_job_leaves_are_removed(fake, start_daemon
     await wait_for(lambda: not os.path.exists(os.path.dirname(cwd)), "the job directory to go")
 
 
-def test_a_jobs_path_finds_the_workers_own_rota_last(tmp_path, monkeypatch):
-    from worker.daemon import job as daemon
-
+def test_a_jobs_path_finds_the_workers_own_rota_last(tmp_path):
     bin_dir = tmp_path / "venv-bin"
     bin_dir.mkdir()
     (bin_dir / "rota").write_text("#!/bin/sh\n")
     (bin_dir / "rota").chmod(0o755)
-    monkeypatch.setattr(daemon, "ROTA_BIN", str(bin_dir))
-    assert daemon.path_with_rota("/usr/bin:/bin") == f"/usr/bin:/bin:{bin_dir}"  # appended: python stays the job's
+    # appended: python stays the job's
+    assert path_with_rota("/usr/bin:/bin", str(bin_dir)) == f"/usr/bin:/bin:{bin_dir}"
     other = tmp_path / "other"
     other.mkdir()
     (other / "rota").write_text("#!/bin/sh\n")
     (other / "rota").chmod(0o755)
-    assert daemon.path_with_rota(f"{other}:/bin") == f"{other}:/bin"  # one already there wins
+    assert path_with_rota(f"{other}:/bin", str(bin_dir)) == f"{other}:/bin"  # one already there wins

@@ -19,21 +19,23 @@ from pathlib import Path
 import httpx
 import pytest
 
-import worker.daemon.job
 from server.models import Step
 from tests.procs import pid_alive
 from tests.test_worker_daemon import FakeServer, wait_for
 from worker.cli import main as cli
-from worker.daemon.job import JobRun, WorkerConfig, Workdir
+from worker.daemon.config import Timings, WorkerConfig
+from worker.daemon.job import JobRun
+from worker.daemon.workdir import Workdir
 from worker.daemon.reports import CpuMeter, GroupUsage, read_group
 from worker.sdk import Job, LeaseEnded, NotInJob, SdkError, current_job
 
 SERVER = "http://rota.test"
 
 
-def job_run(fake: FakeServer, workdir: Path) -> JobRun:
+def job_run(fake: FakeServer, workdir: Path, timings: Timings | None = None) -> JobRun:
     claim = fake.queue.get_nowait()
-    config = WorkerConfig(server=SERVER, worker_id="w", workdir=str(workdir), cancel_grace=1.0)
+    config = WorkerConfig(server=SERVER, worker_id="w", workdir=str(workdir), cancel_grace=1.0,
+                          timings=timings or Timings())
     return JobRun(config, fake.client(), claim)
 
 
@@ -200,14 +202,13 @@ async def test_a_stopped_steps_report_says_why(tmp_path):
 # ---- resource reports -------------------------------------------------------------------------------
 
 
-async def test_resources_of_the_jobs_process_group_are_reported(tmp_path, monkeypatch):
-    monkeypatch.setattr(worker.daemon.job, "RESOURCE_INTERVAL_SECS", 0.05)
+async def test_resources_of_the_jobs_process_group_are_reported(tmp_path):
     fake = FakeServer()
     gate = tmp_path / "gate"
     # busy until the test has seen samples: a child process of the job, in its group
     lease = fake.enqueue(f"{sys.executable} -c 'import os\nwhile not os.path.exists(\"{gate}\"): pass' & wait",
                          ttl_secs=30)
-    run = asyncio.create_task(job_run(fake, tmp_path / "work").execute())
+    run = asyncio.create_task(job_run(fake, tmp_path / "work", Timings(resource_interval_secs=0.05)).execute())
     samples = fake.leases[lease].resources
     await wait_for(lambda: len(samples) >= 3 and any(s["cpu_percent"] for s in samples), "busy samples")
     gate.touch()
@@ -228,13 +229,12 @@ async def test_a_job_shorter_than_the_interval_sends_no_sample(tmp_path):
     assert fake.leases[lease].resources == []
 
 
-async def test_a_refused_resource_report_ends_the_reports_quietly(tmp_path, monkeypatch, caplog):
-    monkeypatch.setattr(worker.daemon.job, "RESOURCE_INTERVAL_SECS", 0.02)
+async def test_a_refused_resource_report_ends_the_reports_quietly(tmp_path, caplog):
     fake = FakeServer()
     fake.flaky = {"resources": [409]}
     gate = tmp_path / "gate"
     lease = fake.enqueue(f"while [ ! -e {gate} ]; do sleep 0.01; done", ttl_secs=30)
-    run = asyncio.create_task(job_run(fake, tmp_path / "work").execute())
+    run = asyncio.create_task(job_run(fake, tmp_path / "work", Timings(resource_interval_secs=0.02)).execute())
     await wait_for(lambda: not fake.flaky["resources"], "the first sample (refused)")
     await asyncio.sleep(0.2)  # ten intervals more: after the 409, no sample is sent
     gate.touch()

@@ -56,9 +56,8 @@ async def test_groups_still_listed_when_the_worker_goes_are_killed():
             proc.wait(5)
 
 
-async def test_a_dead_supervisor_is_replaced_and_told_the_running_groups(monkeypatch):
-    monkeypatch.setattr(worker.daemon.supervisor, "RESTART_DELAY_SECS", 0.05)
-    supervisor = Supervisor()
+async def test_a_dead_supervisor_is_replaced_and_told_the_running_groups():
+    supervisor = Supervisor(restart_delay=0.05)
     supervisor.start()
     job = sleeper()
     try:

@@ -25,7 +25,8 @@ from worker.cli.command import EXIT_ERROR, ClientFactory, describe_error
 from worker.cli.flags import env_default
 from worker.client.api import ApiError, RotaError
 from worker.daemon import run_as
-from worker.daemon.job import Daemon, WorkerConfig, default_worker_id
+from worker.daemon.claim_loop import Daemon
+from worker.daemon.config import WorkerConfig, default_worker_id
 from worker.daemon.run_as import RunAs
 
 log = logging.getLogger("rota.worker")

@@ -46,7 +46,8 @@ RESTART_DELAY_SECS = 1.0
 class Supervisor:
     """The worker's side: starts the supervisor and keeps it told."""
 
-    def __init__(self) -> None:
+    def __init__(self, restart_delay: float = RESTART_DELAY_SECS) -> None:
+        self._restart_delay = restart_delay
         self._proc: Optional[subprocess.Popen[bytes]] = None
         self._groups: set[int] = set()
         self._loop: Optional[asyncio.AbstractEventLoop] = None
@@ -109,14 +110,14 @@ class Supervisor:
             return  # it writes nothing; ignore whatever it does
         if not self._closing:
             log.warning("the job supervisor (pid %d) died; starting another in %.0fs", proc.pid,
-                        RESTART_DELAY_SECS)
+                        self._restart_delay)
         self._replace()
 
     def _replace(self) -> None:
         self._drop()
         if self._closing or self._loop is None or self._restart is not None:
             return
-        self._restart = self._loop.call_later(RESTART_DELAY_SECS, self._respawn)
+        self._restart = self._loop.call_later(self._restart_delay, self._respawn)
 
     def _respawn(self) -> None:
         self._restart = None
@@ -125,9 +126,9 @@ class Supervisor:
         try:
             self._spawn()
         except OSError as exc:
-            log.error("cannot start the job supervisor: %s; retrying in %.0fs", exc, RESTART_DELAY_SECS)
+            log.error("cannot start the job supervisor: %s; retrying in %.0fs", exc, self._restart_delay)
             assert self._loop is not None
-            self._restart = self._loop.call_later(RESTART_DELAY_SECS, self._respawn)
+            self._restart = self._loop.call_later(self._restart_delay, self._respawn)
 
     def _drop(self) -> None:
         """Forget the current supervisor, killing it if it still runs."""
