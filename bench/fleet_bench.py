@@ -15,7 +15,7 @@ import json
 import time
 
 from bench.http1 import Conn
-from worker.client.api import SseParser, sse_lines
+from worker.client.sse import SseParser, sse_lines
 from tests.fleet import (
     ParkedFleet,
     evalsha_calls,

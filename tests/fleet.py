@@ -19,7 +19,7 @@ import httpx
 import redis as redis_py
 
 from bench.http1 import Conn
-from worker.client.api import SseParser, sse_lines
+from worker.client.sse import SseParser, sse_lines
 
 
 def lift_open_file_limit(wanted: int) -> None:

@@ -24,7 +24,8 @@ from tests.server_proc import ServerProcess
 from tests.test_runs import claim, finish, put, start
 from worker.cli import completion as cli_completion, main as cli, watch as cli_watch
 from worker.cli.runs import problem_lines
-from worker.client.api import ApiError, Client
+from worker.client.api import Client
+from worker.client.errors import ApiError
 
 
 # ---- global flags -------------------------------------------------------------------

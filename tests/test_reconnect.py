@@ -9,7 +9,8 @@ import pytest
 
 from server.models import JobOut
 from tests.test_worker_client import JOB_JSON, chunk_json, client_for
-from worker.client.api import ApiError, Client, Unreachable
+from worker.client.api import Client
+from worker.client.errors import ApiError, Unreachable
 from worker.client.reconnect import Reconnect, StillDown
 
 QUICK = {"first_delay": 0.001, "max_delay": 0.002}  # a test's outages are retried at once

@@ -17,7 +17,8 @@ from server.models import TokenCreated, TokenOut
 from tests.test_worker_daemon import FakeServer
 from worker.cli import main as cli
 from worker.cli.flags import parse_duration
-from worker.client.api import ApiError, Client, is_transient
+from worker.client.api import Client
+from worker.client.errors import ApiError, is_transient
 from worker.daemon.config import WorkerConfig
 from worker.daemon.job import JobRun
 

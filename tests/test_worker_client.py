@@ -6,7 +6,9 @@ import httpx
 import pytest
 
 from server.models import JobOut
-from worker.client.api import ApiError, Client, RotaError, SseEvent, SseParser, Unreachable, is_transient, sse_lines
+from worker.client.api import Client
+from worker.client.errors import ApiError, RotaError, Unreachable, is_transient
+from worker.client.sse import SseEvent, SseParser, sse_lines
 
 
 def client_for(handler) -> Client:

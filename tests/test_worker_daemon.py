@@ -17,7 +17,8 @@ import pytest
 from server.models import ClaimRequest, ClaimResponse, Lease, LogsRequest, QueuedJob, RetryPolicy, Step
 import server
 from tests.procs import pid_alive
-from worker.client.api import ApiError, Client
+from worker.client.api import Client
+from worker.client.errors import ApiError
 from worker.daemon.claim_loop import Daemon
 from worker.daemon.config import Timings, WorkerConfig
 from worker.daemon.job_setup import path_with_rota

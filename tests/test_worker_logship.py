@@ -8,7 +8,8 @@ import httpx
 
 from server import limits
 from server.models import Lease
-from worker.client.api import ApiError, Client, Unreachable
+from worker.client.api import Client
+from worker.client.errors import ApiError, Unreachable
 from worker.daemon.logship import LogShipper, Outage
 
 LEASE = Lease(lease_id="L1", job_id="build", workflow_id="wf", worker_id="w", ttl_secs=30, granted_at_ms=0)

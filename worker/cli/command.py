@@ -11,7 +11,9 @@ import sys
 from typing import Awaitable, Callable, Mapping, Optional, Protocol, Sequence
 from urllib.parse import urlsplit
 
-from worker.client.api import ApiError, Client, RotaError
+from worker.client.api import Client
+
+from worker.client.errors import ApiError, RotaError
 
 EXIT_FAILED = 1
 EXIT_ERROR = 2

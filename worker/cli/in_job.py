@@ -23,7 +23,8 @@ from urllib.parse import quote
 from server.models import EVENT_KEY_PATTERN, EventPost, JobOut
 from worker.cli.command import EXIT_ERROR, EXIT_FAILED, ClientFactory, Handler, client_command
 from worker.cli.flags import parse_duration
-from worker.client.api import Client, RotaError
+from worker.client.api import Client
+from worker.client.errors import RotaError
 from worker.sdk import Job, SdkError, current_job
 
 _JSON_SUFFIXES = (".json",)

@@ -17,7 +17,8 @@ from worker.cli.command import Reported, add_client_command
 from worker.cli.flags import add_json_flag, key_values, parse_duration
 from worker.cli.output import elapsed, one_line, print_json, table
 from worker.cli.watch import FINISHED, Watch, until_interrupted
-from worker.client.api import ApiError, Client, RotaError
+from worker.client.api import Client
+from worker.client.errors import ApiError, RotaError
 
 CONTENT_TYPES = {".yml": "application/yaml", ".yaml": "application/yaml", ".json": "application/json"}
 

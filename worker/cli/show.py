@@ -21,8 +21,10 @@ from typing import Awaitable, Callable, Optional, TextIO
 from server.models import JobLogChunk, JobOut, RunOut, WorkflowOut
 from worker.cli.details import job_details, notes, progress
 from worker.cli.output import one_line, print_json, table
-from worker.client.api import ApiError, Client, Outages, RotaError
+from worker.client.api import Client
+from worker.client.errors import ApiError, RotaError
 from worker.client.reconnect import Reconnect
+from worker.client.runs import Outages
 
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\Z")
 TERMINAL = {"success", "failure", "skipped", "cancelled"}

@@ -17,8 +17,9 @@ from typing import Awaitable, Callable, Optional, TextIO
 
 from server.models import RunOut
 from worker.cli.show import follow_job, state_line
-from worker.client.api import Client, RotaError
 from worker.client import reconnect
+from worker.client.api import Client
+from worker.client.errors import RotaError
 from worker.client.reconnect import Reconnect, StillDown
 
 FINISHED = {"success", "failure", "cancelled"}

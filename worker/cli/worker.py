@@ -23,7 +23,7 @@ from server import limits
 from server.models import LABEL_PATTERN, WorkerId
 from worker.cli.command import EXIT_ERROR, ClientFactory, describe_error
 from worker.cli.flags import env_default
-from worker.client.api import ApiError, RotaError
+from worker.client.errors import ApiError, RotaError
 from worker.daemon import run_as
 from worker.daemon.claim_loop import Daemon
 from worker.daemon.config import WorkerConfig, default_worker_id

@@ -2,9 +2,8 @@
 
 Requests are encoded from and responses decoded into the wire types of
 `server.models`, so a field that changes there changes here. Failures
-surface as two exceptions with messages fit to print as they are:
-`Unreachable` (no answer: connection refused, reset, timed out) and
-`ApiError` (the server answered with an error status and body).
+surface as errors.py's `Unreachable` and `ApiError`; log tails read their
+streams with sse.py.
 
 With a token, every request (SSE streams included) carries
 `Authorization: Bearer <token>`. A 401 or 403 answer is an `ApiError` like
@@ -14,9 +13,6 @@ any other 4xx: not transient, since retrying a refused token changes nothing.
 from __future__ import annotations
 
 import asyncio
-import codecs
-import re
-from dataclasses import dataclass, field
 from typing import Any, AsyncIterator, Optional
 
 import httpx
@@ -26,7 +22,6 @@ from server.models import (
     ClaimRequest,
     ClaimResponse,
     CompleteRequest,
-    ErrorBody,
     FailRequest,
     HandBackRequest,
     HandedBack,
@@ -47,9 +42,11 @@ from server.models import (
     WorkersPruned,
     WorkflowOut,
 )
+from worker.client.errors import ApiError, RotaError, Unreachable, is_outage
 from worker.client.runs import Outages, RunsApi
 from worker.client.runs import path_part as _path
 from worker.client.runs import with_key as _with_key
+from worker.client.sse import SseParser, sse_lines
 
 DEFAULT_SERVER = "http://127.0.0.1:3000"
 # A long-poll claim is answered after at most wait_secs; allow this much more.
@@ -61,112 +58,6 @@ _STREAM_TIMEOUT = httpx.Timeout(10.0, read=60.0)
 STREAM_RECONNECTS = 5
 # `GET /api/tokens` answers at most this many per page.
 _TOKEN_PAGE = 1000
-
-
-class RotaError(Exception):
-    """Any failure talking to the server; str() is a one-line message for users."""
-
-
-class Unreachable(RotaError):
-    def __init__(self, server: str, cause: Exception):
-        detail = str(cause) or type(cause).__name__
-        super().__init__(f"cannot reach rota server at {server}: {detail}")
-
-
-class ApiError(RotaError):
-    def __init__(self, status: int, code: str, message: str, details: Any = None):
-        super().__init__(f"error {code}: {message}")
-        self.status = status
-        self.code = code
-        self.message = message
-        self.details = details
-
-    @classmethod
-    def from_response(cls, response: httpx.Response) -> ApiError:
-        try:
-            err = msgspec.json.decode(response.content, type=ErrorBody).error
-            return cls(response.status_code, err.code, err.message, err.details)
-        except msgspec.MsgspecError:
-            text = response.text.strip()[:200] or response.reason_phrase
-            return cls(response.status_code, f"http_{response.status_code}", text)
-
-
-def is_transient(exc: BaseException) -> bool:
-    """Worth retrying: the server did not answer, failed on its side, or
-    refused for now (429: a per-token cap, which frees as old workers are
-    forgotten)."""
-    return isinstance(exc, Unreachable) or (isinstance(exc, ApiError) and (exc.status >= 500 or exc.status == 429))
-
-
-# The answers of a server restarting, of a proxy in front of one that is
-# down, and of a server whose Redis is down (503 store_unavailable).
-OUTAGE_STATUSES = frozenset({502, 503, 504})
-
-
-def is_outage(exc: BaseException) -> bool:
-    """The server is out for now (not failing on a request of ours): a
-    waiting command tries again (worker/reconnect.py)."""
-    return isinstance(exc, Unreachable) or (isinstance(exc, ApiError) and exc.status in OUTAGE_STATUSES)
-
-
-@dataclass
-class SseEvent:
-    name: str
-    data: str
-    id: Optional[str] = None
-
-
-@dataclass
-class SseParser:
-    """Turns `text/event-stream` lines into events (the subset rota's server sends)."""
-
-    _name: Optional[str] = None
-    _data: list[str] = field(default_factory=list)
-    _id: Optional[str] = None
-
-    def feed(self, line: str) -> Optional[SseEvent]:
-        if not line:
-            event = SseEvent(self._name or "message", "\n".join(self._data), self._id) if self._data else None
-            self._name, self._data, self._id = None, [], None
-            return event
-        if line.startswith(":"):  # keep-alive comment
-            return None
-        name, _, value = line.partition(":")
-        value = value[1:] if value.startswith(" ") else value
-        if name == "event":
-            self._name = value
-        elif name == "data":
-            self._data.append(value)
-        elif name == "id":
-            self._id = value
-        return None
-
-
-_SSE_LINE_END = re.compile(r"\r\n|\r|\n")
-
-
-async def sse_lines(chunks: AsyncIterator[bytes]) -> AsyncIterator[str]:
-    """The lines of a `text/event-stream` body, read as it arrives.
-
-    SSE ends lines only at CRLF, CR or LF. httpx's aiter_lines() also splits
-    at U+2028, U+0085, \\x1c and the like (str.splitlines), which JSON leaves
-    unescaped in a log chunk's data, cutting an event's data in two.
-    """
-    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")  # SSE is always UTF-8
-    buffer = ""
-    async for chunk in chunks:
-        scan_from = max(len(buffer) - 1, 0)  # the buffer holds no line end, bar a final CR
-        buffer += decoder.decode(chunk)
-        start = 0
-        for end in _SSE_LINE_END.finditer(buffer, scan_from):
-            if end.group() == "\r" and end.end() == len(buffer):
-                break  # maybe the first half of a CRLF split between reads
-            yield buffer[start : end.start()]
-            start = end.end()
-        buffer = buffer[start:]
-    if buffer.endswith("\r"):
-        yield buffer[:-1]
-    # Anything else left is an unterminated line, which SSE discards.
 
 
 class Client(RunsApi):

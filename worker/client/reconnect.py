@@ -13,7 +13,7 @@ import asyncio
 import time
 from typing import Awaitable, Callable, Optional, TypeVar
 
-from worker.client.api import RotaError, is_outage
+from worker.client.errors import RotaError, is_outage
 
 T = TypeVar("T")
 

@@ -19,7 +19,8 @@ import uuid
 
 import server
 from server.models import ClaimRequest, RegisterRequest
-from worker.client.api import Client, RotaError, is_transient
+from worker.client.api import Client
+from worker.client.errors import RotaError, is_transient
 from worker.daemon import protocol
 from worker.daemon.config import WorkerConfig
 from worker.daemon.job import JobRun

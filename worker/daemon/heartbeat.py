@@ -8,7 +8,8 @@ import logging
 from typing import Callable
 
 from server.models import Lease
-from worker.client.api import ApiError, Client, RotaError
+from worker.client.api import Client
+from worker.client.errors import ApiError, RotaError
 from worker.daemon import protocol
 from worker.daemon.logship import Backoff, Outage
 from worker.daemon.stops import CANCELLED, LEASE_LOST, WAITING

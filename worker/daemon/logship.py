@@ -14,7 +14,8 @@ from typing import Awaitable, Callable, Iterator
 import msgspec
 
 from server.models import Lease, LogChunk, LogsAccepted
-from worker.client.api import ApiError, Client, RotaError, is_transient
+from worker.client.api import Client
+from worker.client.errors import ApiError, RotaError, is_transient
 
 log = logging.getLogger("rota.worker")
 

@@ -19,7 +19,8 @@ from functools import partial
 from typing import Awaitable, Callable, Optional
 
 from server.models import ResourceSample, StepUpdate
-from worker.client.api import ApiError, Client, RotaError, is_transient
+from worker.client.api import Client
+from worker.client.errors import ApiError, RotaError, is_transient
 from worker.daemon.logship import Backoff
 from worker.daemon.runner import describe_exit
 

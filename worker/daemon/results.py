@@ -9,7 +9,8 @@ import logging
 from typing import Awaitable, Callable, Optional
 
 from server.models import HandedBack, ResultAccepted
-from worker.client.api import ApiError, Client, RotaError
+from worker.client.api import Client
+from worker.client.errors import ApiError, RotaError
 from worker.daemon.logship import send_until_answered
 from worker.daemon.outputs import OutputFileError, parse_output_file
 from worker.daemon.runner import RunResult

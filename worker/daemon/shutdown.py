@@ -6,7 +6,9 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from worker.client.api import ApiError, Client, RotaError
+from worker.client.api import Client
+
+from worker.client.errors import ApiError, RotaError
 from worker.daemon import protocol
 from worker.daemon.job import JobRun
 from worker.daemon.stops import SHUTDOWN

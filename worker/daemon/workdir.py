@@ -12,7 +12,7 @@ import re
 import shutil
 import tempfile
 
-from worker.client.api import RotaError
+from worker.client.errors import RotaError
 
 log = logging.getLogger("rota.worker")
 
