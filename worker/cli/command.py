@@ -12,7 +12,6 @@ from typing import Awaitable, Callable, Mapping, Optional, Protocol, Sequence
 from urllib.parse import urlsplit
 
 from worker.client.api import Client
-
 from worker.client.errors import ApiError, RotaError
 
 EXIT_FAILED = 1

@@ -7,7 +7,6 @@ import asyncio
 import logging
 
 from worker.client.api import Client
-
 from worker.client.errors import ApiError, RotaError
 from worker.daemon import protocol
 from worker.daemon.job import JobRun
