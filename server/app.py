@@ -22,15 +22,15 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
-from . import __version__, openapi, reaper, routing, ui
+from . import __version__, openapi, reaper, routing, scheduler, ui
 from .auth import Auth
 from .errors import ApiError
 from .guards import RequestGuard
 from .http import error_response
 from .notifier import Notifier
 from .redis_conn import connect, connect_pubsub, describe
-from .routes import (deadletters, logs, lookup, notes, ops, queues, runs, sdk, sdk_seeds, session, tokens,
-                     worker_protocol, workflows)
+from .routes import (deadletters, logs, lookup, notes, ops, queues, runs, schedules, sdk, sdk_seeds, session,
+                     tokens, worker_protocol, workflows)
 from .settings import Settings
 from .store import Store
 from .tokens import TokenStore
@@ -45,9 +45,9 @@ def endpoints() -> list[routing.Endpoint]:
     /openapi.json are all built from."""
     # The worker protocol first: routes are tried in this order (see
     # routing._ordered), and claim, heartbeat and complete are the hot path.
-    return (worker_protocol.endpoints + workflows.endpoints + runs.endpoints + notes.endpoints + logs.endpoints
-            + lookup.endpoints + deadletters.endpoints + sdk.endpoints + sdk_seeds.endpoints + tokens.endpoints
-            + session.endpoints + queues.endpoints + ops.endpoints + ui.endpoints)
+    return (worker_protocol.endpoints + workflows.endpoints + runs.endpoints + schedules.endpoints + notes.endpoints
+            + logs.endpoints + lookup.endpoints + deadletters.endpoints + sdk.endpoints + sdk_seeds.endpoints
+            + tokens.endpoints + session.endpoints + queues.endpoints + ops.endpoints + ui.endpoints)
 
 
 # 4xx a worker meets in the protocol's normal course (a result after a
@@ -180,14 +180,18 @@ def create_app(settings: Optional[Settings] = None, redis: Optional[Redis] = Non
         await notifier.start(wait=app.state.ready.is_set())
         upkeep_stop = asyncio.Event()
         upkeep = asyncio.create_task(auth.upkeep(upkeep_stop))
-        reaper_task, reaper_stop = None, asyncio.Event()
+        reaper_task, scheduler_task, reaper_stop = None, None, asyncio.Event()
         if settings.api_only:
-            log.info("API_ONLY=1: this process runs no reaper")
+            log.info("API_ONLY=1: this process runs no reaper and no scheduler")
             if not settings.redis_url:
-                log.warning("API_ONLY=1 with the embedded store: nothing will ever reap expired leases")
+                log.warning("API_ONLY=1 with the embedded store: nothing will ever reap expired leases"
+                            " or fire a schedule")
         else:
             reaper_task = asyncio.create_task(reaper.run_forever(store, settings.reap_interval_secs, reaper_stop))
-            log.info("reaper: every %.1fs", settings.reap_interval_secs)
+            scheduler_task = asyncio.create_task(
+                scheduler.run_forever(store, settings.schedule_interval_secs, reaper_stop))
+            log.info("reaper: every %.1fs; scheduler: every %.1fs", settings.reap_interval_secs,
+                     settings.schedule_interval_secs)
         scheme = "https" if settings.ssl_certfile else "http"
         log.info("rota listening on %s://%s:%d", scheme, settings.host, settings.port)
         try:
@@ -196,7 +200,7 @@ def create_app(settings: Optional[Settings] = None, redis: Optional[Redis] = Non
             reaper_stop.set()
             upkeep_stop.set()
             stop_waiting.set()
-            for task in (reaper_task, upkeep, waiting):
+            for task in (reaper_task, scheduler_task, upkeep, waiting):
                 if task and not (await asyncio.wait({task}, timeout=5))[0]:
                     task.cancel()
             await notifier.stop()

@@ -49,6 +49,35 @@ MAX_ENV_TOTAL_CHARS = 262_144
 MAX_LABELS = 32
 # `on:` / `trigger`: a few event names, joined with commas.
 MAX_TRIGGER_CHARS = 1024
+# `on: schedule:` entries per workflow (each a cron expression the
+# scheduler computes every tick of).
+MAX_SCHEDULES = 20
+# After downtime a schedule with `catch-up: all` starts at most this many
+# runs, the newest missed ticks; older ones are skipped.
+MAX_CATCH_UP_RUNS = 50
+# With `catch-up: none`, a tick the scheduler sees later than this is
+# counted missed, not fired: a scheduler pass is due every
+# SCHEDULE_INTERVAL_SECS, so an on-time tick is seen well within it.
+SCHEDULE_ON_TIME_SECS = 60
+
+# ---- a run's inputs -------------------------------------------------------------------
+# `workflow_dispatch: inputs:` declared, and inputs given at start (GitHub
+# allows 25 declared; rota takes as many as a run may carry).
+MAX_INPUTS = 100
+MAX_INPUT_DESCRIPTION_CHARS = 1024
+MAX_INPUT_OPTIONS = 256
+# One input as text (a list or object as its JSON): it becomes one
+# environment string of every job (see MAX_ENV_VALUE_CHARS).
+MAX_INPUT_CHARS = 65_536
+# All of a run's inputs as JSON: every claim of its jobs hands them over.
+MAX_INPUTS_BYTES = 1024 * 1024
+# Levels of lists and objects in one input value (Strait's payloads and
+# Restep's input_params are JSON documents).
+MAX_INPUT_DEPTH = 32
+
+# ---- when a run starts ----------------------------------------------------------------
+# `scheduled_at` / `delay` at start or reschedule: at most this far ahead.
+MAX_SCHEDULE_AHEAD_SECS = 366 * 86_400
 
 # ---- what a running job may keep (the in-job SDK) ------------------------------------
 # Each is checked on the encoded JSON before anything is stored.

@@ -1,7 +1,8 @@
 """The lease reaper: expires dead workers' leases (re-enqueueing their jobs
 with backoff), promotes due delayed jobs and purges workflows past their
 retention. Runs inside every server process unless API_ONLY=1, or alone as
-`python -m server.reaper`. Any number may run at once: each pass is one
+`python -m server.reaper` (which runs the scheduler, server/scheduler.py,
+beside it). Any number may run at once: each pass is one
 atomic script that only acts on what is already due."""
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ async def run_forever(store: Store, interval_secs: float, stop: asyncio.Event | 
 
 
 def main() -> None:
+    from . import scheduler
     from .redis_conn import connect, describe
     from .settings import Settings
 
@@ -67,8 +69,12 @@ def main() -> None:
     async def run() -> None:
         redis = connect(settings)
         store = Store.from_settings(redis, settings)
-        log.info("reaper running against %s every %.1fs", describe(settings), settings.reap_interval_secs)
-        await run_forever(store, settings.reap_interval_secs)
+        log.info("reaper running against %s every %.1fs, scheduler every %.1fs", describe(settings),
+                 settings.reap_interval_secs, settings.schedule_interval_secs)
+        # The scheduler goes where the reaper goes: a fleet of API_ONLY
+        # servers still gets its cron ticks and delayed runs.
+        await asyncio.gather(run_forever(store, settings.reap_interval_secs),
+                             scheduler.run_forever(store, settings.schedule_interval_secs))
 
     try:
         asyncio.run(run())

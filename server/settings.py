@@ -164,6 +164,9 @@ class Settings:
     workflows_dir: Optional[str] = "workflows"
     cors_origins: tuple[str, ...] = field(default_factory=tuple)
     reap_interval_secs: float = 5.0
+    # How often the scheduler looks for cron ticks due, delayed runs to
+    # start and runs to expire (in every process that runs the reaper).
+    schedule_interval_secs: float = 1.0
     max_body_bytes: int = 8 * 1024 * 1024
     retention_secs: int = 7 * 86_400
     namespace: str = "rota"
@@ -241,6 +244,7 @@ class Settings:
             workflows_dir=env.get("WORKFLOWS_DIR", "workflows") or None,
             cors_origins=_cors_origins(env, auth),
             reap_interval_secs=_float(env, "REAP_INTERVAL_SECS", 5.0),
+            schedule_interval_secs=_float(env, "SCHEDULE_INTERVAL_SECS", 1.0),
             max_body_bytes=_int(env, "MAX_BODY_BYTES", 8 * 1024 * 1024, minimum=1024),
             retention_secs=_int(env, "RETENTION_SECS", 7 * 86_400, minimum=1),
             namespace=namespace,

@@ -52,6 +52,12 @@ EXPECTED_SCOPES = {
     ("POST", "/api/runs/{run_id}/cancel"): "submit",
     ("POST", "/api/runs/{run_id}/jobs/{job}/cancel"): "submit",
     ("POST", "/api/runs/{run_id}/retry"): "submit",
+    ("POST", "/api/runs/{run_id}/restart"): "submit",
+    ("POST", "/api/runs/{run_id}/reschedule"): "submit",
+    ("GET", "/api/schedules"): "read",
+    ("GET", "/api/schedules/{sid}"): "read",
+    ("POST", "/api/schedules/{sid}/pause"): "submit",
+    ("POST", "/api/schedules/{sid}/resume"): "submit",
     ("POST", "/api/runs/{run_id}/jobs/{job}/retry"): "submit",
     ("GET", "/api/runs/{run_id}/events"): "read",
     ("GET", "/api/runs/{run_id}/events/stream"): "read",
@@ -161,7 +167,7 @@ def concrete(path: str) -> str:
     return (path.replace("{wf}", "nowf").replace("{job}", "nojob").replace("{lease_id}", "nolease")
             .replace("{token_id}", "0000000000000000").replace("{worker_id}", "noworker")
             .replace("{run_id}", "norun").replace("{key}", "nokey").replace("{step}", "0")
-            .replace("{event_key}", "noevent").replace("{file}", "app.js"))
+            .replace("{event_key}", "noevent").replace("{file}", "app.js").replace("{sid}", "nowf:0"))
 
 
 async def call(api, method: str, path: str, headers: dict) -> httpx.Response:

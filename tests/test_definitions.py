@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import textwrap
 
+import msgspec
 import pytest
 
 from server.definitions import DefinitionError, load_workflow_file, parse_workflow
@@ -450,9 +451,10 @@ def test_our_own_status_job_objects_can_be_posted_back():
 @pytest.mark.parametrize("suffix", [".yml", ".yaml"])
 def test_load_yaml_file_names_the_workflow_after_the_stem(tmp_path, suffix):
     path = tmp_path / f"nightly{suffix}"
-    path.write_text("on: schedule\njobs: {a: {run: x}}\n")
+    path.write_text("on: {schedule: [{cron: '0 3 * * *'}]}\njobs: {a: {run: x}}\n")
     spec = load_workflow_file(path)
     assert (spec.name, spec.trigger, spec.jobs[0].command) == ("nightly", "schedule", "x")
+    assert spec.schedules[0].cron == "0 3 * * *"
 
 
 def test_load_json_file_keeps_a_given_name(tmp_path):
@@ -888,3 +890,19 @@ def test_a_flood_of_problems_is_capped():
     problems = problems_of({"jobs": {"a": {"run": "x", "labels": [1] * 5000}}}, JSON)
     assert len(problems) == 201
     assert problems[-1] == {"field": "document", "message": "4800 more problems not shown"}
+
+
+def test_a_definition_without_schedules_or_inputs_keeps_its_version():
+    """Versions hash the checked definition: the fields added for `on:`
+    (schedules, inputs) are left out while empty, so a definition stored
+    before them is not seen as changed when its file is loaded again."""
+    import hashlib
+
+    from server.store import definition_version
+
+    spec = parse_workflow(b"name: x\non: push\njobs: {a: {run: echo}}", "application/yaml")
+    before = msgspec.json.encode({"name": spec.name, "trigger": spec.trigger, "jobs": spec.jobs})
+    assert definition_version(spec) == hashlib.sha1(before).hexdigest()[:16]
+    scheduled = parse_workflow(b"name: x\non: {schedule: [{cron: '0 3 * * *'}]}\njobs: {a: {run: echo}}",
+                               "application/yaml")
+    assert definition_version(scheduled) != definition_version(spec)

@@ -23,7 +23,6 @@ from ..limits import (
     MAX_SCRIPT_CHARS,
     MAX_SPAWN_WORKFLOWS,
     MAX_STEPS_CHARS,
-    MAX_TRIGGER_CHARS,
 )
 from . import github
 from .problems import Problems, Where, got, key_text, suggest
@@ -98,23 +97,6 @@ def _bounded_text(limit: int, what: str) -> Converter:
 
 name = _bounded_text(MAX_NAME_CHARS, "a name")
 script = _bounded_text(MAX_SCRIPT_CHARS, "one script")
-
-
-def trigger(value: object, where: Where, problems: Problems) -> str | None:
-    """`on:` as GitHub spells it: an event, a list of events, or events mapped to their filters."""
-    if isinstance(value, str):
-        text = value
-    elif isinstance(value, (list, dict)) and all(isinstance(event, str) for event in value):
-        text = ",".join(value)
-    else:
-        events = value if isinstance(value, (list, dict)) else [value]
-        bad = next((event for event in events if not isinstance(event, str)), None)
-        problems.add(where, "must be an event name, a list of them or a mapping keyed by them" + got(bad))
-        return None
-    if len(text) > MAX_TRIGGER_CHARS:
-        problems.add(where, too_long(MAX_TRIGGER_CHARS, "the trigger"))
-        return None
-    return text
 
 
 def _strings(value: object, where: Where, problems: Problems) -> list[tuple[Where, str]] | None:

@@ -11,7 +11,7 @@ import re
 
 from .. import models
 from ..limits import MAX_JOBS
-from . import fields, github
+from . import fields, github, triggers
 from .expressions import check_expressions
 from .graph import Job, check_graph
 from .problems import Problems, Where, got, key_text
@@ -66,9 +66,9 @@ def workflow(data: object, default_name: str, problems: Problems) -> dict | None
         return None
     entries = fields.gather(data, _WORKFLOW_FIELDS, (), problems, unsupported=github.WORKFLOW)
     name = fields.name(*entries["name"], problems) if "name" in entries else default_name
-    trigger = fields.trigger(*entries["trigger"], problems) if "trigger" in entries else ""
+    found = triggers.on(*entries["trigger"], problems) if "trigger" in entries else {}
     jobs = _jobs(entries.get("jobs"), problems)
-    return {"name": name, "trigger": trigger, "jobs": jobs}
+    return {"name": name, "trigger": "", **found, "jobs": jobs}
 
 
 def _jobs(entry: tuple[object, Where] | None, problems: Problems) -> list[dict]:

@@ -1,4 +1,5 @@
 --- @include "quota"
+--- @include "schedules"
 -- Definition versions are shared by the runs that use them and by their
 -- workflow (while current): `refs` counts those, and the last to let go
 -- deletes the version.
@@ -13,7 +14,7 @@ end
 -- letters and its hold on its definition version.
 local function purge_run(run)
   local r = rkey(run)
-  local wf, ver, jobs = unpack(redis.call('HMGET', r, 'wf', 'ver', 'jobs'))
+  local wf, ver, jobs, bver = unpack(redis.call('HMGET', r, 'wf', 'ver', 'jobs', 'bver'))
   if not wf then return end
   for _, job in ipairs(split(jobs, ',')) do
     redis.call('DEL', jkey(run, job), akey(run, job), logkey(run, job), P .. 'steps:' .. run .. ':' .. job,
@@ -25,7 +26,10 @@ local function purge_run(run)
   redis.call('ZREM', P .. 'runs', run)
   redis.call('ZREM', P .. 'wfruns:' .. wf, run)
   redis.call('ZREM', P .. 'finished', run)
+  redis.call('ZREM', P .. 'expiring', run)
   release_def(wf, ver)
+  -- a run with per-run overrides holds the version they were applied to too
+  if bver and bver ~= '' then release_def(wf, bver) end
 end
 
 -- One-off workflows by name (named:<name>, see _keys.lua), so one can be
@@ -39,6 +43,7 @@ end
 local function drop_workflow(wf)
   local ver = redis.call('HGET', wkey(wf), 'ver')
   if ver then release_def(wf, ver) end
+  drop_schedules(wf, 0)
   unname_oneoff(wf)
   untrack_oneoff(wf)
   redis.call('DEL', wkey(wf), P .. 'wfruns:' .. wf)

@@ -104,7 +104,8 @@ local function maybe_finish(run, now)
   end
   -- as run_status() in store/views.py reads it
   local final = 'success'
-  if cancelled == '1' then final = 'cancelled'
+  if redis.call('HGET', r, 'expired') == '1' then final = 'expired'
+  elseif cancelled == '1' then final = 'cancelled'
   elseif (tonumber(failed) or 0) > 0 then final = 'failure'
   elseif (tonumber(jobs_cancelled) or 0) > 0 then final = 'cancelled' end
   redis.call('HSET', r, 'state', 'done', 'finished_ms', now)
@@ -263,12 +264,14 @@ local function init_job(run, job, m, needs, deps, rem)
 end
 
 -- Starts a run of a workflow's definition version: a job record per job,
--- the roots enqueued. `inputs`, `tags`: JSON objects.
-local function create_run(run, wf, ver, num_, by, inputs, tags, seq, ret, now)
+-- the roots enqueued. `inputs`, `tags`: JSON objects. `held`: a delayed
+-- run (its scheduled time not yet come): every job waits, and the run is
+-- `delayed` until release_run.
+local function create_run(run, wf, ver, num_, by, inputs, tags, seq, ret, now, held)
   local d = dkey(wf, ver)
   local jobs = redis.call('HGET', d, 'jobs')
   redis.call('HSET', rkey(run), 'id', run, 'wf', wf, 'ver', ver, 'num', num_, 'by', by, 'seq', seq,
-    'created', now, 'state', 'active', 'cancelled', 0, 'started', 0, 'ret', ret,
+    'created', now, 'state', held and 'delayed' or 'active', 'cancelled', 0, 'started', 0, 'ret', ret,
     'inputs', inputs, 'tags', tags, 'jobs', jobs)
   redis.call('HINCRBY', d, 'refs', 1)
   redis.call('ZADD', P .. 'runs', seq, run)
@@ -276,16 +279,30 @@ local function create_run(run, wf, ver, num_, by, inputs, tags, seq, ret, now)
   redis.call('HSET', wkey(wf), 'last', run)
   redis.call('HINCRBY', wkey(wf), 'active', 1)
   redis.call('ZREM', P .. 'oneoffs', wf)
-  event(run, '', 'run', 'queued', 0, now, 'run ' .. num_ .. ' of ' .. wf .. ' (' .. by .. ')')
+  event(run, '', 'run', held and 'delayed' or 'queued', 0, now, 'run ' .. num_ .. ' of ' .. wf .. ' (' .. by .. ')')
   for _, job in ipairs(split(jobs, ',')) do
     local m, needs, deps = unpack(redis.call('HMGET', d, 'm:' .. job, 'n:' .. job, 'd:' .. job))
     local nn = #split(needs, ',')
     init_job(run, job, m, needs, deps, nn)
-    if nn == 0 then
+    if nn == 0 and not held then
       enqueue(run, job, nil, now, 0)
     else
       set_status(run, job, nil, 'waiting')
     end
+  end
+  if not held then maybe_finish(run, now) end
+end
+
+-- A delayed run whose time has come: its roots are enqueued as at start.
+local function release_run(run, now, why)
+  local r = rkey(run)
+  redis.call('HSET', r, 'state', 'active', 'released', now)
+  event(run, '', 'run', 'queued', 0, now, why)
+  local wf, n = unpack(redis.call('HMGET', r, 'wf', 'num'))
+  note(string.format('run %s (%s #%s): %s', run, wf, n or '?', why))
+  for _, job in ipairs(split(redis.call('HGET', r, 'jobs'), ',')) do
+    local st, rem = unpack(redis.call('HMGET', jkey(run, job), 'st', 'rem'))
+    if st == 'waiting' and (tonumber(rem) or 0) <= 0 then enqueue(run, job, 'waiting', now, 0) end
   end
   maybe_finish(run, now)
 end

@@ -4,20 +4,29 @@
 --   wf:<wf>            hash: id name trigger ver kind created updated runs
 --                      last (latest run id) active (runs not finished) deleting
 --                      otok (a one-off's creating token: see _quota.lua)
+--                      nsched (its schedules, see _schedules.lua)
 --   wfs                zset: workflow ids by creation sequence
 --   named:<name>       zset: the one-off workflows of that name, by creation
 --                      sequence (to find one by its name)
---   def:<wf>:<ver>     hash, immutable per version: name trigger jobs, and per
+--   def:<wf>:<ver>     hash, immutable per version: name trigger jobs inputs
+--                      (the declared ones, JSON), and per
 --                      job s:<job> (spec JSON), m:<job> (lk \t pr \t mr \t bk
 --                      \t b1 \t b2 \t gate \t gate secs), n:<job> (needs),
 --                      d:<job> (dependents); refs (runs and the workflow
 --                      using it)
 --   doc:<wf>:<ver>     string: the document as submitted
---   run:<run>          hash: id wf ver num by seq created state (active|done)
---                      cancelled started started_ms finished_ms ret inputs
---                      tags jobs, and n:<st> counters of its jobs' states;
+--   run:<run>          hash: id wf ver num by seq created state
+--                      (delayed|active|done) cancelled expired started
+--                      started_ms finished_ms ret inputs (JSON values) tags
+--                      jobs, and n:<st> counters of its jobs' states;
 --                      parent depth root (a child run's), tree (a root's:
---                      runs under it), spawned, hnotes (flags)
+--                      runs under it), spawned, hnotes (flags); sat (when it
+--                      was to start) released (when a delayed run started)
+--                      exp (expires_at) sched (the schedule whose tick
+--                      started it) rfrom (the run it restarts) bver ovr (the
+--                      version its overrides were applied to, and them)
+--   delayedruns        zset: delayed runs by their scheduled time
+--   expiring           zset: runs with an expires_at, by it
 --   runs, wfruns:<wf>  zsets: run ids by a global run sequence
 --   rj:<run>:<job>     hash: the job in that run (small fields only, so it
 --                      stays a listpack): st att base rem lease worker enq

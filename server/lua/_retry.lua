@@ -35,7 +35,7 @@ end
 local function reopen_run(run, jobs, now, detail)
   local r = rkey(run)
   local wf = redis.call('HGET', r, 'wf')
-  redis.call('HSET', r, 'state', 'active', 'cancelled', 0, 'finished_ms', '')
+  redis.call('HSET', r, 'state', 'active', 'cancelled', 0, 'expired', 0, 'finished_ms', '')
   redis.call('ZREM', P .. 'finished', run)
   redis.call('HINCRBY', wkey(wf), 'active', 1)
   event(run, '', 'run', 'queued', 0, now, detail)

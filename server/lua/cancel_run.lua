@@ -8,8 +8,10 @@ local now = now_ms()
 local r = rkey(run)
 local state, jobs = unpack(redis.call('HMGET', r, 'state', 'jobs'))
 if not state then return { 'not_found' } end
-if state ~= 'active' then return { 'noop' } end
-redis.call('HSET', r, 'cancelled', 1)
+if state ~= 'active' and state ~= 'delayed' then return { 'noop' } end
+-- a delayed run is cancelled before it starts: it goes as any run does
+redis.call('ZREM', P .. 'delayedruns', run)
+redis.call('HSET', r, 'cancelled', 1, 'state', 'active')
 for _, job in ipairs(split(jobs, ',')) do cancel_one(run, job, now, 'run cancelled') end
 maybe_finish(run, now)
 return { 'ok' }

@@ -1,13 +1,15 @@
 --- @include "jobs"
 --- @include "defs"
+--- @include "schedules"
 -- Creates or replaces a workflow definition, and optionally starts a run
 -- of it, in one step.
 -- ARGV: wf, name, trigger, version, kind (oneoff|put|file), document,
 --   idempotency key, request hash, idempotency ttl secs,
 --   start (0|1), run id, triggered_by, inputs JSON, tags JSON, retention
 --   secs, njobs, the caller (API token id; '' with auth off), the most live
---   one-off workflows and idempotency keys it may hold, then per job: id,
---   spec JSON, meta (lk\tpr\tmr\tbk\tb1\tb2), needs, deps.
+--   one-off workflows and idempotency keys it may hold, schedules JSON
+--   ([{cron, tz, cu, ov, spec}], see _schedules.lua), declared inputs JSON,
+--   then per job: id, spec JSON, meta (lk\tpr\tmr\tbk\tb1\tb2), needs, deps.
 -- Returns {outcome, wf, run id or ''}: created | updated | unchanged |
 -- replayed (same Idempotency-Key and request) | idem_reused (same key,
 -- another request: nothing done) | deleting (the workflow is being deleted);
@@ -18,6 +20,7 @@ local idem, idem_hash, idem_ttl = ARGV[7], ARGV[8], tonumber(ARGV[9])
 local start, run, by, inputs, tags, ret = ARGV[10] == '1', ARGV[11], ARGV[12], ARGV[13], ARGV[14], ARGV[15]
 local njobs = tonumber(ARGV[16])
 local caller, max_oneoffs, max_idem = ARGV[17], tonumber(ARGV[18]), tonumber(ARGV[19])
+local schedules, declared = ARGV[20], ARGV[21]
 local now = now_ms()
 
 if idem ~= '' then
@@ -50,14 +53,14 @@ local d = dkey(wf, ver)
 if redis.call('EXISTS', d) == 0 then
   local ids = {}
   for i = 0, njobs - 1 do
-    local b = 19 + i * 5
+    local b = 21 + i * 5
     local id = ARGV[b + 1]
     ids[#ids + 1] = id
     redis.call('HSET', d, 's:' .. id, ARGV[b + 2], 'm:' .. id, ARGV[b + 3], 'n:' .. id, ARGV[b + 4],
       'd:' .. id, ARGV[b + 5])
   end
   redis.call('HSET', d, 'name', name, 'trigger', trigger, 'jobs', table.concat(ids, ','), 'refs', 0,
-    'created', now)
+    'created', now, 'inputs', declared)
   redis.call('SET', P .. 'doc:' .. wf .. ':' .. ver, doc)
 end
 if outcome ~= 'unchanged' then
@@ -83,6 +86,8 @@ if kind ~= 'oneoff' then
   redis.call('HSET', w, 'kind', kind)
   redis.call('ZREM', P .. 'oneoffs', wf)
   untrack_oneoff(wf)
+  -- (a one-off has no schedules: the server refuses one with `on: schedule`)
+  if outcome ~= 'unchanged' then sync_schedules(wf, cjson.decode(schedules), now) end
 end
 
 if start then

@@ -8,7 +8,7 @@ local now = now_ms()
 local state = redis.call('HGET', rkey(run), 'state')
 local st = redis.call('HGET', jkey(run, job), 'st')
 if not state or not st then return { 'not_found' } end
-if state == 'active' then return { 'active' } end
+if state == 'active' or state == 'delayed' then return { 'active' } end
 if not RETRYABLE[st] then return { 'not_retryable', st } end
 for _, need in ipairs(split(redis.call('HGET', jkey(run, job), 'needs'), ',')) do
   local nst = redis.call('HGET', jkey(run, need), 'st')

@@ -7,7 +7,7 @@ local run = ARGV[1]
 local now = now_ms()
 local state, jobs = unpack(redis.call('HMGET', rkey(run), 'state', 'jobs'))
 if not state then return { 'not_found' } end
-if state == 'active' then return { 'active' } end
+if state == 'active' or state == 'delayed' then return { 'active' } end
 local chosen = {}
 for _, job in ipairs(split(jobs, ',')) do
   if RETRYABLE[redis.call('HGET', jkey(run, job), 'st')] then chosen[job] = true end

@@ -3,19 +3,35 @@
 -- Starts a new run of a workflow's current definition.
 -- ARGV: wf, run id, triggered_by, inputs JSON, tags JSON, retention secs,
 --   mode ('new': always a new run | 'seed': refused while the latest run is
---   active, as seed 002's `run` is), idempotency key, request hash, ttl,
+--   active, as seed 002's `run` is | 'restart': of the version given below
+--   | 'check': see below), idempotency key, request hash, ttl,
 --   and for a child run, the spawning job's lease id and caller (see
 --   live_lease; '' for none), and the most child runs per run, levels of
---   them, and runs under one root; then the caller's API token id ('' with
---   auth off) and the most live idempotency keys it may hold.
+--   them, and runs under one root (ARGV 11-15); then the caller's API token
+--   id ('' with auth off) and the most live idempotency keys it may hold
+--   (16-17).
 -- A child run's workflow must be in its spawning job's `spawn: {workflows}`
 -- (see _confine.lua). It is `depth` (its parent's + 1) levels below its
 -- `root`, the run nobody spawned, which counts the runs under it in `tree`
 -- (while it is kept).
+-- Then (ARGV 18 on): the definition version the caller checked the inputs against
+-- ('' for the current one, whichever it is; with mode 'restart', the
+-- version to start, which the restarted run holds), the restarted run's id
+-- (mode 'restart'), when it starts: scheduled_at ms or delay ms (''), until
+-- when it may start: expires_at ms or expires_in ms (''), how far ahead a
+-- start may be scheduled (ms); and per-run overrides: the overridden
+-- version's id ('' for none), the overrides JSON, njobs, then per job: id,
+-- spec JSON, meta (as define's).
+-- A run scheduled ahead is `delayed` (see due_runs.lua); one with overrides
+-- runs a version of its own (the definition with the overrides applied),
+-- holding the version they were applied to as well, so it can be
+-- restarted from it.
 -- Returns {'ok', run, number} | {'replayed', run} | {'idem_reused', run} |
 -- {'active', latest run} | {'not_found'} | {'not_allowed'} | {'limit',
 -- name, max} | {'limit', 'idem', max} (the caller holds that many keys
--- already) | a lease's refusal.
+-- already) | {'allowed', version} (mode 'check') | {'changed', current
+-- version} | {'run_not_found'} | {'too_far', latest ms} | {'expires_first',
+-- now ms} | a lease's refusal.
 local wf, run, by, inputs, tags, ret, mode = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7]
 local idem, idem_hash, idem_ttl = ARGV[8], ARGV[9], tonumber(ARGV[10])
 local parent_lease = ARGV[11] or ''
@@ -31,6 +47,7 @@ if parent_lease ~= '' then
   -- re-spawned jobs are a no-op: one child per spawning job and request.
   if idem == '' then idem = 'spawn:' .. lease.run .. ':' .. lease.job .. ':' .. idem_hash end
 end
+local want_ver, rfrom = ARGV[18] or '', ARGV[19] or ''
 local w = wkey(wf)
 local ver, last, deleting = unpack(redis.call('HMGET', w, 'ver', 'last', 'deleting'))
 if not ver or deleting == '1' then return { 'not_found' } end
@@ -41,6 +58,14 @@ if idem ~= '' then
     if phash ~= idem_hash then return { 'idem_reused', prun } end
     return { 'replayed', prun }
   end
+end
+if mode == 'restart' then
+  if redis.call('EXISTS', rkey(rfrom)) == 0 then return { 'run_not_found' } end
+  if redis.call('EXISTS', dkey(wf, want_ver)) == 0 then return { 'not_found' } end
+  ver = want_ver
+elseif want_ver ~= '' and want_ver ~= ver then
+  -- replaced since the caller checked the inputs against it
+  return { 'changed', ver }
 end
 if mode == 'seed' and last and redis.call('HGET', rkey(last), 'state') == 'active' then
   return { 'active', last }
@@ -59,14 +84,56 @@ if spawner then
     return { 'limit', 'MAX_RUN_TREE', max_tree }
   end
 end
+-- mode 'check': only whether this spawner may start it (the caller then
+-- checks the inputs against the version answered, and starts it)
+if mode == 'check' then return { 'allowed', ver } end
 local now = now_ms()
+local function at(abs, rel)
+  if (abs or '') ~= '' then return tonumber(abs) end
+  if (rel or '') ~= '' then return now + tonumber(rel) end
+  return nil
+end
+local sat, exp, ahead = at(ARGV[20], ARGV[21]), at(ARGV[22], ARGV[23]), tonumber(ARGV[24] or 0)
+if sat and sat > now + ahead then return { 'too_far', num(now + ahead) } end
+if exp and exp <= math.max(now, sat or 0) then return { 'expires_first', num(now) } end
+local held = sat ~= nil and sat > now
 -- A child run's key is the spawner's own (one per spawning job and
 -- request), bounded with its run's children, not the caller's keys.
 local counted = idem ~= '' and not spawner
 if counted and idem_quota_full(owner, idem, now, max_idem) then return { 'limit', 'idem', max_idem } end
+
+local base, derived = nil, ARGV[25] or ''
+if derived ~= '' then
+  local d2 = dkey(wf, derived)
+  if redis.call('EXISTS', d2) == 0 then
+    -- the definition with the overrides applied: its jobs' specs and metas
+    -- replaced, the rest (needs, dependents, names) as the version's
+    local row = redis.call('HGETALL', dkey(wf, ver))
+    for i = 1, #row, 2 do redis.call('HSET', d2, row[i], row[i + 1]) end
+    for i = 0, tonumber(ARGV[27]) - 1 do
+      local b = 27 + i * 3
+      redis.call('HSET', d2, 's:' .. ARGV[b + 1], ARGV[b + 2], 'm:' .. ARGV[b + 1], ARGV[b + 3])
+    end
+    redis.call('HSET', d2, 'refs', 0, 'created', now)
+  end
+  base, ver = ver, derived
+  redis.call('HINCRBY', dkey(wf, base), 'refs', 1)
+end
 local n = redis.call('HINCRBY', w, 'runs', 1)
 local seq = redis.call('INCR', P .. 'runseq')
-create_run(run, wf, ver, n, by, inputs, tags, seq, ret, now)
+create_run(run, wf, ver, n, by, inputs, tags, seq, ret, now, held)
+local r = rkey(run)
+if base then redis.call('HSET', r, 'bver', base, 'ovr', ARGV[26]) end
+if sat then redis.call('HSET', r, 'sat', num(sat)) end
+if held then redis.call('ZADD', P .. 'delayedruns', num(sat), run) end
+if exp then
+  redis.call('HSET', r, 'exp', num(exp))
+  redis.call('ZADD', P .. 'expiring', num(exp), run)
+end
+if rfrom ~= '' then
+  redis.call('HSET', r, 'rfrom', rfrom)
+  event(rfrom, '', 'run', 'restarted', 0, now, 'restarted as run ' .. run .. ' (' .. wf .. ' #' .. n .. ')')
+end
 if spawner then
   redis.call('HSET', rkey(run), 'parent', spawner.run, 'depth', depth, 'root', root)
   -- a purged root counts no more (nor comes back as a stray hash)

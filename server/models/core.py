@@ -30,9 +30,11 @@ Priority = Annotated[int, Meta(ge=-100, le=100)]
 
 # `waiting`: for an event, or an approval (a gate); an extension of seed 002's.
 JobStatus = Literal["queued", "running", "waiting", "success", "failure", "skipped", "cancelled"]
-RunStatus = Literal["queued", "running", "success", "failure", "cancelled"]
+# `delayed`: scheduled ahead, not started yet; `expired`: its expires_at
+# passed before any job of it was claimed.
+RunStatus = Literal["delayed", "queued", "running", "success", "failure", "cancelled", "expired"]
 # A workflow shows its latest run's status, or `idle` if it never ran.
-WorkflowStatus = Literal["idle", "queued", "running", "success", "failure", "cancelled"]
+WorkflowStatus = Literal["idle", "delayed", "queued", "running", "success", "failure", "cancelled", "expired"]
 RUN_STATUSES: tuple[str, ...] = RunStatus.__args__  # type: ignore[attr-defined]
 JOB_STATUSES: tuple[str, ...] = JobStatus.__args__  # type: ignore[attr-defined]
 

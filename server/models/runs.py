@@ -3,13 +3,13 @@ dead-letter replays."""
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, Optional
+from typing import Annotated, Any, Literal, Optional, Union
 
 from msgspec import Meta, Struct
 
 from .. import limits
 
-from .core import Id, Label, RunStatus, given
+from .core import Id, Label, Priority, RunStatus, given
 
 # Inputs become environment variables (ROTA_INPUT_<NAME>): names that are
 # valid there. Tags are free-form labels for finding runs.
@@ -28,11 +28,63 @@ MAX_TAGS = 20
 SearchText = Annotated[str, Meta(min_length=1, max_length=200)]
 
 
+# A time: epoch milliseconds, or RFC 3339 text ("2026-05-01T09:00:00Z").
+Instant = Union[Annotated[int, Meta(ge=0, le=limits.MAX_EPOCH_MS)], Annotated[str, Meta(max_length=64)]]
+# A span: seconds, or text such as "90s", "30m", "2h", "1d".
+Span = Union[Annotated[float, Meta(ge=0)], Annotated[str, Meta(max_length=32)]]
+BackoffText = Union[str, dict[str, dict[str, int]]]
+
+
+class RunOverrides(Struct, forbid_unknown_fields=True, kw_only=True, omit_defaults=True):
+    """What one run changes of its jobs' definitions (every job but gates):
+    Strait's per-run `max_attempts_override`, `timeout_secs_override`,
+    `retry_backoff`, `priority` and machine preset (`labels`)."""
+
+    # attempts in all, the first included (a job's `retries` + 1)
+    max_attempts: Optional[Annotated[int, Meta(ge=1, le=101)]] = None
+    timeout_secs: Optional[Annotated[int, Meta(ge=1, le=7 * 86_400)]] = None
+    # none, {fixed: {delay_secs}} or {exponential: {base_secs, max_secs}} (the wire forms too)
+    backoff: Optional[BackoffText] = None
+    priority: Optional[Priority] = None
+    # replace each job's labels with these (a machine preset)...
+    labels: Optional[Annotated[list[Label], Meta(max_length=limits.MAX_LABELS)]] = None
+    # ...and/or add these to each job's
+    add_labels: Optional[Annotated[list[Label], Meta(max_length=limits.MAX_LABELS)]] = None
+
+
 class RunCreate(Struct, forbid_unknown_fields=True, kw_only=True):
-    inputs: Annotated[dict[InputName, InputValue], Meta(max_length=100)] = {}
-    tags: Annotated[dict[TagKey, TagValue], Meta(max_length=MAX_TAGS)] = {}
+    # JSON values; a workflow with `workflow_dispatch: inputs:` checks them
+    # against their types. Bounded as server/limits.py says (MAX_INPUT_*).
+    inputs: Annotated[dict[str, Any], Meta(max_length=limits.MAX_INPUTS)] = {}
+    tags: Annotated[dict[TagKey, TagValue], Meta(max_length=20)] = {}
     # Who started it, as runs are filtered by: api (default), cli, ...
     triggered_by: Trigger = "api"
+    # Delayed: not before this time (or this long from now); not both.
+    scheduled_at: Optional[Instant] = None
+    delay: Optional[Span] = None
+    # A run not started by then (no job claimed) ends `expired`; not both.
+    expires_at: Optional[Instant] = None
+    expires_in: Optional[Span] = None
+    overrides: Optional[RunOverrides] = None
+
+
+class RestartRequest(Struct, forbid_unknown_fields=True, kw_only=True):
+    """A new run of a run's definition version, with its inputs and tags:
+    these overrides merge over the restarted run's own."""
+
+    overrides: Optional[RunOverrides] = None
+    tags: Optional[Annotated[dict[TagKey, TagValue], Meta(max_length=20)]] = None  # instead of the run's
+    scheduled_at: Optional[Instant] = None
+    delay: Optional[Span] = None
+    expires_at: Optional[Instant] = None
+    expires_in: Optional[Span] = None
+
+
+class RescheduleRequest(Struct, forbid_unknown_fields=True, kw_only=True):
+    """A delayed run's new start: one of the two (a time past or now starts it at once)."""
+
+    scheduled_at: Optional[Instant] = None
+    delay: Optional[Span] = None
 
 
 class RunFilter(Struct, forbid_unknown_fields=True, kw_only=True):

@@ -111,7 +111,7 @@ class ChildRun(Struct, kw_only=True):
     """Spawn's other form: a run of another workflow, as this run's child."""
 
     workflow_id: Id
-    inputs: dict[str, str] = {}
+    inputs: Annotated[dict[str, Any], Meta(max_length=limits.MAX_INPUTS)] = {}  # checked as a start's are
     tags: dict[str, str] = {}
 
 
@@ -162,7 +162,7 @@ class Released(Struct, kw_only=True):
 
 
 class Payload(Struct, kw_only=True):
-    inputs: dict[str, str]
+    inputs: dict[str, Any]  # the run's inputs as JSON values
     upstream_outputs: dict[str, dict[str, str]]
     checkpoint: Any = None
     event: Any = None

@@ -4,7 +4,7 @@ and the documents POST /api/workflows accepts, as /openapi.json describes them."
 from __future__ import annotations
 
 import typing
-from typing import Annotated, Any, Optional, Union
+from typing import Annotated, Any, Literal, Optional, Union
 
 from msgspec import Meta, Struct
 
@@ -58,10 +58,35 @@ class JobSpec(Struct, kw_only=True):
     spawn: Optional[SpawnAllow] = None
 
 
+class ScheduleSpec(Struct, kw_only=True, omit_defaults=True):
+    """One entry of `on: schedule:`: a cron expression in a time zone, and
+    what to do about ticks missed while no scheduler ran (`catch_up`) and
+    about a tick while the schedule's previous run is still going
+    (`overlap`)."""
+
+    cron: Annotated[str, Meta(max_length=256)]
+    timezone: Annotated[str, Meta(max_length=64)] = "UTC"
+    catch_up: Literal["none", "latest", "all"] = "latest"
+    overlap: Literal["allow", "skip"] = "allow"
+
+
+class InputSpec(Struct, kw_only=True, omit_defaults=True):
+    """One of `on: workflow_dispatch: inputs:`, typed as GitHub types them;
+    `default` is already of the type (None: no default)."""
+
+    type: Literal["string", "number", "boolean", "choice", "environment"] = "string"
+    description: Annotated[str, Meta(max_length=limits.MAX_INPUT_DESCRIPTION_CHARS)] = ""
+    required: bool = False
+    default: Any = None
+    options: Annotated[list[str], Meta(max_length=limits.MAX_INPUT_OPTIONS)] = []
+
+
 class WorkflowSpec(Struct, kw_only=True):
     name: Name
     trigger: Annotated[str, Meta(max_length=limits.MAX_TRIGGER_CHARS)] = ""
     jobs: Annotated[list[JobSpec], Meta(min_length=1, max_length=limits.MAX_JOBS)]
+    schedules: Annotated[list[ScheduleSpec], Meta(max_length=limits.MAX_SCHEDULES)] = []
+    inputs: Annotated[dict[str, InputSpec], Meta(max_length=limits.MAX_INPUTS)] = {}
 
 
 # ---- submitted documents (their schema; server/definitions reads them) ------

@@ -8,6 +8,7 @@ from msgspec import Struct
 
 
 from .core import JobStatus, RunStatus, WorkflowStatus
+from .runs import RunOverrides
 from .sdk import NoteOut, Resources, StepOut
 
 
@@ -101,7 +102,7 @@ class RunOut(Struct, kw_only=True):
     workflow_name: Optional[str] = None
     status: RunStatus
     triggered_by: str
-    inputs: dict[str, str] = {}
+    inputs: dict[str, Any] = {}  # JSON values (typed, for a workflow that declares its inputs)
     tags: dict[str, str] = {}
     created_at: int
     started_at: Optional[int] = None
@@ -113,6 +114,12 @@ class RunOut(Struct, kw_only=True):
     parent_run_id: Optional[str] = None  # a child run: the run that spawned it
     depth: int = 0  # levels of child runs above this one (0: nobody spawned it)
     notes: list[NoteOut] = []  # Markdown annotations
+    # When it was to start (a delayed run's time, or a cron tick), epoch ms
+    scheduled_at: Optional[int] = None
+    expires_at: Optional[int] = None  # unstarted by then, it ends `expired`
+    schedule_id: Optional[str] = None  # the schedule whose tick started it
+    restarted_from: Optional[str] = None  # the run this one restarts
+    overrides: Optional[RunOverrides] = None  # per-run overrides of its jobs
 
 
 class RunPage(Struct, kw_only=True):
@@ -251,3 +258,24 @@ class QueuesPage(Struct, kw_only=True):
     now_ms: int  # the server's clock, to age `oldest` by
     # More label sets have ready jobs than one listing shows (1,000).
     truncated: bool = False
+
+
+class ScheduleOut(Struct, kw_only=True):
+    """One entry of a stored workflow's `on: schedule:` and where it stands."""
+
+    id: str  # <workflow id>:<index in on.schedule>
+    workflow_id: str
+    index: int
+    cron: str
+    timezone: str
+    catch_up: Literal["none", "latest", "all"]
+    overlap: Literal["allow", "skip"]
+    paused: bool
+    paused_at: Optional[int] = None
+    # The next tick after now (epoch ms); null while paused
+    next_fire_at: Optional[int] = None
+    last_fired_at: Optional[int] = None  # the tick of the latest run it started
+    last_run_id: Optional[str] = None
+    runs_started: int = 0
+    ticks_skipped: int = 0  # overlap: skip, while its previous run went on
+    created_at: int

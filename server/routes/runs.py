@@ -4,6 +4,7 @@ Server-Sent Events; bulk cancel and retry."""
 from __future__ import annotations
 
 import logging
+from datetime import datetime, timezone
 from typing import Annotated, Optional
 
 import msgspec
@@ -11,15 +12,17 @@ from msgspec import Meta
 from starlette.requests import Request
 from starlette.responses import Response
 
-from .. import limits, sse
+from .. import limits, sse, timespec
 from ..auth import principal
-from ..errors import ApiError, NotFound
+from ..errors import ApiError, NotFound, Unprocessable
 from ..http import IDEMPOTENCY_KEY, JSON, RESUME, Limit, StreamId, decode_body, param, stream_id
 from ..models import (
     BulkAnswer,
     BulkOutcome,
     BulkRequest,
     EventOut,
+    RescheduleRequest,
+    RestartRequest,
     RunCreate,
     RunFilter,
     RunJobOut,
@@ -30,7 +33,7 @@ from ..models import (
 from ..models.core import Id, Label, RunStatus
 from ..models.runs import MAX_TAGS, EpochMs, SearchText, TagFilter, Trigger
 from ..routing import Endpoint, Param
-from ..store import Store
+from ..store import Store, When
 from ..store.views import run_out
 from .jobview import job_view
 from .resolve import for_latest_run
@@ -82,22 +85,63 @@ async def list_workflow_runs(request: Request) -> JSON:
     return await _page(request, wf)
 
 
+def _iso(ms: Optional[int]) -> str:
+    return datetime.fromtimestamp((ms or 0) / 1000, timezone.utc).isoformat(timespec="seconds")
+
+
+def when(body) -> When:
+    """When a run starts and until when it may, from a start's or restart's body."""
+    sat, delay = timespec.one_of(body.scheduled_at, body.delay, "scheduled_at", "delay")
+    exp, ttl = timespec.one_of(body.expires_at, body.expires_in, "expires_at", "expires_in")
+    return When(sat, delay, exp, ttl)
+
+
+def _key(request: Request, scope: str) -> str:
+    key = param(request, IDEMPOTENCY_KEY, "")
+    return f"{principal(request).token_id}:{scope}:{key}" if key else ""
+
+
 async def start_run(request: Request) -> JSON:
     body = await decode_body(request, RunCreate, empty_ok=True)
     store: Store = request.app.state.store
     wf = request.path_params["wf"]
-    key = param(request, IDEMPOTENCY_KEY, "")
-    if key:
-        key = f"{principal(request).token_id}:run:{wf}:{key}"
+    key = _key(request, f"run:{wf}")
     started = await store.start_run(wf, triggered_by=body.triggered_by, inputs=body.inputs, tags=body.tags,
                                     idempotency_key=key, request_hash=msgspec.json.encode(body).hex()[:64],
-                                    owner=principal(request).token_id)
+                                    when=when(body), overrides=body.overrides, owner=principal(request).token_id)
     headers = {"Idempotent-Replayed": "true"} if started.replayed else None
     run = await store.get_run(started.run_id)
     if not started.replayed and journal.isEnabledFor(logging.INFO):
-        journal.info("run %s (%s #%d) started by %s", run.run_id, await store.workflow_label(wf), run.number,
-                     run.triggered_by)
+        later = f", delayed until {_iso(run.scheduled_at)}" if run.status == "delayed" else ""
+        journal.info("run %s (%s #%d) started by %s%s", run.run_id, await store.workflow_label(wf), run.number,
+                     run.triggered_by, later)
     return JSON(run, status_code=201, headers=headers)
+
+
+async def restart_run(request: Request) -> JSON:
+    body = await decode_body(request, RestartRequest, empty_ok=True)
+    store: Store = request.app.state.store
+    original = request.path_params["run_id"]
+    started = await store.restart_run(original, overrides=body.overrides, tags=body.tags, when=when(body),
+                                      idempotency_key=_key(request, f"restart:{original}"),
+                                      request_hash=msgspec.json.encode(body).hex()[:64],
+                                      owner=principal(request).token_id)
+    run = await store.get_run(started.run_id)
+    if not started.replayed:
+        journal.info("run %s restarted as run %s (#%d)", original, run.run_id, run.number)
+    return JSON(run, status_code=201, headers={"Idempotent-Replayed": "true"} if started.replayed else None)
+
+
+async def reschedule_run(request: Request) -> JSON:
+    body = await decode_body(request, RescheduleRequest)
+    store: Store = request.app.state.store
+    run = request.path_params["run_id"]
+    sat, delay = timespec.one_of(body.scheduled_at, body.delay, "scheduled_at", "delay")
+    if sat is None and delay is None:
+        raise Unprocessable("invalid_body", "give scheduled_at or delay", {"field": "scheduled_at"})
+    at = await store.reschedule_run(run, When(sat, delay))
+    journal.info("run %s rescheduled to %s", run, _iso(at))
+    return JSON(await store.get_run(run))
 
 
 async def get_run(request: Request) -> JSON:
@@ -219,8 +263,10 @@ async def bulk_retry(request: Request) -> JSON:
 
 endpoints = [
     Endpoint("POST", "/api/workflows/{wf}/runs", start_run, "submit",
-             "Start a new run of the workflow's current definition (Idempotency-Key honoured)",
-             body=RunCreate, status=201, response=RunOut, errors=(404, 422, 429), tag="runs",
+             "Start a new run of the workflow's current definition, now or delayed (scheduled_at, delay), with"
+             " its inputs checked against the declared ones and optional per-run overrides (Idempotency-Key"
+             " honoured)",
+             body=RunCreate, status=201, response=RunOut, errors=(404, 409, 422, 429), tag="runs",
              params=(IDEMPOTENCY_KEY,)),
     Endpoint("GET", "/api/workflows/{wf}/runs", list_workflow_runs, "read", "A workflow's runs, newest first",
              response=RunPage, params=_PAGING + _FILTERS, errors=(404, 422), tag="runs"),
@@ -237,6 +283,14 @@ endpoints = [
     Endpoint("POST", "/api/runs/{run_id}/jobs/{job}/cancel", cancel_job, "submit",
              "Cancel one job; its downstream is skipped, the rest of the run goes on", status=202,
              response=RunOut, errors=(404,), tag="runs"),
+    Endpoint("POST", "/api/runs/{run_id}/restart", restart_run, "submit",
+             "Start a new run (triggered_by: restart) of this run's definition version with its inputs and tags;"
+             " overrides merge over its own (Idempotency-Key honoured)", body=RestartRequest, status=201,
+             response=RunOut, errors=(404, 422, 429), tag="runs",
+             params=(IDEMPOTENCY_KEY,)),
+    Endpoint("POST", "/api/runs/{run_id}/reschedule", reschedule_run, "submit",
+             "Move a delayed run's start (scheduled_at or delay); now or past starts it at once",
+             body=RescheduleRequest, body_required=True, response=RunOut, errors=(400, 404, 409, 422), tag="runs"),
     Endpoint("POST", "/api/runs/{run_id}/retry", retry_run, "submit",
              "Re-run a finished run's failed, cancelled and skipped jobs as new attempts; successful jobs keep"
              " their outputs", status=202, response=RunOut, errors=(404, 409), tag="runs"),

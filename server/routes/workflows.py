@@ -18,6 +18,7 @@ from ..http import IDEMPOTENCY_KEY, JSON, page_params, param, too_deep, too_deep
 from ..models import DefinitionOut, JobStatus, WorkflowDocument, WorkflowOut, WorkflowSpec
 from ..routing import JSON_MEDIA, YAML_MEDIA, Endpoint, Param
 from ..store import Store, definition_version
+from ..store.starts import checked_inputs
 
 journal = logging.getLogger("rota.events")
 
@@ -53,9 +54,18 @@ async def create_workflow(request: Request) -> JSON:
     run = param(request, _RUN, False)
     key = _idempotency_key(request, "create")
     spec, text = await _document(request)
+    if spec.schedules:
+        # A one-off goes with its run's retention: nothing would be left to fire.
+        raise Unprocessable("invalid_workflow", "on.schedule: a one-off workflow (POST /api/workflows) cannot have"
+                            " a schedule; store it under an id (PUT /api/workflows/{id}, rota submit --id, or a file"
+                            " in WORKFLOWS_DIR)", {"problems": [{"field": "on.schedule", "message": "a one-off"
+                                                                 " workflow cannot have a schedule; PUT it under an"
+                                                                 " id"}]})
+    inputs = checked_inputs(spec.inputs, {}, spec.name) if run else {}
     defined = await store.define_workflow(
         spec, str(uuid.uuid4()), kind="oneoff", document=text, start_run=str(uuid.uuid4()) if run else None,
-        idempotency_key=key, request_hash=f"{definition_version(spec)}:{int(run)}", owner=principal(request).token_id)
+        inputs=inputs, idempotency_key=key, request_hash=f"{definition_version(spec)}:{int(run)}",
+        owner=principal(request).token_id)
     headers = _idempotent(defined)
     workflow = await store.get_workflow(defined.workflow_id)
     if defined.outcome != "replayed":

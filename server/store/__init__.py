@@ -12,16 +12,19 @@ from .leases import Beat, LeasesMixin
 from .logs import LOG_LEVELS, LogsMixin, Page
 from .maintenance import MaintenanceMixin
 from .queues import QueuesMixin
-from .runs import RunsMixin, Started
+from .runs import RunsMixin
+from .schedules import SchedulesMixin
+from .starts import Started, StartsMixin, When
 from .sdk import SdkMixin
 from .views import TERMINAL, WIRE_STATUS
 from .workers import WorkersMixin
 from .workflows import Defined, WorkflowsMixin, definition_version
 
 
-class Store(WorkflowsMixin, RunsMixin, LeasesMixin, LogsMixin, SdkMixin, WorkersMixin, DeadLettersMixin,
-            QueuesMixin, MaintenanceMixin):
+class Store(WorkflowsMixin, StartsMixin, RunsMixin, SchedulesMixin, LeasesMixin, LogsMixin, SdkMixin, WorkersMixin,
+            DeadLettersMixin, QueuesMixin, MaintenanceMixin):
     pass
 
 
-__all__ = ["Beat", "Defined", "LOG_LEVELS", "Page", "Started", "Store", "TERMINAL", "WIRE_STATUS", "definition_version", "label_key"]
+__all__ = ["Beat", "Defined", "LOG_LEVELS", "Page", "Started", "Store", "TERMINAL", "WIRE_STATUS", "When",
+           "definition_version", "label_key"]

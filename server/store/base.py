@@ -19,12 +19,14 @@ from redis.asyncio import Redis
 from .. import limits
 from ..errors import LimitExceeded, Unprocessable
 from ..models import JobSpec, backoff_fields
+from ..models.specs import InputSpec
 from ..scripts import Scripts
 from ..settings import Settings
 from ..singleflight import SingleFlight
 
 _encode = msgspec.json.encode
 _spec_decoder = msgspec.json.Decoder(JobSpec)
+_declared_decoder = msgspec.json.Decoder(dict[str, InputSpec])
 
 
 def label_key(labels: list[str]) -> str:
@@ -78,13 +80,15 @@ class Definition:
     """One version of a workflow's definition, decoded: versions never
     change, so each process keeps the ones it reads."""
 
-    __slots__ = ("name", "trigger", "jobs", "specs")
+    __slots__ = ("name", "trigger", "jobs", "specs", "inputs")
 
     def __init__(self, row: dict):
         self.name = row.get("name", "")
         self.trigger = row.get("trigger", "")
         self.jobs = [j for j in row.get("jobs", "").split(",") if j]
         self.specs = {job: _spec_decoder.decode(row[f"s:{job}"]) for job in self.jobs if f"s:{job}" in row}
+        # `workflow_dispatch: inputs:` (a version stored before them has none)
+        self.inputs = _declared_decoder.decode(row["inputs"]) if row.get("inputs") else {}
 
 
 class StoreBase:

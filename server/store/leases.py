@@ -9,6 +9,7 @@ from typing import Any, Optional
 import msgspec
 
 from .. import limits
+from ..inputs import texts as input_texts
 from ..errors import Conflict, Forbidden, LeaseLost, Unprocessable
 from ..models import CheckpointOut, ClaimResponse, HeartbeatResponse, JobSpec, Lease, QueuedJob, RetryPolicy
 from .base import StoreBase, digest, label_key, limit_exceeded
@@ -16,7 +17,7 @@ from .views import outputs
 
 _encode = msgspec.json.encode
 _spec_decoder = msgspec.json.Decoder(JobSpec)
-_inputs_decoder = msgspec.json.Decoder(dict[str, str])
+_inputs_decoder = msgspec.json.Decoder(dict[str, Any])
 _checkpoint_decoder = msgspec.json.Decoder(CheckpointOut)
 
 
@@ -96,7 +97,8 @@ class LeasesMixin(StoreBase):
             env=spec.env,
             steps=spec.steps,
             timeout_secs=spec.timeout_secs,
-            inputs=_inputs_decoder.decode(inputs) if inputs else {},
+            # as text, each as its ROTA_INPUT_<NAME> (the run keeps them typed)
+            inputs=input_texts(_inputs_decoder.decode(inputs)) if inputs and inputs != "{}" else {},
             checkpoint=_checkpoint_decoder.decode(ckpt).data if ckpt else None,
             event=msgspec.json.decode(event) if event else None,
         )

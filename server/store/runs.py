@@ -1,21 +1,19 @@
 """Runs: each start of a workflow, with its jobs, their attempts and its
-events; starting, cancelling and retrying them, and finding them."""
+events; cancelling and retrying them, and finding them (starting them is
+starts.py's)."""
 
 from __future__ import annotations
 
-import uuid
-from dataclasses import dataclass
 from typing import Optional
 
 import msgspec
 
 from .. import limits
-from ..errors import Conflict, NotFound, Unprocessable
+from ..errors import Conflict, NotFound
 from ..models import EventOut, JobOut, RunFilter, RunOut
-from .base import StoreBase, limit_exceeded
+from .base import StoreBase
 from .views import attempts, has_reports, job_out, notes, run_out, run_status
 
-_encode = msgspec.json.encode
 _event_decoder = msgspec.json.Decoder(dict)
 
 
@@ -34,46 +32,8 @@ def _not_found(run: str) -> NotFound:
     return NotFound("run_not_found", f"no run {run!r}")
 
 
-@dataclass(frozen=True)
-class Started:
-    run_id: str
-    number: Optional[int]
-    replayed: bool
-
-
 class RunsMixin(StoreBase):
-    # ---- starting, cancelling, retrying -------------------------------------------
-
-    async def start_run(
-        self, wf: str, *, triggered_by: str = "api", inputs: Optional[dict[str, str]] = None,
-        tags: Optional[dict[str, str]] = None, seed: bool = False, idempotency_key: str = "",
-        request_hash: str = "", owner: str = "",
-    ) -> Started:
-        """A new run of the workflow's current definition. `seed`: seed 002's
-        `run`, refused (409) while the latest run is active. `owner`: the
-        calling API token's id ('' with auth off), whose cap a kept
-        idempotency key counts against."""
-        run = str(uuid.uuid4())
-        res = await self._call("start", wf, run, triggered_by, _encode(inputs or {}), _encode(tags or {}),
-                               self.retention_secs, "seed" if seed else "new", idempotency_key, request_hash,
-                               self.idempotency_ttl_secs, "", "", "", "", "", owner, self.max_idempotency_keys)
-        if res[0] == "limit":
-            raise limit_exceeded(res[1], res[2])
-        if res[0] == "not_found":
-            raise NotFound("workflow_not_found", f"no workflow {wf!r}")
-        if res[0] == "active":
-            raise Conflict("workflow_active", f"workflow {wf!r}'s latest run is still going;"
-                           f" wait for it (rota run {wf} --wait) or cancel it (rota cancel {wf})",
-                           {"run_id": res[1]})
-        if res[0] == "idem_reused":
-            raise Unprocessable("idempotency_key_reused",
-                                "this Idempotency-Key was used for a different request; use a new key",
-                                {"field": "Idempotency-Key", "run_id": res[1]})
-        return Started(res[1], int(res[2]) if res[0] == "ok" else None, res[0] == "replayed")
-
-    async def run_workflow(self, wf: str) -> str:
-        """Seed 002's `run`: a new run, unless the latest one is still going."""
-        return (await self.start_run(wf, seed=True)).run_id
+    # ---- cancelling, retrying ------------------------------------------------------
 
     async def cancel_run(self, run: str) -> bool:
         """True when something was cancelled; False for a finished run."""

@@ -25,11 +25,12 @@ from ..models import (
 from .base import StoreBase, check_size, digest, job_meta
 from .leases import lease_refused
 from .logs import log_full
+from .starts import START_TRIES, When, checked_inputs
 from .views import WIRE_STATUS, outputs, run_out
 
 _encode = msgspec.json.encode
 _checkpoint_decoder = msgspec.json.Decoder(CheckpointOut)
-_inputs_decoder = msgspec.json.Decoder(dict[str, str])
+_inputs_decoder = msgspec.json.Decoder(dict[str, Any])
 
 
 def _sized(field: str, value: Any, limit: int = limits.MAX_REPORT_BYTES) -> bytes:
@@ -248,16 +249,35 @@ class SdkMixin(StoreBase):
         raise AssertionError(res)
 
     async def spawn_child(self, lease_id: str, caller: str, child: ChildRun) -> str:
-        """Starts a run of another workflow as a child of the lease's run."""
+        """Starts a run of another workflow as a child of the lease's run:
+        first whether the job may (the same answer for a workflow that does
+        not exist: a job learns nothing of others), then, its inputs checked
+        against the version it may start, the start itself."""
         run = str(uuid.uuid4())
         # The request's digest: the same spawn by a retried job gets its first child run back.
-        res = await self._call("start", child.workflow_id, run, "spawn", _encode(child.inputs), _encode(child.tags),
-                               self.retention_secs, "new", "", digest(_encode(child)), self.idempotency_ttl_secs,
-                               lease_id, caller, limits.MAX_CHILD_RUNS, limits.MAX_RUN_DEPTH, limits.MAX_RUN_TREE)
+        head = [child.workflow_id, run, "spawn"]
+        tail = [self.retention_secs]
+        # a child run's key is its spawner's, bounded with its run's children, not a token's keys: no owner
+        ident = ["", digest(_encode(child)), self.idempotency_ttl_secs, lease_id, caller, limits.MAX_CHILD_RUNS,
+                 limits.MAX_RUN_DEPTH, limits.MAX_RUN_TREE, "", self.max_idempotency_keys]
+        for _ in range(START_TRIES):
+            res = await self._call("start", *head, "{}", "{}", *tail, "check", *ident)
+            if res[0] == "allowed":
+                ver = res[1]
+                definition = await self.definition(child.workflow_id, ver)
+                inputs = checked_inputs(definition.inputs if definition else {}, child.inputs, child.workflow_id)
+                res = await self._call("start", *head, _encode(inputs), _encode(child.tags), *tail, "new", *ident,
+                                       ver, "", *When().args(), "", "", 0)
+                if res[0] == "changed":
+                    continue
+            return self._spawned(res, run, lease_id, child)
+        raise Conflict("workflow_changing", f"workflow {child.workflow_id!r} was replaced {START_TRIES} times while"
+                       " starting it; try again")
+
+    def _spawned(self, res: list, run: str, lease_id: str, child: ChildRun) -> str:
         if res[0] == "replayed":
             return res[1]
         if res[0] == "not_allowed":
-            # the same answer for a workflow that does not exist: a job learns nothing of others
             raise NotAllowed("spawn_not_allowed", f"this job may not start runs of workflow {child.workflow_id!r}:"
                              " list it in the job's spawn: {workflows: [...]}",
                              {"field": "workflow_id", "workflow_id": child.workflow_id})

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Any, Optional
 
 import msgspec
 
-from ..models import AttemptOut, JobOut, JobSpec, NoteOut, Resources, ResourceSample, RunOut, StepOut
+from ..models import AttemptOut, JobOut, JobSpec, NoteOut, Resources, ResourceSample, RunOut, RunOverrides, StepOut
 from .base import ms
 
 _outputs_decoder = msgspec.json.Decoder(dict[str, str])
 _attempt_decoder = msgspec.json.Decoder(AttemptOut)
 _strings_decoder = msgspec.json.Decoder(dict[str, str])
+_inputs_decoder = msgspec.json.Decoder(dict[str, Any])
+_overrides_decoder = msgspec.json.Decoder(RunOverrides)
 _sample_decoder = msgspec.json.Decoder(ResourceSample)
 _note_decoder = msgspec.json.Decoder(NoteOut)
 _json = msgspec.json.decode
@@ -143,8 +145,12 @@ def idle_job(spec: JobSpec) -> JobOut:
 
 def run_status(head: dict) -> str:
     state = head.get("state")
+    if state == "delayed":
+        return "delayed"
     if state == "active":
         return "running" if head.get("started") == "1" else "queued"
+    if head.get("expired") == "1":
+        return "expired"
     if head.get("cancelled") == "1":
         return "cancelled"
     if int(head.get("n:failure") or 0) > 0:
@@ -171,7 +177,7 @@ def run_out(head: dict, jobs: Optional[list[JobOut]] = None, run_notes: Optional
         workflow_id=head["wf"],
         status=run_status(head),  # type: ignore[arg-type]
         triggered_by=head.get("by", ""),
-        inputs=_strings_decoder.decode(head["inputs"]) if head.get("inputs") else {},
+        inputs=_inputs_decoder.decode(head["inputs"]) if head.get("inputs") else {},
         tags=_strings_decoder.decode(head["tags"]) if head.get("tags") else {},
         created_at=int(head.get("created") or 0),
         started_at=ms(head.get("started_ms")),
@@ -182,4 +188,9 @@ def run_out(head: dict, jobs: Optional[list[JobOut]] = None, run_notes: Optional
         parent_run_id=head.get("parent") or None,
         depth=int(head.get("depth") or 0),
         notes=run_notes or [],
+        scheduled_at=ms(head.get("sat")),
+        expires_at=ms(head.get("exp")),
+        schedule_id=head.get("sched") or None,
+        restarted_from=head.get("rfrom") or None,
+        overrides=_overrides_decoder.decode(head["ovr"]) if head.get("ovr") else None,
     )

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from typing import Optional
+from typing import Any, Optional
 
 import msgspec
 
 from ..errors import Conflict, NotFound
 from ..models import DefinitionOut, Resolved, WorkflowOut, WorkflowSpec
+from ..models.specs import ScheduleSpec
 from .base import StoreBase, job_meta, limit_exceeded, ms
 from .views import INTERNAL_FOR, attempts, has_reports, idle_job, job_out, run_status
 
@@ -19,9 +20,25 @@ _encode = msgspec.json.encode
 NAMED_SHOWN = 10
 
 
+# Fields added to WorkflowSpec after definitions were stored: left out of
+# the hash while empty, so a definition without them keeps its version.
+_LATER_FIELDS = ("schedules", "inputs")
+
+
 def definition_version(spec: WorkflowSpec) -> str:
     """A definition's content hash: the same document is the same version."""
-    return hashlib.sha1(_encode(spec)).hexdigest()[:16]
+    fields = msgspec.structs.asdict(spec)  # the jobs stay structs, encoded as ever
+    for name in _LATER_FIELDS:
+        if not fields[name]:
+            del fields[name]
+    return hashlib.sha1(_encode(fields)).hexdigest()[:16]
+
+
+def schedule_fields(entry: ScheduleSpec) -> dict:
+    """A schedule as the scripts keep it (see _schedules.lua); `spec` is
+    the entry as text, so a changed entry is told from an unchanged one."""
+    return {"cron": entry.cron, "tz": entry.timezone, "cu": entry.catch_up, "ov": entry.overlap,
+            "spec": f"{entry.cron}|{entry.timezone}|{entry.catch_up}|{entry.overlap}"}
 
 
 @dataclass(frozen=True)
@@ -41,7 +58,7 @@ class WorkflowsMixin(StoreBase):
         document: str = "",
         start_run: Optional[str] = None,
         triggered_by: str = "api",
-        inputs: Optional[dict[str, str]] = None,
+        inputs: Optional[dict[str, Any]] = None,
         tags: Optional[dict[str, str]] = None,
         idempotency_key: str = "",
         request_hash: str = "",
@@ -64,6 +81,7 @@ class WorkflowsMixin(StoreBase):
             int(start_run is not None), start_run or "", triggered_by,
             _encode(inputs or {}), _encode(tags or {}), self.retention_secs, len(spec.jobs),
             owner, self.max_oneoffs, self.max_idempotency_keys,
+            _encode([schedule_fields(entry) for entry in spec.schedules]), _encode(spec.inputs),
         ]
         for job in spec.jobs:
             args += [job.id, _encode(job), job_meta(job), ",".join(job.needs), ",".join(dependents[job.id])]

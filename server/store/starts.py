@@ -1,0 +1,175 @@
+"""Starting runs: now or later (`scheduled_at`, `delay`, `expires_at`), with
+their inputs checked against the workflow's declared ones, with per-run
+overrides; restarting a run; rescheduling a delayed one."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any, Mapping, Optional
+
+import msgspec
+
+from .. import limits, overrides as ovr
+from ..errors import Conflict, NotFound, Unprocessable
+from ..inputs import InputError, check_bounds, resolve
+from ..models import InputSpec, RunOverrides
+from .base import Definition, StoreBase, job_meta, limit_exceeded
+
+_encode = msgspec.json.encode
+_overrides_decoder = msgspec.json.Decoder(RunOverrides)
+# A start retried this many times when the definition is replaced between
+# reading it (to check the inputs) and the start: more means a definition
+# replaced faster than it can be started, which is worth a 409.
+START_TRIES = 5
+
+
+@dataclass(frozen=True)
+class Started:
+    run_id: str
+    number: Optional[int]
+    replayed: bool
+
+
+@dataclass(frozen=True)
+class When:
+    """When a run starts (a time, or a delay from the start) and until when
+    it may (a time, or a span from the start); None: at once, forever."""
+
+    scheduled_at_ms: Optional[int] = None
+    delay_ms: Optional[int] = None
+    expires_at_ms: Optional[int] = None
+    expires_in_ms: Optional[int] = None
+
+    def args(self) -> list:
+        return ["" if v is None else v for v in (self.scheduled_at_ms, self.delay_ms, self.expires_at_ms,
+                                                  self.expires_in_ms)] + [limits.MAX_SCHEDULE_AHEAD_SECS * 1000]
+
+
+def checked_inputs(declared: Mapping[str, InputSpec], given: Mapping[str, Any], wf: str) -> dict[str, Any]:
+    """The run's inputs as the declared ones type them, or 422 naming the input."""
+    try:
+        inputs = resolve(declared, given, wf)
+    except InputError as exc:
+        raise Unprocessable("invalid_input", str(exc), {"field": exc.field}) from None
+    problem = check_bounds(inputs)
+    if problem is not None:
+        raise Unprocessable("invalid_input", str(problem), {"field": problem.field})
+    return inputs
+
+
+class StartsMixin(StoreBase):
+    async def current_definition(self, wf: str) -> tuple[str, Optional[Definition]]:
+        """(the workflow's current version, its definition); 404 if none."""
+        ver = await self.redis.hget(self.key("wf", wf), "ver")
+        if ver is None:
+            raise NotFound("workflow_not_found", f"no workflow {wf!r}")
+        return ver, await self.definition(wf, ver)
+
+    def _overridden(self, wf: str, ver: str, definition: Optional[Definition],
+                    overrides: Optional[RunOverrides]) -> list:
+        """The start script's override arguments: the version of the run's
+        own, the overrides, and each job's overridden spec and meta."""
+        if overrides is None or definition is None:
+            return ["", "", 0]
+        args: list = [ovr.version(ver, overrides), _encode(overrides), len(definition.jobs)]
+        for job in definition.jobs:
+            spec = ovr.apply(definition.specs[job], overrides)
+            args += [job, _encode(spec), job_meta(spec)]
+        return args
+
+    async def start_run(
+        self, wf: str, *, triggered_by: str = "api", inputs: Optional[dict[str, Any]] = None,
+        tags: Optional[dict[str, str]] = None, seed: bool = False, idempotency_key: str = "",
+        request_hash: str = "", when: When = When(), overrides: Optional[RunOverrides] = None, owner: str = "",
+    ) -> Started:
+        """A new run of the workflow's current definition. `seed`: seed 002's
+        `run`, refused (409) while the latest run is active. The inputs are
+        checked against the version started, atomically: a definition
+        replaced meanwhile is read and checked again. `owner`: the calling
+        API token's id ('' with auth off), whose cap a kept idempotency key
+        counts against."""
+        overrides = ovr.checked(overrides)
+        for _ in range(START_TRIES):
+            ver, definition = await self.current_definition(wf)
+            run_inputs = checked_inputs(definition.inputs if definition else {}, inputs or {}, wf)
+            run = str(uuid.uuid4())
+            res = await self._call("start", wf, run, triggered_by, _encode(run_inputs), _encode(tags or {}),
+                                   self.retention_secs, "seed" if seed else "new", idempotency_key, request_hash,
+                                   self.idempotency_ttl_secs, "", "", 0, 0, 0, owner, self.max_idempotency_keys,
+                                   ver, "", *when.args(), *self._overridden(wf, ver, definition, overrides))
+            if res[0] != "changed":
+                return self._started(res, wf)
+        raise Conflict("workflow_changing", f"workflow {wf!r} was replaced {START_TRIES} times while starting a"
+                       " run; try again")
+
+    def _started(self, res: list, wf: str) -> Started:
+        if res[0] == "limit":
+            raise limit_exceeded(res[1], res[2])
+        if res[0] == "not_found":
+            raise NotFound("workflow_not_found", f"no workflow {wf!r}")
+        if res[0] == "run_not_found":
+            raise NotFound("run_not_found", "the run to restart is gone (purged meanwhile)")
+        if res[0] == "active":
+            raise Conflict("workflow_active", f"workflow {wf!r}'s latest run is still going;"
+                           f" wait for it (rota run {wf} --wait) or cancel it (rota cancel {wf})",
+                           {"run_id": res[1]})
+        if res[0] == "idem_reused":
+            raise Unprocessable("idempotency_key_reused",
+                                "this Idempotency-Key was used for a different request; use a new key",
+                                {"field": "Idempotency-Key", "run_id": res[1]})
+        if res[0] == "too_far":
+            raise Unprocessable("invalid_body", f"a run may be scheduled at most {limits.MAX_SCHEDULE_AHEAD_SECS}"
+                                f" seconds ahead (until {res[1]} ms)", {"field": "scheduled_at"})
+        if res[0] == "expires_first":
+            raise Unprocessable("invalid_body", "expires_at must be in the future and after scheduled_at",
+                                {"field": "expires_at", "now_ms": int(res[1])})
+        if res[0] not in ("ok", "replayed"):
+            raise AssertionError(res)
+        return Started(res[1], int(res[2]) if res[0] == "ok" else None, res[0] == "replayed")
+
+    async def run_workflow(self, wf: str) -> str:
+        """Seed 002's `run`: a new run, unless the latest one is still going."""
+        return (await self.start_run(wf, seed=True)).run_id
+
+    async def restart_run(
+        self, run: str, *, overrides: Optional[RunOverrides] = None, tags: Optional[dict[str, str]] = None,
+        when: When = When(), idempotency_key: str = "", request_hash: str = "", owner: str = "",
+    ) -> Started:
+        """A new run (`triggered_by: restart`) of the run's definition version
+        (the one its overrides were applied to), with its inputs and tags,
+        and its overrides with `overrides` merged over them. `owner`: as
+        start_run's."""
+        wf, ver, bver, inputs, old_tags, old = await self.redis.hmget(
+            self.key("run", run), ["wf", "ver", "bver", "inputs", "tags", "ovr"])
+        if wf is None:
+            raise NotFound("run_not_found", f"no run {run!r}")
+        base = bver or ver
+        definition = await self.definition(wf, base)
+        if definition is None:
+            raise NotFound("run_not_found", f"run {run!r} is gone (purged meanwhile)")
+        wanted = ovr.merged(_overrides_decoder.decode(old) if old else None, ovr.checked(overrides))
+        tag_json = _encode(tags) if tags is not None else (old_tags or "{}")
+        res = await self._call("start", wf, str(uuid.uuid4()), "restart", inputs or "{}", tag_json,
+                               self.retention_secs, "restart", idempotency_key, request_hash,
+                               self.idempotency_ttl_secs, "", "", 0, 0, 0, owner, self.max_idempotency_keys,
+                               base, run, *when.args(),
+                               *self._overridden(wf, base, definition, wanted))
+        return self._started(res, wf)
+
+    async def reschedule_run(self, run: str, when: When) -> int:
+        """A delayed run's new start time (epoch ms); at or before now, it starts."""
+        res = await self._call("reschedule", run, "" if when.scheduled_at_ms is None else when.scheduled_at_ms,
+                               "" if when.delay_ms is None else when.delay_ms,
+                               limits.MAX_SCHEDULE_AHEAD_SECS * 1000)
+        if res[0] == "not_found":
+            raise NotFound("run_not_found", f"no run {run!r}")
+        if res[0] == "not_delayed":
+            raise Conflict("run_not_delayed", f"run {run!r} has {res[1]}: only a delayed run can be rescheduled")
+        if res[0] == "too_far":
+            raise Unprocessable("invalid_body", f"a run may be scheduled at most {limits.MAX_SCHEDULE_AHEAD_SECS}"
+                                f" seconds ahead (until {res[1]} ms)", {"field": "scheduled_at"})
+        if res[0] == "expires_first":
+            raise Unprocessable("invalid_body", f"the run expires at {res[1]} ms, before that time",
+                                {"field": "scheduled_at", "expires_at": int(res[1])})
+        return int(res[1])
