@@ -193,8 +193,8 @@ def test_bash_completion_completes_commands_flags_and_choices():
     assert complete_in_bash("rota dead") == ["dead-letters"]
     assert complete_in_bash("rota token re") == ["revoke"]
     assert "--idempotency-key" in complete_in_bash("rota submit --")
-    assert sorted(complete_in_bash("rota runs --status ")) == ["cancelled", "failure", "queued", "running",
-                                                                "success"]
+    assert sorted(complete_in_bash("rota runs --status ")) == ["cancelled", "delayed", "expired", "failure", "queued",
+                                                                "running", "success"]
     assert {"bash", "zsh"} <= set(complete_in_bash("rota completion "))
     zsh = subprocess.run([*ROTA, "completion", "zsh"], capture_output=True, text=True, check=True).stdout
     assert zsh.startswith("#compdef rota") and "dead-letters" in zsh

@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 from typing import Optional
 
 from server.models import RunOut, WorkflowOut
-from worker.cli import show
+from worker.cli import schedule, show, timing
 from worker.cli.command import Reported, add_client_command
 from worker.cli.flags import add_json_flag, key_values, parse_duration
 from worker.cli.output import elapsed, one_line, print_json, table
@@ -98,15 +98,19 @@ async def _wait(client: Client, run: RunOut, args: argparse.Namespace) -> tuple[
     return code, watching.final or run
 
 
+wait_for = _wait
+
+
 # ---- run, retry, cancel, delete ---------------------------------------------------------
 
 
 async def _run(client: Client, args: argparse.Namespace) -> int:
     workflow_id = await show.workflow_id(client, args.workflow_id)
     run = await client.start_run(workflow_id, inputs=dict(args.inputs), tags=dict(args.tags),
-                                 idempotency_key=_idempotency_key(args))
+                                 idempotency_key=_idempotency_key(args), overrides=timing.overrides(args),
+                                 **timing.when_body(args))
     if not args.json:
-        print(f"started {run.workflow_id} run #{run.number}: {run.run_id}", flush=True)
+        print(timing.started_line(run), flush=True)
     code = 0
     if args.wait or args.follow:
         code, run = await _wait(client, run, args)
@@ -262,9 +266,12 @@ def add_commands(commands: argparse._SubParsersAction, parents: list[argparse.Ar
     run = command("run", _run, "start a new run of a workflow; prints its number and run id")
     run.add_argument("workflow_id", metavar="WORKFLOW")
     run.add_argument("--input", dest="inputs", action="append", type=key_values("--input"), default=[],
-                     metavar="KEY=VALUE", help="an input (the jobs see ROTA_INPUT_KEY); repeat for several")
+                     metavar="KEY=VALUE", help="an input (the jobs see ROTA_INPUT_KEY; a workflow with typed inputs reads 3 as a number,"
+                     " true as a boolean); repeat for several")
     run.add_argument("--tag", dest="tags", action="append", type=key_values("--tag"), default=[],
                      metavar="KEY=VALUE", help="a tag to find the run by (rota runs --tag); repeat for several")
+    timing.when_flags(run)
+    timing.override_flags(run)
     waiting(run)
     idempotency(run)
     add_json_flag(run)
@@ -290,7 +297,8 @@ def add_commands(commands: argparse._SubParsersAction, parents: list[argparse.Ar
 
     runs = command("runs", _runs, "list runs, newest first")
     runs.add_argument("workflow", metavar="WORKFLOW", nargs="?", help="only this workflow's")
-    runs.add_argument("--status", choices=sorted(FINISHED | {"queued", "running"}), help="only runs in this status")
+    runs.add_argument("--status", choices=sorted(FINISHED | {"delayed", "queued", "running"}),
+                      help="only runs in this status")
     runs.add_argument("--tag", dest="tags", action="append", type=key_values("--tag"), default=[],
                       metavar="KEY=VALUE", help="only runs with this tag; repeat: all must match")
     runs.add_argument("--limit", type=int, default=50, metavar="N", help="at most N runs (default %(default)s)")
@@ -309,3 +317,5 @@ def add_commands(commands: argparse._SubParsersAction, parents: list[argparse.Ar
     workflows.add_argument("--limit", type=int, default=100, metavar="N",
                            help="at most N workflows (default %(default)s)")
     add_json_flag(workflows)
+
+    schedule.add_commands(command, waiting, wait_for)

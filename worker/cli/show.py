@@ -19,7 +19,9 @@ from dataclasses import dataclass
 from typing import Awaitable, Callable, Optional, TextIO
 
 from server.models import JobLogChunk, JobOut, RunOut, WorkflowOut
+from server.inputs import text as input_text
 from worker.cli.details import job_details, notes, progress
+from worker.cli import timing
 from worker.cli.output import one_line, print_json, table
 from worker.client.api import Client
 from worker.client.errors import ApiError, RotaError
@@ -120,10 +122,12 @@ async def status(client: Client, args: argparse.Namespace) -> int:
         _print_jobs(workflow.jobs, args.full)
         return 0
     print(f"{run.workflow_id}{name} run #{run.number} ({run.run_id}): {run.status}")
-    extras = [f"{key} {', '.join(f'{k}={v}' for k, v in pairs.items())}"
+    extras = [f"{key} {', '.join(f'{k}={input_text(v)}' for k, v in pairs.items())}"
               for key, pairs in (("inputs", run.inputs), ("tags", run.tags)) if pairs]
     if extras:
         print("; ".join(extras))
+    for line in timing.run_lines(run):
+        print(line)
     _print_jobs(run.jobs or [], args.full, run.run_id)
     if run.notes:
         print("\nnotes:")

@@ -22,7 +22,7 @@ from worker.client.api import Client
 from worker.client.errors import RotaError
 from worker.client.reconnect import Reconnect, StillDown
 
-FINISHED = {"success", "failure", "cancelled"}
+FINISHED = {"success", "failure", "cancelled", "expired"}
 # How often `--wait` reads the run.
 WATCH_INTERVAL = 0.25
 # How often it asks why queued jobs are not running (one request per job).
@@ -51,6 +51,10 @@ class Pace:
     reconnect_max_delay: float = reconnect.MAX_DELAY
 
 
+def _clock(ms: Optional[int]) -> str:
+    return "-" if ms is None else time.strftime("%Y-%m-%d %H:%M:%SZ", time.gmtime(ms / 1000))
+
+
 def stamp(secs: float) -> str:
     secs = int(max(secs, 0))
     return f"[{secs // 60}:{secs % 60:02d}]"
@@ -70,6 +74,7 @@ class Watch:
         self.next_blocked_check = self.start
         self.timed_out, self.timed_out_at = False, 0.0
         self.final: Optional[RunOut] = None  # the run as it ended
+        self.said_delayed: Optional[int] = None  # the start time a delayed run was last said to wait for
 
     def say(self, text: str) -> None:
         print(f"{stamp(self.clock() - self.start)} {text}", file=self.out, flush=True)
@@ -105,7 +110,12 @@ class Watch:
                             follow_job(self.client, self.run_id, job, self.out, f"{job.id} | ", outages=self.net)))
                 if run.status in FINISHED:
                     break
-                await self._check_blocked(run)
+                if run.status == "delayed":
+                    if self.said_delayed != run.scheduled_at:
+                        self.said_delayed = run.scheduled_at
+                        self.say(f"delayed until {_clock(run.scheduled_at)}")
+                else:
+                    await self._check_blocked(run)
                 if self.deadline is not None and self.clock() >= self.deadline and not self.timed_out:
                     await self._time_out()
                 await asyncio.sleep(self.pace.interval)

@@ -10,7 +10,8 @@ from urllib.parse import quote, urlencode
 import msgspec
 
 from server.models import (
-    DeadLetterPage, JobLogChunk, JobOut, ReplayAnswer, Resolved, RunJobOut, RunOut, RunPage, WorkflowOut,
+    DeadLetterPage, JobLogChunk, JobOut, ReplayAnswer, Resolved, RunJobOut, RunOut, RunPage, ScheduleOut,
+    WorkflowOut,
 )
 
 if TYPE_CHECKING:
@@ -58,13 +59,36 @@ class RunsApi:
     async def delete_workflow(self, workflow_id: str) -> None:
         await self._send("DELETE", f"/api/workflows/{_path(workflow_id)}")
 
-    async def start_run(self, workflow_id: str, inputs: dict[str, str] | None = None,
+    async def start_run(self, workflow_id: str, inputs: dict[str, Any] | None = None,
                         tags: dict[str, str] | None = None, triggered_by: str = "cli",
-                        idempotency_key: Optional[str] = None) -> RunOut:
-        body = msgspec.json.encode({"inputs": inputs or {}, "tags": tags or {}, "triggered_by": triggered_by})
+                        idempotency_key: Optional[str] = None, **more: Any) -> RunOut:
+        """`more`: the rest of a start's body (scheduled_at, delay, expires_in, overrides, ...)."""
+        body = msgspec.json.encode({"inputs": inputs or {}, "tags": tags or {}, "triggered_by": triggered_by,
+                                    **{k: v for k, v in more.items() if v is not None}})
         response = await self._send("POST", f"/api/workflows/{_path(workflow_id)}/runs", content=body,
                                     headers=_with_key({"Content-Type": "application/json"}, idempotency_key))
         return self._decode(response.content, RunOut)
+
+    async def restart_run(self, run_id: str, idempotency_key: Optional[str] = None, **body: Any) -> RunOut:
+        """A new run of the run's version, inputs and tags (body: overrides, tags, delay, ...)."""
+        content = msgspec.json.encode({k: v for k, v in body.items() if v is not None})
+        response = await self._send("POST", f"/api/runs/{_path(run_id)}/restart", content=content,
+                                    headers=_with_key({"Content-Type": "application/json"}, idempotency_key))
+        return self._decode(response.content, RunOut)
+
+    async def reschedule_run(self, run_id: str, **body: Any) -> RunOut:
+        response = await self._send("POST", f"/api/runs/{_path(run_id)}/reschedule",
+                                    content=msgspec.json.encode(body), headers={"Content-Type": "application/json"})
+        return self._decode(response.content, RunOut)
+
+    async def list_schedules(self, workflow_id: Optional[str] = None, limit: int = 1000) -> list[ScheduleOut]:
+        params = {"limit": str(limit), **({"workflow_id": workflow_id} if workflow_id else {})}
+        response = await self._send("GET", "/api/schedules", params=params)
+        return self._decode(response.content, list[ScheduleOut])
+
+    async def pause_schedule(self, schedule_id: str, pause: bool = True) -> ScheduleOut:
+        response = await self._send("POST", f"/api/schedules/{_path(schedule_id)}/{'pause' if pause else 'resume'}")
+        return self._decode(response.content, ScheduleOut)
 
     async def resolve(self, ref: str) -> Resolved:
         """What a name stands for: a run id, a workflow id, or a one-off workflow's name."""
