@@ -43,16 +43,20 @@ def _bounded(ms: int, field: str) -> int:
 
 
 def span(value: Union[float, str], field: str) -> int:
-    """Milliseconds."""
+    """Milliseconds, at most MAX_EPOCH_MS (longer than any time can be ahead)."""
     if isinstance(value, (int, float)):
         if not math.isfinite(value) or value < 0:
             raise Unprocessable("invalid_body", f"{field} must be a number of seconds, 0 or more", {"field": field})
-        return round(value * 1000)
-    match = _SPAN.fullmatch(value.strip().lower())
-    if not match:
-        raise Unprocessable("invalid_body", f"{field} must be seconds or a span such as 90s, 30m, 2h or 1d"
-                            f" (got {value!r})", {"field": field})
-    return round(float(match.group(1)) * _UNIT_MS[match.group(2)])
+        ms = value * 1000
+    else:
+        match = _SPAN.fullmatch(value.strip().lower())
+        if not match:
+            raise Unprocessable("invalid_body", f"{field} must be seconds or a span such as 90s, 30m, 2h or 1d"
+                                f" (got {value!r})", {"field": field})
+        ms = float(match.group(1)) * _UNIT_MS[match.group(2)]
+    if not ms <= MAX_EPOCH_MS:  # NaN and infinity too
+        raise Unprocessable("invalid_body", f"{field} is far too long", {"field": field})
+    return round(ms)
 
 
 def one_of(abs_value, rel_value, abs_field: str, rel_field: str) -> tuple[Optional[int], Optional[int]]:

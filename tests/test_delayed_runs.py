@@ -87,6 +87,8 @@ async def test_a_time_now_or_past_starts_at_once(api, pipe, when):
     ({"delay": "1h", "expires_in": "30m"}, "expires_at", "after scheduled_at"),
     ({"expires_at": 1_000}, "expires_at", "in the future"),
     ({"delay": -1}, "$.delay", ">= 0"),
+    ({"delay": 1e306}, "delay", "far too long"),
+    ({"expires_in": "9" * 24 + "d"}, "expires_in", "far too long"),
 ])
 async def test_bad_times_are_refused_naming_the_field(api, pipe, body, field, says):
     resp = await start(api, **body)

@@ -262,3 +262,18 @@ async def test_one_broken_schedule_leaves_the_others_to_fire(api, store, caplog)
     assert [r.getMessage() for r in caplog.records if "could not be fired" in r.getMessage()] == [
         "schedule broken:0 could not be fired"]  # once, not every pass
     assert len(await cron_runs(api, "fine")) == 1
+
+
+async def test_a_workflow_file_with_a_schedule_fires_and_loading_it_again_changes_nothing(api, store, tmp_path):
+    from server.workflow_files import load_directory
+
+    (tmp_path / "nightly.yml").write_text("on: {schedule: [{cron: '*/15 * * * *'}]}\njobs: {a: {run: x}}\n")
+    await load_directory(store, tmp_path)
+    clock = await clock_now(store)
+    await scheduler.fire_due(store, clock.ms)
+    clock.advance(15 * 60)
+    assert await scheduler.fire_due(store, clock.ms) == 1
+    await load_directory(store, tmp_path)  # another replica starting: the same file, the same version
+    (schedule,) = (await api.get("/api/schedules")).json()
+    assert schedule["runs_started"] == 1 and schedule["last_fired_at"] is not None
+    assert await scheduler.fire_due(store, clock.ms) == 0

@@ -36,7 +36,12 @@ def schedule_out(row: dict, now_ms: int) -> ScheduleOut:
     paused = row.get("paused") == "1"
     nxt = None
     if not paused:
-        nxt = cron.next_tick(row["cron"], row["tz"], max(int(row.get("last") or 0), now_ms))
+        # The scheduler's last pass kept the next tick after it: still ahead,
+        # it is the answer; else (due now, or never computed) compute it.
+        after = max(int(row.get("last") or 0), now_ms)
+        nxt = int(row.get("next") or 0)
+        if nxt <= after:
+            nxt = cron.next_tick(row["cron"], row["tz"], after)
     return ScheduleOut(
         id=row["id"], workflow_id=row["wf"], index=int(row["n"]), cron=row["cron"], timezone=row["tz"],
         catch_up=row["cu"], overlap=row["ov"], paused=paused,  # type: ignore[arg-type]
