@@ -14,7 +14,7 @@ import { follow } from "./sse.js";
 import { countsBar, progressBar } from "./widgets.js";
 
 const TIMELINE_MAX = 500;
-const FINISHED = new Set(["success", "failure", "cancelled"]);
+const FINISHED = new Set(["success", "failure", "cancelled", "expired"]);
 
 const runId = decodeURIComponent(location.pathname.split("/").pop());
 const base = `/api/runs/${seg(runId)}`;
@@ -36,7 +36,7 @@ function renderHead() {
         await act(ev.target, () => api("POST", `${base}/cancel`));
       } } }));
   }
-  if (can("submit") && (run.status === "failure" || run.status === "cancelled")) {
+  if (can("submit") && ["failure", "cancelled", "expired"].includes(run.status)) {
     actions.appendChild(h("button", { type: "button", id: "retry-run", text: "Retry failed jobs",
       on: { click: (ev) => act(ev.target, async () => { await api("POST", `${base}/retry`); await reload(); }) } }));
   }
