@@ -48,8 +48,12 @@ class Whoami(Struct, kw_only=True):
     expires_at_ms: Optional[int] = None
 
 
-# A stream's path, as in the route table, with its ids filled in.
-StreamPath = Annotated[str, Meta(min_length=1, max_length=1024)]
+# A stream's path, as in the route table, with its ids filled in: the
+# event-stream routes' templates (tests/test_openapi.py checks that each
+# such route matches it; the ticket route checks the route table itself).
+StreamPath = Annotated[str, Meta(
+    max_length=1024,
+    pattern=r"^/api/(?:runs/[^/?#]+/(?:events|jobs/[^/?#]+/logs)|workflows/[^/?#]+/jobs/[^/?#]+/logs)/stream\Z")]
 
 
 class TicketRequest(Struct, forbid_unknown_fields=True):
