@@ -16,6 +16,7 @@ from starlette.responses import Response
 from . import integral
 from .errors import BadRequest, Unprocessable
 from .models import ErrorBody, ErrorDetail, encoder
+from .models.core import PATTERN_WORDS
 from .auth import principal
 from .routing import Param
 
@@ -58,7 +59,7 @@ async def decode_body(request: Request, type_: Type[T], *, empty_ok: bool = Fals
     except msgspec.ValidationError as exc:
         if too_deep(body):
             raise too_deep_error() from None
-        raise Unprocessable("invalid_body", str(exc), {"field": _field_of(str(exc))}) from None
+        raise Unprocessable("invalid_body", _in_words(str(exc)), {"field": _field_of(str(exc))}) from None
     except msgspec.DecodeError as exc:
         # (a typed decode may refuse `[` as no object before it sees the end)
         raise BadRequest("malformed_json", f"body is not valid JSON: {exc}") from None
@@ -67,6 +68,23 @@ async def decode_body(request: Request, type_: Type[T], *, empty_ok: bool = Fals
     except RecursionError:
         # msgspec recurses per nesting level, even to skip an unknown field
         raise too_deep_error() from None
+
+
+_REGEX_SAID = re.compile(r"Expected `str` matching regex (?P<shown>'.*') - at ")
+
+
+def _in_words(message: str) -> str:
+    """msgspec's refusal, a registered pattern said in words (PATTERN_WORDS)."""
+    said = _REGEX_SAID.match(message)
+    if said is None:
+        return message
+    shown = said["shown"]
+    head, cut, tail = shown.partition("...")
+    for pattern, words in PATTERN_WORDS.items():
+        full = repr(pattern)
+        if full == shown or (cut and full.startswith(head) and full.endswith(tail)):
+            return f"must be {words}" + message[said.end() - len(" - at "):]
+    return message
 
 
 def too_deep_error() -> BadRequest:

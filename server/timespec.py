@@ -13,10 +13,10 @@ from typing import Optional, Union
 from .errors import Unprocessable
 from .limits import MAX_EPOCH_MS
 
-_SPAN = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?")
+_SPAN = re.compile(r"([0-9]+(?:[.][0-9]+)?)(ms|s|m|h|d)?")
 _UNIT_MS = {"ms": 1, "s": 1000, None: 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
 # RFC 3339: a date, 'T' or a space, a time, and an offset (Z or +hh:mm).
-_RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})")
+_RFC3339 = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}([.][0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})")
 
 
 def instant(value: Union[int, str], field: str) -> int:
@@ -49,7 +49,7 @@ def span(value: Union[float, str], field: str) -> int:
             raise Unprocessable("invalid_body", f"{field} must be a number of seconds, 0 or more", {"field": field})
         ms = value * 1000
     else:
-        match = _SPAN.fullmatch(value.strip().lower())
+        match = _SPAN.fullmatch(value)
         if not match:
             raise Unprocessable("invalid_body", f"{field} must be seconds or a span such as 90s, 30m, 2h or 1d"
                                 f" (got {value!r})", {"field": field})

@@ -79,16 +79,16 @@ async def test_a_time_now_or_past_starts_at_once(api, pipe, when):
 
 
 @pytest.mark.parametrize("body, field, says", [
-    ({"delay": "soon"}, "delay", "90s, 30m, 2h or 1d"),
-    ({"scheduled_at": "tomorrow"}, "scheduled_at", "RFC 3339"),
-    ({"scheduled_at": "2030-01-01T00:00:00"}, "scheduled_at", "with its offset"),
+    ({"delay": "soon"}, "$.delay", "90s, 30m, 2h or 1d"),
+    ({"scheduled_at": "tomorrow"}, "$.scheduled_at", "RFC 3339"),
+    ({"scheduled_at": "2030-01-01T00:00:00"}, "$.scheduled_at", "with its offset"),
     ({"scheduled_at": 1, "delay": 1}, "delay", "not both"),
     ({"delay": "400d"}, "scheduled_at", "at most 31622400 seconds ahead"),
     ({"delay": "1h", "expires_in": "30m"}, "expires_at", "after scheduled_at"),
     ({"expires_at": 1_000}, "expires_at", "in the future"),
     ({"delay": -1}, "$.delay", ">= 0"),
-    ({"delay": 1e306}, "delay", "far too long"),
-    ({"expires_in": "9" * 24 + "d"}, "expires_in", "far too long"),
+    ({"delay": 1e306}, "$.delay", "<= 253402300799.999"),
+    ({"expires_in": "9" * 24 + "d"}, "$.expires_in", "90s, 30m, 2h or 1d"),
 ])
 async def test_bad_times_are_refused_naming_the_field(api, pipe, body, field, says):
     resp = await start(api, **body)

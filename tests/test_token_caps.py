@@ -245,7 +245,7 @@ async def test_workers_known_before_the_caps_are_counted_once(store: Store):
 def test_a_worker_refused_by_a_cap_retries():
     """The daemon retries a 429 as it does a 503: the cap frees as old
     workers are forgotten."""
-    from worker.client import ApiError, is_transient
+    from worker.client.errors import ApiError, is_transient
 
     assert is_transient(ApiError(429, "limit_exceeded", "at the cap"))
     assert not is_transient(ApiError(409, "worker_id_taken", "taken"))

@@ -144,11 +144,18 @@ if op == 'note' then
   -- ARGV: context, style, markdown, max notes per run
   local nk = P .. 'notes:' .. run
   local context = ARGV[4]
-  if redis.call('HEXISTS', nk, context) == 0 and redis.call('HLEN', nk) >= tonumber(ARGV[7]) then
-    return { 'too_many', 'annotations on a run', tonumber(ARGV[7]) }
+  local prior = redis.call('HGET', nk, context)
+  local seq
+  if prior then
+    seq = cjson.decode(prior).seq  -- a replaced note keeps its place
+  else
+    seq = redis.call('HLEN', nk) + 1
+    if seq > tonumber(ARGV[7]) then return { 'too_many', 'annotations on a run', tonumber(ARGV[7]) } end
   end
+  -- seq: notes show in the order their contexts were first written (a
+  -- large hash's fields come back in no order, and two notes may share a ms)
   redis.call('HSET', nk, context, cjson.encode({ context = context, style = ARGV[5], markdown = ARGV[6],
-    job_id = job, at_ms = now }))
+    job_id = job, at_ms = now, seq = seq }))
   redis.call('HSET', rkey(run), 'hnotes', 1)
   note_event('annotate', 'note ' .. context)
   return { 'ok', 1 }

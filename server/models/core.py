@@ -42,6 +42,17 @@ JOB_STATUSES: tuple[str, ...] = JobStatus.__args__  # type: ignore[attr-defined]
 # ---- fields that go together ------------------------------------------------
 
 
+# What a declared pattern means, in words, for the people reading a
+# refusal: msgspec names only the regex (and cuts a long one short).
+PATTERN_WORDS: dict[str, str] = {}
+
+
+def worded(pattern: str, words: str) -> str:
+    """`pattern`, registered with what it means (http.py says that instead)."""
+    PATTERN_WORDS[pattern] = words
+    return pattern
+
+
 def given(*names: str, exactly_one: bool = True, message: str = "") -> Callable[[Any], None]:
     """A Struct's `__post_init__`: exactly one (or, with exactly_one=False,
     at least one) of the optional fields `names` is given, not null. It

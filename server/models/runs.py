@@ -9,7 +9,7 @@ from msgspec import Meta, Struct
 
 from .. import limits
 
-from .core import Id, Label, Priority, RunStatus, given
+from .core import Id, Label, Priority, RunStatus, given, worded
 
 # Inputs become environment variables (ROTA_INPUT_<NAME>): names that are
 # valid there. Tags are free-form labels for finding runs.
@@ -29,9 +29,14 @@ SearchText = Annotated[str, Meta(min_length=1, max_length=200)]
 
 
 # A time: epoch milliseconds, or RFC 3339 text ("2026-05-01T09:00:00Z").
-Instant = Union[Annotated[int, Meta(ge=0, le=limits.MAX_EPOCH_MS)], Annotated[str, Meta(max_length=64)]]
+INSTANT_TEXT = worded(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(?:[.][0-9]{1,9})?"
+                      r"(?:[Zz]|[+-][0-9]{2}:[0-9]{2})\Z",
+                      "epoch milliseconds or an RFC 3339 time with its offset, e.g. 2026-05-01T09:00:00Z")
+Instant = Union[Annotated[int, Meta(ge=0, le=limits.MAX_EPOCH_MS)], Annotated[str, Meta(pattern=INSTANT_TEXT)]]
 # A span: seconds, or text such as "90s", "30m", "2h", "1d".
-Span = Union[Annotated[float, Meta(ge=0)], Annotated[str, Meta(max_length=32)]]
+SPAN_TEXT = worded(r"^[0-9]{1,15}(?:[.][0-9]{1,9})?(?:ms|s|m|h|d)?\Z",
+                   "seconds or a span such as 90s, 30m, 2h or 1d")
+Span = Union[Annotated[float, Meta(ge=0, le=limits.MAX_EPOCH_MS / 1000)], Annotated[str, Meta(pattern=SPAN_TEXT)]]
 BackoffText = Union[str, dict[str, dict[str, int]]]
 
 
@@ -85,6 +90,8 @@ class RescheduleRequest(Struct, forbid_unknown_fields=True, kw_only=True):
 
     scheduled_at: Optional[Instant] = None
     delay: Optional[Span] = None
+
+    __post_init__ = given("scheduled_at", "delay")
 
 
 class RunFilter(Struct, forbid_unknown_fields=True, kw_only=True):

@@ -134,8 +134,18 @@ def resources(row: dict) -> Optional[Resources]:
     )
 
 
+class _Place(msgspec.Struct):
+    seq: int = 0  # 0: written before notes kept their place
+    at_ms: int = 0
+
+
+_place_decoder = msgspec.json.Decoder(_Place)
+
+
 def notes(rows: dict) -> list[NoteOut]:
-    return sorted((_note_decoder.decode(raw) for raw in rows.values()), key=lambda n: n.at_ms)
+    """In the order their contexts were first written."""
+    placed = sorted(rows.values(), key=lambda raw: (lambda p: (p.seq, p.at_ms))(_place_decoder.decode(raw)))
+    return [_note_decoder.decode(raw) for raw in placed]
 
 
 def idle_job(spec: JobSpec) -> JobOut:
