@@ -99,6 +99,17 @@ MAX_NOTES = 100
 MAX_REPORT_BYTES = 64 * 1024
 # The payload an event (or an approval) hands to the jobs it wakes.
 MAX_EVENT_PAYLOAD_BYTES = 256 * 1024
+# Every checkpoint a job saves is kept (Strait lists them all), the oldest
+# dropped past either bound; the latest of each attempt is kept apart for
+# the next attempt's claim whatever these drop.
+MAX_CHECKPOINTS_KEPT = 100
+MAX_CHECKPOINT_HISTORY_BYTES = 4 * 1024 * 1024
+# A run's metadata: the keys its jobs' annotations set, all jobs together.
+MAX_RUN_METADATA_KEYS = 1000
+# Structured outputs (Strait's): JSON values by key, each with its optional
+# schema, per run.
+MAX_STRUCTURED_OUTPUTS = 100
+MAX_STRUCTURED_OUTPUT_BYTES = 256 * 1024
 
 # ---- the worker protocol ------------------------------------------------------------
 
@@ -128,6 +139,9 @@ MAX_RUN_DEPTH = 4
 MAX_RUN_TREE = 1000
 # Workflow ids in one job's `spawn: {workflows: [...]}` allow-list.
 MAX_SPAWN_WORKFLOWS = 64
+# Runs in one lineage of continuations (Strait's `continue`): a run and the
+# runs continuing it, one after another. Each run continues at most once.
+MAX_LINEAGE_RUNS = 100
 
 # ---- queries and the seeds' executors ------------------------------------------------
 

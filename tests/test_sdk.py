@@ -151,8 +151,11 @@ async def test_the_next_attempt_gets_the_latest_checkpoint(api):
     assert again["job"]["attempt"] == 1 and again["job"]["checkpoint"] == {"done": 20}
     payload = await ok(await api.get(url(again, "payload")))
     assert payload["checkpoint"] == {"done": 20}
+    # every checkpoint is kept, numbered in the run, with what saved it
     cps = await ok(await api.get(f"/api/runs/{run}/jobs/build/checkpoints"))
-    assert [(c["attempt"], c["data"]) for c in cps] == [(0, {"done": 20})]
+    assert [(c["sequence"], c["attempt"], c["source"], c["data"]) for c in cps] == [
+        (1, 0, "checkpoint", {"done": 10}), (2, 0, "checkpoint", {"done": 20})]
+    assert await ok(await api.get(f"/api/runs/{run}/checkpoints")) == cps
 
 
 async def test_a_checkpoint_survives_a_lost_lease(api, store):

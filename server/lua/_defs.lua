@@ -18,11 +18,11 @@ local function purge_run(run)
   if not wf then return end
   for _, job in ipairs(split(jobs, ',')) do
     redis.call('DEL', jkey(run, job), akey(run, job), logkey(run, job), P .. 'steps:' .. run .. ':' .. job,
-      P .. 'ann:' .. run .. ':' .. job, P .. 'ckpt:' .. run .. ':' .. job)
+      P .. 'ann:' .. run .. ':' .. job, P .. 'ckpt:' .. run .. ':' .. job, P .. 'ckpts:' .. run .. ':' .. job)
     redis.call('ZREM', P .. 'dead', member(run, job))
   end
   redis.call('DEL', r, evkey(run), P .. 'rdef:' .. run, P .. 'notes:' .. run, P .. 'state:' .. run,
-    P .. 'children:' .. run)
+    P .. 'children:' .. run, P .. 'rmeta:' .. run, P .. 'souts:' .. run, P .. 'conts:' .. run)
   redis.call('ZREM', P .. 'runs', run)
   redis.call('ZREM', P .. 'wfruns:' .. wf, run)
   redis.call('ZREM', P .. 'finished', run)

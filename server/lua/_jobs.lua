@@ -14,10 +14,11 @@ local TERMINAL = { success = true, failure = true, skipped = true, cancelled = t
 -- Every change of a run or a job is an event: kind 'run' or 'job' here
 -- (the in-job calls add their own kinds, some with structured data: `raw`,
 -- JSON kept as sent, since cjson cannot tell {} from [] once decoded).
-local function event(run, job, kind, status, att, now, detail, raw)
+-- `level`: a log entry's own level (the server derives the others' when read).
+local function event(run, job, kind, status, att, now, detail, raw, level)
   redis.call('XADD', evkey(run), 'MAXLEN', '~', '10000', '*', 'e',
     cjson.encode({ run_id = run, job_id = job, type = kind, status = status, attempt = att,
-                   at_ms = now, detail = detail or '', raw = raw }))
+                   at_ms = now, detail = detail or '', raw = raw, level = level }))
   redis.call('PUBLISH', runchan(run), kind)
 end
 
@@ -179,19 +180,28 @@ local function clear_attempt(k)
 end
 
 -- A job that will not run again: a dead letter, and everything downstream
--- skipped.
-local function fail_for_good(run, job, from, att, err, now)
+-- skipped. `kind` says why (failure | timed_out | lost | system: the
+-- server's own doing, a wait that timed out); the run keeps the first
+-- such job's (fjob fkind ferr) and counts its dead letters (ndead), so
+-- its status can say how it failed without reading its jobs.
+local function fail_for_good(run, job, from, att, err, now, kind)
   set_status(run, job, from, 'failure')
   event(run, job, 'job', 'failure', att, now, err)
   note(string.format('job %s/%s failed for good (attempt %d): %s', run, job, att, err))
   -- scored by a sequence, not the clock: a cursor through them stays exact
   redis.call('ZADD', P .. 'dead', redis.call('INCR', P .. 'deadseq'), member(run, job))
+  local r = rkey(run)
+  redis.call('HINCRBY', r, 'ndead', 1)
+  if (redis.call('HGET', r, 'fjob') or '') == '' then
+    redis.call('HSET', r, 'fjob', job, 'fkind', kind or 'failure', 'ferr', err)
+  end
   skip_downstream(run, job, now, 'upstream ' .. job .. ' failed')
 end
 
 -- A failed attempt of a running job: retry with backoff while its budget
 -- allows, else fail for good (a dead letter) and skip everything
--- downstream. `status` names how the attempt ended (failure, lost).
+-- downstream. `status` names how the attempt ended (failure, timed_out,
+-- lost).
 -- Returns what became of the job: 'retrying' or 'failure'.
 local function fail_attempt(run, job, now, err, retryable, status, from)
   from = from or 'running'
@@ -212,7 +222,7 @@ local function fail_attempt(run, job, now, err, retryable, status, from)
     note(string.format('job %s/%s attempt %d failed, retry in %.1fs: %s', run, job, att, delay / 1000, err))
     outcome = 'retrying'
   else
-    fail_for_good(run, job, from, att, err, now)
+    fail_for_good(run, job, from, att, err, now, status or 'failure')
   end
   redis.call('PUBLISH', jobchan(run, job), 'changed')
   maybe_finish(run, now)

@@ -18,7 +18,9 @@ local function reset_jobs(run, jobs, now)
     redis.call('HSET', k, 'att', att, 'base', att, 'lease', '', 'worker', '', 'start', '', 'end', '',
       'out', '', 'lout', '', 'err', '', 'dly', 0, 'evkey', '', 'evuntil', '', 'evpayload', '', 'hb', 0)
     clear_attempt(k)
-    redis.call('ZREM', P .. 'dead', member(run, job))
+    local r = rkey(run)
+    if redis.call('ZREM', P .. 'dead', member(run, job)) == 1 then redis.call('HINCRBY', r, 'ndead', -1) end
+    if redis.call('HGET', r, 'fjob') == job then redis.call('HDEL', r, 'fjob', 'fkind', 'ferr') end
     n = n + 1
   end
   for job in pairs(jobs) do

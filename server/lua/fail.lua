@@ -12,7 +12,9 @@ if not lease then
   if refusal[1] == 'lost' then return replay(lid, caller, 'fail', digest) end
   return refusal
 end
-local outcome = fail_attempt(lease.run, lease.job, now, err, retryable, 'failure')
+-- A worker's timeout (error type `timeout`, as `rota worker` sends it) is
+-- an attempt of its own kind, `timed_out`, as a lease expiry is `lost`.
+local outcome = fail_attempt(lease.run, lease.job, now, err, retryable, etype == 'timeout' and 'timed_out' or 'failure')
 -- the job's final error's details (a retried attempt's go with it)
 if outcome == 'failure' and (etype ~= '' or estack ~= '') then
   redis.call('HSET', jkey(lease.run, lease.job), 'etype', etype, 'estack', estack)

@@ -12,6 +12,9 @@ if not lease then return lease_gone(lid, caller, refusal) end
 local exp = now + math.max(lease.ttl, tonumber(ARGV[3]) or 0) * 1000
 redis.call('ZADD', P .. 'leases', num(exp), lid)
 touch_worker(lease.worker, now)
+-- when the job was last heard of: a job leased and not yet heard of has
+-- been taken off its queue but may not be executing yet
+redis.call('HSET', jkey(lease.run, lease.job), 'beat', now)
 local cancelled = 0
 if lease.st == 'cancelled' then cancelled = 1 end
 return { 'ok', cancelled, exp, lease.run, lease.job, now }

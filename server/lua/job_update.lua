@@ -13,8 +13,8 @@ local run, job, att = lease.run, lease.job, tonumber(lease.att)
 if lease.st ~= 'running' and op ~= 'log' then return { lease.st } end
 local k = jkey(run, job)
 
-local function note_event(kind, detail)
-  event(run, job, kind, lease.st, att, now, detail)
+local function note_event(kind, detail, level)
+  event(run, job, kind, lease.st, att, now, detail, nil, level)
   -- 'info': nothing that changes the job's status (a heartbeat's long-poll
   -- and a log tail need not look)
   redis.call('PUBLISH', jobchan(run, job), kind == 'log' and 'log' or 'info')
@@ -33,7 +33,8 @@ end
 
 if op == 'log' then
   -- ARGV: maxlen, the attempt's log budget in bytes, the progress percent
-  -- of the last entry that gave one ('' for none), then per entry: the
+  -- of the last entry that gave one ('' for none), the most severe level
+  -- among the entries (the event's), then per entry: the
   -- chunk's JSON after its opening brace (data, stream, level, ...),
   -- message (for the event). The chunk gets the lease's workflow and job,
   -- the server's time, and a sequence of the job's entries (0, 1, ...
@@ -42,15 +43,15 @@ if op == 'log' then
   -- _logbudget.lua and logs.lua): the call that fills it keeps those that
   -- fit, {'ok', kept, dropped}; after it, {'log_full', limit}, changing
   -- nothing (the progress it carries included).
-  local maxlen, limit, pct = ARGV[4], tonumber(ARGV[5]), ARGV[6]
-  local n = (#ARGV - 6) / 2
+  local maxlen, limit, pct, level = ARGV[4], tonumber(ARGV[5]), ARGV[6], ARGV[7]
+  local n = (#ARGV - 7) / 2
   local head = '{"workflow_id":' .. cjson.encode(lease.wf) .. ',"job_id":' .. cjson.encode(job) .. ',"sequence":'
   local tail = ',"timestamp_ms":' .. num(now) .. ','
   local first = tonumber(redis.call('HGET', k, 'eseq')) or 0
   local spent, kept = log_spent(run, job, att), 0
   if n > 0 and log_closed(run, job, att) then return { 'log_full', limit } end
   for i = 0, n - 1 do
-    local chunk = head .. num(first + i) .. tail .. ARGV[7 + 2 * i]
+    local chunk = head .. num(first + i) .. tail .. ARGV[8 + 2 * i]
     if spent + #chunk > limit then break end
     redis.call('XADD', logkey(run, job), 'MAXLEN', '~', maxlen, '*', 'c', chunk, 'a', att)
     spent = spent + #chunk
@@ -60,29 +61,42 @@ if op == 'log' then
   if kept > 0 then
     redis.call('HSET', k, 'eseq', first + kept)
     log_spend(run, job, att, spent)
-    note_event('log', kept == 1 and string.sub(ARGV[8], 1, 200) or (kept .. ' entries'))
+    note_event('log', kept == 1 and string.sub(ARGV[9], 1, 200) or (kept .. ' entries'), level)
   end
   if kept < n then log_cut(run, job, lease.wf, att, 0, now, limit, maxlen) end
   return { 'ok', kept, n - kept }
 end
 
--- Saved on the attempt; the job's next attempt gets the latest in its claim.
-local function save_checkpoint(data)
-  redis.call('HSET', P .. 'ckpt:' .. run .. ':' .. job, att,
-    '{"attempt":' .. att .. ',"saved_at_ms":' .. num(now) .. ',"data":' .. data .. '}')
+-- Saved on the attempt (the job's next attempt gets the latest in its
+-- claim) and kept in the job's history: every checkpoint, numbered in its
+-- run (`sequence`) and saying what saved it (`source`: checkpoint | step),
+-- the oldest dropped past `max_n` kept or `max_bytes` of them.
+local function save_checkpoint(data, source, max_n, max_bytes)
+  local seq = redis.call('HINCRBY', rkey(run), 'ckseq', 1)
+  local rec = '{"sequence":' .. seq .. ',"job_id":' .. cjson.encode(job) .. ',"attempt":' .. att
+    .. ',"source":"' .. source .. '","saved_at_ms":' .. num(now) .. ',"data":' .. data .. '}'
+  redis.call('HSET', P .. 'ckpt:' .. run .. ':' .. job, att, rec)
   redis.call('HSET', k, 'ckat', att)
+  local hk = P .. 'ckpts:' .. run .. ':' .. job
+  local n = redis.call('RPUSH', hk, rec)
+  local bytes = redis.call('HINCRBY', k, 'ckbytes', #rec)
+  while n > 1 and (n > max_n or bytes > max_bytes) do
+    bytes = redis.call('HINCRBY', k, 'ckbytes', -#redis.call('LPOP', hk))
+    n = n - 1
+  end
 end
 
 if op == 'step' then
   -- ARGV: step id, state (running|completed|failed|progress), checkpoint
   -- JSON ('' for none: a step's artifacts or checkpoint_data, Restep's
-  -- automatic checkpoint), then prop, value pairs (values as sent: JSON for
+  -- automatic checkpoint), the checkpoint history's bounds (count, bytes),
+  -- then prop, value pairs (values as sent: JSON for
   -- structured ones). A step is fields "<attempt>:<step>:<prop>" of one
   -- hash per job, so nothing sent is decoded and encoded again here.
   local id, state, ckpt = ARGV[4], ARGV[5], ARGV[6]
   local sk = P .. 'steps:' .. run .. ':' .. job
   local f = att .. ':' .. id .. ':'
-  for i = 7, #ARGV, 2 do redis.call('HSET', sk, f .. ARGV[i], ARGV[i + 1]) end
+  for i = 9, #ARGV, 2 do redis.call('HSET', sk, f .. ARGV[i], ARGV[i + 1]) end
   if not redis.call('HGET', sk, f .. 'started_at') then redis.call('HSET', sk, f .. 'started_at', now) end
   if state == 'completed' or state == 'failed' then
     redis.call('HSET', sk, f .. 'status', state, f .. 'finished_at', now)
@@ -96,15 +110,15 @@ if op == 'step' then
     if sname then redis.call('HSET', k, 'sname', sname) end
     if tonumber(id) then redis.call('HSET', k, 'sidx', id) end
   end
-  if ckpt ~= '' then save_checkpoint(ckpt) end
+  if ckpt ~= '' then save_checkpoint(ckpt, 'step', tonumber(ARGV[7]), tonumber(ARGV[8])) end
   redis.call('HSET', k, 'hsteps', 1)
   note_event('step', 'step ' .. id .. ' ' .. state)
   return { 'ok', 1 }
 end
 
 if op == 'checkpoint' then
-  -- ARGV: the checkpoint's data (JSON)
-  save_checkpoint(ARGV[4])
+  -- ARGV: the checkpoint's data (JSON), the history's bounds (count, bytes)
+  save_checkpoint(ARGV[4], 'checkpoint', tonumber(ARGV[5]), tonumber(ARGV[6]))
   note_event('checkpoint', #ARGV[4] .. ' bytes')
   return { 'ok', 1 }
 end
@@ -126,18 +140,25 @@ if op == 'state_set' or op == 'state_del' then
 end
 
 if op == 'annotate' then
-  -- ARGV: max keys, then key, value pairs
-  local ak = P .. 'ann:' .. run .. ':' .. job
-  local max = tonumber(ARGV[4])
-  local n = 0
-  for i = 5, #ARGV, 2 do
+  -- ARGV: max keys per job, max keys per run, then key, value pairs. The
+  -- run's metadata (rmeta) holds its jobs' annotations merged, the latest
+  -- value of a key winning, so a run is found by them without its jobs.
+  local ak, mk = P .. 'ann:' .. run .. ':' .. job, P .. 'rmeta:' .. run
+  local max, rmax = tonumber(ARGV[4]), tonumber(ARGV[5])
+  local n, rn = 0, 0
+  for i = 6, #ARGV, 2 do
     if redis.call('HEXISTS', ak, ARGV[i]) == 0 then n = n + 1 end
+    if redis.call('HEXISTS', mk, ARGV[i]) == 0 then rn = rn + 1 end
   end
   if redis.call('HLEN', ak) + n > max then return { 'too_many', 'annotations on a job', max } end
-  for i = 5, #ARGV, 2 do redis.call('HSET', ak, ARGV[i], ARGV[i + 1]) end
+  if redis.call('HLEN', mk) + rn > rmax then return { 'too_many', 'annotation keys in a run', rmax } end
+  for i = 6, #ARGV, 2 do
+    redis.call('HSET', ak, ARGV[i], ARGV[i + 1])
+    redis.call('HSET', mk, ARGV[i], ARGV[i + 1])
+  end
   redis.call('HSET', k, 'hann', 1)
-  note_event('annotate', ((#ARGV - 4) / 2) .. ' annotation(s)')
-  return { 'ok', (#ARGV - 4) / 2 }
+  note_event('annotate', ((#ARGV - 5) / 2) .. ' annotation(s)')
+  return { 'ok', (#ARGV - 5) / 2 }
 end
 
 if op == 'note' then
@@ -174,6 +195,21 @@ if op == 'output' then
   redis.call('HSET', k, 'out', cjson.encode(outs), 'lout', 1)
   note_event('output', ((#ARGV - 4) / 2) .. ' output(s)')
   return { 'ok', (#ARGV - 4) / 2 }
+end
+
+if op == 'soutput' then
+  -- ARGV: key, value JSON, schema JSON ('' for none), max per run. A
+  -- structured output of the run (Strait's), upserted by its key.
+  local ok_ = P .. 'souts:' .. run
+  local key, max = ARGV[4], tonumber(ARGV[7])
+  local prior = redis.call('HGET', ok_, key)
+  if not prior and redis.call('HLEN', ok_) >= max then return { 'too_many', 'structured outputs in a run', max } end
+  local created = prior and cjson.decode(prior).created_at_ms or now
+  redis.call('HSET', ok_, key, '{"output_key":' .. cjson.encode(key) .. ',"job_id":' .. cjson.encode(job)
+    .. ',"attempt":' .. att .. ',"created_at_ms":' .. num(created) .. ',"updated_at_ms":' .. num(now)
+    .. ',"schema":' .. (ARGV[6] ~= '' and ARGV[6] or 'null') .. ',"value":' .. ARGV[5] .. '}')
+  note_event('output', 'structured output ' .. key)
+  return { 'ok', 1 }
 end
 
 if op == 'resources' then

@@ -4,12 +4,18 @@
 -- ARGV: wf, run id, triggered_by, inputs JSON, tags JSON, retention secs,
 --   mode ('new': always a new run | 'seed': refused while the latest run is
 --   active, as seed 002's `run` is | 'restart': of the version given below
---   | 'check': see below), idempotency key, request hash, ttl,
+--   | 'check': see below | 'continue': a continuation of the lease's run,
+--   see below), idempotency key, request hash, ttl,
 --   and for a child run, the spawning job's lease id and caller (see
 --   live_lease; '' for none), and the most child runs per run, levels of
---   them, and runs under one root (ARGV 11-15); then the caller's API token
+--   them, and runs under one root (ARGV 11-15; for a continuation, ARGV 13
+--   is the most runs in a lineage); then the caller's API token
 --   id ('' with auth off) and the most live idempotency keys it may hold
 --   (16-17).
+-- A continuation (Strait's `continue`) is a new run of the lease's own
+-- workflow, `cont` (continuation of) the lease's run, one level deeper in
+-- its lineage (ldepth); a run continues once: asked again, the answer is
+-- the continuation it has.
 -- A child run's workflow must be in its spawning job's `spawn: {workflows}`
 -- (see _confine.lua). It is `depth` (its parent's + 1) levels below its
 -- `root`, the run nobody spawned, which counts the runs under it in `tree`
@@ -19,7 +25,9 @@
 -- version to start, which the restarted run holds), the restarted run's id
 -- (mode 'restart'), when it starts: scheduled_at ms or delay ms (''), until
 -- when it may start: expires_at ms or expires_in ms (''), how far ahead a
--- start may be scheduled (ms); and per-run overrides: the overridden
+-- start may be scheduled (ms); a JSON object of fields the new run keeps
+-- (idemk: the client's own Idempotency-Key, batch: the bulk call that
+-- started it; '' for none); and per-run overrides: the overridden
 -- version's id ('' for none), the overrides JSON, njobs, then per job: id,
 -- spec JSON, meta (as define's).
 -- A run scheduled ahead is `delayed` (see due_runs.lua); one with overrides
@@ -37,15 +45,25 @@ local idem, idem_hash, idem_ttl = ARGV[8], ARGV[9], tonumber(ARGV[10])
 local parent_lease = ARGV[11] or ''
 local owner, max_idem = ARGV[16] or '', tonumber(ARGV[17])
 local spawner = nil  -- the spawning job's lease, for a child run
+local continuing = mode == 'continue'
+local ldepth = 0
 if parent_lease ~= '' then
   local lease, refusal = live_lease(parent_lease, now_ms(), ARGV[12])
   if not lease then return lease_gone(parent_lease, ARGV[12], refusal) end
   if lease.st ~= 'running' then return { lease.st } end
   spawner = lease
-  if not allowance(lease.run, lease.job).workflows[wf] then return { 'not_allowed' } end
-  -- A job retried after it spawned a child run gets that run again, as
-  -- re-spawned jobs are a no-op: one child per spawning job and request.
-  if idem == '' then idem = 'spawn:' .. lease.run .. ':' .. lease.job .. ':' .. idem_hash end
+  if continuing then
+    local prior = redis.call('ZRANGE', P .. 'conts:' .. lease.run, 0, 0)
+    if #prior > 0 and redis.call('EXISTS', rkey(prior[1])) == 1 then return { 'replayed', prior[1] } end
+    wf = lease.wf
+    ldepth = (tonumber(redis.call('HGET', rkey(lease.run), 'ldepth')) or 0) + 1
+    if ldepth >= tonumber(ARGV[13]) then return { 'limit', 'MAX_LINEAGE_RUNS', tonumber(ARGV[13]) } end
+  else
+    if not allowance(lease.run, lease.job).workflows[wf] then return { 'not_allowed' } end
+    -- A job retried after it spawned a child run gets that run again, as
+    -- re-spawned jobs are a no-op: one child per spawning job and request.
+    if idem == '' then idem = 'spawn:' .. lease.run .. ':' .. lease.job .. ':' .. idem_hash end
+  end
 end
 local want_ver, rfrom = ARGV[18] or '', ARGV[19] or ''
 local w = wkey(wf)
@@ -71,7 +89,7 @@ if mode == 'seed' and last and redis.call('HGET', rkey(last), 'state') == 'activ
   return { 'active', last }
 end
 local depth, root
-if spawner then
+if spawner and not continuing then
   local max_children, max_depth, max_tree = tonumber(ARGV[13]), tonumber(ARGV[14]), tonumber(ARGV[15])
   local pdepth, proot = unpack(redis.call('HMGET', rkey(spawner.run), 'depth', 'root'))
   depth = (tonumber(pdepth) or 0) + 1
@@ -94,6 +112,7 @@ local function at(abs, rel)
   return nil
 end
 local sat, exp, ahead = at(ARGV[20], ARGV[21]), at(ARGV[22], ARGV[23]), tonumber(ARGV[24] or 0)
+local keeps = (ARGV[25] or '') ~= '' and cjson.decode(ARGV[25]) or {}
 if sat and sat > now + ahead then return { 'too_far', num(now + ahead) } end
 if exp and exp <= math.max(now, sat or 0) then return { 'expires_first', num(now) } end
 local held = sat ~= nil and sat > now
@@ -102,7 +121,7 @@ local held = sat ~= nil and sat > now
 local counted = idem ~= '' and not spawner
 if counted and idem_quota_full(owner, idem, now, max_idem) then return { 'limit', 'idem', max_idem } end
 
-local base, derived = nil, ARGV[25] or ''
+local base, derived = nil, ARGV[26] or ''
 if derived ~= '' then
   local d2 = dkey(wf, derived)
   if redis.call('EXISTS', d2) == 0 then
@@ -110,8 +129,8 @@ if derived ~= '' then
     -- replaced, the rest (needs, dependents, names) as the version's
     local row = redis.call('HGETALL', dkey(wf, ver))
     for i = 1, #row, 2 do redis.call('HSET', d2, row[i], row[i + 1]) end
-    for i = 0, tonumber(ARGV[27]) - 1 do
-      local b = 27 + i * 3
+    for i = 0, tonumber(ARGV[28]) - 1 do
+      local b = 28 + i * 3
       redis.call('HSET', d2, 's:' .. ARGV[b + 1], ARGV[b + 2], 'm:' .. ARGV[b + 1], ARGV[b + 3])
     end
     redis.call('HSET', d2, 'refs', 0, 'created', now)
@@ -123,7 +142,7 @@ local n = redis.call('HINCRBY', w, 'runs', 1)
 local seq = redis.call('INCR', P .. 'runseq')
 create_run(run, wf, ver, n, by, inputs, tags, seq, ret, now, held)
 local r = rkey(run)
-if base then redis.call('HSET', r, 'bver', base, 'ovr', ARGV[26]) end
+if base then redis.call('HSET', r, 'bver', base, 'ovr', ARGV[27]) end
 if sat then redis.call('HSET', r, 'sat', num(sat)) end
 if held then redis.call('ZADD', P .. 'delayedruns', num(sat), run) end
 if exp then
@@ -134,7 +153,15 @@ if rfrom ~= '' then
   redis.call('HSET', r, 'rfrom', rfrom)
   event(rfrom, '', 'run', 'restarted', 0, now, 'restarted as run ' .. run .. ' (' .. wf .. ' #' .. n .. ')')
 end
-if spawner then
+for field, value in pairs(keeps) do redis.call('HSET', r, field, value) end
+-- the key as the run's own (a reset forgets it, and frees its owner's count)
+if keeps.idemk then redis.call('HSET', r, 'idem', idem, 'idemo', owner) end
+if continuing then
+  redis.call('HSET', r, 'cont', spawner.run, 'ldepth', ldepth)
+  redis.call('ZADD', P .. 'conts:' .. spawner.run, seq, run)
+  event(spawner.run, spawner.job, 'continue', 'running', tonumber(spawner.att) or 0, now,
+    'continued as run ' .. run .. ' (' .. wf .. ' #' .. n .. ')')
+elseif spawner then
   redis.call('HSET', rkey(run), 'parent', spawner.run, 'depth', depth, 'root', root)
   -- a purged root counts no more (nor comes back as a stray hash)
   if redis.call('EXISTS', rkey(root)) == 1 then redis.call('HINCRBY', rkey(root), 'tree', 1) end

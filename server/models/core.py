@@ -73,6 +73,21 @@ def given(*names: str, exactly_one: bool = True, message: str = "") -> Callable[
     return check
 
 
+def not_both(first: str, second: str) -> Callable[[Any], None]:
+    """A Struct's `__post_init__`: at most one of two optional fields is
+    given (either, or neither), with the same rule in JSON Schema, as
+    `given` carries its own."""
+    message = f"give `{first}` or `{second}`, not both"
+
+    def check(self: Any) -> None:
+        if getattr(self, first) is not None and getattr(self, second) is not None:
+            raise ValueError(message)
+
+    both = {"required": [first, second], "properties": {name: {"not": {"type": "null"}} for name in (first, second)}}
+    check.json_schema = {"not": both}  # type: ignore[attr-defined]
+    return check
+
+
 # ---- retry policy ---------------------------------------------------------
 
 

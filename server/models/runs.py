@@ -9,7 +9,8 @@ from msgspec import Meta, Struct
 
 from .. import limits
 
-from .core import Id, Label, Priority, RunStatus, given, worded
+from .core import Id, Label, Priority, RunStatus, given, not_both, worded
+from .sdk import StateKey
 
 # Inputs become environment variables (ROTA_INPUT_<NAME>): names that are
 # valid there. Tags are free-form labels for finding runs.
@@ -57,10 +58,13 @@ class RunOverrides(Struct, forbid_unknown_fields=True, kw_only=True, omit_defaul
     add_labels: Optional[Annotated[list[Label], Meta(max_length=limits.MAX_LABELS)]] = None
 
 
+# JSON values; a workflow with `workflow_dispatch: inputs:` checks them
+# against their types. Bounded as server/limits.py says (MAX_INPUT_*).
+Inputs = Annotated[dict[str, Any], Meta(max_length=limits.MAX_INPUTS)]
+
+
 class RunCreate(Struct, forbid_unknown_fields=True, kw_only=True):
-    # JSON values; a workflow with `workflow_dispatch: inputs:` checks them
-    # against their types. Bounded as server/limits.py says (MAX_INPUT_*).
-    inputs: Annotated[dict[str, Any], Meta(max_length=limits.MAX_INPUTS)] = {}
+    inputs: Inputs = {}
     tags: Annotated[dict[TagKey, TagValue], Meta(max_length=20)] = {}
     # Who started it, as runs are filtered by: api (default), cli, ...
     triggered_by: Trigger = "api"
@@ -71,6 +75,16 @@ class RunCreate(Struct, forbid_unknown_fields=True, kw_only=True):
     expires_at: Optional[Instant] = None
     expires_in: Optional[Span] = None
     overrides: Optional[RunOverrides] = None
+
+
+class Continuation(Struct, forbid_unknown_fields=True, kw_only=True):
+    """The SDK's `continue`: the new run's inputs (JSON values, checked as a
+    start's are), as rota's `inputs` or Strait's `payload`."""
+
+    payload: Optional[Inputs] = None
+    inputs: Optional[Inputs] = None
+
+    __post_init__ = not_both("payload", "inputs")
 
 
 class RestartRequest(Struct, forbid_unknown_fields=True, kw_only=True):
@@ -108,6 +122,12 @@ class RunFilter(Struct, forbid_unknown_fields=True, kw_only=True):
     # Text in the run id, the workflow's id or name, or a job's id or name
     # (any case).
     q: Optional[SearchText] = None
+    batch_id: Optional[RunId] = None  # runs one bulk call started
+    # The run's metadata (its jobs' annotations): each key present, with
+    # this value unless null. All must match.
+    annotations: Annotated[dict[StateKey, Optional[Annotated[str, Meta(max_length=1024)]]], Meta(max_length=20)] = {}
+    # JSON containment of the run's inputs (PostgreSQL's @>, Strait's payload_contains)
+    inputs_contain: Optional[dict[str, Any]] = None
 
 
 MAX_BULK = 1000

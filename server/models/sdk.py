@@ -172,6 +172,39 @@ class CheckpointOut(Struct, kw_only=True):
     attempt: int
     saved_at_ms: int
     data: Any
+    # Numbered in its run, 1, 2, ...; what saved it: `checkpoint` (the
+    # call) or `step` (a step's artifacts or checkpoint_data). Absent on a
+    # checkpoint saved before rota kept them all.
+    sequence: Optional[int] = None
+    job_id: Optional[str] = None
+    source: Optional[str] = None
+
+
+class StructuredOutput(Struct, kw_only=True):
+    """A structured output of a run (Strait's): a JSON value by key, with
+    the JSON schema the job gave for it (kept, not applied)."""
+
+    output_key: str
+    job_id: str
+    attempt: int
+    created_at_ms: int
+    updated_at_ms: int
+    schema: Any = None
+    value: Any = None
+
+
+# A body with this field is a structured output (Strait's); any other is
+# the job's outputs.
+OUTPUT_KEY_FIELD = "output_key"
+OutputValues = Annotated[dict[str, str], Meta(extra_json_schema={"not": {"required": [OUTPUT_KEY_FIELD]}})]
+
+
+class StructuredOutputSet(Struct, forbid_unknown_fields=True, kw_only=True):
+    """`/output`'s structured form: {output_key, value, schema?}."""
+
+    output_key: StateKey
+    value: Any
+    schema: Optional[dict[str, Any]] = None
 
 
 class StepOut(Struct, kw_only=True):

@@ -21,8 +21,9 @@ class AttemptOut(Struct, kw_only=True):
     started_at: Optional[int] = None
     finished_at: Optional[int] = None
     # waiting: the attempt gave its lease up to wait for an event;
-    # handed_back: its worker stopped and gave the job back, no attempt spent
-    status: Literal["running", "success", "failure", "lost", "cancelled", "waiting", "handed_back"]
+    # handed_back: its worker stopped and gave the job back, no attempt spent;
+    # timed_out: its worker stopped it at its timeout; lost: its lease expired
+    status: Literal["running", "success", "failure", "timed_out", "lost", "cancelled", "waiting", "handed_back"]
     error: Optional[str] = None
 
 
@@ -59,6 +60,7 @@ class JobOut(Struct, kw_only=True):
     result_data: Any = None  # Restep's, given at complete
     error_type: Optional[str] = None  # Restep's, given at fail
     error_stack: Optional[str] = None
+    heartbeat_at: Optional[int] = None  # the job's last heartbeat (epoch ms), of any attempt
 
 
 class WorkflowOut(Struct, kw_only=True):
@@ -94,6 +96,17 @@ class DefinitionOut(Struct, kw_only=True):
     updated_at_ms: int
 
 
+class RunFailure(Struct, kw_only=True):
+    """How a failed run failed: the first of its jobs to fail for good."""
+
+    job_id: str
+    # failure: an attempt failed; timed_out: its worker stopped it at its
+    # timeout; lost: its lease expired; system: the server failed it (a wait
+    # for an event or an approval timed out)
+    kind: Literal["failure", "timed_out", "lost", "system"]
+    error: str
+
+
 class RunOut(Struct, kw_only=True):
     run_id: str
     number: int
@@ -118,8 +131,19 @@ class RunOut(Struct, kw_only=True):
     scheduled_at: Optional[int] = None
     expires_at: Optional[int] = None  # unstarted by then, it ends `expired`
     schedule_id: Optional[str] = None  # the schedule whose tick started it
-    restarted_from: Optional[str] = None  # the run this one restarts
+    # the run this one restarts (or replays: a restart triggered_by retry)
+    restarted_from: Optional[str] = None
     overrides: Optional[RunOverrides] = None  # per-run overrides of its jobs
+    idempotency_key: Optional[str] = None  # the Idempotency-Key it was started with
+    continuation_of: Optional[str] = None  # a continuation: the run it continues
+    lineage_depth: int = 0  # continuations before this one (0: it continues none)
+    batch_id: Optional[str] = None  # the bulk call that started it
+    debug_mode: bool = False
+    failure: Optional[RunFailure] = None  # a failed run: how
+    dead_letters: int = 0  # its jobs still dead letters
+    # its jobs' annotations merged (the latest value of a key wins); in
+    # GET /api/runs/{id}, empty in listings
+    metadata: dict[str, str] = {}
 
 
 class RunPage(Struct, kw_only=True):
@@ -158,6 +182,10 @@ class EventOut(Struct, kw_only=True):
     detail: str = ""
     # structured content of an in-job report (usage, tool_call, stream)
     data: Any = None
+    # debug | info | warn | error: a log entry's own level; a failure's
+    # error; a retry, a skip, a cancel or a hand-back warn; the rest info
+    level: str = "info"
+    message: str = ""  # the event in a sentence
 
 
 class DeadLetter(Struct, kw_only=True):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timezone
-from typing import Annotated, Optional
+from typing import Annotated, Literal, Optional
 
 import msgspec
 from msgspec import Meta
@@ -33,7 +33,7 @@ from ..models import (
 from ..models.core import Id, Label, RunStatus
 from ..models.runs import MAX_TAGS, EpochMs, SearchText, TagFilter, Trigger
 from ..routing import Endpoint, Param
-from ..store import Store, When
+from ..store import LOG_LEVELS, Store, When
 from ..store.views import run_out
 from .jobview import job_view
 from .resolve import for_latest_run
@@ -101,6 +101,13 @@ def _key(request: Request, scope: str) -> str:
     return f"{principal(request).token_id}:{scope}:{key}" if key else ""
 
 
+def _keeps(request: Request) -> Optional[dict[str, str]]:
+    """What a new run keeps of its request: the client's own key, shown
+    on the run (Strait's idempotency_key) until it is reset."""
+    key = param(request, IDEMPOTENCY_KEY, "")
+    return {"idemk": key} if key else None
+
+
 async def start_run(request: Request) -> JSON:
     body = await decode_body(request, RunCreate, empty_ok=True)
     store: Store = request.app.state.store
@@ -108,7 +115,8 @@ async def start_run(request: Request) -> JSON:
     key = _key(request, f"run:{wf}")
     started = await store.start_run(wf, triggered_by=body.triggered_by, inputs=body.inputs, tags=body.tags,
                                     idempotency_key=key, request_hash=msgspec.json.encode(body).hex()[:64],
-                                    when=when(body), overrides=body.overrides, owner=principal(request).token_id)
+                                    when=when(body), overrides=body.overrides, owner=principal(request).token_id,
+                                    keeps=_keeps(request))
     headers = {"Idempotent-Replayed": "true"} if started.replayed else None
     run = await store.get_run(started.run_id)
     if not started.replayed and journal.isEnabledFor(logging.INFO):
@@ -125,7 +133,7 @@ async def restart_run(request: Request) -> JSON:
     started = await store.restart_run(original, overrides=body.overrides, tags=body.tags, when=when(body),
                                       idempotency_key=_key(request, f"restart:{original}"),
                                       request_hash=msgspec.json.encode(body).hex()[:64],
-                                      owner=principal(request).token_id)
+                                      owner=principal(request).token_id, keeps=_keeps(request))
     run = await store.get_run(started.run_id)
     if not started.replayed:
         journal.info("run %s restarted as run %s (#%d)", original, run.run_id, run.number)
@@ -173,6 +181,28 @@ async def retry_run(request: Request) -> JSON:
     return JSON(await store.get_run(run), status_code=202)
 
 
+class DebugMode(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    debug_mode: bool
+
+
+async def set_debug(request: Request) -> JSON:
+    body = await decode_body(request, DebugMode)
+    store, run = request.app.state.store, request.path_params["run_id"]
+    await store.set_debug(run, body.debug_mode)
+    return JSON(await store.get_run(run))
+
+
+async def reset_idempotency_key(request: Request) -> JSON:
+    store, run = request.app.state.store, request.path_params["run_id"]
+    await store.reset_idempotency_key(run)
+    journal.info("run %s: idempotency key reset", run)
+    return JSON(await store.get_run(run))
+
+
+async def lineage(request: Request) -> JSON:
+    return JSON(await request.app.state.store.lineage(request.path_params["run_id"]))
+
+
 async def retry_job(request: Request) -> JSON:
     store, p = request.app.state.store, request.path_params
     await store.retry_job(p["run_id"], p["job"])
@@ -181,13 +211,17 @@ async def retry_job(request: Request) -> JSON:
 
 
 _EVENT_FILTERS = (Param("job_id", Id, "only this job's events"),
-                  Param("type", Annotated[str, Meta(min_length=1, max_length=64)], "only this type of event"))
+                  Param("type", Annotated[str, Meta(min_length=1, max_length=64)], "only this type of event"),
+                  Param("level", Literal["debug", "info", "warn", "warning", "error"],
+                        "only events of this level or above (warning: warn)"))
 _EVENTS_LIMIT = Param("limit", Limit, f"at most this many (default and maximum {MAX_RUN_PAGE})")
 
 
 def _event_filter(request: Request):
-    job_id, kind = (param(request, p) for p in _EVENT_FILTERS)
-    return lambda e: (job_id is None or e["job_id"] == job_id) and (kind is None or e["type"] == kind)
+    job_id, kind, level = (param(request, p) for p in _EVENT_FILTERS)
+    least = LOG_LEVELS.index("warn" if level == "warning" else level) if level else 0
+    return lambda e: ((job_id is None or e["job_id"] == job_id) and (kind is None or e["type"] == kind)
+                      and (level is None or (e["level"] in LOG_LEVELS and LOG_LEVELS.index(e["level"]) >= least)))
 
 
 async def events(request: Request) -> JSON:
@@ -294,6 +328,15 @@ endpoints = [
     Endpoint("POST", "/api/runs/{run_id}/retry", retry_run, "submit",
              "Re-run a finished run's failed, cancelled and skipped jobs as new attempts; successful jobs keep"
              " their outputs", status=202, response=RunOut, errors=(404, 409), tag="runs"),
+    Endpoint("PUT", "/api/runs/{run_id}/debug", set_debug, "submit", "Turn the run's debug mode on or off (a mark"
+             " on the run and an event)", body=DebugMode, body_required=True, response=RunOut, errors=(404, 422),
+             tag="runs"),
+    Endpoint("DELETE", "/api/runs/{run_id}/idempotency-key", reset_idempotency_key, "submit",
+             "Forget the run's Idempotency-Key: a start with that key starts a new run", response=RunOut,
+             errors=(404, 409), tag="runs"),
+    Endpoint("GET", "/api/runs/{run_id}/lineage", lineage, "read",
+             "The run's lineage of continuations, from the run that continues none", response=list[RunOut],
+             errors=(404,), tag="runs"),
     Endpoint("POST", "/api/runs/{run_id}/jobs/{job}/retry", retry_job, "submit",
              "Retry one job of a finished run and its skipped downstream", status=202, response=RunOut,
              errors=(404, 409), tag="runs"),

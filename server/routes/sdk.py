@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime
 import logging
-from typing import Any
+from typing import Any, Optional
 
 import msgspec
 from starlette.concurrency import run_in_threadpool
@@ -23,9 +23,10 @@ from ..definitions.spawn import parse_spawn
 from ..errors import BadRequest, Unprocessable
 from ..http import JSON, decode_body, param
 from ..models import (
-    NOTE_FIELD, Accepted, Annotations, CheckpointOut, ChildRun, EventKey, EventPost, LogAccepted, LogBody, LogEntry,
-    Note, Payload, ProgressUpdate, Released, JobOut, ResourceSample, RunOut, Spawned, SpawnRequest, StateKey, StateSet,
-    StepId, StepUpdate, WaitRequest, Waiting,
+    NOTE_FIELD, OUTPUT_KEY_FIELD, Accepted, Annotations, CheckpointOut, ChildRun, Continuation, EventKey, EventPost,
+    LogAccepted, LogBody, LogEntry, Note, OutputValues, Payload, ProgressUpdate, Released, JobOut, ResourceSample,
+    RunOut, Spawned, SpawnRequest, StateKey, StateSet, StepId, StepUpdate, StructuredOutput, StructuredOutputSet,
+    WaitRequest, Waiting,
 )
 from ..routing import JSON_MEDIA, YAML_MEDIA, Endpoint, OneOf, Param, lease_calls
 
@@ -154,8 +155,14 @@ async def annotate(request: Request) -> Response:
 
 
 async def output(request: Request) -> Response:
-    values = await decode_body(request, dict[str, str])
     store, lease_id, caller = _lease(request)
+    body = await _json(request)
+    if isinstance(body, dict) and OUTPUT_KEY_FIELD in body:
+        # Strait's structured output: {output_key, value, schema?}
+        got = await decode_body(request, StructuredOutputSet)
+        await store.structured_output(lease_id, caller, got.output_key, got.value, got.schema)
+        return JSON(Accepted(count=1))
+    values = await decode_body(request, OutputValues)
     count = await store.set_outputs(lease_id, caller, values, request.app.state.settings.max_output_bytes)
     return JSON(Accepted(count=count))
 
@@ -218,6 +225,14 @@ def _typed(kind: str):
     return typed
 
 
+async def continue_run(request: Request) -> Response:
+    body = await decode_body(request, Continuation, empty_ok=True)
+    store, lease_id, caller = _lease(request)
+    run = await store.continue_run(lease_id, caller, body.payload or body.inputs or {})
+    journal.info("lease %s: its run continues as run %s", lease_id, run)
+    return JSON(await store.get_run(run), status_code=201)
+
+
 async def cancel_own(request: Request) -> Response:
     store, lease_id, caller = _lease(request)
     run, job = await store.cancel_own_job(lease_id, caller)
@@ -259,6 +274,14 @@ async def children(request: Request) -> Response:
     return JSON(await request.app.state.store.children(request.path_params["run_id"]))
 
 
+async def run_checkpoints(request: Request) -> Response:
+    return JSON(await request.app.state.store.run_checkpoints(request.path_params["run_id"]))
+
+
+async def structured_outputs(request: Request) -> Response:
+    return JSON(await request.app.state.store.structured_outputs(request.path_params["run_id"]))
+
+
 # What each in-job call is, by its path under a lease: shared with the seed
 # path tables, which put Restep's and Strait's prefixes before the same
 # suffixes.
@@ -290,8 +313,13 @@ CALLS: dict[tuple[str, str], dict] = {
     ("POST", "/annotate"): dict(handler=annotate, summary="Annotate the job ({key: value}) or the run (a"
                                 " Markdown note: {markdown, style, context})", body=OneOf((Annotations, Note)),
                                 body_required=True, response=Accepted, errors=(400,) + _E),
-    ("POST", "/output"): dict(handler=output, summary="Set outputs now ({key: value}); complete's win",
-                              body=dict[str, str], body_required=True, response=Accepted, errors=(400,) + _E),
+    ("POST", "/output"): dict(handler=output, summary="Set outputs now ({key: value}); complete's win. Or a"
+                              " structured output of the run: {output_key, value, schema?}",
+                              body=OneOf((OutputValues, StructuredOutputSet)), body_required=True,
+                              response=Accepted, errors=(400,) + _E),
+    ("POST", "/continue"): dict(handler=continue_run, summary="Start a continuation of this run: a new run of its"
+                                " workflow with these inputs (`payload` or `inputs`); a run continues once",
+                                body=Continuation, status=201, response=RunOut, errors=(404,) + _E),
     ("POST", "/spawn"): dict(handler=spawn, summary="Add jobs to this run ({jobs, wait}, JSON or YAML), or start"
                              " a child run ({workflow_id, inputs})", body=OneOf((SpawnRequest, ChildRun)),
                              yaml=SpawnRequest, body_required=True, media=JSON_MEDIA + YAML_MEDIA, status=201,
@@ -322,8 +350,14 @@ endpoints = lease_calls("/api/jobs/{lease_id}", "in-job sdk", CALLS) + [
     Endpoint("GET", "/api/runs/{run_id}/state", run_state, "read", "The run's state, as its jobs set it",
              response=dict[str, Any], errors=(404,), tag="runs"),
     Endpoint("GET", "/api/runs/{run_id}/jobs/{job}/checkpoints", checkpoints, "read",
-             "The job's checkpoints, the latest of each attempt", response=list[CheckpointOut],
+             "The job's checkpoints, every one kept, oldest first", response=list[CheckpointOut],
              errors=(404,), tag="runs"),
+    Endpoint("GET", "/api/runs/{run_id}/checkpoints", run_checkpoints, "read",
+             "Every checkpoint kept of the run's jobs, by sequence", response=list[CheckpointOut],
+             errors=(404,), tag="runs"),
+    Endpoint("GET", "/api/runs/{run_id}/outputs", structured_outputs, "read",
+             "The run's structured outputs (JSON values by key, with their schemas)",
+             response=list[StructuredOutput], errors=(404,), tag="runs"),
     Endpoint("GET", "/api/runs/{run_id}/children", children, "read", "Runs this run's jobs started",
              response=list[RunOut], errors=(404,), tag="runs"),
 ]

@@ -4,7 +4,7 @@ starts.py's)."""
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Any, Callable, Optional
 
 import msgspec
 
@@ -20,7 +20,8 @@ _event_decoder = msgspec.json.Decoder(dict)
 def _event_out(eid: str, fields: dict) -> EventOut:
     record = _event_decoder.decode(fields["e"])
     raw = record.pop("raw", None)
-    return EventOut(id=eid, data=msgspec.json.decode(raw) if raw else None, **record)
+    record.setdefault("level", _level(record))
+    return EventOut(id=eid, data=msgspec.json.decode(raw) if raw else None, message=_message(record), **record)
 
 
 # A filtered listing looks at most this many runs per call, then answers
@@ -33,7 +34,19 @@ def _not_found(run: str) -> NotFound:
 
 
 class RunsMixin(StoreBase):
-    # ---- cancelling, retrying ------------------------------------------------------
+    # ---- marks, cancelling, retrying -----------------------------------------------
+
+    async def set_debug(self, run: str, on: bool) -> None:
+        (outcome,) = await self._call("run_mark", run, "debug", int(on))
+        if outcome == "not_found":
+            raise _not_found(run)
+
+    async def reset_idempotency_key(self, run: str) -> None:
+        (outcome,) = await self._call("run_mark", run, "unidem")
+        if outcome == "not_found":
+            raise _not_found(run)
+        if outcome == "no_key":
+            raise Conflict("no_idempotency_key", f"run {run!r} was started without an Idempotency-Key")
 
     async def cancel_run(self, run: str) -> bool:
         """True when something was cancelled; False for a finished run."""
@@ -94,14 +107,32 @@ class RunsMixin(StoreBase):
             for job in jobs:
                 pipe.hgetall(self.key("rj", run, job))
                 pipe.hgetall(self.key("att", run, job))
-            name, *rows = await pipe.execute()
+            pipe.hgetall(self.key("rmeta", run))
+            name, *rows, meta = await pipe.execute()
         specs = await self.run_specs(head)
         reports = await self._reports(run, {job: rows[2 * i] for i, job in enumerate(jobs)})
         out = [job_out(job, rows[2 * i], specs.get(job), attempts(rows[2 * i + 1]), reports.get(job))
                for i, job in enumerate(jobs)]
-        found = run_out(head, out, await self._notes(head))
+        found = run_out(head, out, await self._notes(head), meta)
         found.workflow_name = name
         return found
+
+    async def run_records(self, runs: list[str]) -> list[tuple[dict, dict[str, dict], dict[str, str]]]:
+        """(head, {job: its record}, metadata) of each run that exists, in
+        two pipelined round trips however many runs: what a view of runs
+        beyond their heads (Strait's) reads."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for run in runs:
+                pipe.hgetall(self.key("run", run))
+                pipe.hgetall(self.key("rmeta", run))
+            got = await pipe.execute()
+        found = [(head, meta) for head, meta in zip(got[::2], got[1::2]) if head]
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for head, _ in found:
+                for job in head["jobs"].split(","):
+                    pipe.hgetall(self.key("rj", head["id"], job))
+            rows = iter(await pipe.execute())
+        return [(head, {job: next(rows) for job in head["jobs"].split(",")}, meta) for head, meta in found]
 
     async def run_job(self, run: str, job: str) -> tuple[dict, JobOut]:
         """(what it read of the run's head: id, wf, ver, spawned; the job with
@@ -183,12 +214,15 @@ class RunsMixin(StoreBase):
     # ---- listing ----------------------------------------------------------------------
 
     async def list_runs(
-        self, flt: RunFilter, limit: int = 100, cursor: Optional[str] = None
+        self, flt: RunFilter, limit: int = 100, cursor: Optional[str] = None,
+        keep: Optional[Callable[[dict], bool]] = None,
     ) -> tuple[list[RunOut], Optional[str]]:
         """Newest first, by a global sequence: a cursor is the sequence of the
         last run looked at, so runs created meanwhile never shift a page.
         Filters are applied while scanning; a call looks at SCAN_LIMIT runs
-        at most, and answers a cursor to go on from."""
+        at most, and answers a cursor to go on from. `keep`: a further test
+        of each run's head (its metadata as `head["meta"]` when the filter
+        names some)."""
         index = self.key("wfruns", flt.workflow_id) if flt.workflow_id else self.key("runs")
         high: str = "+inf" if cursor is None else f"({int(cursor)}"
         found: list[RunOut] = []
@@ -202,11 +236,19 @@ class RunsMixin(StoreBase):
             async with self.redis.pipeline(transaction=False) as pipe:
                 for run, _ in ids:
                     pipe.hgetall(self.key("run", run))
-                heads = await pipe.execute()
+                    if flt.annotations:
+                        pipe.hgetall(self.key("rmeta", run))
+                rows = await pipe.execute()
+            step = 2 if flt.annotations else 1
+            heads = rows[::step]
+            if flt.annotations:
+                for head, meta in zip(heads, rows[1::2]):
+                    head["meta"] = meta
             for (_, seq), head in zip(ids, heads):
                 scanned += 1
                 last_seq = int(seq)
-                if head and _matches(head, flt) and await self._matches_jobs(head, flt):
+                if head and _matches(head, flt) and (keep is None or keep(head)) \
+                        and await self._matches_jobs(head, flt):
                     found.append(run_out(head))
                     if len(found) == limit:
                         break
@@ -244,8 +286,54 @@ class RunsMixin(StoreBase):
         return True
 
 
+_WARNED = ("retrying", "handed back")
+
+
+def _level(e: dict) -> str:
+    """An event's level (a log entry's is its own, kept with it)."""
+    if e.get("status") == "failure":
+        return "error"
+    if e.get("status") in ("skipped", "cancelled") or str(e.get("detail", "")).startswith(_WARNED):
+        return "warn"
+    return "info"
+
+
+def _message(e: dict) -> str:
+    kind, detail = e.get("type"), e.get("detail") or ""
+    if kind in ("job", "run"):
+        who = f"job {e.get('job_id')}" if kind == "job" else "run"
+        return f"{who} {e.get('status')}" + (f": {detail}" if detail else "")
+    return detail or str(kind)
+
+
+def _decode_map(raw: Optional[str]) -> dict:
+    return msgspec.json.decode(raw) if raw else {}
+
+
+def contains(doc: Any, part: Any) -> bool:
+    """JSON containment, as PostgreSQL's jsonb `@>` (Strait's
+    payload_contains): an object contains each key of `part` with a value
+    that contains that key's; an array contains each element of `part`
+    somewhere in it; anything else is equal."""
+    if isinstance(part, dict):
+        return isinstance(doc, dict) and all(k in doc and contains(doc[k], v) for k, v in part.items())
+    if isinstance(part, list):
+        return isinstance(doc, list) and all(any(contains(d, p) for d in doc) for p in part)
+    if isinstance(part, bool) or isinstance(doc, bool):
+        return doc is part
+    return doc == part and type(doc) in (int, float, str, type(None)) and type(part) in (int, float, str, type(None))
+
+
 def _matches(head: dict, flt: RunFilter) -> bool:
     if flt.triggered_by and head.get("by") != flt.triggered_by:
+        return False
+    if flt.batch_id and head.get("batch") != flt.batch_id:
+        return False
+    if flt.annotations:
+        meta = head.get("meta") or {}
+        if any(k not in meta or (v is not None and meta[k] != v) for k, v in flt.annotations.items()):
+            return False
+    if flt.inputs_contain is not None and not contains(_decode_map(head.get("inputs")), flt.inputs_contain):
         return False
     created = int(head.get("created") or 0)
     if flt.created_after is not None and created <= flt.created_after:

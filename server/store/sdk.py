@@ -21,16 +21,20 @@ from .. import limits
 from ..errors import Conflict, NotAllowed, NotFound, Unprocessable
 from ..models import (
     CheckpointOut, ChildRun, JobSpec, LogEntry, Note, Payload, ProgressUpdate, ResourceSample, RunOut, StepUpdate,
+    StructuredOutput,
 )
 from .base import StoreBase, check_size, digest, job_meta
 from .leases import lease_refused
-from .logs import log_full
+from .logs import LOG_LEVELS, log_full
 from .starts import START_TRIES, When, checked_inputs
 from .views import WIRE_STATUS, outputs, run_out
 
 _encode = msgspec.json.encode
 _checkpoint_decoder = msgspec.json.Decoder(CheckpointOut)
+_output_decoder = msgspec.json.Decoder(StructuredOutput)
 _inputs_decoder = msgspec.json.Decoder(dict[str, Any])
+# The checkpoint history's bounds, as the scripts take them.
+_HISTORY = (limits.MAX_CHECKPOINTS_KEPT, limits.MAX_CHECKPOINT_HISTORY_BYTES)
 
 
 def _sized(field: str, value: Any, limit: int = limits.MAX_REPORT_BYTES) -> bytes:
@@ -98,7 +102,9 @@ class SdkMixin(StoreBase):
         fit, a later call is 413."""
         # A log entry's progress is the job's progress (Restep's), the last given winning.
         pct = next((f"{e.progress_percent:g}" for e in reversed(entries) if e.progress_percent is not None), "")
-        args: list = [self.log_maxlen, self.log_max_bytes, pct]
+        levels = ["warn" if e.level == "warning" else e.level for e in entries]
+        level = max(levels, key=lambda lv: LOG_LEVELS.index(lv) if lv in LOG_LEVELS else 1)
+        args: list = [self.log_maxlen, self.log_max_bytes, pct, level]
         for i, e in enumerate(entries):
             chunk = {"data": e.message, "stream": "event", "level": "warn" if e.level == "warning" else e.level}
             if e.log_data is not None:
@@ -137,13 +143,14 @@ class SdkMixin(StoreBase):
         saved = update.checkpoint_data if update.checkpoint_data is not None else (
             update.artifacts if state == "completed" else None)
         checkpoint = _sized("checkpoint_data", saved, limits.MAX_CHECKPOINT_BYTES)
-        await self._update(lease_id, caller, "step", step, state, checkpoint, *props)
+        await self._update(lease_id, caller, "step", step, state, checkpoint, *_HISTORY, *props)
 
     async def save_checkpoint(self, lease_id: str, caller: str, data: Any) -> None:
-        await self._update(lease_id, caller, "checkpoint", _sized("data", data, limits.MAX_CHECKPOINT_BYTES) or b"null")
+        await self._update(lease_id, caller, "checkpoint", _sized("data", data, limits.MAX_CHECKPOINT_BYTES) or b"null",
+                           *_HISTORY)
 
     async def annotate(self, lease_id: str, caller: str, annotations: dict[str, str]) -> int:
-        args: list = [limits.MAX_ANNOTATIONS]
+        args: list = [limits.MAX_ANNOTATIONS, limits.MAX_RUN_METADATA_KEYS]
         for key, value in annotations.items():
             if len(value) > limits.MAX_ANNOTATION_VALUE_CHARS:
                 raise Unprocessable("too_large", f"annotation {key!r} is longer than"
@@ -163,6 +170,20 @@ class SdkMixin(StoreBase):
         for key, value in values.items():
             args += [key, value]
         return await self._update(lease_id, caller, "output", *args)
+
+    async def structured_output(self, lease_id: str, caller: str, key: str, value: Any, schema: Any) -> None:
+        """Upserts a structured output of the lease's run (Strait's): any JSON
+        value by key, with the JSON schema it was given (kept, not applied)."""
+        encoded_value, encoded_schema = _encode(value), b"" if schema is None else _encode(schema)
+        check_size("value", encoded_value + encoded_schema, limits.MAX_STRUCTURED_OUTPUT_BYTES)
+        await self._update(lease_id, caller, "soutput", key, encoded_value, encoded_schema,
+                           limits.MAX_STRUCTURED_OUTPUTS)
+
+    async def structured_outputs(self, run: str) -> list[StructuredOutput]:
+        """The run's structured outputs, oldest first."""
+        await self.run_head(run)  # type: ignore[attr-defined]
+        rows = await self.redis.hgetall(self.key("souts", run))
+        return sorted((_output_decoder.decode(v) for v in rows.values()), key=lambda o: (o.created_at_ms, o.output_key))
 
     async def report_resources(self, lease_id: str, caller: str, sample: ResourceSample) -> None:
         await self._update(lease_id, caller, "resources",
@@ -210,11 +231,20 @@ class SdkMixin(StoreBase):
         )
 
     async def checkpoints(self, run: str, job: str) -> list[CheckpointOut]:
-        """Every attempt's latest checkpoint, oldest attempt first."""
+        """Every checkpoint the job saved and still kept, oldest first."""
         if not await self.redis.exists(self.key("rj", run, job)):
             raise NotFound("job_not_found", f"no job {job!r} in run {run!r}")
-        rows = await self.redis.hgetall(self.key("ckpt", run, job))
-        return sorted((_checkpoint_decoder.decode(v) for v in rows.values()), key=lambda c: c.attempt)
+        return [_checkpoint_decoder.decode(v) for v in await self.redis.lrange(self.key("ckpts", run, job), 0, -1)]
+
+    async def run_checkpoints(self, run: str) -> list[CheckpointOut]:
+        """Every checkpoint kept of every job of the run, by sequence."""
+        head = await self.run_head(run)  # type: ignore[attr-defined]
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for job in head["jobs"].split(","):
+                pipe.lrange(self.key("ckpts", run, job), 0, -1)
+            lists = await pipe.execute()
+        found = [_checkpoint_decoder.decode(v) for rows in lists for v in rows]
+        return sorted(found, key=lambda c: c.sequence or 0)
 
     # ---- spawning -----------------------------------------------------------------------
 
@@ -267,7 +297,7 @@ class SdkMixin(StoreBase):
                 definition = await self.definition(child.workflow_id, ver)
                 inputs = checked_inputs(definition.inputs if definition else {}, child.inputs, child.workflow_id)
                 res = await self._call("start", *head, _encode(inputs), _encode(child.tags), *tail, "new", *ident,
-                                       ver, "", *When().args(), "", "", 0)
+                                       ver, "", *When().args(), "", "", "", 0)
                 if res[0] == "changed":
                     continue
             return self._spawned(res, run, lease_id, child)
@@ -291,6 +321,54 @@ class SdkMixin(StoreBase):
         if res[0] != "ok":
             lease_refused(res[0], lease_id)
         return run
+
+    async def continue_run(self, lease_id: str, caller: str, inputs: dict[str, Any]) -> str:
+        """Starts a continuation of the lease's run (Strait's `continue`): a
+        new run of its workflow with these inputs, checked as a start's are;
+        the one it has already, if it has one."""
+        run, _, _ = await self.lease_run(lease_id, caller)
+        wf = await self.redis.hget(self.key("run", run), "wf")
+        new = str(uuid.uuid4())
+        for _ in range(START_TRIES):
+            ver, definition = await self.current_definition(wf)  # type: ignore[attr-defined]
+            checked = checked_inputs(definition.inputs if definition else {}, inputs, wf)
+            res = await self._call("start", wf, new, "continue", _encode(checked), b"{}", self.retention_secs,
+                                   "continue", "", "", self.idempotency_ttl_secs, lease_id, caller,
+                                   limits.MAX_LINEAGE_RUNS, 0, 0, "", 0, ver, "", *When().args(), "", "", "", 0)
+            if res[0] in ("ok", "replayed"):
+                return res[1]
+            if res[0] == "changed":
+                continue
+            if res[0] == "not_found":
+                raise NotFound("workflow_not_found", "this run's workflow is gone; nothing to continue")
+            if res[0] == "limit":
+                raise Unprocessable("limit_exceeded", f"a lineage holds at most {res[2]} runs ({res[1]})",
+                                    {"limit": int(res[2]), "limit_name": res[1]})
+            lease_refused(res[0], lease_id)
+            raise AssertionError(res)
+        raise Conflict("workflow_changing", f"workflow {wf!r} was replaced {START_TRIES} times while continuing"
+                       " a run of it; try again")
+
+    async def lineage(self, run: str) -> list[RunOut]:
+        """The run's lineage: back to the run that continues none, then every
+        continuation from there, in order (a lineage holds at most
+        MAX_LINEAGE_RUNS runs)."""
+        head = await self.run_head(run)  # type: ignore[attr-defined]
+        for _ in range(limits.MAX_LINEAGE_RUNS):
+            if not head.get("cont"):
+                break
+            prior = await self.redis.hgetall(self.key("run", head["cont"]))
+            if not prior:  # purged: the lineage starts where what is kept starts
+                break
+            head = prior
+        out = [run_out(head)]
+        while len(out) < limits.MAX_LINEAGE_RUNS:
+            nxt = await self.redis.zrange(self.key("conts", out[-1].run_id), 0, 0)
+            following = await self.redis.hgetall(self.key("run", nxt[0])) if nxt else None
+            if not following:
+                break
+            out.append(run_out(following))
+        return out
 
     async def children(self, run: str) -> list[RunOut]:
         await self.run_head(run)  # type: ignore[attr-defined]

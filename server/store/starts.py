@@ -46,6 +46,10 @@ class When:
                                                   self.expires_in_ms)] + [limits.MAX_SCHEDULE_AHEAD_SECS * 1000]
 
 
+def _keeps(keeps: Optional[dict[str, str]]) -> Any:
+    return _encode(keeps) if keeps else ""
+
+
 def checked_inputs(declared: Mapping[str, InputSpec], given: Mapping[str, Any], wf: str) -> dict[str, Any]:
     """The run's inputs as the declared ones type them, or 422 naming the input."""
     try:
@@ -82,13 +86,15 @@ class StartsMixin(StoreBase):
         self, wf: str, *, triggered_by: str = "api", inputs: Optional[dict[str, Any]] = None,
         tags: Optional[dict[str, str]] = None, seed: bool = False, idempotency_key: str = "",
         request_hash: str = "", when: When = When(), overrides: Optional[RunOverrides] = None, owner: str = "",
+        keeps: Optional[dict[str, str]] = None,
     ) -> Started:
         """A new run of the workflow's current definition. `seed`: seed 002's
         `run`, refused (409) while the latest run is active. The inputs are
         checked against the version started, atomically: a definition
         replaced meanwhile is read and checked again. `owner`: the calling
         API token's id ('' with auth off), whose cap a kept idempotency key
-        counts against."""
+        counts against. `keeps`: fields the run keeps (start.lua: idemk,
+        the client's own key; batch, the bulk call that started it)."""
         overrides = ovr.checked(overrides)
         for _ in range(START_TRIES):
             ver, definition = await self.current_definition(wf)
@@ -97,7 +103,8 @@ class StartsMixin(StoreBase):
             res = await self._call("start", wf, run, triggered_by, _encode(run_inputs), _encode(tags or {}),
                                    self.retention_secs, "seed" if seed else "new", idempotency_key, request_hash,
                                    self.idempotency_ttl_secs, "", "", 0, 0, 0, owner, self.max_idempotency_keys,
-                                   ver, "", *when.args(), *self._overridden(wf, ver, definition, overrides))
+                                   ver, "", *when.args(), _keeps(keeps),
+                                   *self._overridden(wf, ver, definition, overrides))
             if res[0] != "changed":
                 return self._started(res, wf)
         raise Conflict("workflow_changing", f"workflow {wf!r} was replaced {START_TRIES} times while starting a"
@@ -135,11 +142,13 @@ class StartsMixin(StoreBase):
     async def restart_run(
         self, run: str, *, overrides: Optional[RunOverrides] = None, tags: Optional[dict[str, str]] = None,
         when: When = When(), idempotency_key: str = "", request_hash: str = "", owner: str = "",
+        triggered_by: str = "restart", keeps: Optional[dict[str, str]] = None,
     ) -> Started:
         """A new run (`triggered_by: restart`) of the run's definition version
         (the one its overrides were applied to), with its inputs and tags,
-        and its overrides with `overrides` merged over them. `owner`: as
-        start_run's."""
+        and its overrides with `overrides` merged over them. `owner`,
+        `keeps`: as start_run's. A replay (Strait's) is a restart
+        `triggered_by: retry`."""
         wf, ver, bver, inputs, old_tags, old = await self.redis.hmget(
             self.key("run", run), ["wf", "ver", "bver", "inputs", "tags", "ovr"])
         if wf is None:
@@ -150,10 +159,10 @@ class StartsMixin(StoreBase):
             raise NotFound("run_not_found", f"run {run!r} is gone (purged meanwhile)")
         wanted = ovr.merged(_overrides_decoder.decode(old) if old else None, ovr.checked(overrides))
         tag_json = _encode(tags) if tags is not None else (old_tags or "{}")
-        res = await self._call("start", wf, str(uuid.uuid4()), "restart", inputs or "{}", tag_json,
+        res = await self._call("start", wf, str(uuid.uuid4()), triggered_by, inputs or "{}", tag_json,
                                self.retention_secs, "restart", idempotency_key, request_hash,
                                self.idempotency_ttl_secs, "", "", 0, 0, 0, owner, self.max_idempotency_keys,
-                               base, run, *when.args(),
+                               base, run, *when.args(), _keeps(keeps),
                                *self._overridden(wf, base, definition, wanted))
         return self._started(res, wf)
 

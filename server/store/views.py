@@ -6,7 +6,9 @@ from typing import Any, Optional
 
 import msgspec
 
-from ..models import AttemptOut, JobOut, JobSpec, NoteOut, Resources, ResourceSample, RunOut, RunOverrides, StepOut
+from ..models import (
+    AttemptOut, JobOut, JobSpec, NoteOut, Resources, ResourceSample, RunFailure, RunOut, RunOverrides, StepOut,
+)
 from .base import ms
 
 _outputs_decoder = msgspec.json.Decoder(dict[str, str])
@@ -86,6 +88,7 @@ def job_out(
         result_data=_json(row["rdata"]) if row.get("rdata") else None,
         error_type=row.get("etype") or None,
         error_stack=row.get("estack") or None,
+        heartbeat_at=ms(row.get("beat")),
     )
 
 
@@ -180,7 +183,15 @@ def job_counts(head: dict) -> dict[str, int]:
     return counts
 
 
-def run_out(head: dict, jobs: Optional[list[JobOut]] = None, run_notes: Optional[list[NoteOut]] = None) -> RunOut:
+def run_failure(head: dict) -> Optional[RunFailure]:
+    if not head.get("fjob"):
+        return None
+    return RunFailure(job_id=head["fjob"], kind=head.get("fkind") or "failure",  # type: ignore[arg-type]
+                      error=head.get("ferr") or "")
+
+
+def run_out(head: dict, jobs: Optional[list[JobOut]] = None, run_notes: Optional[list[NoteOut]] = None,
+            metadata: Optional[dict[str, str]] = None) -> RunOut:
     return RunOut(
         run_id=head["id"],
         number=int(head.get("num") or 0),
@@ -203,4 +214,12 @@ def run_out(head: dict, jobs: Optional[list[JobOut]] = None, run_notes: Optional
         schedule_id=head.get("sched") or None,
         restarted_from=head.get("rfrom") or None,
         overrides=_overrides_decoder.decode(head["ovr"]) if head.get("ovr") else None,
+        idempotency_key=head.get("idemk") or None,
+        continuation_of=head.get("cont") or None,
+        lineage_depth=int(head.get("ldepth") or 0),
+        batch_id=head.get("batch") or None,
+        debug_mode=head.get("debug") == "1",
+        failure=run_failure(head),
+        dead_letters=int(head.get("ndead") or 0),
+        metadata=metadata or {},
     )
