@@ -30,7 +30,7 @@ from .http import error_response
 from .notifier import Notifier
 from .redis_conn import connect, connect_pubsub, describe
 from .routes import (deadletters, logs, lookup, notes, ops, queues, runs, schedules, sdk, sdk_seeds, session,
-                     tokens, worker_protocol, workflows)
+                     strait_runs, tokens, worker_protocol, workflows)
 from .settings import Settings
 from .store import Store
 from .tokens import TokenStore
@@ -47,7 +47,8 @@ def endpoints() -> list[routing.Endpoint]:
     # routing._ordered), and claim, heartbeat and complete are the hot path.
     return (worker_protocol.endpoints + workflows.endpoints + runs.endpoints + schedules.endpoints + notes.endpoints
             + logs.endpoints + lookup.endpoints + deadletters.endpoints + sdk.endpoints + sdk_seeds.endpoints
-            + tokens.endpoints + session.endpoints + queues.endpoints + ops.endpoints + ui.endpoints)
+            + strait_runs.endpoints + tokens.endpoints + session.endpoints + queues.endpoints + ops.endpoints
+            + ui.endpoints)
 
 
 # 4xx a worker meets in the protocol's normal course (a result after a

@@ -210,7 +210,7 @@ async def retry_job(request: Request) -> JSON:
     return JSON(await store.get_run(p["run_id"]), status_code=202)
 
 
-_EVENT_FILTERS = (Param("job_id", Id, "only this job's events"),
+EVENT_FILTERS = (Param("job_id", Id, "only this job's events"),
                   Param("type", Annotated[str, Meta(min_length=1, max_length=64)], "only this type of event"),
                   Param("level", Literal["debug", "info", "warn", "warning", "error"],
                         "only events of this level or above (warning: warn)"))
@@ -218,7 +218,7 @@ _EVENTS_LIMIT = Param("limit", Limit, f"at most this many (default and maximum {
 
 
 def _event_filter(request: Request):
-    job_id, kind, level = (param(request, p) for p in _EVENT_FILTERS)
+    job_id, kind, level = (param(request, p) for p in EVENT_FILTERS)
     least = LOG_LEVELS.index("warn" if level == "warning" else level) if level else 0
     return lambda e: ((job_id is None or e["job_id"] == job_id) and (kind is None or e["type"] == kind)
                       and (level is None or (e["level"] in LOG_LEVELS and LOG_LEVELS.index(e["level"]) >= least)))
@@ -342,11 +342,11 @@ endpoints = [
              errors=(404, 409), tag="runs"),
     Endpoint("GET", "/api/runs/{run_id}/events", events, "read", "A run's events, oldest first",
              response=list[EventOut], errors=(400, 404, 422), tag="runs",
-             params=_EVENT_FILTERS + (Param("after", StreamId, "only events after this id"), _EVENTS_LIMIT)),
+             params=EVENT_FILTERS + (Param("after", StreamId, "only events after this id"), _EVENTS_LIMIT)),
     Endpoint("GET", "/api/runs/{run_id}/events/stream", events_stream, "read",
              "Server-Sent Events: the run's events so far, then live (`event`), then `end` with the run",
              stream=True, errors=(400, 404, 503), tag="runs",
-             params=_EVENT_FILTERS + RESUME),
+             params=EVENT_FILTERS + RESUME),
     Endpoint("POST", "/api/runs/cancel", bulk_cancel, "submit",
              "Cancel runs by id or by filter, at most 1,000 a call; one outcome per run", body=BulkRequest,
              body_required=True, response=BulkAnswer, errors=(422,), tag="runs"),
@@ -356,5 +356,5 @@ endpoints = [
     # seed 002's workflow-scoped events, of the latest run
     Endpoint("GET", "/api/workflows/{wf}/events", for_latest_run(events), "read",
              "The events of the workflow's latest run", response=list[EventOut], errors=(400, 404, 422),
-             tag="runs", params=_EVENT_FILTERS + (Param("after", StreamId, "only events after this id"),)),
+             tag="runs", params=EVENT_FILTERS + (Param("after", StreamId, "only events after this id"),)),
 ]

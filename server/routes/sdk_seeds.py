@@ -21,7 +21,8 @@ from starlette.responses import Response
 from .. import limits
 from ..http import JSON
 from ..routing import Handler, lease_calls
-from . import sdk, worker_protocol
+from ..models.strait import StraitRun
+from . import sdk, strait_runs, worker_protocol
 
 CALLS = {**worker_protocol.LEASE_CALLS, **sdk.CALLS}
 
@@ -30,6 +31,7 @@ STRAIT = [
     ("POST", "/output"), ("POST", "/complete"), ("POST", "/fail"), ("POST", "/spawn"), ("GET", "/state"),
     ("POST", "/state"), ("GET", "/state/{key}"), ("DELETE", "/state/{key}"), ("POST", "/wait-for-event"),
     ("POST", "/resources"), ("GET", "/payload"), ("POST", "/usage"), ("POST", "/tool-call"), ("POST", "/stream"),
+    ("POST", "/continue"),
 ]
 
 RESTEP = [
@@ -98,8 +100,15 @@ def _restep(method: str, suffix: str, handler: Handler, spec: dict) -> tuple[Han
 def _strait(method: str, suffix: str, handler: Handler, spec: dict) -> tuple[Handler, dict]:
     async def wrapped(request: Request) -> Response:
         request.scope["rota.retry_by_default"] = True
-        return await handler(request)
+        response = await handler(request)
+        if suffix == "/continue":
+            # Strait answers the continuation as a run of its own API
+            run = msgspec.json.decode(response.body)["run_id"]
+            return JSON((await strait_runs.one(request.app.state.store, run))[0], status_code=response.status_code)
+        return response
 
+    if suffix == "/continue":
+        spec = {**spec, "response": StraitRun}
     return wrapped, {**spec, "summary": f"Strait: {spec['summary']}"}
 
 
