@@ -303,7 +303,8 @@ async def test_timeout_kills_the_job_and_reports_a_failure(fake, start_daemon):
     lease = fake.enqueue("sleep 300", timeout_secs=1)
     start_daemon()
     await wait_for(lambda: fake.leases[lease].results, "the result")
-    assert result(fake, lease) == ("fail", {"error": "timed out after 1s", "retryable": True})
+    # the failure says it is a timeout: the attempt shows timed_out
+    assert result(fake, lease) == ("fail", {"error": "timed out after 1s", "retryable": True, "error_type": "timeout"})
 
 
 async def test_result_is_retried_until_the_server_is_back(fake, start_daemon, tmp_path):

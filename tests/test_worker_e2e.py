@@ -166,6 +166,8 @@ def test_timeout_minutes_kills_the_job_and_fails_it(server, start_worker, workfl
     assert done.returncode == 1, done.stdout + done.stderr
     job = jobs_of(server, done.stdout.splitlines()[0])["slow"]
     assert (job["status"], job["error"]) == ("failure", "timed out after 1s")
+    # a timeout, told apart from a failure and from a lost lease
+    assert (job["error_type"], job["attempts"][-1]["status"]) == ("timeout", "timed_out")
 
 
 def test_sigterm_drains_running_jobs(server, start_worker, workflow, tmp_path):

@@ -110,8 +110,11 @@ class Client(RunsApi):
         response = await self._send("POST", f"/api/jobs/{_path(lease_id)}/complete", CompleteRequest(outputs=outputs))
         return self._decode(response.content, ResultAccepted)
 
-    async def fail(self, lease_id: str, error: str, retryable: bool) -> ResultAccepted:
-        response = await self._send("POST", f"/api/jobs/{_path(lease_id)}/fail", FailRequest(error=error, retryable=retryable))
+    async def fail(self, lease_id: str, error: str, retryable: bool, error_type: str | None = None) -> ResultAccepted:
+        """`error_type`: `timeout` for a job stopped at its timeout (its
+        attempt then shows `timed_out`)."""
+        body = FailRequest(error=error, retryable=retryable, error_type=error_type)
+        response = await self._send("POST", f"/api/jobs/{_path(lease_id)}/fail", body)
         return self._decode(response.content, ResultAccepted)
 
     async def release(self, lease_id: str, reason: str) -> HandedBack:

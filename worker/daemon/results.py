@@ -55,7 +55,7 @@ class JobResults:
             # (also when the job ended by itself before the heartbeat heard of the wait)
             self._log_waiting()
         elif outcome.stop_reason == TIMEOUT:
-            await self._report_failure(f"timed out after {timeout_secs}s", retryable=True)
+            await self._report_failure(f"timed out after {timeout_secs}s", retryable=True, error_type="timeout")
         elif outcome.stop_reason == SHUTDOWN:
             await self._hand_back(SHUTDOWN_REASON)
         elif not outcome.succeeded:
@@ -101,8 +101,8 @@ class JobResults:
         elif refused.status != 409:
             log.error("the server refused the hand-back of %s: %s", self.name, refused)
 
-    async def _report_failure(self, error: str, *, retryable: bool) -> None:
-        refused = await self._deliver("fail", lambda: self._client.fail(self.lease_id, error, retryable))
+    async def _report_failure(self, error: str, *, retryable: bool, error_type: str | None = None) -> None:
+        refused = await self._deliver("fail", lambda: self._client.fail(self.lease_id, error, retryable, error_type))
         if refused is None:
             log.info("finished %s: failure in %.2fs: %s", self.name, self._elapsed(), error)
         elif refused.status != 409:
