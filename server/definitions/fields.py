@@ -362,6 +362,39 @@ def _spawn(value: object, where: Where, problems: Problems) -> dict | None:
     return None if None in allow.values() else allow
 
 
+_INPUT_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}\Z")
+# Restep's sources: job.input_params.F, STEP.artifacts.F, STEP.result_data.F
+# (F may go deeper: a.b)
+_SOURCE_RE = re.compile(r"^(?:job\.input_params|(?P<job>.+?)\.(?:artifacts|result_data))\.[^.]+(?:\.[^.]+)*\Z")
+MAX_INPUT_MAPPING = 100
+
+
+def mapping_source_job(source: str) -> str | None:
+    """The job an `input_mapping` source reads from (None: the run's inputs)."""
+    match = _SOURCE_RE.match(source)
+    return match.group("job") if match else None
+
+
+def _input_mapping(value: object, where: Where, problems: Problems) -> dict | None:
+    """`input_mapping: {NAME: SOURCE}` (Restep's): inputs the job gets,
+    each from the run's inputs (`job.input_params.F`) or a need's
+    (`NEED.artifacts.F`, `NEED.result_data.F`)."""
+    if not isinstance(value, dict) or len(value) > MAX_INPUT_MAPPING:
+        problems.add(where, f"must be a mapping of at most {MAX_INPUT_MAPPING} input names to sources" + got(value))
+        return None
+    out: dict[str, str] = {}
+    for key, source in value.items():
+        child = where + (key_text(key),)
+        if not isinstance(key, str) or not _INPUT_NAME_RE.match(key):
+            problems.add(child, "an input name is a letter or '_' then letters, digits and '_', at most 64")
+        elif not isinstance(source, str) or len(source) > 1024 or not _SOURCE_RE.match(source):
+            problems.add(child, "must be job.input_params.FIELD, JOB.artifacts.FIELD or JOB.result_data.FIELD"
+                         + got(source))
+        else:
+            out[key] = source
+    return out if len(out) == len(value) else None
+
+
 # field -> (JobSpec field, converter)
 JOB_CONVERTERS: dict[str, tuple[str, Converter]] = {
     "name": ("name", name),
@@ -375,4 +408,5 @@ JOB_CONVERTERS: dict[str, tuple[str, Converter]] = {
     "timeout": ("timeout_secs", _timeout),
     "priority": ("priority", _priority),
     "spawn": ("spawn", _spawn),
+    "input_mapping": ("input_mapping", _input_mapping),
 }

@@ -37,6 +37,7 @@ _DOCUMENT_JOB_FIELDS = {
     "priority": "priority",
     "wait": "wait",
     "spawn": "spawn",
+    "input_mapping": "input_mapping",
 }
 _SEED_JOB_FIELDS = {
     "id": "id",
@@ -52,6 +53,7 @@ _SEED_JOB_FIELDS = {
     "priority": "priority",
     "wait": "wait",
     "spawn": "spawn",
+    "input_mapping": "input_mapping",
 }
 # Job state a seed client (or a client echoing our status output) sends along.
 _SEED_JOB_STATE = frozenset(
@@ -161,6 +163,11 @@ def _job(
             spec[spec_key] = converted
     if "steps" in spec:
         spec["command"] = "\n".join(step["run"] for step in spec["steps"] if step is not None)
+    for name, source in spec.get("input_mapping", {}).items():
+        need = fields.mapping_source_job(source)
+        if need is not None and need not in spec.get("needs", []):
+            problems.add(entries["input_mapping"][1] + (name,), f"{source!r} reads job {need!r}, which is not"
+                         f" in this job's {needs_key}")
     return _graph_job(where, job_id, entries, spec, needs_key)
 
 

@@ -56,6 +56,9 @@ class JobSpec(Struct, kw_only=True):
     wait_event: Optional[EventKey] = None
     wait_timeout_secs: Optional[GateSeconds] = None
     spawn: Optional[SpawnAllow] = None
+    # Restep's: input name -> job.input_params.F | NEED.artifacts.F |
+    # NEED.result_data.F, resolved into the job's inputs when it is claimed
+    input_mapping: dict[str, str] = {}
 
 
 class ScheduleSpec(Struct, kw_only=True, omit_defaults=True):
@@ -150,6 +153,7 @@ class JobDocument(Struct, forbid_unknown_fields=True,
     priority: Optional[Priority] = None
     wait: Optional[WaitDocument] = None
     spawn: Optional[SpawnDocument] = None
+    input_mapping: Optional[dict[str, str]] = None
 
 
 class SeedJobDocument(Struct):
@@ -169,6 +173,7 @@ class SeedJobDocument(Struct):
     priority: Optional[Priority] = None
     wait: Optional[WaitDocument] = None
     spawn: Optional[SpawnDocument] = None
+    input_mapping: Optional[dict[str, str]] = None
 
 
 JobMap = Annotated[dict[Id, JobDocument], Meta(min_length=1, max_length=limits.MAX_JOBS)]

@@ -19,10 +19,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from .. import limits
-from ..http import JSON
-from ..routing import Handler, lease_calls
+from ..http import JSON, decode_body
+from ..models import RunCreate
+from ..routing import Endpoint, Handler, lease_calls
 from ..models.strait import StraitRun
-from . import sdk, strait_runs, worker_protocol
+from . import runs, sdk, strait_runs, worker_protocol
 
 CALLS = {**worker_protocol.LEASE_CALLS, **sdk.CALLS}
 
@@ -117,5 +118,37 @@ def _table(prefix: str, tag: str, paths: list[tuple[str, str]],
     return lease_calls(prefix, tag, {key: CALLS[key] for key in paths}, wrap)
 
 
+class TriggerRequest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """Restep's trigger: the job's parameters (any JSON object)."""
+
+    input_params: dict[str, Any] = {}
+
+
+async def trigger(request: Request) -> Response:
+    """Restep's `POST /api/jobs/{job_id}/trigger` onto rota's start of a run:
+    its job is a rota workflow, its `input_params` the run's inputs (a
+    value that is not a string as its JSON text)."""
+    body = await decode_body(request, TriggerRequest, empty_ok=True)
+    inputs = sdk.as_inputs(body.input_params, "input_params")
+    request._body = msgspec.json.encode(RunCreate(inputs=inputs, triggered_by="trigger"))  # the native start's body
+    request.path_params["wf"] = request.path_params["job_id"]
+    response = await runs.start_run(request)
+    run = msgspec.json.decode(response.body)
+    execution = {"id": run["run_id"], "job_id": run["workflow_id"], "status": "pending",
+                 "input_params": body.input_params, "created_at": _iso(run["created_at"]),
+                 "run_number": run["number"]}
+    return JSON({"data": execution, "message": "Job triggered"}, status_code=response.status_code,
+                headers={k: v for k, v in response.headers.items() if k.lower() == "idempotent-replayed"})
+
+
+def _iso(ms: int) -> str:
+    return datetime.datetime.fromtimestamp(ms / 1000, datetime.timezone.utc).isoformat(
+        timespec="milliseconds").replace("+00:00", "Z")
+
+
 endpoints = (_table("/api/executions/{lease_id}", "restep executor", RESTEP, _restep)
-             + _table("/sdk/v1/runs/{lease_id}", "strait executor", STRAIT, _strait))
+             + _table("/sdk/v1/runs/{lease_id}", "strait executor", STRAIT, _strait)
+             + [Endpoint("POST", "/api/jobs/{job_id}/trigger", trigger, "submit",
+                         "Restep: trigger a job (a rota workflow) with input_params: a new run whose inputs they are"
+                         " (as POST /api/workflows/{wf}/runs; Idempotency-Key honoured)", body=TriggerRequest,
+                         status=201, errors=(404, 422), tag="restep executor")])

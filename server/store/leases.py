@@ -19,6 +19,7 @@ _encode = msgspec.json.encode
 _spec_decoder = msgspec.json.Decoder(JobSpec)
 _inputs_decoder = msgspec.json.Decoder(dict[str, Any])
 _checkpoint_decoder = msgspec.json.Decoder(CheckpointOut)
+_MISSING = object()
 
 
 def worker_taken(worker_id: str) -> Conflict:
@@ -102,9 +103,56 @@ class LeasesMixin(StoreBase):
             checkpoint=_checkpoint_decoder.decode(ckpt).data if ckpt else None,
             event=msgspec.json.decode(event) if event else None,
         )
+        if spec.input_mapping:
+            job.inputs = {**job.inputs, **await self._mapped_inputs(run, spec.input_mapping, job)}
         lease = Lease(lease_id=lease_id, job_id=job_id, workflow_id=wf, run_id=run, worker_id=worker_id,
                       ttl_secs=int(ttl), granted_at_ms=int(now))
         return ClaimResponse(job=job, lease=lease)
+
+    async def _mapped_inputs(self, run: str, mapping: dict[str, str], job: QueuedJob) -> dict[str, str]:
+        """Restep's `input_mapping`, read when the job is claimed: each name
+        from the run's inputs (`job.input_params.F`), a need's artifacts
+        (`NEED.artifacts.F`: its latest checkpoint's field F when that is an
+        object holding F, as Restep saves a step's artifacts, else its
+        output F) or its result_data (`NEED.result_data.F`). A value that is
+        not a string is given as its JSON text; one not found is left out."""
+        needs = sorted({source.split(".artifacts.")[0].split(".result_data.")[0]
+                        for source in mapping.values() if not source.startswith("job.input_params.")})
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for need in needs:
+                pipe.hmget(self.key("rj", run, need), ["ckat", "rdata"])
+            got = await pipe.execute()
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for need, (ckat, _) in zip(needs, got):
+                pipe.hget(self.key("ckpt", run, need), ckat or "-")
+            checkpoints = await pipe.execute()
+        found: dict[str, tuple[Any, Any]] = {}
+        for need, (_, rdata), ckpt in zip(needs, got, checkpoints):
+            found[need] = (_checkpoint_decoder.decode(ckpt).data if ckpt else None,
+                           msgspec.json.decode(rdata) if rdata else None)
+
+        def walk(value: Any, path: list[str]) -> Any:
+            for part in path:
+                if not isinstance(value, dict) or part not in value:
+                    return _MISSING
+                value = value[part]
+            return value
+
+        out: dict[str, str] = {}
+        for name, source in mapping.items():
+            if source.startswith("job.input_params."):
+                value = walk(job.inputs, source.split(".")[2:])
+            elif ".result_data." in source:
+                need, _, field = source.partition(".result_data.")
+                value = walk(found[need][1], field.split("."))
+            else:
+                need, _, field = source.partition(".artifacts.")
+                value = walk(found[need][0], field.split("."))
+                if value is _MISSING:
+                    value = walk(job.upstream_outputs.get(need, {}), field.split("."))
+            if value is not _MISSING:
+                out[name] = value if isinstance(value, str) else _encode(value).decode()
+        return out
 
     async def release(self, lease_id: str) -> bool:
         """Hands a just-claimed job back, unrun and its attempt not counted
