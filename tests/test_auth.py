@@ -136,6 +136,7 @@ EXPECTED_SCOPES = {
     ("GET", "/api/runs/{run_id}/outputs"): "read",
     ("POST", "/api/jobs/{lease_id}/continue"): "lease",
     ("POST", "/sdk/v1/runs/{lease_id}/continue"): "lease",
+    ("POST", "/api/jobs/{job_id}/trigger"): "submit",
     # Strait's run management (seed 003): reads read, changes submit, and
     # cancelling every run a filter matches admin
     ("GET", "/v1/runs"): "read",
@@ -200,7 +201,8 @@ def concrete(path: str) -> str:
     return (path.replace("{wf}", "nowf").replace("{job}", "nojob").replace("{lease_id}", "nolease")
             .replace("{token_id}", "0000000000000000").replace("{worker_id}", "noworker")
             .replace("{run_id}", "norun").replace("{key}", "nokey").replace("{step}", "0")
-            .replace("{event_key}", "noevent").replace("{file}", "app.js").replace("{sid}", "nowf:0"))
+            .replace("{event_key}", "noevent").replace("{file}", "app.js").replace("{sid}", "nowf:0")
+            .replace("{job_id}", "nojob"))
 
 
 async def call(api, method: str, path: str, headers: dict) -> httpx.Response:
