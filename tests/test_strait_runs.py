@@ -6,6 +6,8 @@ runs are made and driven with rota's own API, as a worker would."""
 
 from __future__ import annotations
 
+import asyncio
+
 import httpx
 import pytest
 
@@ -103,6 +105,13 @@ async def test_a_strait_client_lists_and_filters_runs(api, store):
     assert done["execution_trace"]["total_ms"] >= done["execution_trace"]["queue_wait_ms"] >= 0
     failed = await strait.get(made["dead_letter"])
     assert failed["error"] == "boom" and failed["result"] is None
+    # rota's own view tells the outcomes apart too: its attempts, and how the run failed
+    for what, attempt, kind in (("dead_letter", "failure", "failure"), ("timed_out", "timed_out", "timed_out"),
+                                ("crashed", "lost", "lost")):
+        native = (await api.get(f"/api/runs/{made[what]}")).json()
+        assert native["jobs"][0]["attempts"][-1]["status"] == attempt, what
+        assert (native["status"], native["failure"]["kind"], native["failure"]["job_id"]) == ("failure", kind, "load")
+        assert native["dead_letters"] == 1
     assert (await strait.get(made["executing"]))["heartbeat_at"] is not None
 
     for status in ("queued", "timed_out", "crashed", "dead_letter", "executing", "dequeued"):
@@ -254,6 +263,18 @@ async def test_lineage_of_continuations(api, store):
     for run in (first, second["id"], third["run_id"]):
         chain = await strait.lineage(run)
         assert [(r["id"], r["lineage_depth"]) for r in chain] == [(first, 0), (second["id"], 1), (third["run_id"], 2)]
+
+
+async def test_many_continues_at_once_start_one_continuation(api):
+    await define(api)
+    first = await start(api)
+    c = await claim(api)
+    lease = c["lease"]["lease_id"]
+    answers = await asyncio.gather(*(api.post(f"/api/jobs/{lease}/continue", json={"inputs": {"n": str(i)}})
+                                     for i in range(12)))
+    assert {a.status_code for a in answers} == {201}
+    assert len({a.json()["run_id"] for a in answers}) == 1
+    assert len([r for r in (await api.get("/api/runs")).json()["runs"] if r["continuation_of"] == first]) == 1
 
 
 async def test_idempotency_key_reset(api):
