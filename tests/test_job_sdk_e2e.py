@@ -200,8 +200,9 @@ def test_a_job_resumes_from_its_checkpoint_on_another_worker_after_its_worker_is
     assert job["status"] == "success" and job["worker_id"] == rescuer.worker_id
     assert json.loads(job["outputs"]["loaded"]) == {"batch": 7}
     assert job["outputs"]["attempt"] == "1"
+    # both checkpoints are kept; the next attempt resumed from the latest
     assert [(c["attempt"], c["data"]) for c in get(server, f"/api/runs/{run}/jobs/long/checkpoints")] == [
-        (0, {"batch": 7})]
+        (0, {"batch": 6}), (0, {"batch": 7})]
 
 
 # ---- waiting for an event ---------------------------------------------------------------------------------

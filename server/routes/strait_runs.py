@@ -334,8 +334,8 @@ _ACTIVE = frozenset({"delayed", "queued", "dequeued", "executing", "waiting"})
 
 
 async def bulk_cancel_all(request: Request) -> JSON:
-    _project(request)
     body = await decode_body(request, CancelAllFilter)
+    _project(request)
     if body.job_id is None and body.batch_id is None and body.triggered_by is None and body.status is None:
         raise Unprocessable("invalid_body", "give at least one filter: job_id, batch_id, triggered_by, status",
                             {"field": "$"})
