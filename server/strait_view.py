@@ -21,6 +21,8 @@ STATUSES = ("delayed", "queued", "dequeued", "executing", "waiting", "completed"
 _FAILED_AS = {"timed_out": "timed_out", "lost": "crashed", "system": "system_failed"}
 # Strait's statuses a replay (a new run) starts from, as Strait allows.
 REPLAYABLE = frozenset({"failed", "timed_out", "crashed", "system_failed"})
+# The error of a run that ended without a job failing.
+_WHY = {"canceled": "canceled", "expired": "the run expired before it started"}
 PROJECT_ID = "default"  # rota has one project: see the docs' Strait section
 _json = msgspec.json.decode
 
@@ -38,7 +40,9 @@ def _int(value: Any) -> int:
 
 
 def status(head: dict, rows: dict[str, dict]) -> str:
-    """Strait's status of a run. A run going: `executing` while a job runs
+    """Strait's status of a run. A run scheduled ahead and not yet due:
+    `delayed`; one whose expires_at passed before it started: `expired`.
+    A run going: `executing` while a job runs
     and has been heard from (a heartbeat) since its lease was granted,
     `dequeued` while its only running jobs have not yet been; else `queued`
     with a job ready for a worker, `waiting` with one waiting for an event or
@@ -48,6 +52,8 @@ def status(head: dict, rows: dict[str, dict]) -> str:
     `system_failed` (the server failed it: a wait timed out), else
     `dead_letter` while any job of it is still a dead letter, `failed` once
     none is."""
+    if head.get("state") == "delayed":
+        return "delayed"
     if head.get("state") == "active":
         running = [r for r in rows.values() if r.get("st") == "running"]
         if running:
@@ -61,6 +67,8 @@ def status(head: dict, rows: dict[str, dict]) -> str:
         if counts["delayed"]:
             return "delayed"
         return "queued"
+    if head.get("expired") == "1":
+        return "expired"
     if head.get("cancelled") == "1":
         return "canceled"
     if _int(head.get("n:failure")) > 0:
@@ -87,8 +95,22 @@ def _result(rows: dict[str, dict]) -> Any:
     return {job: value for job, value in each.items() if value is not None} or None
 
 
+def _backoff(wire: Any) -> tuple[Optional[str], Optional[int], Optional[int]]:
+    """An overridden backoff (its wire form) as Strait's retry_backoff,
+    retry_initial_delay_secs and retry_max_delay_secs."""
+    if wire is None:
+        return None, None, None
+    if isinstance(wire, dict) and "Fixed" in wire:
+        delay = wire["Fixed"]["delay_secs"]
+        return "fixed", delay, delay
+    if isinstance(wire, dict) and "Exponential" in wire:
+        return "exponential", wire["Exponential"]["base_secs"], wire["Exponential"]["max_secs"]
+    return "none", None, None
+
+
 def run(head: dict, rows: dict[str, dict], meta: dict[str, str]) -> dict:
-    """The Strait run object of seed 003 for a rota run."""
+    """The Strait run object of seed 003 for a rota run. Its overrides are
+    the run's per-run overrides (none: null, each job then has its own)."""
     created, started, finished = _int(head.get("created")), _int(head.get("started_ms")), \
         _int(head.get("finished_ms"))
     beats = [_int(r.get("beat")) for r in rows.values() if r.get("beat")]
@@ -98,6 +120,8 @@ def run(head: dict, rows: dict[str, dict], meta: dict[str, str]) -> dict:
         trace = {"queue_wait_ms": started - created, "dequeue_ms": None, "connect_ms": None, "ttfb_ms": None,
                  "transfer_ms": None, "total_ms": finished - created if finished else None, "dispatch_ms": None}
     st = status(head, rows)
+    over = _json(head["ovr"]) if head.get("ovr") else {}
+    backoff, initial, most = _backoff(over.get("backoff"))
     return {
         "id": head["id"],
         "job_id": head["wf"],
@@ -108,24 +132,24 @@ def run(head: dict, rows: dict[str, dict], meta: dict[str, str]) -> dict:
         "payload": _json(head["inputs"]) if head.get("inputs") else {},
         "result": _result(rows) if head.get("state") == "done" else None,
         "metadata": meta,
-        "error": head.get("ferr") or ("canceled" if st == "canceled" else None),
+        "error": head.get("ferr") or _WHY.get(st),
         "triggered_by": head.get("by", ""),
-        "scheduled_at": None,
+        "scheduled_at": iso(head.get("sat")),
         "started_at": iso(started),
         "finished_at": iso(finished),
         "heartbeat_at": iso(max(beats)) if beats else None,
         "next_retry_at": iso(min(retries)) if retries else None,
-        "expires_at": None,
+        "expires_at": iso(head.get("exp")),
         "parent_run_id": head.get("parent") or None,
-        "priority": None,
+        "priority": over.get("priority"),
         "idempotency_key": head.get("idemk") or None,
         "job_version": None,
         "workflow_step_run_id": None,
-        "max_attempts_override": None,
-        "timeout_secs_override": None,
-        "retry_backoff": None,
-        "retry_initial_delay_secs": None,
-        "retry_max_delay_secs": None,
+        "max_attempts_override": over.get("max_attempts"),
+        "timeout_secs_override": over.get("timeout_secs"),
+        "retry_backoff": backoff,
+        "retry_initial_delay_secs": initial,
+        "retry_max_delay_secs": most,
         "execution_trace": trace,
         "debug_mode": head.get("debug") == "1",
         "continuation_of": head.get("cont") or None,

@@ -104,6 +104,13 @@ class StraitRuns:
     async def reset_idempotency_key(self, run_id: str) -> dict:
         return await self._call("DELETE", f"/v1/runs/{run_id}/idempotency-key")
 
+    async def reschedule(self, run_id: str, scheduled_at: str) -> dict:
+        return await self._call("POST", f"/v1/runs/{run_id}/reschedule", body={"scheduled_at": scheduled_at})
+
+    async def restart(self, run_id: str, machine_preset: Optional[str] = None) -> dict:
+        body = {"machine_preset": machine_preset} if machine_preset else {}
+        return await self._call("POST", f"/v1/runs/{run_id}/restart", body=body)
+
     async def state(self, run_id: str) -> Any:
         return await self._call("GET", f"/v1/runs/{run_id}/state")
 

@@ -162,6 +162,8 @@ EXPECTED_SCOPES = {
     ("GET", "/v1/runs/{run_id}/lineage"): "read",
     ("GET", "/v1/runs/{run_id}/dependency-status"): "read",
     ("DELETE", "/v1/runs/{run_id}/idempotency-key"): "submit",
+    ("POST", "/v1/runs/{run_id}/reschedule"): "submit",
+    ("POST", "/v1/runs/{run_id}/restart"): "submit",
     ("GET", "/v1/runs/{run_id}/state"): "read",
     ("GET", "/healthz"): "public",
     ("GET", "/openapi.json"): "public",

@@ -20,6 +20,7 @@ jobs:
       count: extract.artifacts.count
       ok: extract.result_data.ok
       config: job.input_params.transform_config
+      format: job.input_params.transform_config.format
       missing: extract.artifacts.nothing
     run: transform
 """
@@ -40,9 +41,9 @@ async def test_trigger_starts_a_run_with_input_params(api):
     assert (data["job_id"], data["status"], data["run_number"]) == ("pipe", "pending", 1)
     run = (await api.get(f"/api/runs/{data['id']}")).json()
     assert run["triggered_by"] == "trigger"
-    # inputs are strings (a job sees each as ROTA_INPUT_<NAME>): others as their JSON text
-    assert run["inputs"] == {"transform_config": '{"format":"csv"}', "destination": "s3://bucket/final",
-                             "batch_size": "100"}
+    # the run keeps them as JSON values (a job sees each as ROTA_INPUT_<NAME> text)
+    assert run["inputs"] == {"transform_config": {"format": "csv"}, "destination": "s3://bucket/final",
+                             "batch_size": 100}
     assert (await api.post("/api/jobs/pipe/trigger")).status_code == 201  # no body: no parameters
     # an Idempotency-Key is honoured, as on the native start
     key = {"Idempotency-Key": "k1"}
@@ -73,8 +74,9 @@ async def test_input_mapping_is_resolved_when_the_job_is_claimed(api):
                                                          "result_data": {"ok": True}})
     second = await claim(api)
     assert second["job"]["job_id"] == "transform"
+    # each as an input's text; a path reaches into the run's JSON inputs
     assert second["job"]["inputs"] == {"transform_config": '{"format":"csv"}', "data": "[1,2]", "count": "2",
-                                       "ok": "true", "config": '{"format":"csv"}'}
+                                       "ok": "true", "config": '{"format":"csv"}', "format": "csv"}
     assert resp.status_code == 201
 
 

@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal, Optional
 
 from msgspec import Meta, Struct
 
+from .core import Label
 from .runs import RunId, Trigger
 
 StraitStatus = Literal["delayed", "queued", "dequeued", "executing", "waiting", "completed", "failed", "timed_out",
@@ -169,6 +170,13 @@ class DlqReplay(Struct, forbid_unknown_fields=True, kw_only=True):
     run_ids: Optional[Annotated[list[RunId], Meta(min_length=1, max_length=500)]] = None
     project_id: Optional[Annotated[str, Meta(max_length=128)]] = None
     limit: Annotated[int, Meta(ge=1, le=500)] = 100
+
+
+class StraitRestart(Struct, forbid_unknown_fields=True, kw_only=True):
+    """A restart's machine preset: the label the new run's jobs need
+    instead of their own (the native restart's `overrides.labels`)."""
+
+    machine_preset: Optional[Label] = None
 
 
 class DebugSet(Struct, forbid_unknown_fields=True, kw_only=True):

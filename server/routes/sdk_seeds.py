@@ -19,11 +19,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from .. import limits
-from ..http import JSON, decode_body
-from ..models import RunCreate
+from ..errors import Unprocessable
+from ..http import IDEMPOTENCY_KEY, JSON, decode_body
+from ..models import Inputs, RunCreate
 from ..routing import Endpoint, Handler, lease_calls
 from ..models.strait import StraitRun
-from . import runs, sdk, strait_runs, worker_protocol
+from . import runs, sdk, strait_find, worker_protocol
 
 CALLS = {**worker_protocol.LEASE_CALLS, **sdk.CALLS}
 
@@ -105,7 +106,7 @@ def _strait(method: str, suffix: str, handler: Handler, spec: dict) -> tuple[Han
         if suffix == "/continue":
             # Strait answers the continuation as a run of its own API
             run = msgspec.json.decode(response.body)["run_id"]
-            return JSON((await strait_runs.one(request.app.state.store, run))[0], status_code=response.status_code)
+            return JSON((await strait_find.one(request.app.state.store, run))[0], status_code=response.status_code)
         return response
 
     if suffix == "/continue":
@@ -119,26 +120,39 @@ def _table(prefix: str, tag: str, paths: list[tuple[str, str]],
 
 
 class TriggerRequest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    """Restep's trigger: the job's parameters (any JSON object)."""
+    """Restep's trigger: the job's parameters (JSON values, checked as a
+    start's inputs are)."""
 
-    input_params: dict[str, Any] = {}
+    input_params: Inputs = {}
 
 
 async def trigger(request: Request) -> Response:
     """Restep's `POST /api/jobs/{job_id}/trigger` onto rota's start of a run:
-    its job is a rota workflow, its `input_params` the run's inputs (a
-    value that is not a string as its JSON text)."""
+    its job is a rota workflow, its `input_params` the run's inputs."""
     body = await decode_body(request, TriggerRequest, empty_ok=True)
-    inputs = sdk.as_inputs(body.input_params, "input_params")
-    request._body = msgspec.json.encode(RunCreate(inputs=inputs, triggered_by="trigger"))  # the native start's body
+    # the native start's body
+    request._body = msgspec.json.encode(RunCreate(inputs=body.input_params, triggered_by="trigger"))
     request.path_params["wf"] = request.path_params["job_id"]
-    response = await runs.start_run(request)
+    try:
+        response = await runs.start_run(request)
+    except Unprocessable as exc:
+        _named_as_restep(exc)
+        raise
     run = msgspec.json.decode(response.body)
     execution = {"id": run["run_id"], "job_id": run["workflow_id"], "status": "pending",
                  "input_params": body.input_params, "created_at": _iso(run["created_at"]),
                  "run_number": run["number"]}
     return JSON({"data": execution, "message": "Job triggered"}, status_code=response.status_code,
                 headers={k: v for k, v in response.headers.items() if k.lower() == "idempotent-replayed"})
+
+
+def _named_as_restep(exc: Unprocessable) -> None:
+    """A refused input, named as the caller sent it: `input_params.X`."""
+    field = exc.details.get("field") if isinstance(exc.details, dict) else None
+    if isinstance(field, str) and (field == "inputs" or field.startswith("inputs.")):
+        exc.details["field"] = "input_params" + field[len("inputs"):]
+        exc.message = exc.message.replace("inputs.", "input_params.")
+        exc.args = (exc.message,)
 
 
 def _iso(ms: int) -> str:
@@ -151,4 +165,4 @@ endpoints = (_table("/api/executions/{lease_id}", "restep executor", RESTEP, _re
              + [Endpoint("POST", "/api/jobs/{job_id}/trigger", trigger, "submit",
                          "Restep: trigger a job (a rota workflow) with input_params: a new run whose inputs they are"
                          " (as POST /api/workflows/{wf}/runs; Idempotency-Key honoured)", body=TriggerRequest,
-                         status=201, errors=(404, 422), tag="restep executor")])
+                         status=201, errors=(404, 422, 429), tag="restep executor", params=(IDEMPOTENCY_KEY,))])

@@ -9,51 +9,30 @@ filters, its answer shapes), never a second way to change a run."""
 
 from __future__ import annotations
 
-import datetime
 import uuid
+from typing import Any, Optional
 from urllib.parse import urlencode
-from typing import Annotated, Any, Callable, Optional
 
 import msgspec
-from msgspec import Meta
 from starlette.requests import Request
 from starlette.responses import Response
 
 from .. import strait_view as view
 from ..errors import ApiError, Conflict, NotFound, Unprocessable
-from ..http import RESUME, JSON, Limit, decode_body, param
-from ..limits import MAX_EPOCH_MS
-from ..models import RunFilter, StateKey
+from ..http import IDEMPOTENCY_KEY, JSON, RESUME, decode_body
+from ..models import RescheduleRequest, RestartRequest, RunFilter, RunOverrides
 from ..models.strait import (
     BulkCancelled, CancelAllFilter, CancelResult, DebugBundle, DebugSet, DependencyStatus, DlqReplay, DlqReplayed,
-    KeyReset, ReplayIds, RunIds, StatusOk, StraitCheckpoint, StraitEvent, StraitOutput, StraitRun, StraitStatus,
+    KeyReset, ReplayIds, RunIds, StatusOk, StraitCheckpoint, StraitEvent, StraitOutput, StraitRestart, StraitRun,
     StraitToolCall, StraitUsage,
 )
-from ..models.runs import RunId, Trigger
-from ..routing import Endpoint, Param
+from ..routing import Endpoint
 from ..store import Store
 from . import runs, sdk
+from .strait_find import LIST_PARAMS, PAGE, PROJECT, list_dlq, list_runs, one, require_project, scan, views
 
-DEFAULT_PAGE, MAX_PAGE = 50, 100
 # bulk-cancel-all cancels at most this many runs a call (then says `more`)
 MAX_CANCEL_ALL = 10_000
-_FILTER_TEXT = 4096  # payload_contains, as JSON text
-
-# The query's parameters, each checked against its declared type (what
-# /openapi.json shows).
-_PROJECT = Param("project_id", Annotated[str, Meta(min_length=1, max_length=128)],
-                 "required, as Strait requires it; rota has one project, which any value names", required=True)
-_STATUS = Param("status", StraitStatus, "a Strait status")
-_META_KEY = Param("metadata_key", StateKey, "runs whose metadata (their jobs' annotations) has this key")
-_META_VALUE = Param("metadata_value", Annotated[str, Meta(max_length=1024)], "... with this value")
-_TRIGGERED_BY = Param("triggered_by", Trigger, "api, cli, cron, retry, restart, spawn, continue, ...")
-_BATCH = Param("batch_id", RunId, "runs one bulk-replay started")
-_PAYLOAD = Param("payload_contains", Annotated[str, Meta(max_length=_FILTER_TEXT)],
-                 "a JSON object the run's inputs contain (as PostgreSQL's @>)")
-_LIMIT = Param("limit", Limit, f"at most this many (default {DEFAULT_PAGE}; above {MAX_PAGE} means {MAX_PAGE})")
-_CURSOR = Param("cursor", Annotated[datetime.datetime, Meta(tz=True)],
-                "the created_at of the last run of the page before (RFC 3339): runs created before it")
-_PAGE = (_LIMIT, _CURSOR)
 
 
 def _query(request: Request, query: str) -> None:
@@ -70,103 +49,17 @@ def _run_id(request: Request) -> str:
     return request.path_params["run_id"]
 
 
-async def views(store: Store, ids: list[str]) -> list[StraitRun]:
-    """The Strait runs of these rota runs (those still kept), in order."""
-    return [msgspec.convert(view.run(head, rows, meta), StraitRun) for head, rows, meta in await store.run_records(ids)]
+def _body(request: Request, body: msgspec.Struct) -> None:
+    """Gives the native handler this body instead of the caller's (Strait's
+    words for the same request)."""
+    request._body = msgspec.json.encode(body)
 
 
-async def one(store: Store, run: str) -> tuple[StraitRun, dict]:
-    """A run as Strait shows it, and its head; 404 if there is none."""
-    records = await store.run_records([run])
-    if not records:
-        raise NotFound("run_not_found", f"no run {run!r}")
-    head, rows, meta = records[0]
-    return msgspec.convert(view.run(head, rows, meta), StraitRun), head
-
-
-# ---- listing -------------------------------------------------------------------------
-
-
-def _project(request: Request) -> None:
-    """Strait requires a project; rota has one, which every project_id names."""
-    if param(request, _PROJECT) is None:
-        raise Unprocessable("invalid_query", "project_id is required (rota has one project: any value names it)",
-                            {"field": "project_id"})
-
-
-def _limit(request: Request) -> int:
-    return min(param(request, _LIMIT, DEFAULT_PAGE), MAX_PAGE)
-
-
-def _cursor(request: Request) -> Optional[int]:
-    """Strait's cursor: the created_at of the last run of the page before,
-    as epoch ms (a time before any run: an empty page)."""
-    when = param(request, _CURSOR)
-    if when is None:
-        return None
-    return max(0, min(int(when.timestamp() * 1000), MAX_EPOCH_MS))
-
-
-def _payload_filter(request: Request) -> Optional[dict]:
-    raw = param(request, _PAYLOAD)
-    if not raw:
-        return None
-    try:
-        part = msgspec.json.decode(raw)
-    except (msgspec.DecodeError, RecursionError):
-        part = None
-    if not isinstance(part, dict):
-        raise Unprocessable("invalid_query", "payload_contains must be a JSON object", {"field": "payload_contains"})
-    return part
-
-
-def _run_filter(request: Request) -> RunFilter:
-    key, value = param(request, _META_KEY), param(request, _META_VALUE)
-    if value is not None and key is None:
-        raise Unprocessable("invalid_query", "metadata_value needs metadata_key", {"field": "metadata_value"})
-    return RunFilter(triggered_by=param(request, _TRIGGERED_BY), batch_id=param(request, _BATCH),
-                     annotations={key: value} if key else {}, inputs_contain=_payload_filter(request))
-
-
-async def _scan(store: Store, flt: RunFilter, limit: int, want: Optional[Callable[[str], bool]],
-                before: Optional[int] = None) -> list[str]:
-    """Run ids, newest first, created before `before` (epoch ms), whose
-    Strait status `want` accepts: the head tells most statuses, a running
-    run's jobs tell executing from dequeued, so those are read for it."""
-    if before is not None:
-        flt = msgspec.structs.replace(flt, created_before=before)
-    coarse: Optional[Callable[[dict], bool]] = None
-    if want is not None:
-        def coarse(head: dict) -> bool:
-            st = view.status(head, {})
-            # a running job makes a run executing or dequeued: decided below
-            return want(st) or (int(head.get("n:running") or 0) > 0 and (want("executing") or want("dequeued")))
-    found: list[str] = []
-    cursor = None
-    while len(found) < limit:
-        page, cursor = await store.list_runs(flt, limit, cursor, coarse)
-        ids = [r.run_id for r in page]
-        if want is not None and ids:
-            records = await store.run_records(ids)
-            ids = [head["id"] for head, rows, _ in records if want(view.status(head, rows))]
-        found.extend(ids[:limit - len(found)])
-        if cursor is None:
-            break
-    return found
-
-
-async def list_runs(request: Request) -> JSON:
-    _project(request)
-    status = param(request, _STATUS)
-    ids = await _scan(_store(request), _run_filter(request), _limit(request),
-                      (lambda st: st == status) if status else None, _cursor(request))
-    return JSON(await views(_store(request), ids))
-
-
-async def list_dlq(request: Request) -> JSON:
-    _project(request)
-    ids = await _scan(_store(request), RunFilter(), _limit(request), lambda st: st == "dead_letter", _cursor(request))
-    return JSON(await views(_store(request), ids))
+async def _as_strait(request: Request, response: Response) -> JSON:
+    """A native handler's answer (a run) as Strait's run, its status kept."""
+    run = msgspec.json.decode(response.body)["run_id"]
+    return JSON((await one(_store(request), run))[0], status_code=response.status_code,
+                headers={k: v for k, v in response.headers.items() if k.lower() == "idempotent-replayed"})
 
 
 # ---- one run ----------------------------------------------------------------------------
@@ -179,7 +72,7 @@ async def get_run(request: Request) -> JSON:
 async def cancel_run(request: Request) -> JSON:
     store, run = _store(request), _run_id(request)
     got, head = await one(store, run)
-    if head.get("state") != "active":
+    if head.get("state") == "done":
         raise Conflict("run_finished", f"run {run!r} has finished ({got.status}); there is nothing to cancel",
                        {"status": got.status})
     await runs.cancel_run(request)  # the native cancel
@@ -200,7 +93,20 @@ async def _replay(store: Store, run: str, batch: str = "") -> str:
 async def replay(request: Request) -> JSON:
     store = _store(request)
     new = await _replay(store, _run_id(request))
-    return JSON((await one(store, new))[0])
+    return JSON((await one(store, new))[0], status_code=201)
+
+
+async def reschedule(request: Request) -> JSON:
+    # Strait's body ({"scheduled_at"}) is the native reschedule's own
+    return await _as_strait(request, await runs.reschedule_run(request))
+
+
+async def restart(request: Request) -> JSON:
+    body = await decode_body(request, StraitRestart, empty_ok=True)
+    # a machine preset is the run's labels, as a per-run override
+    overrides = RunOverrides(labels=[body.machine_preset]) if body.machine_preset else None
+    _body(request, RestartRequest(overrides=overrides))
+    return await _as_strait(request, await runs.restart_run(request))
 
 
 async def _dlq_replay(store: Store, run: str) -> None:
@@ -316,7 +222,7 @@ async def _cancel_each(store: Store, ids: list[str]) -> BulkCancelled:
         except NotFound as exc:
             results.append(CancelResult(id=run, status="not_found", error=exc.message))
             continue
-        if head.get("state") != "active":
+        if head.get("state") == "done":
             results.append(CancelResult(id=run, status=got.status, error="run already in a terminal state"))
             continue
         await store.cancel_run(run)
@@ -335,7 +241,7 @@ _ACTIVE = frozenset({"delayed", "queued", "dequeued", "executing", "waiting"})
 
 async def bulk_cancel_all(request: Request) -> JSON:
     body = await decode_body(request, CancelAllFilter)
-    _project(request)
+    require_project(request)
     if body.job_id is None and body.batch_id is None and body.triggered_by is None and body.status is None:
         raise Unprocessable("invalid_body", "give at least one filter: job_id, batch_id, triggered_by, status",
                             {"field": "$"})
@@ -348,7 +254,7 @@ async def bulk_cancel_all(request: Request) -> JSON:
     if flt.workflow_id:
         await store.latest_run(flt.workflow_id)  # 404 for a workflow that does not exist
     wanted = (lambda st: st == body.status) if body.status else (lambda st: st in _ACTIVE)
-    ids = await _scan(store, flt, MAX_CANCEL_ALL + 1, wanted)
+    ids = await scan(store, flt, MAX_CANCEL_ALL + 1, wanted)
     answer = await _cancel_each(store, ids[:MAX_CANCEL_ALL])
     answer.more = len(ids) > MAX_CANCEL_ALL
     return JSON(answer)
@@ -371,7 +277,7 @@ async def bulk_dlq_replay(request: Request) -> JSON:
         raise Unprocessable("invalid_body", "give either run_ids or project_id", {"field": "$"})
     store = _store(request)
     ids = body.run_ids if body.run_ids is not None else \
-        await _scan(store, RunFilter(), body.limit, lambda st: st == "dead_letter")
+        await scan(store, RunFilter(), body.limit, lambda st: st == "dead_letter")
     done = []
     for run in dict.fromkeys(ids):
         try:
@@ -397,14 +303,14 @@ def _e(method: str, path: str, handler, scope: str, summary: str, **more: Any) -
 
 endpoints = [
     _e("GET", "/v1/runs", list_runs, "read", "Runs, newest first, filtered (as GET /api/runs)", response=list[StraitRun],
-       errors=(422,), params=(_PROJECT, _STATUS, _META_KEY, _META_VALUE, _TRIGGERED_BY, _BATCH, _PAYLOAD) + _PAGE),
+       errors=(422,), params=LIST_PARAMS),
     _e("GET", "/v1/runs/dlq", list_dlq, "read", "Runs whose status is dead_letter, newest first",
-       response=list[StraitRun], errors=(422,), params=(_PROJECT,) + _PAGE),
+       response=list[StraitRun], errors=(422,), params=(PROJECT,) + PAGE),
     _e("POST", "/v1/runs/bulk-cancel", bulk_cancel, "submit", "Cancel runs by id (as POST /api/runs/cancel)",
        body=RunIds, body_required=True, response=BulkCancelled, errors=(422,)),
     _e("POST", "/v1/runs/bulk-cancel-all", bulk_cancel_all, "admin",
        f"Cancel every going run matching the filters, at most {MAX_CANCEL_ALL:,} a call (`more`: call again)",
-       body=CancelAllFilter, body_required=True, response=BulkCancelled, errors=(404, 422), params=(_PROJECT,)),
+       body=CancelAllFilter, body_required=True, response=BulkCancelled, errors=(404, 422), params=(PROJECT,)),
     _e("POST", "/v1/runs/bulk-replay", bulk_replay, "submit",
        "Replay runs by id, each as a new run, all with one batch_id", body=ReplayIds, body_required=True,
        response=list[StraitRun], errors=(422,)),
@@ -417,7 +323,7 @@ endpoints = [
     _e("POST", _RUN + "/replay", replay, "submit",
        "Replay a failed, timed_out, crashed or system_failed run as a new run (as POST /api/runs/{run_id}/restart,"
        " triggered_by retry)",
-       response=StraitRun, errors=(404, 409)),
+       status=201, response=StraitRun, errors=(404, 409)),
     _e("POST", _RUN + "/dlq-replay", dlq_replay, "submit",
        "Replay a dead_letter run in place (as POST /api/runs/{run_id}/retry)", response=StraitRun,
        errors=(404, 409)),
@@ -452,6 +358,13 @@ endpoints = [
     _e("DELETE", _RUN + "/idempotency-key", reset_idempotency_key, "submit",
        "Forget the run's Idempotency-Key (as DELETE /api/runs/{run_id}/idempotency-key)", response=KeyReset,
        errors=(404, 409)),
+    _e("POST", _RUN + "/reschedule", reschedule, "submit",
+       "Move a delayed run's start (as POST /api/runs/{run_id}/reschedule: scheduled_at, or delay)",
+       body=RescheduleRequest, body_required=True, response=StraitRun, errors=(400, 404, 409, 422)),
+    _e("POST", _RUN + "/restart", restart, "submit",
+       "A new run of the run's definition version, its inputs, tags and overrides (as POST"
+       " /api/runs/{run_id}/restart); a machine_preset runs its jobs on workers with that label",
+       body=StraitRestart, status=201, response=StraitRun, errors=(404, 422, 429), params=(IDEMPOTENCY_KEY,)),
     _e("GET", _RUN + "/state", state, "read", "The run's state (as GET /api/runs/{run_id}/state)",
        response=dict[str, Any], errors=(404,)),
 ]

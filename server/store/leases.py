@@ -9,7 +9,7 @@ from typing import Any, Optional
 import msgspec
 
 from .. import limits
-from ..inputs import texts as input_texts
+from ..inputs import text as input_text, texts as input_texts
 from ..errors import Conflict, Forbidden, LeaseLost, Unprocessable
 from ..models import CheckpointOut, ClaimResponse, HeartbeatResponse, JobSpec, Lease, QueuedJob, RetryPolicy
 from .base import StoreBase, digest, label_key, limit_exceeded
@@ -83,6 +83,7 @@ class LeasesMixin(StoreBase):
             return None
         _, now, lease_id, ttl, run, wf, job_id, spec_json, att, enq, dly, inputs, ckpt, event, *ups = res
         spec = _spec_decoder.decode(spec_json)
+        typed = _inputs_decoder.decode(inputs) if inputs and inputs != "{}" else {}
         job = QueuedJob(
             job_id=job_id,
             workflow_id=wf,
@@ -99,23 +100,25 @@ class LeasesMixin(StoreBase):
             steps=spec.steps,
             timeout_secs=spec.timeout_secs,
             # as text, each as its ROTA_INPUT_<NAME> (the run keeps them typed)
-            inputs=input_texts(_inputs_decoder.decode(inputs)) if inputs and inputs != "{}" else {},
+            inputs=input_texts(typed),
             checkpoint=_checkpoint_decoder.decode(ckpt).data if ckpt else None,
             event=msgspec.json.decode(event) if event else None,
         )
         if spec.input_mapping:
-            job.inputs = {**job.inputs, **await self._mapped_inputs(run, spec.input_mapping, job)}
+            job.inputs = {**job.inputs, **await self._mapped_inputs(run, spec.input_mapping, typed, job)}
         lease = Lease(lease_id=lease_id, job_id=job_id, workflow_id=wf, run_id=run, worker_id=worker_id,
                       ttl_secs=int(ttl), granted_at_ms=int(now))
         return ClaimResponse(job=job, lease=lease)
 
-    async def _mapped_inputs(self, run: str, mapping: dict[str, str], job: QueuedJob) -> dict[str, str]:
+    async def _mapped_inputs(self, run: str, mapping: dict[str, str], typed: dict[str, Any],
+                             job: QueuedJob) -> dict[str, str]:
         """Restep's `input_mapping`, read when the job is claimed: each name
-        from the run's inputs (`job.input_params.F`), a need's artifacts
-        (`NEED.artifacts.F`: its latest checkpoint's field F when that is an
-        object holding F, as Restep saves a step's artifacts, else its
-        output F) or its result_data (`NEED.result_data.F`). A value that is
-        not a string is given as its JSON text; one not found is left out."""
+        from the run's inputs (`job.input_params.F`, F a path into their
+        JSON values), a need's artifacts (`NEED.artifacts.F`: its latest
+        checkpoint's field F when that is an object holding F, as Restep
+        saves a step's artifacts, else its output F) or its result_data
+        (`NEED.result_data.F`). A value is given as an input's text is (a
+        list or an object as its JSON); one not found is left out."""
         needs = sorted({source.split(".artifacts.")[0].split(".result_data.")[0]
                         for source in mapping.values() if not source.startswith("job.input_params.")})
         async with self.redis.pipeline(transaction=False) as pipe:
@@ -141,7 +144,7 @@ class LeasesMixin(StoreBase):
         out: dict[str, str] = {}
         for name, source in mapping.items():
             if source.startswith("job.input_params."):
-                value = walk(job.inputs, source.split(".")[2:])
+                value = walk(typed, source.split(".")[2:])
             elif ".result_data." in source:
                 need, _, field = source.partition(".result_data.")
                 value = walk(found[need][1], field.split("."))
@@ -151,7 +154,7 @@ class LeasesMixin(StoreBase):
                 if value is _MISSING:
                     value = walk(job.upstream_outputs.get(need, {}), field.split("."))
             if value is not _MISSING:
-                out[name] = value if isinstance(value, str) else _encode(value).decode()
+                out[name] = input_text(value)
         return out
 
     async def release(self, lease_id: str) -> bool:
