@@ -142,6 +142,8 @@ def param(request: Request, p: Param, default: Any = None) -> Any:
         raw = request.path_params.get(p.name)
     if raw is None:
         return default
+    if p.json:
+        return _json_param(p, raw)
     try:
         # Lax: the text of a number or a boolean is what a query holds.
         return msgspec.convert(raw, p.type, strict=False)
@@ -149,6 +151,16 @@ def param(request: Request, p: Param, default: Any = None) -> Any:
         raise Unprocessable(p.error or _PARAM_ERRORS[p.where],
                             f"{p.name}: {str(exc).split(' - at ')[0]}, got {str(raw)[:100]!r}", {"field": p.name}) \
             from None
+
+
+def _json_param(p: Param, raw: str) -> Any:
+    """A parameter whose value is JSON text of its type."""
+    try:
+        return msgspec.json.decode(raw, type=p.type)
+    except (msgspec.DecodeError, msgspec.ValidationError, RecursionError) as exc:
+        why = "nested too deep" if isinstance(exc, RecursionError) else str(exc).split(" - at ")[0]
+        raise Unprocessable(p.error or _PARAM_ERRORS[p.where], f"{p.name} must be JSON: {why}, got {raw[:100]!r}",
+                            {"field": p.name}) from None
 
 
 @functools.lru_cache(maxsize=None)

@@ -146,7 +146,8 @@ def build(endpoints: list[Endpoint], *, title: str, version: str) -> dict[str, A
                           if name in declared else {"schema": {"type": "string"}})}
                       for name in _PATH_PARAM.findall(e.path)]
         parameters += [{"name": p.name, "in": p.where, "required": p.required, "description": p.description,
-                        "schema": schema(p.type), **({"style": "form", "explode": True} if p.free_form else {})}
+                        **({"content": _content(schema(p.type))} if p.json else {"schema": schema(p.type)}),
+                        **({"style": "form", "explode": True} if p.free_form else {})}
                        for p in e.params if p.where != "path"]
         ok: dict[str, Any] = {"description": e.summary}
         if 300 <= e.status < 400:  # a redirect: no body, a Location

@@ -40,12 +40,15 @@ class Param:
     required: bool = False
     where: str = "query"  # or "header", "path"
     error: str = ""  # the code of a refusal (default: invalid_query, invalid_header, invalid_path)
+    # The value is JSON text of `type` (OpenAPI's `content`, application/json,
+    # rather than `schema`): a query holding an object.
+    json: bool = False
 
     @property
     def free_form(self) -> bool:
         """Any query parameters at all (a dashboard page's own state, which
         its script reads): an object of them, as OpenAPI's form style says."""
-        return self.where == "query" and self.type == dict[str, str]
+        return self.where == "query" and self.type == dict[str, str] and not self.json
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,7 @@ async def test_a_delayed_run_is_delayed_until_rescheduled_to_now(app, api):
     assert set(got) == RUN_FIELDS and got["status"] == "delayed"
     assert _ms(got["scheduled_at"]) - _ms(got["created_at"]) >= 3_600_000 - 5
     assert [r["id"] for r in await strait.list(status="delayed")] == [run]
-    # Strait's reschedule body is the native one: the run waits until then
+    # Strait's reschedule (an RFC 3339 scheduled_at) is the native one: the run waits until then
     later = datetime.fromtimestamp(time.time() + 7200, timezone.utc).isoformat().replace("+00:00", "Z")
     moved = await strait.reschedule(run, later)
     assert moved["id"] == run and moved["status"] == "delayed" and abs(_ms(moved["scheduled_at"]) - _ms(later)) <= 1
@@ -42,6 +42,7 @@ async def test_a_delayed_run_is_delayed_until_rescheduled_to_now(app, api):
     assert refused.value.status == 409
     assert_error(await api.post(f"/v1/runs/{run}/reschedule", json={}), 422, "invalid_body")
     assert_error(await api.post(f"/v1/runs/{run}/reschedule", json={"scheduled_at": "soon"}), 422)
+    assert_error(await api.post(f"/v1/runs/{run}/reschedule", json={"scheduled_at": "2030-01-01T00:00:00"}), 422)
     assert_error(await api.post("/v1/runs/nope/reschedule", json={"scheduled_at": later}), 404, "run_not_found")
 
 

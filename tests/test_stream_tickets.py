@@ -221,3 +221,13 @@ def test_the_access_log_never_shows_a_query():
     assert NoQuery().filter(record)
     assert record.getMessage() == '127.0.0.1:5 - "GET /api/runs/r/events/stream HTTP/1.1" 200'
     assert "secret" not in record.getMessage()
+
+
+async def test_a_ticket_opens_straits_stream_of_a_run(auth_api):
+    run = await started_run(auth_api)
+    await finish(auth_api, run)
+    reader = await make_token(auth_api, "read")
+    for path in (f"/v1/runs/{run}/stream", f"/v1/runs/{run}/stream/chunks"):
+        got = await ticket_for(auth_api, path, bearer(reader["token"]))
+        resp = await auth_api.get(path, params={"ticket": got["ticket"]})
+        assert resp.status_code == 200 and "event: end" in resp.text, path

@@ -126,6 +126,8 @@ class RunFilter(Struct, forbid_unknown_fields=True, kw_only=True):
     # The run's metadata (its jobs' annotations): each key present, with
     # this value unless null. All must match.
     annotations: Annotated[dict[StateKey, Optional[Annotated[str, Meta(max_length=1024)]]], Meta(max_length=20)] = {}
+    # ... and some key of it holds this value (Strait's metadata_value alone)
+    annotation_value: Optional[Annotated[str, Meta(max_length=1024)]] = None
     # JSON containment of the run's inputs (PostgreSQL's @>, Strait's payload_contains)
     inputs_contain: Optional[dict[str, Any]] = None
 

@@ -4,11 +4,12 @@ them from a rota run; docs/strait-restep.md maps each field)."""
 
 from __future__ import annotations
 
+import datetime
 from typing import Annotated, Any, Literal, Optional
 
 from msgspec import Meta, Struct
 
-from .core import Label
+from .core import Id, Label, given
 from .runs import RunId, Trigger
 
 StraitStatus = Literal["delayed", "queued", "dequeued", "executing", "waiting", "completed", "failed", "timed_out",
@@ -158,10 +159,12 @@ class CancelAllFilter(Struct, forbid_unknown_fields=True, kw_only=True):
     """At least one of these: runs of that workflow, of that bulk call,
     started that way, in that (Strait) status."""
 
-    job_id: Optional[Annotated[str, Meta(max_length=128)]] = None
+    job_id: Optional[Id] = None  # a workflow id
     batch_id: Optional[RunId] = None
     triggered_by: Optional[Trigger] = None
     status: Optional[StraitStatus] = None
+
+    __post_init__ = given("job_id", "batch_id", "triggered_by", "status", exactly_one=False)
 
 
 class DlqReplay(Struct, forbid_unknown_fields=True, kw_only=True):
@@ -170,6 +173,15 @@ class DlqReplay(Struct, forbid_unknown_fields=True, kw_only=True):
     run_ids: Optional[Annotated[list[RunId], Meta(min_length=1, max_length=500)]] = None
     project_id: Optional[Annotated[str, Meta(max_length=128)]] = None
     limit: Annotated[int, Meta(ge=1, le=500)] = 100
+
+    __post_init__ = given("run_ids", "project_id")
+
+
+class StraitReschedule(Struct, forbid_unknown_fields=True, kw_only=True):
+    """A delayed run's new start, as an RFC 3339 date-time (the native
+    reschedule's `scheduled_at`; a time past, as any before 1970, now)."""
+
+    scheduled_at: Annotated[datetime.datetime, Meta(tz=True)]
 
 
 class StraitRestart(Struct, forbid_unknown_fields=True, kw_only=True):

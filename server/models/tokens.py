@@ -53,7 +53,8 @@ class Whoami(Struct, kw_only=True):
 # such route matches it; the ticket route checks the route table itself).
 StreamPath = Annotated[str, Meta(
     max_length=1024,
-    pattern=r"^/api/(?:runs/[^/?#]+/(?:events|jobs/[^/?#]+/logs)|workflows/[^/?#]+/jobs/[^/?#]+/logs)/stream\Z")]
+    pattern=r"^(?:/api/(?:runs/[^/?#]+/(?:events|jobs/[^/?#]+/logs)|workflows/[^/?#]+/jobs/[^/?#]+/logs)/stream"
+            r"|/v1/runs/[^/?#]+/stream(?:/chunks)?)\Z")]
 
 
 class TicketRequest(Struct, forbid_unknown_fields=True):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime
 import logging
-from typing import Any, Optional
+from typing import Any
 
 import msgspec
 from starlette.concurrency import run_in_threadpool

@@ -5,7 +5,7 @@ rota run shown as a Strait run (server/strait_view.py)."""
 from __future__ import annotations
 
 import datetime
-from typing import Annotated, Callable, Optional
+from typing import Annotated, Any, Callable, Optional
 
 import msgspec
 from msgspec import Meta
@@ -30,11 +30,13 @@ PROJECT = Param("project_id", Annotated[str, Meta(min_length=1, max_length=128)]
                 "required, as Strait requires it; rota has one project, which any value names", required=True)
 _STATUS = Param("status", StraitStatus, "a Strait status")
 _META_KEY = Param("metadata_key", StateKey, "runs whose metadata (their jobs' annotations) has this key")
-_META_VALUE = Param("metadata_value", Annotated[str, Meta(max_length=1024)], "... with this value")
+_META_VALUE = Param("metadata_value", Annotated[str, Meta(max_length=1024)],
+                    "... with this value (alone: runs with any metadata key of this value)")
 _TRIGGERED_BY = Param("triggered_by", Trigger, "api, cli, cron, retry, restart, spawn, continue, ...")
 _BATCH = Param("batch_id", RunId, "runs one bulk-replay started")
-_PAYLOAD = Param("payload_contains", Annotated[str, Meta(max_length=_FILTER_TEXT)],
-                 "a JSON object the run's inputs contain (as PostgreSQL's @>)")
+_PAYLOAD = Param("payload_contains", dict[str, Any],
+                 f"a JSON object the run's inputs contain (as PostgreSQL's @>), at most {_FILTER_TEXT} characters",
+                 json=True)
 _LIMIT = Param("limit", Limit, f"at most this many (default {DEFAULT_PAGE}; above {MAX_PAGE} means {MAX_PAGE})")
 _CURSOR = Param("cursor", Annotated[datetime.datetime, Meta(tz=True)],
                 "the created_at of the last run of the page before (RFC 3339): runs created before it")
@@ -80,24 +82,17 @@ def _cursor(request: Request) -> Optional[int]:
 
 
 def _payload_filter(request: Request) -> Optional[dict]:
-    raw = param(request, _PAYLOAD)
-    if not raw:
-        return None
-    try:
-        part = msgspec.json.decode(raw)
-    except (msgspec.DecodeError, RecursionError):
-        part = None
-    if not isinstance(part, dict):
-        raise Unprocessable("invalid_query", "payload_contains must be a JSON object", {"field": "payload_contains"})
-    return part
+    if len(request.query_params.get(_PAYLOAD.name, "")) > _FILTER_TEXT:
+        raise Unprocessable("invalid_query", f"payload_contains is longer than {_FILTER_TEXT} characters",
+                            {"field": _PAYLOAD.name})
+    return param(request, _PAYLOAD)
 
 
 def _run_filter(request: Request) -> RunFilter:
     key, value = param(request, _META_KEY), param(request, _META_VALUE)
-    if value is not None and key is None:
-        raise Unprocessable("invalid_query", "metadata_value needs metadata_key", {"field": "metadata_value"})
     return RunFilter(triggered_by=param(request, _TRIGGERED_BY), batch_id=param(request, _BATCH),
-                     annotations={key: value} if key else {}, inputs_contain=_payload_filter(request))
+                     annotations={key: value} if key else {}, annotation_value=None if key else value,
+                     inputs_contain=_payload_filter(request))
 
 
 async def scan(store: Store, flt: RunFilter, limit: int, want: Optional[Callable[[str], bool]],

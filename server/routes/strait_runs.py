@@ -18,13 +18,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from .. import strait_view as view
-from ..errors import ApiError, Conflict, NotFound, Unprocessable
+from ..errors import ApiError, Conflict, NotFound
 from ..http import IDEMPOTENCY_KEY, JSON, RESUME, decode_body
+from ..limits import MAX_EPOCH_MS
 from ..models import RescheduleRequest, RestartRequest, RunFilter, RunOverrides
 from ..models.strait import (
     BulkCancelled, CancelAllFilter, CancelResult, DebugBundle, DebugSet, DependencyStatus, DlqReplay, DlqReplayed,
-    KeyReset, ReplayIds, RunIds, StatusOk, StraitCheckpoint, StraitEvent, StraitOutput, StraitRestart, StraitRun,
-    StraitToolCall, StraitUsage,
+    KeyReset, ReplayIds, RunIds, StatusOk, StraitCheckpoint, StraitEvent, StraitOutput, StraitReschedule,
+    StraitRestart, StraitRun, StraitToolCall, StraitUsage,
 )
 from ..routing import Endpoint
 from ..store import Store
@@ -97,7 +98,9 @@ async def replay(request: Request) -> JSON:
 
 
 async def reschedule(request: Request) -> JSON:
-    # Strait's body ({"scheduled_at"}) is the native reschedule's own
+    body = await decode_body(request, StraitReschedule)
+    at = max(0, min(int(body.scheduled_at.timestamp() * 1000), MAX_EPOCH_MS))
+    _body(request, RescheduleRequest(scheduled_at=at))
     return await _as_strait(request, await runs.reschedule_run(request))
 
 
@@ -242,14 +245,7 @@ _ACTIVE = frozenset({"delayed", "queued", "dequeued", "executing", "waiting"})
 async def bulk_cancel_all(request: Request) -> JSON:
     body = await decode_body(request, CancelAllFilter)
     require_project(request)
-    if body.job_id is None and body.batch_id is None and body.triggered_by is None and body.status is None:
-        raise Unprocessable("invalid_body", "give at least one filter: job_id, batch_id, triggered_by, status",
-                            {"field": "$"})
-    try:
-        flt = msgspec.convert({"workflow_id": body.job_id, "triggered_by": body.triggered_by,
-                               "batch_id": body.batch_id}, RunFilter)
-    except msgspec.ValidationError:
-        raise Unprocessable("invalid_body", "job_id is not a workflow id", {"field": "$.job_id"}) from None
+    flt = RunFilter(workflow_id=body.job_id, triggered_by=body.triggered_by, batch_id=body.batch_id)
     store = _store(request)
     if flt.workflow_id:
         await store.latest_run(flt.workflow_id)  # 404 for a workflow that does not exist
@@ -273,8 +269,6 @@ async def bulk_replay(request: Request) -> JSON:
 
 async def bulk_dlq_replay(request: Request) -> JSON:
     body = await decode_body(request, DlqReplay)
-    if (body.run_ids is None) == (body.project_id is None):
-        raise Unprocessable("invalid_body", "give either run_ids or project_id", {"field": "$"})
     store = _store(request)
     ids = body.run_ids if body.run_ids is not None else \
         await scan(store, RunFilter(), body.limit, lambda st: st == "dead_letter")
@@ -359,8 +353,9 @@ endpoints = [
        "Forget the run's Idempotency-Key (as DELETE /api/runs/{run_id}/idempotency-key)", response=KeyReset,
        errors=(404, 409)),
     _e("POST", _RUN + "/reschedule", reschedule, "submit",
-       "Move a delayed run's start (as POST /api/runs/{run_id}/reschedule: scheduled_at, or delay)",
-       body=RescheduleRequest, body_required=True, response=StraitRun, errors=(400, 404, 409, 422)),
+       "Move a delayed run's start to scheduled_at (as POST /api/runs/{run_id}/reschedule); a time past starts"
+       " it now",
+       body=StraitReschedule, body_required=True, response=StraitRun, errors=(400, 404, 409, 422)),
     _e("POST", _RUN + "/restart", restart, "submit",
        "A new run of the run's definition version, its inputs, tags and overrides (as POST"
        " /api/runs/{run_id}/restart); a machine_preset runs its jobs on workers with that label",

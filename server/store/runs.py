@@ -224,6 +224,7 @@ class RunsMixin(StoreBase):
         of each run's head (its metadata as `head["meta"]` when the filter
         names some)."""
         index = self.key("wfruns", flt.workflow_id) if flt.workflow_id else self.key("runs")
+        by_meta = bool(flt.annotations) or flt.annotation_value is not None
         high: str = "+inf" if cursor is None else f"({int(cursor)}"
         found: list[RunOut] = []
         scanned = 0
@@ -236,12 +237,12 @@ class RunsMixin(StoreBase):
             async with self.redis.pipeline(transaction=False) as pipe:
                 for run, _ in ids:
                     pipe.hgetall(self.key("run", run))
-                    if flt.annotations:
+                    if by_meta:
                         pipe.hgetall(self.key("rmeta", run))
                 rows = await pipe.execute()
-            step = 2 if flt.annotations else 1
+            step = 2 if by_meta else 1
             heads = rows[::step]
-            if flt.annotations:
+            if by_meta:
                 for head, meta in zip(heads, rows[1::2]):
                     head["meta"] = meta
             for (_, seq), head in zip(ids, heads):
@@ -329,9 +330,11 @@ def _matches(head: dict, flt: RunFilter) -> bool:
         return False
     if flt.batch_id and head.get("batch") != flt.batch_id:
         return False
-    if flt.annotations:
+    if flt.annotations or flt.annotation_value is not None:
         meta = head.get("meta") or {}
         if any(k not in meta or (v is not None and meta[k] != v) for k, v in flt.annotations.items()):
+            return False
+        if flt.annotation_value is not None and flt.annotation_value not in meta.values():
             return False
     if flt.inputs_contain is not None and not contains(_decode_map(head.get("inputs")), flt.inputs_contain):
         return False
