@@ -276,7 +276,7 @@ async def test_heartbeat_cancel_kills_the_process_group_and_hands_the_lease_back
     pidfile = tmp_path / "child.pid"
     lease = fake.enqueue(f"sleep 300 & echo $! > {pidfile}; wait")
     start_daemon()
-    await wait_for(pidfile.exists, "the job to start")
+    await wait_for(lambda: pidfile.exists() and pidfile.read_text().strip(), "the job to start")
     await wait_for(lambda: fake.leases[lease].heartbeats >= 1, "a heartbeat")
     fake.leases[lease].cancelled = True
     child = int(pidfile.read_text())
@@ -291,7 +291,7 @@ async def test_lost_lease_kills_the_job_and_reports_nothing(fake, start_daemon, 
     pidfile = tmp_path / "job.pid"
     lease = fake.enqueue(f"echo $$ > {pidfile}; sleep 300")
     daemon, _ = start_daemon()
-    await wait_for(pidfile.exists, "the job to start")
+    await wait_for(lambda: pidfile.exists() and pidfile.read_text().strip(), "the job to start")
     fake.leases[lease].lost = True
     pid = int(pidfile.read_text())
     await wait_for(lambda: not pid_alive(pid), "the job to be killed")
@@ -463,7 +463,7 @@ async def test_a_refused_token_stops_the_job_like_a_lost_lease(fake, start_daemo
     pidfile = tmp_path / "job.pid"
     lease = fake.enqueue(f"echo $$ > {pidfile}; sleep 300")
     daemon, _ = start_daemon()
-    await wait_for(pidfile.exists, "the job to start")
+    await wait_for(lambda: pidfile.exists() and pidfile.read_text().strip(), "the job to start")
     fake.flaky["heartbeat"] = [status] * 100  # the worker's token was revoked
     pid = int(pidfile.read_text())
     await wait_for(lambda: not pid_alive(pid), "the job to be killed")
@@ -528,7 +528,7 @@ async def test_a_cancel_reaches_the_job_during_a_long_heartbeat(fake, start_daem
     pidfile = tmp_path / "child.pid"
     lease = fake.enqueue(f"sleep 300 & echo $! > {pidfile}; wait", ttl_secs=300)
     start_daemon()
-    await wait_for(pidfile.exists, "the job to start")
+    await wait_for(lambda: pidfile.exists() and pidfile.read_text().strip(), "the job to start")
     await wait_for(lambda: fake.leases[lease].heartbeats >= 1, "a heartbeat")
     assert fake.leases[lease].heartbeat_waits == [100.0]  # a third of the TTL, parked at the server
     fake.leases[lease].cancelled = True
