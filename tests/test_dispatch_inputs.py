@@ -164,3 +164,20 @@ async def test_a_scheduled_workflow_needs_defaults_for_required_inputs(api):
     assert resp.status_code == 422
     (problem,) = resp.json()["error"]["details"]["problems"]
     assert problem["field"] == "on.workflow_dispatch.inputs.tag" and "give it a default" in problem["message"]
+
+
+async def test_the_definition_lists_its_declared_inputs_in_order_for_a_form(api, workflows):
+    """The dashboard's Run form is built from these: every field explicit."""
+    declared = (await api.get("/api/workflows/deploy/definition")).json()["inputs"]
+    assert declared == [
+        {"name": "environment", "type": "choice", "description": "where to", "required": False,
+         "default": "staging", "options": ["staging", "production"]},
+        {"name": "replicas", "type": "number", "description": "", "required": False, "default": 2, "options": []},
+        {"name": "dry_run", "type": "boolean", "description": "", "required": False, "default": False, "options": []},
+        {"name": "version", "type": "string", "description": "the release tag", "required": True, "default": None,
+         "options": []},
+        {"name": "region", "type": "environment", "description": "", "required": False, "default": None,
+         "options": []},
+        {"name": "note", "type": "string", "description": "", "required": False, "default": None, "options": []},
+    ]
+    assert (await api.get("/api/workflows/free/definition")).json()["inputs"] == []

@@ -277,3 +277,21 @@ async def test_a_workflow_file_with_a_schedule_fires_and_loading_it_again_change
     (schedule,) = (await api.get("/api/schedules")).json()
     assert schedule["runs_started"] == 1 and schedule["last_fired_at"] is not None
     assert await scheduler.fire_due(store, clock.ms) == 0
+
+
+async def test_a_workflow_counts_its_schedules_and_each_names_its_workflow(api):
+    """What the dashboard needs to show schedules beside their workflows:
+    the workflow listing says how many each has, and each schedule carries
+    its workflow's name (which the submitter wrote: shown as text)."""
+    name = "<b>nightly</b>"
+    await put(api, "two", "  schedule: [{cron: '0 3 * * *'}, {cron: '0 4 * * *'}]", f"name: '{name}'\n")
+    await put(api, "none", "  workflow_dispatch: {}")
+    by_id = {w["id"]: w for w in (await api.get("/api/workflows")).json()}
+    assert (by_id["two"]["schedules"], by_id["none"]["schedules"]) == (2, 0)
+    assert (await api.get("/api/workflows/two")).json()["schedules"] == 2
+    listed = (await api.get("/api/schedules")).json()
+    assert [(s["id"], s["workflow_name"]) for s in listed] == [("two:0", name), ("two:1", name)]
+    assert (await api.get("/api/schedules/two:1")).json()["workflow_name"] == name
+    await put(api, "two", "  schedule: [{cron: '0 3 * * *'}]", "name: renamed\n")
+    assert (await api.get("/api/workflows/two")).json()["schedules"] == 1
+    assert [s["workflow_name"] for s in (await api.get("/api/schedules")).json()] == ["renamed"]

@@ -83,6 +83,19 @@ class WorkflowOut(Struct, kw_only=True):
     latest_run_number: Optional[int] = None
     active_runs: int = 0
     updated_at_ms: Optional[int] = None
+    schedules: int = 0  # entries of its `on: schedule:` (GET /api/schedules?workflow_id= lists them)
+
+
+class DispatchInputOut(Struct, kw_only=True):
+    """One of `on: workflow_dispatch: inputs:`, every field explicit (a form
+    is built from it); `default` is of the input's type, null for none."""
+
+    name: str
+    type: Literal["string", "number", "boolean", "choice", "environment"]
+    description: str = ""
+    required: bool = False
+    default: Any = None
+    options: list[str] = []
 
 
 class DefinitionOut(Struct, kw_only=True):
@@ -94,6 +107,8 @@ class DefinitionOut(Struct, kw_only=True):
     document: str
     created_at_ms: int
     updated_at_ms: int
+    # Its `workflow_dispatch: inputs:` in order; none declared: a run takes any inputs.
+    inputs: list[DispatchInputOut] = []
 
 
 class RunFailure(Struct, kw_only=True):
@@ -293,6 +308,7 @@ class ScheduleOut(Struct, kw_only=True):
 
     id: str  # <workflow id>:<index in on.schedule>
     workflow_id: str
+    workflow_name: Optional[str] = None  # as its definition says now
     index: int
     cron: str
     timezone: str

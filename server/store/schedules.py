@@ -32,7 +32,7 @@ class Due:
     last: str  # as stored: compared as text
 
 
-def schedule_out(row: dict, now_ms: int) -> ScheduleOut:
+def schedule_out(row: dict, now_ms: int, workflow_name: Optional[str] = None) -> ScheduleOut:
     paused = row.get("paused") == "1"
     nxt = None
     if not paused:
@@ -43,7 +43,7 @@ def schedule_out(row: dict, now_ms: int) -> ScheduleOut:
         if nxt <= after:
             nxt = cron.next_tick(row["cron"], row["tz"], after)
     return ScheduleOut(
-        id=row["id"], workflow_id=row["wf"], index=int(row["n"]), cron=row["cron"], timezone=row["tz"],
+        id=row["id"], workflow_id=row["wf"], workflow_name=workflow_name, index=int(row["n"]), cron=row["cron"], timezone=row["tz"],
         catch_up=row["cu"], overlap=row["ov"], paused=paused,  # type: ignore[arg-type]
         paused_at=ms(row.get("pausedat")), next_fire_at=nxt, last_fired_at=ms(row.get("ltick")),
         last_run_id=row.get("lastrun") or None, runs_started=int(row.get("fired") or 0),
@@ -68,9 +68,11 @@ class SchedulesMixin(StoreBase):
         async with self.redis.pipeline(transaction=False) as pipe:
             for sid in ids:
                 pipe.hgetall(self.key("sched", sid))
-            rows = await pipe.execute()
+                # <workflow>:<index>; a workflow id holds no ':'
+                pipe.hget(self.key("wf", sid.rpartition(":")[0]), "name")
+            got = await pipe.execute()
         now = await self.now_ms()
-        return [schedule_out(row, now) for row in rows if row]
+        return [schedule_out(row, now, name) for row, name in zip(got[::2], got[1::2]) if row]
 
     async def get_schedule(self, sid: str) -> ScheduleOut:
         found = await self._schedules([sid])

@@ -10,7 +10,7 @@ from typing import Any, Optional
 import msgspec
 
 from ..errors import Conflict, NotFound
-from ..models import DefinitionOut, Resolved, WorkflowOut, WorkflowSpec
+from ..models import DefinitionOut, DispatchInputOut, Resolved, WorkflowOut, WorkflowSpec
 from ..models.specs import ScheduleSpec
 from .base import StoreBase, job_meta, limit_exceeded, ms
 from .views import INTERNAL_FOR, attempts, has_reports, idle_job, job_out, run_status
@@ -123,9 +123,13 @@ class WorkflowsMixin(StoreBase):
         if not head:
             raise NotFound("workflow_not_found", f"no workflow {wf!r}")
         document = await self.redis.get(self.key("doc", wf, head["ver"])) or ""
+        found = await self.definition(wf, head["ver"])
+        inputs = [DispatchInputOut(name=name, type=spec.type, description=spec.description, required=spec.required,
+                                   default=spec.default, options=list(spec.options))
+                  for name, spec in (found.inputs if found else {}).items()]
         return DefinitionOut(id=wf, name=head["name"], version=head["ver"], kind=head["kind"],  # type: ignore[arg-type]
                              document=document, created_at_ms=int(head["created"]),
-                             updated_at_ms=int(head.get("updated") or head["created"]))
+                             updated_at_ms=int(head.get("updated") or head["created"]), inputs=inputs)
 
     async def latest_run(self, wf: str) -> Optional[str]:
         """The workflow's latest run, None if it never ran; 404 if no such workflow."""
@@ -231,6 +235,7 @@ class WorkflowsMixin(StoreBase):
                 latest_run_number=int(run["num"]) if run else None,
                 active_runs=int(head.get("active") or 0),
                 updated_at_ms=ms(head.get("updated")),
+                schedules=int(head.get("nsched") or 0),
             ))
         return out
 
