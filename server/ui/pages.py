@@ -32,12 +32,12 @@ class Page:
         return self.section or self.name
 
 
-# The navigation, in order, then the pages reached from it. Issue 17's
-# schedules, concurrency groups and paused queues each add one entry here,
-# a template and a module.
+# The navigation, in order, then the pages reached from it. A page is one
+# entry here, a template and a module.
 PAGES = [
     Page("runs", "Runs", "/ui"),
     Page("workflows", "Workflows", "/ui/workflows"),
+    Page("schedules", "Schedules", "/ui/schedules"),
     Page("workers", "Workers", "/ui/workers"),
     Page("queues", "Queues", "/ui/queues"),
     Page("dead-letters", "Dead letters", "/ui/dead-letters"),

@@ -10,6 +10,7 @@ import {
 } from "./dom.js";
 import { logView } from "./logview.js";
 import { sanitizedHtml } from "./md.js";
+import { rescheduleForm, restartForm } from "./runcontrol.js";
 import { follow } from "./sse.js";
 import { countsBar, progressBar } from "./widgets.js";
 
@@ -27,6 +28,20 @@ const statuses = new Map();
 
 // ---- the run's head ------------------------------------------------------------------
 
+const RETRYABLE = new Set(["failure", "cancelled", "expired"]);
+const actionsOf = (status) => `${status === "delayed"} ${FINISHED.has(status)} ${RETRYABLE.has(status)}`;
+
+// One of the run's forms (reschedule, restart) open under its head, or none.
+let openForm = null;
+
+function toggle(name, make) {
+  return (ev) => {
+    openForm = openForm === name ? null : name;
+    ev.target.setAttribute("aria-expanded", String(openForm === name));
+    replace(byId("run-control"), openForm === name ? make() : "");
+  };
+}
+
 function renderHead() {
   const actions = h("div", { class: "actions" });
   if (can("submit") && !FINISHED.has(run.status)) {
@@ -36,10 +51,21 @@ function renderHead() {
         await act(ev.target, () => api("POST", `${base}/cancel`));
       } } }));
   }
-  if (can("submit") && ["failure", "cancelled", "expired"].includes(run.status)) {
+  if (can("submit") && run.status === "delayed") {
+    actions.appendChild(h("button", { type: "button", class: "secondary", id: "reschedule-run", text: "Reschedule…",
+      "aria-expanded": String(openForm === "reschedule"),
+      on: { click: toggle("reschedule", () => rescheduleForm(run, () => { openForm = null; reload().catch(() => {}); })) } }));
+  }
+  if (can("submit") && RETRYABLE.has(run.status)) {
     actions.appendChild(h("button", { type: "button", id: "retry-run", text: "Retry failed jobs",
       on: { click: (ev) => act(ev.target, async () => { await api("POST", `${base}/retry`); await reload(); }) } }));
   }
+  if (can("submit") && FINISHED.has(run.status)) {
+    actions.appendChild(h("button", { type: "button", class: "secondary", id: "restart-run", text: "Restart…",
+      "aria-expanded": String(openForm === "restart"), on: { click: toggle("restart", () => restartForm(run)) } }));
+  }
+  if (openForm === "reschedule" && run.status !== "delayed") openForm = null;
+  if (openForm === "restart" && !FINISHED.has(run.status)) openForm = null;
   const facts = [
     ["Workflow", h("a", { href: `/ui/workflows/${seg(run.workflow_id)}`, text: run.workflow_id })],
     ["Run id", h("code", { text: run.run_id })],
@@ -50,18 +76,33 @@ function renderHead() {
     ["Duration", run.started_at ? fmtDuration((run.finished_at || Date.now()) - run.started_at) : "—"],
     ["Version", h("code", { text: run.version })],
   ];
+  if (run.scheduled_at) facts.push(["Scheduled at", h("span", { id: "scheduled-at", text: fmtTime(run.scheduled_at) })]);
+  if (run.expires_at) facts.push(["Expires at", h("span", { id: "expires-at", text: fmtTime(run.expires_at) })]);
+  if (run.schedule_id) {
+    facts.push(["Schedule", h("a", { id: "schedule-link", href: `/ui/schedules?workflow=${encodeURIComponent(run.workflow_id)}`,
+      class: "mono", text: run.schedule_id })]);
+  }
+  if (run.restarted_from) {
+    facts.push(["Restarted from", h("a", { id: "restarted-from", href: `/ui/runs/${seg(run.restarted_from)}`, class: "mono",
+      text: run.restarted_from })]);
+  }
   if (run.parent_run_id) {
     facts.push(["Parent run", h("a", { href: `/ui/runs/${seg(run.parent_run_id)}`, text: run.parent_run_id })]);
   }
+  const overrides = run.overrides && Object.keys(run.overrides).length ? run.overrides : null;
+  const children = byId("children") || h("div", { id: "children" });  // drawn once, kept across redraws
   replace(byId("run-head"),
     h("h1", {}, `${run.workflow_name || run.workflow_id} #${run.number} `, h("span", { id: "run-status" }, badge(run.status))),
     h("div", { class: "facts-wide" }, facts.map(([k, v]) => h("div", { class: "fact" },
       h("span", { class: "fact-key", text: k }), h("span", { class: "fact-value" }, v)))),
     Object.keys(run.inputs || {}).length ? h("div", {}, h("h3", { text: "Inputs" }), pairs(run.inputs)) : null,
+    overrides ? h("div", { id: "overrides" }, h("h3", { text: "Overrides" }), pairs(overrides)) : null,
     Object.keys(run.tags || {}).length ? h("div", {}, h("h3", { text: "Tags" }),
       chips(Object.entries(run.tags).map(([k, v]) => `${k}:${v}`))) : null,
-    h("div", { id: "children" }),
-    actions);
+    children,
+    actions,
+    h("div", { id: "run-control" }, openForm === "reschedule" ? rescheduleForm(run, () => { openForm = null; reload().catch(() => {}); })
+      : openForm === "restart" ? restartForm(run) : null));
 }
 
 function renderCounts() {
@@ -226,8 +267,11 @@ function onEvent(e) {
     statuses.set(e.job_id, e.status);
     if (dag && !dag.setStatus(e.job_id, e.status)) scheduleReload();
   } else if (e.type === "run") {
+    const before = run.status;
     run.status = e.status;
-    replace(byId("run-status"), badge(e.status));
+    // Its actions follow its status (a delayed run released, a run finished).
+    if (actionsOf(before) !== actionsOf(e.status)) renderHead();
+    else replace(byId("run-status"), badge(e.status));
   } else if (e.type === "spawn") {
     scheduleReload();  // new jobs in the graph
   } else if (e.type === "annotate" && e.detail.startsWith("note ")) {

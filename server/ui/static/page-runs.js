@@ -4,7 +4,7 @@
 
 import { api, seg } from "./api.js";
 import { start } from "./app.js";
-import { badge, byId, chips, empty, fmtDuration, h, replace, table, when } from "./dom.js";
+import { badge, byId, chips, empty, fmtDuration, fmtTime, h, replace, table, when } from "./dom.js";
 import { countsBar } from "./widgets.js";
 
 const PAGE = 50;
@@ -34,13 +34,20 @@ function fillForm(params) {
   }
 }
 
+// When a delayed run starts, when an unstarted one gives up.
+function statusNote(run) {
+  if (run.status === "delayed" && run.scheduled_at) return h("span", { class: "status-note", text: `starts ${fmtTime(run.scheduled_at)}` });
+  if (run.status === "expired" && run.expires_at) return h("span", { class: "status-note", text: `expired ${fmtTime(run.expires_at)}` });
+  return null;
+}
+
 function row(run, now) {
   const duration = run.started_at ? (run.finished_at || now) - run.started_at : null;
   return h("tr", { "data-run": run.run_id },
     h("td", {}, h("a", { href: `/ui/runs/${seg(run.run_id)}`, class: "mono", text: run.run_id.slice(0, 8) })),
     h("td", {}, h("a", { href: `/ui/workflows/${seg(run.workflow_id)}`, text: run.workflow_name || run.workflow_id }),
       ` #${run.number}`),
-    h("td", {}, badge(run.status)),
+    h("td", {}, badge(run.status), statusNote(run)),
     h("td", {}, countsBar(run.job_counts)),
     h("td", { text: run.triggered_by }),
     h("td", {}, chips(Object.entries(run.tags || {}).map(([k, v]) => `${k}:${v}`))),

@@ -1,20 +1,17 @@
 // A workflow: its definition as submitted (YAML or JSON, shown as text),
-// the versions its recent runs used, its recent runs, and a Run button.
+// the versions its recent runs used, its recent runs, its schedules, and a
+// Run form built from the inputs it declares.
 
 import { api, can, seg } from "./api.js";
-import { act, banner, confirmed, start } from "./app.js";
+import { act, banner, confirmed, describe, start } from "./app.js";
+import { checkInput, fieldName, inputField } from "./dispatch.js";
 import { badge, byId, empty, fmtDuration, h, replace, table, when } from "./dom.js";
+import { clearErrors, field, setError, showRefusal, whenFields } from "./forms.js";
+import { scheduleTable } from "./schedules.js";
 import { countsBar } from "./widgets.js";
 
 const wf = decodeURIComponent(location.pathname.split("/").pop());
 const base = `/api/workflows/${seg(wf)}`;
-
-// The inputs a run of this definition takes. Today any key=value (each
-// becomes ROTA_INPUT_<NAME>); when definitions declare their dispatch
-// inputs (issue 17) this returns them, typed, and the form follows.
-export function dispatchInputs(/* definition */) {
-  return [];
-}
 
 function inputRow(name = "", value = "") {
   const row = h("div", { class: "input-row" },
@@ -26,34 +23,93 @@ function inputRow(name = "", value = "") {
   return row;
 }
 
-function runForm(definition) {
+// A definition that declares no inputs takes any: NAME = value rows.
+function freeInputs() {
   const rows = h("div", { class: "inputs" });
-  for (const input of dispatchInputs(definition)) rows.appendChild(inputRow(input.name, input.default || ""));
-  const tags = h("input", { name: "tags", placeholder: "key:value key:value", maxlength: 2000 });
-  const form = h("form", { class: "run-form", id: "start-run" },
-    h("h2", { text: "Run" }),
-    h("p", { class: "muted", text: "Start a new run of the current definition. Each input reaches the jobs as ROTA_INPUT_<NAME>." }),
+  const nodes = [
+    h("p", { class: "muted", text: "This workflow declares no inputs: any NAME = value reaches the jobs as ROTA_INPUT_<NAME>." }),
     rows,
-    h("button", { type: "button", class: "secondary small", text: "add input", on: { click: () => rows.appendChild(inputRow()) } }),
-    h("label", {}, "Tags ", tags),
-    h("div", { class: "actions" }, h("button", { type: "submit", id: "run-submit", text: "Start run" })));
-  form.addEventListener("submit", async (ev) => {
-    ev.preventDefault();
+    h("button", { type: "button", class: "secondary small", id: "add-input", text: "add input",
+      on: { click: () => rows.appendChild(inputRow()) } })];
+  const read = () => {
     const inputs = {};
     for (const row of rows.children) {
       const key = row.querySelector("[name=key]").value.trim();
       if (key) inputs[key] = row.querySelector("[name=value]").value;
     }
+    return inputs;
+  };
+  return { nodes, read };
+}
+
+// The declared inputs, typed: each checked as the server checks it.
+function typedInputs(form, declared) {
+  const fields = declared.map((input) => ({ input, box: inputField(input) }));
+  const nodes = [
+    h("p", { class: "muted", text: "Each input reaches the jobs as inputs.<name> and ROTA_INPUT_<NAME>." }),
+    h("div", { class: "inputs typed" }, fields.map((f) => f.box))];
+  const read = () => {
+    const inputs = {};
+    let ok = true;
+    for (const { input, box } of fields) {
+      const checked = checkInput(input, box.querySelector("[data-field]"));
+      if (checked.error) {
+        setError(form, fieldName(input), checked.error);
+        ok = false;
+      } else if (!checked.omit) {
+        inputs[input.name] = checked.value;
+      }
+    }
+    return ok ? inputs : null;
+  };
+  return { nodes, read };
+}
+
+function runForm(definition) {
+  const form = h("form", { class: "run-form", id: "start-run", novalidate: true });
+  const inputs = definition.inputs && definition.inputs.length ? typedInputs(form, definition.inputs) : freeInputs();
+  const tags = h("input", { name: "tags", placeholder: "key:value key:value", maxlength: 2000, size: 40 });
+  const later = whenFields(form);
+  replace(form, h("h2", { text: "Run" }),
+    h("p", { class: "muted", text: "Start a new run of the current definition, now or later." }),
+    inputs.nodes,
+    field("Tags", tags, { name: "tags" }),
+    later.nodes,
+    h("div", { class: "actions" }, h("button", { type: "submit", id: "run-submit", text: "Start run" })));
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    clearErrors(form);
+    const values = inputs.read();
+    const timing = later.read();
+    if (values === null || timing === null) return;
     const tagMap = {};
     for (const pair of tags.value.split(/\s+/).filter(Boolean)) {
       const at = pair.indexOf(":");
       if (at > 0) tagMap[pair.slice(0, at)] = pair.slice(at + 1);
     }
-    const started = await act(form.querySelector("[type=submit]"),
-      () => api("POST", `${base}/runs`, { body: { inputs, tags: tagMap, triggered_by: "dashboard" } }));
-    if (started) location.assign(`/ui/runs/${seg(started.run_id)}`);
+    const button = form.querySelector("[type=submit]");
+    button.disabled = true;
+    try {
+      const started = await api("POST", `${base}/runs`,
+        { body: { inputs: values, tags: tagMap, triggered_by: "dashboard", ...timing } });
+      location.assign(`/ui/runs/${seg(started.run_id)}`);
+    } catch (err) {
+      if (!showRefusal(form, err)) banner(describe(err), "error");
+    } finally {
+      button.disabled = false;
+    }
   });
   return form;
+}
+
+async function renderSchedules(count) {
+  if (!count) return;
+  const schedules = await api("GET", "/api/schedules", { query: { workflow_id: wf } });
+  const panel = byId("schedules-panel");
+  panel.hidden = !schedules.length;
+  const draw = (list) => replace(byId("workflow-schedules"), scheduleTable(list, {
+    changed: (now) => draw(list.map((s) => (s.id === now.id ? now : s))) }));
+  draw(schedules);
 }
 
 start(async () => {
@@ -82,6 +138,7 @@ start(async () => {
     section.hidden = false;
     replace(section, runForm(definition));
   }
+  renderSchedules(workflow.schedules).catch((err) => banner(describe(err), "error"));
   replace(byId("definition"), h("pre", { class: "document", id: "document", text: definition.document }));
   const now = Date.now();
   replace(byId("workflow-runs"), page.runs.length ? table(["Run", "Status", "Jobs", "Trigger", "Version", "Created", "Duration"],

@@ -1,0 +1,332 @@
+"""The dashboard's run control in a real browser (headless chromium) against
+a real server process with auth on: schedules listed with their next fire
+and last run, paused and resumed from the schedules, workflows and workflow
+pages; the Run form built from a workflow's typed dispatch inputs, refusing
+what the server refuses (its 422 shown beside the input it names) and
+starting a run later; delayed runs shown, rescheduled and started now;
+expired runs shown and restarted with overrides. Names, descriptions and
+options a submitter wrote are hostile and shown as text. The fixtures are
+tests/dashboard_kit.py's; the server ticks its scheduler every 0.2 s."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from tests.browser import require_browser, wait_for
+from tests.dashboard_kit import (  # noqa: F401 (fixtures)
+    admin,
+    browser,
+    node,
+    open_page,
+    server,
+    tokens,
+    workers,
+)
+
+pytestmark = pytest.mark.slow
+require_browser()
+
+SERVER_ENV = {"SCHEDULE_INTERVAL_SECS": "0.2"}
+YAML = {"content-type": "application/yaml"}
+PWN = "window.__pwned=1"
+HOSTILE = f'<script>{PWN}</script>"><img src=x onerror="{PWN}">'
+
+
+def put(admin, wf: str, doc: str) -> None:
+    resp = admin.put(f"/api/workflows/{wf}", content=doc.encode(), headers=YAML)
+    assert resp.status_code in (200, 201), resp.text
+
+
+def quoted(text: str) -> str:
+    """A YAML double-quoted scalar."""
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def inert(page) -> None:
+    assert page.page.evaluate("window.__pwned") is None
+    assert not page.dialogs and not page.errors
+
+
+# ---- schedules -------------------------------------------------------------------------
+
+
+@pytest.fixture
+def scheduled(admin):
+    """A workflow with a hostile name and two schedules: one firing every two
+    seconds (until a test pauses it) and one at 03:00 in Berlin."""
+    wf = f"sched-{uuid.uuid4().hex[:6]}"
+    put(admin, wf, f"name: {quoted('nightly ' + HOSTILE)}\n"
+                   "on:\n  schedule:\n"
+                   "    - {cron: '*/2 * * * * *', catch-up: none}\n"
+                   "    - {cron: '0 3 * * *', timezone: Europe/Berlin, catch-up: all, overlap: skip}\n"
+                   "jobs:\n  a: {run: 'true', labels: [nobody-serves]}\n")
+    wait_for(lambda: admin.get(f"/api/schedules/{wf}:0").json()["last_run_id"], "the first tick's run")
+    yield wf
+    for sid in (f"{wf}:0", f"{wf}:1"):  # quiet for the tests after (its queued runs keep it from deletion)
+        admin.post(f"/api/schedules/{sid}/pause")
+
+
+def test_the_schedules_page_lists_them_and_pauses_and_resumes_one(admin, tokens, open_page, scheduled):
+    wf = scheduled
+    reader = open_page(tokens["read"])
+    reader.goto(f"/ui/schedules?workflow={wf}")
+    row = reader.page.wait_for_selector(f'tr[data-schedule="{wf}:1"]')
+    text = row.inner_text()
+    assert "0 3 * * *" in text and "Europe/Berlin" in text and "all" in text and "skip" in text
+    assert f"nightly {HOSTILE}" in text  # the workflow's name, as text
+    assert "never fired" in text and "active" in text
+    first = reader.page.inner_text(f'tr[data-schedule="{wf}:0"]')
+    assert "*/2 * * * * *" in first and "never fired" not in first  # its last run is linked
+    assert reader.page.locator("[data-schedule-action]").count() == 0  # a read token changes nothing
+    assert reader.page.input_value("#filters [name=workflow]") == wf
+    inert(reader)
+
+    page = open_page(tokens["submit"])
+    page.goto(f"/ui/schedules?workflow={wf}")
+    page.page.click(f'tr[data-schedule="{wf}:0"] [data-schedule-action=pause]')
+    page.page.wait_for_selector(f'tr[data-schedule="{wf}:0"] .schedule-status >> text=paused')
+    assert admin.get(f"/api/schedules/{wf}:0").json()["paused"] is True
+    assert page.page.inner_text(f'tr[data-schedule="{wf}:0"] .next-fire') == "paused"
+    page.page.click(f'tr[data-schedule="{wf}:1"] [data-schedule-action=pause]')
+    page.page.wait_for_selector(f'tr[data-schedule="{wf}:1"] [data-schedule-action=resume]')
+    page.page.click(f'tr[data-schedule="{wf}:1"] [data-schedule-action=resume]')
+    page.page.wait_for_selector(f'tr[data-schedule="{wf}:1"] .schedule-status >> text=active')
+    assert admin.get(f"/api/schedules/{wf}:1").json()["paused"] is False
+    page.shot("schedules")
+    # the whole list, unfiltered, has it too (the navigation names the page)
+    page.goto("/ui/schedules")
+    page.page.wait_for_selector(f'tr[data-schedule="{wf}:1"]')
+    assert page.page.get_attribute('.nav a[aria-current="page"]', "href") == "/ui/schedules"
+    inert(page)
+
+
+def test_a_workflows_schedules_show_beside_it_and_on_its_page(admin, tokens, open_page, scheduled):
+    wf = scheduled
+    page = open_page(tokens["submit"])
+    page.goto("/ui/workflows")
+    line = page.page.wait_for_selector(f'tr[data-workflow="{wf}"] .schedule-line[data-schedule="{wf}:1"]')
+    assert "0 3 * * *" in line.inner_text() and "Europe/Berlin" in line.inner_text()
+    assert "catch-up all" in line.inner_text()
+    page.page.click(f'tr[data-workflow="{wf}"] [data-schedule="{wf}:0"] [data-schedule-action=pause]')
+    page.page.wait_for_selector(f'tr[data-workflow="{wf}"] [data-schedule="{wf}:0"] [data-schedule-action=resume]')
+    assert admin.get(f"/api/schedules/{wf}:0").json()["paused"] is True
+    assert f"nightly {HOSTILE}" in page.page.inner_text(f'tr[data-workflow="{wf}"]')
+
+    page.goto(f"/ui/workflows/{wf}")
+    page.page.wait_for_selector(f'#workflow-schedules tr[data-schedule="{wf}:0"]')
+    assert "paused" in page.page.inner_text(f'#workflow-schedules tr[data-schedule="{wf}:0"] .schedule-status')
+    page.page.click(f'#workflow-schedules tr[data-schedule="{wf}:0"] [data-schedule-action=resume]')
+    page.page.wait_for_selector(f'#workflow-schedules tr[data-schedule="{wf}:0"] .schedule-status >> text=active')
+    admin.post(f"/api/schedules/{wf}:0/pause")  # no more ticks for the others
+    page.shot("workflow-schedules")
+    # a cron run's page says which schedule started it, and for which tick
+    run = admin.get(f"/api/schedules/{wf}:0").json()["last_run_id"]
+    page.goto(f"/ui/runs/{run}")
+    page.page.wait_for_selector("#schedule-link")
+    assert page.page.inner_text("#schedule-link") == f"{wf}:0"
+    assert page.page.get_attribute("#schedule-link", "href") == f"/ui/schedules?workflow={wf}"
+    assert page.page.inner_text("#scheduled-at")
+    assert "cron" in page.page.inner_text("#run-head")
+    inert(page)
+
+
+# ---- the Run form --------------------------------------------------------------------------
+
+
+def deploy_doc(options: str) -> str:
+    return ("name: deploy\non:\n  workflow_dispatch:\n    inputs:\n"
+            f"      target: {{type: choice, options: [{options}], default: staging, description: where to}}\n"
+            "      replicas: {type: number, default: 2}\n"
+            "      dry_run: {type: boolean, default: true}\n"
+            f"      version: {{type: string, required: true, description: {quoted(HOSTILE)}}}\n"
+            "      region: {type: environment}\n"
+            f"      note: {{default: {quoted(HOSTILE)}}}\n"
+            "jobs:\n  ship: {run: 'true', labels: [nobody-serves]}\n")
+
+
+def test_the_run_form_is_built_from_the_typed_inputs_and_refuses_as_the_server_does(admin, tokens, open_page):
+    wf = f"deploy-{uuid.uuid4().hex[:6]}"
+    put(admin, wf, deploy_doc(f"staging, production, {quoted(HOSTILE)}"))
+    page = open_page(tokens["submit"])
+    page.goto(f"/ui/workflows/{wf}")
+    form = "#start-run"
+    page.page.wait_for_selector(f'{form} [data-field="inputs.version"]')
+    # one control per input, by its type, with its default
+    assert page.page.locator(f'{form} select[data-field="inputs.target"] option').all_inner_texts() == [
+        "staging", "production", HOSTILE]
+    assert page.page.input_value(f'{form} [data-field="inputs.target"]') == "staging"
+    assert page.page.is_checked(f'{form} input[type=checkbox][data-field="inputs.dry_run"]')
+    assert page.page.input_value(f'{form} [data-field="inputs.replicas"]') == "2"
+    assert page.page.input_value(f'{form} [data-field="inputs.note"]') == HOSTILE
+    version = page.page.locator(f'{form} .field[data-for="inputs.version"]')
+    assert HOSTILE in version.inner_text() and "*" in version.inner_text()  # its description, and required
+    assert page.page.locator(f"{form} #add-input").count() == 0  # declared inputs only
+
+    # refused in the page, as the server would: nothing sent
+    mark = len(page.requests)
+    page.page.fill(f'{form} [data-field="inputs.replicas"]', "many")
+    page.page.click("#run-submit")
+    page.page.wait_for_selector(f'{form} .field.invalid[data-for="inputs.replicas"]')
+    errors = page.page.locator(f"{form} .field-error:visible").all_inner_texts()
+    assert "number input must be a number (got 'many')" in errors
+    assert any(e.startswith("required (") and HOSTILE in e for e in errors)
+    assert not [p for p in page.paths(mark) if p.startswith("POST ")]
+
+    # what the page cannot know: the definition changed under the open form
+    put(admin, wf, deploy_doc("staging, qa"))
+    page.page.fill(f'{form} [data-field="inputs.replicas"]', "5")
+    page.page.fill(f'{form} [data-field="inputs.version"]', "v1.2")
+    page.page.select_option(f'{form} [data-field="inputs.target"]', "production")
+    page.page.click("#run-submit")
+    refusal = page.page.wait_for_selector(f'{form} .field.invalid[data-for="inputs.target"] .field-error')
+    assert "must be one of staging, qa (got 'production')" in refusal.inner_text()
+    assert "422 invalid_input" in refusal.inner_text()
+    assert page.page.locator(f"{form} .field.invalid").count() == 1
+    page.shot("workflow-run-form")
+
+    # a good one, an hour from now
+    page.goto(f"/ui/workflows/{wf}")
+    page.page.wait_for_selector(f'{form} [data-field="inputs.version"]')
+    page.page.fill(f'{form} [data-field="inputs.replicas"]', "2.5")
+    page.page.fill(f'{form} [data-field="inputs.version"]', "v2")
+    page.page.uncheck(f'{form} [data-field="inputs.dry_run"]')
+    page.page.fill(f"{form} [name=delay]", "1h")
+    page.page.click("#run-submit")
+    page.page.wait_for_url("**/ui/runs/**")
+    run = page.page.url.rsplit("/", 1)[1].split("#")[0]
+    page.page.wait_for_selector("#run-status >> text=delayed")
+    got = admin.get(f"/api/runs/{run}").json()
+    assert got["inputs"] == {"target": "staging", "replicas": 2.5, "dry_run": False, "version": "v2", "region": "",
+                             "note": HOSTILE}
+    assert got["status"] == "delayed" and got["scheduled_at"] > got["created_at"] + 3000_000
+    assert got["triggered_by"] == "dashboard"
+    inert(page)
+
+
+def test_a_workflow_without_declared_inputs_takes_any(admin, tokens, open_page):
+    wf = f"free-{uuid.uuid4().hex[:6]}"
+    put(admin, wf, "name: free\njobs:\n  a: {run: 'true', labels: [nobody-serves]}\n")
+    page = open_page(tokens["submit"])
+    page.goto(f"/ui/workflows/{wf}")
+    page.page.click("#add-input")
+    page.page.fill("#start-run .input-row [name=key]", "COLOUR")
+    page.page.fill("#start-run .input-row [name=value]", "blue")
+    page.page.fill("#start-run [name=delay]", "10m")
+    page.page.fill("#start-run [name=start_at]", "2030-01-01T10:00")
+    page.page.click("#run-submit")
+    page.page.wait_for_selector('#start-run .field.invalid[data-for="delay"] >> text=not both')
+    page.page.fill("#start-run [name=start_at]", "")
+    page.page.fill("#start-run [name=delay]", "soon")
+    page.page.click("#run-submit")
+    page.page.wait_for_selector('#start-run .field.invalid[data-for="delay"] >> text=got \'soon\'')
+    page.page.fill("#start-run [name=delay]", "")
+    page.page.click("#run-submit")
+    page.page.wait_for_url("**/ui/runs/**")
+    run = page.page.url.rsplit("/", 1)[1]
+    assert admin.get(f"/api/runs/{run}").json()["inputs"] == {"COLOUR": "blue"}
+    inert(page)
+
+
+# ---- delayed, expired, rescheduled, restarted -----------------------------------------------
+
+
+def start(admin, wf: str, **body) -> dict:
+    resp = admin.post(f"/api/workflows/{wf}/runs", json=body)
+    assert resp.status_code == 201, resp.text
+    return resp.json()
+
+
+def test_a_delayed_run_is_shown_rescheduled_and_started_now(admin, tokens, open_page):
+    wf = f"later-{uuid.uuid4().hex[:6]}"
+    put(admin, wf, "name: later\njobs:\n  a: {run: 'true', labels: [nobody-serves]}\n")
+    run = start(admin, wf, delay="1h", expires_in="2h")["run_id"]
+    reader = open_page(tokens["read"])
+    reader.goto(f"/ui?workflow={wf}&status=delayed")
+    row = reader.page.wait_for_selector(f'tr[data-run="{run}"]')
+    assert "starts " in row.inner_text()
+    assert "st-delayed" in reader.page.get_attribute(f'tr[data-run="{run}"] .badge', "class")
+    assert reader.page.input_value("#filters [name=status]") == "delayed"
+    reader.goto(f"/ui/runs/{run}")
+    reader.page.wait_for_selector("#expires-at")
+    assert reader.page.inner_text("#scheduled-at") and reader.page.locator("#reschedule-run").count() == 0
+
+    page = open_page(tokens["submit"])
+    page.goto(f"/ui/runs/{run}")
+    page.page.click("#reschedule-run")
+    page.page.wait_for_selector("#reschedule-form")
+    page.page.click("#reschedule-submit")  # neither a time nor a delay
+    page.page.wait_for_selector('#reschedule-form .field.invalid[data-for="scheduled_at"]')
+    page.page.fill("#reschedule-form [name=delay]", "3h")  # after the run expires: the server says so
+    page.page.click("#reschedule-submit")
+    refusal = page.page.wait_for_selector('#reschedule-form .field.invalid[data-for="scheduled_at"] >> text=expires')
+    assert "422" in refusal.inner_text()
+    before = admin.get(f"/api/runs/{run}").json()["scheduled_at"]
+    page.page.fill("#reschedule-form [name=delay]", "90m")
+    page.page.click("#reschedule-submit")
+    wait_for(lambda: admin.get(f"/api/runs/{run}").json()["scheduled_at"] > before + 20 * 60_000, "the new start")
+    page.page.wait_for_selector("#reschedule-form", state="detached")
+    page.shot("run-delayed")
+    page.page.click("#reschedule-run")
+    page.page.click("#start-now")
+    page.page.wait_for_selector("#run-status >> text=queued")
+    page.page.wait_for_selector("#reschedule-run", state="detached")  # its actions follow its status
+    assert admin.get(f"/api/runs/{run}").json()["status"] == "queued"
+    inert(page)
+    inert(reader)
+
+
+def test_an_expired_run_is_shown_and_restarted_with_a_label_override(admin, tokens, open_page, workers):
+    wf = f"expiring-{uuid.uuid4().hex[:6]}"
+    label = f"restart-{uuid.uuid4().hex[:6]}"
+    put(admin, wf, "name: expiring\njobs:\n  a: {run: 'echo restarted', labels: [nobody-serves]}\n")
+    run = start(admin, wf, expires_in="1s", overrides={"priority": 5})["run_id"]
+    wait_for(lambda: admin.get(f"/api/runs/{run}").json()["status"] == "expired", "the run to expire")
+    page = open_page(tokens["submit"])
+    page.goto(f"/ui?workflow={wf}&status=expired")
+    page.page.wait_for_selector(f'tr[data-run="{run}"] .badge.st-expired')
+    colours = page.page.evaluate("""() => ['expired', 'cancelled', 'delayed'].map((s) => {
+        const b = document.createElement('span'); b.className = 'badge st-' + s; document.body.appendChild(b);
+        const c = getComputedStyle(b).backgroundColor; b.remove(); return c; })""")
+    assert len(set(colours)) == 3, colours  # each status its own colour
+    page.goto(f"/ui/runs/{run}")
+    page.page.wait_for_selector("#overrides")
+    assert "priority" in page.page.inner_text("#overrides")
+    page.page.click("#restart-run")
+    page.page.fill("#restart-form [name=labels]", label)
+    page.page.fill("#restart-form [name=max_attempts]", "0")
+    page.page.click("#restart-submit")
+    page.page.wait_for_selector('#restart-form .field.invalid[data-for="overrides.max_attempts"] >> text=1 to 101')
+    page.page.fill("#restart-form [name=max_attempts]", "2")
+    page.page.click("#restart-submit")
+    page.page.wait_for_url(lambda url: "/ui/runs/" in url and run not in url)
+    again = page.page.url.rsplit("/", 1)[1]
+    page.page.wait_for_selector("#restarted-from")
+    assert page.page.inner_text("#restarted-from") == run
+    overrides = page.page.inner_text("#overrides")
+    assert label in overrides and "max_attempts" in overrides and "priority" in overrides
+    got = admin.get(f"/api/runs/{again}").json()
+    assert got["restarted_from"] == run and got["triggered_by"] == "restart"
+    assert got["overrides"] == {"labels": [label], "max_attempts": 2, "priority": 5}
+    workers([label])  # the override is what a worker is asked for
+    node(page, "a", "success")
+    page.page.wait_for_selector("#run-status >> text=success", timeout=30_000)
+    page.shot("run-restarted")
+    inert(page)
+
+
+def test_the_run_control_is_the_submit_scopes(admin, tokens, open_page):
+    """A read token sees the facts and no form: no Restart, no Reschedule."""
+    wf = f"ro-{uuid.uuid4().hex[:6]}"
+    put(admin, wf, "name: ro\njobs:\n  a: {run: 'true', labels: [nobody-serves]}\n")
+    run = start(admin, wf)["run_id"]
+    assert admin.post(f"/api/runs/{run}/cancel").status_code in (200, 202)
+    page = open_page(tokens["read"])
+    page.goto(f"/ui/runs/{run}")
+    page.page.wait_for_selector("#run-status >> text=cancelled")
+    assert page.page.locator("#restart-run, #reschedule-run, #retry-run, #cancel-run").count() == 0
+    page.goto(f"/ui/workflows/{wf}")
+    page.page.wait_for_selector("#document")
+    assert page.page.locator("#start-run").count() == 0
+    inert(page)
