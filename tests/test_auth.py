@@ -172,6 +172,7 @@ EXPECTED_SCOPES = {
     ("GET", "/ui"): "public",
     ("GET", "/ui/runs/{run_id}"): "public",
     ("GET", "/ui/workflows"): "public",
+    ("GET", "/ui/schedules"): "public",
     ("GET", "/ui/workflows/{wf}"): "public",
     ("GET", "/ui/workers"): "public",
     ("GET", "/ui/queues"): "public",

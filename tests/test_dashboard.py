@@ -16,23 +16,16 @@ import uuid
 import pytest
 import yaml
 
+from tests import dashboard_kit as kit
 from tests.browser import require_browser, wait_for
-from tests.dashboard_kit import (  # noqa: F401 (fixtures)
-    ROTA,
-    admin,
-    browser,
-    node,
-    open_page,
-    server,
-    submit,
-    tokens,
-    wait_file,
-    workers,
-)
+from tests.dashboard_kit import ROTA, node, submit, wait_file
 from tests.server_proc import ServerProcess
 
 pytestmark = pytest.mark.slow
 require_browser()
+# The fixtures used here: one server and one browser for the module.
+server, admin, tokens, browser, open_page, workers = (
+    kit.server, kit.admin, kit.tokens, kit.browser, kit.open_page, kit.workers)
 
 
 # ---- the token, and the runs page -------------------------------------------------------

@@ -14,19 +14,15 @@ import uuid
 
 import pytest
 
+from tests import dashboard_kit as kit
 from tests.browser import require_browser, wait_for
-from tests.dashboard_kit import (  # noqa: F401 (fixtures)
-    admin,
-    browser,
-    node,
-    open_page,
-    server,
-    tokens,
-    workers,
-)
+from tests.dashboard_kit import node
 
 pytestmark = pytest.mark.slow
 require_browser()
+# The fixtures used here: one server and one browser for the module.
+server, admin, tokens, browser, open_page, workers = (
+    kit.server, kit.admin, kit.tokens, kit.browser, kit.open_page, kit.workers)
 
 SERVER_ENV = {"SCHEDULE_INTERVAL_SECS": "0.2"}
 YAML = {"content-type": "application/yaml"}
