@@ -32,13 +32,17 @@ const RETRYABLE = new Set(["failure", "cancelled", "expired"]);
 const actionsOf = (status) => `${status === "delayed"} ${FINISHED.has(status)} ${RETRYABLE.has(status)}`;
 
 // One of the run's forms (reschedule, restart) open under its head, or none.
+// The form is kept, as typed, across redraws of the head (the run's events
+// redraw it): only closing it, or a status it no longer fits, drops it.
 let openForm = null;
+let formNode = null;
 
 function toggle(name, make) {
   return (ev) => {
     openForm = openForm === name ? null : name;
+    formNode = openForm === name ? make() : null;
     ev.target.setAttribute("aria-expanded", String(openForm === name));
-    replace(byId("run-control"), openForm === name ? make() : "");
+    replace(byId("run-control"), formNode);
   };
 }
 
@@ -54,7 +58,7 @@ function renderHead() {
   if (can("submit") && run.status === "delayed") {
     actions.appendChild(h("button", { type: "button", class: "secondary", id: "reschedule-run", text: "Reschedule…",
       "aria-expanded": String(openForm === "reschedule"),
-      on: { click: toggle("reschedule", () => rescheduleForm(run, () => { openForm = null; reload().catch(() => {}); })) } }));
+      on: { click: toggle("reschedule", () => rescheduleForm(run, () => { openForm = null; formNode = null; reload().catch(() => {}); })) } }));
   }
   if (can("submit") && RETRYABLE.has(run.status)) {
     actions.appendChild(h("button", { type: "button", id: "retry-run", text: "Retry failed jobs",
@@ -64,8 +68,10 @@ function renderHead() {
     actions.appendChild(h("button", { type: "button", class: "secondary", id: "restart-run", text: "Restart…",
       "aria-expanded": String(openForm === "restart"), on: { click: toggle("restart", () => restartForm(run)) } }));
   }
-  if (openForm === "reschedule" && run.status !== "delayed") openForm = null;
-  if (openForm === "restart" && !FINISHED.has(run.status)) openForm = null;
+  if ((openForm === "reschedule" && run.status !== "delayed") || (openForm === "restart" && !FINISHED.has(run.status))) {
+    openForm = null;
+    formNode = null;
+  }
   const facts = [
     ["Workflow", h("a", { href: `/ui/workflows/${seg(run.workflow_id)}`, text: run.workflow_id })],
     ["Run id", h("code", { text: run.run_id })],
@@ -101,8 +107,7 @@ function renderHead() {
       chips(Object.entries(run.tags).map(([k, v]) => `${k}:${v}`))) : null,
     children,
     actions,
-    h("div", { id: "run-control" }, openForm === "reschedule" ? rescheduleForm(run, () => { openForm = null; reload().catch(() => {}); })
-      : openForm === "restart" ? restartForm(run) : null));
+    h("div", { id: "run-control" }, formNode));
 }
 
 function renderCounts() {
