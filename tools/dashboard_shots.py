@@ -42,6 +42,15 @@ PIPELINE = {
 FLAKY = {"name": "nightly-integration", "jobs": {"integration": {"labels": ["linux"], "run": "\n".join([
     "echo 'starting 3 services'", "printf '\\033[31mERROR\\033[0m connection refused: redis:6379\\n' >&2", "exit 1"])}}}
 STARVED = {"name": "gpu-training", "jobs": {"train": {"labels": ["gpu", "cuda12"], "run": "python train.py"}}}
+RELEASE = {"name": "release", "on": {
+    "schedule": [{"cron": "0 3 * * 1-5", "timezone": "Europe/Berlin"}, {"cron": "30 12 * * 6", "catch-up": "none"}],
+    "workflow_dispatch": {"inputs": {
+        "environment": {"type": "choice", "options": ["staging", "production"], "default": "staging",
+                        "description": "where it goes"},
+        "version": {"type": "string", "required": True, "default": "main", "description": "the tag to release"},
+        "replicas": {"type": "number", "default": 3},
+        "dry_run": {"type": "boolean", "default": False, "description": "plan only"}}}},
+    "jobs": {"ship": {"labels": ["deploy"], "run": "echo shipping $ROTA_INPUT_VERSION"}}}
 
 
 def submit(client: httpx.Client, doc: dict, name: str | None = None) -> str:
@@ -75,6 +84,10 @@ def main(out: Path) -> None:
                 wait_for(lambda run=first: gate_waits(run), "the gate", 60)
             submit(client, FLAKY, "nightly-integration")
             submit(client, STARVED, "gpu-training")
+            resp = client.put("/api/workflows/release", content=yaml.safe_dump(RELEASE, sort_keys=False).encode(),
+                              headers={"content-type": "application/yaml"})
+            assert resp.status_code in (200, 201), resp.text
+            client.post("/api/schedules/release:1/pause")
             wait_for(lambda: client.get("/api/dead-letters").json()["items"], "a dead letter", 60)
             time.sleep(1)
             browser = Browser()
@@ -98,6 +111,8 @@ def main(out: Path) -> None:
                 shot("/ui/workers", "tr[data-worker]", "workers")
                 shot("/ui/queues", "tr[data-labels]", "queues")
                 shot("/ui/dead-letters", "tr[data-dead]", "dead-letters")
+                shot("/ui/schedules", "tr[data-schedule]", "schedules")
+                shot("/ui/workflows/release", '[data-field="inputs.version"]', "run-form")
             finally:
                 browser.close()
         finally:

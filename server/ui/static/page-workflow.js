@@ -46,7 +46,7 @@ function freeInputs() {
 function typedInputs(form, declared) {
   const fields = declared.map((input) => ({ input, box: inputField(input) }));
   const nodes = [
-    h("p", { class: "muted", text: "Each input reaches the jobs as inputs.<name> and ROTA_INPUT_<NAME>." }),
+    h("p", { class: "muted", text: "Each input reaches the jobs as ROTA_INPUT_<NAME>." }),
     h("div", { class: "inputs typed" }, fields.map((f) => f.box))];
   const read = () => {
     const inputs = {};
