@@ -199,3 +199,34 @@ STREAM_TICKET_SECS = 60
 # Label sets GET /api/queues lists at most (each is a ready queue; a token
 # inventing label sets must not make one listing unbounded work).
 MAX_QUEUES_LISTED = 1000
+
+# ---- the workflow language (expressions, conditions, matrices) ------------------------
+
+# Characters inside `${{ }}` in one document, all fields together, each
+# expression counting at least EXPRESSION_CHARS_FLOOR: parsing and checking
+# costs about a microsecond a character and some tens per expression, so a
+# document's checks stay well under a second. (An expression alone may be
+# 21,000 characters: server/expressions/limits.py.)
+MAX_DOCUMENT_EXPRESSION_CHARS = 262_144
+EXPRESSION_CHARS_FLOOR = 32
+# A matrix job's combinations, as GitHub allows; a vector product beyond
+# MAX_MATRIX_PRODUCT is refused before `exclude` is applied to it, so
+# expansion work is bounded whatever excludes would remove.
+MAX_MATRIX_COMBINATIONS = 256
+MAX_MATRIX_PRODUCT = 65_536
+# One combination's values, as JSON: they are stored with the combination
+# and handed to its worker with every claim.
+MAX_COMBINATION_CHARS = 65_536
+# A job's declared outputs (`outputs:`), and each one's template.
+MAX_OUTPUT_DECLARATIONS = 256
+MAX_OUTPUT_DECLARATION_CHARS = 65_536
+# A step id, a working-directory and a custom shell.
+MAX_STEP_ID_CHARS = 100
+MAX_PATH_CHARS = 4096
+# A job decided (its if:, matrix and expressions evaluated) waits in
+# `deciding` for the process that settled its last need; one still there
+# after this long (that process died) is decided by the reaper.
+DECIDE_GRACE_MS = 5_000
+# What one matrix expansion stores: every combination's rendered fields
+# (env included) and values together, as JSON.
+MAX_EXPANSION_BYTES = 16 * 1024 * 1024

@@ -20,8 +20,7 @@ from worker.daemon.outputs import resolve_env
 YAML = "application/yaml"
 JSON = "application/json"
 
-SUPPORTED = "only ${{ needs.<job>.outputs.<key> }} is supported"
-ENV_ONLY = "expressions are expanded only in env: values; put it in env: and use $VAR"
+SCRIPT_FIX = "expressions are never expanded into a script; put it in env: and use $VAR"
 
 
 def parse(body: str | object, content_type: str = YAML):
@@ -117,7 +116,7 @@ def test_a_misspelt_need_is_refused_naming_the_direct_needs():
         "field": "jobs.deploy.env.VERSION",
         "message": "job 'deploy' needs [build]; needs.biuld is not one of them (did you mean 'build'?)",
         "line": 10,
-        "column": 7,
+        "column": 16,
     }
 
 
@@ -186,44 +185,90 @@ def test_spawned_jobs_may_read_outputs_of_jobs_already_in_the_run():
 @pytest.mark.parametrize(
     ("expression", "fragment"),
     [
-        ("${{ github.sha }}", "unknown context 'github' in '${{ github.sha }}': " + SUPPORTED),
-        ("${{ env.HOME }}", "unknown context 'env' in '${{ env.HOME }}': " + SUPPORTED + "; use $HOME in run:"),
-        ("${{ secrets.TOKEN }}", "unknown context 'secrets'"),
-        ("${{ inputs.version }}", "$ROTA_INPUT_VERSION"),
-        ("${{ matrix.os }}", "write one job per combination"),
-        ("${{ steps.x.outputs.y }}", "unknown context 'steps' in '${{ steps.x.outputs.y }}': " + SUPPORTED
-         + "; outputs belong to jobs: a dependent job reads them as ${{ needs.<job>.outputs.<key> }}"),
-        ("${{ vars.X }}", "unknown context 'vars'"),
-        ("${{ format('{0}', needs.build.outputs.v) }}", "unsupported expression"),
-        ("${{ 'literal' }}", "unsupported expression"),
+        ("${{ github.sha }}", "unknown context 'github': rota has no github context: the run context has"),
+        ("${{ secrets.TOKEN }}", "unknown context 'secrets': rota keeps no secrets: give the worker the secret"),
+        ("${{ vars.X }}", "unknown context 'vars': rota has no configuration variables: use a run input"),
+        ("${{ runner.os }}", "unknown context 'runner': a job runs in its worker's environment"),
+        ("${{ nedds.build.outputs.v }}", "unknown context 'nedds' (did you mean 'needs'?): the contexts are"),
+        ("${{ env.HOME }}", "env is not available in jobs.deploy.env (the env context is for steps and a job's"
+                            " outputs): it may use needs, inputs, run, strategy"),
+        ("${{ matrix.os }}", "matrix is not available in jobs.deploy.env (the job has no strategy.matrix)"),
+        ("${{ steps.x.outputs.y }}", "steps is not available in jobs.deploy.env"),
+        ("${{ run.sha }}", "run has no 'sha': it has id, number, workflow, triggered_by, tags, attempt"),
+        ("${{ strategy.index }}", "strategy has no 'index': it has fail-fast, job-index, job-total, max-parallel"),
+        ("${{ needs.build.output.v }}", "needs.build has no 'output': it has result and outputs"),
+        ("${{ success() }}", "success() is a status function: it belongs in if: only"),
     ],
 )
-def test_unknown_contexts_are_refused_with_what_is_available(expression, fragment):
+def test_contexts_a_key_may_not_read_are_refused_with_what_it_may(expression, fragment):
     found = only_problem(build_and_deploy(f'"{expression}"'))
     assert found["field"] == "jobs.deploy.env.VERSION"
-    assert fragment in found["message"] and SUPPORTED in found["message"], found
+    assert fragment in found["message"], found
+    assert (found["line"], found["column"]) == (10, 21)
 
 
 @pytest.mark.parametrize(
-    ("value", "fragment"),
+    "expression",
     [
-        ("${{ needs.build.outputs }}", "malformed expression '${{ needs.build.outputs }}'"),
-        ("${{ needs.build }}", "malformed expression"),
-        ("${{ needs }}", "malformed expression"),
-        ("${{ Needs.build.outputs.version }}", "malformed expression"),
-        ("${{ needs.build.outputs.version || 'dev' }}", "malformed expression"),
-        ("${{ needs.build.outputs.a b }}", "malformed expression"),
-        ("${{ }}", "empty expression"),
-        ("${{ needs.build.outputs.version", "unclosed '${{'"),
-        ("ok ${{ needs.build.outputs.version }} then ${{ oops", "unclosed '${{'"),
-        ("${{ needs.build.outputs.version }", "unclosed '${{'"),
+        "${{ format('{0}-{1}', needs.build.outputs.v, inputs.tag) }}",
+        "${{ needs.build.outputs.version || 'dev' }}",
+        "${{ needs.build.outputs }}",
+        "${{ Needs.Build.Outputs.version }}",
+        "${{ toJSON(needs) }}",
+        "${{ needs.build.result == 'success' && 'ok' || 'not' }}",
+        "${{ inputs.version }} on ${{ run.number }}, attempt ${{ run.attempt }} of ${{ run.tags.release }}",
+        "${{ strategy.job-index }}",
+        "${{ '${{' }}",
     ],
 )
-def test_malformed_expressions_are_refused(value, fragment):
+def test_expressions_a_job_env_may_hold(expression):
+    spec = parse(build_and_deploy(json.dumps(expression)))
+    assert spec.jobs[2].env == {"VERSION": expression}
+
+
+@pytest.mark.parametrize(
+    ("value", "fragment", "column"),
+    [
+        ("${{ needs.build.outputs.a b }}", "unexpected symbol 'b' in '${{ needs.build.outputs.a b }}'", 43),
+        ("${{ }}", "empty expression '${{ }}'", 17),
+        ("${{ needs.build.outputs.version", "unclosed '${{': no '}}' after it", 17),
+        ("ok ${{ needs.build.outputs.version }} then ${{ oops", "unclosed '${{'", 60),
+        ("${{ needs.build.outputs.version }", "unclosed '${{'", 17),
+        ("${{ 1 + 2 }}", "unexpected symbol '+'", 23),
+        ("${{ hashFiles('x') }}", "unknown function hashFiles()", 21),
+        ("${{ a == \"b\" }}", "unexpected symbol", 27),
+    ],
+)
+def test_syntax_errors_are_refused_where_they_are(value, fragment, column):
     found = only_problem(build_and_deploy(json.dumps(value)))
     assert found["field"] == "jobs.deploy.env.VERSION"
     assert fragment in found["message"], found
-    assert "${{ needs.<job>.outputs.<key> }}" in found["message"]
+    assert (found["line"], found["column"]) == (10, column), found
+
+
+def test_positions_inside_block_and_quoted_scalars():
+    problems = problems_of(
+        """\
+        jobs:
+          build: {run: make}
+          deploy:
+            needs: build
+            env:
+              BLOCK: |
+                first line
+                then ${{ github.sha }}
+              QUOTED: 'it''s ${{ vars.X }}'
+              FOLDED: >
+                one
+                two ${{ secrets.Y }}
+            run: ./deploy
+        """
+    )
+    assert [(p["field"], p["line"], p["column"]) for p in problems] == [
+        ("jobs.deploy.env.BLOCK", 8, 18),
+        ("jobs.deploy.env.QUOTED", 9, 26),
+        ("jobs.deploy.env.FOLDED", 12, 17),
+    ]
 
 
 def test_seed_shape_unknown_context_and_malformed_are_refused():
@@ -234,6 +279,7 @@ def test_seed_shape_unknown_context_and_malformed_are_refused():
     assert [p["field"] for p in problems] == ["jobs[0].env.SHA", "jobs[0].env.BAD"]
     assert "unknown context 'github'" in problems[0]["message"]
     assert "unclosed '${{'" in problems[1]["message"]
+    assert "line" not in problems[0]  # JSON: a field path only
 
 
 def test_every_expression_problem_of_a_document_is_reported_at_once():
@@ -245,15 +291,15 @@ def test_every_expression_problem_of_a_document_is_reported_at_once():
             needs: build
             env:
               A: ${{ needs.biuld.outputs.v }}
-              B: ${{ github.sha }} and ${{ needs.build.outputs }}
+              B: ${{ github.sha }} and ${{ steps.x.outputs }}
             run: echo ${{ needs.build.outputs.v }}
         """
     )
-    assert [(p["field"], p["line"]) for p in problems] == [
-        ("jobs.deploy.env.A", 6),
-        ("jobs.deploy.env.B", 7),
-        ("jobs.deploy.env.B", 7),
-        ("jobs.deploy.run", 8),
+    assert [(p["field"], p["line"], p["column"]) for p in problems] == [
+        ("jobs.deploy.env.A", 6, 10),
+        ("jobs.deploy.env.B", 7, 14),
+        ("jobs.deploy.env.B", 7, 36),
+        ("jobs.deploy.run", 8, 15),
     ]
 
 
@@ -263,14 +309,28 @@ def test_a_value_full_of_unclosed_openings_is_one_problem():
     assert "unclosed" in found["message"]
 
 
+def test_the_expressions_of_a_document_are_bounded_before_they_are_parsed():
+    from server.limits import EXPRESSION_CHARS_FLOOR, MAX_DOCUMENT_EXPRESSION_CHARS
+
+    # many small expressions: each counts at least the floor
+    count = MAX_DOCUMENT_EXPRESSION_CHARS // EXPRESSION_CHARS_FLOOR + 1
+    env = {f"V{i}": "${{ inputs.x }}" for i in range(250)}
+    jobs = {f"j{n}": {"run": "x", "env": env} for n in range(count // 250 + 1)}
+    problems = problems_of({"jobs": jobs}, JSON)
+    assert len(problems) == 1, problems[:3]
+    assert problems[0]["message"].startswith(f"the document's expressions are more than {MAX_DOCUMENT_EXPRESSION_CHARS}"
+                                             " characters")
+
+
 def test_a_flood_of_bad_references_is_counted_not_spelt_out():
-    # 40 fan-in jobs, each of 900 needs, each env value 1,500 distinct unknown references
+    # 40 fan-in jobs, each of 900 needs, each env value 40 distinct unknown references
+    # (as many as the document's bound on expressions lets through)
     problems = problems_of(definitions_bench.a_flood_of_bad_references(), JSON)
     assert problems[0]["message"] == (
         "job 'fan0' needs [pad0, pad1, pad2, pad3, pad4, pad5, pad6, pad7, pad8, pad9, and 890 more];"
         " needs.zz0x0y0 is not one of them"
     )
-    assert problems[-1] == {"field": "document", "message": f"{40 * 4 * 1500 - 200} more problems not shown"}
+    assert problems[-1] == {"field": "document", "message": f"{40 * 4 * 40 - 200} more problems not shown"}
 
 
 # ---- expressions in scripts ----------------------------------------------------------
@@ -289,16 +349,17 @@ def test_a_flood_of_bad_references_is_counted_not_spelt_out():
 def test_expressions_in_scripts_are_refused_with_the_fix(body, field):
     found = only_problem(body)
     assert found["field"] == field
-    assert ENV_ONLY in found["message"], found
+    assert SCRIPT_FIX in found["message"], found
     assert "line" in found and "column" in found
 
 
 def test_the_fix_for_a_needs_output_in_a_script_names_the_variable():
     found = only_problem("jobs:\n  b: {run: make}\n  a: {needs: b, run: 'echo ${{ needs.b.outputs.app-version }}'}\n")
     assert found["message"] == (
-        "'${{ needs.b.outputs.app-version }}' is not expanded in a script: " + ENV_ONLY
+        "'${{ needs.b.outputs.app-version }}' is not expanded in a script: " + SCRIPT_FIX
         + " (env: {APP_VERSION: '${{ needs.b.outputs.app-version }}'}, then \"$APP_VERSION\" in the script)"
     )
+    assert (found["line"], found["column"]) == (3, 28)
 
 
 @pytest.mark.parametrize(
@@ -310,7 +371,7 @@ def test_the_fix_for_a_needs_output_in_a_script_names_the_variable():
 )
 def test_seed_shape_expressions_in_commands_are_refused(job, field):
     found = only_problem(seed({"id": "b", "command": "make"}, job), JSON)
-    assert found["field"] == field and ENV_ONLY in found["message"], found
+    assert found["field"] == field and SCRIPT_FIX in found["message"], found
 
 
 def test_shell_parameter_expansion_is_not_an_expression():
@@ -325,36 +386,22 @@ def test_shell_parameter_expansion_is_not_an_expression():
     ("yaml_text", "field", "fragment"),
     [
         # the workflow
-        ("env: {CI: 'true'}\njobs:\n  a: {run: x}\n", "env", "set env: on each job"),
-        ("defaults: {run: {shell: bash}}\njobs:\n  a: {run: x}\n", "defaults", "bash -e -o pipefail"),
         ("concurrency: ci\njobs:\n  a: {run: x}\n", "concurrency", "label"),
         ("permissions: read-all\njobs:\n  a: {run: x}\n", "permissions", "remove it"),
-        ("run-name: nightly\njobs:\n  a: {run: x}\n", "run-name", "tags"),
         # a job
-        ("jobs:\n  a: {run: x, if: always()}\n", "jobs.a.if", "rota has no conditions; split the workflow or check in the script"),
-        ("jobs:\n  a: {run: x, strategy: {matrix: {os: [a, b]}}}\n", "jobs.a.strategy", "write one job per combination"),
         ("jobs:\n  a: {uses: org/repo/.github/workflows/x.yml@main}\n", "jobs.a.uses", "give run: or steps:"),
+        ("jobs:\n  a: {run: x, with: {a: 1}}\n", "jobs.a.with", "goes with uses:"),
+        ("jobs:\n  a: {run: x, secrets: inherit}\n", "jobs.a.secrets", "goes with uses:"),
         ("jobs:\n  a: {run: x, services: {db: {image: postgres}}}\n", "jobs.a.services",
          "run them from the script or use labels for a machine that has them"),
         ("jobs:\n  a: {run: x, container: node:20}\n", "jobs.a.container",
          "run them from the script or use labels for a machine that has them"),
-        ("jobs:\n  a: {run: x, concurrency: deploy}\n", "jobs.a.concurrency", "label"),
-        ("jobs:\n  a: {run: x, defaults: {run: {working-directory: src}}}\n", "jobs.a.defaults", "cd in run:"),
-        ("jobs:\n  a: {run: x, continue-on-error: true}\n", "jobs.a.continue-on-error", "end the script with `|| true`"),
+        ("jobs:\n  a: {run: x, concurrency: deploy}\n", "jobs.a.concurrency", "max-parallel: 1"),
         ("jobs:\n  a: {run: x, environment: prod}\n", "jobs.a.environment", "labels"),
-        ("jobs:\n  a: {run: x, outputs: {v: x}}\n", "jobs.a.outputs", "$ROTA_OUTPUT"),
-        ("jobs:\n  a: {run: x, working-directory: src}\n", "jobs.a.working-directory", "cd in run:"),
-        ("jobs:\n  a: {run: x, shell: sh}\n", "jobs.a.shell", "rota runs bash -e -o pipefail"),
+        ("jobs:\n  a: {run: x, permissions: {contents: read}}\n", "jobs.a.permissions", "remove it"),
         # a step
-        ("jobs:\n  a: {steps: [{run: x, if: failure()}]}\n", "jobs.a.steps[0].if", "rota has no conditions"),
         ("jobs:\n  a: {steps: [{uses: actions/checkout@v4}]}\n", "jobs.a.steps[0].uses", "give run:"),
         ("jobs:\n  a: {steps: [{run: x, with: {node-version: 20}}]}\n", "jobs.a.steps[0].with", "uses:"),
-        ("jobs:\n  a: {steps: [{run: x, shell: pwsh}]}\n", "jobs.a.steps[0].shell", "rota runs bash -e -o pipefail"),
-        ("jobs:\n  a: {steps: [{run: x, working-directory: src}]}\n", "jobs.a.steps[0].working-directory", "cd in run:"),
-        ("jobs:\n  a: {steps: [{run: x, continue-on-error: true}]}\n", "jobs.a.steps[0].continue-on-error", "|| true"),
-        ("jobs:\n  a: {steps: [{run: x, env: {A: 1}}]}\n", "jobs.a.steps[0].env", "set env: on the job"),
-        ("jobs:\n  a: {steps: [{run: x, timeout-minutes: 5}]}\n", "jobs.a.steps[0].timeout-minutes", "on the job"),
-        ("jobs:\n  a: {steps: [{run: x, id: build}]}\n", "jobs.a.steps[0].id", "$ROTA_OUTPUT"),
     ],
 )
 def test_github_keys_are_refused_with_what_to_write_instead(yaml_text, field, fragment):
@@ -365,20 +412,31 @@ def test_github_keys_are_refused_with_what_to_write_instead(yaml_text, field, fr
     assert "unknown field" not in found["message"]
 
 
+@pytest.mark.parametrize(
+    ("yaml_text", "field", "fragment"),
+    [
+        ("jobs:\n  a: {run: x, working-directory: src}\n", "jobs.a.working-directory",
+         "goes on a step, or in defaults: {run: {working-directory: ...}}"),
+        ("jobs:\n  a: {run: x, shell: sh}\n", "jobs.a.shell", "goes on a step, or in defaults: {run: {shell: ...}}"),
+    ],
+)
+def test_step_keys_on_a_job_say_where_they_belong(yaml_text, field, fragment):
+    found = only_problem(yaml_text)
+    assert found["field"] == field and fragment in found["message"], found
+
+
 def test_a_github_key_is_positioned():
-    found = only_problem("jobs:\n  a:\n    run: x\n    if: github.ref == 'main'\n")
-    assert (found["field"], found["line"], found["column"]) == ("jobs.a.if", 4, 5)
-    assert found["message"] == "rota does not support if: rota has no conditions; split the workflow or check in the script"
+    found = only_problem("jobs:\n  a:\n    run: x\n    environment: production\n")
+    assert (found["field"], found["line"], found["column"]) == ("jobs.a.environment", 4, 5)
 
 
 @pytest.mark.parametrize(
     ("doc", "field", "fragment"),
     [
-        (seed({"id": "a", "command": "x"}, env={"CI": "1"}), "env", "set env: on each job"),
-        (seed({"id": "a", "command": "x", "if": "x"}), "jobs[0].if", "rota has no conditions"),
-        (seed({"id": "a", "command": "x", "continue-on-error": True}), "jobs[0].continue-on-error", "|| true"),
-        (seed({"id": "a", "steps": [{"run": "x", "working-directory": "src"}]}), "jobs[0].steps[0].working-directory",
-         "cd in run:"),
+        (seed({"id": "a", "command": "x"}, permissions="read-all"), "permissions", "remove it"),
+        (seed({"id": "a", "command": "x", "services": {}}), "jobs[0].services", "labels"),
+        (seed({"id": "a", "steps": [{"run": "x", "uses": "actions/checkout@v4"}]}), "jobs[0].steps[0].uses",
+         "give run:"),
     ],
 )
 def test_seed_shape_github_keys_are_refused_the_same_way(doc, field, fragment):

@@ -24,7 +24,7 @@ from ..limits import (
     MAX_SPAWN_WORKFLOWS,
     MAX_STEPS_CHARS,
 )
-from . import github
+from . import github, language_fields
 from .problems import Problems, Where, got, key_text, suggest
 
 
@@ -136,6 +136,24 @@ def _labels(value: object, where: Where, problems: Problems) -> list[str] | None
     return labels
 
 
+def _job_labels(value: object, where: Where, problems: Problems) -> list[str] | None:
+    """A job's labels: each a label, or text with `${{ }}` (runs-on:
+    ${{ matrix.os }}), kept as written for the job's decision to render."""
+    items = _strings(value, where, problems)
+    if items is None:
+        return None
+    if not any(language_fields.OPEN in label for _, label in items):
+        return _labels(value, where, problems)
+    if len(items) > MAX_LABELS:
+        problems.add(where, f"more than {MAX_LABELS} labels (limit for one job)")
+        return None
+    for item_where, label in items:
+        if language_fields.OPEN not in label and not _LABEL_RE.fullmatch(label):
+            problems.add(item_where, f"invalid label {label!r}: use letters, digits and _.:/=+- (no spaces or"
+                         " commas), at most 64 characters")
+    return [label for _, label in items]
+
+
 def _whole(value: object) -> int | None:
     """An integer, or a float with no fraction (3.0: JSON and YAML clients
     may well send one, and JSON Schema counts it an integer). `type is`: a
@@ -166,10 +184,13 @@ def _priority(value: object, where: Where, problems: Problems) -> int | None:
 def _timeout(value: object, where: Where, problems: Problems) -> int | None:
     """`timeout-minutes` (GitHub's, fractions allowed) or `timeout_secs`, as whole seconds."""
     if where[-1] == "timeout-minutes":
+        if isinstance(value, str) and language_fields.OPEN in value:
+            return value  # an expression: rendered when the job is decided
         # the bound comes before the multiplication: inf * 60 cannot be rounded; NaN fails it
         if type(value) in (int, float) and 0 < value <= _MAX_SECONDS / 60:
             return math.ceil(value * 60)
-        problems.add(where, f"must be a number of minutes above 0, at most {_MAX_SECONDS // 60}")
+        problems.add(where, f"must be a number of minutes above 0, at most {_MAX_SECONDS // 60},"
+                     " or one ${{ }} expression")
         return None
     whole = _whole(value)
     if whole is not None and 0 < whole <= _MAX_SECONDS:
@@ -252,7 +273,7 @@ def _env_text(value: object) -> str | None:
     return None
 
 
-_STEP_FIELDS = {"name": "name", "run": "run"}
+_STEP_FIELDS = {"name": "name", "run": "run", "env": "env"} | {key: key for key in language_fields.STEP_CONVERTERS}
 
 
 def _steps(value: object, where: Where, problems: Problems) -> list[dict] | None:
@@ -289,7 +310,18 @@ def _step(value: object, where: Where, problems: Problems) -> dict | None:
     else:
         # a name the submitter did not write must not be what gets the step refused
         step_name = next(line.strip() for line in run.splitlines() if line.strip())[:MAX_NAME_CHARS]
-    return {"name": step_name, "run": run}
+    step: dict = {"name": step_name, "run": run}
+    for key, (item, item_where) in entries.items():
+        if key == "env":
+            converted = _env(item, item_where, problems)
+            if converted is not None:
+                step["env"] = converted
+        elif key in language_fields.STEP_CONVERTERS:
+            spec_key, convert = language_fields.STEP_CONVERTERS[key]
+            converted = convert(item, item_where, problems)
+            if converted is not None:
+                step[spec_key] = converted
+    return step
 
 
 # wire tag and parameters of each backoff kind, by its lowercase (YAML) name
@@ -401,7 +433,7 @@ JOB_CONVERTERS: dict[str, tuple[str, Converter]] = {
     "run": ("command", script),
     "steps": ("steps", _steps),
     "needs": ("needs", _needs),
-    "labels": ("labels", _labels),
+    "labels": ("labels", _job_labels),
     "retries": ("max_retries", _retries),
     "backoff": ("backoff", _backoff),
     "env": ("env", _env),
@@ -409,4 +441,9 @@ JOB_CONVERTERS: dict[str, tuple[str, Converter]] = {
     "priority": ("priority", _priority),
     "spawn": ("spawn", _spawn),
     "input_mapping": ("input_mapping", _input_mapping),
+    "if": ("if", language_fields.condition),
+    "continue-on-error": ("continue_on_error", language_fields.flag),
+    "strategy": ("strategy", language_fields.strategy),
+    "outputs": ("outputs", language_fields.outputs),
+    "defaults": ("defaults", language_fields.defaults),
 }

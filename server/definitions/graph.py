@@ -19,6 +19,7 @@ class Job:
     wheres: dict[str, Where] = dataclasses.field(default_factory=dict)
     needs_key: str = "needs"  # what this shape calls needs ("depends_on" in the seed's)
     needs_valid: bool = True  # False when the needs given could not be read
+    raws: dict[str, object] = dataclasses.field(default_factory=dict)  # each field's value as written
 
 
 def check_graph(jobs: list[Job], problems: Problems, known: Collection[str] = ()) -> None:

@@ -25,10 +25,63 @@ class DefinitionError(Exception):
         self.problems = problems
 
 
+class Positions(dict):
+    """Where each key and item of a YAML document sits (Where -> Position),
+    and for scalars, their text in the document, so that a problem at an
+    offset inside a value (an expression's) can be given its own line and
+    column."""
+
+    def __init__(self, text: str = "") -> None:
+        super().__init__()
+        self.text = text
+        self.scalars: dict[Where, tuple[int, int, str]] = {}  # where -> (start, end, style)
+
+    def inside(self, where: Where, value: str, offset: int) -> Position | None:
+        """The position of value[offset], `value` being the scalar at `where`."""
+        span = self.scalars.get(where)
+        if span is None:
+            return None
+        index = _align(self.text, span, value, offset)
+        if index is None:
+            return None
+        line_start = self.text.rfind("\n", 0, index) + 1
+        return self.text.count("\n", 0, index) + 1, index - line_start + 1
+
+
+def _align(text: str, span: tuple[int, int, str], value: str, offset: int) -> int | None:
+    """The index in `text` of value[offset], walking the scalar's source
+    and its value together: the source has what the value lacks (quotes,
+    indentation, a block's header, escapes), so each value character is
+    matched to the next source character that is it (a folded line break
+    is a space). None when they do not line up; linear in the scalar."""
+    start, end, style = span
+    i = start
+    if style in ("'", '"'):
+        i += 1
+    elif style in ("|", ">"):
+        i = text.find("\n", start, end) + 1
+        if i <= 0:
+            return None
+    for j in range(min(offset, len(value)) + 1):
+        c = value[j] if j < len(value) else None
+        if c is None:
+            break
+        while i < end and text[i] != c and not (c == " " and text[i] == "\n"):
+            i += 1
+        if i >= end:
+            return None
+        if j == offset:
+            return i
+        i += 1
+    return None
+
+
 class Problems:
     def __init__(self) -> None:
         self.items: list[tuple[Where, str, Position | None]] = []
         self.count = 0
+        # (index in items, the value, the offset in it): positioned once the document's positions are known
+        self.offsets: list[tuple[int, str, int]] = []
 
     def __bool__(self) -> bool:
         return self.count > 0
@@ -42,10 +95,22 @@ class Problems:
         if not self.full:
             self.items.append((where, message, position))
 
+    def add_inside(self, where: Where, message: str, value: str, offset: int) -> None:
+        """A problem at `offset` in the text `value` of the field at `where`
+        (an expression's): positioned there in a YAML document."""
+        if not self.full:
+            self.offsets.append((len(self.items), value, offset))
+        self.add(where, message)
+
     def error(self, positions: dict[Where, Position]) -> DefinitionError:
+        items = list(self.items)
+        if isinstance(positions, Positions):
+            for index, value, offset in self.offsets:
+                where, message, _ = items[index]
+                items[index] = (where, message, positions.inside(where, value, offset))
         problems = [
             problem(field(where), message, position or _position(where, positions))
-            for where, message, position in self.items
+            for where, message, position in items
         ]
         if self.count > len(self.items):
             hidden = self.count - len(self.items)

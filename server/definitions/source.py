@@ -13,7 +13,7 @@ import re
 import yaml
 
 from ..limits import MAX_EXPANDED_CHARS, MAX_YAML_DEPTH, MAX_YAML_VALUES
-from .problems import DefinitionError, Position, Problems, Where, problem
+from .problems import DefinitionError, Position, Positions, Problems, Where, problem
 
 YAML_MEDIA_TYPES = frozenset({"application/yaml", "text/yaml", "application/x-yaml", "text/x-yaml"})
 FILE_MEDIA_TYPES = {".yml": "application/yaml", ".yaml": "application/yaml", ".json": "application/json"}
@@ -100,7 +100,7 @@ def load_yaml(text: str, problems: Problems) -> tuple[object, dict[Where, Positi
             node = loader.get_single_node()
             if node is None:
                 return None, {}
-            positions = _index_yaml(node, problems)
+            positions = _index_yaml(node, problems, text)
             return loader.construct_document(node), positions
         finally:
             loader.dispose()
@@ -187,13 +187,13 @@ def _check_yaml_size(text: str) -> None:
         raise DefinitionError([problem("document", message, (mark.line + 1, mark.column + 1))])
 
 
-def _index_yaml(root: yaml.Node, problems: Problems) -> dict[Where, Position]:
+def _index_yaml(root: yaml.Node, problems: Problems, text: str) -> Positions:
     """Where each key and item sits, to position every problem; reports duplicate keys.
 
     PyYAML keeps the last of two equal keys without a word, which would
     silently drop a job; only the node tree still shows both.
     """
-    positions: dict[Where, Position] = {}
+    positions = Positions(text)
     duplicates: list[tuple[int, Where, str, Position]] = []
     seen: set[int] = set()
     pending: list[tuple[Where, yaml.Node]] = [((), root)]
@@ -202,7 +202,9 @@ def _index_yaml(root: yaml.Node, problems: Problems) -> dict[Where, Position]:
         if id(node) in seen:  # an alias: indexed where its anchor is
             continue
         seen.add(id(node))
-        if isinstance(node, yaml.MappingNode):
+        if isinstance(node, yaml.ScalarNode):
+            positions.scalars[where] = (node.start_mark.index, node.end_mark.index, node.style or "")
+        elif isinstance(node, yaml.MappingNode):
             first: dict[tuple[str, str], Position] = {}
             for key_node, value_node in node.value:
                 if not isinstance(key_node, yaml.ScalarNode):

@@ -20,7 +20,7 @@ import msgspec
 
 from .. import models
 from ..limits import MAX_JOBS
-from .expressions import check_expressions
+from .job_language import check_expressions
 from .graph import check_graph
 from .problems import DefinitionError, Problems, key_text, problem
 from .source import YAML_MEDIA_TYPES, decode, load_json, load_yaml, media_type

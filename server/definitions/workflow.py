@@ -10,9 +10,10 @@ from __future__ import annotations
 import re
 
 from .. import models
-from ..limits import MAX_JOBS
-from . import fields, github, triggers
-from .expressions import check_expressions
+from ..limits import MAX_ENV_ENTRIES, MAX_ENV_TOTAL_CHARS, MAX_JOBS
+from . import fields, github, language_fields, triggers
+from .expressions import WORKFLOW_CONTEXTS, Language, Scope
+from .job_language import check_expressions
 from .graph import Job, check_graph
 from .problems import Problems, Where, got, key_text
 
@@ -20,7 +21,11 @@ _ID_RE = re.compile(models.ID_PATTERN)
 
 # Each shape's spelling of a field -> the field it means. Aliases of one field
 # may not both be given.
-_WORKFLOW_FIELDS = {"name": "name", "on": "trigger", "trigger": "trigger", "jobs": "jobs"}
+_WORKFLOW_FIELDS = {"name": "name", "on": "trigger", "trigger": "trigger", "jobs": "jobs", "env": "env",
+                    "defaults": "defaults", "run-name": "run_name"}
+# The workflow language's job keys, spelt as GitHub spells them in both shapes.
+_LANGUAGE_JOB_FIELDS = {"if": "if", "strategy": "strategy", "continue-on-error": "continue-on-error",
+                        "outputs": "outputs", "defaults": "defaults"}
 _DOCUMENT_JOB_FIELDS = {
     "name": "name",
     "run": "run",
@@ -38,7 +43,7 @@ _DOCUMENT_JOB_FIELDS = {
     "wait": "wait",
     "spawn": "spawn",
     "input_mapping": "input_mapping",
-}
+} | _LANGUAGE_JOB_FIELDS
 _SEED_JOB_FIELDS = {
     "id": "id",
     "name": "name",
@@ -54,11 +59,13 @@ _SEED_JOB_FIELDS = {
     "wait": "wait",
     "spawn": "spawn",
     "input_mapping": "input_mapping",
-}
+} | {key: field for key, field in _LANGUAGE_JOB_FIELDS.items() if key != "outputs"}
+# (a seed client echoes a job's `outputs` back as state: the seed shape declares none)
 # Job state a seed client (or a client echoing our status output) sends along.
 _SEED_JOB_STATE = frozenset(
     {"status", "duration_secs", "started_at", "output", "attempt", "metadata", "ports", "children", "collapsed"}
     | {"outputs", "error", "progress", "worker_id", "finished_at"}
+    | {"matrix", "matrix_of", "combinations", "continue_on_error"}
 )
 
 
@@ -69,11 +76,43 @@ def workflow(data: object, default_name: str, problems: Problems) -> dict | None
     entries = fields.gather(data, _WORKFLOW_FIELDS, (), problems, unsupported=github.WORKFLOW)
     name = fields.name(*entries["name"], problems) if "name" in entries else default_name
     found = triggers.on(*entries["trigger"], problems) if "trigger" in entries else {}
-    jobs = _jobs(entries.get("jobs"), problems)
-    return {"name": name, "trigger": "", **found, "jobs": jobs}
+    language = Language(problems)
+    spec: dict = {"name": name, "trigger": "", **found}
+    env = fields.JOB_CONVERTERS["env"][1](*entries["env"], problems) if "env" in entries else None
+    if "run_name" in entries:
+        run_name = fields.name(*entries["run_name"], problems)
+        if run_name is not None:
+            language.template(run_name, entries["run_name"][1], Scope("run-name", WORKFLOW_CONTEXTS))
+            spec["run_name"] = run_name
+    dynamic_env: dict[str, str] = {}
+    for key, value in (env or {}).items():
+        if language.template(value, entries["env"][1] + (key,), Scope("env", WORKFLOW_CONTEXTS)) is not None:
+            dynamic_env = env or {}
+    defaults = language_fields.defaults(*entries["defaults"], problems) if "defaults" in entries else None
+    spec["jobs"] = jobs = _jobs(entries.get("jobs"), problems, language)
+    if dynamic_env:
+        spec["env"] = dynamic_env
+    elif env:
+        _merge_env(jobs, env, entries["env"][1], problems)
+    if defaults:
+        for job in jobs:
+            job["defaults"] = defaults | job.get("defaults", {})
+    return spec
 
 
-def _jobs(entry: tuple[object, Where] | None, problems: Problems) -> list[dict]:
+def _merge_env(jobs: list[dict], env: dict[str, str], where: Where, problems: Problems) -> None:
+    """A workflow env without expressions is each job's, under the job's own."""
+    for job in jobs:
+        merged = env | job.get("env", {})
+        total = sum(len(name) + len(text) + 2 for name, text in merged.items())
+        if len(merged) > MAX_ENV_ENTRIES or total > MAX_ENV_TOTAL_CHARS:
+            problems.add(where, f"with job {job.get('id')!r}'s env this is more than {MAX_ENV_ENTRIES} variables"
+                         f" or {MAX_ENV_TOTAL_CHARS} characters (the limits for one job's env)")
+            return
+        job["env"] = merged
+
+
+def _jobs(entry: tuple[object, Where] | None, problems: Problems, language: Language | None = None) -> list[dict]:
     if entry is None:
         problems.add(("jobs",), "required: a list of jobs or a mapping of job id to job")
         return []
@@ -92,7 +131,7 @@ def _jobs(entry: tuple[object, Where] | None, problems: Problems) -> list[dict]:
     else:
         jobs = [_document_job(where + (key_text(key),), key, job, problems) for key, job in value.items()]
     check_graph(jobs, problems)
-    check_expressions(jobs, problems)
+    check_expressions(jobs, problems, language=language)
     return [job.spec for job in jobs]
 
 
@@ -172,7 +211,7 @@ def _job(
 
 
 # What a gate may say besides wait:; the rest is about running a command.
-_GATE_FIELDS = ("name", "needs")
+_GATE_FIELDS = ("name", "needs", "if")
 
 
 def _gate(where: Where, job_id: str | None, entries: fields.Entries, keys: tuple[str, str],
@@ -198,5 +237,6 @@ def _gate(where: Where, job_id: str | None, entries: fields.Entries, keys: tuple
 def _graph_job(where: Where, job_id: str | None, entries: fields.Entries, spec: dict, needs_key: str) -> Job:
     needs_where = entries["needs"][1] if "needs" in entries else where
     wheres = {field: field_where for field, (_, field_where) in entries.items()}
+    raws = {field: value for field, (value, _) in entries.items()}
     needs_valid = "needs" not in entries or "needs" in spec
-    return Job(where, job_id, spec.get("needs", []), needs_where, spec, wheres, needs_key, needs_valid)
+    return Job(where, job_id, spec.get("needs", []), needs_where, spec, wheres, needs_key, needs_valid, raws)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import typing
 from typing import Annotated, Any, Literal, Optional, Union
 
-from msgspec import Meta, Struct
+from msgspec import Meta, Struct, field
 
 from .. import limits
 
@@ -25,9 +25,41 @@ EnvName = Annotated[str, Meta(max_length=limits.MAX_ENV_NAME_CHARS)]
 EnvText = Annotated[str, Meta(max_length=limits.MAX_ENV_VALUE_CHARS)]
 
 
-class Step(Struct, forbid_unknown_fields=True):
+# A value that may hold `${{ }}` expressions (rendered when the job is
+# decided, or by the worker for step-level ones), or a plain value.
+Flag = Union[bool, str]  # true, false, or an expression's text
+
+
+class RunDefaults(Struct, kw_only=True, omit_defaults=True):
+    """`defaults: {run: {shell, working-directory}}`, the workflow's and the
+    job's merged (the job's win); for the worker to apply to each step."""
+
+    shell: Optional[str] = None
+    working_directory: Optional[str] = field(default=None, name="working-directory")
+
+
+class Step(Struct, kw_only=True, omit_defaults=True):
+    """A step as written. Everything but name and run is for the worker to
+    evaluate (`if`, `env`, ... may hold expressions over the step contexts)."""
+
     name: Name
     run: Script
+    id: Optional[str] = None
+    if_: Optional[str] = field(default=None, name="if")  # the condition's expression text
+    env: dict[EnvName, EnvText] = {}
+    shell: Optional[str] = None
+    working_directory: Optional[str] = field(default=None, name="working-directory")
+    timeout_minutes: Union[float, str, None] = field(default=None, name="timeout-minutes")
+    continue_on_error: Flag = field(default=False, name="continue-on-error")
+
+
+class Strategy(Struct, kw_only=True, omit_defaults=True):
+    """`strategy:` of a matrix job, as written: `matrix` is a mapping (whose
+    values may hold expressions) or one expression (a dynamic matrix)."""
+
+    matrix: Any = None
+    fail_fast: Flag = field(default=True, name="fail-fast")
+    max_parallel: Union[int, str, None] = field(default=None, name="max-parallel")
 
 
 class SpawnAllow(Struct, kw_only=True):
@@ -39,7 +71,7 @@ class SpawnAllow(Struct, kw_only=True):
     workflows: Annotated[list[Id], Meta(max_length=limits.MAX_SPAWN_WORKFLOWS)] = []
 
 
-class JobSpec(Struct, kw_only=True):
+class JobSpec(Struct, kw_only=True, omit_defaults=True):
     id: Id
     name: Name
     command: Annotated[str, Meta(max_length=limits.MAX_STEPS_CHARS)]
@@ -59,6 +91,16 @@ class JobSpec(Struct, kw_only=True):
     # Restep's: input name -> job.input_params.F | NEED.artifacts.F |
     # NEED.result_data.F, resolved into the job's inputs when it is claimed
     input_mapping: dict[str, str] = {}
+    # The workflow language (see docs/workflow-yaml.md). `name` and each env
+    # value may hold `${{ }}`; these are their other templated fields. A job
+    # with any of them (or a matrix) is decided when its needs have settled.
+    if_: Optional[str] = field(default=None, name="if")  # the condition's expression text
+    labels_expr: Optional[list[str]] = None  # runs-on with expressions: each item a template
+    timeout_expr: Optional[str] = None  # timeout-minutes as an expression
+    continue_on_error: Flag = False
+    strategy: Optional[Strategy] = None
+    outputs: dict[str, str] = {}  # declared outputs: name -> template (the worker evaluates them)
+    defaults: Optional[RunDefaults] = None
 
 
 class ScheduleSpec(Struct, kw_only=True, omit_defaults=True):
@@ -84,12 +126,31 @@ class InputSpec(Struct, kw_only=True, omit_defaults=True):
     options: Annotated[list[str], Meta(max_length=limits.MAX_INPUT_OPTIONS)] = []
 
 
-class WorkflowSpec(Struct, kw_only=True):
+class DecidedJob(Struct, kw_only=True, omit_defaults=True):
+    """A job's fields as its decision rendered them (kept with its run, so
+    the claim and the run views read them instead of the spec's templates);
+    for a matrix combination, also its values and its matrix job."""
+
+    name: str
+    labels: list[str] = []
+    env: dict[str, str] = {}
+    timeout_secs: Optional[int] = None
+    continue_on_error: bool = False
+    matrix: Optional[dict[str, Any]] = None
+    strategy: Optional[dict[str, Any]] = None  # fail-fast, job-index, job-total, max-parallel
+    of: Optional[str] = None  # a combination's matrix job
+
+
+class WorkflowSpec(Struct, kw_only=True, omit_defaults=True):
     name: Name
     trigger: Annotated[str, Meta(max_length=limits.MAX_TRIGGER_CHARS)] = ""
     jobs: Annotated[list[JobSpec], Meta(min_length=1, max_length=limits.MAX_JOBS)]
     schedules: Annotated[list[ScheduleSpec], Meta(max_length=limits.MAX_SCHEDULES)] = []
     inputs: Annotated[dict[str, InputSpec], Meta(max_length=limits.MAX_INPUTS)] = {}
+    # The workflow's env: when it holds expressions (a static one is merged
+    # into each job's env when the document is read); rendered per job.
+    env: dict[str, str] = {}
+    run_name: Optional[str] = None  # `run-name`: a template over inputs and run
 
 
 # ---- submitted documents (their schema; server/definitions reads them) ------
@@ -115,9 +176,57 @@ GateMinutes = Annotated[float, Meta(gt=0, le=_GATE_SECONDS.le / 60)]
 BackoffDocument = Union[str, dict[str, dict[str, int]]]
 
 
-class StepDocument(Struct, forbid_unknown_fields=True):
+# Text that holds, or is, a `${{ }}` expression (an `if:`, a flag or a
+# number given as an expression): bounded as a document's expressions are.
+ExpressionText = Annotated[str, Meta(min_length=1, max_length=limits.MAX_DOCUMENT_EXPRESSION_CHARS)]
+Condition = Union[bool, ExpressionText]  # an `if:`: an expression, with or without `${{ }}`
+FlagDocument = Union[bool, ExpressionText]  # true, false, their text, or one `${{ }}`
+StepId = Annotated[str, Meta(pattern=r"^[A-Za-z_][A-Za-z0-9_-]{0,%d}\Z" % (limits.MAX_STEP_ID_CHARS - 1))]
+Path = Annotated[str, Meta(min_length=1, max_length=limits.MAX_PATH_CHARS)]
+# A job's labels: each a label (models/core.py's pattern, checked when the
+# document is read) or `${{ }}` text rendered when the job is decided
+# (runs-on: ${{ matrix.os }}); one string type, as a union holds one.
+JobLabel = Annotated[str, Meta(min_length=1, max_length=limits.MAX_DOCUMENT_EXPRESSION_CHARS)]
+JobLabels = Union[JobLabel, list[JobLabel]]
+OutputName = Annotated[str, Meta(pattern=r"^[A-Za-z_][A-Za-z0-9_-]*\Z")]
+OutputDeclarations = Annotated[
+    dict[OutputName, Annotated[str, Meta(max_length=limits.MAX_OUTPUT_DECLARATION_CHARS)]],
+    Meta(max_length=limits.MAX_OUTPUT_DECLARATIONS)]
+
+
+class StepDocument(Struct, forbid_unknown_fields=True,
+                   rename={"if_": "if", "timeout_minutes": "timeout-minutes",
+                           "working_directory": "working-directory", "continue_on_error": "continue-on-error"}):
     run: Run
     name: Optional[Text] = None
+    id: Optional[StepId] = None
+    if_: Optional[Condition] = None
+    env: Optional[Env] = None
+    shell: Optional[Path] = None
+    working_directory: Optional[Path] = None
+    timeout_minutes: Optional[Union[TimeoutMinutes, ExpressionText]] = None
+    continue_on_error: Optional[FlagDocument] = None
+
+
+class RunDefaultsDocument(Struct, forbid_unknown_fields=True, rename={"working_directory": "working-directory"}):
+    shell: Optional[Path] = None
+    working_directory: Optional[Path] = None
+
+
+class DefaultsDocument(Struct, forbid_unknown_fields=True):
+    """`defaults: {run: {shell, working-directory}}`."""
+
+    run: Optional[RunDefaultsDocument] = None
+
+
+class StrategyDocument(Struct, forbid_unknown_fields=True,
+                       rename={"fail_fast": "fail-fast", "max_parallel": "max-parallel"}):
+    """A matrix: vectors (key: [values]), `include`, `exclude`; or one
+    `${{ }}` expression giving all of it."""
+
+    matrix: Union[ExpressionText, dict[str, Any]]
+    fail_fast: Optional[FlagDocument] = None
+    max_parallel: Optional[Union[Annotated[int, Meta(ge=1)], ExpressionText]] = None
 
 
 class WaitDocument(Struct, forbid_unknown_fields=True, rename={"timeout_minutes": "timeout-minutes"}):
@@ -134,31 +243,39 @@ class SpawnDocument(Struct, forbid_unknown_fields=True):
     workflows: Optional[Union[Id, list[Id]]] = None
 
 
-class JobDocument(Struct, forbid_unknown_fields=True,
-                  rename={"runs_on": "runs-on", "timeout_minutes": "timeout-minutes"}):
+_JOB_RENAMES = {"runs_on": "runs-on", "timeout_minutes": "timeout-minutes", "if_": "if",
+                "continue_on_error": "continue-on-error"}
+
+
+class JobDocument(Struct, forbid_unknown_fields=True, rename=_JOB_RENAMES):
     """A job of the YAML document shape (`jobs` is a mapping of id to job)."""
 
     run: Optional[Script] = None  # may be "" beside steps (seed clients send both)
     steps: Optional[Annotated[list[StepDocument], Meta(min_length=1)]] = None
     name: Optional[Text] = None
     needs: Optional[NeedIds] = None
-    labels: Optional[Labels] = None
-    runs_on: Optional[Labels] = None
+    labels: Optional[JobLabels] = None
+    runs_on: Optional[JobLabels] = None
     retries: Optional[Retries] = None
     max_retries: Optional[Retries] = None
     backoff: Optional[BackoffDocument] = None
     env: Optional[Env] = None
-    timeout_minutes: Optional[TimeoutMinutes] = None
+    timeout_minutes: Optional[Union[TimeoutMinutes, ExpressionText]] = None
     timeout_secs: Optional[TimeoutSecs] = None
     priority: Optional[Priority] = None
     wait: Optional[WaitDocument] = None
     spawn: Optional[SpawnDocument] = None
     input_mapping: Optional[dict[str, str]] = None
+    if_: Optional[Condition] = None
+    strategy: Optional[StrategyDocument] = None
+    continue_on_error: Optional[FlagDocument] = None
+    outputs: Optional[OutputDeclarations] = None
+    defaults: Optional[DefaultsDocument] = None
 
 
-class SeedJobDocument(Struct):
+class SeedJobDocument(Struct, rename={"if_": "if", "continue_on_error": "continue-on-error"}):
     """A job of seed 002's shape (`jobs` is a list); its state fields
-    (status, output, ...) are ignored."""
+    (status, output, outputs, ...) are ignored."""
 
     id: Id
     command: Optional[Script] = None
@@ -174,12 +291,16 @@ class SeedJobDocument(Struct):
     wait: Optional[WaitDocument] = None
     spawn: Optional[SpawnDocument] = None
     input_mapping: Optional[dict[str, str]] = None
+    if_: Optional[Condition] = None
+    strategy: Optional[StrategyDocument] = None
+    continue_on_error: Optional[FlagDocument] = None
+    defaults: Optional[DefaultsDocument] = None
 
 
 JobMap = Annotated[dict[Id, JobDocument], Meta(min_length=1, max_length=limits.MAX_JOBS)]
 
 
-class WorkflowDocument(Struct, forbid_unknown_fields=True):
+class WorkflowDocument(Struct, forbid_unknown_fields=True, rename={"run_name": "run-name"}):
     """A workflow: seed 002's shape (`jobs` a list of job objects) or the
     YAML shape (`jobs` a mapping of job id to job). The server checks more
     than a schema can say (needs name existing jobs, no cycles, expressions,
@@ -189,6 +310,9 @@ class WorkflowDocument(Struct, forbid_unknown_fields=True):
     name: Optional[Text] = None
     on: Optional[Union[str, list[str], dict[str, Any]]] = None
     trigger: Optional[str] = None
+    run_name: Optional[Text] = None
+    env: Optional[Env] = None
+    defaults: Optional[DefaultsDocument] = None
 
 
 class SpawnRequest(Struct, forbid_unknown_fields=True):
