@@ -1,8 +1,9 @@
 """The lease reaper: expires dead workers' leases (re-enqueueing their jobs
-with backoff), promotes due delayed jobs and purges workflows past their
-retention. Runs inside every server process unless API_ONLY=1, or alone as
-`python -m server.reaper` (which runs the scheduler, server/scheduler.py,
-beside it). Any number may run at once: each pass is one
+with backoff), promotes due delayed jobs, decides the jobs a process that
+died left deciding, and purges workflows past their retention. Runs inside
+every server process unless API_ONLY=1, or alone as `python -m
+server.reaper` (which runs the scheduler, server/scheduler.py, beside it).
+Any number may run at once: each pass is one
 atomic script that only acts on what is already due."""
 
 from __future__ import annotations
@@ -26,7 +27,9 @@ async def reap_once(store: Store) -> tuple[int, int, int]:
         expired, promoted, purged = await store.reap(BATCH)
         totals = [totals[0] + expired, totals[1] + promoted, totals[2] + purged]
         if expired < BATCH and promoted < BATCH:
-            return totals[0], totals[1], totals[2]
+            break
+    await store.decide_overdue(BATCH)
+    return totals[0], totals[1], totals[2]
 
 
 async def run_forever(store: Store, interval_secs: float, stop: asyncio.Event | None = None) -> None:

@@ -18,7 +18,8 @@ from typing import Any
 from redis.asyncio import Redis
 
 _INCLUDE = re.compile(r'^--- @include "(\w+)"[ \t]*$', re.MULTILINE)
-# A reply carrying NOTES: [NOTES_MARK, [line, ...], the script's own reply].
+# A reply carrying NOTES or DECIDE: [NOTES_MARK, [line, ...], [run, job, ...],
+# the script's own reply].
 NOTES_MARK = "__rota_notes"
 events_log = logging.getLogger("rota.events")
 
@@ -46,11 +47,11 @@ def source(name: str) -> str:
     if "_base" not in done:  # no NOTES to hand back
         return "\n".join([*helpers, body])
     # The body runs as a function so its reply can be handed back with the
-    # NOTES it left (see _base.lua), only when there are some.
+    # NOTES and DECIDE it left (see _base.lua), only when there are some.
     return "\n".join([*helpers, "local function main()", body, "end",
                       "local reply = main()",
-                      "if #NOTES == 0 then return reply end",
-                      f"return {{'{NOTES_MARK}', NOTES, reply}}"])
+                      "if #NOTES == 0 and #DECIDE == 0 then return reply end",
+                      f"return {{'{NOTES_MARK}', NOTES, DECIDE, reply}}"])
 
 
 def names() -> list[str]:
@@ -67,12 +68,20 @@ class Scripts:
         self._scripts = {name: redis.register_script(source(name)) for name in names()}
 
     async def call(self, name: str, *args: Any) -> Any:
+        """The script's reply. Jobs it left to decide are dropped: for
+        scripts that leave none (the store calls call_deciding)."""
+        return (await self.call_deciding(name, *args))[0]
+
+    async def call_deciding(self, name: str, *args: Any) -> tuple[Any, list[tuple[str, str]]]:
+        """(the script's reply, the (run, job) pairs it left to decide)."""
         reply = await self._scripts[name](keys=[self._prefix], args=list(args))
         if type(reply) is list and reply and reply[0] == NOTES_MARK:
             for line in reply[1]:
                 events_log.info("%s", _one_line(line))
-            return reply[2] if len(reply) > 2 else None
-        return reply
+            pending = reply[2] or []
+            pairs = [(pending[i], pending[i + 1]) for i in range(0, len(pending) - 1, 2)]
+            return (reply[3] if len(reply) > 3 else None), pairs
+        return reply, []
 
 
 def _one_line(text: str, width: int = 300) -> str:

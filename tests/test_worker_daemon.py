@@ -14,7 +14,7 @@ import httpx
 import msgspec
 import pytest
 
-from server.models import ClaimRequest, ClaimResponse, Lease, LogsRequest, QueuedJob, RetryPolicy, Step
+from server.models import ClaimRequest, ClaimResponse, ClaimStep as Step, Lease, LogsRequest, QueuedJob, RetryPolicy
 import server
 from tests.procs import pid_alive
 from worker.client.api import Client
@@ -232,6 +232,66 @@ async def test_runs_a_job_with_its_env_and_reports_outputs(fake, start_daemon):
         {"outputs": {"version": "v1.2-deploy-2", "notes": '{"build": {"version": "1.2"}}'}},
     )
     assert log_text(fake, lease) == f"lease={lease} wf=wf server=http://rota.test\n"
+
+
+async def test_an_env_the_server_rendered_is_run_as_it_is(fake, start_daemon):
+    """A decided job's env is final (env_resolved): a `${{` in a value (an
+    output that happens to hold one) is text, never read again."""
+    lease = fake.enqueue('echo "v=$V" >> "$ROTA_OUTPUT"', env={"V": "x ${{ needs.a.outputs.b }} ${{ github.sha }}"},
+                         env_resolved=True, upstream_outputs={"a": {"b": "no"}})
+    start_daemon()
+    await wait_for(lambda: fake.leases[lease].results, "the result")
+    assert result(fake, lease) == ("complete", {"outputs": {"v": "x ${{ needs.a.outputs.b }} ${{ github.sha }}"}})
+
+
+async def test_a_rendered_env_value_too_large_fails_with_a_reason(fake, start_daemon):
+    lease = fake.enqueue("echo never", env={"BIG": "b" * 200_000}, env_resolved=True)
+    start_daemon()
+    await wait_for(lambda: fake.leases[lease].results, "the result")
+    kind, body = result(fake, lease)
+    assert (kind, body["retryable"]) == ("fail", False)
+    assert body["error"].startswith("env BIG: the value is 200000 bytes, too large for an environment variable")
+
+
+class OldStep(msgspec.Struct, forbid_unknown_fields=True):
+    name: str
+    run: str
+
+
+class OldJob(msgspec.Struct, kw_only=True):
+    """QueuedJob as a worker from before the workflow language declared it."""
+    job_id: str
+    workflow_id: str
+    command: str
+    required_labels: list[str]
+    retry_policy: RetryPolicy
+    attempt: int
+    upstream_outputs: dict[str, dict[str, str]]
+    enqueued_at_ms: int
+    env: dict[str, str] = {}
+    steps: list[OldStep] = []
+
+
+class OldClaim(msgspec.Struct):
+    job: OldJob
+    lease: Lease
+
+
+def test_a_claim_with_the_language_still_decodes_with_the_previous_workers_types():
+    """What a worker from before the workflow language declared (its Step
+    refused unknown fields): a claim carrying contexts, step options and
+    the rest still decodes with it, so an older worker runs what it can."""
+    from server.models import JobContexts, StepOptions
+
+    job = QueuedJob(job_id="j", workflow_id="wf", command="make", required_labels=[], retry_policy=RetryPolicy(),
+                    attempt=0, upstream_outputs={}, enqueued_at_ms=0, steps=[Step("a", "make")],
+                    step_options=[StepOptions(id="a", if_="always()", env={"A": "${{ env.B }}"})],
+                    contexts=JobContexts(matrix={"os": "linux"}), outputs={"v": "${{ steps.a.outputs.v }}"},
+                    env_resolved=True, continue_on_error=True)
+    claim = ClaimResponse(job, Lease(lease_id="l", job_id="j", workflow_id="wf", worker_id="w", ttl_secs=1,
+                                     granted_at_ms=0))
+    old = msgspec.json.decode(msgspec.json.encode(claim), type=OldClaim)
+    assert old.job.steps == [OldStep("a", "make")]
 
 
 async def test_failure_reports_exit_code_and_stderr_as_retryable(fake, start_daemon):

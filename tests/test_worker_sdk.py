@@ -19,7 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from server.models import Step
+from server.models import ClaimStep as Step
 from tests.procs import pid_alive
 from tests.test_worker_daemon import FakeServer, wait_for
 from worker.cli import main as cli

@@ -12,10 +12,9 @@ static description (`m:<job>`, see _keys.lua), so the cascade stays in Lua:
 
 from __future__ import annotations
 
-from worker.outputs import EXPRESSION, NEEDS_OUTPUT
-
 from .. import models
 from ..expressions import parse
+from ..expressions.needs_outputs import EXPRESSION, NEEDS_OUTPUT
 
 OPEN, CLOSE = "${{", "}}"
 

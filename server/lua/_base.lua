@@ -26,6 +26,12 @@ end
 local NOTES = {}
 local function note(text) NOTES[#NOTES + 1] = text end
 
+-- Jobs whose needs have all settled and that must be decided (their if:,
+-- matrix, expressions) before they run or are skipped: server/scripts.py
+-- hands them back beside the reply (run, job, run, job, ...), and the
+-- process that ran the script decides them (server/store/deciding.py).
+local DECIDE = {}
+
 -- Scores above 2^31 must not go through tostring (it rounds to 14 digits).
 local function num(n) return string.format('%.0f', n) end
 

@@ -22,7 +22,7 @@ local function purge_run(run)
     redis.call('ZREM', P .. 'dead', member(run, job))
   end
   redis.call('DEL', r, evkey(run), P .. 'rdef:' .. run, P .. 'notes:' .. run, P .. 'state:' .. run,
-    P .. 'children:' .. run, P .. 'rmeta:' .. run, P .. 'souts:' .. run, P .. 'conts:' .. run)
+    P .. 'children:' .. run, P .. 'rmeta:' .. run, P .. 'souts:' .. run, P .. 'conts:' .. run, P .. 'jdec:' .. run)
   redis.call('ZREM', P .. 'runs', run)
   redis.call('ZREM', P .. 'wfruns:' .. wf, run)
   redis.call('ZREM', P .. 'finished', run)

@@ -1,189 +1,197 @@
---- @include "keys"
---- @include "ready"
--- Job and run state transitions, shared by every script that changes a
--- job, so each transition goes through the same few functions.
+--- @include "states"
+-- What a job's end means for the jobs after it (GitHub's rules: "Using
+-- conditions to control job execution"), the matrix jobs whose
+-- combinations run in the run, and starting a run.
 --
--- Internal job states: waiting (needs not met) ready delayed (backoff)
--- running eventwait (for an event or an approval) success failure skipped
--- cancelled; the first three show as `queued`, eventwait as `waiting`. A
--- run counts its jobs per state (n:<st>), so its status is one HMGET.
+-- A job settles when it ends: success, failure, cancelled or skipped. Its
+-- conclusion is that, except that a continue-on-error job's failure
+-- concludes success. Each dependent hears it: one need fewer to wait for
+-- (`rem`), and what its ancestors concluded besides success (`up`). A
+-- dependent whose if: calls no status function (or that has no if:) is
+-- skipped as soon as something upstream did not succeed; otherwise, once
+-- all its needs have settled, it is enqueued, or, when it must be decided
+-- (flag d), put in `deciding` and handed to the server (DECIDE).
+--
+-- A matrix job (flag x) is decided into combinations: jobs of the run
+-- (`agg`, `tpl`: the matrix job), never claimed itself (`expanded`) and
+-- settling once all of them have: failure if one failed (a
+-- continue-on-error one aside), else cancelled if one was, else success,
+-- its outputs theirs merged as they succeed (the last one wins a key).
+--   rj of a matrix job: combos (ids, in order), crem (not yet settled),
+--   held (beyond max-parallel, in order), mp, ff (fail-fast), cfail,
+--   ccan, omax (the merged outputs' bound)
 
-local ACTIVE = { waiting = true, ready = true, delayed = true, running = true, eventwait = true }
-local TERMINAL = { success = true, failure = true, skipped = true, cancelled = true }
+local CONCLUDED = { failure = 'f', cancelled = 'c', skipped = 's' }
+local SAID = { failure = 'failed', cancelled = 'was cancelled', skipped = 'was skipped' }
 
--- Every change of a run or a job is an event: kind 'run' or 'job' here
--- (the in-job calls add their own kinds, some with structured data: `raw`,
--- JSON kept as sent, since cjson cannot tell {} from [] once decoded).
--- `level`: a log entry's own level (the server derives the others' when read).
-local function event(run, job, kind, status, att, now, detail, raw, level)
-  redis.call('XADD', evkey(run), 'MAXLEN', '~', '10000', '*', 'e',
-    cjson.encode({ run_id = run, job_id = job, type = kind, status = status, attempt = att,
-                   at_ms = now, detail = detail or '', raw = raw, level = level }))
-  redis.call('PUBLISH', runchan(run), kind)
+local function conclusion(st, cf)
+  if st == 'failure' and cf == '1' then return 'success' end
+  return st
 end
 
-local function set_status(run, job, old, new)
-  redis.call('HSET', jkey(run, job), 'st', new)
-  local r = rkey(run)
-  if old and old ~= '' then redis.call('HINCRBY', r, 'n:' .. old, -1) end
-  redis.call('HINCRBY', r, 'n:' .. new, 1)
-end
-
--- A job waits for an event (a job's wait-for-event call, or a gate: a job
--- that is only a wait) until `untl`, when it fails as timed out.
-local function enter_wait(run, job, old, key, untl, now)
-  set_status(run, job, old, 'eventwait')
-  redis.call('HSET', jkey(run, job), 'evkey', key, 'evuntil', num(untl), 'lease', '', 'worker', '')
-  redis.call('SADD', P .. 'evwait:' .. key, member(run, job))
-  redis.call('ZADD', P .. 'evtimeouts', num(untl), member(run, job))
-  event(run, job, 'job', 'waiting', tonumber(redis.call('HGET', jkey(run, job), 'att')) or 0, now,
-    'waiting for event ' .. key)
-  redis.call('PUBLISH', jobchan(run, job), 'changed')
-end
-
--- No longer waiting (released, cancelled or timed out).
-local function leave_wait(run, job)
-  local key = redis.call('HGET', jkey(run, job), 'evkey')
-  if key and key ~= '' then redis.call('SREM', P .. 'evwait:' .. key, member(run, job)) end
-  redis.call('ZREM', P .. 'evtimeouts', member(run, job))
-end
-
-local function enqueue(run, job, old, now, delay_ms)
-  local k = jkey(run, job)
-  local lk, pr, gate, gsecs = unpack(redis.call('HMGET', k, 'lk', 'pr', 'gate', 'gsecs'))
-  if gate and gate ~= '' and delay_ms == 0 then
-    -- a gate never goes to a worker: it waits for its event or approval
-    enter_wait(run, job, old, gate, now + (tonumber(gsecs) or 86400) * 1000, now)
-    return
+-- The letters of `a` and of `b`, each once, in the order f c s.
+local function union(a, b)
+  local out = ''
+  for _, letter in ipairs({ 'f', 'c', 's' }) do
+    if has(a, letter) or has(b, letter) then out = out .. letter end
   end
-  redis.call('HSET', k, 'enq', now, 'lease', '', 'worker', '')
-  if delay_ms > 0 then
-    set_status(run, job, old, 'delayed')
-    redis.call('HSET', k, 'dly', num(now + delay_ms))
-    redis.call('ZADD', P .. 'delayed', num(now + delay_ms), member(run, job))
-    -- Servers wake one waiting claim when it is due (and the reaper
-    -- promotes it by then anyway).
-    redis.call('PUBLISH', P .. 'wake', '~' .. num(delay_ms) .. ':' .. lk)
+  return out
+end
+
+local function begin_deciding(run, job, old, now)
+  set_status(run, job, old, 'deciding')
+  redis.call('HSET', jkey(run, job), 'enq', now)
+  redis.call('ZADD', P .. 'deciding', num(now), member(run, job))
+  DECIDE[#DECIDE + 1] = run
+  DECIDE[#DECIDE + 1] = job
+end
+
+-- A job whose needs have all settled: enqueued, or decided first.
+local function needs_settled(run, job, old, now)
+  local fl, att = unpack(redis.call('HMGET', jkey(run, job), 'fl', 'att'))
+  if has(fl, 'd') then
+    begin_deciding(run, job, old, now)
   else
-    set_status(run, job, old, 'ready')
-    redis.call('HSET', k, 'dly', 0)
-    make_ready(run, job, lk, pr)
+    -- the event first: a gate's enqueue goes straight on to `waiting`
+    event(run, job, 'job', 'queued', tonumber(att) or 0, now, 'needs met')
+    enqueue(run, job, old, now, 0)
   end
 end
 
-local function promote_delayed(now, limit)
-  local due = redis.call('ZRANGEBYSCORE', P .. 'delayed', '-inf', num(now), 'LIMIT', 0, limit)
-  for _, m in ipairs(due) do
-    redis.call('ZREM', P .. 'delayed', m)
-    local run, job = parse_member(m)
-    local st, lk, pr = unpack(redis.call('HMGET', jkey(run, job), 'st', 'lk', 'pr'))
-    if st == 'delayed' then
-      set_status(run, job, 'delayed', 'ready')
-      make_ready(run, job, lk, pr)
+local function skip_job(run, job, old, now, why)
+  set_status(run, job, old, 'skipped')
+  redis.call('HSET', jkey(run, job), 'end', now, 'err', why)
+  event(run, job, 'job', 'skipped', tonumber(redis.call('HGET', jkey(run, job), 'att')) or 0, now, why)
+  redis.call('PUBLISH', jobchan(run, job), 'skipped')
+end
+
+-- The next combination held back by max-parallel starts (FIFO).
+local function release_held(run, agg, now)
+  local ak = jkey(run, agg)
+  local held = split(redis.call('HGET', ak, 'held'), ',')
+  while #held > 0 do
+    local c = table.remove(held, 1)
+    if redis.call('HGET', jkey(run, c), 'st') == 'held' then
+      redis.call('HSET', jkey(run, c), 'hold', '')
+      event(run, c, 'job', 'queued', tonumber(redis.call('HGET', jkey(run, c), 'att')) or 0, now,
+        'max-parallel: its turn')
+      enqueue(run, c, 'held', now, 0)
+      break
     end
   end
-  return #due
+  redis.call('HSET', ak, 'held', table.concat(held, ','))
 end
 
--- An attempt's record, written when it starts and again when it ends.
-local function record_attempt(run, job, att, worker, started, finished, status, err)
-  redis.call('HSET', akey(run, job), att, cjson.encode({
-    number = tonumber(att), worker_id = worker or '', started_at = tonumber(started) or 0,
-    finished_at = tonumber(finished) or 0, status = status, error = err or '' }))
-end
-
--- Ends the run once none of its jobs can still run.
-local function maybe_finish(run, now)
-  local r = rkey(run)
-  local state, a, b, c, d, e, ret, cancelled, failed, wf, created, num_, jobs_cancelled = unpack(redis.call(
-    'HMGET', r, 'state', 'n:waiting', 'n:ready', 'n:delayed', 'n:running', 'n:eventwait', 'ret', 'cancelled',
-    'n:failure', 'wf', 'created', 'num', 'n:cancelled'))
-  if state ~= 'active' then return end
-  if (tonumber(a) or 0) + (tonumber(b) or 0) + (tonumber(c) or 0) + (tonumber(d) or 0)
-      + (tonumber(e) or 0) > 0 then
+-- A combination's outputs join its matrix job's, the last to succeed
+-- winning a key; skipped (with an event) if they would pass the bound.
+local function merge_outputs(run, agg, combo, now)
+  local ak = jkey(run, agg)
+  local cur, omax = unpack(redis.call('HMGET', ak, 'out', 'omax'))
+  local add = redis.call('HGET', jkey(run, combo), 'out')
+  if not add or add == '' or add == '{}' then return end
+  local merged = (cur and cur ~= '') and cjson.decode(cur) or {}
+  for key, value in pairs(cjson.decode(add)) do merged[key] = value end
+  local size = 0
+  for key, value in pairs(merged) do size = size + #key + #value end
+  if size > (tonumber(omax) or 1048576) then
+    event(run, agg, 'matrix', 'running', 0, now, 'outputs of ' .. combo .. ' not merged: with the others, more'
+      .. ' than ' .. (omax or '?') .. ' bytes')
     return
   end
-  -- as run_status() in store/views.py reads it
-  local final = 'success'
-  if redis.call('HGET', r, 'expired') == '1' then final = 'expired'
-  elseif cancelled == '1' then final = 'cancelled'
-  elseif (tonumber(failed) or 0) > 0 then final = 'failure'
-  elseif (tonumber(jobs_cancelled) or 0) > 0 then final = 'cancelled' end
-  redis.call('HSET', r, 'state', 'done', 'finished_ms', now)
-  redis.call('ZADD', P .. 'finished', num(now + tonumber(ret or 0) * 1000), run)
-  redis.call('HINCRBY', wkey(wf), 'active', -1)
-  event(run, '', 'run', final, 0, now, 'run finished')
-  -- a one-off workflow is named by its name (its id is a UUID), as the server's log lines do
-  local name, kind = unpack(redis.call('HMGET', wkey(wf), 'name', 'kind'))
-  note(string.format('run %s (%s #%s) finished: %s in %.1fs', run, kind == 'oneoff' and name or wf, num_ or '?',
-    final, (now - (tonumber(created) or now)) / 1000))
+  redis.call('HSET', ak, 'out', cjson.encode(merged))
 end
 
--- A job that will not run: every job downstream that has not run is
--- skipped too.
-local function skip_downstream(run, job, now, why)
-  local queue = split(redis.call('HGET', jkey(run, job), 'deps'), ',')
+-- A combination settled: its matrix job counts it, cancels the others on
+-- a failure (fail-fast), starts the next held one, and settles once all
+-- have. Returns the jobs that settled because of it, for the cascade.
+local function combination_settled(run, agg, combo, concl, now)
+  local ak = jkey(run, agg)
+  local out = {}
+  local ast, ff, combos = unpack(redis.call('HMGET', ak, 'st', 'ff', 'combos'))
+  if ast ~= 'expanded' then return out end
+  local left = redis.call('HINCRBY', ak, 'crem', -1)
+  if concl == 'failure' then
+    redis.call('HSET', ak, 'cfail', 1)
+    if ff == '1' then
+      redis.call('HSET', ak, 'held', '')
+      for _, c in ipairs(split(combos, ',')) do
+        if c ~= combo and cancel_one(run, c, now, 'fail-fast: ' .. combo .. ' failed') then out[#out + 1] = c end
+      end
+    end
+  elseif concl == 'cancelled' then
+    redis.call('HSET', ak, 'ccan', 1)
+  elseif redis.call('HGET', jkey(run, combo), 'st') == 'success' then
+    merge_outputs(run, agg, combo, now)
+  end
+  -- the slot it held goes to the next (a held one that was cancelled held none)
+  if redis.call('HGET', jkey(run, combo), 'hold') ~= '1' then release_held(run, agg, now) end
+  if left <= 0 then
+    local cfail, ccan, att = unpack(redis.call('HMGET', ak, 'cfail', 'ccan', 'att'))
+    local result = cfail == '1' and 'failure' or (ccan == '1' and 'cancelled' or 'success')
+    set_status(run, agg, 'expanded', result)
+    local why = ''
+    if result == 'failure' then why = 'a combination failed' elseif result == 'cancelled' then
+      why = 'a combination was cancelled' end
+    redis.call('HSET', ak, 'end', now, 'err', why)
+    event(run, agg, 'job', result, tonumber(att) or 0, now, why)
+    redis.call('PUBLISH', jobchan(run, agg), 'changed')
+    out[#out + 1] = agg
+  end
+  return out
+end
+
+-- A job settled: every job after it hears it, and so on down (a skip is
+-- a settling too). Iterative, so a long chain costs no Lua stack.
+local function cascade(run, job, now)
+  local queue, whys = { job }, { '' }
   local i = 1
   while i <= #queue do
-    local d = queue[i]
-    local k = jkey(run, d)
-    local st, deps = unpack(redis.call('HMGET', k, 'st', 'deps'))
-    if st == 'waiting' then
-      set_status(run, d, st, 'skipped')
-      redis.call('HSET', k, 'end', now, 'err', why)
-      event(run, d, 'job', 'skipped', 0, now, why)
-      redis.call('PUBLISH', jobchan(run, d), 'skipped')
-      for _, x in ipairs(split(deps, ',')) do queue[#queue + 1] = x end
+    local j = queue[i]
+    local st, up, deps, agg, cf = unpack(redis.call('HMGET', jkey(run, j), 'st', 'up', 'deps', 'agg', 'cf'))
+    local concl = conclusion(st, cf)
+    local pass = union(up, CONCLUDED[concl] or '')
+    local why = whys[i]
+    if why == '' then
+      if CONCLUDED[concl] then
+        why = 'upstream ' .. j .. ' ' .. SAID[concl]
+      elseif pass ~= '' then
+        local worst = has(pass, 'f') and 'failure' or (has(pass, 'c') and 'cancelled' or 'skipped')
+        why = 'a job upstream of ' .. j .. ' ' .. SAID[worst]
+      end
+    end
+    for _, d in ipairs(split(deps, ',')) do
+      local dk = jkey(run, d)
+      local dst, dup, dfl = unpack(redis.call('HMGET', dk, 'st', 'up', 'fl'))
+      if dst == 'waiting' then
+        local rem = redis.call('HINCRBY', dk, 'rem', -1)
+        local merged = union(dup, pass)
+        if merged ~= (dup or '') then redis.call('HSET', dk, 'up', merged) end
+        if merged ~= '' and not has(dfl, 'a') then
+          skip_job(run, d, 'waiting', now, why)
+          queue[#queue + 1] = d
+          whys[#whys + 1] = why
+        elseif rem <= 0 then
+          needs_settled(run, d, 'waiting', now)
+        end
+      end
+    end
+    if agg and agg ~= '' then
+      for _, more in ipairs(combination_settled(run, agg, j, concl, now)) do
+        queue[#queue + 1] = more
+        whys[#whys + 1] = ''
+      end
     end
     i = i + 1
   end
 end
 
--- Backoff before the next attempt; `n` counts the attempts failed under
--- the current retry budget, from 0: the first retry waits the base delay,
--- exponential doubles per further one, capped at max.
-local function backoff_ms(bk, b1, b2, n)
-  b1 = tonumber(b1) or 0
-  if bk == 'fixed' then return b1 * 1000 end
-  if bk == 'exp' then
-    local d = b1 * (2 ^ n)
-    local cap = tonumber(b2) or 0
-    if d > cap then d = cap end
-    return d * 1000
-  end
-  return 0
-end
-
--- Cancels one job if it can still run: queued, it ends at once; running,
--- it is marked cancelled and keeps its lease, so its worker learns it from
--- its heartbeat and its last logs are still accepted. Returns whether it
--- was cancelled now.
-local function cancel_one(run, job, now, why)
-  local k = jkey(run, job)
-  local st, lk, att = unpack(redis.call('HMGET', k, 'st', 'lk', 'att'))
-  if not ACTIVE[st] then return false end
-  if st == 'ready' then unready(lk, member(run, job)) end
-  if st == 'delayed' then redis.call('ZREM', P .. 'delayed', member(run, job)) end
-  if st == 'eventwait' then leave_wait(run, job) end
-  set_status(run, job, st, 'cancelled')
-  redis.call('HSET', k, 'end', now)
-  event(run, job, 'job', 'cancelled', tonumber(att), now, why)
-  redis.call('PUBLISH', jobchan(run, job), 'changed')
-  return true
-end
-
--- What a job reported of its attempt through the in-job SDK (progress,
--- current step, resource use, result details) goes when another starts.
-local function clear_attempt(k)
-  redis.call('HDEL', k, 'prog', 'sname', 'sidx', 'pmeta', 'res', 'resat', 'pcpu', 'pmem', 'rdata', 'etype',
-    'estack')
-end
-
--- A job that will not run again: a dead letter, and everything downstream
--- skipped. `kind` says why (failure | timed_out | lost | system: the
--- server's own doing, a wait that timed out); the run keeps the first
--- such job's (fjob fkind ferr) and counts its dead letters (ndead), so
--- its status can say how it failed without reading its jobs.
+-- A job that will not run again: a dead letter, and what comes after it
+-- hears it (skipped, unless its if: asks about failures). A
+-- continue-on-error job's failure is counted apart: it fails no run.
+-- `kind` says why (failure | timed_out | lost | system: the server's own
+-- doing, a wait that timed out); the run keeps the first such job's (fjob
+-- fkind ferr) and counts its dead letters (ndead), so its status can say
+-- how it failed without reading its jobs.
 local function fail_for_good(run, job, from, att, err, now, kind)
   set_status(run, job, from, 'failure')
   event(run, job, 'job', 'failure', att, now, err)
@@ -192,10 +200,15 @@ local function fail_for_good(run, job, from, att, err, now, kind)
   redis.call('ZADD', P .. 'dead', redis.call('INCR', P .. 'deadseq'), member(run, job))
   local r = rkey(run)
   redis.call('HINCRBY', r, 'ndead', 1)
-  if (redis.call('HGET', r, 'fjob') or '') == '' then
+  local fl, coe = unpack(redis.call('HMGET', jkey(run, job), 'fl', 'coe'))
+  if has(fl, 'c') or coe == '1' then
+    redis.call('HSET', jkey(run, job), 'cf', 1)
+    redis.call('HINCRBY', r, 'cofail', 1)
+  elseif (redis.call('HGET', r, 'fjob') or '') == '' then
+    -- (a continue-on-error job's failure is not how its run failed)
     redis.call('HSET', r, 'fjob', job, 'fkind', kind or 'failure', 'ferr', err)
   end
-  skip_downstream(run, job, now, 'upstream ' .. job .. ' failed')
+  cascade(run, job, now)
 end
 
 -- A failed attempt of a running job: retry with backoff while its budget
@@ -229,60 +242,56 @@ local function fail_attempt(run, job, now, err, retryable, status, from)
   return outcome
 end
 
--- A job whose needs are all met is enqueued; one still waiting on some is
--- (or stays) waiting. `old` is its state before.
+-- A job put back to run again (a retry): it waits for its needs not yet
+-- settled, or goes on as if its last need had just settled.
 local function enqueue_or_wait(run, job, old, now)
   local k = jkey(run, job)
-  local rem = tonumber(redis.call('HGET', k, 'rem')) or 0
-  if rem <= 0 then
-    -- the event first: a gate's enqueue goes straight on to `waiting`
-    event(run, job, 'job', 'queued', tonumber(redis.call('HGET', k, 'att')) or 0, now, 'needs met')
-    enqueue(run, job, old, now, 0)
-  else
+  local rem, up, fl = unpack(redis.call('HMGET', k, 'rem', 'up', 'fl'))
+  if (tonumber(rem) or 0) > 0 then
     set_status(run, job, old, 'waiting')
     redis.call('HSET', k, 'enq', 0)
+  elseif (up or '') ~= '' and not has(fl, 'a') then
+    skip_job(run, job, old, now, 'something upstream did not succeed')
+    cascade(run, job, now)
+  else
+    needs_settled(run, job, old, now)
   end
 end
 
--- A job succeeded with these outputs (JSON): its dependents whose last need
--- this was are enqueued, with their own labels and retry policy.
+-- A job succeeded with these outputs (JSON): the jobs after it hear it.
 local function succeed(run, job, from, outputs, now, detail)
   local k = jkey(run, job)
   set_status(run, job, from, 'success')
   redis.call('HSET', k, 'out', outputs, 'err', '', 'end', now)
   event(run, job, 'job', 'success', tonumber(redis.call('HGET', k, 'att')) or 0, now, detail or '')
   redis.call('PUBLISH', jobchan(run, job), 'changed')
-  for _, d in ipairs(split(redis.call('HGET', k, 'deps'), ',')) do
-    local dk = jkey(run, d)
-    local rem = redis.call('HINCRBY', dk, 'rem', -1)
-    if rem <= 0 and redis.call('HGET', dk, 'st') == 'waiting' then
-      enqueue_or_wait(run, d, 'waiting', now)
-    end
-  end
+  cascade(run, job, now)
   maybe_finish(run, now)
 end
 
 -- A job record, from its static description `m` (lk pr mr bk b1 b2 gate
--- gsecs, tab-separated) and its needs and dependents.
+-- gsecs fl, tab-separated; a definition stored before the workflow
+-- language has no fl) and its needs and dependents. Returns its flags.
 local function init_job(run, job, m, needs, deps, rem)
-  local lk, pr, mr, bk, b1, b2, gate, gsecs = string.match(m,
-    '^([^\t]*)\t([^\t]*)\t([^\t]*)\t([^\t]*)\t([^\t]*)\t([^\t]*)\t([^\t]*)\t([^\t]*)$')
+  local f = {}
+  for field in string.gmatch(m .. '\t', '([^\t]*)\t') do f[#f + 1] = field end
   redis.call('HSET', jkey(run, job), 'st', 'created', 'att', 0, 'base', 0, 'rem', rem, 'lease', '',
     'worker', '', 'enq', 0, 'dly', 0, 'start', '', 'end', '', 'out', '', 'err', '',
-    'lk', lk, 'pr', pr, 'mr', mr, 'bk', bk, 'b1', b1, 'b2', b2, 'gate', gate, 'gsecs', gsecs,
-    'needs', needs or '', 'deps', deps or '')
+    'lk', f[1] or '', 'pr', f[2] or 0, 'mr', f[3] or 0, 'bk', f[4] or 'none', 'b1', f[5] or 0, 'b2', f[6] or 0,
+    'gate', f[7] or '', 'gsecs', f[8] or '', 'fl', f[9] or '', 'up', '', 'needs', needs or '', 'deps', deps or '')
+  return f[9] or ''
 end
 
 -- Starts a run of a workflow's definition version: a job record per job,
--- the roots enqueued. `inputs`, `tags`: JSON objects. `held`: a delayed
--- run (its scheduled time not yet come): every job waits, and the run is
--- `delayed` until release_run.
+-- the roots enqueued (or decided). `inputs`, `tags`: JSON objects. `held`:
+-- a delayed run (its scheduled time not yet come): every job waits, and the
+-- run is `delayed` until release_run.
 local function create_run(run, wf, ver, num_, by, inputs, tags, seq, ret, now, held)
   local d = dkey(wf, ver)
-  local jobs = redis.call('HGET', d, 'jobs')
+  local jobs, name = unpack(redis.call('HMGET', d, 'jobs', 'name'))
   redis.call('HSET', rkey(run), 'id', run, 'wf', wf, 'ver', ver, 'num', num_, 'by', by, 'seq', seq,
     'created', now, 'state', held and 'delayed' or 'active', 'cancelled', 0, 'started', 0, 'ret', ret,
-    'inputs', inputs, 'tags', tags, 'jobs', jobs)
+    'inputs', inputs, 'tags', tags, 'jobs', jobs, 'name', name or wf, 'ratt', 1)
   redis.call('HINCRBY', d, 'refs', 1)
   redis.call('ZADD', P .. 'runs', seq, run)
   redis.call('ZADD', P .. 'wfruns:' .. wf, seq, run)
@@ -293,17 +302,20 @@ local function create_run(run, wf, ver, num_, by, inputs, tags, seq, ret, now, h
   for _, job in ipairs(split(jobs, ',')) do
     local m, needs, deps = unpack(redis.call('HMGET', d, 'm:' .. job, 'n:' .. job, 'd:' .. job))
     local nn = #split(needs, ',')
-    init_job(run, job, m, needs, deps, nn)
-    if nn == 0 and not held then
-      enqueue(run, job, nil, now, 0)
-    else
+    local fl = init_job(run, job, m, needs, deps, nn)
+    if nn > 0 or held then
       set_status(run, job, nil, 'waiting')
+    elseif has(fl, 'd') then
+      begin_deciding(run, job, nil, now)
+    else
+      enqueue(run, job, nil, now, 0)
     end
   end
   if not held then maybe_finish(run, now) end
 end
 
--- A delayed run whose time has come: its roots are enqueued as at start.
+-- A delayed run whose time has come: its roots are enqueued (or decided) as
+-- at start.
 local function release_run(run, now, why)
   local r = rkey(run)
   redis.call('HSET', r, 'state', 'active', 'released', now)
@@ -311,8 +323,10 @@ local function release_run(run, now, why)
   local wf, n = unpack(redis.call('HMGET', r, 'wf', 'num'))
   note(string.format('run %s (%s #%s): %s', run, wf, n or '?', why))
   for _, job in ipairs(split(redis.call('HGET', r, 'jobs'), ',')) do
-    local st, rem = unpack(redis.call('HMGET', jkey(run, job), 'st', 'rem'))
-    if st == 'waiting' and (tonumber(rem) or 0) <= 0 then enqueue(run, job, 'waiting', now, 0) end
+    local st, rem, fl = unpack(redis.call('HMGET', jkey(run, job), 'st', 'rem', 'fl'))
+    if st == 'waiting' and (tonumber(rem) or 0) <= 0 then
+      if has(fl, 'd') then begin_deciding(run, job, 'waiting', now) else enqueue(run, job, 'waiting', now, 0) end
+    end
   end
   maybe_finish(run, now)
 end

@@ -9,16 +9,19 @@
 --   named:<name>       zset: the one-off workflows of that name, by creation
 --                      sequence (to find one by its name)
 --   def:<wf>:<ver>     hash, immutable per version: name trigger jobs inputs
---                      (the declared ones, JSON), and per
---                      job s:<job> (spec JSON), m:<job> (lk \t pr \t mr \t bk
---                      \t b1 \t b2 \t gate \t gate secs), n:<job> (needs),
---                      d:<job> (dependents); refs (runs and the workflow
---                      using it)
+--                      (the declared ones, JSON), wenv (the workflow's env,
+--                      when it holds expressions) rname (its run-name), and
+--                      per job s:<job> (spec JSON), m:<job> (lk \t pr \t mr
+--                      \t bk \t b1 \t b2 \t gate \t gate secs \t flags),
+--                      n:<job> (needs), d:<job> (dependents); refs (runs and
+--                      the workflow using it)
 --   doc:<wf>:<ver>     string: the document as submitted
 --   run:<run>          hash: id wf ver num by seq created state
 --                      (delayed|active|done) cancelled expired started
 --                      started_ms finished_ms ret inputs (JSON values) tags
---                      jobs, and n:<st> counters of its jobs' states;
+--                      jobs name ratt (its attempt) cofail (failed
+--                      continue-on-error jobs), and n:<st> counters of its
+--                      jobs' states;
 --                      parent depth root (a child run's), tree (a root's:
 --                      runs under it), spawned, hnotes (flags); sat (when it
 --                      was to start) released (when a delayed run started)
@@ -31,7 +34,9 @@
 --   rj:<run>:<job>     hash: the job in that run (small fields only, so it
 --                      stays a listpack): st att base rem lease worker enq
 --                      dly start end out err lk pr mr bk b1 b2 needs deps
---                      gate gsecs; and what the in-job SDK reports: prog
+--                      gate gsecs; the workflow language's fl up cf coe dec
+--                      tpl agg hold combos crem held mp ff cfail ccan omax
+--                      (see _jobs.lua); and what the in-job SDK reports: prog
 --                      sname sidx pmeta res resat pcpu pmem rdata etype
 --                      estack lout ckat evkey evuntil evpayload hsteps hann
 --                      eseq (the job's SDK log entries so far); the log
@@ -46,6 +51,10 @@
 --   state:<run>        hash: the run's state, key -> value JSON
 --   notes:<run>        hash: context -> Markdown note JSON
 --   rdef:<run>         hash: s:<job> spec, b:<job> spawner, of spawned jobs
+--   jdec:<run>         hash: job -> its decided fields (JSON: name labels env
+--                      timeout, a matrix combination's values)
+--   deciding           zset: <run>:<job> waiting for the server to decide
+--                      it, by when (the reaper decides those left too long)
 --   children:<run>     zset: child run ids by run sequence
 --   evwait:<key>       set: <run>:<job> waiting for that event
 --   evtimeouts         zset: <run>:<job> -> when its wait times out

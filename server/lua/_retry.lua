@@ -1,46 +1,73 @@
 --- @include "jobs"
 -- Retrying jobs of a finished run, in that run: each retried job starts a
 -- new attempt with a fresh retry budget; a job that succeeded keeps its
--- outputs and is not run again.
+-- outputs and is not run again. A matrix's combinations are retried
+-- through their matrix job: decided again, its combinations that did not
+-- succeed run again (decide.lua).
 local RETRYABLE = { failure = true, cancelled = true, skipped = true }
 
--- Puts `jobs` (a set: job -> true) back to waiting, ready to be enqueued
--- once their needs outside the set have succeeded. Returns how many.
+-- Puts `jobs` (a set: job -> true) back, to be enqueued (or decided) once
+-- their needs outside the set have settled. Returns how many.
 local function reset_jobs(run, jobs, now)
   local n = 0
   for job in pairs(jobs) do
     local k = jkey(run, job)
-    local st, att = unpack(redis.call('HMGET', k, 'st', 'att'))
+    local st, att, cf = unpack(redis.call('HMGET', k, 'st', 'att', 'cf'))
     att = tonumber(att) or 0
     -- the next attempt: a new number if the last one ran, else the same
     if redis.call('HEXISTS', akey(run, job), att) == 1 then att = att + 1 end
     set_status(run, job, st, 'created')
+    if cf == '1' then redis.call('HINCRBY', rkey(run), 'cofail', -1) end
     redis.call('HSET', k, 'att', att, 'base', att, 'lease', '', 'worker', '', 'start', '', 'end', '',
-      'out', '', 'lout', '', 'err', '', 'dly', 0, 'evkey', '', 'evuntil', '', 'evpayload', '', 'hb', 0)
+      'out', '', 'lout', '', 'err', '', 'dly', 0, 'evkey', '', 'evuntil', '', 'evpayload', '', 'hb', 0, 'cf', '',
+      'hold', '')
     clear_attempt(k)
     local r = rkey(run)
     if redis.call('ZREM', P .. 'dead', member(run, job)) == 1 then redis.call('HINCRBY', r, 'ndead', -1) end
     if redis.call('HGET', r, 'fjob') == job then redis.call('HDEL', r, 'fjob', 'fkind', 'ferr') end
     n = n + 1
   end
+  -- what each needs outside the set concluded, as the cascade would have told it
   for job in pairs(jobs) do
-    local rem = 0
+    local rem, up = 0, ''
     for _, need in ipairs(split(redis.call('HGET', jkey(run, job), 'needs'), ',')) do
-      if redis.call('HGET', jkey(run, need), 'st') ~= 'success' then rem = rem + 1 end
+      local nst, nup, ncf = unpack(redis.call('HMGET', jkey(run, need), 'st', 'up', 'cf'))
+      if jobs[need] or not TERMINAL[nst] then
+        rem = rem + 1
+      else
+        up = union(union(up, nup), CONCLUDED[conclusion(nst, ncf)] or '')
+      end
     end
-    redis.call('HSET', jkey(run, job), 'rem', rem)
+    redis.call('HSET', jkey(run, job), 'rem', rem, 'up', up)
   end
   return n
 end
 
--- The run runs again; then the reset jobs are enqueued or wait.
+-- The run runs again (its attempt one more); then the reset jobs are
+-- enqueued, decided or wait.
 local function reopen_run(run, jobs, now, detail)
   local r = rkey(run)
   local wf = redis.call('HGET', r, 'wf')
   redis.call('HSET', r, 'state', 'active', 'cancelled', 0, 'expired', 0, 'finished_ms', '')
+  redis.call('HINCRBY', r, 'ratt', 1)
   redis.call('ZREM', P .. 'finished', run)
   redis.call('HINCRBY', wkey(wf), 'active', 1)
   event(run, '', 'run', 'queued', 0, now, detail)
-  for job in pairs(jobs) do enqueue_or_wait(run, job, 'created', now) end
+  -- first every job that waits, so that what settles next reaches it
+  local settled = {}
+  for job in pairs(jobs) do
+    local st, rem = unpack(redis.call('HMGET', jkey(run, job), 'st', 'rem'))
+    if st == 'created' then
+      if (tonumber(rem) or 0) > 0 then
+        set_status(run, job, 'created', 'waiting')
+        redis.call('HSET', jkey(run, job), 'enq', 0)
+      else
+        settled[#settled + 1] = job
+      end
+    end
+  end
+  for _, job in ipairs(settled) do
+    if redis.call('HGET', jkey(run, job), 'st') == 'created' then enqueue_or_wait(run, job, 'created', now) end
+  end
   maybe_finish(run, now)
 end

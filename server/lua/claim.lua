@@ -5,23 +5,32 @@
 -- Returns {-1} when another token owns the worker id, {-2} when the worker
 -- id is new and the caller holds that many already, {0} when nothing
 -- matches, else {1, granted_at, lease_id, ttl, run, wf, job, spec, att, enq,
--- dly, inputs, checkpoint record, event payload, need1, out1, need2, out2,
--- ...}.
+-- dly, inputs, checkpoint record, event payload, decided fields (JSON; ''
+-- for a job not decided), run number, triggered_by, tags, run attempt,
+-- need1, out1, result1, need2, out2, result2, ...}.
 local worker, labels, ttl, lid, caller, claim_id = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4], ARGV[5], ARGV[6]
 local max_workers = tonumber(ARGV[7])
 local now = now_ms()
 
 local function reply(lease_id, run, job, granted, lease_ttl)
-  local att, enq, dly, needs, ckat, evp = unpack(redis.call('HMGET', jkey(run, job),
-    'att', 'enq', 'dly', 'needs', 'ckat', 'evpayload'))
-  local wf, ver, inputs = unpack(redis.call('HMGET', rkey(run), 'wf', 'ver', 'inputs'))
-  local spec = redis.call('HGET', dkey(wf, ver), 's:' .. job) or redis.call('HGET', P .. 'rdef:' .. run, 's:' .. job)
+  local att, enq, dly, needs, ckat, evp, tpl, dec = unpack(redis.call('HMGET', jkey(run, job),
+    'att', 'enq', 'dly', 'needs', 'ckat', 'evpayload', 'tpl', 'dec'))
+  local wf, ver, inputs, num_, by, tags, ratt = unpack(redis.call('HMGET', rkey(run), 'wf', 'ver', 'inputs',
+    'num', 'by', 'tags', 'ratt'))
+  -- a matrix combination runs its matrix job's spec, with its own decided fields
+  local of = (tpl and tpl ~= '') and tpl or job
+  local spec = redis.call('HGET', dkey(wf, ver), 's:' .. of) or redis.call('HGET', P .. 'rdef:' .. run, 's:' .. of)
+  local decided = dec == '1' and redis.call('HGET', P .. 'jdec:' .. run, job) or ''
   -- what a resumed job starts from: its latest checkpoint, the event it waited for
   local ckpt = ckat and redis.call('HGET', P .. 'ckpt:' .. run .. ':' .. job, ckat) or ''
-  local out = { 1, granted, lease_id, lease_ttl, run, wf, job, spec, att, enq, dly, inputs, ckpt, evp or '' }
+  local out = { 1, granted, lease_id, lease_ttl, run, wf, job, spec, att, enq, dly, inputs, ckpt, evp or '',
+                decided or '', num_ or 0, by or '', tags or '', ratt or 1 }
   for _, n in ipairs(split(needs, ',')) do
+    local nout, nst, ncf = unpack(redis.call('HMGET', jkey(run, n), 'out', 'st', 'cf'))
     out[#out + 1] = n
-    out[#out + 1] = redis.call('HGET', jkey(run, n), 'out') or ''
+    out[#out + 1] = nout or ''
+    -- what the job's needs context says: a continue-on-error failure concludes success
+    out[#out + 1] = (nst == 'failure' and ncf == '1') and 'success' or (nst or '')
   end
   return out
 end

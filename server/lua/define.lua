@@ -9,7 +9,8 @@
 --   secs, njobs, the caller (API token id; '' with auth off), the most live
 --   one-off workflows and idempotency keys it may hold, schedules JSON
 --   ([{cron, tz, cu, ov, spec}], see _schedules.lua), declared inputs JSON,
---   then per job: id, spec JSON, meta (lk\tpr\tmr\tbk\tb1\tb2), needs, deps.
+--   the workflow's env (JSON, when it holds expressions; else ''), run-name,
+--   then per job: id, spec JSON, meta (see _keys.lua), needs, deps.
 -- Returns {outcome, wf, run id or ''}: created | updated | unchanged |
 -- replayed (same Idempotency-Key and request) | idem_reused (same key,
 -- another request: nothing done) | deleting (the workflow is being deleted);
@@ -21,6 +22,7 @@ local start, run, by, inputs, tags, ret = ARGV[10] == '1', ARGV[11], ARGV[12], A
 local njobs = tonumber(ARGV[16])
 local caller, max_oneoffs, max_idem = ARGV[17], tonumber(ARGV[18]), tonumber(ARGV[19])
 local schedules, declared = ARGV[20], ARGV[21]
+local wenv, rname = ARGV[22], ARGV[23]
 local now = now_ms()
 
 if idem ~= '' then
@@ -53,14 +55,14 @@ local d = dkey(wf, ver)
 if redis.call('EXISTS', d) == 0 then
   local ids = {}
   for i = 0, njobs - 1 do
-    local b = 21 + i * 5
+    local b = 23 + i * 5
     local id = ARGV[b + 1]
     ids[#ids + 1] = id
     redis.call('HSET', d, 's:' .. id, ARGV[b + 2], 'm:' .. id, ARGV[b + 3], 'n:' .. id, ARGV[b + 4],
       'd:' .. id, ARGV[b + 5])
   end
   redis.call('HSET', d, 'name', name, 'trigger', trigger, 'jobs', table.concat(ids, ','), 'refs', 0,
-    'created', now, 'inputs', declared)
+    'created', now, 'inputs', declared, 'wenv', wenv, 'rname', rname)
   redis.call('SET', P .. 'doc:' .. wf .. ':' .. ver, doc)
 end
 if outcome ~= 'unchanged' then

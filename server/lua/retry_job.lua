@@ -1,18 +1,25 @@
 --- @include "retry"
 -- ARGV: run id, job id. Retries one job of a finished run and what was
--- skipped below it. Returns {'ok', jobs retried} | {'active'} |
--- {'not_retryable', status} (it succeeded) | {'blocked', need, its status}
--- (a need of it did not succeed: retry that one) | {'not_found'}.
+-- skipped below it (a matrix combination: its matrix job). Returns {'ok',
+-- jobs retried} | {'active'} | {'not_retryable', status} (it succeeded) |
+-- {'blocked', need, its status} (a need of it did not succeed and its if:
+-- does not ask about that: retry that one) | {'not_found'}.
 local run, job = ARGV[1], ARGV[2]
 local now = now_ms()
 local state = redis.call('HGET', rkey(run), 'state')
-local st = redis.call('HGET', jkey(run, job), 'st')
+local st, agg = unpack(redis.call('HMGET', jkey(run, job), 'st', 'agg'))
 if not state or not st then return { 'not_found' } end
 if state == 'active' or state == 'delayed' then return { 'active' } end
+if agg and agg ~= '' then
+  job = agg
+  st = redis.call('HGET', jkey(run, job), 'st')
+end
 if not RETRYABLE[st] then return { 'not_retryable', st } end
-for _, need in ipairs(split(redis.call('HGET', jkey(run, job), 'needs'), ',')) do
-  local nst = redis.call('HGET', jkey(run, need), 'st')
-  if nst ~= 'success' then return { 'blocked', need, nst } end
+if not has(redis.call('HGET', jkey(run, job), 'fl'), 'a') then
+  for _, need in ipairs(split(redis.call('HGET', jkey(run, job), 'needs'), ',')) do
+    local nst, ncf = unpack(redis.call('HMGET', jkey(run, need), 'st', 'cf'))
+    if conclusion(nst, ncf) ~= 'success' then return { 'blocked', need, nst } end
+  end
 end
 local chosen = { [job] = true }
 local queue = split(redis.call('HGET', jkey(run, job), 'deps'), ',')

@@ -163,26 +163,33 @@ for _, job in ipairs(existing) do all[#all + 1] = job end
 for _, id in ipairs(order) do all[#all + 1] = id end
 redis.call('HSET', r, 'jobs', table.concat(all, ','))
 event(run, spawner, 'spawn', 'running', tonumber(lease.att), now, table.concat(order, ','))
--- Each new job: waiting on needs not yet met, skipped if one already
--- failed, else enqueued.
-local blocked = { failure = true, skipped = true, cancelled = true }
+-- Each new job: waiting on needs not yet settled; skipped if one did not
+-- succeed (unless its if: asks about that), which its dependents hear;
+-- else enqueued, or decided first.
 for _, id in ipairs(order) do
-  local rem, dead = 0, nil
+  local rem, up, dead = 0, '', nil
   for _, need in ipairs(new[id].needs) do
-    local st = redis.call('HGET', jkey(run, need), 'st')
-    if st ~= 'success' then rem = rem + 1 end
-    if blocked[st] then dead = need end
+    local st, nup, ncf = unpack(redis.call('HMGET', jkey(run, need), 'st', 'up', 'cf'))
+    if not TERMINAL[st] then
+      rem = rem + 1
+    else
+      local concluded = CONCLUDED[conclusion(st, ncf)]
+      up = union(union(up, nup), concluded or '')
+      if concluded then dead = need end
+    end
   end
-  redis.call('HSET', jkey(run, id), 'rem', rem)
-  if dead then
-    set_status(run, id, nil, 'skipped')
-    redis.call('HSET', jkey(run, id), 'end', now, 'err', 'upstream ' .. dead .. ' did not succeed')
-    event(run, id, 'job', 'skipped', 0, now, 'upstream ' .. dead .. ' did not succeed')
-  elseif rem == 0 then
+  redis.call('HSET', jkey(run, id), 'rem', rem, 'up', up)
+  local fl = redis.call('HGET', jkey(run, id), 'fl')
+  if up ~= '' and not has(fl, 'a') then
+    skip_job(run, id, nil, now, 'upstream ' .. (dead or 'of a need') .. ' did not succeed')
+    cascade(run, id, now)
+  elseif rem > 0 then
+    set_status(run, id, nil, 'waiting')
+  elseif has(fl, 'd') then
+    begin_deciding(run, id, nil, now)
+  else
     event(run, id, 'job', 'queued', 0, now, 'spawned by ' .. spawner)
     enqueue(run, id, nil, now, 0)
-  else
-    set_status(run, id, nil, 'waiting')
   end
 end
 return { 'ok', #order }

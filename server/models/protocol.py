@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, Optional
+from typing import Annotated, Any, Literal, Optional, Union
 
-from msgspec import Meta, Struct
+from msgspec import Meta, Struct, field
 
 from .. import limits
 
 from .core import Label, RetryPolicy, WorkerId
-from .specs import Step
+from .specs import Flag, RunDefaults
 
 
 # ---- worker protocol --------------------------------------------------------
@@ -55,6 +55,65 @@ class ClaimRequest(Struct):
     exclusive: bool = False
 
 
+class ClaimStep(Struct):
+    """A step as every worker reads it; what else the step says is in the
+    job's `step_options`, so a worker that knows only these two still
+    decodes a claim."""
+
+    name: str
+    run: str
+
+
+class StepOptions(Struct, kw_only=True, omit_defaults=True):
+    """What a step says besides name and run, for the worker to evaluate:
+    `if`, `env`, `working-directory`, `timeout-minutes` and
+    `continue-on-error` may hold `${{ }}` over the job's `contexts`, the
+    `env` context (the job's env, then the step's) and `steps` (the earlier
+    steps' outputs, outcome and conclusion)."""
+
+    id: Optional[str] = None
+    if_: Optional[str] = field(default=None, name="if")  # expression text; no `${{ }}` around it
+    env: dict[str, str] = {}
+    shell: Optional[str] = None
+    working_directory: Optional[str] = field(default=None, name="working-directory")
+    timeout_minutes: Union[float, str, None] = field(default=None, name="timeout-minutes")
+    continue_on_error: Flag = field(default=False, name="continue-on-error")
+
+
+class NeedContext(Struct):
+    # success, failure, cancelled or skipped; a continue-on-error job's
+    # failure is `success` here, as GitHub reports it
+    result: str
+    outputs: dict[str, str] = {}
+
+
+class RunContext(Struct, kw_only=True):
+    id: str
+    number: int
+    workflow: str  # the workflow's id
+    triggered_by: str
+    tags: dict[str, str] = {}
+    attempt: int = 1  # 1, and one more each time the run is retried
+
+
+class StrategyContext(Struct, kw_only=True, rename="kebab"):
+    fail_fast: bool = True
+    job_index: int = 0
+    job_total: int = 1
+    max_parallel: int = 1
+
+
+class JobContexts(Struct, kw_only=True):
+    """The values a job's expressions read, as they stand when it is claimed."""
+
+    needs: dict[str, NeedContext] = {}
+    inputs: dict[str, Any] = {}  # the run's inputs, typed as its workflow declares them
+    matrix: Optional[dict[str, Any]] = None  # a matrix combination's values; null outside a matrix
+    strategy: StrategyContext = field(default_factory=StrategyContext)
+    env: dict[str, str] = {}  # the job's env as the job gets it (the workflow's, then the job's)
+    run: Optional[RunContext] = None
+
+
 class QueuedJob(Struct, kw_only=True):
     job_id: str
     workflow_id: str
@@ -75,8 +134,17 @@ class QueuedJob(Struct, kw_only=True):
     delayed_until_ms: int = 0
     name: str = ""
     env: dict[str, str] = {}
-    steps: list[Step] = []
+    steps: list[ClaimStep] = []
     timeout_secs: Optional[int] = None
+    # The workflow language (docs/http-api.md, "The claim"). `env` above is
+    # final when env_resolved is true; otherwise the worker resolves its
+    # `${{ needs.<job>.outputs.<key> }}` from upstream_outputs.
+    env_resolved: bool = False
+    contexts: Optional[JobContexts] = None
+    step_options: list[StepOptions] = []  # one per step, in order; empty when no step has any
+    outputs: dict[str, str] = {}  # declared outputs: name -> template over the job's contexts and steps
+    defaults: Optional[RunDefaults] = None
+    continue_on_error: bool = False
 
 
 class Lease(Struct, kw_only=True):

@@ -61,6 +61,13 @@ class JobOut(Struct, kw_only=True):
     error_type: Optional[str] = None  # Restep's, given at fail
     error_stack: Optional[str] = None
     heartbeat_at: Optional[int] = None  # the job's last heartbeat (epoch ms), of any attempt
+    # The workflow language: a matrix combination's values and the matrix
+    # job it belongs to; a matrix job's combinations (ids, in order); a job
+    # whose failure does not fail its run.
+    matrix: Optional[dict[str, Any]] = None
+    matrix_of: Optional[str] = None
+    combinations: list[str] = []
+    continue_on_error: bool = False
 
 
 class WorkflowOut(Struct, kw_only=True):
@@ -136,6 +143,8 @@ class RunOut(Struct, kw_only=True):
     started_at: Optional[int] = None
     finished_at: Optional[int] = None
     version: str
+    # Its run-name rendered when it started, else the workflow's name.
+    name: str = ""
     # job status -> how many of the run's jobs are in it
     job_counts: dict[str, int] = {}
     jobs: Optional[list[JobOut]] = None  # in GET /api/runs/{id}; not in listings
@@ -179,6 +188,12 @@ class BlockedBy(Struct, kw_only=True):
     retry_at: Optional[int] = None  # waiting out a backoff until then (epoch ms)
     # No live worker offers these labels (the job's required labels).
     no_worker_with: Optional[list[str]] = None
+    # Its needs have settled and its if:, matrix or expressions are being
+    # evaluated (it is enqueued, skipped or expanded next).
+    deciding: bool = False
+    # A matrix combination held back by its matrix's max-parallel (this many
+    # run at once); it starts when one of them ends.
+    max_parallel: Optional[int] = None
 
 
 class RunJobOut(JobOut, kw_only=True):

@@ -17,8 +17,8 @@ async def job_view(store: Store, run: str, job_id: str) -> RunJobOut:
 
 
 async def _blocked_by(store: Store, run: str, job: JobOut) -> Optional[BlockedBy]:
-    """Why a queued job is not running: needs not met, a backoff, or no
-    live worker offering its labels."""
+    """Why a queued job is not running: needs not settled, a backoff, its
+    decision, max-parallel, or no live worker offering its labels."""
     if job.status != "queued":
         return None
     if job.retry_at is not None:
@@ -27,10 +27,15 @@ async def _blocked_by(store: Store, run: str, job: JobOut) -> Optional[BlockedBy
     # spawn added (the spawned jobs its spawner's dependents wait for, a
     # gate a spawned job waits for).
     (row,) = await store.job_rows(run, [job.id])
+    if row.get("st") == "deciding":
+        return BlockedBy(deciding=True)
+    if row.get("st") == "held":
+        (matrix,) = await store.job_rows(run, [row.get("agg", "")])
+        return BlockedBy(max_parallel=int(matrix.get("mp") or 1))
     depends_on = [n for n in row.get("needs", "").split(",") if n]
     needs = [NeedStatus(job=n, status=WIRE_STATUS.get(r.get("st", ""), "queued"))
              for n, r in zip(depends_on, await store.job_rows(run, depends_on))]
-    unmet = [n for n in needs if n.status != "success"]
+    unmet = [n for n in needs if n.status not in ("success", "failure", "skipped", "cancelled")]
     if unmet:
         return BlockedBy(needs=unmet)
     wanted = set(job.required_labels)

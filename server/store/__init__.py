@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from .base import label_key
 from .deadletters import DeadLettersMixin
+from .deciding import DecidingMixin
 from .leases import Beat, LeasesMixin
 from .logs import LOG_LEVELS, LogsMixin, Page
 from .maintenance import MaintenanceMixin
@@ -22,7 +23,7 @@ from .workflows import Defined, WorkflowsMixin, definition_version
 
 
 class Store(WorkflowsMixin, StartsMixin, RunsMixin, SchedulesMixin, LeasesMixin, LogsMixin, SdkMixin, WorkersMixin,
-            DeadLettersMixin, QueuesMixin, MaintenanceMixin):
+            DeadLettersMixin, QueuesMixin, MaintenanceMixin, DecidingMixin):
     pass
 
 

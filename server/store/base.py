@@ -17,6 +17,7 @@ import msgspec
 from redis.asyncio import Redis
 
 from .. import limits
+from ..deciding.flags import decide_flags
 from ..errors import LimitExceeded, Unprocessable
 from ..models import JobSpec, backoff_fields
 from ..models.specs import InputSpec
@@ -27,17 +28,20 @@ from ..singleflight import SingleFlight
 _encode = msgspec.json.encode
 _spec_decoder = msgspec.json.Decoder(JobSpec)
 _declared_decoder = msgspec.json.Decoder(dict[str, InputSpec])
+_env_decoder = msgspec.json.Decoder(dict[str, str])
 
 
 def label_key(labels: list[str]) -> str:
     return ",".join(sorted(set(labels)))
 
 
-def job_meta(job: JobSpec) -> str:
-    """A job's static description as the scripts keep it (see _keys.lua)."""
+def job_meta(job: JobSpec, dynamic_env: bool = False) -> str:
+    """A job's static description as the scripts keep it (see _keys.lua);
+    `dynamic_env`: its workflow's env holds expressions."""
     bk, b1, b2 = backoff_fields(job.backoff)
     return "\t".join(map(str, (label_key(job.labels), job.priority, job.max_retries, bk, b1, b2,
-                               job.wait_event or "", job.wait_timeout_secs or "")))
+                               job.wait_event or "", job.wait_timeout_secs or "",
+                               decide_flags(job, dynamic_env))))
 
 
 def digest(data: bytes) -> str:
@@ -80,11 +84,14 @@ class Definition:
     """One version of a workflow's definition, decoded: versions never
     change, so each process keeps the ones it reads."""
 
-    __slots__ = ("name", "trigger", "jobs", "specs", "inputs")
+    __slots__ = ("name", "trigger", "jobs", "specs", "inputs", "env", "run_name")
 
     def __init__(self, row: dict):
         self.name = row.get("name", "")
         self.trigger = row.get("trigger", "")
+        # the workflow's env when it holds expressions, and its run-name
+        self.env: dict[str, str] = _env_decoder.decode(row["wenv"]) if row.get("wenv") else {}
+        self.run_name: str = row.get("rname", "")
         self.jobs = [j for j in row.get("jobs", "").split(",") if j]
         self.specs = {job: _spec_decoder.decode(row[f"s:{job}"]) for job in self.jobs if f"s:{job}" in row}
         # `workflow_dispatch: inputs:` (a version stored before them has none)
@@ -105,6 +112,7 @@ class StoreBase:
         max_workers: int = 10_000,
         max_oneoffs: int = 10_000,
         max_idempotency_keys: int = 100_000,
+        max_output_bytes: int = 1024 * 1024,
     ):
         self.redis = redis
         self.prefix = "{" + namespace + "}:"
@@ -118,6 +126,7 @@ class StoreBase:
         self.max_workers = max_workers
         self.max_oneoffs = max_oneoffs
         self.max_idempotency_keys = max_idempotency_keys
+        self.max_output_bytes = max_output_bytes  # a matrix job's merged outputs too
         self.scripts = Scripts(redis, self.prefix)
         self._reads = SingleFlight()
         self._definitions: OrderedDict[tuple[str, str], Definition] = OrderedDict()
@@ -130,7 +139,8 @@ class StoreBase:
                    result_replay_secs=settings.result_replay_secs, log_max_bytes=settings.log_max_bytes,
                    log_max_chunk_bytes=settings.log_max_chunk_bytes, max_workers=settings.max_workers_per_token,
                    max_oneoffs=settings.max_oneoff_workflows_per_token,
-                   max_idempotency_keys=settings.max_idempotency_keys_per_token)
+                   max_idempotency_keys=settings.max_idempotency_keys_per_token,
+                   max_output_bytes=settings.max_output_bytes)
 
     @property
     def wake_channel(self) -> str:
@@ -146,7 +156,12 @@ class StoreBase:
         return self.prefix + ":".join(parts)
 
     async def _call(self, name: str, *args) -> list:
-        return await self.scripts.call(name, *args)
+        """Runs a script; the jobs it left to decide are decided before this
+        returns (server/store/deciding.py)."""
+        reply, pending = await self.scripts.call_deciding(name, *args)
+        if pending:
+            await self.decide_all(pending)  # type: ignore[attr-defined]
+        return reply
 
     async def stream_page(self, key: str, cursor: str = "", *, backward: bool = False,
                           max_bytes: int = limits.LOG_PAGE_BYTES, count: int = limits.LOG_PAGE_CHUNKS,

@@ -9,9 +9,25 @@ from typing import Any, Optional
 import msgspec
 
 from .. import limits
-from ..inputs import text as input_text, texts as input_texts
+from ..deciding.contexts import resolve_needs_outputs, run_context
 from ..errors import Conflict, Forbidden, LeaseLost, Unprocessable
-from ..models import CheckpointOut, ClaimResponse, HeartbeatResponse, JobSpec, Lease, QueuedJob, RetryPolicy
+from ..inputs import text as input_text, texts as input_texts
+from ..models import (
+    CheckpointOut,
+    ClaimResponse,
+    ClaimStep,
+    DecidedJob,
+    HeartbeatResponse,
+    JobContexts,
+    JobSpec,
+    Lease,
+    NeedContext,
+    QueuedJob,
+    RetryPolicy,
+    RunContext,
+    StepOptions,
+    StrategyContext,
+)
 from .base import StoreBase, digest, label_key, limit_exceeded
 from .views import outputs
 
@@ -20,6 +36,7 @@ _spec_decoder = msgspec.json.Decoder(JobSpec)
 _inputs_decoder = msgspec.json.Decoder(dict[str, Any])
 _checkpoint_decoder = msgspec.json.Decoder(CheckpointOut)
 _MISSING = object()
+_decided_decoder = msgspec.json.Decoder(DecidedJob)
 
 
 def worker_taken(worker_id: str) -> Conflict:
@@ -53,6 +70,17 @@ def _result(res: list, lease_id: str) -> tuple[str, bool]:
     raise AssertionError(res)
 
 
+_STEP_OPTIONS = ("id", "if_", "env", "shell", "working_directory", "timeout_minutes", "continue_on_error")
+
+
+def _options(spec: JobSpec) -> list[StepOptions]:
+    """Each step's fields beyond name and run; none when no step has any."""
+    if not any(step.id or step.if_ or step.env or step.shell or step.working_directory
+               or step.timeout_minutes is not None or step.continue_on_error for step in spec.steps):
+        return []
+    return [StepOptions(**{key: getattr(step, key) for key in _STEP_OPTIONS}) for step in spec.steps]
+
+
 @dataclass(frozen=True)
 class Beat:
     """A renewed lease: the answer, and what a long-poll heartbeat watches."""
@@ -81,31 +109,56 @@ class LeasesMixin(StoreBase):
             raise limit_exceeded("workers", self.max_workers)
         if res[0] == 0:
             return None
-        _, now, lease_id, ttl, run, wf, job_id, spec_json, att, enq, dly, inputs, ckpt, event, *ups = res
+        (_, now, lease_id, ttl, run, wf, job_id, spec_json, att, enq, dly, inputs, ckpt, event, decided_json,
+         number, by, tags, run_attempt, *ups) = res
         spec = _spec_decoder.decode(spec_json)
-        typed = _inputs_decoder.decode(inputs) if inputs and inputs != "{}" else {}
+        decided = _decided_decoder.decode(decided_json) if decided_json else None
+        upstream = {ups[i]: outputs(ups[i + 1]) for i in range(0, len(ups), 3)}
+        run_inputs = _inputs_decoder.decode(inputs) if inputs and inputs != "{}" else {}  # typed values
+        if decided is not None:
+            env, name, labels, timeout = decided.env, decided.name, decided.labels, decided.timeout_secs
+            continue_on_error = decided.continue_on_error
+        else:
+            env, name, labels, timeout = spec.env, spec.name, spec.labels, spec.timeout_secs
+            continue_on_error = spec.continue_on_error is True
+        contexts = JobContexts(
+            needs={ups[i]: NeedContext(ups[i + 2], upstream[ups[i]]) for i in range(0, len(ups), 3)},
+            inputs=run_inputs,
+            matrix=decided.matrix if decided is not None else None,
+            strategy=(msgspec.convert(decided.strategy, StrategyContext)
+                      if decided is not None and decided.strategy else StrategyContext()),
+            env=env if decided is not None else resolve_needs_outputs(env, upstream),
+            run=RunContext(**run_context({"id": run, "num": number, "wf": wf, "by": by, "tags": tags,
+                                          "ratt": run_attempt})),
+        )
         job = QueuedJob(
             job_id=job_id,
             workflow_id=wf,
             run_id=run,
             command=spec.command,
-            required_labels=spec.labels,
+            required_labels=labels,
             retry_policy=RetryPolicy(max_retries=spec.max_retries, backoff=spec.backoff),
             attempt=int(att),
-            upstream_outputs={ups[i]: outputs(ups[i + 1]) for i in range(0, len(ups), 2)},
+            upstream_outputs=upstream,
             enqueued_at_ms=int(enq),
             delayed_until_ms=int(dly or 0),
-            name=spec.name,
-            env=spec.env,
-            steps=spec.steps,
-            timeout_secs=spec.timeout_secs,
-            # as text, each as its ROTA_INPUT_<NAME> (the run keeps them typed)
-            inputs=input_texts(typed),
+            name=name,
+            env=env,
+            steps=[ClaimStep(step.name, step.run) for step in spec.steps],
+            timeout_secs=timeout,
+            # as text, each as its ROTA_INPUT_<NAME> (the run keeps them typed, as the contexts have them)
+            inputs=input_texts(run_inputs),
             checkpoint=_checkpoint_decoder.decode(ckpt).data if ckpt else None,
             event=msgspec.json.decode(event) if event else None,
+            env_resolved=decided is not None,
+            contexts=contexts,
+            step_options=_options(spec),
+            outputs=spec.outputs,
+            defaults=spec.defaults,
+            continue_on_error=continue_on_error,
         )
         if spec.input_mapping:
-            job.inputs = {**job.inputs, **await self._mapped_inputs(run, spec.input_mapping, typed, job)}
+            job.inputs = {**job.inputs, **await self._mapped_inputs(run, spec.input_mapping, run_inputs, job)}
         lease = Lease(lease_id=lease_id, job_id=job_id, workflow_id=wf, run_id=run, worker_id=worker_id,
                       ttl_secs=int(ttl), granted_at_ms=int(now))
         return ClaimResponse(job=job, lease=lease)

@@ -4,16 +4,22 @@ starts.py's)."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any, Callable, Optional
 
 import msgspec
 
 from .. import limits
+from ..deciding.contexts import run_context, values
+from ..deciding.templated import Budget, Renderer
 from ..errors import Conflict, NotFound
+from ..expressions import EvaluationError
+from ..limits import MAX_NAME_CHARS
 from ..models import EventOut, JobOut, RunFilter, RunOut
 from .base import StoreBase
-from .views import attempts, has_reports, job_out, notes, run_out, run_status
+from .views import attempts, decided_fields, has_reports, job_out, notes, run_out, run_status
 
+log = logging.getLogger("rota.runs")
 _event_decoder = msgspec.json.Decoder(dict)
 
 
@@ -34,7 +40,7 @@ def _not_found(run: str) -> NotFound:
 
 
 class RunsMixin(StoreBase):
-    # ---- marks, cancelling, retrying -----------------------------------------------
+    # ---- marks, naming, cancelling, retrying ---------------------------------------
 
     async def set_debug(self, run: str, on: bool) -> None:
         (outcome,) = await self._call("run_mark", run, "debug", int(on))
@@ -47,6 +53,23 @@ class RunsMixin(StoreBase):
             raise _not_found(run)
         if outcome == "no_key":
             raise Conflict("no_idempotency_key", f"run {run!r} was started without an Idempotency-Key")
+
+    async def name_run(self, run: str) -> None:
+        """Renders the run's run-name (its definition's) now that the run has
+        a number; a name that cannot be rendered leaves the workflow's."""
+        head = await self.redis.hgetall(self.key("run", run))
+        d = await self.definition(head["wf"], head["ver"]) if head else None
+        if d is None or not d.run_name:
+            return
+        try:
+            name = Renderer({"inputs": values(head.get("inputs")), "run": run_context(head)}, Budget()).text(
+                d.run_name)
+        except EvaluationError as err:
+            log.warning("run %s: its run-name cannot be rendered (%s); it keeps the workflow's name", run,
+                        err.message)
+            return
+        name = " ".join(name.split()) or head.get("name", "")
+        await self._call("name_run", run, name if len(name) <= MAX_NAME_CHARS else name[:MAX_NAME_CHARS - 1] + "…")
 
     async def cancel_run(self, run: str) -> bool:
         """True when something was cancelled; False for a finished run."""
@@ -111,7 +134,9 @@ class RunsMixin(StoreBase):
             name, *rows, meta = await pipe.execute()
         specs = await self.run_specs(head)
         reports = await self._reports(run, {job: rows[2 * i] for i, job in enumerate(jobs)})
-        out = [job_out(job, rows[2 * i], specs.get(job), attempts(rows[2 * i + 1]), reports.get(job))
+        decided = await self.decided(head)
+        out = [job_out(job, rows[2 * i], specs.get(rows[2 * i].get("tpl") or job), attempts(rows[2 * i + 1]),
+                       reports.get(job), decided.get(job))
                for i, job in enumerate(jobs)]
         found = run_out(head, out, await self._notes(head), meta)
         found.workflow_name = name
@@ -134,24 +159,35 @@ class RunsMixin(StoreBase):
             rows = iter(await pipe.execute())
         return [(head, {job: next(rows) for job in head["jobs"].split(",")}, meta) for head, meta in found]
 
+    async def decided(self, head: dict) -> dict:
+        """The run's decided jobs' rendered fields (none read unless it has some)."""
+        if not head.get("hdec"):
+            return {}
+        return decided_fields(await self.redis.hgetall(self.key("jdec", head["id"])))
+
     async def run_job(self, run: str, job: str) -> tuple[dict, JobOut]:
         """(what it read of the run's head: id, wf, ver, spawned; the job with
         its attempts and reports). One round trip, a second when the job
         reported steps or annotations: a thousand log tails ending at once
         each read this, so not the run's whole head (its list of jobs)."""
         async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.hmget(self.key("run", run), ["wf", "ver", "spawned"])
+            pipe.hmget(self.key("run", run), ["wf", "ver", "spawned", "hdec"])
             pipe.hgetall(self.key("rj", run, job))
             pipe.hgetall(self.key("att", run, job))
-            (wf, ver, spawned), row, tries = await pipe.execute()
+            (wf, ver, spawned, hdec), row, tries = await pipe.execute()
         if wf is None:
             raise _not_found(run)
         if not row:
             raise NotFound("job_not_found", f"no job {job!r} in run {run!r}")
-        spec = await self.job_spec(run, wf, ver, bool(spawned), job)
+        # a matrix combination's spec is its matrix job's
+        spec = await self.job_spec(run, wf, ver, bool(spawned), row.get("tpl") or job)
         reports = await self._reports(run, {job: row})
+        decided = None
+        if hdec and row.get("dec"):
+            raw = await self.redis.hget(self.key("jdec", run), job)
+            decided = decided_fields({job: raw})[job] if raw else None
         head = {"id": run, "wf": wf, "ver": ver, "spawned": spawned or ""}
-        return head, job_out(job, row, spec, attempts(tries), reports.get(job))
+        return head, job_out(job, row, spec, attempts(tries), reports.get(job), decided)
 
     async def _reports(self, run: str, rows: dict[str, dict]) -> dict[str, tuple[dict, dict]]:
         """The steps and annotations of the jobs that reported any."""

@@ -110,7 +110,11 @@ class SchedulesMixin(StoreBase):
             fires += [tick, str(uuid.uuid4())]
         res = await self._call("fire_schedule", due.id, due.spec, due.last, newlast, nxt, len(ticks), *fires,
                                _encode(inputs), self.retention_secs, ver)
-        return list(res[1:]) if res[0] == "ok" else None
+        if res[0] != "ok":
+            return None
+        for run in res[1:]:
+            await self.name_run(run)  # type: ignore[attr-defined]
+        return list(res[1:])
 
     async def due_runs(self, limit: int = 500) -> tuple[int, int]:
         """(delayed runs released, unstarted runs expired) now."""

@@ -300,7 +300,10 @@ class SdkMixin(StoreBase):
                                        ver, "", *When().args(), "", "", "", 0)
                 if res[0] == "changed":
                     continue
-            return self._spawned(res, run, lease_id, child)
+            spawned = self._spawned(res, run, lease_id, child)
+            if res[0] == "ok":  # a new child run: its run-name, now that it has its number
+                await self.name_run(spawned)  # type: ignore[attr-defined]
+            return spawned
         raise Conflict("workflow_changing", f"workflow {child.workflow_id!r} was replaced {START_TRIES} times while"
                        " starting it; try again")
 

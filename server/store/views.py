@@ -7,7 +7,17 @@ from typing import Any, Optional
 import msgspec
 
 from ..models import (
-    AttemptOut, JobOut, JobSpec, NoteOut, Resources, ResourceSample, RunFailure, RunOut, RunOverrides, StepOut,
+    AttemptOut,
+    DecidedJob,
+    JobOut,
+    JobSpec,
+    NoteOut,
+    Resources,
+    ResourceSample,
+    RunFailure,
+    RunOut,
+    RunOverrides,
+    StepOut,
 )
 from .base import ms
 
@@ -22,9 +32,9 @@ _json = msgspec.json.decode
 
 # Internal job states, and the wire status each one shows as.
 WIRE_STATUS = {
-    "created": "queued", "waiting": "queued", "ready": "queued", "delayed": "queued",
-    "running": "running", "eventwait": "waiting", "success": "success", "failure": "failure",
-    "skipped": "skipped", "cancelled": "cancelled",
+    "created": "queued", "waiting": "queued", "deciding": "queued", "ready": "queued", "delayed": "queued",
+    "held": "queued", "running": "running", "expanded": "running", "eventwait": "waiting", "success": "success",
+    "failure": "failure", "skipped": "skipped", "cancelled": "cancelled",
 }
 INTERNAL_FOR = {
     wire: [st for st, w in WIRE_STATUS.items() if w == wire] for wire in set(WIRE_STATUS.values())
@@ -48,9 +58,11 @@ def attempts(rows: dict) -> list[AttemptOut]:
 
 def job_out(
     job_id: str, row: dict, spec: Optional[JobSpec], tries: Optional[list[AttemptOut]] = None,
-    reports: Optional[tuple[dict, dict]] = None,
+    reports: Optional[tuple[dict, dict]] = None, decided: Optional[DecidedJob] = None,
 ) -> JobOut:
-    """`reports`: the job's steps and annotations hashes, when it has any."""
+    """`reports`: the job's steps and annotations hashes, when it has any;
+    `decided`: its fields as its decision rendered them (a matrix
+    combination's spec is its matrix job's)."""
     st = row.get("st", "created")
     start, end = ms(row.get("start")), ms(row.get("end"))
     err = row.get("err") or None
@@ -60,11 +72,11 @@ def job_out(
     step_rows, annotations = reports or ({}, {})
     return JobOut(
         id=job_id,
-        name=spec.name if spec else job_id,
+        name=decided.name if decided else spec.name if spec else job_id,
         status=WIRE_STATUS[st],  # type: ignore[arg-type]
         command=spec.command if spec else "",
         depends_on=spec.needs if spec else [],
-        required_labels=spec.labels if spec else [],
+        required_labels=decided.labels if decided else spec.labels if spec else [],
         max_retries=spec.max_retries if spec else 0,
         attempt=int(row.get("att") or 0),
         started_at=float(start) if start is not None else None,
@@ -89,7 +101,19 @@ def job_out(
         error_type=row.get("etype") or None,
         error_stack=row.get("estack") or None,
         heartbeat_at=ms(row.get("beat")),
+        matrix=decided.matrix if decided else None,
+        matrix_of=row.get("agg") or None,
+        combinations=row["combos"].split(",") if row.get("combos") else [],
+        continue_on_error=row.get("coe") == "1" or "c" in row.get("fl", ""),
     )
+
+
+_decided_decoder = msgspec.json.Decoder(DecidedJob)
+
+
+def decided_fields(rows: dict[str, str]) -> dict[str, DecidedJob]:
+    """A run's `jdec:` hash, decoded."""
+    return {job: _decided_decoder.decode(raw) for job, raw in rows.items()}
 
 
 def has_reports(row: dict) -> bool:
@@ -166,7 +190,8 @@ def run_status(head: dict) -> str:
         return "expired"
     if head.get("cancelled") == "1":
         return "cancelled"
-    if int(head.get("n:failure") or 0) > 0:
+    # a continue-on-error job's failure (cofail counts them) fails no run
+    if int(head.get("n:failure") or 0) - int(head.get("cofail") or 0) > 0:
         return "failure"
     if int(head.get("n:cancelled") or 0) > 0:
         return "cancelled"
@@ -204,6 +229,7 @@ def run_out(head: dict, jobs: Optional[list[JobOut]] = None, run_notes: Optional
         started_at=ms(head.get("started_ms")),
         finished_at=ms(head.get("finished_ms")),
         version=head.get("ver", ""),
+        name=head.get("name") or head.get("wf", ""),
         job_counts=job_counts(head),
         jobs=jobs,
         parent_run_id=head.get("parent") or None,

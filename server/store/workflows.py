@@ -82,15 +82,19 @@ class WorkflowsMixin(StoreBase):
             _encode(inputs or {}), _encode(tags or {}), self.retention_secs, len(spec.jobs),
             owner, self.max_oneoffs, self.max_idempotency_keys,
             _encode([schedule_fields(entry) for entry in spec.schedules]), _encode(spec.inputs),
+            _encode(spec.env) if spec.env else "", spec.run_name or "",
         ]
         for job in spec.jobs:
-            args += [job.id, _encode(job), job_meta(job), ",".join(job.needs), ",".join(dependents[job.id])]
+            args += [job.id, _encode(job), job_meta(job, bool(spec.env)), ",".join(job.needs),
+                     ",".join(dependents[job.id])]
         res = await self._call("define", *args)
         if res[0] == "limit":
             raise limit_exceeded(res[1], res[2])
         outcome, wf, run = res
         if outcome == "deleting":
             raise Conflict("workflow_deleting", f"workflow {workflow_id!r} is being deleted")
+        if run and outcome not in ("replayed", "idem_reused"):
+            await self.name_run(run)  # type: ignore[attr-defined]
         return Defined(outcome, wf, run or None)
 
     async def create_workflow(
@@ -191,6 +195,7 @@ class WorkflowsMixin(StoreBase):
         definitions = [await self.definition(head["id"], run["ver"] if run else head["ver"])
                        for head, run in zip(heads, runs)]
         spawned = {run["id"]: await self.run_specs(run) for run in runs if run and run.get("spawned")}
+        decided = {run["id"]: await self.decided(run) for run in runs if run and run.get("hdec")}  # type: ignore[attr-defined]
         if max_jobs is not None:
             total = 0
             for i, d in enumerate(definitions):
@@ -222,7 +227,9 @@ class WorkflowsMixin(StoreBase):
             if run is None:
                 jobs = [idle_job(specs[j]) for j in (d.jobs if d else []) if j in specs]
             else:
-                jobs = [job_out(j, row, specs.get(j), attempts(tries), found.get((run["id"], j)))
+                rendered = decided.get(run["id"], {})
+                jobs = [job_out(j, row, specs.get(row.get("tpl") or j), attempts(tries), found.get((run["id"], j)),
+                                rendered.get(j))
                         for j, (row, tries) in jobs_of.items()]
             out.append(WorkflowOut(
                 id=head["id"], name=head["name"], trigger=head.get("trigger", ""),

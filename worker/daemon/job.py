@@ -19,7 +19,7 @@ from worker.daemon.config import WorkerConfig
 from worker.daemon.heartbeat import keep_lease
 from worker.daemon.job_setup import JobFiles, fill_job_dir, job_environment
 from worker.daemon.logship import LogShipper, Outage, job_name
-from worker.daemon.outputs import ExpressionError, resolve_env
+from worker.daemon.outputs import ExpressionError, check_env_size, resolve_env
 from worker.daemon.reports import StepReporter, sample_resources
 from worker.daemon.results import JobResults
 from worker.daemon.runner import GroupWatch, Runner, RunResult, Script
@@ -81,7 +81,12 @@ class JobRun:
     async def _run(self, shipper: LogShipper) -> RunResult | SetupFailure:
         job = self.job
         try:
-            env = resolve_env(job.env, job.upstream_outputs)
+            if job.env_resolved:  # rendered by the server when it decided the job
+                env = job.env
+                for name, value in env.items():
+                    check_env_size(name, value)
+            else:
+                env = resolve_env(job.env, job.upstream_outputs)
         except ExpressionError as exc:
             return SetupFailure(str(exc), retryable=False)
         run_as = self._config.run_as

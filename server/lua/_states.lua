@@ -1,0 +1,180 @@
+--- @include "keys"
+--- @include "ready"
+-- Job and run state transitions, shared by every script that changes a
+-- job (through _jobs.lua), so each transition goes through the same few
+-- functions.
+--
+-- Internal job states: waiting (needs not settled) deciding (its needs
+-- settled; its if:, matrix or expressions being evaluated by the server
+-- process that settled the last one) ready delayed (backoff) held (a
+-- matrix combination beyond max-parallel) running eventwait (for an event
+-- or an approval) expanded (a matrix job whose combinations run) success
+-- failure skipped cancelled. waiting, deciding, ready, delayed and held
+-- show as `queued`, eventwait as `waiting`, expanded as `running`. A run
+-- counts its jobs per state (n:<st>), so its status is one HMGET.
+--
+-- A job's `fl` (from its definition, see server/deciding/flags.py): d (it
+-- is decided before it runs), a (its if: calls a status function: it is
+-- decided even after a failure upstream or a cancel), x (a matrix job), c
+-- (continue-on-error). Its `up`: what its ancestors concluded besides
+-- success, f (failed), c (cancelled), s (skipped), passed down as each
+-- settles; `rem` counts its needs not yet settled.
+
+local ACTIVE = { waiting = true, deciding = true, ready = true, delayed = true, held = true, running = true,
+                 eventwait = true, expanded = true }
+local TERMINAL = { success = true, failure = true, skipped = true, cancelled = true }
+
+local function has(flags, letter)
+  return type(flags) == 'string' and string.find(flags, letter, 1, true) ~= nil
+end
+
+-- Every change of a run or a job is an event: kind 'run' or 'job' here
+-- (the in-job calls add their own kinds, some with structured data: `raw`,
+-- JSON kept as sent, since cjson cannot tell {} from [] once decoded).
+-- `level`: a log entry's own level (the server derives the others' when read).
+local function event(run, job, kind, status, att, now, detail, raw, level)
+  redis.call('XADD', evkey(run), 'MAXLEN', '~', '10000', '*', 'e',
+    cjson.encode({ run_id = run, job_id = job, type = kind, status = status, attempt = att,
+                   at_ms = now, detail = detail or '', raw = raw, level = level }))
+  redis.call('PUBLISH', runchan(run), kind)
+end
+
+local function set_status(run, job, old, new)
+  redis.call('HSET', jkey(run, job), 'st', new)
+  local r = rkey(run)
+  if old and old ~= '' then redis.call('HINCRBY', r, 'n:' .. old, -1) end
+  redis.call('HINCRBY', r, 'n:' .. new, 1)
+end
+
+-- A job waits for an event (a job's wait-for-event call, or a gate: a job
+-- that is only a wait) until `untl`, when it fails as timed out.
+local function enter_wait(run, job, old, key, untl, now)
+  set_status(run, job, old, 'eventwait')
+  redis.call('HSET', jkey(run, job), 'evkey', key, 'evuntil', num(untl), 'lease', '', 'worker', '')
+  redis.call('SADD', P .. 'evwait:' .. key, member(run, job))
+  redis.call('ZADD', P .. 'evtimeouts', num(untl), member(run, job))
+  event(run, job, 'job', 'waiting', tonumber(redis.call('HGET', jkey(run, job), 'att')) or 0, now,
+    'waiting for event ' .. key)
+  redis.call('PUBLISH', jobchan(run, job), 'changed')
+end
+
+-- No longer waiting (released, cancelled or timed out).
+local function leave_wait(run, job)
+  local key = redis.call('HGET', jkey(run, job), 'evkey')
+  if key and key ~= '' then redis.call('SREM', P .. 'evwait:' .. key, member(run, job)) end
+  redis.call('ZREM', P .. 'evtimeouts', member(run, job))
+end
+
+local function enqueue(run, job, old, now, delay_ms)
+  local k = jkey(run, job)
+  local lk, pr, gate, gsecs = unpack(redis.call('HMGET', k, 'lk', 'pr', 'gate', 'gsecs'))
+  if gate and gate ~= '' and delay_ms == 0 then
+    -- a gate never goes to a worker: it waits for its event or approval
+    enter_wait(run, job, old, gate, now + (tonumber(gsecs) or 86400) * 1000, now)
+    return
+  end
+  redis.call('HSET', k, 'enq', now, 'lease', '', 'worker', '')
+  if delay_ms > 0 then
+    set_status(run, job, old, 'delayed')
+    redis.call('HSET', k, 'dly', num(now + delay_ms))
+    redis.call('ZADD', P .. 'delayed', num(now + delay_ms), member(run, job))
+    -- Servers wake one waiting claim when it is due (and the reaper
+    -- promotes it by then anyway).
+    redis.call('PUBLISH', P .. 'wake', '~' .. num(delay_ms) .. ':' .. lk)
+  else
+    set_status(run, job, old, 'ready')
+    redis.call('HSET', k, 'dly', 0)
+    make_ready(run, job, lk, pr)
+  end
+end
+
+local function promote_delayed(now, limit)
+  local due = redis.call('ZRANGEBYSCORE', P .. 'delayed', '-inf', num(now), 'LIMIT', 0, limit)
+  for _, m in ipairs(due) do
+    redis.call('ZREM', P .. 'delayed', m)
+    local run, job = parse_member(m)
+    local st, lk, pr = unpack(redis.call('HMGET', jkey(run, job), 'st', 'lk', 'pr'))
+    if st == 'delayed' then
+      set_status(run, job, 'delayed', 'ready')
+      make_ready(run, job, lk, pr)
+    end
+  end
+  return #due
+end
+
+-- An attempt's record, written when it starts and again when it ends.
+local function record_attempt(run, job, att, worker, started, finished, status, err)
+  redis.call('HSET', akey(run, job), att, cjson.encode({
+    number = tonumber(att), worker_id = worker or '', started_at = tonumber(started) or 0,
+    finished_at = tonumber(finished) or 0, status = status, error = err or '' }))
+end
+
+-- Ends the run once none of its jobs can still run.
+local function maybe_finish(run, now)
+  local r = rkey(run)
+  local state, a, b, c, d, e, f, g, h, ret, cancelled, failed, wf, created, num_, jobs_cancelled, allowed = unpack(
+    redis.call('HMGET', r, 'state', 'n:waiting', 'n:ready', 'n:delayed', 'n:running', 'n:eventwait', 'n:deciding',
+      'n:held', 'n:expanded', 'ret', 'cancelled', 'n:failure', 'wf', 'created', 'num', 'n:cancelled', 'cofail'))
+  if state ~= 'active' then return end
+  if (tonumber(a) or 0) + (tonumber(b) or 0) + (tonumber(c) or 0) + (tonumber(d) or 0)
+      + (tonumber(e) or 0) + (tonumber(f) or 0) + (tonumber(g) or 0) + (tonumber(h) or 0) > 0 then
+    return
+  end
+  -- as run_status() in store/views.py reads it; a continue-on-error job's
+  -- failure (cofail counts them) does not fail its run
+  local final = 'success'
+  if redis.call('HGET', r, 'expired') == '1' then final = 'expired'
+  elseif cancelled == '1' then final = 'cancelled'
+  elseif (tonumber(failed) or 0) - (tonumber(allowed) or 0) > 0 then final = 'failure'
+  elseif (tonumber(jobs_cancelled) or 0) > 0 then final = 'cancelled' end
+  redis.call('HSET', r, 'state', 'done', 'finished_ms', now)
+  redis.call('ZADD', P .. 'finished', num(now + tonumber(ret or 0) * 1000), run)
+  redis.call('HINCRBY', wkey(wf), 'active', -1)
+  event(run, '', 'run', final, 0, now, 'run finished')
+  -- a one-off workflow is named by its name (its id is a UUID), as the server's log lines do
+  local name, kind = unpack(redis.call('HMGET', wkey(wf), 'name', 'kind'))
+  note(string.format('run %s (%s #%s) finished: %s in %.1fs', run, kind == 'oneoff' and name or wf, num_ or '?',
+    final, (now - (tonumber(created) or now)) / 1000))
+end
+
+-- Backoff before the next attempt; `n` counts the attempts failed under
+-- the current retry budget, from 0: the first retry waits the base delay,
+-- exponential doubles per further one, capped at max.
+local function backoff_ms(bk, b1, b2, n)
+  b1 = tonumber(b1) or 0
+  if bk == 'fixed' then return b1 * 1000 end
+  if bk == 'exp' then
+    local d = b1 * (2 ^ n)
+    local cap = tonumber(b2) or 0
+    if d > cap then d = cap end
+    return d * 1000
+  end
+  return 0
+end
+
+-- Cancels one job if it can still run: queued, it ends at once; running,
+-- it is marked cancelled and keeps its lease, so its worker learns it from
+-- its heartbeat and its last logs are still accepted. Returns whether it
+-- was cancelled now.
+local function cancel_one(run, job, now, why)
+  local k = jkey(run, job)
+  local st, lk, att = unpack(redis.call('HMGET', k, 'st', 'lk', 'att'))
+  if not ACTIVE[st] then return false end
+  if st == 'ready' then unready(lk, member(run, job)) end
+  if st == 'delayed' then redis.call('ZREM', P .. 'delayed', member(run, job)) end
+  if st == 'eventwait' then leave_wait(run, job) end
+  if st == 'deciding' then redis.call('ZREM', P .. 'deciding', member(run, job)) end
+  set_status(run, job, st, 'cancelled')
+  redis.call('HSET', k, 'end', now)
+  event(run, job, 'job', 'cancelled', tonumber(att), now, why)
+  redis.call('PUBLISH', jobchan(run, job), 'changed')
+  return true
+end
+
+-- What a job reported of its attempt through the in-job SDK (progress,
+-- current step, resource use, result details) goes when another starts.
+local function clear_attempt(k)
+  redis.call('HDEL', k, 'prog', 'sname', 'sidx', 'pmeta', 'res', 'resat', 'pcpu', 'pmem', 'rdata', 'etype',
+    'estack')
+end
+
