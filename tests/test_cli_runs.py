@@ -291,3 +291,18 @@ async def test_logs_print_a_log_longer_than_a_page_whole(api, rota):
     assert code == 0 and out == "".join(lines)
     code, out, _ = await rota("logs", "flaky")  # every job's, each line behind its name
     assert out.splitlines()[:40] == [f"build | {line[:-1]}" for line in lines]
+
+
+async def test_a_runs_run_name_is_its_name_in_the_cli(api, rota):
+    await put(api, "deploy", "name: deploy\nrun-name: Deploy ${{ inputs.version }} to ${{ run.tags.env }}\n"
+                             "jobs:\n  go: {run: ./deploy}\n")
+    started = await start(api, "deploy", inputs={"version": "1.2"}, tags={"env": "prod"})
+    assert started["name"] == "Deploy 1.2 to prod"
+    code, out, err = await rota("runs", "deploy")
+    assert code == 0, err
+    header, row = out.splitlines()
+    assert header.split()[-1] == "NAME" and row.endswith("Deploy 1.2 to prod")
+    code, out, err = await rota("status", "deploy")
+    assert out.splitlines()[0] == f"deploy (Deploy 1.2 to prod) run #1 ({started['run_id']}): queued"
+    await put(api, "plain", "name: Plain\njobs:\n  go: {run: x}\n")
+    assert (await start(api, "plain"))["name"] == "Plain"

@@ -180,8 +180,8 @@ async def _runs(client: Client, args: argparse.Namespace) -> int:
         return 0
     rows = [[r.run_id, r.workflow_id, str(r.number), r.status, r.triggered_by, _time(r.created_at), _took(r),
              ", ".join(f"{n} {s}" for s, n in sorted(r.job_counts.items()) if n) or "-",
-             ",".join(f"{k}={v}" for k, v in r.tags.items()) or "-"] for r in page.runs]
-    print(table(["RUN", "WORKFLOW", "#", "STATUS", "TRIGGER", "CREATED", "TOOK", "JOBS", "TAGS"], rows))
+             ",".join(f"{k}={v}" for k, v in r.tags.items()) or "-", one_line(r.name) or "-"] for r in page.runs]
+    print(table(["RUN", "WORKFLOW", "#", "STATUS", "TRIGGER", "CREATED", "TOOK", "JOBS", "TAGS", "NAME"], rows))
     if page.next_cursor:
         print(f"(the newest {len(page.runs)} shown; more with --limit)", file=sys.stderr)
     return 0

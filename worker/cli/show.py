@@ -121,6 +121,8 @@ async def status(client: Client, args: argparse.Namespace) -> int:
         print(f"{workflow.id}{name}: {workflow.status}")
         _print_jobs(workflow.jobs, args.full)
         return 0
+    if run.name:  # its run-name rendered, or the workflow's name
+        name = f" ({run.name})"
     print(f"{run.workflow_id}{name} run #{run.number} ({run.run_id}): {run.status}")
     extras = [f"{key} {', '.join(f'{k}={input_text(v)}' for k, v in pairs.items())}"
               for key, pairs in (("inputs", run.inputs), ("tags", run.tags)) if pairs]
