@@ -24,7 +24,10 @@ def spec(job: str, workflow_env: str = ""):
     return parsed.jobs[1], parsed.env
 
 
-def verdict(job: str, status: Status = Status(), workflow_env: str = ""):
+SUCCESS = Status()
+
+
+def verdict(job: str, status: Status = SUCCESS, workflow_env: str = ""):
     job_spec, env = spec(job, workflow_env)
     return decide(job_spec, CONTEXTS, status, workflow_env=env, taken=frozenset({"a", "b"}),
                   upstream="something upstream failed")

@@ -31,10 +31,12 @@ end
 
 -- The letters of `a` and of `b`, each once, in the order f c s.
 local function union(a, b)
+  if not a or a == '' then return b or '' end
+  if not b or b == '' or a == b then return a end
   local out = ''
-  for _, letter in ipairs({ 'f', 'c', 's' }) do
-    if has(a, letter) or has(b, letter) then out = out .. letter end
-  end
+  if has(a, 'f') or has(b, 'f') then out = 'f' end
+  if has(a, 'c') or has(b, 'c') then out = out .. 'c' end
+  if has(a, 's') or has(b, 's') then out = out .. 's' end
   return out
 end
 
@@ -46,14 +48,15 @@ local function begin_deciding(run, job, old, now)
   DECIDE[#DECIDE + 1] = job
 end
 
--- A job whose needs have all settled: enqueued, or decided first.
-local function needs_settled(run, job, old, now)
-  local fl, att = unpack(redis.call('HMGET', jkey(run, job), 'fl', 'att'))
+-- A job whose needs have all settled: enqueued, or decided first. `fl`:
+-- its flags, when the caller has read them.
+local function needs_settled(run, job, old, now, fl)
+  if fl == nil then fl = redis.call('HGET', jkey(run, job), 'fl') end
   if has(fl, 'd') then
     begin_deciding(run, job, old, now)
   else
     -- the event first: a gate's enqueue goes straight on to `waiting`
-    event(run, job, 'job', 'queued', tonumber(att) or 0, now, 'needs met')
+    event(run, job, 'job', 'queued', tonumber(redis.call('HGET', jkey(run, job), 'att')) or 0, now, 'needs met')
     enqueue(run, job, old, now, 0)
   end
 end
@@ -141,13 +144,19 @@ local function combination_settled(run, agg, combo, concl, now)
 end
 
 -- A job settled: every job after it hears it, and so on down (a skip is
--- a settling too). Iterative, so a long chain costs no Lua stack.
-local function cascade(run, job, now)
+-- a settling too). Iterative, so a long chain costs no Lua stack. `first`:
+-- the job's st, up, deps, agg and cf, when the caller has read them.
+local function cascade(run, job, now, first)
   local queue, whys = { job }, { '' }
   local i = 1
   while i <= #queue do
     local j = queue[i]
-    local st, up, deps, agg, cf = unpack(redis.call('HMGET', jkey(run, j), 'st', 'up', 'deps', 'agg', 'cf'))
+    local st, up, deps, agg, cf
+    if i == 1 and first then
+      st, up, deps, agg, cf = unpack(first)
+    else
+      st, up, deps, agg, cf = unpack(redis.call('HMGET', jkey(run, j), 'st', 'up', 'deps', 'agg', 'cf'))
+    end
     local concl = conclusion(st, cf)
     local pass = union(up, CONCLUDED[concl] or '')
     local why = whys[i]
@@ -171,7 +180,7 @@ local function cascade(run, job, now)
           queue[#queue + 1] = d
           whys[#whys + 1] = why
         elseif rem <= 0 then
-          needs_settled(run, d, 'waiting', now)
+          needs_settled(run, d, 'waiting', now, dfl or '')
         end
       end
     end
@@ -242,91 +251,17 @@ local function fail_attempt(run, job, now, err, retryable, status, from)
   return outcome
 end
 
--- A job put back to run again (a retry): it waits for its needs not yet
--- settled, or goes on as if its last need had just settled.
-local function enqueue_or_wait(run, job, old, now)
-  local k = jkey(run, job)
-  local rem, up, fl = unpack(redis.call('HMGET', k, 'rem', 'up', 'fl'))
-  if (tonumber(rem) or 0) > 0 then
-    set_status(run, job, old, 'waiting')
-    redis.call('HSET', k, 'enq', 0)
-  elseif (up or '') ~= '' and not has(fl, 'a') then
-    skip_job(run, job, old, now, 'something upstream did not succeed')
-    cascade(run, job, now)
-  else
-    needs_settled(run, job, old, now)
-  end
-end
-
 -- A job succeeded with these outputs (JSON): the jobs after it hear it.
 local function succeed(run, job, from, outputs, now, detail)
   local k = jkey(run, job)
   set_status(run, job, from, 'success')
   redis.call('HSET', k, 'out', outputs, 'err', '', 'end', now)
-  event(run, job, 'job', 'success', tonumber(redis.call('HGET', k, 'att')) or 0, now, detail or '')
+  local att, deps, agg, up = unpack(redis.call('HMGET', k, 'att', 'deps', 'agg', 'up'))
+  event(run, job, 'job', 'success', tonumber(att) or 0, now, detail or '')
   redis.call('PUBLISH', jobchan(run, job), 'changed')
-  cascade(run, job, now)
-  maybe_finish(run, now)
-end
-
--- A job record, from its static description `m` (lk pr mr bk b1 b2 gate
--- gsecs fl, tab-separated; a definition stored before the workflow
--- language has no fl) and its needs and dependents. Returns its flags.
-local function init_job(run, job, m, needs, deps, rem)
-  local f = {}
-  for field in string.gmatch(m .. '\t', '([^\t]*)\t') do f[#f + 1] = field end
-  redis.call('HSET', jkey(run, job), 'st', 'created', 'att', 0, 'base', 0, 'rem', rem, 'lease', '',
-    'worker', '', 'enq', 0, 'dly', 0, 'start', '', 'end', '', 'out', '', 'err', '',
-    'lk', f[1] or '', 'pr', f[2] or 0, 'mr', f[3] or 0, 'bk', f[4] or 'none', 'b1', f[5] or 0, 'b2', f[6] or 0,
-    'gate', f[7] or '', 'gsecs', f[8] or '', 'fl', f[9] or '', 'up', '', 'needs', needs or '', 'deps', deps or '')
-  return f[9] or ''
-end
-
--- Starts a run of a workflow's definition version: a job record per job,
--- the roots enqueued (or decided). `inputs`, `tags`: JSON objects. `held`:
--- a delayed run (its scheduled time not yet come): every job waits, and the
--- run is `delayed` until release_run.
-local function create_run(run, wf, ver, num_, by, inputs, tags, seq, ret, now, held)
-  local d = dkey(wf, ver)
-  local jobs, name = unpack(redis.call('HMGET', d, 'jobs', 'name'))
-  redis.call('HSET', rkey(run), 'id', run, 'wf', wf, 'ver', ver, 'num', num_, 'by', by, 'seq', seq,
-    'created', now, 'state', held and 'delayed' or 'active', 'cancelled', 0, 'started', 0, 'ret', ret,
-    'inputs', inputs, 'tags', tags, 'jobs', jobs, 'name', name or wf, 'ratt', 1)
-  redis.call('HINCRBY', d, 'refs', 1)
-  redis.call('ZADD', P .. 'runs', seq, run)
-  redis.call('ZADD', P .. 'wfruns:' .. wf, seq, run)
-  redis.call('HSET', wkey(wf), 'last', run)
-  redis.call('HINCRBY', wkey(wf), 'active', 1)
-  redis.call('ZREM', P .. 'oneoffs', wf)
-  event(run, '', 'run', held and 'delayed' or 'queued', 0, now, 'run ' .. num_ .. ' of ' .. wf .. ' (' .. by .. ')')
-  for _, job in ipairs(split(jobs, ',')) do
-    local m, needs, deps = unpack(redis.call('HMGET', d, 'm:' .. job, 'n:' .. job, 'd:' .. job))
-    local nn = #split(needs, ',')
-    local fl = init_job(run, job, m, needs, deps, nn)
-    if nn > 0 or held then
-      set_status(run, job, nil, 'waiting')
-    elseif has(fl, 'd') then
-      begin_deciding(run, job, nil, now)
-    else
-      enqueue(run, job, nil, now, 0)
-    end
-  end
-  if not held then maybe_finish(run, now) end
-end
-
--- A delayed run whose time has come: its roots are enqueued (or decided) as
--- at start.
-local function release_run(run, now, why)
-  local r = rkey(run)
-  redis.call('HSET', r, 'state', 'active', 'released', now)
-  event(run, '', 'run', 'queued', 0, now, why)
-  local wf, n = unpack(redis.call('HMGET', r, 'wf', 'num'))
-  note(string.format('run %s (%s #%s): %s', run, wf, n or '?', why))
-  for _, job in ipairs(split(redis.call('HGET', r, 'jobs'), ',')) do
-    local st, rem, fl = unpack(redis.call('HMGET', jkey(run, job), 'st', 'rem', 'fl'))
-    if st == 'waiting' and (tonumber(rem) or 0) <= 0 then
-      if has(fl, 'd') then begin_deciding(run, job, 'waiting', now) else enqueue(run, job, 'waiting', now, 0) end
-    end
+  -- nothing after it (a leaf, not a matrix combination): nobody to tell
+  if (deps and deps ~= '') or (agg and agg ~= '') then
+    cascade(run, job, now, { 'success', up or '', deps or '', agg or '', '' })
   end
   maybe_finish(run, now)
 end

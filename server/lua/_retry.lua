@@ -6,6 +6,22 @@
 -- succeed run again (decide.lua).
 local RETRYABLE = { failure = true, cancelled = true, skipped = true }
 
+-- A job put back to run again (a retry): it waits for its needs not yet
+-- settled, or goes on as if its last need had just settled.
+local function enqueue_or_wait(run, job, old, now)
+  local k = jkey(run, job)
+  local rem, up, fl = unpack(redis.call('HMGET', k, 'rem', 'up', 'fl'))
+  if (tonumber(rem) or 0) > 0 then
+    set_status(run, job, old, 'waiting')
+    redis.call('HSET', k, 'enq', 0)
+  elseif (up or '') ~= '' and not has(fl, 'a') then
+    skip_job(run, job, old, now, 'something upstream did not succeed')
+    cascade(run, job, now)
+  else
+    needs_settled(run, job, old, now)
+  end
+end
+
 -- Puts `jobs` (a set: job -> true) back, to be enqueued (or decided) once
 -- their needs outside the set have settled. Returns how many.
 local function reset_jobs(run, jobs, now)

@@ -112,14 +112,15 @@ end
 -- Ends the run once none of its jobs can still run.
 local function maybe_finish(run, now)
   local r = rkey(run)
-  local state, a, b, c, d, e, f, g, h, ret, cancelled, failed, wf, created, num_, jobs_cancelled, allowed = unpack(
-    redis.call('HMGET', r, 'state', 'n:waiting', 'n:ready', 'n:delayed', 'n:running', 'n:eventwait', 'n:deciding',
-      'n:held', 'n:expanded', 'ret', 'cancelled', 'n:failure', 'wf', 'created', 'num', 'n:cancelled', 'cofail'))
+  local state, a, b, c, d, e, f, g, h = unpack(redis.call('HMGET', r, 'state', 'n:waiting', 'n:ready',
+    'n:delayed', 'n:running', 'n:eventwait', 'n:deciding', 'n:held', 'n:expanded'))
   if state ~= 'active' then return end
   if (tonumber(a) or 0) + (tonumber(b) or 0) + (tonumber(c) or 0) + (tonumber(d) or 0)
       + (tonumber(e) or 0) + (tonumber(f) or 0) + (tonumber(g) or 0) + (tonumber(h) or 0) > 0 then
     return
   end
+  local ret, cancelled, failed, wf, created, num_, jobs_cancelled, allowed = unpack(redis.call('HMGET', r, 'ret',
+    'cancelled', 'n:failure', 'wf', 'created', 'num', 'n:cancelled', 'cofail'))
   -- as run_status() in store/views.py reads it; a continue-on-error job's
   -- failure (cofail counts them) does not fail its run
   local final = 'success'

@@ -1,4 +1,5 @@
---- @include "leases"
+--- @include "states"
+--- @include "workers"
 -- ARGV: worker_id, labels ("a,b", sorted; "!a,b" for an exclusive worker),
 -- ttl_secs, lease_id, caller (the API token id; '' with auth off), claim_id
 -- (the client's; '' for none), the most worker ids a token may hold.

@@ -1,4 +1,4 @@
---- @include "jobs"
+--- @include "runs"
 --- @include "defs"
 --- @include "schedules"
 -- Creates or replaces a workflow definition, and optionally starts a run

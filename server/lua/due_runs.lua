@@ -1,4 +1,4 @@
---- @include "jobs"
+--- @include "runs"
 -- The scheduler's pass over runs: delayed runs whose scheduled time has
 -- come start (their roots are enqueued), and runs past their expires_at
 -- that no worker has started yet end `expired`, their jobs cancelled.

@@ -1,4 +1,4 @@
---- @include "jobs"
+--- @include "runs"
 --- @include "schedules"
 -- Claims a schedule's due ticks and starts their runs, in one step, if the
 -- schedule is still as the scheduler read it: any number of schedulers

@@ -1,4 +1,4 @@
---- @include "jobs"
+--- @include "runs"
 -- ARGV: run id, scheduled_at ms or '' , delay ms or '', how far ahead a
 -- start may be scheduled (ms). Moves a delayed run's start; a time now or
 -- past starts it at once.

@@ -1,4 +1,5 @@
 --- @include "leases"
+--- @include "runs"
 --- @include "confine"
 -- ARGV: lease_id, caller (see live_lease), wait (1|0), max jobs in a run,
 -- njobs, then per job: id, spec JSON, meta (as in a definition), needs.

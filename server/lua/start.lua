@@ -1,4 +1,5 @@
 --- @include "leases"
+--- @include "runs"
 --- @include "confine"
 -- Starts a new run of a workflow's current definition.
 -- ARGV: wf, run id, triggered_by, inputs JSON, tags JSON, retention secs,

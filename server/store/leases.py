@@ -9,7 +9,7 @@ from typing import Any, Optional
 import msgspec
 
 from .. import limits
-from ..deciding.contexts import resolve_needs_outputs, run_context
+from ..deciding.contexts import resolve_needs_outputs
 from ..errors import Conflict, Forbidden, LeaseLost, Unprocessable
 from ..inputs import text as input_text, texts as input_texts
 from ..models import (
@@ -37,6 +37,8 @@ _inputs_decoder = msgspec.json.Decoder(dict[str, Any])
 _checkpoint_decoder = msgspec.json.Decoder(CheckpointOut)
 _MISSING = object()
 _decided_decoder = msgspec.json.Decoder(DecidedJob)
+# a job outside a matrix: GitHub's strategy context for it (shared: only encoded)
+_NO_MATRIX = StrategyContext()
 
 
 def worker_taken(worker_id: str) -> Conflict:
@@ -126,10 +128,11 @@ class LeasesMixin(StoreBase):
             inputs=run_inputs,
             matrix=decided.matrix if decided is not None else None,
             strategy=(msgspec.convert(decided.strategy, StrategyContext)
-                      if decided is not None and decided.strategy else StrategyContext()),
+                      if decided is not None and decided.strategy else _NO_MATRIX),
             env=env if decided is not None else resolve_needs_outputs(env, upstream),
-            run=RunContext(**run_context({"id": run, "num": number, "wf": wf, "by": by, "tags": tags,
-                                          "ratt": run_attempt})),
+            run=RunContext(id=run, number=int(number or 0), workflow=wf, triggered_by=by,
+                           tags=_inputs_decoder.decode(tags) if tags and tags != "{}" else {},
+                           attempt=int(run_attempt or 1)),
         )
         job = QueuedJob(
             job_id=job_id,
