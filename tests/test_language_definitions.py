@@ -163,6 +163,38 @@ def test_job_keys_of_the_language_are_checked(value, fragment):
     assert fragment in found["message"], found
 
 
+@pytest.mark.parametrize("field", ["if", "continue-on-error", "timeout-minutes", "runs-on"])
+def test_an_expression_field_is_bounded_as_the_schema_says(field):
+    from server.limits import MAX_DOCUMENT_EXPRESSION_CHARS
+
+    long = "${{ inputs.x }}" + " " * MAX_DOCUMENT_EXPRESSION_CHARS
+    job = {"run": "x", field: [long] if field == "runs-on" else long}
+    found = only_problem({"jobs": {"a": job}}, JSON)
+    assert found["field"].startswith(f"jobs.a.{field}"), found
+    assert f"longer than {MAX_DOCUMENT_EXPRESSION_CHARS} characters" in found["message"]
+
+
+def test_a_whole_number_float_is_a_max_parallel_as_the_schema_says():
+    spec = parse({"jobs": {"a": {"run": "x", "strategy": {"matrix": {"n": [1, 2]}, "max-parallel": 1.0}}}}, JSON)
+    assert spec.jobs[0].strategy.max_parallel == 1
+
+
+def test_the_published_document_schema_declares_the_language_keys():
+    import json
+
+    from server.app import create_app
+
+    schemas = json.loads(create_app().state.openapi)["components"]["schemas"]
+    assert {"if", "strategy", "continue-on-error", "outputs", "defaults"} <= set(schemas["JobDocument"]["properties"])
+    assert {"id", "if", "env", "shell", "working-directory", "timeout-minutes", "continue-on-error"} <= set(
+        schemas["StepDocument"]["properties"])
+    assert {"run-name", "env", "defaults"} <= set(schemas["WorkflowDocument"]["properties"])
+    for name in ("StepDocument", "JobDocument", "WorkflowDocument", "StrategyDocument", "DefaultsDocument"):
+        assert schemas[name]["additionalProperties"] is False, name
+    # the seed shape echoes a job's outputs back as state: not declared there
+    assert "outputs" not in schemas["SeedJobDocument"]["properties"]
+
+
 def test_job_outputs_read_the_jobs_steps():
     job = job_of("jobs:\n  a:\n    outputs:\n      version: ${{ steps.v.outputs.version }}\n"
                  "      plain: fixed\n    steps:\n      - id: v\n        run: ./version\n")

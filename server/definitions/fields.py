@@ -148,25 +148,16 @@ def _job_labels(value: object, where: Where, problems: Problems) -> list[str] | 
         problems.add(where, f"more than {MAX_LABELS} labels (limit for one job)")
         return None
     for item_where, label in items:
-        if language_fields.OPEN not in label and not _LABEL_RE.fullmatch(label):
+        if language_fields.OPEN in label:
+            language_fields.bounded(label, item_where, problems)
+        elif not _LABEL_RE.fullmatch(label):
             problems.add(item_where, f"invalid label {label!r}: use letters, digits and _.:/=+- (no spaces or"
                          " commas), at most 64 characters")
     return [label for _, label in items]
 
 
-def _whole(value: object) -> int | None:
-    """An integer, or a float with no fraction (3.0: JSON and YAML clients
-    may well send one, and JSON Schema counts it an integer). `type is`: a
-    bool is an int to Python, but `retries: true` is a mistake."""
-    if type(value) is int:
-        return value
-    if type(value) is float and value.is_integer():
-        return int(value)
-    return None
-
-
 def _bounded_int(value: object, where: Where, problems: Problems, low: int, high: int) -> int | None:
-    whole = _whole(value)
+    whole = language_fields.whole(value)
     if whole is not None and low <= whole <= high:
         return whole
     problems.add(where, f"must be an integer from {low} to {high}")
@@ -185,14 +176,15 @@ def _timeout(value: object, where: Where, problems: Problems) -> int | None:
     """`timeout-minutes` (GitHub's, fractions allowed) or `timeout_secs`, as whole seconds."""
     if where[-1] == "timeout-minutes":
         if isinstance(value, str) and language_fields.OPEN in value:
-            return value  # an expression: rendered when the job is decided
+            # an expression: rendered when the job is decided
+            return value if language_fields.bounded(value, where, problems) else None
         # the bound comes before the multiplication: inf * 60 cannot be rounded; NaN fails it
         if type(value) in (int, float) and 0 < value <= _MAX_SECONDS / 60:
             return math.ceil(value * 60)
         problems.add(where, f"must be a number of minutes above 0, at most {_MAX_SECONDS // 60},"
                      " or one ${{ }} expression")
         return None
-    whole = _whole(value)
+    whole = language_fields.whole(value)
     if whole is not None and 0 < whole <= _MAX_SECONDS:
         return whole
     problems.add(where, f"must be a whole number of seconds above 0, at most {_MAX_SECONDS}")

@@ -11,6 +11,7 @@ from typing import Optional
 
 from ..deciding.matrix import KEY_PATTERN
 from ..limits import (
+    MAX_DOCUMENT_EXPRESSION_CHARS,
     MAX_OUTPUT_DECLARATION_CHARS,
     MAX_OUTPUT_DECLARATIONS,
     MAX_PATH_CHARS,
@@ -27,13 +28,35 @@ SHELLS = ("bash", "sh", "python", "pwsh")
 _WINDOWS_SHELLS = ("cmd", "powershell")
 
 
+def bounded(value: str, where: Where, problems: Problems) -> bool:
+    """Whether text that is (or holds) an expression is within the most
+    expression text a document may hold, as /openapi.json says; each
+    expression's own bounds are expressions.py's."""
+    if len(value) <= MAX_DOCUMENT_EXPRESSION_CHARS:
+        return True
+    problems.add(where, f"longer than {MAX_DOCUMENT_EXPRESSION_CHARS} characters (the most expression text a"
+                 " document holds)")
+    return False
+
+
+def whole(value: object) -> Optional[int]:
+    """An integer, or a float with no fraction (3.0: JSON and YAML clients
+    may well send one, and JSON Schema counts it an integer). `type is`: a
+    bool is an int to Python, but `retries: true` is a mistake."""
+    if type(value) is int:
+        return value
+    if type(value) is float and value.is_integer():
+        return int(value)
+    return None
+
+
 def condition(value: object, where: Where, problems: Problems) -> Optional[str]:
     """`if:` as written: an expression, with or without `${{ }}` around it
     (checked in expressions.py); a YAML boolean is that literal."""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, str) and value.strip():
-        return value
+        return value if bounded(value, where, problems) else None
     problems.add(where, "must be an expression, e.g. failure() or ${{ inputs.deploy == 'true' }}" + got(value))
     return None
 
@@ -45,16 +68,17 @@ def flag(value: object, where: Where, problems: Problems) -> Optional[object]:
     if isinstance(value, str) and value.strip().lower() in ("true", "false"):
         return value.strip().lower() == "true"
     if isinstance(value, str) and OPEN in value:
-        return value
+        return value if bounded(value, where, problems) else None
     problems.add(where, "must be true, false or one ${{ }} expression" + got(value))
     return None
 
 
 def _count_or_expression(value: object, where: Where, problems: Problems) -> Optional[object]:
-    if type(value) is int and value >= 1:
-        return value
+    count = whole(value)
+    if count is not None and count >= 1:
+        return count
     if isinstance(value, str) and OPEN in value:
-        return value
+        return value if bounded(value, where, problems) else None
     problems.add(where, "must be a whole number of at least 1, or one ${{ }} expression")
     return None
 
@@ -77,7 +101,10 @@ def strategy(value: object, where: Where, problems: Problems) -> Optional[dict]:
         elif item is None:
             continue
         elif key == "matrix":
-            if isinstance(item, dict) or (isinstance(item, str) and OPEN in item):
+            if isinstance(item, str) and OPEN in item:
+                if bounded(item, child, problems):
+                    out["matrix"] = item
+            elif isinstance(item, dict):
                 out["matrix"] = item
             else:
                 problems.add(child, "must be a mapping of keys to lists of values (with include and exclude),"
@@ -196,7 +223,7 @@ def step_timeout(value: object, where: Where, problems: Problems) -> Optional[ob
     if type(value) in (int, float) and 0 < value <= 10080:
         return value
     if isinstance(value, str) and OPEN in value:
-        return value
+        return value if bounded(value, where, problems) else None
     problems.add(where, "must be a number of minutes above 0, at most 10080, or one ${{ }} expression")
     return None
 

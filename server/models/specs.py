@@ -181,8 +181,8 @@ BackoffDocument = Union[str, dict[str, dict[str, int]]]
 ExpressionText = Annotated[str, Meta(min_length=1, max_length=limits.MAX_DOCUMENT_EXPRESSION_CHARS)]
 Condition = Union[bool, ExpressionText]  # an `if:`: an expression, with or without `${{ }}`
 FlagDocument = Union[bool, ExpressionText]  # true, false, their text, or one `${{ }}`
-StepId = Annotated[str, Meta(pattern=r"^[A-Za-z_][A-Za-z0-9_-]{0,%d}\Z" % (limits.MAX_STEP_ID_CHARS - 1))]
-Path = Annotated[str, Meta(min_length=1, max_length=limits.MAX_PATH_CHARS)]
+StepIdText = Annotated[str, Meta(pattern=r"^[A-Za-z_][A-Za-z0-9_-]{0,%d}\Z" % (limits.MAX_STEP_ID_CHARS - 1))]
+PathText = Annotated[str, Meta(min_length=1, max_length=limits.MAX_PATH_CHARS)]
 # A job's labels: each a label (models/core.py's pattern, checked when the
 # document is read) or `${{ }}` text rendered when the job is decided
 # (runs-on: ${{ matrix.os }}); one string type, as a union holds one.
@@ -199,18 +199,18 @@ class StepDocument(Struct, forbid_unknown_fields=True,
                            "working_directory": "working-directory", "continue_on_error": "continue-on-error"}):
     run: Run
     name: Optional[Text] = None
-    id: Optional[StepId] = None
+    id: Optional[StepIdText] = None
     if_: Optional[Condition] = None
     env: Optional[Env] = None
-    shell: Optional[Path] = None
-    working_directory: Optional[Path] = None
+    shell: Optional[PathText] = None
+    working_directory: Optional[PathText] = None
     timeout_minutes: Optional[Union[TimeoutMinutes, ExpressionText]] = None
     continue_on_error: Optional[FlagDocument] = None
 
 
 class RunDefaultsDocument(Struct, forbid_unknown_fields=True, rename={"working_directory": "working-directory"}):
-    shell: Optional[Path] = None
-    working_directory: Optional[Path] = None
+    shell: Optional[PathText] = None
+    working_directory: Optional[PathText] = None
 
 
 class DefaultsDocument(Struct, forbid_unknown_fields=True):
