@@ -75,6 +75,7 @@ EXPECTED_SCOPES = {
     ("POST", "/api/jobs/{lease_id}/steps/{step}/completed"): "lease",
     ("POST", "/api/jobs/{lease_id}/steps/{step}/failed"): "lease",
     ("POST", "/api/jobs/{lease_id}/steps/{step}/progress"): "lease",
+    ("POST", "/api/jobs/{lease_id}/steps/{step}/skipped"): "lease",
     ("POST", "/api/jobs/{lease_id}/checkpoint"): "lease",
     ("GET", "/api/jobs/{lease_id}/state"): "lease",
     ("POST", "/api/jobs/{lease_id}/state"): "lease",

@@ -133,6 +133,27 @@ async def test_steps_show_status_duration_exit_code_and_artifacts_become_the_che
     assert {e["detail"] for e in await events(api, run, "step")} >= {"step 0 completed", "step 1 failed"}
 
 
+async def test_a_skipped_step_shows_skipped_with_why_and_no_duration(api):
+    """What rota worker reports of a step whose if: is false (or that an
+    earlier failure skips)."""
+    claimed, run = await running(api)
+    await ok(await api.post(url(claimed, "steps/0/running"), json={"name": "test"}))
+    await ok(await api.post(url(claimed, "steps/0/failed"), json={"name": "test", "exit_code": 1}))
+    await ok(await api.post(url(claimed, "steps/1/skipped"), json={"name": "ship",
+                                                                   "error_message": "an earlier step failed"}))
+    steps = (await job_view(api, run))["steps"]
+    assert [(s["id"], s["status"]) for s in steps] == [("0", "failed"), ("1", "skipped")]
+    assert steps[1]["error_message"] == "an earlier step failed"
+    assert steps[1]["duration_ms"] == 0 and steps[1]["exit_code"] is None
+    assert [e["detail"] for e in await events(api, run, "step")][-1] == "step 1 skipped"
+
+
+async def test_the_seed_paths_keep_their_own_step_states(api):
+    claimed, _ = await running(api)
+    lease = claimed["lease"]["lease_id"]
+    assert (await api.post(f"/api/executions/{lease}/steps/0/skipped", json={})).status_code in (404, 405)
+
+
 async def test_unknown_step_state_is_not_a_route(api):
     claimed, _ = await running(api)
     assert (await api.post(url(claimed, "steps/0/exploded"), json={})).status_code in (404, 405)

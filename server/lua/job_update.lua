@@ -87,7 +87,7 @@ local function save_checkpoint(data, source, max_n, max_bytes)
 end
 
 if op == 'step' then
-  -- ARGV: step id, state (running|completed|failed|progress), checkpoint
+  -- ARGV: step id, state (running|completed|failed|skipped|progress), checkpoint
   -- JSON ('' for none: a step's artifacts or checkpoint_data, Restep's
   -- automatic checkpoint), the checkpoint history's bounds (count, bytes),
   -- then prop, value pairs (values as sent: JSON for
@@ -98,7 +98,7 @@ if op == 'step' then
   local f = att .. ':' .. id .. ':'
   for i = 9, #ARGV, 2 do redis.call('HSET', sk, f .. ARGV[i], ARGV[i + 1]) end
   if not redis.call('HGET', sk, f .. 'started_at') then redis.call('HSET', sk, f .. 'started_at', now) end
-  if state == 'completed' or state == 'failed' then
+  if state == 'completed' or state == 'failed' or state == 'skipped' then
     redis.call('HSET', sk, f .. 'status', state, f .. 'finished_at', now)
   elseif state == 'running' or not redis.call('HGET', sk, f .. 'status') then
     redis.call('HSET', sk, f .. 'status', 'running')

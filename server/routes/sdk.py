@@ -34,8 +34,10 @@ _OK = Accepted()
 _annotations = msgspec.json.Decoder(Annotations)
 _note = msgspec.json.Decoder(Note)
 _child = msgspec.json.Decoder(ChildRun)
-# Restep's, Strait's and rota's own step states.
-STEP_STATES = ("running", "completed", "failed", "progress")
+# Restep's and Strait's step states, and rota's own (rota worker reports a
+# step whose if: is false, or that an earlier failure skips, as skipped).
+SEED_STEP_STATES = ("running", "completed", "failed", "progress")
+STEP_STATES = SEED_STEP_STATES + ("skipped",)
 # Strait's typed reports, stored as run events of these types.
 TYPED_EVENTS = {"usage": "usage", "tool-call": "tool_call", "stream": "stream"}
 

@@ -38,7 +38,7 @@ STRAIT = [
 
 RESTEP = [
     ("POST", "/heartbeat"), ("POST", "/progress"), ("POST", "/log"), ("POST", "/complete"), ("POST", "/fail"),
-    ("POST", "/cancel"), *(("POST", f"/steps/{{step}}/{state}") for state in sdk.STEP_STATES),
+    ("POST", "/cancel"), *(("POST", f"/steps/{{step}}/{state}") for state in sdk.SEED_STEP_STATES),
 ]
 
 
