@@ -1,10 +1,10 @@
 """The workflow language at run time: deciding a job once its needs have
 settled (its `if:`, its matrix, the `${{ }}` in its job-level fields) with
-the expression package (server/expressions), and the matrix rules shared
-with the checks a document gets when it is submitted.
+the expression package (server/expressions; its resolve.py renders a
+field's value, one bound on work per decision), and the matrix rules
+shared with the checks a document gets when it is submitted.
 
   matrix.py     GitHub's matrix expansion (vectors, include, exclude), combination ids and names
-  templated.py  evaluating a value that may hold `${{ }}` (a matrix, runs-on, timeout, flags)
   contexts.py   the contexts a job's expressions read, from what the store keeps
   verdict.py    one job's verdict: skip, fail, run (with its rendered fields) or expand
 

@@ -30,7 +30,7 @@ from ..limits import (
     MAX_NAME_CHARS,
 )
 from .matrix import MatrixError, combination_ids, display_name, expand
-from .templated import OPEN, Budget, Renderer
+from ..expressions.resolve import OPEN, Budget, Renderer
 
 _LABEL_RE = re.compile(models.LABEL_PATTERN)
 _MAX_MINUTES = 86_400 * 7 // 60

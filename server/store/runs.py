@@ -11,9 +11,9 @@ import msgspec
 
 from .. import limits
 from ..deciding.contexts import run_context, values
-from ..deciding.templated import Budget, Renderer
 from ..errors import Conflict, NotFound
 from ..expressions import EvaluationError
+from ..expressions.resolve import Budget, Renderer
 from ..limits import MAX_NAME_CHARS
 from ..models import EventOut, JobOut, RunFilter, RunOut
 from .base import StoreBase

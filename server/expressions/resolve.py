@@ -7,9 +7,10 @@ is an object and `continue-on-error: ${{ matrix.experimental }}` a
 boolean; any other string with `${{ }}` in it is text, each expression put
 in as text.
 
-Every evaluation of one decision shares one bound on work
-(MAX_EVALUATION_COST, server/expressions/limits.py), however many fields
-and matrix combinations the job has: the values come from jobs.
+Every evaluation of one Budget shares one bound on work
+(MAX_EVALUATION_COST, limits.py): a job's decision (however many fields
+and matrix combinations it has), or one step's fields in the worker: the
+values come from jobs.
 """
 
 from __future__ import annotations
@@ -17,10 +18,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ..expressions import EvaluationError, ExpressionError, Expr, Status, parse, parse_template, to_string
-from ..expressions.evaluate import Evaluation, FilteredArray
-from ..expressions.limits import MAX_VALUE_CHARS
-from ..expressions.needs_outputs import NEEDS_OUTPUT
+from .errors import EvaluationError, ExpressionError
+from .evaluate import Evaluation, FilteredArray, Status
+from .limits import MAX_VALUE_CHARS
+from .needs_outputs import NEEDS_OUTPUT
+from .nodes import Expr
+from .parser import parse
+from .template import parse_template
+from .values import to_string
 
 OPEN = "${{"
 
