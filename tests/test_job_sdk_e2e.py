@@ -340,7 +340,7 @@ def test_the_daemon_reports_each_step_with_its_exit_code(server, start_worker, s
     wait_run(server, run, "failure", "success", logs=worker_proc.log)
     steps = job_view(server, run, "build")["steps"]
     assert [(s["id"], s["name"], s["status"], s["exit_code"]) for s in steps] == [
-        ("0", "compile", "completed", 0), ("1", "test", "failed", 3)], steps
+        ("0", "compile", "completed", 0), ("1", "test", "failed", 3), ("2", "ship", "skipped", None)], steps
     assert all(s["duration_ms"] is not None for s in steps)
     assert steps[1]["error_message"] == "exit code 3: tests broke"
     # the daemon's step reports carry no artifacts: they never replace the job's own checkpoint

@@ -148,6 +148,41 @@ def test_a_job_run_as_another_user_cannot_read_the_workers_token(server, tmp_pat
 @as_root
 @needs_nobody
 @pytest.mark.slow
+def test_steps_with_a_shell_and_a_working_directory_run_as_the_job_user(server, tmp_path, label, reachable):
+    """A step's script file (shell:) is the job user's to read, in the
+    worker's own scripts/ directory, where the job can put nothing."""
+    doc = tmp_path / "steps-as.yml"
+    doc.write_text(yaml.safe_dump({"name": "steps-as", "on": "push", "jobs": {"probe": {
+        "labels": [label],
+        "outputs": {"uid": "${{ steps.who.outputs.uid }}", "py": "${{ steps.py.outputs.py }}",
+                    "planted": "${{ steps.plant.outcome }}"},
+        "steps": [
+            {"run": "mkdir sub"},
+            {"id": "who", "shell": "bash", "working-directory": "sub",
+             "run": 'echo "uid=$(id -u)" >> "$GITHUB_OUTPUT"'},
+            {"id": "py", "shell": "python3 {0}",
+             "run": "import os\nopen(os.environ['ROTA_OUTPUT'], 'a').write('py=%d\\n' % os.getuid())"},
+            {"id": "plant", "run": "ln -s /etc/passwd ../scripts/step-4.sh", "continue-on-error": True},
+            {"shell": "sh", "run": "true"},
+        ]}}}))
+    # (jobs inherit the worker's PATH: one nobody can use, not a root-only pyenv's; the
+    # venv's `rota` is put last on it, and its python is root's too: hence python3 {0})
+    worker = WorkerProc(server, tmp_path, f"steps-{label}", "--labels", label, "--run-as", "nobody",
+                        "--workdir", str(reachable / "work"), env={"PATH": "/usr/local/bin:/usr/bin:/bin"})
+    try:
+        done = rota("submit", str(doc), "--wait", server=server, timeout=120)
+    finally:
+        worker.stop()
+    assert done.returncode == 0, done.stdout + done.stderr
+    workflow_id = done.stdout.splitlines()[0]
+    status = httpx.get(f"{server.url}/api/workflows/{workflow_id}/status", timeout=5).json()
+    uid = str(pwd.getpwnam("nobody").pw_uid)
+    assert status["jobs"][0]["outputs"] == {"uid": uid, "py": uid, "planted": "failure"}
+
+
+@as_root
+@needs_nobody
+@pytest.mark.slow
 def test_a_token_file_the_job_user_can_read_is_warned_about(server, tmp_path, label, reachable):
     token_file = reachable / "token"
     token_file.write_text(FILE_SECRET)

@@ -155,7 +155,7 @@ def reported(body: dict) -> dict:
     return {k: v for k, v in body.items() if v is not None}
 
 
-async def test_each_step_is_reported_running_then_completed_or_failed_before_the_result(tmp_path):
+async def test_each_step_is_reported_running_then_completed_failed_or_skipped_before_the_result(tmp_path):
     fake = FakeServer()
     calls = record_calls(fake)
     steps = [Step("compile", "echo compiled"), Step("test", "echo 'it broke' >&2; exit 3"), Step("ship", "true")]
@@ -166,10 +166,11 @@ async def test_each_step_is_reported_running_then_completed_or_failed_before_the
         ("0", "completed", {"name": "compile", "exit_code": 0}),
         ("1", "running", {"name": "test"}),
         ("1", "failed", {"name": "test", "exit_code": 3, "error_message": "exit code 3: it broke"}),
+        ("2", "skipped", {"name": "ship", "error_message": "an earlier step failed"}),
     ]
     # The result ends the lease, and with it the step reports: they go first.
     assert [c for c in calls if c != "logs"] == [
-        "steps/0/running", "steps/0/completed", "steps/1/running", "steps/1/failed", "fail"]
+        "steps/0/running", "steps/0/completed", "steps/1/running", "steps/1/failed", "steps/2/skipped", "fail"]
 
 
 async def test_a_plain_job_reports_no_steps(tmp_path):

@@ -210,7 +210,7 @@ class StructuredOutputSet(Struct, forbid_unknown_fields=True, kw_only=True):
 class StepOut(Struct, kw_only=True):
     id: str
     name: Optional[str] = None
-    status: Literal["pending", "running", "completed", "failed"] = "pending"
+    status: Literal["pending", "running", "completed", "failed", "skipped"] = "pending"
     started_at: Optional[int] = None
     finished_at: Optional[int] = None
     duration_ms: Optional[int] = None

@@ -293,7 +293,7 @@ class Client(RunsApi):
     # resource use), beside what the job reports through worker/sdk.py.
 
     async def report_step(self, lease_id: str, step: int, state: str, update: StepUpdate) -> None:
-        """`state`: running, completed, failed or progress; `step` is its index in `steps:`."""
+        """`state`: running, completed, failed, skipped or progress; `step` is its index in `steps:`."""
         await self._send("POST", f"/api/jobs/{_path(lease_id)}/steps/{step}/{_path(state)}", update)
 
     async def report_resources(self, lease_id: str, sample: ResourceSample) -> None:

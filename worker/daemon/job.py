@@ -1,15 +1,14 @@
 """One job's lifecycle in the daemon, from its lease to its reported result:
-its directory and environment made (job_setup.py), its scripts run under a
-`Runner` (runner.py), its output shipped through a `LogShipper`
-(logship.py), its lease kept by a heartbeat (heartbeat.py) that also carries
-a cancel, its step states and resources reported (reports.py), and its
-outcome delivered (results.py). Lease ids are logged only at DEBUG and kept
+its directory and environment made (job_setup.py), its steps run as the
+workflow language says (steps.py) under a `Runner` (runner.py), its output
+shipped through a `LogShipper` (logship.py), its lease kept by a heartbeat
+(heartbeat.py) that also carries a cancel, its step states and resources
+reported (reports.py), and its outcome delivered (results.py). Lease ids are logged only at DEBUG and kept
 out of directory names."""
 
 from __future__ import annotations
 
 import asyncio
-import errno
 import logging
 import time
 
@@ -18,11 +17,13 @@ from worker.client.api import Client
 from worker.daemon.config import WorkerConfig
 from worker.daemon.heartbeat import keep_lease
 from worker.daemon.job_setup import JobFiles, fill_job_dir, job_environment
+from worker.daemon.language import JobLanguage
 from worker.daemon.logship import LogShipper, Outage, job_name
 from worker.daemon.outputs import ExpressionError, check_env_size, resolve_env
 from worker.daemon.reports import StepReporter, sample_resources
 from worker.daemon.results import JobResults
-from worker.daemon.runner import GroupWatch, Runner, RunResult, Script
+from worker.daemon.runner import GroupWatch, Runner, RunResult
+from worker.daemon.steps import JobSteps
 from worker.daemon.stops import LEASE_LOST, TIMEOUT, SetupFailure
 from worker.daemon.workdir import make_job_dir, remove_tree
 
@@ -71,8 +72,7 @@ class JobRun:
             finally:
                 await shipper.close()  # the logs reach the server before the result does
             results = JobResults(self._client, lease.lease_id, self.name, self._elapsed)
-            await results.report(outcome, stop_reason=self._stop_reason, timeout_secs=job.timeout_secs,
-                                 output_file=self._files.output if self._files else None)
+            await results.report(outcome, stop_reason=self._stop_reason, timeout_secs=job.timeout_secs)
         finally:
             heartbeat.cancel()
             if self._root is not None and not remove_tree(self._root):
@@ -91,18 +91,21 @@ class JobRun:
             return SetupFailure(str(exc), retryable=False)
         run_as = self._config.run_as
         try:
-            self._root = make_job_dir(self._config.workdir, job.workflow_id, job.job_id)
-            self._files = files = fill_job_dir(self._root, job, run_as)
+            self._root = root = make_job_dir(self._config.workdir, job.workflow_id, job.job_id)
+            self._files = files = fill_job_dir(root, job, run_as)
         except OSError as exc:
             return SetupFailure(f"cannot prepare the job directory: {exc}", retryable=True)
-        runner_env = job_environment(job, self.lease, self._config.server, run_as, files, env)
-        steps = StepReporter(self._client, self.lease.lease_id, self.name) if job.steps else None
+        server = self._config.server
+
+        def environment(step_env: dict[str, str]) -> dict[str, str]:
+            return job_environment(job, self.lease, server, run_as, files, step_env)
+
+        reporter = StepReporter(self._client, self.lease.lease_id, self.name) if job.steps else None
         self._runner = runner = Runner(
             cwd=files.cwd,
-            env=runner_env,
+            env=environment(env),
             sink=shipper,
             cancel_grace=self._config.cancel_grace,
-            observer=steps,
             supervisor=self._supervisor,
             spawn_as=run_as.popen_kwargs() if run_as else None,
         )
@@ -114,31 +117,16 @@ class JobRun:
         sampler = asyncio.create_task(sample_resources(
             self._client, self.lease.lease_id, self.name, lambda: runner.pgid,
             self._config.timings.resource_interval_secs))
+        steps = JobSteps(job, runner, JobLanguage(job, env), files, root, shipper, environment, reporter, run_as)
         try:
-            return await runner.run(self._scripts())
-        except OSError as exc:  # the shell could not be started
-            if exc.errno == errno.E2BIG:
-                # Each variable was checked; together they (and the script) are too much.
-                size = sum(len(k.encode()) + len(v.encode()) + 2 for k, v in runner_env.items())
-                return SetupFailure(
-                    f"cannot start the job: its environment ({size} bytes) and script are more than the"
-                    " system lets a process start with; read large outputs from the JSON file that"
-                    " $ROTA_UPSTREAM_OUTPUTS names instead of through env:",
-                    retryable=False,
-                )
-            return SetupFailure(f"cannot start the job: {exc}", retryable=True)
+            return await steps.run()
         finally:
             if timer is not None:
                 timer.cancel()
             sampler.cancel()
-            if steps is not None:
+            if reporter is not None:
                 # Before the result: it ends the lease, and with it the step reports.
-                await steps.close()
-
-    def _scripts(self) -> list[Script]:
-        if self.job.steps:
-            return [Script(step.run, step.name) for step in self.job.steps]
-        return [Script(self.job.command)]
+                await reporter.close()
 
     def _elapsed(self) -> float:
         return time.monotonic() - self._started

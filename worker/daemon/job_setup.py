@@ -1,6 +1,7 @@
 """What a claimed job starts with: the files in its private directory (its
-working directory, $ROTA_OUTPUT, $ROTA_UPSTREAM_OUTPUTS, and a resumed
-attempt's $ROTA_CHECKPOINT and $ROTA_EVENT) and its environment.
+working directory, $ROTA_OUTPUT, $ROTA_UPSTREAM_OUTPUTS, a resumed
+attempt's $ROTA_CHECKPOINT and $ROTA_EVENT, and the scripts of steps with a
+`shell:`) and its environment.
 
 A job never sees the worker's own token: its environment drops the token
 variables and carries the lease's run token instead (ROTA_RUN_TOKEN), which
@@ -18,7 +19,7 @@ from typing import Optional
 
 from server.models import Lease, QueuedJob
 from worker.daemon.run_as import RunAs, hand_job_dir
-from worker.daemon.workdir import CHECKPOINT_FILE, EVENT_FILE, OUTPUT_FILE, UPSTREAM_FILE, WORK_DIR
+from worker.daemon.workdir import CHECKPOINT_FILE, EVENT_FILE, OUTPUT_FILE, SCRIPTS_DIR, UPSTREAM_FILE, WORK_DIR
 
 # The worker's credentials: never passed on to the jobs it runs. ROTA_RUN_TOKEN
 # too, as the worker may itself run inside a job: a job gets its own or none.
@@ -64,6 +65,27 @@ def fill_job_dir(root: str, job: QueuedJob, run_as: Optional[RunAs]) -> JobFiles
     return files
 
 
+def write_script(root: str, name: str, text: str, run_as: Optional[RunAs]) -> str:
+    """A step's script as the file its `shell:` runs, in the job's directory
+    (`scripts/`, which stays the worker's: under --run-as the job's user
+    may read its scripts but put nothing there for the worker to write
+    through). Raises OSError."""
+    scripts = os.path.join(root, SCRIPTS_DIR)
+    try:
+        os.mkdir(scripts, 0o700)
+        if run_as is not None:
+            os.chmod(scripts, 0o711)
+    except FileExistsError:
+        pass
+    path = os.path.join(scripts, name)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(text)
+    if run_as is not None:
+        os.chown(path, run_as.uid, run_as.gid)
+    return path
+
+
 def path_with_rota(path: str, rota_bin: str = ROTA_BIN) -> str:
     """`path`, with this worker's `rota` found last when none is on it, so a
     job can run `rota progress ...` under a worker started as
@@ -94,6 +116,7 @@ def job_environment(job: QueuedJob, lease: Lease, server: str, run_as: Optional[
         "ROTA_LEASE_ID": lease.lease_id,
         "ROTA_SERVER": server,
         "ROTA_OUTPUT": files.output,
+        "GITHUB_OUTPUT": files.output,  # scripts written for Actions write their outputs there
         "ROTA_UPSTREAM_OUTPUTS": files.upstream,
     }
     job_env.pop("ROTA_RUN_TOKEN", None)  # the lease's own, or none (not one from `env:`)

@@ -22,7 +22,6 @@ from server.models import ResourceSample, StepUpdate
 from worker.client.api import Client
 from worker.client.errors import ApiError, RotaError, is_transient
 from worker.daemon.logship import Backoff
-from worker.daemon.runner import describe_exit
 
 log = logging.getLogger("rota.worker")
 
@@ -75,9 +74,9 @@ class _Reports:
 
 
 class StepReporter:
-    """Reports each step of a `steps:` job as it runs (a Runner's StepObserver).
+    """Reports each step of a `steps:` job as it runs, is skipped or ends.
 
-    The runner calls in synchronously; the reports queue here and go out in
+    The steps call in synchronously; the reports queue here and go out in
     order behind the job, so a slow server never holds a step up.
     """
 
@@ -90,18 +89,17 @@ class StepReporter:
     def started(self, index: int, name: str) -> None:
         self._queue.put_nowait((index, "running", StepUpdate(name=name)))
 
-    def finished(self, index: int, name: str, exit_code: int, stderr_tail: str,
-                 stop_reason: Optional[str]) -> None:
-        if exit_code == 0:
-            update = StepUpdate(name=name, exit_code=0)
-            self._queue.put_nowait((index, "completed", update))
-            return
-        message = describe_exit(exit_code)
-        if stop_reason is not None:
-            message = f"stopped ({stop_reason}): {message}"
-        if stderr_tail:
-            message = f"{message}: {stderr_tail}"
-        self._queue.put_nowait((index, "failed", StepUpdate(name=name, exit_code=exit_code, error_message=message)))
+    def finished(self, index: int, name: str, exit_code: Optional[int], error: Optional[str]) -> None:
+        """`error`: why it failed (`exit code 3: <stderr tail>`), None when it
+        succeeded; `exit_code`: None when it failed before its script ran."""
+        if error is None:
+            self._queue.put_nowait((index, "completed", StepUpdate(name=name, exit_code=0)))
+        else:
+            update = StepUpdate(name=name, exit_code=exit_code, error_message=error)
+            self._queue.put_nowait((index, "failed", update))
+
+    def skipped(self, index: int, name: str, why: str) -> None:
+        self._queue.put_nowait((index, "skipped", StepUpdate(name=name, error_message=why)))
 
     async def _send_all(self) -> None:
         lease_id = self._reports.lease_id

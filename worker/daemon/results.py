@@ -12,7 +12,6 @@ from server.models import HandedBack, ResultAccepted
 from worker.client.api import Client
 from worker.client.errors import ApiError, RotaError
 from worker.daemon.logship import send_until_answered
-from worker.daemon.outputs import OutputFileError, parse_output_file
 from worker.daemon.runner import RunResult
 from worker.daemon.stops import CANCELLED, LEASE_LOST, SHUTDOWN, SHUTDOWN_REASON, TIMEOUT, WAITING, SetupFailure
 
@@ -34,10 +33,9 @@ class JobResults:
         self._elapsed = elapsed
 
     async def report(self, outcome: RunResult | SetupFailure, *, stop_reason: Optional[str],
-                     timeout_secs: Optional[int], output_file: Optional[str]) -> None:
+                     timeout_secs: Optional[int]) -> None:
         """Report how the job ended. `stop_reason`: why the job was asked to
-        stop, if it was (it may have ended by itself before it heard);
-        `output_file`: its $ROTA_OUTPUT, once it ran."""
+        stop, if it was (it may have ended by itself before it heard)."""
         if isinstance(outcome, SetupFailure):
             await self._report_failure(outcome.error, retryable=outcome.retryable)
         elif outcome.stop_reason == CANCELLED:
@@ -59,15 +57,9 @@ class JobResults:
         elif outcome.stop_reason == SHUTDOWN:
             await self._hand_back(SHUTDOWN_REASON)
         elif not outcome.succeeded:
-            await self._report_failure(outcome.describe_failure(), retryable=True)
+            await self._report_failure(outcome.describe_failure(), retryable=outcome.retryable)
         else:
-            assert output_file is not None  # the job ran
-            try:
-                with open(output_file, encoding="utf-8", errors="replace") as f:
-                    outputs = parse_output_file(f.read())
-            except (OSError, OutputFileError) as exc:
-                await self._report_failure(f"bad $ROTA_OUTPUT: {exc}", retryable=False)
-                return
+            outputs = outcome.outputs
             refused = await self._deliver("complete", lambda: self._client.complete(self.lease_id, outputs))
             if refused is None:
                 log.info("finished %s: success in %.2fs", self.name, self._elapsed())

@@ -1,10 +1,12 @@
 """Run a job's shell script(s) as a process group and stream their output.
 
 Each step is `bash -e -o pipefail -c <run>` (or `sh -e -c` where there is no
-bash) in a new session, so the whole tree the job spawns can be signalled at
-once: SIGTERM on stop, SIGKILL after the grace period, and SIGKILL for any
-process a step leaves behind when it exits (as GitHub Actions cleans up
-orphans), so nothing outlives its job.
+bash), or the command its `shell:` makes (worker/daemon/shells.py), in a new
+session, so the whole tree the job spawns can be signalled at once: SIGTERM
+on stop or at a step's timeout, SIGKILL after the grace period, and SIGKILL
+for any process a step leaves behind when it exits (as GitHub Actions cleans
+up orphans), so nothing outlives its job. Which steps run, and with what,
+is worker/daemon/steps.py's to say.
 """
 
 from __future__ import annotations
@@ -14,8 +16,8 @@ import codecs
 import os
 import shutil
 import signal
-from dataclasses import dataclass
-from typing import Any, Mapping, Optional, Protocol, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Protocol, Sequence
 
 # Text of a marker chunk written to stdout before each step of a `steps:` job.
 STEP_MARKER = "::step:: {name}\n"
@@ -47,6 +49,21 @@ class OutputSink(Protocol):
 class Script:
     run: str
     name: str | None = None  # None for a plain `run:` job: no step marker
+    # What the step says besides (steps.py): the command to start (its
+    # shell, with the script's file); else `bash -e -o pipefail -c <run>`.
+    argv: Sequence[str] | None = None
+    cwd: str | None = None  # else the runner's
+    env: Mapping[str, str] | None = None  # else the runner's
+    timeout_secs: float | None = None  # the step's own timeout-minutes
+
+
+@dataclass(frozen=True)
+class StepRun:
+    """How one step's process ended."""
+
+    exit_code: int  # negative: killed by that signal
+    stderr_tail: str  # its last lines of stderr when it failed, else ""
+    timed_out: bool = False  # stopped at its own timeout
 
 
 def describe_exit(exit_code: int) -> str:
@@ -56,21 +73,18 @@ def describe_exit(exit_code: int) -> str:
     return f"exit code {exit_code}"
 
 
-class StepObserver(Protocol):
-    """Told as each named step (of a `steps:` job) starts and ends, by its index."""
-
-    def started(self, index: int, name: str) -> None: ...
-
-    def finished(self, index: int, name: str, exit_code: int, stderr_tail: str,
-                 stop_reason: Optional[str]) -> None: ...
-
-
 @dataclass
 class RunResult:
-    exit_code: int | None = None  # of the last step run; negative: killed by that signal
+    exit_code: int | None = None  # of the step that failed, else 0; negative: killed by that signal
     failed_step: str | None = None
     stop_reason: str | None = None  # why stop() was called, if it was
     stderr_tail: str = ""
+    # Set by steps.py: why the failed step failed when no exit code says it
+    # (its timeout, a field it could not evaluate), whether running the job
+    # again could end otherwise, and a successful job's outputs.
+    reason: str | None = None
+    retryable: bool = True
+    outputs: dict[str, str] = field(default_factory=dict)
 
     @property
     def succeeded(self) -> bool:
@@ -78,7 +92,10 @@ class RunResult:
 
     def describe_failure(self) -> str:
         """`exit code N: <last lines of stderr>`, the `error` a failed job reports."""
-        what = describe_exit(self.exit_code) if self.exit_code is not None else "exit code None"
+        if self.reason is not None:
+            what = self.reason
+        else:
+            what = describe_exit(self.exit_code) if self.exit_code is not None else "exit code None"
         if self.failed_step:
             what += f" in step {self.failed_step!r}"
         return f"{what}: {self.stderr_tail}" if self.stderr_tail else what
@@ -156,17 +173,16 @@ class GroupWatch(Protocol):
 
 
 class Runner:
-    """Runs one job's scripts in order, stopping at the first failure."""
+    """Runs one job's steps, each in its own process group; `run` runs them
+    in order, stopping at the first failure (steps.py decides for itself)."""
 
     def __init__(self, *, cwd: str, env: dict[str, str], sink: OutputSink, cancel_grace: float,
-                 observer: StepObserver | None = None, supervisor: GroupWatch | None = None,
-                 spawn_as: Mapping[str, Any] | None = None):
+                 supervisor: GroupWatch | None = None, spawn_as: Mapping[str, Any] | None = None):
         """`spawn_as`: subprocess's user/group/extra_groups, to start each step as another user."""
         self._spawn_as = dict(spawn_as or {})
         self._cwd = cwd
         self._env = env
         self._sink = sink
-        self._observer = observer
         self._supervisor = supervisor
         self._grace = cancel_grace
         self._pgid: int | None = None
@@ -180,23 +196,26 @@ class Runner:
 
     async def run(self, scripts: Sequence[Script]) -> RunResult:
         result = RunResult()
-        for index, script in enumerate(scripts):
+        for script in scripts:
             if self.stop_reason is not None:
                 break
-            if script.name is not None:
-                self._sink.write("stdout", STEP_MARKER.format(name=script.name))
-                if self._observer is not None:
-                    self._observer.started(index, script.name)
-            result.exit_code, stderr = await self._run_one(script.run)
-            tail = "\n".join(stderr.strip().splitlines()[-STDERR_TAIL_LINES:]) if result.exit_code else ""
-            if script.name is not None and self._observer is not None:
-                self._observer.finished(index, script.name, result.exit_code, tail, self.stop_reason)
-            if result.exit_code != 0:
+            step = await self.run_step(script)
+            result.exit_code = step.exit_code
+            if step.exit_code != 0:
                 result.failed_step = script.name
-                result.stderr_tail = tail
+                result.stderr_tail = step.stderr_tail
                 break
         result.stop_reason = self.stop_reason
         return result
+
+    async def run_step(self, script: Script) -> StepRun:
+        """One step, its `::step::` marker first when it has a name. Raises
+        OSError when its command cannot be started."""
+        if script.name is not None:
+            self._sink.write("stdout", STEP_MARKER.format(name=script.name))
+        exit_code, stderr, timed_out = await self._run_one(script)
+        tail = "\n".join(stderr.strip().splitlines()[-STDERR_TAIL_LINES:]) if exit_code else ""
+        return StepRun(exit_code, tail, timed_out)
 
     def stop(self, reason: str) -> None:
         """SIGTERM the running step's group now and SIGKILL it after the grace period.
@@ -216,26 +235,34 @@ class Runner:
 
     def _terminate(self, pgid: int) -> None:
         _kill_group(pgid, signal.SIGTERM)
-        self._kill_timer = asyncio.get_running_loop().call_later(
-            self._grace, _kill_group, pgid, signal.SIGKILL
-        )
+        if self._kill_timer is None:  # a step's timeout and then a stop: one SIGKILL, at the first's grace
+            self._kill_timer = asyncio.get_running_loop().call_later(
+                self._grace, _kill_group, pgid, signal.SIGKILL
+            )
 
-    async def _run_one(self, script: str) -> tuple[int, str]:
+    async def _run_one(self, script: Script) -> tuple[int, str, bool]:
         loop = asyncio.get_running_loop()
         transport, protocol = await loop.subprocess_exec(
             lambda: _StepProtocol(self._sink, loop),
-            *shell_argv(script),
+            *(script.argv or shell_argv(script.run)),
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
-            cwd=self._cwd,
-            env=self._env,
+            cwd=script.cwd or self._cwd,
+            env=dict(script.env) if script.env is not None else self._env,
             start_new_session=True,
             **self._spawn_as,
         )
         pgid = self._pgid = transport.get_pid()
         if self._supervisor is not None:
             self._supervisor.watch(pgid)
+        timed_out: list[bool] = []
+
+        def time_out() -> None:
+            timed_out.append(True)
+            self._terminate(pgid)
+
+        step_timer = loop.call_later(script.timeout_secs, time_out) if script.timeout_secs else None
         try:
             if self.stop_reason is not None:  # stopped while the step was starting
                 self._terminate(pgid)
@@ -247,11 +274,13 @@ class Runner:
                 pass
             exit_code = transport.get_returncode()
             assert exit_code is not None
-            return exit_code, protocol.stderr
+            return exit_code, protocol.stderr, bool(timed_out)
         except BaseException:
             _kill_group(pgid, signal.SIGKILL)  # cancelled: take the job down with us
             raise
         finally:
+            if step_timer is not None:
+                step_timer.cancel()
             if self._kill_timer is not None:
                 self._kill_timer.cancel()
                 self._kill_timer = None

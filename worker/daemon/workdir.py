@@ -17,12 +17,13 @@ from worker.client.errors import RotaError
 log = logging.getLogger("rota.worker")
 
 # In a job's private directory: its working directory, the $ROTA_OUTPUT file,
-# the $ROTA_UPSTREAM_OUTPUTS file, and the $ROTA_CHECKPOINT and $ROTA_EVENT
-# files of a resumed job. Nothing else is ever created there (the sweep of a
-# killed worker's leftovers relies on it).
+# the $ROTA_UPSTREAM_OUTPUTS file, the $ROTA_CHECKPOINT and $ROTA_EVENT
+# files of a resumed job, and the scripts of steps with a `shell:`. Nothing
+# else is ever created there (the sweep of a killed worker's leftovers
+# relies on it).
 WORK_DIR, OUTPUT_FILE, UPSTREAM_FILE = "work", "output", "upstream-outputs.json"
-CHECKPOINT_FILE, EVENT_FILE = "checkpoint.json", "event.json"
-_JOB_DIR_ENTRIES = frozenset({WORK_DIR, OUTPUT_FILE, UPSTREAM_FILE, CHECKPOINT_FILE, EVENT_FILE})
+CHECKPOINT_FILE, EVENT_FILE, SCRIPTS_DIR = "checkpoint.json", "event.json", "scripts"
+_JOB_DIR_ENTRIES = frozenset({WORK_DIR, OUTPUT_FILE, UPSTREAM_FILE, CHECKPOINT_FILE, EVENT_FILE, SCRIPTS_DIR})
 # "<workflow>.<job>.<random>": two _safe_dirname()s and mkdtemp's 8 characters.
 _JOB_DIR_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]*\.[A-Za-z0-9_-][A-Za-z0-9_.-]*\.[a-z0-9_]{8}\Z")
 LOCK_FILE = ".lock"

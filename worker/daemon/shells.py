@@ -1,0 +1,55 @@
+"""A step's `shell:` as GitHub Actions defines it on Linux and macOS: the
+command that runs the step's script, written to a file (`{0}`).
+
+  bash     bash --noprofile --norc -eo pipefail {0}
+  sh       sh -e {0}
+  python   python {0}   (python3 where the job's PATH has no `python`)
+  pwsh     pwsh -command ". '{0}'"
+  a command with {0} in it (`perl {0}`): that command, split as a shell
+           would split it, {0} replaced by the file in each word
+
+A step with no shell (none on the step, none in `defaults.run`) runs as
+rota always ran one, `bash -e -o pipefail -c <script>` (worker/daemon/
+runner.py), so nothing changes for a workflow that names no shell.
+"""
+
+from __future__ import annotations
+
+import shlex
+import shutil
+from typing import Optional
+
+# GitHub's templates, and the extension each shell's script file takes
+# (pwsh runs a file only as .ps1).
+_TEMPLATES = {
+    "bash": (["bash", "--noprofile", "--norc", "-eo", "pipefail", "{0}"], ".sh"),
+    "sh": (["sh", "-e", "{0}"], ".sh"),
+    "python": (["python", "{0}"], ".py"),
+    "pwsh": (["pwsh", "-command", ". '{0}'"], ".ps1"),
+}
+
+
+class ShellError(ValueError):
+    """A custom shell that cannot be read as a command."""
+
+
+def extension(shell: str) -> str:
+    """What the script file for `shell` ends with."""
+    return _TEMPLATES[shell][1] if shell in _TEMPLATES else ""
+
+
+def shell_command(shell: str, script_file: str, path: Optional[str]) -> list[str]:
+    """The argv that runs `script_file` with `shell`; `path`: the job's PATH,
+    where the command is looked for when it starts."""
+    if shell in _TEMPLATES:
+        template = list(_TEMPLATES[shell][0])
+        if shell == "python" and not shutil.which("python", path=path) and shutil.which("python3", path=path):
+            template[0] = "python3"  # Debian and Ubuntu ship no `python` unless asked
+    else:
+        try:
+            template = shlex.split(shell)
+        except ValueError as exc:
+            raise ShellError(f"shell {shell!r} cannot be read as a command: {exc}") from None
+        if not template:
+            raise ShellError("shell is empty")
+    return [word.replace("{0}", script_file) for word in template]
