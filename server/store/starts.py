@@ -106,7 +106,7 @@ class StartsMixin(StoreBase):
                                    ver, "", *when.args(), _keeps(keeps),
                                    *self._overridden(wf, ver, definition, overrides))
             if res[0] != "changed":
-                return await self._named(self._started(res, wf))
+                return await self._name_new(self._started(res, wf))
         raise Conflict("workflow_changing", f"workflow {wf!r} was replaced {START_TRIES} times while starting a"
                        " run; try again")
 
@@ -135,7 +135,7 @@ class StartsMixin(StoreBase):
             raise AssertionError(res)
         return Started(res[1], int(res[2]) if res[0] == "ok" else None, res[0] == "replayed")
 
-    async def _named(self, started: Started) -> Started:
+    async def _name_new(self, started: Started) -> Started:
         """A new run's run-name is rendered once it has its number."""
         if not started.replayed:
             await self.name_run(started.run_id)  # type: ignore[attr-defined]
@@ -170,7 +170,7 @@ class StartsMixin(StoreBase):
                                self.idempotency_ttl_secs, "", "", 0, 0, 0, owner, self.max_idempotency_keys,
                                base, run, *when.args(), _keeps(keeps),
                                *self._overridden(wf, base, definition, wanted))
-        return await self._named(self._started(res, wf))
+        return await self._name_new(self._started(res, wf))
 
     async def reschedule_run(self, run: str, when: When) -> int:
         """A delayed run's new start time (epoch ms); at or before now, it starts."""
