@@ -295,3 +295,15 @@ async def test_a_workflow_counts_its_schedules_and_each_names_its_workflow(api):
     await put(api, "two", "  schedule: [{cron: '0 3 * * *'}]", "name: renamed\n")
     assert (await api.get("/api/workflows/two")).json()["schedules"] == 1
     assert [s["workflow_name"] for s in (await api.get("/api/schedules")).json()] == ["renamed"]
+
+
+async def test_a_ticks_run_gets_its_run_name(api, store):
+    await put(api, "named", "  schedule: [{cron: '*/15 * * * *'}]",
+              "run-name: 'nightly ${{ run.triggered_by }} #${{ run.number }}'\n")
+    clock = await clock_now(store)
+    await scheduler.fire_due(store, clock.ms)
+    (schedule,) = (await api.get("/api/schedules")).json()
+    clock.ms = schedule["next_fire_at"] + 1500
+    assert await scheduler.fire_due(store, clock.ms) == 1
+    (run,) = await cron_runs(api, "named")
+    assert run["name"] == "nightly cron #1"
