@@ -22,7 +22,7 @@ NAMED_SHOWN = 10
 
 # Fields added to WorkflowSpec after definitions were stored: left out of
 # the hash while empty, so a definition without them keeps its version.
-_LATER_FIELDS = ("schedules", "inputs")
+_LATER_FIELDS = ("schedules", "inputs", "env", "run_name")
 
 
 def definition_version(spec: WorkflowSpec) -> str:
