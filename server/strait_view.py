@@ -71,7 +71,8 @@ def status(head: dict, rows: dict[str, dict]) -> str:
         return "expired"
     if head.get("cancelled") == "1":
         return "canceled"
-    if _int(head.get("n:failure")) > 0:
+    # a continue-on-error job's failure (cofail counts them) fails no run
+    if _int(head.get("n:failure")) - _int(head.get("cofail")) > 0:
         kind = head.get("fkind") or "failure"
         if kind in _FAILED_AS:
             return _FAILED_AS[kind]

@@ -323,3 +323,16 @@ async def test_scopes_of_the_strait_paths(auth_api):
     done = await auth_api.post("/v1/runs/bulk-cancel-all", params={"project_id": PROJECT}, json=everything,
                                headers=ADMIN)
     assert done.status_code == 200 and done.json()["canceled"] == 0
+
+
+async def test_a_run_a_continue_on_error_failure_did_not_fail_is_completed(api):
+    """The workflow language's continue-on-error (issue 16): the job's
+    failure fails no run, in Strait's view as in rota's."""
+    await define(api, "lenient", b"jobs:\n  lint:\n    continue-on-error: true\n    run: lint\n")
+    run = await start(api, "lenient")
+    claimed = await claim(api)
+    resp = await api.post(f"/api/jobs/{claimed['lease']['lease_id']}/fail", json={"error": "style"})
+    assert resp.status_code == 200, resp.text
+    mine = (await api.get(f"/api/runs/{run}")).json()
+    assert (mine["status"], mine["failure"]) == ("success", None)
+    assert (await StraitRuns(api).get(run))["status"] == "completed"
