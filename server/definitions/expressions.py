@@ -32,6 +32,7 @@ from typing import Any, Optional
 from ..expressions import Expr, ExpressionError, parse, parse_template
 from ..expressions.needs_outputs import EXPRESSION, NEEDS_OUTPUT
 from ..expressions.nodes import Call, Context, Index, Literal, STATUS_FUNCTIONS
+from ..expressions.template import expression_end
 from ..limits import EXPRESSION_CHARS_FLOOR, MAX_DOCUMENT_EXPRESSION_CHARS
 from .graph import Job
 from .problems import Problems, Where, suggest
@@ -334,23 +335,12 @@ def _spans(value: str) -> list[int]:
     spans = []
     i = 0
     while (start := value.find(OPEN, i)) >= 0:
-        close = _close(value, start + len(OPEN))
+        close = expression_end(value, start + len(OPEN))
         end = len(value) if close < 0 else close + len(CLOSE)
         spans.append(end - start)
         i = end
     return spans
 
-
-def _close(text: str, i: int) -> int:
-    while (close := text.find(CLOSE, i)) >= 0:
-        quote = text.find("'", i, close)
-        if quote < 0:
-            return close
-        end = text.find("'", quote + 1)
-        if end < 0:
-            return text.find(CLOSE, quote)
-        i = end + 1
-    return -1
 
 
 def _around(value: str, offset: int) -> str:

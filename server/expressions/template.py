@@ -75,7 +75,7 @@ def parse_template(text: str) -> Template:
         if start > i:
             parts.append(text[i:start])
         inner = start + len(OPEN)
-        close = _close(text, inner)
+        close = expression_end(text, inner)
         if close < 0:
             raise ExpressionError(f"unclosed '{OPEN}': no '{CLOSE}' after it", start)
         if not text[inner:close].strip():
@@ -87,7 +87,7 @@ def parse_template(text: str) -> Template:
     return Template(text, tuple(parts))
 
 
-def _close(text: str, i: int) -> int:
+def expression_end(text: str, i: int) -> int:
     """Offset of the `}}` that ends an expression starting at i, skipping
     quoted strings (`''` inside one closes and reopens it, which skips the
     same text); -1 if there is none. In a string never closed, the first
