@@ -11,6 +11,7 @@ import sys
 from typing import Awaitable, Callable, Mapping, Optional, Protocol, Sequence
 from urllib.parse import urlsplit
 
+from worker.cli.terminal import safe
 from worker.client.api import Client
 from worker.client.errors import ApiError, RotaError
 
@@ -107,12 +108,13 @@ async def run_command(client: Client, run: Callable[[Client, argparse.Namespace]
     """`run`'s exit code; a RotaError becomes one line (or its own lines) on stderr and exit 2."""
     try:
         return await run(client, args)
+    # An error's words may quote what a job or a worker sent: shown, not acted on.
     except Reported as exc:
-        print(exc, file=sys.stderr)
+        print(safe(str(exc)), file=sys.stderr)
         return EXIT_ERROR
     except RotaError as exc:
         subject = getattr(args, "target", None) or getattr(args, "workflow_id", None)
-        print(f"rota: {describe_error(exc, args.token_source, args.server, subject)}", file=sys.stderr)
+        print(f"rota: {safe(describe_error(exc, args.token_source, args.server, subject))}", file=sys.stderr)
         return EXIT_ERROR
 
 

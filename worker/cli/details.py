@@ -1,7 +1,8 @@
 """What `rota status` prints under the jobs table: what each job reported
 through the in-job SDK (progress, steps, resources, annotations, a wait)
 and the run's Markdown notes. The API has it all (`--json`); this is the
-part a person reads."""
+part a person reads, each line made safe for a terminal (terminal.safe):
+the job wrote it."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Optional
 
 from server.models import JobOut, NoteOut, Resources, StepOut
 from worker.cli.output import one_line
+from worker.cli.terminal import safe
 
 
 def progress(job: JobOut) -> str:
@@ -17,7 +19,7 @@ def progress(job: JobOut) -> str:
     if job.progress is None:
         return "-"
     text = f"{job.progress:g}%"
-    return f"{text} {job.current_step}" if job.current_step else text
+    return f"{text} {one_line(job.current_step, 10_000)}" if job.current_step else text
 
 
 def job_details(job: JobOut, full: bool, run_id: str = "RUN") -> list[str]:
@@ -33,7 +35,7 @@ def job_details(job: JobOut, full: bool, run_id: str = "RUN") -> list[str]:
     if job.annotations:
         lines.append("annotations: " + ", ".join(f"{k}={one_line(v, 10_000 if full else 60)}"
                                                   for k, v in sorted(job.annotations.items())))
-    return [f"  {line}" for line in lines]
+    return [f"  {safe(line)}" for line in lines]
 
 
 def notes(run_notes: list[NoteOut], full: bool) -> list[str]:
@@ -42,7 +44,7 @@ def notes(run_notes: list[NoteOut], full: bool) -> list[str]:
     for note in run_notes:
         out.append(f"[{note.style}] {note.context} (from {note.job_id})")
         text = note.markdown.rstrip()
-        out += [f"  {line}" for line in text.split("\n")] if full else [f"  {one_line(text)}"]
+        out += [f"  {line}" for line in safe(text).split("\n")] if full else [f"  {one_line(text)}"]
     return out
 
 

@@ -287,6 +287,9 @@ def add_commands(commands: argparse._SubParsersAction, parents: list[argparse.Ar
     logs.add_argument("--attempt", type=int, metavar="N", help="only attempt N (from 0)")
     logs.add_argument("--level", choices=("debug", "info", "warn", "error"),
                       help="only the entries the job logged (rota log, the SDK) at this level or above")
+    logs.add_argument("--raw", action="store_true",
+                      help="the text as the job wrote it, escape sequences and all (default: every control"
+                      " character shown as ^[, ^M, <U+202E>..., colours kept)")
 
     retry = command("retry", _retry, "re-run a finished run's failed, cancelled and skipped jobs", "RUN")
     retry.add_argument("--job", metavar="JOB", help="only this job (and its skipped downstream)")

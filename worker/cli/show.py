@@ -23,6 +23,7 @@ from server.inputs import text as input_text
 from worker.cli.details import job_details, notes, progress
 from worker.cli import timing
 from worker.cli.output import one_line, print_json, table
+from worker.cli.terminal import safe, safe_coloured
 from worker.client.api import Client
 from worker.client.errors import ApiError, RotaError
 from worker.client.reconnect import Reconnect
@@ -111,7 +112,7 @@ async def status(client: Client, args: argparse.Namespace) -> int:
     if args.json:
         print_json(run if run is not None else workflow)
         return 0
-    name = f" ({workflow.name})" if workflow else ""
+    name = f" ({safe(workflow.name)})" if workflow else ""
     if run is None:
         assert workflow is not None
         if workflow.status == "idle":
@@ -124,12 +125,13 @@ async def status(client: Client, args: argparse.Namespace) -> int:
     if run.name:  # its run-name rendered, or the workflow's name
         name = f" ({run.name})"
     print(f"{run.workflow_id}{name} run #{run.number} ({run.run_id}): {run.status}")
+    # (a job's spawned run has the inputs and tags that job gave it)
     extras = [f"{key} {', '.join(f'{k}={input_text(v)}' for k, v in pairs.items())}"
               for key, pairs in (("inputs", run.inputs), ("tags", run.tags)) if pairs]
     if extras:
-        print("; ".join(extras))
+        print(safe("; ".join(extras)))
     for line in timing.run_lines(run):
-        print(line)
+        print(safe(line))
     _print_jobs(run.jobs or [], args.full, run.run_id)
     if run.notes:
         print("\nnotes:")
@@ -152,7 +154,7 @@ def _print_jobs(jobs: list[JobOut], full: bool, run_id: str = "RUN") -> None:
         for job in jobs:
             if job.error and "\n" in job.error.strip():
                 print(f"\n{job.id} error (attempt {job.attempt}):")
-                print("\n".join(f"  {line}" for line in job.error.rstrip().split("\n")))
+                print("\n".join(f"  {line}" for line in safe(job.error.rstrip()).split("\n")))
 
 
 def job_state(job: JobOut, now_ms: float) -> str:
@@ -183,7 +185,7 @@ def state_line(job: JobOut) -> str:
     if job.attempt:
         line += f" (attempt {job.attempt})"
     if job.status in ("failure", "skipped") and job.error:
-        line += f": {job.error}"
+        line += f": {safe(job.error)}"
     elif job.status == "queued" and job.attempts and job.attempts[-1].status == "handed_back":
         # its worker stopped: the job runs again, no retry spent
         line += f" after attempt {job.attempts[-1].number} was {one_line(job.attempts[-1].error or 'handed back')}"
@@ -196,15 +198,18 @@ def state_line(job: JobOut) -> str:
 
 
 class LogPrinter:
-    """Writes one job's chunks: raw, or each line behind `prefix`; a line
+    """Writes one job's chunks as they come, or each line behind `prefix`; a line
     `--- attempt N on WORKER ---` where one attempt's output ends and
-    another's starts (and before the first when there are several)."""
+    another's starts (and before the first when there are several). What
+    the job wrote is made safe for a terminal (terminal.safe_coloured),
+    unless `raw` (`rota logs --raw`: the text as the job wrote it)."""
 
     def __init__(self, out: TextIO, prefix: str, workers: dict[int, str], several: bool,
-                 lookup: Optional[Callable[[], Awaitable[dict[int, str]]]] = None):
+                 lookup: Optional[Callable[[], Awaitable[dict[int, str]]]] = None, raw: bool = False):
         self.out, self.prefix, self.workers, self.several, self.lookup = out, prefix, workers, several, lookup
+        self.raw = raw
         self.attempt: Optional[int] = None
-        self.partial = ""  # with a prefix: the unfinished last line
+        self.partial = ""  # with a prefix: the unfinished last line, as the job wrote it
         self.at_line_start = True
 
     async def chunk(self, chunk: JobLogChunk) -> None:
@@ -219,7 +224,7 @@ class LogPrinter:
 
     def close(self) -> None:
         if self.prefix and self.partial:
-            print(f"{self.prefix}{self.partial}", file=self.out, flush=True)
+            print(f"{self.prefix}{self._shown(self.partial)}", file=self.out, flush=True)
             self.partial = ""
 
     async def _header(self, attempt: int) -> None:
@@ -229,17 +234,24 @@ class LogPrinter:
             self.close()
         elif not self.at_line_start:
             self.out.write("\n")
-        self._write(f"--- attempt {attempt} on {self.workers.get(attempt, 'an unknown worker')} ---\n")
+        # rota's own line; the worker id is what a worker token sent
+        worker = safe(self.workers.get(attempt, "an unknown worker"))
+        self._write(f"--- attempt {attempt} on {worker} ---\n", ours=True)
 
-    def _write(self, data: str) -> None:
+    def _shown(self, text: str) -> str:
+        return text if self.raw else safe_coloured(text)
+
+    def _write(self, data: str, ours: bool = False) -> None:
         if not data:
             return
         if self.prefix:
             *lines, self.partial = (self.partial + data).split("\n")
             for line in lines:
-                print(f"{self.prefix}{line}", file=self.out)
+                # a CRLF line end, split from its LF, is still a line end
+                shown = line if ours else self._shown(line[:-1] if line.endswith("\r") and not self.raw else line)
+                print(f"{self.prefix}{shown}", file=self.out)
         else:
-            self.out.write(data)
+            self.out.write(data if ours else self._shown(data))
             self.at_line_start = data.endswith("\n")
         self.out.flush()
 
@@ -249,7 +261,7 @@ def _workers_of(job: JobOut) -> dict[int, str]:
 
 
 def printer_for(client: Client, run_id: str, job: JobOut, out: TextIO, prefix: str,
-                attempt: Optional[int] = None) -> LogPrinter:
+                attempt: Optional[int] = None, raw: bool = False) -> LogPrinter:
     async def lookup() -> dict[int, str]:
         try:
             return _workers_of(await client.get_run_job(run_id, job.id))
@@ -257,15 +269,15 @@ def printer_for(client: Client, run_id: str, job: JobOut, out: TextIO, prefix: s
             return {}
 
     several = attempt is None and len(job.attempts) > 1
-    return LogPrinter(out, prefix, _workers_of(job), several, lookup if attempt is None else None)
+    return LogPrinter(out, prefix, _workers_of(job), several, lookup if attempt is None else None, raw)
 
 
 async def follow_job(client: Client, run_id: str, job: JobOut, out: TextIO, prefix: str,
                      attempt: Optional[int] = None, level: Optional[str] = None,
-                     outages: Optional[Outages] = None) -> Optional[JobOut]:
+                     outages: Optional[Outages] = None, raw: bool = False) -> Optional[JobOut]:
     """Print a job's log until its `end` event; its final state. With
     `outages`, a server that is out is waited for (see Client._follow)."""
-    printer = printer_for(client, run_id, job, out, prefix, attempt)
+    printer = printer_for(client, run_id, job, out, prefix, attempt, raw)
     final = None
     try:
         async for item in client.follow_run_logs(run_id, job.id, attempt, level, outages):
@@ -292,12 +304,12 @@ async def logs(client: Client, args: argparse.Namespace) -> int:
         # A server restart or a Redis outage is waited out, said on stderr (stdout is the log).
         net = Reconnect(lambda text: print(f"rota: {text}", file=sys.stderr, flush=True))
         finals = await asyncio.gather(*(follow_job(client, run.run_id, job, sys.stdout, prefix(job), args.attempt,
-                                                   args.level, outages=net) for job in jobs))
+                                                   args.level, outages=net, raw=args.raw) for job in jobs))
         if args.job_id is not None and finals[0] is not None:
             print(state_line(finals[0]), file=sys.stderr)
         return 0
     for job in jobs:
-        printer = printer_for(client, run.run_id, job, sys.stdout, prefix(job), args.attempt)
+        printer = printer_for(client, run.run_id, job, sys.stdout, prefix(job), args.attempt, args.raw)
         async for page in client.run_log_pages(run.run_id, job.id, args.attempt, args.level):
             for chunk in page:
                 await printer.chunk(chunk)

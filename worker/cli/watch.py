@@ -17,6 +17,7 @@ from typing import Awaitable, Callable, Optional, TextIO
 
 from server.models import RunOut
 from worker.cli.show import follow_job, state_line
+from worker.cli.terminal import safe
 from worker.client import reconnect
 from worker.client.api import Client
 from worker.client.errors import RotaError
@@ -77,7 +78,8 @@ class Watch:
         self.said_delayed: Optional[int] = None  # the start time a delayed run was last said to wait for
 
     def say(self, text: str) -> None:
-        print(f"{stamp(self.clock() - self.start)} {text}", file=self.out, flush=True)
+        # (job states carry what jobs wrote: their errors)
+        print(f"{stamp(self.clock() - self.start)} {safe(text)}", file=self.out, flush=True)
 
     @property
     def deadline(self) -> Optional[float]:

@@ -12,6 +12,7 @@ from server.models import WorkerOut
 from worker.cli.command import add_client_command
 from worker.cli.flags import add_json_flag, parse_duration
 from worker.cli.output import elapsed, print_json, table
+from worker.cli.terminal import safe
 from worker.client.api import Client
 
 
@@ -46,7 +47,7 @@ async def _workers(client: Client, args: argparse.Namespace) -> int:
 async def _remove(client: Client, args: argparse.Namespace) -> int:
     for worker_id in args.action[1:]:
         await client.remove_worker(worker_id)
-        print(f"removed worker {worker_id}", flush=True)
+        print(f"removed worker {safe(worker_id)}", flush=True)
     return 0
 
 
@@ -64,7 +65,7 @@ async def _prune(client: Client, args: argparse.Namespace) -> int:
         return 0
     now_ms = time.time() * 1000
     for worker_id in removed:
-        print(f"removed worker {worker_id}{_was(before.get(worker_id), now_ms)}")
+        print(safe(f"removed worker {worker_id}{_was(before.get(worker_id), now_ms)}"))
     if not removed:
         print("no worker to remove")
     return 0
