@@ -18,6 +18,8 @@ import pytest
 import yaml
 
 from server import __version__
+from server.reaper import reap_once
+from tests.helpers import expire
 from tests.procs import ROOT, ROTA, WorkerProc, rota_background, wait_until
 from tests.procs import rota as rota_proc
 from tests.server_proc import ServerProcess
@@ -132,6 +134,49 @@ async def test_wait_timeout_cancels_the_run_and_fails(app, api):
         assert await asyncio.wait_for(task, 10) == 1
     assert f"timed out after 90s: cancelling run {run['run_id']}" in out.getvalue()
     assert (await api.get(f"/api/runs/{run['run_id']}")).json()["status"] == "cancelled"
+
+
+FLAKY = """
+name: flaky
+jobs:
+  f:
+    retries: 1
+    run: ./flaky.sh
+"""
+
+
+async def _end_attempt(app, api, claimed: dict, how: str) -> None:
+    lid = claimed["lease"]["lease_id"]
+    if how == "failed":
+        await finish(api, claimed, ok=False, error="exit code 7", retryable=True)
+    elif how == "lost":
+        await expire(app.state.store, lid)
+        await reap_once(app.state.store)
+    else:  # its worker stopped and handed it back
+        assert (await api.post(f"/api/jobs/{lid}/release", json={"reason": "draining"})).status_code == 200
+
+
+@pytest.mark.parametrize("how, said", [
+    ("failed", "after attempt 0 failed: exit code 7"),
+    ("lost", "after attempt 0 was lost: lease expired"),
+    ("handed back", "after attempt 0 was handed back by worker w: draining"),
+])
+async def test_wait_says_why_a_retry_already_running_was_retried(app, api, how, said):
+    """The trial's case: attempt 0 ends and the next is claimed before the
+    wait reads the run; it reads `running (attempt 1)` and says why."""
+    await put(api, "flaky", FLAKY)
+    run = await start(api, "flaky")
+    await _end_attempt(app, api, await claim(api), how)
+    again = await claim(api)
+    assert again["job"]["attempt"] == 1
+    out = io.StringIO()
+    async with Client("http://localhost", transport=httpx.ASGITransport(app=app)) as client:
+        task = asyncio.create_task(cli_watch.watch(client, run["run_id"], follow=False, out=out, pace=FAST))
+        await until(lambda: "f: running" in out.getvalue(), "the first state")
+        await finish(api, again)
+        assert await asyncio.wait_for(task, 30) == 0
+    lines = [line.split("] ", 1)[1] for line in out.getvalue().splitlines()]
+    assert lines[:2] == [f"f: running (attempt 1) {said}", "f: success (attempt 1)"]
 
 
 def test_timeout_without_wait_is_a_usage_error(capsys):
@@ -282,6 +327,17 @@ def test_json_output_parses_for_every_command(server, worker, label, tmp_path):
         done = rota_proc(*argv, "--json", server=server)
         assert done.returncode == 0, (argv, done.stderr)
         assert check(json.loads(done.stdout)), (argv, done.stdout)
+
+
+@pytest.mark.slow
+def test_wait_says_why_a_job_was_retried_with_a_real_worker(server, worker, label, tmp_path):
+    """The trial's repro: retries 1, no backoff, attempt 0 exits 7. Whether
+    the wait reads the job queued, running again or already done, it says why."""
+    path = tmp_path / "flaky.yml"
+    path.write_text(document(label, {"f": {"retries": 1, "run": 'test "$ROTA_ATTEMPT" != 0 || exit 7'}}))
+    done = rota_proc("submit", str(path), "--id", f"flaky-{label}", "--wait", server=server)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert re.search(r"f: (queued|running|success) \(attempt 1\) after attempt 0 failed: exit code 7", done.stdout), done.stdout
 
 
 @pytest.mark.slow

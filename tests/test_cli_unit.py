@@ -145,6 +145,45 @@ async def test_watch_says_a_job_was_handed_back():
         "a: queued (attempt 1) after attempt 0 was handed back by worker w1: worker shut down before the job finished"]
 
 
+def attempt(number, status, error=None, worker="w1"):
+    return {"number": number, "worker_id": worker, "status": status, "error": error}
+
+
+@pytest.mark.parametrize("before, said", [
+    (attempt(0, "failure", "exit code 7"), "after attempt 0 failed: exit code 7"),
+    (attempt(0, "timed_out", "timed out after 30s"), "after attempt 0 timed out: timed out after 30s"),
+    (attempt(0, "lost", "lease expired"), "after attempt 0 was lost: lease expired"),
+    (attempt(0, "handed_back", "handed back by worker w1: worker shut down before the job finished"),
+     "after attempt 0 was handed back by worker w1: worker shut down before the job finished"),
+    (attempt(0, "waiting"), "after attempt 0 waited for an event"),
+])
+async def test_watch_says_why_when_the_attempt_grew_between_two_reads(before, said):
+    """The retry was claimed before the wait read the run again: it never
+    saw the job queued, and still says why the attempt number grew."""
+    api = FakeApi([
+        workflow("running", job("a", "running", attempts=[attempt(0, "running")])),
+        workflow("running", job("a", "running", 1, attempts=[before, attempt(1, "running")])),
+        workflow("success", job("a", "success", 1, attempts=[before, attempt(1, "success")])),
+    ])
+    out = io.StringIO()
+    async with Client("http://rota.test", transport=httpx.MockTransport(api.handle)) as client:
+        assert await cli_watch.watch(client, "run1", follow=False, out=out, pace=FAST) == 0
+    assert unstamped(out.getvalue())[:3] == ["a: running", f"a: running (attempt 1) {said}", "a: success (attempt 1)"]
+
+
+async def test_a_wait_that_starts_on_a_later_attempt_says_why_too():
+    failed = attempt(0, "failure", "exit code 1: flaky\nnetwork")
+    api = FakeApi([
+        workflow("running", job("a", "running", 1, attempts=[failed, attempt(1, "running")])),
+        workflow("success", job("a", "success", 1, attempts=[failed, attempt(1, "success")])),
+    ])
+    out = io.StringIO()
+    async with Client("http://rota.test", transport=httpx.MockTransport(api.handle)) as client:
+        assert await cli_watch.watch(client, "run1", follow=False, out=out, pace=FAST) == 0
+    assert unstamped(out.getvalue())[:2] == [
+        "a: running (attempt 1) after attempt 0 failed: exit code 1: flaky network", "a: success (attempt 1)"]
+
+
 @pytest.mark.parametrize("final", ["failure", "cancelled"])
 async def test_watch_exit_code_on_failure_or_cancel(final):
     api = FakeApi([workflow(final, job("a", "failure", 2, "exit code 1: boom"), job("b", "skipped"))])

@@ -180,18 +180,42 @@ def _duration(job: JobOut, now_ms: float) -> str:
     return f"{max(end - job.started_at, 0) / 1000:.1f}s"
 
 
-def state_line(job: JobOut) -> str:
+def state_line(job: JobOut, why: bool = True) -> str:
+    """`test: queued (attempt 1) after attempt 0 failed: exit code 1`: the
+    job's state; with `why`, on a later attempt, how the one before it ended."""
     line = f"{job.id}: {job.status}"
     if job.attempt:
         line += f" (attempt {job.attempt})"
     if job.status in ("failure", "skipped") and job.error:
         line += f": {safe(job.error)}"
-    elif job.status == "queued" and job.attempts and job.attempts[-1].status == "handed_back":
-        # its worker stopped: the job runs again, no retry spent
-        line += f" after attempt {job.attempts[-1].number} was {one_line(job.attempts[-1].error or 'handed back')}"
-    elif job.status == "queued" and job.attempt and job.error:  # a retry: say why the last attempt ended
-        line += f" after attempt {job.attempt - 1} failed: {one_line(job.error)}"
+    elif why and job.attempt:
+        before = previous_attempt(job)
+        if before:
+            line += f" after {before}"
     return line
+
+
+# How an attempt ended, as a wait says it ("after attempt 0 ..."); a
+# handed-back attempt's error says itself: "handed back by worker w1: ...".
+_ENDED = {"failure": "failed: ", "timed_out": "timed out: ", "lost": "was lost: ", "cancelled": "was cancelled: ",
+          "handed_back": "was ", "success": "succeeded", "waiting": "waited for an event"}
+
+
+def previous_attempt(job: JobOut) -> Optional[str]:
+    """`attempt 0 failed: exit code 7`: how the attempt before the job's
+    current one ended (its record in the run view), or None if unknown."""
+    earlier = [a for a in job.attempts if a.number < job.attempt]
+    if not earlier:
+        # a server that lists no attempts: a queued job's error is the last one's
+        if job.status == "queued" and job.error:
+            return f"attempt {job.attempt - 1} failed: {one_line(job.error)}"
+        return None
+    last = earlier[-1]
+    said = _ENDED.get(last.status, f"ended {last.status}: ")
+    if said.endswith(" "):
+        detail = last.error or ("handed back" if last.status == "handed_back" else "no reason given")
+        said += one_line(detail)
+    return f"attempt {last.number} {said}"
 
 
 # ---- logs -----------------------------------------------------------------------------

@@ -103,9 +103,11 @@ class Watch:
             while True:
                 run = await self.ask(self.client.get_run, self.run_id)
                 for job in run.jobs or []:
-                    if self.seen.get(job.id) != (job.status, job.attempt):
+                    seen = self.seen.get(job.id)
+                    if seen != (job.status, job.attempt):
                         self.seen[job.id] = (job.status, job.attempt)
-                        self.say(state_line(job))
+                        # a new attempt says why, even when the wait never saw it queued
+                        self.say(state_line(job, why=seen is None or job.attempt > seen[1]))
                     if self.follow and job.id not in self.followed and job.status not in ("queued", "skipped"):
                         self.followed.add(job.id)
                         self.followers.append(asyncio.create_task(
