@@ -149,7 +149,8 @@ def param(request: Request, p: Param, default: Any = None) -> Any:
         return msgspec.convert(raw, p.type, strict=False)
     except msgspec.ValidationError as exc:
         raise Unprocessable(p.error or _PARAM_ERRORS[p.where],
-                            f"{p.name}: {str(exc).split(' - at ')[0]}, got {str(raw)[:100]!r}", {"field": p.name}) \
+                            f"{p.name}: {_in_words(str(exc)).split(' - at ')[0]}, got {str(raw)[:100]!r}",
+                            {"field": p.name}) \
             from None
 
 

@@ -7,9 +7,12 @@ from __future__ import annotations
 import json
 from datetime import datetime, timedelta, timezone
 
+import httpx
 import pytest
 
 from tests.test_runs import YAML, claim, put
+from worker.cli import main as cli
+from worker.client.api import Client
 
 TYPED = """
 name: typed
@@ -146,3 +149,29 @@ async def test_runs_filters_delayed_and_expired(api, rota, typed):
     code, out, _ = await rota("runs", "--status", "expired")
     assert code == 0 and run["run_id"] not in out
     await put(api, "plain", "jobs: {a: {run: x}}\n")
+
+
+LABEL_WORDS = "must be a label: letters, digits and _ . : / = + -, 1 to 64 characters"
+
+
+@pytest.mark.parametrize("command", [["run", "typed"], ["restart", "typed"]])
+@pytest.mark.parametrize("flags, said", [
+    (["--label", "bad label"], f"argument --label: invalid label 'bad label': {LABEL_WORDS}"),
+    (["--add-label", "a,b"], f"argument --add-label: invalid label 'a,b': {LABEL_WORDS}"),
+    (["--max-attempts", "0"], "argument --max-attempts: invalid value '0': must be a whole number from 1 to 101"),
+    (["--priority", "500"], "argument --priority: invalid value '500': must be a whole number from -100 to 100"),
+    (["--priority", "high"], "argument --priority: invalid value 'high': must be a whole number from -100 to 100"),
+    (["--job-timeout", "8d"], "argument --job-timeout: invalid value '8d': must be a duration from 1s to 7d"),
+    ([arg for i in range(33) for arg in ("--label", f"l{i}")], "--label: 33 labels, more than a job may need (32)"),
+])
+def test_bad_override_flags_are_refused_before_anything_is_sent(command, flags, said, capsys):
+    sent = []
+
+    def connect(server: str, token: str | None = None) -> Client:
+        return Client(server, token=token, transport=httpx.MockTransport(lambda request: sent.append(request)))
+
+    with pytest.raises(SystemExit) as info:
+        cli.main([*command, *flags], client_factory=connect)
+    err = capsys.readouterr().err
+    assert info.value.code == 2 and said in err, err
+    assert sent == []

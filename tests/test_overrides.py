@@ -96,6 +96,22 @@ async def test_bad_overrides_are_refused_naming_the_field(api, build, overrides,
     assert (await api.get("/api/runs")).json()["runs"] == []
 
 
+LABEL_WORDS = "must be a label: letters, digits and _ . : / = + -, 1 to 64 characters"
+ID_WORDS = "must be an id: letters, digits and _ . -, starting with a letter or digit, 1 to 128 characters"
+
+
+@pytest.mark.parametrize("path, body, words, field", [
+    ("/api/workflows/build/runs", {"overrides": {"labels": ["bad label"]}}, LABEL_WORDS, "$.overrides.labels[0]"),
+    ("/api/dead-letters/replay", {"filter": {"label": "bad label"}}, LABEL_WORDS, "$.filter.label"),
+    ("/api/dead-letters/replay", {"filter": {"workflow_id": "bad id"}}, ID_WORDS, "$.filter.workflow_id"),
+], ids=["override-label", "filter-label", "filter-id"])
+async def test_a_bad_label_or_id_is_refused_in_words_not_as_a_regex(api, build, path, body, words, field):
+    resp = await api.post(path, json=body)
+    assert resp.status_code == 422, resp.text
+    error = resp.json()["error"]
+    assert error["message"] == f"{words} - at `{field}`" and error["details"]["field"] == field
+
+
 async def test_a_restart_is_a_new_run_of_the_same_version_inputs_and_tags(api, build):
     old = await start(api, inputs={"tag": "v1"}, tags={"team": "core"})
     # the definition changes after the run started

@@ -204,8 +204,8 @@ def test_a_killed_workers_job_directories_are_swept_and_a_workdir_is_not_shared(
 
 
 @pytest.mark.parametrize("argv,says", [
-    (["--labels", "linux,my label"], "argument --labels: invalid label 'my label': a label is 1 to 64 characters:"
-                                     " letters, digits and _ . : / = + -"),
+    (["--labels", "linux,my label"], "argument --labels: invalid label 'my label': must be a label: letters,"
+                                     " digits and _ . : / = + -, 1 to 64 characters"),
     (["--concurrency", "0"], "argument --concurrency: invalid value '0': must be a whole number ≥ 1"),
     (["--lease-ttl", "1.5"], "argument --lease-ttl: invalid value '1.5': must be a whole number from 1 to 86400"),
     (["--claim-wait", "0"], "argument --claim-wait: invalid value '0': must be a number of seconds above 0"),

@@ -13,16 +13,29 @@ from msgspec import Meta, Struct
 # each with `$`, which is the end of input there (openapi.portable), so a
 # generated client or Ajv accepts exactly what the server does.
 
+# What a declared pattern means, in words, for the people reading a
+# refusal: msgspec names only the regex (and cuts a long one short).
+PATTERN_WORDS: dict[str, str] = {}
+
+
+def worded(pattern: str, words: str) -> str:
+    """`pattern`, registered with what it means (http.py says that instead)."""
+    PATTERN_WORDS[pattern] = words
+    return pattern
+
+
 # Ids end up inside Redis key names and URLs; keeping them to a plain
 # alphabet means no escaping anywhere and no ':' to confuse key parsing.
-ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}\Z"
+ID_PATTERN = worded(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}\Z",
+                    "an id: letters, digits and _ . -, starting with a letter or digit, 1 to 128 characters")
 Id = Annotated[str, Meta(pattern=ID_PATTERN)]
 # Label sets are stored comma-joined as the ready-queue key: no ',' allowed.
-LABEL_PATTERN = r"^[A-Za-z0-9_.:/=+-]{1,64}\Z"
+LABEL_PATTERN = worded(r"^[A-Za-z0-9_.:/=+-]{1,64}\Z", "a label: letters, digits and _ . : / = + -, 1 to 64 characters")
 Label = Annotated[str, Meta(pattern=LABEL_PATTERN)]
 # Shown in lists and logs: no space of any kind (Python's and ECMA-262's
 # whitespace both) and no control character.
-WORKER_ID_PATTERN = r"^[^\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff]{1,200}\Z"
+WORKER_ID_PATTERN = worded(r"^[^\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff]{1,200}\Z",
+                           "a worker id: 1 to 200 characters, no spaces or control characters")
 WorkerId = Annotated[str, Meta(pattern=WORKER_ID_PATTERN)]
 Retries = Annotated[int, Meta(ge=0, le=100)]
 Seconds = Annotated[int, Meta(ge=0, le=86_400 * 7)]
@@ -40,17 +53,6 @@ JOB_STATUSES: tuple[str, ...] = JobStatus.__args__  # type: ignore[attr-defined]
 
 
 # ---- fields that go together ------------------------------------------------
-
-
-# What a declared pattern means, in words, for the people reading a
-# refusal: msgspec names only the regex (and cuts a long one short).
-PATTERN_WORDS: dict[str, str] = {}
-
-
-def worded(pattern: str, words: str) -> str:
-    """`pattern`, registered with what it means (http.py says that instead)."""
-    PATTERN_WORDS[pattern] = words
-    return pattern
 
 
 def given(*names: str, exactly_one: bool = True, message: str = "") -> Callable[[Any], None]:

@@ -10,8 +10,9 @@ from datetime import datetime, timezone
 from typing import Any, Optional
 
 from server.inputs import text as input_text
-from server.models import RunOut
-from worker.cli.flags import parse_duration
+from server.limits import MAX_LABELS
+from server.models import RunOut, RunOverrides
+from worker.cli.flags import duration_of, int_bounds, label, parse_duration, whole_number_of
 
 
 def parse_time(text: str) -> int:
@@ -47,13 +48,28 @@ def when_flags(sub: argparse.ArgumentParser, expires: bool = True) -> None:
 
 
 def override_flags(sub: argparse.ArgumentParser) -> None:
-    sub.add_argument("--max-attempts", type=int, metavar="N", help="each job's attempts, the first included")
-    sub.add_argument("--job-timeout", type=parse_duration, metavar="DURATION", help="each job's timeout")
-    sub.add_argument("--priority", type=int, metavar="N", help="each job's priority (-100 to 100)")
-    sub.add_argument("--label", dest="labels", action="append", metavar="LABEL",
+    """The per-run overrides, each checked as RunOverrides declares it
+    before anything is sent."""
+    low, high = int_bounds(RunOverrides, "priority")
+    sub.add_argument("--max-attempts", type=whole_number_of(RunOverrides, "max_attempts"), metavar="N",
+                     help="each job's attempts, the first included")
+    sub.add_argument("--job-timeout", type=duration_of(RunOverrides, "timeout_secs"), metavar="DURATION",
+                     help="each job's timeout")
+    sub.add_argument("--priority", type=whole_number_of(RunOverrides, "priority"), metavar="N",
+                     help=f"each job's priority ({low} to {high})")
+    sub.add_argument("--label", dest="labels", action="append", type=label, metavar="LABEL",
                      help="run each job on workers with these labels instead of its own (repeat for several)")
-    sub.add_argument("--add-label", dest="add_labels", action="append", metavar="LABEL",
+    sub.add_argument("--add-label", dest="add_labels", action="append", type=label, metavar="LABEL",
                      help="add this label to each job's (repeat for several)")
+    sub.set_defaults(check=_labels_fit)
+
+
+def _labels_fit(args: argparse.Namespace) -> None:
+    for flag, given in (("--label", args.labels), ("--add-label", args.add_labels),
+                        ("--label and --add-label", (args.labels or []) + (args.add_labels or []))):
+        count = len(set(given or ()))
+        if count > MAX_LABELS:
+            args.usage_error(f"{flag}: {count} labels, more than a job may need ({MAX_LABELS})")
 
 
 def when_body(args: argparse.Namespace) -> dict[str, Any]:

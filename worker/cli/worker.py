@@ -12,7 +12,6 @@ import asyncio
 import logging
 import math
 import os
-import re
 import signal
 import sys
 from typing import Optional, Sequence
@@ -20,9 +19,9 @@ from typing import Optional, Sequence
 import msgspec
 
 from server import limits
-from server.models import LABEL_PATTERN, WorkerId
+from server.models import WorkerId
 from worker.cli.command import EXIT_ERROR, ClientFactory, describe_error
-from worker.cli.flags import env_default
+from worker.cli.flags import env_default, label
 from worker.client.errors import ApiError, RotaError
 from worker.daemon import run_as
 from worker.daemon.claim_loop import Daemon
@@ -35,24 +34,7 @@ log = logging.getLogger("rota.worker")
 # words: argparse prints "argument --flag: <message>" and exits 2. Each
 # message starts "invalid value": what a bad value has always said.
 
-_LABEL = re.compile(LABEL_PATTERN)
 _TRUE, _FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off", ""}
-
-
-def _label_rule(pattern: str = LABEL_PATTERN) -> str:
-    """LABEL_PATTERN in words, e.g. '1 to 64 characters: letters, digits and _ . : / = + -'."""
-    shape = re.fullmatch(r"\^\[(.+)\]\{(\d+),(\d+)\}\\Z", pattern)
-    if shape is None:  # a pattern of another shape: show it as it is
-        return f"matching {pattern}"
-    chars, low, high = shape.groups()
-    words, rest = [], chars
-    for span, word in (("A-Za-z", "letters"), ("a-zA-Z", "letters"), ("0-9", "digits")):
-        if span in rest:
-            words.append(word)
-            rest = rest.replace(span, "", 1)
-    others = " ".join(rest)
-    listed = ", ".join(words) + (f" and {others}" if others else "")
-    return f"{low} to {high} characters: {listed}"
 
 
 def _whole_number(text: str, low: int, high: int | None = None) -> int:
@@ -97,10 +79,7 @@ def _claim_wait(text: str) -> float:
 
 
 def _labels(text: str) -> list[str]:
-    labels = sorted({label.strip() for label in text.split(",") if label.strip()})
-    for label in labels:
-        if not _LABEL.match(label):
-            raise argparse.ArgumentTypeError(f"invalid label {label!r}: a label is {_label_rule()}")
+    labels = sorted({label(item.strip()) for item in text.split(",") if item.strip()})
     if len(labels) > limits.MAX_LABELS:
         raise argparse.ArgumentTypeError(
             f"invalid value: {len(labels)} labels, more than a worker may offer ({limits.MAX_LABELS})")
