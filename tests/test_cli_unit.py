@@ -35,6 +35,13 @@ def test_flags_override_env_and_defaults(monkeypatch):
     assert re.fullmatch(rf".+-{os.getpid()}-[0-9a-f]{{6}}", args.worker_id)
 
 
+def test_worker_help_says_the_default_worker_id_as_it_is_made(capsys):
+    with pytest.raises(SystemExit):
+        cli.build_parser().parse_args(["worker", "--help"])
+    helped = " ".join(capsys.readouterr().out.split())
+    assert "default <hostname>-<pid>-<6 random hex>)" in helped and "host-pid" not in helped
+
+
 def test_bad_env_value_is_a_usage_error(monkeypatch, capsys):
     monkeypatch.setenv("ROTA_CONCURRENCY", "zero")
     with pytest.raises(SystemExit) as info:

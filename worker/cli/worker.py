@@ -216,7 +216,7 @@ def add_commands(
     )
     worker.add_argument(
         "--worker-id", type=_worker_id, default=env_default("ROTA_WORKER_ID", default_worker_id()),
-        help="worker name (env ROTA_WORKER_ID; default host-pid)",
+        help="worker name (env ROTA_WORKER_ID; default <hostname>-<pid>-<6 random hex>)",
     )
     worker.add_argument(
         "--workdir", default=env_default("ROTA_WORKDIR", str(WorkerConfig.workdir)),
