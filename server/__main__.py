@@ -7,15 +7,21 @@ import logging
 import resource
 import signal
 import sys
+from typing import Optional
 
 import uvicorn
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
 from starlette.applications import Starlette
 
 from . import logconfig
 from .app import create_app
 from .connections import protocol_class
 from .settings import Settings, SettingsError
+from .store import Store
+from .tokens import TokenStore, auth_off_refusal
 
+EXIT_BAD_SETTING = 2
 EXIT_INTERRUPTED = 130
 
 
@@ -28,6 +34,13 @@ class _Server(uvicorn.Server):
         super().__init__(config)
         self._app = app
         self.interrupted = False
+        self.refused = False
+        app.state.on_refused = self._refuse
+
+    def _refuse(self) -> None:
+        """The app refuses its store (it logged why, once Redis answered): stop."""
+        self.refused = True
+        self.should_exit = True
 
     def handle_exit(self, sig, frame) -> None:
         self.interrupted |= sig == signal.SIGINT
@@ -54,12 +67,36 @@ def _raise_open_file_limit(wanted: int) -> None:
             "open-file limit %d is below MAX_CONNECTIONS + 256; connections beyond it will fail", soft)
 
 
+def _refusal(settings: Settings) -> Optional[str]:
+    """auth_off_refusal, asked before anything starts, so a refusal is one
+    line and exit 2; with Redis not answering yet, the app asks once it does."""
+    if settings.auth or settings.auth_off_explicit or not settings.redis_url:
+        return None
+
+    async def ask() -> Optional[str]:
+        client = Redis.from_url(settings.redis_url, decode_responses=True, socket_connect_timeout=2,
+                                socket_timeout=2)
+        try:
+            store = Store.from_settings(client, settings)
+            return await auth_off_refusal(settings, TokenStore(client, store.prefix, store.scripts))
+        except (RedisError, OSError):
+            return None
+        finally:
+            await client.aclose()
+
+    return asyncio.run(ask())
+
+
 def main() -> None:
     try:
         settings = Settings.from_env()
     except SettingsError as exc:
         print(f"rota: bad setting: {exc}", file=sys.stderr)
-        sys.exit(2)
+        sys.exit(EXIT_BAD_SETTING)
+    refused = _refusal(settings)
+    if refused:
+        print(f"rota: {refused}", file=sys.stderr)
+        sys.exit(EXIT_BAD_SETTING)
     logconfig.configure(settings.log_level, settings.log_format)
     _raise_open_file_limit(settings.max_connections + 256)
     app = create_app(settings)
@@ -87,6 +124,8 @@ def main() -> None:
         # Ctrl-C is no error to print a traceback for. 130 = 128 + SIGINT,
         # as a shell reports a command Ctrl-C ended.
         sys.exit(EXIT_INTERRUPTED)
+    if server.refused:
+        sys.exit(EXIT_BAD_SETTING)
     if server.interrupted:
         # Started with SIGINT ignored (nohup, a job started with `&`), the
         # raised signal is ignored too: still say the run was interrupted.

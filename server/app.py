@@ -33,7 +33,7 @@ from .routes import (deadletters, logs, lookup, notes, ops, queues, runs, schedu
                      strait_runs, tokens, worker_protocol, workflows)
 from .settings import Settings
 from .store import Store
-from .tokens import TokenStore
+from .tokens import TokenStore, auth_off_refusal
 from .workflow_files import load_directory
 
 log = logging.getLogger("rota")
@@ -116,8 +116,12 @@ async def _internal(request: Request, exc: Exception):
     return error_response(500, "internal", "internal server error")
 
 
+class Refused(Exception):
+    """The server must not serve this store as configured (said in the log)."""
+
+
 async def _when_redis_answers(prepare, stop: asyncio.Event) -> None:
-    """Retries `prepare` until Redis answers (or the server stops)."""
+    """Retries `prepare` until Redis answers (or the server stops, or refuses)."""
     delay = 0.5
     while not stop.is_set():
         try:
@@ -130,6 +134,8 @@ async def _when_redis_answers(prepare, stop: asyncio.Event) -> None:
         except (RedisError, OSError):
             delay = min(delay * 2, 5.0)
             continue
+        except Refused:
+            return
         log.info("Redis is back: workflows loaded, serving in full")
         return
 
@@ -161,6 +167,14 @@ def create_app(settings: Optional[Settings] = None, redis: Optional[Redis] = Non
                  else "off (anyone who can reach the port can run commands on the workers)")
         async def prepare() -> None:
             """What needs Redis before the server serves in full."""
+            refused = await auth_off_refusal(settings, token_store)
+            if refused:
+                # Not ready, so every route but the public ones answers 503;
+                # `rota server` exits (app.state.on_refused).
+                app.state.refused = refused
+                log.error("%s", refused)
+                app.state.on_refused()
+                raise Refused(refused)
             await store.upgrade()
             await auth.start(token_store)
             if settings.workflows_dir:
@@ -172,6 +186,8 @@ def create_app(settings: Optional[Settings] = None, redis: Optional[Redis] = Non
         waiting = None
         try:
             await prepare()
+        except Refused:
+            pass
         except (RedisError, OSError) as exc:
             # Start anyway, answering 503 meanwhile: an orchestrator may well
             # start Redis and rota together, in either order.
@@ -240,5 +256,9 @@ def create_app(settings: Optional[Settings] = None, redis: Optional[Redis] = Non
     )
     app.state.auth = auth
     app.state.endpoints = table
+    # Why the server refuses to serve its store, if it does (see prepare);
+    # `rota server` replaces on_refused with a stop of the process.
+    app.state.refused = None
+    app.state.on_refused = lambda: None
     app.state.openapi = msgspec.json.encode(openapi.build(table, title="rota", version=__version__))
     return app

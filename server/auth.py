@@ -261,8 +261,9 @@ class Auth:
 
     async def upkeep(self, stop: asyncio.Event) -> None:
         """Flushes last-use times every FLUSH_SECS and re-checks cached tokens
-        every REVALIDATE_SECS, until `stop` is set; a final flush on the way out."""
-        assert self._store is not None
+        every REVALIDATE_SECS, until `stop` is set; a final flush on the way out.
+        Started before Redis has answered, it finds no token store until
+        start() has run, and does nothing meanwhile."""
         next_check = time.monotonic() + REVALIDATE_SECS
         while not stop.is_set():
             try:

@@ -191,6 +191,9 @@ class Settings:
     log_level: str = "info"
     log_format: str = "text"  # or json: one object per line, for log shippers
     auth: bool = False
+    # ROTA_AUTH=off: auth off said in so many words, not for want of a token
+    # (server/tokens.py's auth_off_refusal tells the two apart).
+    auth_off_explicit: bool = False
     admin_token: Optional[str] = field(default=None, repr=False)
     # None: any Host header (a server on a public address cannot know its names).
     allowed_hosts: Optional[tuple[str, ...]] = LOOPBACK_HOSTS
@@ -257,6 +260,7 @@ class Settings:
             log_level=_choice(env, "LOG_LEVEL", "info", LOG_LEVELS),
             log_format=_choice(env, "LOG_FORMAT", "text", ("text", "json")),
             auth=auth,
+            auth_off_explicit=env.get("ROTA_AUTH", "").strip().lower() == "off",
             admin_token=admin_token,
             allowed_hosts=None if allowed_hosts == ("*",) else allowed_hosts,
             body_timeout_secs=_float(env, "BODY_TIMEOUT_SECS", 30.0),

@@ -19,6 +19,7 @@ from redis.asyncio import Redis
 from .errors import NotFound
 from .models import TokenOut
 from .scripts import Scripts
+from .settings import Settings
 
 PREFIX = "rota_"
 
@@ -122,6 +123,25 @@ class TokenStore:
         if args:
             await self._scripts.call("token_touch", *args)
 
+    async def count(self) -> int:
+        """How many API tokens the store holds (a revoked one is gone)."""
+        return await self.redis.zcard(f"{self.prefix}tokens")
+
     async def run_key(self) -> bytes:
         """The key every replica signs run tokens with (made by the first to ask)."""
         return bytes.fromhex(await self._scripts.call("run_key", secrets.token_hex(32)))
+
+
+async def auth_off_refusal(settings: Settings, tokens: TokenStore) -> Optional[str]:
+    """Why this server must not serve with auth off, or None. API tokens in
+    the store mean the servers beside it run with auth on: one started
+    without ROTA_ADMIN_TOKEN by mistake would take anonymous writes. Auth
+    off stays possible, said in so many words (ROTA_AUTH=off)."""
+    if settings.auth or settings.auth_off_explicit:
+        return None
+    count = await tokens.count()
+    if not count:
+        return None
+    return (f"refusing to start with auth off: this Redis holds {count} API token{'s' if count != 1 else ''},"
+            " so the servers beside this one run with auth on; set ROTA_ADMIN_TOKEN (or ROTA_ADMIN_TOKEN_FILE)"
+            " as they do, or ROTA_AUTH=off to serve this store without auth deliberately")

@@ -4,6 +4,8 @@ per-lease run tokens."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import fakeredis
 import httpx
 import pytest
@@ -569,3 +571,34 @@ async def test_before_redis_has_answered_every_route_but_the_public_ones_is_503(
     assert (await auth_api.get("/healthz")).json()["error"]["code"] == "store_unavailable"
     auth_app.state.ready.set()
     assert (await auth_api.post("/api/jobs/claim", json={"worker_id": "w"}, headers=ADMIN)).status_code == 200
+
+
+# ---- auth off on a store that holds API tokens -----------------------------------------------
+
+
+async def test_auth_off_by_default_does_not_serve_a_store_that_holds_api_tokens(redis, settings):
+    """A replica started without ROTA_ADMIN_TOKEN beside replicas with auth on
+    must not accept anonymous writes: it refuses to serve, saying why."""
+    from server.store import Store
+    from server.tokens import TokenStore
+
+    store = Store(redis)
+    await TokenStore(redis, store.prefix, store.scripts).create("ci", ["submit"], None)
+    for explicit in (False, True):
+        app = create_app(dataclasses.replace(settings, auth_off_explicit=explicit), redis=redis)
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as api:
+                resp = await api.post("/api/workflows", json=WORKFLOW)
+            if explicit:  # ROTA_AUTH=off: what the operator chose
+                assert resp.status_code == 201 and app.state.refused is None
+            else:
+                assert resp.status_code == 503, resp.text
+                assert "1 API token" in app.state.refused and "ROTA_ADMIN_TOKEN" in app.state.refused
+                assert "ROTA_AUTH=off" in app.state.refused
+    assert len(await Store(redis).list_workflows(10, 0)) == 1  # the refused one changed nothing
+
+
+async def test_auth_off_serves_a_store_without_api_tokens(app, api):
+    assert app.state.refused is None
+    assert (await api.post("/api/workflows", json=WORKFLOW)).status_code == 201

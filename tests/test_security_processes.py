@@ -67,6 +67,34 @@ def test_exposed_with_auth_or_explicitly_without(tmp_path):
         assert "auth: off" in server.output()
 
 
+def test_a_replica_without_the_admin_token_refuses_a_redis_that_holds_api_tokens(tmp_path):
+    """The trial's replica: no ROTA_ADMIN_TOKEN on a Redis where others run
+    with auth on. It exits 2 with one line instead of taking anonymous
+    writes, before Redis answers too (started first, it refuses once it
+    can tell); ROTA_AUTH=off says auth off is meant."""
+    with redis_server(appendonly=True) as redis:
+        with ServerProcess(redis.url, ROTA_ADMIN_TOKEN=ADMIN) as first:
+            made = httpx.post(first.url + "/api/tokens", json={"name": "ci", "scopes": ["submit"]},
+                              headers={"Authorization": f"Bearer {ADMIN}"})
+            assert made.status_code == 201, made.text
+        done = run_server(REDIS_URL=redis.url)
+        assert done.returncode == 2, done.stderr
+        lines = done.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("rota: refusing to start with auth off"), lines
+        assert "ROTA_ADMIN_TOKEN" in lines[0] and "ROTA_AUTH=off" in lines[0]
+        with ServerProcess(redis.url, ROTA_AUTH="off") as deliberate:
+            assert httpx.get(deliberate.url + "/api/workflows").status_code == 200
+        redis.stop()
+        late = ServerProcess(redis.url, LOG_LEVEL="info").start(healthy=False)
+        try:
+            wait_until(lambda: "waiting for Redis" in late.output(), "the server to wait for Redis")
+            redis.start()
+            assert late.proc.wait(60) == 2, late.output()
+            assert "refusing to start with auth off" in late.output() and "Traceback" not in late.output()
+        finally:
+            late.stop()
+
+
 @pytest.mark.parametrize("spelling", ["userinfo", "query"])
 def test_the_redis_password_is_never_shown_in_the_log_or_healthz(spelling):
     with redis_server(password="s3cret-pw") as redis:

@@ -81,6 +81,12 @@ def test_the_redis_address_shown_is_rebuilt_from_host_port_and_db(url, shown):
     assert describe(Settings.from_env({"REDIS_URL": url})) == shown
 
 
+def test_auth_off_is_explicit_only_when_said():
+    assert Settings.from_env({}).auth_off_explicit is False
+    assert Settings.from_env({"ROTA_AUTH": "off"}).auth_off_explicit is True
+    assert Settings.from_env({"ROTA_AUTH": "on"}).auth_off_explicit is False
+
+
 def test_cors_origins_star_is_refused_with_auth_off():
     with pytest.raises(SettingsError, match=r"CORS_ORIGINS=\*"):
         Settings.from_env({"CORS_ORIGINS": "*"})
