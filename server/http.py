@@ -186,7 +186,16 @@ async def _gone(request: Request) -> None:
 
 async def wait_unless_gone(request: Request, event: asyncio.Event, timeout: float) -> bool:
     """Waits for `event`, at most `timeout` seconds; False as soon as the
-    client has gone away (a long-poll must not outlive its client)."""
+    client has gone away (a long-poll must not outlive its client).
+
+    Once the server has begun to shut down it does not wait at all: the
+    notifier's wake-all reached only the long-polls parked at that moment,
+    and one that parks later (its body arrived after the signal, or it was
+    between a wake-up and its next wait) would wait out its timeout, until
+    uvicorn cut it off with a 500. Nothing awaits between this check and
+    the wait, so the wake-all either came before it or finds `event`."""
+    if request.app.state.notifier.draining:
+        return True
     waiting = asyncio.ensure_future(event.wait())
     gone = asyncio.ensure_future(_gone(request))
     try:

@@ -165,10 +165,14 @@ async def _follow(state, channel: str, feed: Feed, last_id: str, caller: Princip
             if done is not None:
                 yield event("end", last_id, done)
                 return
-            try:
-                await asyncio.wait_for(changed.event.wait(), keepalive)
-            except asyncio.TimeoutError:
-                yield b": keep-alive\n\n"
+            # Checked before the wait too: a stream that opened, or was woken
+            # and reset, after the shutdown's wake-all would otherwise wait a
+            # whole keepalive, past uvicorn's grace period (as wait_unless_gone).
+            if not state.notifier.draining:
+                try:
+                    await asyncio.wait_for(changed.event.wait(), keepalive)
+                except asyncio.TimeoutError:
+                    yield b": keep-alive\n\n"
             if state.notifier.draining:
                 return  # the client reconnects (with Last-Event-ID) to a live replica
             try:  # a stream opened with a token revoked since reads no more

@@ -288,6 +288,22 @@ async def test_long_poll_picks_up_a_backoff_job_when_it_is_due(api):
     assert resp.json()["job"]["attempt"] == 1
 
 
+async def test_long_polls_that_park_after_shutdown_began_answer_at_once(app, api):
+    """SIGTERM wakes the long-polls parked then; one that parks later (or a
+    heartbeat, which a wake-up used to send back to wait) must not wait out
+    its minute, past the server's grace period (slow twin in
+    test_server_processes). The 60 s waits are far beyond these deadlines."""
+    wf = await create(api)
+    lid = (await api.post("/api/jobs/claim", json={"worker_id": "holder"})).json()["lease"]["lease_id"]
+    app.state.notifier.begin_shutdown()
+    claim = api.post("/api/jobs/claim", json={"worker_id": "late", "wait_secs": 60})
+    assert (await asyncio.wait_for(claim, 30)).content == b"null"
+    beat = await asyncio.wait_for(api.post(f"/api/jobs/{lid}/heartbeat", json={"wait_secs": 60}), 30)
+    assert beat.status_code == 200 and beat.json()["cancelled"] is False
+    tail = await asyncio.wait_for(api.get(f"/api/workflows/{wf['id']}/jobs/test/logs/stream"), 30)
+    assert tail.status_code == 200 and "event: end" not in tail.text  # closed: the client reconnects elsewhere
+
+
 async def test_healthz(api):
     body = (await api.get("/healthz")).json()
     assert body["ok"] is True and body["reaper"] is True

@@ -177,7 +177,9 @@ async def heartbeat(request: Request) -> JSON:
             remaining = deadline - loop.time()
             if remaining <= 0 or not await wait_unless_gone(request, changed.event, remaining):
                 break
-            if not changed.event.is_set():
+            # Shutting down: answer now (the wake-all fires every watch, and
+            # looking again would only park again until uvicorn cut it off).
+            if not changed.event.is_set() or state.notifier.draining:
                 break
             # A log line or a progress report changes nothing a worker must act on.
             look = not changed.status_unchanged
