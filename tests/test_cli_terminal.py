@@ -218,3 +218,5 @@ def test_the_trials_junk_reaches_no_terminal_raw(server, worker, label, tmp_path
                  ("dead-letters", "--workflow", workflow_id)):
         done = rota_proc(*argv, server=server)
         assert done.returncode == 0 and "T2^G" in done.stdout and inert(done.stdout), (argv, done.stdout)
+    # the worker's own log, on the terminal it runs in, says why the job failed
+    assert "boom ^[]0;T2^G" in worker.log() and inert(worker.log()), worker.log()

@@ -22,6 +22,7 @@ from server import limits
 from server.models import WorkerId
 from worker.cli.command import EXIT_ERROR, ClientFactory, describe_error
 from worker.cli.flags import env_default, label
+from worker.cli.terminal import safe
 from worker.client.errors import ApiError, RotaError
 from worker.daemon import run_as
 from worker.daemon.claim_loop import Daemon
@@ -110,6 +111,11 @@ def _flag(text: str) -> bool:
     raise argparse.ArgumentTypeError(f"invalid value {text!r}: must be 1, true, yes, on or 0, false, no, off")
 
 
+class _SafeFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return safe(super().format(record))
+
+
 def _cmd_worker(args: argparse.Namespace, connect: ClientFactory) -> int:
     if args.exclusive is None:
         try:
@@ -124,7 +130,10 @@ def _cmd_worker(args: argparse.Namespace, connect: ClientFactory) -> int:
             run_as.require_root(args.run_as)
         except run_as.RunAsError as exc:
             args.usage_error(str(exc))
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
+    # (a job's error, its stderr's tail, is in the lines about it: shown, not acted on)
+    shown = logging.StreamHandler(sys.stderr)
+    shown.setFormatter(_SafeFormatter("%(asctime)s %(levelname)s %(message)s"))
+    logging.basicConfig(level=logging.INFO, handlers=[shown])
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per job event, not per request
     _warn_about_the_token(args.run_as, args.token_source)
     config = WorkerConfig(
