@@ -136,6 +136,24 @@ async def test_status_shows_errors_steps_annotations_progress_and_notes_inert(ap
     assert inert(as_json) and json.loads(as_json)["jobs"][0]["error"].startswith("exit code 1: boom " + JUNK)
 
 
+NAMED = """
+name: named
+run-name: deploy ${{ inputs.target }}
+on: {workflow_dispatch: {inputs: {target: {default: prod}}}}
+jobs:
+  a: {run: ./deploy}
+"""
+
+
+async def test_a_run_name_rendered_from_inputs_is_shown_inert(api, rota):
+    # (a job's child run gets its inputs from that job)
+    await put(api, "named", NAMED)
+    await start(api, "named", inputs={"target": "x\x1b]0;PWNED\x07\u202e"})
+    for argv in (("status", "named"), ("runs",)):
+        code, out, _ = await rota(*argv)
+        assert code == 0 and "deploy x^[]0;PWNED^G<U+202E>" in out and inert(out), (argv, out)
+
+
 async def test_dead_letters_and_their_replay_show_the_error_inert(api, rota):
     await _junk_run(api)
     code, out, _ = await rota("dead-letters")

@@ -123,7 +123,7 @@ async def status(client: Client, args: argparse.Namespace) -> int:
         _print_jobs(workflow.jobs, args.full)
         return 0
     if run.name:  # its run-name rendered, or the workflow's name
-        name = f" ({run.name})"
+        name = f" ({safe(run.name)})"
     print(f"{run.workflow_id}{name} run #{run.number} ({run.run_id}): {run.status}")
     # (a job's spawned run has the inputs and tags that job gave it)
     extras = [f"{key} {', '.join(f'{k}={input_text(v)}' for k, v in pairs.items())}"
