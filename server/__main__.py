@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import logging
+import os
 import resource
 import signal
+import socket
 import sys
 from typing import Optional
 
@@ -17,12 +20,10 @@ from starlette.applications import Starlette
 from . import logconfig
 from .app import create_app
 from .connections import protocol_class
-from .settings import Settings, SettingsError
+from .processes import EXIT_BAD_SETTING, EXIT_INTERRUPTED, supervise
+from .settings import MAX_SERVER_WORKERS, Settings, SettingsError
 from .store import Store
 from .tokens import TokenStore, auth_off_refusal
-
-EXIT_BAD_SETTING = 2
-EXIT_INTERRUPTED = 130
 
 
 class _Server(uvicorn.Server):
@@ -30,17 +31,27 @@ class _Server(uvicorn.Server):
     waits for open long-polls and SSE tails until its grace period ends,
     then cuts them off."""
 
-    def __init__(self, config: uvicorn.Config, app: Starlette):
+    def __init__(self, config: uvicorn.Config, app: Starlette, parent: Optional[int] = None):
         super().__init__(config)
         self._app = app
         self.interrupted = False
         self.refused = False
         app.state.on_refused = self._refuse
+        # One of `--workers N`: the supervising parent's pid. A child left
+        # behind by a parent that was killed stops, rather than serve on
+        # with no one to stop it.
+        self._parent = parent
 
     def _refuse(self) -> None:
         """The app refuses its store (it logged why, once Redis answered): stop."""
         self.refused = True
         self.should_exit = True
+
+    async def on_tick(self, counter: int) -> bool:
+        if self._parent is not None and not self.should_exit and os.getppid() != self._parent:
+            logging.getLogger("rota").warning("the supervising process is gone; stopping")
+            self.handle_exit(signal.SIGTERM, None)
+        return await super().on_tick(counter)
 
     def handle_exit(self, sig, frame) -> None:
         self.interrupted |= sig == signal.SIGINT
@@ -87,17 +98,47 @@ def _refusal(settings: Settings) -> Optional[str]:
     return asyncio.run(ask())
 
 
-def main() -> None:
+def parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m server", description="start the rota server"
+                                     " (configured by env: PORT, HOST, REDIS_URL, ...)")
+    parser.add_argument("--workers", type=int, metavar="N",
+                        help=f"server processes on the port, 1 to {MAX_SERVER_WORKERS} (env SERVER_WORKERS,"
+                        " default 1); above 1 needs REDIS_URL and Linux")
+    # Internal: how `--workers N` hands each child its listening socket,
+    # and names itself (the child's own getppid() could already be init's).
+    parser.add_argument("--listen-fd", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--supervisor", type=int, help=argparse.SUPPRESS)
+    return parser.parse_args(argv)
+
+
+def main(argv: Optional[list[str]] = None) -> None:
+    args = parse_args(argv)
+    if args.workers is not None:
+        # Through the environment, so it is checked as every setting is and
+        # each child reads the same number.
+        os.environ["SERVER_WORKERS"] = str(args.workers)
     try:
         settings = Settings.from_env()
     except SettingsError as exc:
         print(f"rota: bad setting: {exc}", file=sys.stderr)
         sys.exit(EXIT_BAD_SETTING)
-    refused = _refusal(settings)
+    # before any process starts, so a refusal is one line (each process's
+    # app asks again as it starts, and stops the server if it must)
+    refused = _refusal(settings) if args.listen_fd is None else None
     if refused:
         print(f"rota: {refused}", file=sys.stderr)
         sys.exit(EXIT_BAD_SETTING)
     logconfig.configure(settings.log_level, settings.log_format)
+    if settings.server_workers > 1 and args.listen_fd is None:
+        try:
+            sys.exit(supervise(settings))
+        except (SettingsError, OSError) as exc:
+            print(f"rota: {exc}", file=sys.stderr)
+            sys.exit(EXIT_BAD_SETTING)
+    serve(settings.process_share(), args.listen_fd, args.supervisor)
+
+
+def serve(settings: Settings, listen_fd: Optional[int] = None, supervisor: Optional[int] = None) -> None:
     _raise_open_file_limit(settings.max_connections + 256)
     app = create_app(settings)
     config = uvicorn.Config(
@@ -115,9 +156,10 @@ def main() -> None:
         ssl_keyfile=settings.ssl_keyfile,
         ssl_certfile=settings.ssl_certfile,
     )
-    server = _Server(config, app)
+    sockets = None if listen_fd is None else [socket.socket(fileno=listen_fd)]
+    server = _Server(config, app, supervisor)
     try:
-        server.run()
+        server.run(sockets=sockets)
     except KeyboardInterrupt:
         # uvicorn shuts down gracefully on SIGINT, then raises the signal
         # again for the default handler: Python's is this exception, and a

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Mapping, Optional
 from urllib.parse import urlsplit
 
@@ -15,7 +15,8 @@ class SettingsError(ValueError):
     pass
 
 
-def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
+def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0,
+         maximum: Optional[int] = None) -> int:
     raw = env.get(name)
     if raw in (None, ""):
         return default
@@ -25,6 +26,8 @@ def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> i
         raise SettingsError(f"{name} must be an integer, got {raw!r}") from None
     if value < minimum:
         raise SettingsError(f"{name} must be >= {minimum}, got {value}")
+    if maximum is not None and value > maximum:
+        raise SettingsError(f"{name} must be <= {maximum}, got {value}")
     return value
 
 
@@ -93,6 +96,12 @@ def is_loopback(host: str) -> bool:
 # Host headers a loopback server answers when ALLOWED_HOSTS is unset: a web
 # page that rebinds its own name to 127.0.0.1 still sends its own name.
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
+# Server processes on one port (`rota server --workers N`): each is a whole
+# server with its own Redis connections, and the machines this runs on have
+# a few cores, not hundreds.
+MAX_SERVER_WORKERS = 64
+# What each of them needs at least of MAX_CONNECTIONS (its minimum).
+MIN_CONNECTIONS_PER_PROCESS = 16
 # A token this short is guessable, or a placeholder someone forgot to fill.
 MIN_ADMIN_TOKEN = 32
 MAX_ADMIN_TOKEN = 256
@@ -153,6 +162,19 @@ def _auth(env: Mapping[str, str], admin_token: Optional[str], host: str) -> bool
             " (see docs/security.md), or ROTA_AUTH=off to accept that anyone who can reach the port"
             " can run commands on your workers")
     return enabled
+
+
+def _server_workers(env: Mapping[str, str], max_connections: int) -> int:
+    count = _int(env, "SERVER_WORKERS", 1, minimum=1, maximum=MAX_SERVER_WORKERS)
+    if count == 1:
+        return count
+    if not env.get("REDIS_URL"):
+        raise SettingsError("SERVER_WORKERS (--workers) above 1 needs REDIS_URL: the embedded store"
+                            " lives inside one process, and the others would not see it")
+    if max_connections // count < MIN_CONNECTIONS_PER_PROCESS:
+        raise SettingsError(f"MAX_CONNECTIONS={max_connections} is the whole server's; shared by {count}"
+                            f" processes it leaves each fewer than {MIN_CONNECTIONS_PER_PROCESS}")
+    return count
 
 
 @dataclass(frozen=True)
@@ -222,6 +244,19 @@ class Settings:
     max_workers_per_token: int = 10_000
     max_oneoff_workflows_per_token: int = 10_000
     max_idempotency_keys_per_token: int = 100_000
+    # Server processes sharing the port (SERVER_WORKERS, `--workers`).
+    server_workers: int = 1
+
+    def process_share(self) -> "Settings":
+        """What one of `server_workers` processes enforces: MAX_CONNECTIONS
+        and MAX_CONNECTIONS_PER_ADDRESS stay the whole server's, each process
+        holding its share, so that what a stranger's sockets can hold does
+        not grow with the number of processes."""
+        n = self.server_workers
+        if n == 1:
+            return self
+        return replace(self, max_connections=-(-self.max_connections // n),
+                       max_connections_per_address=-(-self.max_connections_per_address // n))
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
@@ -239,6 +274,8 @@ class Settings:
             if path is not None and not os.access(path, os.R_OK):
                 raise SettingsError(f"{name} {path!r} cannot be read")
         auth = _auth(env, admin_token, host)
+        max_connections = _int(env, "MAX_CONNECTIONS", 4096, minimum=MIN_CONNECTIONS_PER_PROCESS)
+        server_workers = _server_workers(env, max_connections)
         return cls(
             host=host,
             port=_int(env, "PORT", 3000),
@@ -265,7 +302,7 @@ class Settings:
             allowed_hosts=None if allowed_hosts == ("*",) else allowed_hosts,
             body_timeout_secs=_float(env, "BODY_TIMEOUT_SECS", 30.0),
             header_timeout_secs=_float(env, "HEADER_TIMEOUT_SECS", 10.0),
-            max_connections=_int(env, "MAX_CONNECTIONS", 4096, minimum=16),
+            max_connections=max_connections,
             max_connections_per_address=_int(env, "MAX_CONNECTIONS_PER_ADDRESS", 1024, minimum=1),
             max_waiting_claims=_int(env, "MAX_WAITING_CLAIMS", 2048, minimum=1),
             max_streams=_int(env, "MAX_STREAMS", 2048, minimum=1),
@@ -278,4 +315,5 @@ class Settings:
             max_workers_per_token=_int(env, "MAX_WORKERS_PER_TOKEN", 10_000, minimum=1),
             max_oneoff_workflows_per_token=_int(env, "MAX_ONEOFF_WORKFLOWS_PER_TOKEN", 10_000, minimum=1),
             max_idempotency_keys_per_token=_int(env, "MAX_IDEMPOTENCY_KEYS_PER_TOKEN", 100_000, minimum=1),
+            server_workers=server_workers,
         )

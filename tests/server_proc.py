@@ -17,7 +17,13 @@ from tests.redis_proc import free_port
 
 
 class ServerProcess:
-    def __init__(self, redis_url: str | None = None, port: int | None = None, **env: str):
+    def __init__(self, redis_url: str | None = None, port: int | None = None, argv: list[str] | None = None,
+                 group: bool = False, **env: str):
+        """`argv`: the command, `python -m server` by default; `group`: in a
+        process group of its own, which a test can signal as a terminal's
+        Ctrl-C does."""
+        self.argv = argv or [sys.executable, "-m", "server"]
+        self.group = group
         self.port = port or free_port()
         self.env = dict(os.environ, PORT=str(self.port), WORKFLOWS_DIR="", LOG_LEVEL=os.environ.get("ROTA_TEST_LOG_LEVEL", "warning"),
                         REAP_INTERVAL_SECS="0.2", SSE_KEEPALIVE_SECS="1")
@@ -34,8 +40,8 @@ class ServerProcess:
 
     def start(self, timeout: float = 20, healthy: bool = True) -> "ServerProcess":
         """`healthy=False` returns once the port answers at all (any status)."""
-        self.proc = subprocess.Popen([sys.executable, "-m", "server"], env=self.env,
-                                     stdout=self.log, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(self.argv, env=self.env, stdout=self.log, stderr=subprocess.STDOUT,
+                                     start_new_session=self.group)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

@@ -129,3 +129,28 @@ def test_front_door_settings():
     assert (s.header_timeout_secs, s.max_connections_per_address) == (2.5, 16)
     with pytest.raises(SettingsError, match="MAX_CONNECTIONS_PER_ADDRESS"):
         Settings.from_env({"MAX_CONNECTIONS_PER_ADDRESS": "0"})
+
+
+def test_server_workers_share_the_connection_limits():
+    """`--workers N`: MAX_CONNECTIONS and MAX_CONNECTIONS_PER_ADDRESS stay
+    the whole server's, each process enforcing its share (rounded up)."""
+    one = Settings.from_env({})
+    assert one.server_workers == 1 and one.process_share() is one
+    s = Settings.from_env({"REDIS_URL": "redis://r", "SERVER_WORKERS": "3", "MAX_CONNECTIONS": "4096",
+                           "MAX_CONNECTIONS_PER_ADDRESS": "10"})
+    share = s.process_share()
+    assert (share.max_connections, share.max_connections_per_address) == (1366, 4)
+    # what is not a connection bound stays each process's
+    assert (share.max_waiting_claims, share.redis_max_connections) == (s.max_waiting_claims, s.redis_max_connections)
+
+
+@pytest.mark.parametrize("env,message", [
+    ({"SERVER_WORKERS": "2"}, "needs REDIS_URL"),
+    ({"SERVER_WORKERS": "0", "REDIS_URL": "redis://r"}, "SERVER_WORKERS must be >= 1"),
+    ({"SERVER_WORKERS": "65", "REDIS_URL": "redis://r"}, "SERVER_WORKERS must be <= 64"),
+    ({"SERVER_WORKERS": "two", "REDIS_URL": "redis://r"}, "SERVER_WORKERS must be an integer"),
+    ({"SERVER_WORKERS": "4", "REDIS_URL": "redis://r", "MAX_CONNECTIONS": "32"}, "MAX_CONNECTIONS=32"),
+])
+def test_bad_server_workers_are_refused_by_name(env, message):
+    with pytest.raises(SettingsError, match=message):
+        Settings.from_env(env)

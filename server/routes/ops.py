@@ -5,6 +5,7 @@ to a token that may read."""
 from __future__ import annotations
 
 import asyncio
+import os
 from typing import Optional
 
 from msgspec import Struct
@@ -36,6 +37,9 @@ class Health(Struct, kw_only=True, omit_defaults=True):
     # This process's parked long-poll claims and open SSE tails.
     waiting_claims: Optional[int] = None
     open_streams: Optional[int] = None
+    # Which process answered, and how many share the port (`--workers`).
+    pid: Optional[int] = None
+    processes: Optional[int] = None
 
 
 def _not_ok() -> JSON:
@@ -81,6 +85,8 @@ async def healthz(request: Request) -> JSON:
         version=__version__,
         waiting_claims=state.notifier.waiting_claims,
         open_streams=state.notifier.open_streams,
+        pid=os.getpid(),
+        processes=state.settings.server_workers,
     ))
 
 

@@ -41,7 +41,7 @@ EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, as the shell reports a tool the pipe's 
 def _cmd_server(args: argparse.Namespace, connect: ClientFactory) -> int:
     from server.__main__ import main as server_main  # the server's dependencies load only here
 
-    server_main()
+    server_main([] if args.workers is None else ["--workers", str(args.workers)])
     return 0
 
 
@@ -83,7 +83,12 @@ def build_parser() -> argparse.ArgumentParser:
     tokens.add_commands(commands, parents=[connection])
     in_job.add_commands(commands, parents=[connection])
     about = "start the rota server (configured by env: PORT, HOST, REDIS_URL, ...)"
-    commands.add_parser("server", help=about, description=about).set_defaults(handler=_cmd_server)
+    server = commands.add_parser("server", help=about, description=about)
+    server.set_defaults(handler=_cmd_server)
+    # The flag's text lives here too: the server's modules load only when it runs.
+    server.add_argument("--workers", type=int, metavar="N",
+                        help="server processes on the port (env SERVER_WORKERS, default 1);"
+                        " above 1 needs REDIS_URL and Linux")
     completion.add_commands(commands, build_parser)
     return parser
 
