@@ -6,7 +6,7 @@ STAMP   := $(VENV)/.installed
 # Material's end-of-life banner on every build says nothing about our docs.
 export NO_MKDOCS_2_WARNING := 1
 
-.PHONY: install run test bench lint docs docs-serve clean
+.PHONY: install run test bench bench-peers lint docs docs-serve clean
 
 install: $(STAMP)
 
@@ -27,6 +27,10 @@ test: install
 
 bench: install
 	$(BIN)/python -m bench
+
+# rota beside workflow-graph and BullMQ (docs/performance.md says where they go).
+bench-peers: install
+	$(BIN)/python -m bench.peers $(if $(ROUNDS),--rounds $(ROUNDS))
 
 # ruff is a developer tool, not a runtime or test dependency: fetched on demand.
 lint: install

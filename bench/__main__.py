@@ -1,5 +1,7 @@
-"""`make bench`: starts a real redis-server and one rota server process,
-then measures the seed protocol end to end over loopback and prints figures.
+"""`make bench`: first issue 19's table, rota's side of every row
+(bench/table.py, each part on a fresh redis-server); then starts a real
+redis-server and one rota server process, measures the seed protocol end
+to end over loopback and prints figures.
 
   1. claim->complete throughput, no-op jobs, 1 and 8 concurrent clients,
      with auth off and with auth on (a worker token on every call)
@@ -18,121 +20,10 @@ import asyncio
 import os
 import shutil
 import statistics
-import subprocess
-import sys
 import tempfile
-import time
 
-from bench.http1 import Conn
+from bench.protocol import chain, dispatch_latency, pct, start_server, throughput, worker_token
 from tests.redis_proc import RedisProcess, free_port
-
-
-ADMIN_TOKEN = "bench-admin-token-0123456789abcdef0123"
-
-
-def start_server(redis_url: str, port: int, auth: bool = False) -> subprocess.Popen:
-    env = dict(os.environ, REDIS_URL=redis_url, PORT=str(port), WORKFLOWS_DIR="", LOG_LEVEL="warning")
-    env.pop("ROTA_ADMIN_TOKEN", None)
-    if auth:
-        # its own namespace: the two servers share one Redis, not one queue
-        env.update(ROTA_ADMIN_TOKEN=ADMIN_TOKEN, ROTA_NAMESPACE="rota-auth")
-    proc = subprocess.Popen([sys.executable, "-m", "server"], env=env)
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        try:
-            import httpx
-
-            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=0.5).status_code == 200:
-                return proc
-        except Exception:
-            time.sleep(0.1)
-    proc.kill()
-    raise SystemExit("rota server did not start")
-
-
-def jobs_doc(n: int, chain: bool = False) -> dict:
-    jobs = []
-    for i in range(n):
-        jobs.append({"id": f"j{i}", "command": "true",
-                     "depends_on": [f"j{i - 1}"] if chain and i else []})
-    return {"name": "bench", "trigger": "bench", "jobs": jobs}
-
-
-async def submit(conn: Conn, n: int, chain: bool = False) -> str:
-    status, wf = await conn.post_json("/api/workflows?run=true", jobs_doc(n, chain))
-    assert status == 201, (status, wf)
-    return wf["id"]
-
-
-async def worker_token(port: int) -> str:
-    admin = await Conn("127.0.0.1", port, ADMIN_TOKEN).open()
-    status, created = await admin.post_json("/api/tokens", {"name": "bench", "scopes": ["worker", "submit"]})
-    assert status == 201, created
-    await admin.close()
-    return created["token"]
-
-
-async def throughput(port: int, clients: int, total: int, token: str | None = None) -> float:
-    setup = await Conn("127.0.0.1", port, token).open()
-    for left in range(total, 0, -1000):
-        await submit(setup, min(1000, left))
-    await setup.close()
-    conns = [await Conn("127.0.0.1", port, token).open() for _ in range(clients)]
-    done = 0
-
-    async def loop(conn: Conn, i: int) -> None:
-        nonlocal done
-        claim_body = {"worker_id": f"bench-{i}", "labels": [], "lease_ttl_secs": 30}
-        while True:
-            status, claim = await conn.post_json("/api/jobs/claim", claim_body)
-            if claim is None:
-                return
-            status, _ = await conn.post_json(f"/api/jobs/{claim['lease']['lease_id']}/complete", {"outputs": {}})
-            assert status == 200
-            done += 1
-
-    t0 = time.perf_counter()
-    await asyncio.gather(*(loop(c, i) for i, c in enumerate(conns)))
-    elapsed = time.perf_counter() - t0
-    for c in conns:
-        await c.close()
-    assert done == total, (done, total)
-    return total / elapsed
-
-
-async def dispatch_latency(port: int, samples: int) -> list[float]:
-    worker = await Conn("127.0.0.1", port).open()
-    submitter = await Conn("127.0.0.1", port).open()
-    latencies = []
-    for _ in range(samples):
-        waiting = asyncio.create_task(worker.post_json(
-            "/api/jobs/claim", {"worker_id": "idle", "labels": [], "wait_secs": 10}))
-        await asyncio.sleep(0.01)  # the worker is idle, parked in its long-poll
-        await submit(submitter, 1)
-        _, claim = await waiting
-        received_ms = time.time() * 1000
-        latencies.append(received_ms - claim["job"]["enqueued_at_ms"])
-        await worker.post_json(f"/api/jobs/{claim['lease']['lease_id']}/complete", {"outputs": {}})
-    await worker.close()
-    await submitter.close()
-    return latencies
-
-
-async def chain(port: int, n: int) -> float:
-    conn = await Conn("127.0.0.1", port).open()
-    t0 = time.perf_counter()
-    await submit(conn, n, chain=True)
-    for _ in range(n):
-        _, claim = await conn.post_json("/api/jobs/claim", {"worker_id": "chain", "wait_secs": 5})
-        await conn.post_json(f"/api/jobs/{claim['lease']['lease_id']}/complete", {"outputs": {}})
-    elapsed = time.perf_counter() - t0
-    await conn.close()
-    return elapsed
-
-
-def pct(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
 
 
 THROUGHPUT_RUNS = ((1, 3000), (8, 10000))
@@ -173,6 +64,9 @@ async def main_async(port: int, redis_url: str) -> None:
 def main() -> None:
     if not shutil.which("redis-server"):
         raise SystemExit("make bench needs redis-server (apt-get install redis-server)")
+    from bench import table
+
+    asyncio.run(table.main())
     with tempfile.TemporaryDirectory() as tmp:
         redis = RedisProcess(free_port(), tmp)
         redis.start()

@@ -155,7 +155,7 @@ if __name__ == "__main__":
     import tempfile
 
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    from bench.__main__ import start_server
+    from bench.protocol import start_server
     from tests.redis_proc import RedisProcess, free_port
 
     with tempfile.TemporaryDirectory() as tmp:

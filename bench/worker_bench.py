@@ -112,6 +112,15 @@ async def _measure(client: Client, server_url: str, tmp: str, n: int, chained: b
         _stop_workers(procs)
 
 
+async def through_workers(server_url: str, n: int, chained: bool, workers: int,
+                          concurrency: int) -> tuple[float, float]:
+    """`n` `true` jobs through real `rota worker` processes: (client-observed
+    wall seconds, server-side seconds from first claim to last result)."""
+    with tempfile.TemporaryDirectory(prefix="rota-bench-") as tmp:
+        async with Client(server_url) as client:
+            return await _measure(client, server_url, tmp, n, chained, workers, concurrency)
+
+
 async def _wait_file(path: str, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while not os.path.exists(path):
