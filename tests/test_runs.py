@@ -74,6 +74,26 @@ async def test_put_defines_without_starting_and_keeps_the_document(api):
     assert (await api.get("/api/workflows/pipeline/definition")).json()["document"] == PIPELINE
 
 
+async def test_a_document_comes_back_as_submitted_and_is_kept_deflated(app, api):
+    """Jobs repeat each other: Redis keeps the document deflated, and GET
+    .../definition gives back every character as it came."""
+    doc = "# déploiement — 部署\nname: many\njobs:\n" + "".join(
+        f"  job-{i}:\n    run: make test && make package  # étape {i}\n" for i in range(200))
+    await put(api, "many", doc)
+    assert (await api.get("/api/workflows/many/definition")).json()["document"] == doc
+    store = app.state.store
+    (key,) = [k for k in await store.redis.keys(store.prefix + "doc:many:*")]
+    assert await store.redis.strlen(key) < len(doc.encode()) / 4
+
+
+async def test_a_document_an_older_version_kept_as_is_still_reads(app, api):
+    await put(api, "old")
+    store = app.state.store
+    (key,) = [k for k in await store.redis.keys(store.prefix + "doc:old:*")]
+    await store.redis.set(key, PIPELINE * 3)  # as stored before documents were deflated
+    assert (await api.get("/api/workflows/old/definition")).json()["document"] == PIPELINE * 3
+
+
 async def test_a_run_keeps_the_definition_it_started_with(api):
     await put(api, "pipeline")
     first = await start(api, "pipeline")

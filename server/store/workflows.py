@@ -3,7 +3,9 @@ workflow (its definition with its latest run's state)."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import zlib
 from dataclasses import dataclass
 from typing import Any, Optional
 
@@ -18,6 +20,26 @@ from .views import INTERNAL_FOR, attempts, has_reports, idle_job, job_out, run_s
 _encode = msgspec.json.encode
 # An ambiguous name's refusal lists at most this many of its workflows.
 NAMED_SHOWN = 10
+# A document as submitted is kept for GET .../definition only, and a
+# workflow's jobs repeat each other: deflated (as base64, the client reads
+# text) it takes a fraction of the room in Redis. The mark cannot begin a
+# document: JSON and YAML both refuse a NUL anywhere in their text.
+PACKED = "\x00z"
+PACK_FROM = 256  # shorter documents are kept as they came
+
+
+def packed_document(text: str) -> str:
+    if len(text) < PACK_FROM:
+        return text
+    packed = PACKED + base64.b64encode(zlib.compress(text.encode(), 6)).decode()
+    return packed if len(packed) < len(text) else text
+
+
+def unpacked_document(stored: str) -> str:
+    """As submitted, whether kept packed or (by an older version, or short) as is."""
+    if not stored.startswith(PACKED):
+        return stored
+    return zlib.decompress(base64.b64decode(stored[len(PACKED):])).decode()
 
 
 # Fields added to WorkflowSpec after definitions were stored: left out of
@@ -76,7 +98,7 @@ class WorkflowsMixin(StoreBase):
             for need in job.needs:
                 dependents[need].append(job.id)
         args: list = [
-            workflow_id, spec.name, spec.trigger, definition_version(spec), kind, document,
+            workflow_id, spec.name, spec.trigger, definition_version(spec), kind, packed_document(document),
             idempotency_key, request_hash, self.idempotency_ttl_secs,
             int(start_run is not None), start_run or "", triggered_by,
             _encode(inputs or {}), _encode(tags or {}), self.retention_secs, len(spec.jobs),
@@ -126,7 +148,7 @@ class WorkflowsMixin(StoreBase):
         head = await self.redis.hgetall(self.key("wf", wf))
         if not head:
             raise NotFound("workflow_not_found", f"no workflow {wf!r}")
-        document = await self.redis.get(self.key("doc", wf, head["ver"])) or ""
+        document = unpacked_document(await self.redis.get(self.key("doc", wf, head["ver"])) or "")
         found = await self.definition(wf, head["ver"])
         inputs = [DispatchInputOut(name=name, type=spec.type, description=spec.description, required=spec.required,
                                    default=spec.default, options=list(spec.options))
