@@ -164,11 +164,11 @@ async def test_data_kept_by_an_older_version_is_indexed_once(store):
     await store.redis.zadd(store.prefix + "wkeys", {"gpu": 1})
     await store.redis.sadd(store.prefix + "serve:gpu", "gpu")
     await store.redis.sadd(store.prefix + "labelsets", "gone")
-    assert await store.upgrade() == 2
+    assert await store.upgrade() == 3
     assert await _labelsets(store) == {"gpu", ""}
     assert await _index(store) == expected_index({"gpu", ""})
     assert not await store.redis.exists(store.prefix + "wkeys", store.prefix + "serve:gpu")
-    assert await store.upgrade() == 2  # once: a second call changes nothing
+    assert await store.upgrade() == 3  # once: a second call changes nothing
     assert await _index(store) == expected_index({"gpu", ""})
     assert (await claim(store, "w", ["gpu"])).job.workflow_id == gpu_wf
     assert (await claim(store, "w", ["gpu"])).job.workflow_id == any_wf
@@ -176,4 +176,4 @@ async def test_data_kept_by_an_older_version_is_indexed_once(store):
 
 async def test_the_server_upgrades_the_data_before_serving(app):
     store = app.state.store
-    assert await store.redis.get(store.prefix + "layout") == "2"
+    assert await store.redis.get(store.prefix + "layout") == "3"

@@ -94,6 +94,35 @@ async def test_a_document_an_older_version_kept_as_is_still_reads(app, api):
     assert (await api.get("/api/workflows/old/definition")).json()["document"] == PIPELINE * 3
 
 
+async def test_definitions_kept_by_an_older_version_are_repacked_once(app, api):
+    """Layout 2 kept a definition's job in four fields (s: spec, m: static
+    description, n: needs, d: dependents); upgrade packs each into one."""
+    store = app.state.store
+    version = (await put(api, "pipeline"))["version"]
+    await start(api, "pipeline")
+    d = store.key("def", "pipeline", version)
+    packed = {f: v for f, v in (await store.redis.hgetall(d)).items() if f.startswith("j:")}
+    assert sorted(packed) == ["j:build", "j:deploy", "j:test"]
+    for field, record in packed.items():
+        meta, needs, deps, spec = record.split("\n", 3)
+        job = field[2:]
+        await store.redis.hset(d, mapping={f"s:{job}": spec, f"m:{job}": meta, f"n:{job}": needs, f"d:{job}": deps})
+        await store.redis.hdel(d, field)
+    await store.redis.set(store.key("layout"), 2)
+    store._definitions.clear()
+    assert await store.upgrade() == 3
+    assert {f: v for f, v in (await store.redis.hgetall(d)).items() if ":" in f} == packed
+    assert await store.upgrade() == 3  # once
+    # the run started before goes on, and the version starts new runs
+    first = await claim(api)
+    assert first["job"]["job_id"] == "build" and first["job"]["command"] == "make"
+    await finish(api, first)
+    assert (await claim(api))["job"]["job_id"] == "test"
+    second = await start(api, "pipeline")
+    assert [j["status"] for j in (await api.get(f"/api/runs/{second['run_id']}")).json()["jobs"]] == [
+        "queued", "queued", "queued"]
+
+
 async def test_a_run_keeps_the_definition_it_started_with(api):
     await put(api, "pipeline")
     first = await start(api, "pipeline")

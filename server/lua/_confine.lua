@@ -9,7 +9,7 @@ local function stored_spec(run, job)
   local raw = redis.call('HGET', P .. 'rdef:' .. run, 's:' .. job)
   if not raw then
     local wf, ver = unpack(redis.call('HMGET', rkey(run), 'wf', 'ver'))
-    raw = redis.call('HGET', dkey(wf, ver), 's:' .. job)
+    raw = def_spec(dkey(wf, ver), job)
   end
   return raw and cjson.decode(raw) or {}
 end

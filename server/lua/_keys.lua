@@ -10,11 +10,14 @@
 --                      sequence (to find one by its name)
 --   def:<wf>:<ver>     hash, immutable per version: name trigger jobs inputs
 --                      (the declared ones, JSON), wenv (the workflow's env,
---                      when it holds expressions) rname (its run-name), and
---                      per job s:<job> (spec JSON), m:<job> (lk \t pr \t mr
---                      \t bk \t b1 \t b2 \t gate \t gate secs \t flags),
---                      n:<job> (needs), d:<job> (dependents); refs (runs and
---                      the workflow using it)
+--                      when it holds expressions) rname (its run-name), refs
+--                      (runs and the workflow using it), and per job one
+--                      field j:<job>, four lines: its static description
+--                      (lk \t pr \t mr \t bk \t b1 \t b2 \t gate \t gate
+--                      secs \t flags), needs, dependents, and its spec (JSON
+--                      without the fields at their defaults). One field, not
+--                      four: a hash's every field costs some 50 bytes of its
+--                      own.
 --   doc:<wf>:<ver>     string: the document as submitted
 --   run:<run>          hash: id wf ver num by seq created state
 --                      (delayed|active|done) cancelled expired started
@@ -74,6 +77,19 @@ local function logkey(run, job) return P .. 'logs:' .. run .. ':' .. job end
 local function evkey(run) return P .. 'ev:' .. run end
 local function jobchan(run, job) return P .. 'j:' .. run .. ':' .. job end
 local function runchan(run) return P .. 'r:' .. run end
+-- A job of a definition version: static description, needs, dependents,
+-- spec; nil when the version has no such job.
+local function def_job(d, job)
+  local rec = redis.call('HGET', d, 'j:' .. job)
+  if not rec then return nil end
+  return string.match(rec, '^([^\n]*)\n([^\n]*)\n([^\n]*)\n(.*)$')
+end
+
+local function def_spec(d, job)
+  local rec = redis.call('HGET', d, 'j:' .. job)
+  return rec and string.match(rec, '^[^\n]*\n[^\n]*\n[^\n]*\n(.*)$')
+end
+
 -- Queue members name a job of a run; neither ids may hold ':'.
 local function member(run, job) return run .. ':' .. job end
 local function parse_member(m) return string.match(m, '^([^:]+):(.+)$') end

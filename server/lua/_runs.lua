@@ -34,7 +34,7 @@ local function create_run(run, wf, ver, num_, by, inputs, tags, seq, ret, now, h
   redis.call('ZREM', P .. 'oneoffs', wf)
   event(run, '', 'run', held and 'delayed' or 'queued', 0, now, 'run ' .. num_ .. ' of ' .. wf .. ' (' .. by .. ')')
   for _, job in ipairs(split(jobs, ',')) do
-    local m, needs, deps = unpack(redis.call('HMGET', d, 'm:' .. job, 'n:' .. job, 'd:' .. job))
+    local m, needs, deps = def_job(d, job)
     local nn = #split(needs, ',')
     local fl = init_job(run, job, m, needs, deps, nn)
     if nn > 0 or held then

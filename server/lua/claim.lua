@@ -20,7 +20,7 @@ local function reply(lease_id, run, job, granted, lease_ttl)
     'num', 'by', 'tags', 'ratt'))
   -- a matrix combination runs its matrix job's spec, with its own decided fields
   local of = (tpl and tpl ~= '') and tpl or job
-  local spec = redis.call('HGET', dkey(wf, ver), 's:' .. of) or redis.call('HGET', P .. 'rdef:' .. run, 's:' .. of)
+  local spec = def_spec(dkey(wf, ver), of) or redis.call('HGET', P .. 'rdef:' .. run, 's:' .. of)
   local decided = dec == '1' and redis.call('HGET', P .. 'jdec:' .. run, job) or ''
   -- what a resumed job starts from: its latest checkpoint, the event it waited for
   local ckpt = ckat and redis.call('HGET', P .. 'ckpt:' .. run .. ':' .. job, ckat) or ''

@@ -10,7 +10,7 @@
 --   one-off workflows and idempotency keys it may hold, schedules JSON
 --   ([{cron, tz, cu, ov, spec}], see _schedules.lua), declared inputs JSON,
 --   the workflow's env (JSON, when it holds expressions; else ''), run-name,
---   then per job: id, spec JSON, meta (see _keys.lua), needs, deps.
+--   then per job: id, its record (see def: in _keys.lua).
 -- Returns {outcome, wf, run id or ''}: created | updated | unchanged |
 -- replayed (same Idempotency-Key and request) | idem_reused (same key,
 -- another request: nothing done) | deleting (the workflow is being deleted);
@@ -53,16 +53,15 @@ if cur and kind ~= 'oneoff' then unname_oneoff(wf) end
 
 local d = dkey(wf, ver)
 if redis.call('EXISTS', d) == 0 then
-  local ids = {}
+  local ids, fields = {}, {}
   for i = 0, njobs - 1 do
-    local b = 23 + i * 5
-    local id = ARGV[b + 1]
-    ids[#ids + 1] = id
-    redis.call('HSET', d, 's:' .. id, ARGV[b + 2], 'm:' .. id, ARGV[b + 3], 'n:' .. id, ARGV[b + 4],
-      'd:' .. id, ARGV[b + 5])
+    local b = 23 + i * 2
+    ids[#ids + 1] = ARGV[b + 1]
+    fields[#fields + 1] = 'j:' .. ARGV[b + 1]
+    fields[#fields + 1] = ARGV[b + 2]
   end
   redis.call('HSET', d, 'name', name, 'trigger', trigger, 'jobs', table.concat(ids, ','), 'refs', 0,
-    'created', now, 'inputs', declared, 'wenv', wenv, 'rname', rname)
+    'created', now, 'inputs', declared, 'wenv', wenv, 'rname', rname, unpack(fields))
   redis.call('SET', P .. 'doc:' .. wf .. ':' .. ver, doc)
 end
 if outcome ~= 'unchanged' then

@@ -30,7 +30,7 @@
 -- (idemk: the client's own Idempotency-Key, batch: the bulk call that
 -- started it; '' for none); and per-run overrides: the overridden
 -- version's id ('' for none), the overrides JSON, njobs, then per job: id,
--- spec JSON, meta (as define's).
+-- its record (as define's: see def: in _keys.lua).
 -- A run scheduled ahead is `delayed` (see due_runs.lua); one with overrides
 -- runs a version of its own (the definition with the overrides applied),
 -- holding the version they were applied to as well, so it can be
@@ -126,13 +126,13 @@ local base, derived = nil, ARGV[26] or ''
 if derived ~= '' then
   local d2 = dkey(wf, derived)
   if redis.call('EXISTS', d2) == 0 then
-    -- the definition with the overrides applied: its jobs' specs and metas
-    -- replaced, the rest (needs, dependents, names) as the version's
+    -- the definition with the overrides applied: its jobs' records
+    -- replaced, the rest (names, inputs) as the version's
     local row = redis.call('HGETALL', dkey(wf, ver))
     for i = 1, #row, 2 do redis.call('HSET', d2, row[i], row[i + 1]) end
     for i = 0, tonumber(ARGV[28]) - 1 do
-      local b = 28 + i * 3
-      redis.call('HSET', d2, 's:' .. ARGV[b + 1], ARGV[b + 2], 'm:' .. ARGV[b + 1], ARGV[b + 3])
+      local b = 28 + i * 2
+      redis.call('HSET', d2, 'j:' .. ARGV[b + 1], ARGV[b + 2])
     end
     redis.call('HSET', d2, 'refs', 0, 'created', now)
   end

@@ -44,6 +44,41 @@ def job_meta(job: JobSpec, dynamic_env: bool = False) -> str:
                                decide_flags(job, dynamic_env))))
 
 
+# What a field holds when a document leaves it out: a stored spec leaves
+# these out too (see stored_spec).
+_SPEC_DEFAULTS = {f.encode_name: msgspec.to_builtins(f.default) for f in msgspec.structs.fields(JobSpec)
+                  if f.default is not msgspec.NODEFAULT}
+
+
+def stored_spec(job: JobSpec) -> str:
+    """A job's spec as a definition keeps it: JSON without the fields at
+    their defaults, which decoding gives back. Most jobs set a few fields
+    of a dozen, and each definition holds every one of its jobs'."""
+    fields = msgspec.to_builtins(job)
+    return _encode({k: v for k, v in fields.items() if k not in _SPEC_DEFAULTS or _SPEC_DEFAULTS[k] != v}).decode()
+
+
+def job_records(jobs: list[JobSpec], dynamic_env: bool = False) -> list[str]:
+    """Each job of a definition as the scripts keep it (`j:<job>`, see
+    _keys.lua): id, then one field, its static description (job_meta),
+    needs, dependents and spec, a line each (no part holds a newline: JSON
+    escapes it, ids and labels never have one). `dynamic_env`: the
+    workflow's env holds expressions."""
+    dependents: dict[str, list[str]] = {j.id: [] for j in jobs}
+    for job in jobs:
+        for need in job.needs:
+            dependents[need].append(job.id)
+    args = []
+    for job in jobs:
+        args += [job.id, "\n".join((job_meta(job, dynamic_env), ",".join(job.needs), ",".join(dependents[job.id]),
+                                    stored_spec(job)))]
+    return args
+
+
+def spec_of_record(record: str) -> JobSpec:
+    return _spec_decoder.decode(record.split("\n", 3)[3])
+
+
 def digest(data: bytes) -> str:
     return hashlib.sha1(data).hexdigest()[:16]
 
@@ -93,7 +128,7 @@ class Definition:
         self.env: dict[str, str] = _env_decoder.decode(row["wenv"]) if row.get("wenv") else {}
         self.run_name: str = row.get("rname", "")
         self.jobs = [j for j in row.get("jobs", "").split(",") if j]
-        self.specs = {job: _spec_decoder.decode(row[f"s:{job}"]) for job in self.jobs if f"s:{job}" in row}
+        self.specs = {job: spec_of_record(row[f"j:{job}"]) for job in self.jobs if f"j:{job}" in row}
         # `workflow_dispatch: inputs:` (a version stored before them has none)
         self.inputs = _declared_decoder.decode(row["inputs"]) if row.get("inputs") else {}
 

@@ -19,8 +19,9 @@ class MaintenanceMixin(StoreBase):
     async def upgrade(self) -> int:
         """Once per Redis, before serving (a no-op after the first): returns
         the layout the data is now in."""
-        layout, indexed, workers = map(int, await self._call("upgrade"))
-        if indexed or workers:
+        layout, indexed, workers, repacked = map(int, await self._call("upgrade"))
+        if indexed or workers or repacked:
             log.info("data from an older rota brought up to layout %d: %d ready label sets indexed,"
-                     " %d workers counted against their tokens", layout, indexed, workers)
+                     " %d workers counted against their tokens, %d definitions repacked",
+                     layout, indexed, workers, repacked)
         return layout

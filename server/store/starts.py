@@ -14,7 +14,7 @@ from .. import limits, overrides as ovr
 from ..errors import Conflict, NotFound, Unprocessable
 from ..inputs import InputError, check_bounds, resolve
 from ..models import InputSpec, RunOverrides
-from .base import Definition, StoreBase, job_meta, limit_exceeded
+from .base import Definition, StoreBase, job_records, limit_exceeded
 
 _encode = msgspec.json.encode
 _overrides_decoder = msgspec.json.Decoder(RunOverrides)
@@ -73,14 +73,11 @@ class StartsMixin(StoreBase):
     def _overridden(self, wf: str, ver: str, definition: Optional[Definition],
                     overrides: Optional[RunOverrides]) -> list:
         """The start script's override arguments: the version of the run's
-        own, the overrides, and each job's overridden spec and meta."""
+        own, the overrides, and each job's overridden record."""
         if overrides is None or definition is None:
             return ["", "", 0]
-        args: list = [ovr.version(ver, overrides), _encode(overrides), len(definition.jobs)]
-        for job in definition.jobs:
-            spec = ovr.apply(definition.specs[job], overrides)
-            args += [job, _encode(spec), job_meta(spec)]
-        return args
+        specs = [ovr.apply(definition.specs[job], overrides) for job in definition.jobs]
+        return [ovr.version(ver, overrides), _encode(overrides), len(specs), *job_records(specs, bool(definition.env))]
 
     async def start_run(
         self, wf: str, *, triggered_by: str = "api", inputs: Optional[dict[str, Any]] = None,

@@ -14,7 +14,7 @@ import msgspec
 from ..errors import Conflict, NotFound
 from ..models import DefinitionOut, DispatchInputOut, Resolved, WorkflowOut, WorkflowSpec
 from ..models.specs import ScheduleSpec
-from .base import StoreBase, job_meta, limit_exceeded, ms
+from .base import StoreBase, job_records, limit_exceeded, ms
 from .views import INTERNAL_FOR, attempts, has_reports, idle_job, job_out, run_status
 
 _encode = msgspec.json.encode
@@ -93,10 +93,6 @@ class WorkflowsMixin(StoreBase):
         request created or changed something. `owner`: the calling API
         token's id ('' with auth off), whose caps a new one-off workflow and
         a kept key count against."""
-        dependents: dict[str, list[str]] = {j.id: [] for j in spec.jobs}
-        for job in spec.jobs:
-            for need in job.needs:
-                dependents[need].append(job.id)
         args: list = [
             workflow_id, spec.name, spec.trigger, definition_version(spec), kind, packed_document(document),
             idempotency_key, request_hash, self.idempotency_ttl_secs,
@@ -106,10 +102,7 @@ class WorkflowsMixin(StoreBase):
             _encode([schedule_fields(entry) for entry in spec.schedules]), _encode(spec.inputs),
             _encode(spec.env) if spec.env else "", spec.run_name or "",
         ]
-        for job in spec.jobs:
-            args += [job.id, _encode(job), job_meta(job, bool(spec.env)), ",".join(job.needs),
-                     ",".join(dependents[job.id])]
-        res = await self._call("define", *args)
+        res = await self._call("define", *args, *job_records(spec.jobs, bool(spec.env)))
         if res[0] == "limit":
             raise limit_exceeded(res[1], res[2])
         outcome, wf, run = res
