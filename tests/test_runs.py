@@ -444,9 +444,13 @@ async def test_a_one_off_workflow_never_started_is_purged_after_retention(app, a
     assert_error(await api.get(f"/api/workflows/{wf['id']}"), 404, "workflow_not_found")
 
 
-async def test_a_queued_job_costs_redis_under_a_kilobyte(store, backend):
-    """MEMORY USAGE over everything a run's queued jobs add (the definition,
-    shared by every run of it, aside): issue 8 asked for <= 1 KB a job."""
+async def test_a_queued_job_costs_redis_a_few_hundred_bytes_definition_included(store, backend):
+    """MEMORY USAGE (each key's value, name and entry) over everything
+    defining and starting a run of 1,000 jobs adds: its definition and
+    document, the run, each job's record and its place in a ready queue.
+    Issue 8 asked for <= 1 KB a job without the definition; issue 19 for
+    <= 700 bytes of `used_memory` with it, which `make bench` measures
+    (the keyspace's own tables come on top of these figures)."""
     import pytest
 
     from server.models import WorkflowSpec
@@ -456,15 +460,18 @@ async def test_a_queued_job_costs_redis_under_a_kilobyte(store, backend):
         pytest.skip("MEMORY USAGE is real Redis's")
     spec = WorkflowSpec(name="mem", jobs=[job(f"job-{i}", labels=["linux"], command="make test && make package")
                                           for i in range(1000)])
-    await store.define_workflow(spec, "mem", kind="put")
     redis = store.redis
-    before = {k: await redis.memory_usage(k) for k in await redis.keys("*")}
-    await store.start_run("mem")
-    after = {k: await redis.memory_usage(k) for k in await redis.keys("*")}
+    before = {k: await redis.memory_usage(k, samples=0) for k in await redis.keys("*")}
+    document = "name: mem\njobs:\n" + "".join(
+        f"  job-{i}:\n    labels: [linux]\n    run: make test && make package\n" for i in range(1000))
+    await store.define_workflow(spec, "mem", kind="put", start_run="r-mem", document=document)
+    after = {k: await redis.memory_usage(k, samples=0) for k in await redis.keys("*")}
     added = sum(v - before.get(k, 0) for k, v in after.items())
-    assert added / 1000 <= 1024, added / 1000
+    assert added / 1000 <= 500, added / 1000
     some_job = next(k for k in after if ":rj:" in k)
     assert await redis.object("encoding", some_job) == "listpack"  # small fields only
+    # a queued job's record holds what differs from its defaults
+    assert set(await redis.hkeys(some_job)) == {"st", "enq", "lk"}
 
 
 async def test_a_put_with_an_idempotency_key_is_replayed_or_refused_before_anything_changes(api):

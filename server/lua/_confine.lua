@@ -27,7 +27,7 @@ local function allowance(run, job)
   local spec = stored_spec(run, job)
   local allow = type(spec.spawn) == 'table' and spec.spawn or {}
   local labels = as_set(allow.labels)
-  for _, l in ipairs(split(redis.call('HGET', jkey(run, job), 'lk'), ',')) do labels[l] = true end
+  for _, l in ipairs(split(jget(jkey(run, job), 'lk'), ',')) do labels[l] = true end
   return { labels = labels, workflows = as_set(allow.workflows) }
 end
 

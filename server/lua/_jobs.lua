@@ -51,12 +51,12 @@ end
 -- A job whose needs have all settled: enqueued, or decided first. `fl`:
 -- its flags, when the caller has read them.
 local function needs_settled(run, job, old, now, fl)
-  if fl == nil then fl = redis.call('HGET', jkey(run, job), 'fl') end
+  if fl == nil then fl = jget(jkey(run, job), 'fl') end
   if has(fl, 'd') then
     begin_deciding(run, job, old, now)
   else
     -- the event first: a gate's enqueue goes straight on to `waiting`
-    event(run, job, 'job', 'queued', tonumber(redis.call('HGET', jkey(run, job), 'att')) or 0, now, 'needs met')
+    event(run, job, 'job', 'queued', tonumber(jget(jkey(run, job), 'att')) or 0, now, 'needs met')
     enqueue(run, job, old, now, 0)
   end
 end
@@ -64,19 +64,19 @@ end
 local function skip_job(run, job, old, now, why)
   set_status(run, job, old, 'skipped')
   redis.call('HSET', jkey(run, job), 'end', now, 'err', why)
-  event(run, job, 'job', 'skipped', tonumber(redis.call('HGET', jkey(run, job), 'att')) or 0, now, why)
+  event(run, job, 'job', 'skipped', tonumber(jget(jkey(run, job), 'att')) or 0, now, why)
   redis.call('PUBLISH', jobchan(run, job), 'skipped')
 end
 
 -- The next combination held back by max-parallel starts (FIFO).
 local function release_held(run, agg, now)
   local ak = jkey(run, agg)
-  local held = split(redis.call('HGET', ak, 'held'), ',')
+  local held = split(jget(ak, 'held'), ',')
   while #held > 0 do
     local c = table.remove(held, 1)
-    if redis.call('HGET', jkey(run, c), 'st') == 'held' then
+    if jget(jkey(run, c), 'st') == 'held' then
       redis.call('HSET', jkey(run, c), 'hold', '')
-      event(run, c, 'job', 'queued', tonumber(redis.call('HGET', jkey(run, c), 'att')) or 0, now,
+      event(run, c, 'job', 'queued', tonumber(jget(jkey(run, c), 'att')) or 0, now,
         'max-parallel: its turn')
       enqueue(run, c, 'held', now, 0)
       break
@@ -89,8 +89,8 @@ end
 -- winning a key; skipped (with an event) if they would pass the bound.
 local function merge_outputs(run, agg, combo, now)
   local ak = jkey(run, agg)
-  local cur, omax = unpack(redis.call('HMGET', ak, 'out', 'omax'))
-  local add = redis.call('HGET', jkey(run, combo), 'out')
+  local cur, omax = unpack(jmget(ak, 'out', 'omax'))
+  local add = jget(jkey(run, combo), 'out')
   if not add or add == '' or add == '{}' then return end
   local merged = (cur and cur ~= '') and cjson.decode(cur) or {}
   for key, value in pairs(cjson.decode(add)) do merged[key] = value end
@@ -110,7 +110,7 @@ end
 local function combination_settled(run, agg, combo, concl, now)
   local ak = jkey(run, agg)
   local out = {}
-  local ast, ff, combos = unpack(redis.call('HMGET', ak, 'st', 'ff', 'combos'))
+  local ast, ff, combos = unpack(jmget(ak, 'st', 'ff', 'combos'))
   if ast ~= 'expanded' then return out end
   local left = redis.call('HINCRBY', ak, 'crem', -1)
   if concl == 'failure' then
@@ -123,13 +123,13 @@ local function combination_settled(run, agg, combo, concl, now)
     end
   elseif concl == 'cancelled' then
     redis.call('HSET', ak, 'ccan', 1)
-  elseif redis.call('HGET', jkey(run, combo), 'st') == 'success' then
+  elseif jget(jkey(run, combo), 'st') == 'success' then
     merge_outputs(run, agg, combo, now)
   end
   -- the slot it held goes to the next (a held one that was cancelled held none)
-  if redis.call('HGET', jkey(run, combo), 'hold') ~= '1' then release_held(run, agg, now) end
+  if jget(jkey(run, combo), 'hold') ~= '1' then release_held(run, agg, now) end
   if left <= 0 then
-    local cfail, ccan, att = unpack(redis.call('HMGET', ak, 'cfail', 'ccan', 'att'))
+    local cfail, ccan, att = unpack(jmget(ak, 'cfail', 'ccan', 'att'))
     local result = cfail == '1' and 'failure' or (ccan == '1' and 'cancelled' or 'success')
     set_status(run, agg, 'expanded', result)
     local why = ''
@@ -155,7 +155,7 @@ local function cascade(run, job, now, first)
     if i == 1 and first then
       st, up, deps, agg, cf = unpack(first)
     else
-      st, up, deps, agg, cf = unpack(redis.call('HMGET', jkey(run, j), 'st', 'up', 'deps', 'agg', 'cf'))
+      st, up, deps, agg, cf = unpack(jmget(jkey(run, j), 'st', 'up', 'deps', 'agg', 'cf'))
     end
     local concl = conclusion(st, cf)
     local pass = union(up, CONCLUDED[concl] or '')
@@ -170,7 +170,7 @@ local function cascade(run, job, now, first)
     end
     for _, d in ipairs(split(deps, ',')) do
       local dk = jkey(run, d)
-      local dst, dup, dfl = unpack(redis.call('HMGET', dk, 'st', 'up', 'fl'))
+      local dst, dup, dfl = unpack(jmget(dk, 'st', 'up', 'fl'))
       if dst == 'waiting' then
         local rem = redis.call('HINCRBY', dk, 'rem', -1)
         local merged = union(dup, pass)
@@ -209,7 +209,7 @@ local function fail_for_good(run, job, from, att, err, now, kind)
   redis.call('ZADD', P .. 'dead', redis.call('INCR', P .. 'deadseq'), member(run, job))
   local r = rkey(run)
   redis.call('HINCRBY', r, 'ndead', 1)
-  local fl, coe = unpack(redis.call('HMGET', jkey(run, job), 'fl', 'coe'))
+  local fl, coe = unpack(jmget(jkey(run, job), 'fl', 'coe'))
   if has(fl, 'c') or coe == '1' then
     redis.call('HSET', jkey(run, job), 'cf', 1)
     redis.call('HINCRBY', r, 'cofail', 1)
@@ -228,7 +228,7 @@ end
 local function fail_attempt(run, job, now, err, retryable, status, from)
   from = from or 'running'
   local k = jkey(run, job)
-  local att, base, mr, bk, b1, b2, worker, start = unpack(redis.call('HMGET', k,
+  local att, base, mr, bk, b1, b2, worker, start = unpack(jmget(k,
     'att', 'base', 'mr', 'bk', 'b1', 'b2', 'worker', 'start'))
   att, base = tonumber(att) or 0, tonumber(base) or 0
   redis.call('HSET', k, 'err', err, 'end', now)
@@ -256,7 +256,7 @@ local function succeed(run, job, from, outputs, now, detail)
   local k = jkey(run, job)
   set_status(run, job, from, 'success')
   redis.call('HSET', k, 'out', outputs, 'err', '', 'end', now)
-  local att, deps, agg, up = unpack(redis.call('HMGET', k, 'att', 'deps', 'agg', 'up'))
+  local att, deps, agg, up = unpack(jmget(k, 'att', 'deps', 'agg', 'up'))
   event(run, job, 'job', 'success', tonumber(att) or 0, now, detail or '')
   redis.call('PUBLISH', jobchan(run, job), 'changed')
   -- nothing after it (a leaf, not a matrix combination): nobody to tell

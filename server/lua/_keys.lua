@@ -35,7 +35,8 @@
 --   expiring           zset: runs with an expires_at, by it
 --   runs, wfruns:<wf>  zsets: run ids by a global run sequence
 --   rj:<run>:<job>     hash: the job in that run (small fields only, so it
---                      stays a listpack): st att base rem lease worker enq
+--                      stays a listpack; a field at its default is left out,
+--                      see JOB_DEFAULTS): st att base rem lease worker enq
 --                      dly start end out err lk pr mr bk b1 b2 needs deps
 --                      gate gsecs; the workflow language's fl up cf coe dec
 --                      tpl agg hold combos crem held mp ff cfail ccan omax
@@ -77,6 +78,45 @@ local function logkey(run, job) return P .. 'logs:' .. run .. ':' .. job end
 local function evkey(run) return P .. 'ev:' .. run end
 local function jobchan(run, job) return P .. 'j:' .. run .. ':' .. job end
 local function runchan(run) return P .. 'r:' .. run end
+-- A job record (rj:) leaves out a field while it holds its default here,
+-- so a queued job is a small hash: every read goes through jget/jmget,
+-- which give the default for a field left out (and false, as HGET does,
+-- for any other field missing, `st` included: no such job).
+local JOB_DEFAULTS = { att = '0', base = '0', rem = '0', lease = '', worker = '', enq = '0', dly = '0',
+  start = '', ['end'] = '', out = '', err = '', lk = '', pr = '0', mr = '0', bk = 'none', b1 = '0', b2 = '0',
+  gate = '', gsecs = '', fl = '', up = '', needs = '', deps = '' }
+
+local function jmget(k, ...)
+  local fields = { ... }
+  local values = redis.call('HMGET', k, ...)
+  for i, f in ipairs(fields) do
+    if not values[i] then values[i] = JOB_DEFAULTS[f] or false end
+  end
+  return values
+end
+
+local function jget(k, f)
+  local v = redis.call('HGET', k, f)
+  if v then return v end
+  return JOB_DEFAULTS[f] or false
+end
+
+-- Writes fields of a job record, leaving out (deleting, unless `fresh`:
+-- a record just made has none) those at their default: what a queued
+-- job's record holds is written through here.
+local function jwrite(k, fresh, args)
+  local set, drop = {}, {}
+  for i = 1, #args, 2 do
+    local f, v = args[i], tostring(args[i + 1])
+    if JOB_DEFAULTS[f] == v then drop[#drop + 1] = f else set[#set + 1] = f; set[#set + 1] = v end
+  end
+  if #set > 0 then redis.call('HSET', k, unpack(set)) end
+  if #drop > 0 and not fresh then redis.call('HDEL', k, unpack(drop)) end
+end
+
+local function jset(k, ...) jwrite(k, false, { ... }) end
+local function jnew(k, ...) jwrite(k, true, { ... }) end
+
 -- A job of a definition version: static description, needs, dependents,
 -- spec; nil when the version has no such job.
 local function def_job(d, job)

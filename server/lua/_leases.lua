@@ -21,7 +21,7 @@ end
 -- budget allows). Returns whether it failed an attempt.
 local function expire_lease(lid, now, run, job, worker)
   release_lease(lid, worker)
-  local st, cur = unpack(redis.call('HMGET', jkey(run, job), 'st', 'lease'))
+  local st, cur = unpack(jmget(jkey(run, job), 'st', 'lease'))
   if cur == lid and st == 'running' then
     -- A worker whose lease ran out unrenewed is `lost` until it is seen again.
     local wk = P .. 'worker:' .. (worker or '')
@@ -58,7 +58,7 @@ local function live_lease(lid, now, caller)
     expire_lease(lid, now, run, job, worker)
     return nil, 'lost'
   end
-  local st, cur, lout, start = unpack(redis.call('HMGET', jkey(run, job), 'st', 'lease', 'lout', 'start'))
+  local st, cur, lout, start = unpack(jmget(jkey(run, job), 'st', 'lease', 'lout', 'start'))
   if cur ~= lid then
     -- Superseded (the job was retried meanwhile): the record is garbage now.
     release_lease(lid, worker)

@@ -6,14 +6,14 @@
 -- what one attempt may write, whatever is left of it later.
 
 local function log_spent(run, job, att)
-  local a, b = unpack(redis.call('HMGET', jkey(run, job), 'lba', 'lbb'))
+  local a, b = unpack(jmget(jkey(run, job), 'lba', 'lbb'))
   if tonumber(a) ~= tonumber(att) then return 0 end
   return tonumber(b) or 0
 end
 
 -- Whether the attempt's log was cut (its marker written): nothing new goes in.
 local function log_closed(run, job, att)
-  return tonumber(redis.call('HGET', jkey(run, job), 'lbx')) == tonumber(att)
+  return tonumber(jget(jkey(run, job), 'lbx')) == tonumber(att)
 end
 
 local function log_spend(run, job, att, spent)

@@ -6,7 +6,7 @@
 -- with the payload as its claim's `event`.
 local function release_wait(run, job, payload, now, why)
   local k = jkey(run, job)
-  local gate, att, base = unpack(redis.call('HMGET', k, 'gate', 'att', 'base'))
+  local gate, att, base = unpack(jmget(k, 'gate', 'att', 'base'))
   leave_wait(run, job)
   redis.call('HSET', k, 'evpayload', payload)
   if gate and gate ~= '' then

@@ -10,7 +10,7 @@ local RETRYABLE = { failure = true, cancelled = true, skipped = true }
 -- settled, or goes on as if its last need had just settled.
 local function enqueue_or_wait(run, job, old, now)
   local k = jkey(run, job)
-  local rem, up, fl = unpack(redis.call('HMGET', k, 'rem', 'up', 'fl'))
+  local rem, up, fl = unpack(jmget(k, 'rem', 'up', 'fl'))
   if (tonumber(rem) or 0) > 0 then
     set_status(run, job, old, 'waiting')
     redis.call('HSET', k, 'enq', 0)
@@ -28,7 +28,7 @@ local function reset_jobs(run, jobs, now)
   local n = 0
   for job in pairs(jobs) do
     local k = jkey(run, job)
-    local st, att, cf = unpack(redis.call('HMGET', k, 'st', 'att', 'cf'))
+    local st, att, cf = unpack(jmget(k, 'st', 'att', 'cf'))
     att = tonumber(att) or 0
     -- the next attempt: a new number if the last one ran, else the same
     if redis.call('HEXISTS', akey(run, job), att) == 1 then att = att + 1 end
@@ -46,8 +46,8 @@ local function reset_jobs(run, jobs, now)
   -- what each needs outside the set concluded, as the cascade would have told it
   for job in pairs(jobs) do
     local rem, up = 0, ''
-    for _, need in ipairs(split(redis.call('HGET', jkey(run, job), 'needs'), ',')) do
-      local nst, nup, ncf = unpack(redis.call('HMGET', jkey(run, need), 'st', 'up', 'cf'))
+    for _, need in ipairs(split(jget(jkey(run, job), 'needs'), ',')) do
+      local nst, nup, ncf = unpack(jmget(jkey(run, need), 'st', 'up', 'cf'))
       if jobs[need] or not TERMINAL[nst] then
         rem = rem + 1
       else
@@ -72,7 +72,7 @@ local function reopen_run(run, jobs, now, detail)
   -- first every job that waits, so that what settles next reaches it
   local settled = {}
   for job in pairs(jobs) do
-    local st, rem = unpack(redis.call('HMGET', jkey(run, job), 'st', 'rem'))
+    local st, rem = unpack(jmget(jkey(run, job), 'st', 'rem'))
     if st == 'created' then
       if (tonumber(rem) or 0) > 0 then
         set_status(run, job, 'created', 'waiting')
@@ -83,7 +83,7 @@ local function reopen_run(run, jobs, now, detail)
     end
   end
   for _, job in ipairs(settled) do
-    if redis.call('HGET', jkey(run, job), 'st') == 'created' then enqueue_or_wait(run, job, 'created', now) end
+    if jget(jkey(run, job), 'st') == 'created' then enqueue_or_wait(run, job, 'created', now) end
   end
   maybe_finish(run, now)
 end

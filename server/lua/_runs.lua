@@ -9,10 +9,10 @@
 local function init_job(run, job, m, needs, deps, rem)
   local f = {}
   for field in string.gmatch(m .. '\t', '([^\t]*)\t') do f[#f + 1] = field end
-  redis.call('HSET', jkey(run, job), 'st', 'created', 'att', 0, 'base', 0, 'rem', rem, 'lease', '',
-    'worker', '', 'enq', 0, 'dly', 0, 'start', '', 'end', '', 'out', '', 'err', '',
-    'lk', f[1] or '', 'pr', f[2] or 0, 'mr', f[3] or 0, 'bk', f[4] or 'none', 'b1', f[5] or 0, 'b2', f[6] or 0,
-    'gate', f[7] or '', 'gsecs', f[8] or '', 'fl', f[9] or '', 'up', '', 'needs', needs or '', 'deps', deps or '')
+  -- only what differs from JOB_DEFAULTS: a queued job is a small hash
+  jnew(jkey(run, job), 'st', 'created', 'rem', rem, 'lk', f[1] or '', 'pr', f[2] or 0, 'mr', f[3] or 0,
+    'bk', f[4] or 'none', 'b1', f[5] or 0, 'b2', f[6] or 0, 'gate', f[7] or '', 'gsecs', f[8] or '',
+    'fl', f[9] or '', 'needs', needs or '', 'deps', deps or '')
   return f[9] or ''
 end
 
@@ -57,7 +57,7 @@ local function release_run(run, now, why)
   local wf, n = unpack(redis.call('HMGET', r, 'wf', 'num'))
   note(string.format('run %s (%s #%s): %s', run, wf, n or '?', why))
   for _, job in ipairs(split(redis.call('HGET', r, 'jobs'), ',')) do
-    local st, rem, fl = unpack(redis.call('HMGET', jkey(run, job), 'st', 'rem', 'fl'))
+    local st, rem, fl = unpack(jmget(jkey(run, job), 'st', 'rem', 'fl'))
     if st == 'waiting' and (tonumber(rem) or 0) <= 0 then
       if has(fl, 'd') then begin_deciding(run, job, 'waiting', now) else enqueue(run, job, 'waiting', now, 0) end
     end

@@ -53,27 +53,27 @@ local function enter_wait(run, job, old, key, untl, now)
   redis.call('HSET', jkey(run, job), 'evkey', key, 'evuntil', num(untl), 'lease', '', 'worker', '')
   redis.call('SADD', P .. 'evwait:' .. key, member(run, job))
   redis.call('ZADD', P .. 'evtimeouts', num(untl), member(run, job))
-  event(run, job, 'job', 'waiting', tonumber(redis.call('HGET', jkey(run, job), 'att')) or 0, now,
+  event(run, job, 'job', 'waiting', tonumber(jget(jkey(run, job), 'att')) or 0, now,
     'waiting for event ' .. key)
   redis.call('PUBLISH', jobchan(run, job), 'changed')
 end
 
 -- No longer waiting (released, cancelled or timed out).
 local function leave_wait(run, job)
-  local key = redis.call('HGET', jkey(run, job), 'evkey')
+  local key = jget(jkey(run, job), 'evkey')
   if key and key ~= '' then redis.call('SREM', P .. 'evwait:' .. key, member(run, job)) end
   redis.call('ZREM', P .. 'evtimeouts', member(run, job))
 end
 
 local function enqueue(run, job, old, now, delay_ms)
   local k = jkey(run, job)
-  local lk, pr, gate, gsecs = unpack(redis.call('HMGET', k, 'lk', 'pr', 'gate', 'gsecs'))
+  local lk, pr, gate, gsecs = unpack(jmget(k, 'lk', 'pr', 'gate', 'gsecs'))
   if gate and gate ~= '' and delay_ms == 0 then
     -- a gate never goes to a worker: it waits for its event or approval
     enter_wait(run, job, old, gate, now + (tonumber(gsecs) or 86400) * 1000, now)
     return
   end
-  redis.call('HSET', k, 'enq', now, 'lease', '', 'worker', '')
+  jset(k, 'enq', now, 'lease', '', 'worker', '')
   if delay_ms > 0 then
     set_status(run, job, old, 'delayed')
     redis.call('HSET', k, 'dly', num(now + delay_ms))
@@ -83,7 +83,7 @@ local function enqueue(run, job, old, now, delay_ms)
     redis.call('PUBLISH', P .. 'wake', '~' .. num(delay_ms) .. ':' .. lk)
   else
     set_status(run, job, old, 'ready')
-    redis.call('HSET', k, 'dly', 0)
+    redis.call('HDEL', k, 'dly')
     make_ready(run, job, lk, pr)
   end
 end
@@ -93,7 +93,7 @@ local function promote_delayed(now, limit)
   for _, m in ipairs(due) do
     redis.call('ZREM', P .. 'delayed', m)
     local run, job = parse_member(m)
-    local st, lk, pr = unpack(redis.call('HMGET', jkey(run, job), 'st', 'lk', 'pr'))
+    local st, lk, pr = unpack(jmget(jkey(run, job), 'st', 'lk', 'pr'))
     if st == 'delayed' then
       set_status(run, job, 'delayed', 'ready')
       make_ready(run, job, lk, pr)
@@ -159,7 +159,7 @@ end
 -- was cancelled now.
 local function cancel_one(run, job, now, why)
   local k = jkey(run, job)
-  local st, lk, att = unpack(redis.call('HMGET', k, 'st', 'lk', 'att'))
+  local st, lk, att = unpack(jmget(k, 'st', 'lk', 'att'))
   if not ACTIVE[st] then return false end
   if st == 'ready' then unready(lk, member(run, job)) end
   if st == 'delayed' then redis.call('ZREM', P .. 'delayed', member(run, job)) end

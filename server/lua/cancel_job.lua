@@ -13,9 +13,9 @@ if run == 'lease' then
   if not lease then return lease_gone(ARGV[2], ARGV[3], refusal) end
   run, job = lease.run, lease.job
 end
-if not redis.call('HGET', jkey(run, job), 'st') then return { 'not_found' } end
+if not jget(jkey(run, job), 'st') then return { 'not_found' } end
 if not cancel_one(run, job, now, 'job cancelled') then return { 'noop', run, job } end
-for _, combo in ipairs(split(redis.call('HGET', jkey(run, job), 'combos'), ',')) do
+for _, combo in ipairs(split(jget(jkey(run, job), 'combos'), ',')) do
   cancel_one(run, combo, now, 'matrix job ' .. job .. ' cancelled')
 end
 cascade(run, job, now)

@@ -20,7 +20,7 @@ redis.call('ZREM', P .. 'delayedruns', run)
 redis.call('HSET', r, 'cancelled', 1, 'state', 'active')
 local ended = {}
 for _, job in ipairs(split(jobs, ',')) do
-  local st, fl = unpack(redis.call('HMGET', jkey(run, job), 'st', 'fl'))
+  local st, fl = unpack(jmget(jkey(run, job), 'st', 'fl'))
   local spared = has(fl, 'a') and (st == 'waiting' or st == 'deciding')
   if (force or not spared) and cancel_one(run, job, now, 'run cancelled') then ended[#ended + 1] = job end
 end

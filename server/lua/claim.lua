@@ -14,7 +14,7 @@ local max_workers = tonumber(ARGV[7])
 local now = now_ms()
 
 local function reply(lease_id, run, job, granted, lease_ttl)
-  local att, enq, dly, needs, ckat, evp, tpl, dec = unpack(redis.call('HMGET', jkey(run, job),
+  local att, enq, dly, needs, ckat, evp, tpl, dec = unpack(jmget(jkey(run, job),
     'att', 'enq', 'dly', 'needs', 'ckat', 'evpayload', 'tpl', 'dec'))
   local wf, ver, inputs, num_, by, tags, ratt = unpack(redis.call('HMGET', rkey(run), 'wf', 'ver', 'inputs',
     'num', 'by', 'tags', 'ratt'))
@@ -27,7 +27,7 @@ local function reply(lease_id, run, job, granted, lease_ttl)
   local out = { 1, granted, lease_id, lease_ttl, run, wf, job, spec, att, enq, dly, inputs, ckpt, evp or '',
                 decided or '', num_ or 0, by or '', tags or '', ratt or 1 }
   for _, n in ipairs(split(needs, ',')) do
-    local nout, nst, ncf = unpack(redis.call('HMGET', jkey(run, n), 'out', 'st', 'cf'))
+    local nout, nst, ncf = unpack(jmget(jkey(run, n), 'out', 'st', 'cf'))
     out[#out + 1] = n
     out[#out + 1] = nout or ''
     -- what the job's needs context says: a continue-on-error failure concludes success
@@ -53,7 +53,7 @@ for _, prior in ipairs({ lid, claim_id ~= '' and redis.call('GET', claim_key) or
   local prun, pjob, pgranted, pttl, pworker, ptok = unpack(redis.call('HMGET', lkey(prior),
     'run', 'job', 'granted', 'ttl', 'worker', 'tok'))
   if prun and pworker == worker and (ptok or '') == caller
-      and redis.call('HGET', jkey(prun, pjob), 'lease') == prior then
+      and jget(jkey(prun, pjob), 'lease') == prior then
     return reply(prior, prun, pjob, tonumber(pgranted), tonumber(pttl))
   end
 end
@@ -80,7 +80,7 @@ if best_member == nil then return { 0 } end
 unready(best_lk, best_member)
 local run, job = parse_member(best_member)
 local k = jkey(run, job)
-local att = redis.call('HGET', k, 'att')
+local att = jget(k, 'att')
 set_status(run, job, 'ready', 'running')
 redis.call('HSET', k, 'lease', lid, 'worker', worker, 'start', now, 'end', '')
 record_attempt(run, job, att, worker, now, 0, 'running', '')

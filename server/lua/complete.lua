@@ -15,7 +15,7 @@ end
 -- Outputs the job upserted while running merge under the final ones, which
 -- win on conflict; checked before anything changes.
 if lease.lout == '1' and lease.st == 'running' then
-  local merged = cjson.decode(redis.call('HGET', jkey(lease.run, lease.job), 'out'))
+  local merged = cjson.decode(jget(jkey(lease.run, lease.job), 'out'))
   local size = 0
   for key, value in pairs(cjson.decode(outputs)) do merged[key] = value end
   for key, value in pairs(merged) do size = size + #key + #value end

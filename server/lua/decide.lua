@@ -17,7 +17,7 @@
 local run, job, seen, verdict = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local now = now_ms()
 local k = jkey(run, job)
-local st, att = unpack(redis.call('HMGET', k, 'st', 'att'))
+local st, att = unpack(jmget(k, 'st', 'att'))
 if st ~= 'deciding' then
   redis.call('ZREM', P .. 'deciding', member(run, job))
   return { 'gone', st or '' }
@@ -38,12 +38,12 @@ end
 -- (a retry: their earlier decision stands). Returns {id, old state} pairs
 -- to place, or nil having failed the job.
 local function combinations()
-  local existing = redis.call('HGET', k, 'combos')
+  local existing = jget(k, 'combos')
   local place = {}
   if existing and existing ~= '' then
     local again = {}
     for _, c in ipairs(split(existing, ',')) do
-      if redis.call('HGET', jkey(run, c), 'st') ~= 'success' then
+      if jget(jkey(run, c), 'st') ~= 'success' then
         again[c] = true
         place[#place + 1] = { c, 'created' }
       end
@@ -59,7 +59,7 @@ local function combinations()
       #jobs, maxjobs))
     return nil
   end
-  local pr, mr, bk, b1, b2, needs = unpack(redis.call('HMGET', k, 'pr', 'mr', 'bk', 'b1', 'b2', 'needs'))
+  local pr, mr, bk, b1, b2, needs = unpack(jmget(k, 'pr', 'mr', 'bk', 'b1', 'b2', 'needs'))
   local ids = {}
   for i = 0, n - 1 do
     local b = 9 + i * 4
@@ -104,7 +104,7 @@ elseif verdict == 'expand' then
       'omax', ARGV[6], 'cfail', '', 'ccan', '', 'held', '', 'out', '', 'dec', 1)
     -- a retry keeps what its combinations that succeeded set
     for _, c in ipairs(ids) do
-      if redis.call('HGET', jkey(run, c), 'st') == 'success' then merge_outputs(run, job, c, now) end
+      if jget(jkey(run, c), 'st') == 'success' then merge_outputs(run, job, c, now) end
     end
     set_status(run, job, 'deciding', 'expanded')
     redis.call('HSET', k, 'start', now)
@@ -113,7 +113,7 @@ elseif verdict == 'expand' then
     local held = {}
     for i, entry in ipairs(place) do
       local c, old = entry[1], entry[2]
-      local catt = tonumber(redis.call('HGET', jkey(run, c), 'att')) or 0
+      local catt = tonumber(jget(jkey(run, c), 'att')) or 0
       if i <= mp then
         event(run, c, 'job', 'queued', catt, now, 'combination of ' .. job)
         enqueue(run, c, old, now, 0)

@@ -6,7 +6,7 @@ local now = now_ms()
 local n = 0
 for _, m in ipairs(redis.call('SMEMBERS', P .. 'evwait:' .. key)) do
   local run, job = parse_member(m)
-  if redis.call('HGET', jkey(run, job), 'st') == 'eventwait' then
+  if jget(jkey(run, job), 'st') == 'eventwait' then
     release_wait(run, job, payload, now, 'event ' .. key .. ' arrived')
     n = n + 1
   end

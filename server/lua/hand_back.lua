@@ -27,7 +27,7 @@ if handbacks > maxhb then
     '%s (handed back %d times, more than %d: this one counts as a failed attempt)', why, handbacks, maxhb),
     true, 'failure')
 else
-  local att, base, lk, pr, start = unpack(redis.call('HMGET', k, 'att', 'base', 'lk', 'pr', 'start'))
+  local att, base, lk, pr, start = unpack(jmget(k, 'att', 'base', 'lk', 'pr', 'start'))
   att = tonumber(att) or 0
   record_attempt(run, job, att, lease.worker, start, now, 'handed_back', why)
   -- a new attempt, its retry budget untouched, without what this one upserted

@@ -22,11 +22,11 @@ if what == 'state_key' then
   local v = redis.call('HGET', P .. 'state:' .. run, ARGV[4])
   return v and { 'ok', v } or { 'ok' }
 end
-local needs, ckat, evp = unpack(redis.call('HMGET', jkey(run, job), 'needs', 'ckat', 'evpayload'))
+local needs, ckat, evp = unpack(jmget(jkey(run, job), 'needs', 'ckat', 'evpayload'))
 local out = { 'ok', redis.call('HGET', rkey(run), 'inputs') or '',
   ckat and redis.call('HGET', P .. 'ckpt:' .. run .. ':' .. job, ckat) or '', evp or '' }
 for _, n in ipairs(split(needs, ',')) do
   out[#out + 1] = n
-  out[#out + 1] = redis.call('HGET', jkey(run, n), 'out') or ''
+  out[#out + 1] = jget(jkey(run, n), 'out') or ''
 end
 return out

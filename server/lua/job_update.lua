@@ -47,7 +47,7 @@ if op == 'log' then
   local n = (#ARGV - 7) / 2
   local head = '{"workflow_id":' .. cjson.encode(lease.wf) .. ',"job_id":' .. cjson.encode(job) .. ',"sequence":'
   local tail = ',"timestamp_ms":' .. num(now) .. ','
-  local first = tonumber(redis.call('HGET', k, 'eseq')) or 0
+  local first = tonumber(jget(k, 'eseq')) or 0
   local spent, kept = log_spent(run, job, att), 0
   if n > 0 and log_closed(run, job, att) then return { 'log_full', limit } end
   for i = 0, n - 1 do
@@ -185,7 +185,7 @@ end
 if op == 'output' then
   -- ARGV: max bytes, then key, value pairs merged into the job's outputs
   local max = tonumber(ARGV[4])
-  local raw = redis.call('HGET', k, 'out')
+  local raw = jget(k, 'out')
   local outs = (raw and raw ~= '') and cjson.decode(raw) or {}
   for i = 5, #ARGV, 2 do outs[ARGV[i]] = ARGV[i + 1] end
   local size = 0
@@ -215,7 +215,7 @@ end
 if op == 'resources' then
   -- ARGV: cpu percent, memory bytes, sample JSON
   local cpu, mem = tonumber(ARGV[4]), tonumber(ARGV[5])
-  local pcpu, pmem = unpack(redis.call('HMGET', k, 'pcpu', 'pmem'))
+  local pcpu, pmem = unpack(jmget(k, 'pcpu', 'pmem'))
   if cpu and cpu > (tonumber(pcpu) or -1) then redis.call('HSET', k, 'pcpu', ARGV[4]) end
   if mem and mem > (tonumber(pmem) or -1) then redis.call('HSET', k, 'pmem', ARGV[5]) end
   redis.call('HSET', k, 'res', ARGV[6], 'resat', now)

@@ -23,11 +23,11 @@ end
 for _, m in ipairs(redis.call('ZRANGEBYSCORE', P .. 'evtimeouts', '-inf', num(now), 'LIMIT', 0, limit)) do
   local run, job = parse_member(m)
   local k = jkey(run, job)
-  if redis.call('HGET', k, 'st') == 'eventwait' then
+  if jget(k, 'st') == 'eventwait' then
     -- the attempt that asked to wait is already recorded (`waiting`)
     leave_wait(run, job)
     redis.call('HSET', k, 'err', 'event timed out', 'end', now)
-    fail_for_good(run, job, 'eventwait', tonumber(redis.call('HGET', k, 'att')) or 0, 'event timed out', now, 'system')
+    fail_for_good(run, job, 'eventwait', tonumber(jget(k, 'att')) or 0, 'event timed out', now, 'system')
     redis.call('PUBLISH', jobchan(run, job), 'changed')
     maybe_finish(run, now)
   else

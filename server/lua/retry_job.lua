@@ -7,26 +7,26 @@
 local run, job = ARGV[1], ARGV[2]
 local now = now_ms()
 local state = redis.call('HGET', rkey(run), 'state')
-local st, agg = unpack(redis.call('HMGET', jkey(run, job), 'st', 'agg'))
+local st, agg = unpack(jmget(jkey(run, job), 'st', 'agg'))
 if not state or not st then return { 'not_found' } end
 if state == 'active' or state == 'delayed' then return { 'active' } end
 if agg and agg ~= '' then
   job = agg
-  st = redis.call('HGET', jkey(run, job), 'st')
+  st = jget(jkey(run, job), 'st')
 end
 if not RETRYABLE[st] then return { 'not_retryable', st } end
-if not has(redis.call('HGET', jkey(run, job), 'fl'), 'a') then
-  for _, need in ipairs(split(redis.call('HGET', jkey(run, job), 'needs'), ',')) do
-    local nst, ncf = unpack(redis.call('HMGET', jkey(run, need), 'st', 'cf'))
+if not has(jget(jkey(run, job), 'fl'), 'a') then
+  for _, need in ipairs(split(jget(jkey(run, job), 'needs'), ',')) do
+    local nst, ncf = unpack(jmget(jkey(run, need), 'st', 'cf'))
     if conclusion(nst, ncf) ~= 'success' then return { 'blocked', need, nst } end
   end
 end
 local chosen = { [job] = true }
-local queue = split(redis.call('HGET', jkey(run, job), 'deps'), ',')
+local queue = split(jget(jkey(run, job), 'deps'), ',')
 local i = 1
 while i <= #queue do
   local d = queue[i]
-  local dst, deps = unpack(redis.call('HMGET', jkey(run, d), 'st', 'deps'))
+  local dst, deps = unpack(jmget(jkey(run, d), 'st', 'deps'))
   if dst == 'skipped' and not chosen[d] then
     chosen[d] = true
     for _, x in ipairs(split(deps, ',')) do queue[#queue + 1] = x end

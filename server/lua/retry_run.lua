@@ -10,7 +10,7 @@ if not state then return { 'not_found' } end
 if state == 'active' or state == 'delayed' then return { 'active' } end
 local chosen = {}
 for _, job in ipairs(split(jobs, ',')) do
-  local st, agg = unpack(redis.call('HMGET', jkey(run, job), 'st', 'agg'))
+  local st, agg = unpack(jmget(jkey(run, job), 'st', 'agg'))
   if RETRYABLE[st] and (agg or '') == '' then chosen[job] = true end
 end
 local n = reset_jobs(run, chosen, now)

@@ -29,7 +29,7 @@ local rdef = P .. 'rdef:' .. run
 -- yet passed.
 local needs, gates = {}, {}
 for _, job in ipairs(existing) do
-  local list, gate, st = unpack(redis.call('HMGET', jkey(run, job), 'needs', 'gate', 'st'))
+  local list, gate, st = unpack(jmget(jkey(run, job), 'needs', 'gate', 'st'))
   needs[job] = split(list, ',')
   if gate and gate ~= '' and st ~= 'success' then gates[#gates + 1] = job end
 end
@@ -76,7 +76,7 @@ for _, id in ipairs(order) do
   end
   needs[id] = new[id].needs
 end
-local dependents = wait and split(redis.call('HGET', jkey(run, spawner), 'deps'), ',') or {}
+local dependents = wait and split(jget(jkey(run, spawner), 'deps'), ',') or {}
 for _, d in ipairs(dependents) do
   local extended = {}
   for _, x in ipairs(needs[d]) do extended[#extended + 1] = x end
@@ -148,14 +148,14 @@ for _, id in ipairs(order) do
   for _, need in ipairs(new[id].needs) do
     if not new[need] then
       local nk = jkey(run, need)
-      local d = redis.call('HGET', nk, 'deps')
+      local d = jget(nk, 'deps')
       redis.call('HSET', nk, 'deps', (d ~= '' and d .. ',' or '') .. id)
     end
   end
 end
 for _, d in ipairs(dependents) do
   local dk = jkey(run, d)
-  local cur = redis.call('HGET', dk, 'needs')
+  local cur = jget(dk, 'needs')
   redis.call('HSET', dk, 'needs', (cur ~= '' and cur .. ',' or '') .. table.concat(order, ','))
   redis.call('HINCRBY', dk, 'rem', #order)
 end
@@ -170,7 +170,7 @@ event(run, spawner, 'spawn', 'running', tonumber(lease.att), now, table.concat(o
 for _, id in ipairs(order) do
   local rem, up, dead = 0, '', nil
   for _, need in ipairs(new[id].needs) do
-    local st, nup, ncf = unpack(redis.call('HMGET', jkey(run, need), 'st', 'up', 'cf'))
+    local st, nup, ncf = unpack(jmget(jkey(run, need), 'st', 'up', 'cf'))
     if not TERMINAL[st] then
       rem = rem + 1
     else
@@ -180,7 +180,7 @@ for _, id in ipairs(order) do
     end
   end
   redis.call('HSET', jkey(run, id), 'rem', rem, 'up', up)
-  local fl = redis.call('HGET', jkey(run, id), 'fl')
+  local fl = jget(jkey(run, id), 'fl')
   if up ~= '' and not has(fl, 'a') then
     skip_job(run, id, nil, now, 'upstream ' .. (dead or 'of a need') .. ' did not succeed')
     cascade(run, id, now)

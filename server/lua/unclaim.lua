@@ -8,7 +8,7 @@ local now = now_ms()
 local run, job, worker = unpack(redis.call('HMGET', lkey(lid), 'run', 'job', 'worker'))
 if not run then return { 'lost' } end
 local k = jkey(run, job)
-local st, cur, lk, pr, att = unpack(redis.call('HMGET', k, 'st', 'lease', 'lk', 'pr', 'att'))
+local st, cur, lk, pr, att = unpack(jmget(k, 'st', 'lease', 'lk', 'pr', 'att'))
 release_lease(lid, worker)
 if cur ~= lid or st ~= 'running' then return { 'lost' } end
 set_status(run, job, 'running', 'ready')

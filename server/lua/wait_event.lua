@@ -10,7 +10,7 @@ local now = now_ms()
 local lease, refusal = take_lease_for_result(lid, now, caller)
 if not lease then return lease_gone(lid, caller, refusal[1]) end
 local k = jkey(lease.run, lease.job)
-record_attempt(lease.run, lease.job, lease.att, lease.worker, redis.call('HGET', k, 'start'), now, 'waiting', '')
+record_attempt(lease.run, lease.job, lease.att, lease.worker, jget(k, 'start'), now, 'waiting', '')
 redis.call('HSET', k, 'end', now)
 enter_wait(lease.run, lease.job, 'running', key, now + secs * 1000, now)
 -- its worker's next heartbeat hears that the job waits (not a lost lease)
