@@ -13,11 +13,13 @@ local worker, labels, ttl, lid, caller, claim_id = ARGV[1], ARGV[2], tonumber(AR
 local max_workers = tonumber(ARGV[7])
 local now = now_ms()
 
-local function reply(lease_id, run, job, granted, lease_ttl)
-  local att, enq, dly, needs, ckat, evp, tpl, dec = unpack(jmget(jkey(run, job),
-    'att', 'enq', 'dly', 'needs', 'ckat', 'evpayload', 'tpl', 'dec'))
-  local wf, ver, inputs, num_, by, tags, ratt = unpack(redis.call('HMGET', rkey(run), 'wf', 'ver', 'inputs',
-    'num', 'by', 'tags', 'ratt'))
+-- `jrow`, `rrow`: the job's and the run's fields as read by the caller
+-- (JOB_FIELDS, RUN_FIELDS), when it has read them already.
+local JOB_FIELDS = { 'att', 'enq', 'dly', 'needs', 'ckat', 'evpayload', 'tpl', 'dec' }
+local RUN_FIELDS = { 'wf', 'ver', 'inputs', 'num', 'by', 'tags', 'ratt', 'started' }
+local function reply(lease_id, run, job, granted, lease_ttl, jrow, rrow)
+  local att, enq, dly, needs, ckat, evp, tpl, dec = unpack(jrow or jmget(jkey(run, job), unpack(JOB_FIELDS)))
+  local wf, ver, inputs, num_, by, tags, ratt = unpack(rrow or redis.call('HMGET', rkey(run), unpack(RUN_FIELDS)))
   -- a matrix combination runs its matrix job's spec, with its own decided fields
   local of = (tpl and tpl ~= '') and tpl or job
   local spec = def_spec(dkey(wf, ver), of) or redis.call('HGET', P .. 'rdef:' .. run, 's:' .. of)
@@ -80,13 +82,16 @@ if best_member == nil then return { 0 } end
 unready(best_lk, best_member)
 local run, job = parse_member(best_member)
 local k = jkey(run, job)
-local att = jget(k, 'att')
+-- the job's and its run's fields, read once for the claim and its reply
+local jrow = jmget(k, unpack(JOB_FIELDS))
+local att = jrow[1]
 set_status(run, job, 'ready', 'running')
 redis.call('HSET', k, 'lease', lid, 'worker', worker, 'start', now, 'end', '')
 record_attempt(run, job, att, worker, now, 0, 'running', '')
 
 local r = rkey(run)
-local wf, started = unpack(redis.call('HMGET', r, 'wf', 'started'))
+local rrow = redis.call('HMGET', r, unpack(RUN_FIELDS))
+local wf, started = rrow[1], rrow[8]
 if started ~= '1' then
   redis.call('HSET', r, 'started', 1, 'started_ms', now)
   event(run, '', 'run', 'running', 0, now, 'first job claimed')
@@ -99,4 +104,4 @@ redis.call('SADD', P .. 'wleases:' .. worker, lid)
 if claim_id ~= '' then redis.call('SET', claim_key, lid, 'EX', ttl) end
 event(run, job, 'job', 'running', tonumber(att), now, worker)
 redis.call('PUBLISH', jobchan(run, job), 'changed')
-return reply(lid, run, job, now, ttl)
+return reply(lid, run, job, now, ttl, jrow, rrow)
