@@ -156,6 +156,32 @@ async def loops(rota: Rota, clients: int, total: int, filled: bool = False) -> t
     return rate, (rota.usage() - before).per_job(total)
 
 
+def batch_loops() -> dict:
+    """The batch protocol's worker loops (bench/batch_bench.py), where this
+    checkout has it: {name: loop(conn, worker_id) -> jobs done}."""
+    try:
+        from bench import batch_bench
+    except ImportError:
+        return {}
+    found = {"batch": getattr(batch_bench, "batch_loop", None), "next": getattr(batch_bench, "next_loop", None)}
+    return {name: loop for name, loop in found.items() if loop is not None}
+
+
+async def protocol_loops(rota: Rota, loop, clients: int, total: int) -> tuple[float, dict]:
+    """`clients` connections each running `loop` until the queue is empty."""
+    await fill(rota.port, total)
+    conns = [await Conn("127.0.0.1", rota.port).open() for _ in range(clients)]
+    before = rota.usage()
+    t0 = time.perf_counter()
+    done = sum(await asyncio.gather(*(loop(c, f"bench-{i}") for i, c in enumerate(conns))))
+    elapsed = time.perf_counter() - t0
+    used = rota.usage() - before
+    for c in conns:
+        await c.close()
+    assert done == total, (done, total)
+    return total / elapsed, used.per_job(total)
+
+
 async def seed_prefill(url: str, workflows: int) -> None:
     """Seed 002's own create, then run: what workflow-graph also accepts."""
     host, port = url.rsplit("/", 1)[-1].split(":")
@@ -210,6 +236,8 @@ async def measure(tmp: str, *, workers: bool = True, say=print) -> dict:
         rows["enqueue8"] = await enqueue(rota.port, ENQUEUE_JOBS, ENQUEUE_CLIENTS)
         rows["loops8"], rows["loops8_cpu"] = await loops(rota, 8, LOOPS8_JOBS, filled=True)
         rows["loops1"], _ = await loops(rota, 1, LOOPS1_JOBS)
+        for name, loop in batch_loops().items():
+            rows[f"{name}8"], rows[f"{name}8_cpu"] = await protocol_loops(rota, loop, 8, LOOPS8_JOBS)
         rows["chain50"] = statistics.median([await chain(rota.port, 50) for _ in range(CHAIN_RUNS)])
         rows["dispatch_p50_ms"] = pct(await dispatch_latency(rota.port, DISPATCH_SAMPLES), 50)
         say(f"  protocol rows: 8 loops {rows['loops8']:,.0f} jobs/s, 1 loop {rows['loops1']:,.0f} jobs/s")
@@ -245,6 +273,7 @@ def rota_lines(rows: dict) -> list[str]:
          f"{wrk['jobs_per_s']:,.0f} jobs/s" + _dry(wrk) if wrk else "skipped: no wrk (apt-get install wrk)"),
         ("the same, 8 worker loops, 10,000 jobs", f"{rows['loops8']:,.0f} jobs/s"),
         ("one worker loop, 3,000 jobs", f"{rows['loops1']:,.0f} jobs/s"),
+        *_batch_lines(rows),
         ("enqueue 10,000 jobs, 8 clients (1,000-job workflows)", f"{rows['enqueue8']:,.0f} jobs/s"),
         ("50-job chain through the protocol, median of 5", f"{rows['chain50']:.3f} s"),
         (f"16 loops, 10,000 jobs: two server processes | one, median of {SCALING_ROUNDS} alternating",
@@ -266,6 +295,19 @@ def rota_lines(rows: dict) -> list[str]:
                       f"{wrk['cpu']['cpu_ms']:.3f} ms ({wrk['cpu']['server_cpu_ms']:.3f}"
                       f" + {wrk['cpu']['redis_cpu_ms']:.3f})"))
     return [f"  {what}: {figure}" for what, figure in lines]
+
+
+def _batch_lines(rows: dict) -> list[tuple[str, str]]:
+    if "batch8" not in rows and "next8" not in rows:
+        return [("batch protocol, 8 worker loops", "skipped: this checkout has no bench/batch_bench.py")]
+    out = []
+    for key, what in (("batch8", "batch protocol (claims and results in batches), 8 worker loops, 10,000 jobs"),
+                      ("next8", "complete with the next claim, 8 worker loops, 10,000 jobs")):
+        if key in rows:
+            cpu = rows[f"{key}_cpu"]
+            out.append((what, f"{rows[key]:,.0f} jobs/s, CPU per job {cpu['cpu_ms']:.3f} ms"
+                              f" ({cpu['server_cpu_ms']:.3f} + {cpu['redis_cpu_ms']:.3f})"))
+    return out
 
 
 def _dry(wrk: dict) -> str:
