@@ -8,6 +8,8 @@ import json
 import logging
 import sys
 
+from server.terminal import safe
+
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
@@ -27,6 +29,15 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False)
 
 
+class InertFormatter(logging.Formatter):
+    """Text lines with every control character shown, not acted on: they
+    quote what jobs wrote (an error is a job's stderr's tail) and go to the
+    terminal an operator tails them in. (JSON escapes them itself.)"""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return safe(super().format(record))
+
+
 class NoQuery(logging.Filter):
     """uvicorn's access line without the query string: a stream ticket
     travels there (an EventSource cannot send a header), and no credential,
@@ -43,7 +54,7 @@ def configure(level: str, fmt: str) -> None:
     """The root logger's one handler, on stderr; uvicorn's loggers (given
     log_config=None) propagate to it."""
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter() if fmt == "json" else logging.Formatter(TEXT_FORMAT))
+    handler.setFormatter(JsonFormatter() if fmt == "json" else InertFormatter(TEXT_FORMAT))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     access = logging.getLogger("uvicorn.access")

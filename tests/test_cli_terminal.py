@@ -18,7 +18,7 @@ from tests.procs import rota as rota_proc
 from tests.test_runs import claim, finish, log, put, start
 from worker.cli import main as cli, watch as cli_watch
 from worker.cli.output import print_json, table
-from worker.cli.terminal import RESET, safe, safe_coloured
+from server.terminal import RESET, safe, safe_coloured
 from worker.client.api import Client
 
 # The trial's junk: a window title (OSC 0), a clipboard write (OSC 52), a

@@ -102,3 +102,36 @@ async def test_operators_actions_are_said_and_normal_protocol_409s_are_not(api, 
     assert f"run {run}: retry of its failed, cancelled and skipped jobs" in said
     assert "event deploy.ok fired: 0 waiting job(s) released" in said
     assert lines(info, "rota.access") == []  # the worker's 409 job_cancelled is the protocol, not a refusal
+
+
+
+@pytest.fixture
+def text_format():
+    """The formatter `configure` gives the server's handler for LOG_FORMAT=text
+    (the root logger put back as it was, caplog's handler included)."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    logconfig.configure("info", "text")
+    formatter = root.handlers[0].formatter
+    root.handlers[:] = handlers
+    root.setLevel(level)
+    return formatter
+
+
+async def test_a_jobs_error_reaches_the_server_log_inert(api, info, text_format):
+    # A job's error is its stderr's tail: escape sequences in it would
+    # retitle, clear or write the clipboard of the terminal tailing the log.
+    await put(api, "flaky", RETRIED)
+    run = (await start(api, "flaky"))["run_id"]
+    hostile = "\x1b]0;owned\x07\x1b[2J\x1b]52;c;ZWNobyBoaQ==\x07 gone\r\u202eevil"
+    await finish(api, await claim(api), ok=False, error=hostile, retryable=True)
+    shown = [text_format.format(r) for r in info.records if r.name == "rota.events"]
+    failed = [line for line in shown if f"job {run}/build attempt 0 failed" in line]
+    assert len(failed) == 1
+    assert "\x1b" not in failed[0] and "\x07" not in failed[0] and "\u202e" not in failed[0]
+    assert "^[]0;owned^G^[[2J" in failed[0] and "<U+202E>evil" in failed[0]
+
+
+def test_every_text_log_line_is_inert(text_format):
+    record = logging.LogRecord("uvicorn.error", logging.WARNING, __file__, 1, "%s", ("\x1b[31mred\x9b",), None)
+    assert text_format.format(record).endswith("^[[31mred<U+009B>")

@@ -11,7 +11,7 @@ import sys
 from typing import Awaitable, Callable, Mapping, Optional, Protocol, Sequence
 from urllib.parse import urlsplit
 
-from worker.cli.terminal import safe
+from server.terminal import safe
 from worker.client.api import Client
 from worker.client.errors import ApiError, RotaError
 

@@ -11,7 +11,7 @@ from typing import Optional
 
 from server.models import JobOut, NoteOut, Resources, StepOut
 from worker.cli.output import one_line
-from worker.cli.terminal import safe
+from server.terminal import safe
 
 
 def progress(job: JobOut) -> str:

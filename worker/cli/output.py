@@ -10,7 +10,7 @@ from typing import Any
 
 import msgspec
 
-from worker.cli.terminal import safe
+from server.terminal import safe
 
 
 def one_line(text: str, width: int = 80) -> str:

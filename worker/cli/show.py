@@ -23,7 +23,7 @@ from server.inputs import text as input_text
 from worker.cli.details import job_details, notes, progress
 from worker.cli import timing
 from worker.cli.output import one_line, print_json, table
-from worker.cli.terminal import safe, safe_coloured
+from server.terminal import safe, safe_coloured
 from worker.client.api import Client
 from worker.client.errors import ApiError, RotaError
 from worker.client.reconnect import Reconnect

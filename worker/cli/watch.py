@@ -17,7 +17,7 @@ from typing import Awaitable, Callable, Optional, TextIO
 
 from server.models import RunOut
 from worker.cli.show import follow_job, state_line
-from worker.cli.terminal import safe
+from server.terminal import safe
 from worker.client import reconnect
 from worker.client.api import Client
 from worker.client.errors import RotaError

@@ -19,10 +19,10 @@ from typing import Optional, Sequence
 import msgspec
 
 from server import limits
+from server.logconfig import InertFormatter
 from server.models import WorkerId
 from worker.cli.command import EXIT_ERROR, ClientFactory, describe_error
 from worker.cli.flags import env_default, label
-from worker.cli.terminal import safe
 from worker.client.errors import ApiError, RotaError
 from worker.daemon import run_as
 from worker.daemon.claim_loop import Daemon
@@ -111,11 +111,6 @@ def _flag(text: str) -> bool:
     raise argparse.ArgumentTypeError(f"invalid value {text!r}: must be 1, true, yes, on or 0, false, no, off")
 
 
-class _SafeFormatter(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        return safe(super().format(record))
-
-
 def _cmd_worker(args: argparse.Namespace, connect: ClientFactory) -> int:
     if args.exclusive is None:
         try:
@@ -132,7 +127,7 @@ def _cmd_worker(args: argparse.Namespace, connect: ClientFactory) -> int:
             args.usage_error(str(exc))
     # (a job's error, its stderr's tail, is in the lines about it: shown, not acted on)
     shown = logging.StreamHandler(sys.stderr)
-    shown.setFormatter(_SafeFormatter("%(asctime)s %(levelname)s %(message)s"))
+    shown.setFormatter(InertFormatter("%(asctime)s %(levelname)s %(message)s"))
     logging.basicConfig(level=logging.INFO, handlers=[shown])
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per job event, not per request
     _warn_about_the_token(args.run_as, args.token_source)

@@ -12,7 +12,7 @@ from server.models import WorkerOut
 from worker.cli.command import add_client_command
 from worker.cli.flags import add_json_flag, parse_duration
 from worker.cli.output import elapsed, print_json, table
-from worker.cli.terminal import safe
+from server.terminal import safe
 from worker.client.api import Client
 
 

@@ -1,10 +1,12 @@
 """Job-written text made safe for an operator's terminal.
 
 A job's output, errors, step names, annotations, notes and whatever a
-worker reports reach people through `rota`; a terminal acts on control
-characters and escape sequences in them (a window title, a clipboard
-write, a cleared screen, a line overwritten by CR, text reordered by bidi
-overrides). Every place the CLI prints such text passes it through here.
+worker reports reach people through `rota` and through the server's and
+the worker's log lines; a terminal acts on control characters and escape
+sequences in them (a window title, a clipboard write, a cleared screen, a
+line overwritten by CR, text reordered by bidi overrides). Every place the
+CLI prints such text, and every text-format log line, passes through here
+(the CLI imports it from the server package, as it does the wire types).
 
 Printable text, tabs and line ends stay as they are. Every other C0
 control and DEL is shown in caret notation, as `cat -v` and `less` show
