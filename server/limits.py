@@ -143,6 +143,28 @@ MAX_SPAWN_WORKFLOWS = 64
 # runs continuing it, one after another. Each run continues at most once.
 MAX_LINEAGE_RUNS = 100
 
+# ---- run control: concurrency groups and pauses -------------------------------------
+
+# `concurrency.group` as written, and as rendered when a run starts: the
+# rendered name is part of Redis key names and shown in every listing.
+MAX_GROUP_TEMPLATE_CHARS = 1024
+MAX_GROUP_CHARS = 256
+# `limit: N`: members of one group running at once (Buildkite's); or with
+# `limit: N per D`, members let in within any window D long, D from a
+# second to a day.
+MAX_GROUP_LIMIT = 1000
+MAX_RATE_WINDOW_SECS = 86_400
+# `queue: max`: members waiting in one group, GitHub's bound; past it a new
+# member is cancelled, as GitHub cancels it. server/lua/_control.lua holds
+# the same number (a test holds them together).
+MAX_GROUP_PENDING = 100
+# New runs a paused workflow (new runs queued) holds; past it a new run is
+# refused (409), since resuming lets them all go in one script.
+MAX_HELD_RUNS = 1000
+# A label resumed wakes one parked claim per job queued behind it, at most
+# this many: each claim that takes one goes on claiming anyway.
+MAX_RESUME_WAKES = 256
+
 # ---- queries and the seeds' executors ------------------------------------------------
 
 # A time in a query (`created_after`, `created_before`) is epoch milliseconds,

@@ -386,7 +386,6 @@ def test_shell_parameter_expansion_is_not_an_expression():
     ("yaml_text", "field", "fragment"),
     [
         # the workflow
-        ("concurrency: ci\njobs:\n  a: {run: x}\n", "concurrency", "label"),
         ("permissions: read-all\njobs:\n  a: {run: x}\n", "permissions", "remove it"),
         # a job
         ("jobs:\n  a: {uses: org/repo/.github/workflows/x.yml@main}\n", "jobs.a.uses", "give run: or steps:"),
@@ -396,7 +395,6 @@ def test_shell_parameter_expansion_is_not_an_expression():
          "run them from the script or use labels for a machine that has them"),
         ("jobs:\n  a: {run: x, container: node:20}\n", "jobs.a.container",
          "run them from the script or use labels for a machine that has them"),
-        ("jobs:\n  a: {run: x, concurrency: deploy}\n", "jobs.a.concurrency", "max-parallel: 1"),
         ("jobs:\n  a: {run: x, environment: prod}\n", "jobs.a.environment", "labels"),
         ("jobs:\n  a: {run: x, permissions: {contents: read}}\n", "jobs.a.permissions", "remove it"),
         # a step

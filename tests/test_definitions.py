@@ -632,7 +632,7 @@ ONE_JOB = "jobs:\n  a:\n    run: x\n"
         ("on: [push, 3]\n" + ONE_JOB, "on", "event name"),
         ("on: push\ntrigger: push\n" + ONE_JOB, "trigger", "give on or trigger, not both"),
         ("jobz: 1\n" + ONE_JOB, "jobz", "unknown field (did you mean 'jobs'?)"),
-        ("concurrency: 1\n" + ONE_JOB, "concurrency", "rota does not support concurrency:"),
+        ("concurrency: 1\n" + ONE_JOB, "concurrency", "must be a group name, or a mapping"),
         # job ids and shapes
         ("jobs:\n  'bad id': {run: x}\n", "jobs.bad id", "invalid job id 'bad id'"),
         ("jobs:\n  -lead: {run: x}\n", "jobs.-lead", "invalid job id"),
@@ -894,8 +894,9 @@ def test_a_flood_of_problems_is_capped():
 
 def test_a_definition_without_schedules_or_inputs_keeps_its_version():
     """Versions hash the checked definition: the fields added for `on:`
-    (schedules, inputs) are left out while empty, so a definition stored
-    before them is not seen as changed when its file is loaded again."""
+    (schedules, inputs) and `concurrency:` (the workflow's and a job's) are
+    left out while empty, so a definition stored before them is not seen as
+    changed when its file is loaded again."""
     import hashlib
 
     from server.store import definition_version
@@ -906,3 +907,6 @@ def test_a_definition_without_schedules_or_inputs_keeps_its_version():
     scheduled = parse_workflow(b"name: x\non: {schedule: [{cron: '0 3 * * *'}]}\njobs: {a: {run: echo}}",
                                "application/yaml")
     assert definition_version(scheduled) != definition_version(spec)
+    for grouped in (b"name: x\non: push\nconcurrency: deploy\njobs: {a: {run: echo}}",
+                    b"name: x\non: push\njobs: {a: {run: echo, concurrency: deploy}}"):
+        assert definition_version(parse_workflow(grouped, "application/yaml")) != definition_version(spec)

@@ -10,10 +10,6 @@ keeps the "did you mean" suggestion (fields.gather).
 from __future__ import annotations
 
 _SERVICES = "run them from the script or use labels for a machine that has them"
-_CONCURRENCY = (
-    "runs and jobs go ahead as workers take them; to run jobs one at a time, give them a label"
-    " that only one worker, started with --concurrency 1, offers (or a matrix's max-parallel: 1)"
-)
 _PERMISSIONS = "rota hands jobs no GitHub token to scope; remove it"
 
 
@@ -22,7 +18,6 @@ def _refusals(advice: dict[str, str]) -> dict[str, str]:
 
 
 WORKFLOW = _refusals({
-    "concurrency": _CONCURRENCY,
     "permissions": _PERMISSIONS,
 })
 
@@ -32,7 +27,6 @@ JOB = _refusals({
     "secrets": "it goes with uses:, which rota does not run; jobs inherit the worker's environment",
     "services": _SERVICES,
     "container": _SERVICES,
-    "concurrency": _CONCURRENCY,
     "environment": "rota has no environments; use labels for a machine that holds what the job needs",
     "permissions": _PERMISSIONS,
 }) | {

@@ -73,6 +73,11 @@ def _jobs(value: object, existing: Collection[str], problems: Problems) -> list[
                                 f" and this adds {len(value)}")
         return []
     jobs = [_document_job(("jobs", key_text(key)), key, job, problems) for key, job in value.items()]
+    for job in jobs:
+        if "concurrency" in job.wheres:
+            # a group is its workflow's to choose: a job could otherwise crowd out any group's members
+            problems.add(job.wheres["concurrency"], "a spawned job joins no concurrency group: give the group to"
+                         " the job that spawns it, or spawn a child run of a workflow that has one")
     check_graph(jobs, problems, known=existing)
     check_expressions(jobs, problems, known=existing)
     return [job.spec for job in jobs]

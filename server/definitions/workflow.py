@@ -11,7 +11,7 @@ import re
 
 from .. import models
 from ..limits import MAX_ENV_ENTRIES, MAX_ENV_TOTAL_CHARS, MAX_JOBS
-from . import fields, github, language_fields, triggers
+from . import concurrency, fields, github, language_fields, triggers
 from .expressions import WORKFLOW_CONTEXTS, Language, Scope
 from .job_language import check_expressions
 from .graph import Job, check_graph
@@ -22,7 +22,7 @@ _ID_RE = re.compile(models.ID_PATTERN)
 # Each shape's spelling of a field -> the field it means. Aliases of one field
 # may not both be given.
 _WORKFLOW_FIELDS = {"name": "name", "on": "trigger", "trigger": "trigger", "jobs": "jobs", "env": "env",
-                    "defaults": "defaults", "run-name": "run_name"}
+                    "defaults": "defaults", "run-name": "run_name", "concurrency": "concurrency"}
 # The workflow language's job keys, spelt as GitHub spells them in both shapes.
 _LANGUAGE_JOB_FIELDS = {"if": "if", "strategy": "strategy", "continue-on-error": "continue-on-error",
                         "outputs": "outputs", "defaults": "defaults"}
@@ -43,6 +43,7 @@ _DOCUMENT_JOB_FIELDS = {
     "wait": "wait",
     "spawn": "spawn",
     "input_mapping": "input_mapping",
+    "concurrency": "concurrency",
 } | _LANGUAGE_JOB_FIELDS
 _SEED_JOB_FIELDS = {
     "id": "id",
@@ -59,8 +60,11 @@ _SEED_JOB_FIELDS = {
     "wait": "wait",
     "spawn": "spawn",
     "input_mapping": "input_mapping",
+    "concurrency": "concurrency",
 } | {key: field for key, field in _LANGUAGE_JOB_FIELDS.items() if key != "outputs"}
 # (a seed client echoes a job's `outputs` back as state: the seed shape declares none)
+# field -> (JobSpec field, converter)
+_CONVERTERS = fields.JOB_CONVERTERS | {"concurrency": ("concurrency", concurrency.concurrency)}
 # Job state a seed client (or a client echoing our status output) sends along.
 _SEED_JOB_STATE = frozenset(
     {"status", "duration_secs", "started_at", "output", "attempt", "metadata", "ports", "children", "collapsed"}
@@ -89,7 +93,11 @@ def workflow(data: object, default_name: str, problems: Problems) -> dict | None
         if language.template(value, entries["env"][1] + (key,), Scope("env", WORKFLOW_CONTEXTS)) is not None:
             dynamic_env = env or {}
     defaults = language_fields.defaults(*entries["defaults"], problems) if "defaults" in entries else None
+    group = concurrency.concurrency(*entries["concurrency"], problems) if "concurrency" in entries else None
     spec["jobs"] = jobs = _jobs(entries.get("jobs"), problems, language)
+    _same_group(group, jobs, problems)
+    if group is not None:
+        spec["concurrency"] = group
     if dynamic_env:
         spec["env"] = dynamic_env
     elif env:
@@ -98,6 +106,19 @@ def workflow(data: object, default_name: str, problems: Problems) -> dict | None
         for job in jobs:
             job["defaults"] = defaults | job.get("defaults", {})
     return spec
+
+
+def _same_group(group: dict | None, jobs: list[dict], problems: Problems) -> None:
+    """A job in its own run's group would wait for its run, which waits for
+    it, for ever: refused where both are written out."""
+    key = concurrency.literal_key(group)
+    if key is None:
+        return
+    for job in jobs:
+        if concurrency.literal_key(job.get("concurrency")) == key:
+            problems.add(("jobs", job["id"], "concurrency", "group"),
+                         f"the workflow's own group {group['group']!r}: the job would wait for its own run"
+                         " to finish, for ever; give the job another group")
 
 
 def _merge_env(jobs: list[dict], env: dict[str, str], where: Where, problems: Problems) -> None:
@@ -196,7 +217,7 @@ def _job(
 
     spec: dict = {"id": job_id, "name": job_id}
     for field, (value, field_where) in entries.items():
-        spec_key, convert = fields.JOB_CONVERTERS[field]
+        spec_key, convert = _CONVERTERS[field]
         converted = convert(value, field_where, problems)
         if converted is not None:
             spec[spec_key] = converted
@@ -223,7 +244,7 @@ def _gate(where: Where, job_id: str | None, entries: fields.Entries, keys: tuple
         if field == "wait":
             spec.update(fields.wait(value, field_where, problems) or {})
         elif field in _GATE_FIELDS:
-            spec_key, convert = fields.JOB_CONVERTERS[field]
+            spec_key, convert = _CONVERTERS[field]
             converted = convert(value, field_where, problems)
             if converted is not None:
                 spec[spec_key] = converted

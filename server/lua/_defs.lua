@@ -48,5 +48,6 @@ local function drop_workflow(wf)
   untrack_oneoff(wf)
   redis.call('DEL', wkey(wf), P .. 'wfruns:' .. wf)
   redis.call('ZREM', P .. 'wfs', wf)
+  redis.call('ZREM', P .. 'pwfs', wf)
   redis.call('ZREM', P .. 'oneoffs', wf)
 end

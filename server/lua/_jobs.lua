@@ -254,14 +254,38 @@ end
 -- A job succeeded with these outputs (JSON): the jobs after it hear it.
 local function succeed(run, job, from, outputs, now, detail)
   local k = jkey(run, job)
-  set_status(run, job, from, 'success')
+  local att, deps, agg, up, cg = unpack(jmget(k, 'att', 'deps', 'agg', 'up', 'cg'))
+  set_status(run, job, from, 'success', cg or '')
   redis.call('HSET', k, 'out', outputs, 'err', '', 'end', now)
-  local att, deps, agg, up = unpack(jmget(k, 'att', 'deps', 'agg', 'up'))
   event(run, job, 'job', 'success', tonumber(att) or 0, now, detail or '')
   redis.call('PUBLISH', jobchan(run, job), 'changed')
   -- nothing after it (a leaf, not a matrix combination): nobody to tell
   if (deps and deps ~= '') or (agg and agg ~= '') then
     cascade(run, job, now, { 'success', up or '', deps or '', agg or '', '' })
   end
+  maybe_finish(run, now)
+end
+
+-- Cancels a run (cancel_run, and run control: a member its concurrency
+-- group pushes out, a run its paused workflow turns away): its queued jobs
+-- end at once, a running one keeps its lease until its worker hears it. A
+-- job not yet started whose if: calls a status function is spared (it is
+-- decided once its needs have settled, cancelled() answering true), unless
+-- the run was cancelled before or never started (a delayed run, or one
+-- still waiting for its paused workflow or its concurrency group).
+local function cancel_whole_run(run, now, why)
+  local r = rkey(run)
+  local state, jobs, before, wait = unpack(redis.call('HMGET', r, 'state', 'jobs', 'cancelled', 'wait'))
+  local force = before == '1' or state == 'delayed' or (wait and wait ~= '') or false
+  redis.call('ZREM', P .. 'delayedruns', run)
+  redis.call('HSET', r, 'cancelled', 1, 'state', 'active')
+  local ended = {}
+  for _, job in ipairs(split(jobs, ',')) do
+    local st, fl = unpack(jmget(jkey(run, job), 'st', 'fl'))
+    local spared = has(fl, 'a') and (st == 'waiting' or st == 'deciding')
+    if (force or not spared) and cancel_one(run, job, now, why) then ended[#ended + 1] = job end
+  end
+  -- what the spared jobs wait for has settled now
+  for _, job in ipairs(ended) do cascade(run, job, now) end
   maybe_finish(run, now)
 end

@@ -5,19 +5,22 @@
 --                      last (latest run id) active (runs not finished) deleting
 --                      otok (a one-off's creating token: see _quota.lua)
 --                      nsched (its schedules, see _schedules.lua)
+--                      paused (queue|skip) paused_ms
 --   wfs                zset: workflow ids by creation sequence
 --   named:<name>       zset: the one-off workflows of that name, by creation
 --                      sequence (to find one by its name)
 --   def:<wf>:<ver>     hash, immutable per version: name trigger jobs inputs
 --                      (the declared ones, JSON), wenv (the workflow's env,
 --                      when it holds expressions) rname (its run-name), refs
---                      (runs and the workflow using it), and per job one
---                      field j:<job>, four lines: its static description
---                      (lk \t pr \t mr \t bk \t b1 \t b2 \t gate \t gate
---                      secs \t flags), needs, dependents, and its spec (JSON
---                      without the fields at their defaults). One field, not
---                      four: a hash's every field costs some 50 bytes of its
---                      own.
+--                      (runs and the workflow using it), cc ('1': it has
+--                      concurrency groups) wcc (its workflow-level
+--                      concurrency, JSON), and per job one field j:<job>,
+--                      four lines: its static description (lk \t pr \t mr
+--                      \t bk \t b1 \t b2 \t gate \t gate secs \t flags),
+--                      needs, dependents, and its spec (JSON without the
+--                      fields at their defaults; a job's `concurrency:` is
+--                      in it). One field, not four: a hash's every field
+--                      costs some 50 bytes of its own.
 --   doc:<wf>:<ver>     string: the document as submitted
 --   run:<run>          hash: id wf ver num by seq created state
 --                      (delayed|active|done) cancelled expired started
@@ -30,7 +33,11 @@
 --                      was to start) released (when a delayed run started)
 --                      exp (expires_at) sched (the schedule whose tick
 --                      started it) rfrom (the run it restarts) bver ovr (the
---                      version its overrides were applied to, and them)
+--                      version its overrides were applied to, and them);
+--                      run control (_control.lua): cg (its group spec),
+--                      ckey (the concurrency_key it was started with),
+--                      jg:<job> (a job's), wait (workflow|group), paused,
+--                      paused_ms
 --   delayedruns        zset: delayed runs by their scheduled time
 --   expiring           zset: runs with an expires_at, by it
 --   runs, wfruns:<wf>  zsets: run ids by a global run sequence
@@ -40,7 +47,11 @@
 --                      dly start end out err lk pr mr bk b1 b2 needs deps
 --                      gate gsecs; the workflow language's fl up cf coe dec
 --                      tpl agg hold combos crem held mp ff cfail ccan omax
---                      (see _jobs.lua); and what the in-job SDK reports: prog
+--                      (see _jobs.lua; `hold` is '1' for a combination
+--                      beyond max-parallel, 'run' or 'group' for a job run
+--                      control holds); cg (its concurrency group place:
+--                      o|p|h, see _control.lua); and what the in-job SDK
+--                      reports: prog
 --                      sname sidx pmeta res resat pcpu pmem rdata etype
 --                      estack lout ckat evkey evuntil evpayload hsteps hann
 --                      eseq (the job's SDK log entries so far); the log

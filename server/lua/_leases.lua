@@ -1,4 +1,4 @@
---- @include "jobs"
+--- @include "control"
 --- @include "workers"
 -- Leases and the workers holding them.
 --

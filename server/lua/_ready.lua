@@ -36,19 +36,44 @@ local function index_labelset(lk, d)
   bump(lk, d)
 end
 
+-- Paused labels (`plabels`: label -> when it was paused): a label set
+-- needing one leaves the claim index while it is paused, so no claim takes
+-- from its queue and a claim's cost stays with what it can serve; `plsets`
+-- holds those non-empty label sets until their labels resume.
+local function lk_paused(lk)
+  if redis.call('EXISTS', P .. 'plabels') == 0 then return false end
+  for _, l in ipairs(split(lk, ',')) do
+    if redis.call('HEXISTS', P .. 'plabels', l) == 1 then return true end
+  end
+  return false
+end
+
+-- A non-empty label set joins the claim index (`labelsets` and the trie).
+local function join_claim_index(lk)
+  if redis.call('SADD', P .. 'labelsets', lk) == 1 then index_labelset(lk, 1) end
+end
+
 -- `front`: ahead of every job of its priority (one handed back unrun).
 local function make_ready(wf, job, lk, pr, front)
   local seq = 0
   if not front then seq = redis.call('INCR', P .. 'seq') end
   local score = (100 - tonumber(pr or 0)) * 4398046511104 + seq -- 2^42
   redis.call('ZADD', P .. 'ready:' .. lk, num(score), wf .. ':' .. job)
-  if redis.call('SADD', P .. 'labelsets', lk) == 1 then index_labelset(lk, 1) end
+  if lk_paused(lk) then
+    redis.call('SADD', P .. 'plsets', lk) -- no wake-up: nobody may take it
+    return
+  end
+  join_claim_index(lk)
   redis.call('PUBLISH', P .. 'wake', lk)
 end
 
 -- A label key whose queue is empty leaves the index at once.
 local function drop_labelset(lk)
-  if redis.call('SREM', P .. 'labelsets', lk) == 1 then index_labelset(lk, -1) end
+  if redis.call('SREM', P .. 'labelsets', lk) == 1 then
+    index_labelset(lk, -1)
+  else
+    redis.call('SREM', P .. 'plsets', lk)
+  end
 end
 
 -- Takes a job off its ready queue (claimed or cancelled).

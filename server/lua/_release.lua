@@ -1,4 +1,4 @@
---- @include "jobs"
+--- @include "control"
 -- The event a job waits for has come (or someone approved it): a gate
 -- succeeds, its outputs the payload's strings (or {"payload": the string,
 -- or the JSON text});

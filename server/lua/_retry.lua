@@ -1,4 +1,4 @@
---- @include "jobs"
+--- @include "control"
 -- Retrying jobs of a finished run, in that run: each retried job starts a
 -- new attempt with a fresh retry budget; a job that succeeded keeps its
 -- outputs and is not run again. A matrix's combinations are retried
@@ -60,11 +60,14 @@ local function reset_jobs(run, jobs, now)
 end
 
 -- The run runs again (its attempt one more); then the reset jobs are
--- enqueued, decided or wait.
+-- enqueued, decided or wait. A run in a concurrency group asks for its
+-- place again first, its jobs held until it has one.
 local function reopen_run(run, jobs, now, detail)
   local r = rkey(run)
-  local wf = redis.call('HGET', r, 'wf')
-  redis.call('HSET', r, 'state', 'active', 'cancelled', 0, 'expired', 0, 'finished_ms', '')
+  local wf, cg = unpack(redis.call('HMGET', r, 'wf', 'cg'))
+  local grouped = cg and cg ~= ''
+  redis.call('HSET', r, 'state', 'active', 'cancelled', 0, 'expired', 0, 'finished_ms', '',
+    'wait', grouped and 'group' or '')
   redis.call('HINCRBY', r, 'ratt', 1)
   redis.call('ZREM', P .. 'finished', run)
   redis.call('HINCRBY', wkey(wf), 'active', 1)
@@ -85,5 +88,6 @@ local function reopen_run(run, jobs, now, detail)
   for _, job in ipairs(settled) do
     if jget(jkey(run, job), 'st') == 'created' then enqueue_or_wait(run, job, 'created', now) end
   end
+  if grouped then run_enters_group(run, now) end
   maybe_finish(run, now)
 end

@@ -1,4 +1,4 @@
---- @include "jobs"
+--- @include "control"
 -- Jobs and runs coming into being: a job's record from its definition,
 -- a run of a definition version (define, start, a schedule's tick; a
 -- spawn's jobs), and a delayed run's release.
@@ -19,13 +19,24 @@ end
 -- Starts a run of a workflow's definition version: a job record per job,
 -- the roots enqueued (or decided). `inputs`, `tags`: JSON objects. `held`:
 -- a delayed run (its scheduled time not yet come): every job waits, and the
--- run is `delayed` until release_run.
-local function create_run(run, wf, ver, num_, by, inputs, tags, seq, ret, now, held)
+-- run is `delayed` until release_run. `control` (see _control.lua): the
+-- run's concurrency group (`run`, a group spec), its jobs' (`jobs`: job ->
+-- group spec), the `key` it was started with, and `wait`, why the run may
+-- not start its jobs yet ('workflow' | 'group'), holding its roots until it
+-- may.
+local function create_run(run, wf, ver, num_, by, inputs, tags, seq, ret, now, held, control)
+  control = control or {}
   local d = dkey(wf, ver)
   local jobs, name = unpack(redis.call('HMGET', d, 'jobs', 'name'))
-  redis.call('HSET', rkey(run), 'id', run, 'wf', wf, 'ver', ver, 'num', num_, 'by', by, 'seq', seq,
+  local r = rkey(run)
+  redis.call('HSET', r, 'id', run, 'wf', wf, 'ver', ver, 'num', num_, 'by', by, 'seq', seq,
     'created', now, 'state', held and 'delayed' or 'active', 'cancelled', 0, 'started', 0, 'ret', ret,
     'inputs', inputs, 'tags', tags, 'jobs', jobs, 'name', name or wf, 'ratt', 1)
+  if control.run then redis.call('HSET', r, 'cg', control.run) end
+  if control.wait then redis.call('HSET', r, 'wait', control.wait) end
+  if control.key then redis.call('HSET', r, 'ckey', control.key) end
+  local grouped = control.jobs or {}
+  for job, spec in pairs(grouped) do redis.call('HSET', r, 'jg:' .. job, spec) end
   redis.call('HINCRBY', d, 'refs', 1)
   redis.call('ZADD', P .. 'runs', seq, run)
   redis.call('ZADD', P .. 'wfruns:' .. wf, seq, run)
@@ -37,6 +48,7 @@ local function create_run(run, wf, ver, num_, by, inputs, tags, seq, ret, now, h
     local m, needs, deps = def_job(d, job)
     local nn = #split(needs, ',')
     local fl = init_job(run, job, m, needs, deps, nn)
+    if grouped[job] then redis.call('HSET', jkey(run, job), 'cg', 'o') end
     if nn > 0 or held then
       set_status(run, job, nil, 'waiting')
     elseif has(fl, 'd') then

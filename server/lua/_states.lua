@@ -9,9 +9,12 @@
 -- process that settled the last one) ready delayed (backoff) held (a
 -- matrix combination beyond max-parallel) running eventwait (for an event
 -- or an approval) expanded (a matrix job whose combinations run) success
--- failure skipped cancelled. waiting, deciding, ready, delayed and held
--- show as `queued`, eventwait as `waiting`, expanded as `running`. A run
--- counts its jobs per state (n:<st>), so its status is one HMGET.
+-- failure skipped cancelled. A job is also held while run control holds
+-- it (its run paused, or waiting for its workflow or its concurrency group,
+-- or its own group full: `hold` 'run' or 'group', see _control.lua).
+-- waiting, deciding, ready, delayed and held show as `queued`, eventwait
+-- as `waiting`, expanded as `running`. A run counts its jobs per state
+-- (n:<st>), so its status is one HMGET.
 --
 -- A job's `fl` (from its definition, see server/deciding/flags.py): d (it
 -- is decided before it runs), a (its if: calls a status function: it is
@@ -23,6 +26,14 @@
 local ACTIVE = { waiting = true, deciding = true, ready = true, delayed = true, held = true, running = true,
                  eventwait = true, expanded = true }
 local TERMINAL = { success = true, failure = true, skipped = true, cancelled = true }
+
+-- Run control (_control.lua, which every script that can end a job or
+-- make one ready includes after this file) hooks into four transitions: a
+-- job about to become ready enters its concurrency group, a job that ends
+-- leaves it, and so does a run that finishes; a delayed run whose time has
+-- come meets its paused workflow and its group. (claim, which only moves
+-- a ready job to running, leaves them unset.)
+local job_enters_group, job_leaves_group, run_settles, run_begins
 
 local function has(flags, letter)
   return type(flags) == 'string' and string.find(flags, letter, 1, true) ~= nil
@@ -39,11 +50,45 @@ local function event(run, job, kind, status, att, now, detail, raw, level)
   redis.call('PUBLISH', runchan(run), kind)
 end
 
-local function set_status(run, job, old, new)
+-- `cg`: the job's group place when the caller has read it already (a job
+-- that ends leaves its group; one in none need not be asked).
+local function set_status(run, job, old, new, cg)
   redis.call('HSET', jkey(run, job), 'st', new)
   local r = rkey(run)
   if old and old ~= '' then redis.call('HINCRBY', r, 'n:' .. old, -1) end
   redis.call('HINCRBY', r, 'n:' .. new, 1)
+  if TERMINAL[new] and not TERMINAL[old or ''] and (cg == nil or cg == 'p' or cg == 'h') then
+    job_leaves_group(run, job)
+  end
+end
+
+-- A job that could run but may not yet: `why` is 'run' (its run is paused,
+-- or waits for its workflow or its concurrency group) or 'group' (its own
+-- concurrency group is full).
+local function hold_job(run, job, old, why)
+  if old ~= 'held' then set_status(run, job, old, 'held') end
+  redis.call('HSET', jkey(run, job), 'hold', why)
+end
+
+-- Whether a run's jobs are held: paused, or not let in yet (see _control.lua).
+local function run_held(run)
+  local paused, wait = unpack(redis.call('HMGET', rkey(run), 'paused', 'wait'))
+  return paused == '1' or (wait and wait ~= '') or false
+end
+
+-- A job that may go to a worker now goes to its ready queue, unless its
+-- run is held or its concurrency group has no room for it: then it is
+-- held until they let it go. `front`: ahead of its priority (a job handed
+-- back unrun). `cg`: its concurrency group's state ('' none, 'o' outside
+-- it, 'p' pending in it, 'h' holding a place).
+local function to_ready(run, job, old, now, lk, pr, cg, front)
+  if run_held(run) then
+    hold_job(run, job, old, 'run')
+    return
+  end
+  if cg == 'o' and not job_enters_group(run, job, old, now) then return end
+  if old ~= 'ready' then set_status(run, job, old, 'ready') end
+  make_ready(run, job, lk, pr, front)
 end
 
 -- A job waits for an event (a job's wait-for-event call, or a gate: a job
@@ -67,7 +112,7 @@ end
 
 local function enqueue(run, job, old, now, delay_ms)
   local k = jkey(run, job)
-  local lk, pr, gate, gsecs = unpack(jmget(k, 'lk', 'pr', 'gate', 'gsecs'))
+  local lk, pr, gate, gsecs, cg = unpack(jmget(k, 'lk', 'pr', 'gate', 'gsecs', 'cg'))
   if gate and gate ~= '' and delay_ms == 0 then
     -- a gate never goes to a worker: it waits for its event or approval
     enter_wait(run, job, old, gate, now + (tonumber(gsecs) or 86400) * 1000, now)
@@ -82,9 +127,8 @@ local function enqueue(run, job, old, now, delay_ms)
     -- promotes it by then anyway).
     redis.call('PUBLISH', P .. 'wake', '~' .. num(delay_ms) .. ':' .. lk)
   else
-    set_status(run, job, old, 'ready')
     redis.call('HDEL', k, 'dly')
-    make_ready(run, job, lk, pr)
+    to_ready(run, job, old, now, lk, pr, cg or '')
   end
 end
 
@@ -93,11 +137,8 @@ local function promote_delayed(now, limit)
   for _, m in ipairs(due) do
     redis.call('ZREM', P .. 'delayed', m)
     local run, job = parse_member(m)
-    local st, lk, pr = unpack(jmget(jkey(run, job), 'st', 'lk', 'pr'))
-    if st == 'delayed' then
-      set_status(run, job, 'delayed', 'ready')
-      make_ready(run, job, lk, pr)
-    end
+    local st, lk, pr, cg = unpack(jmget(jkey(run, job), 'st', 'lk', 'pr', 'cg'))
+    if st == 'delayed' then to_ready(run, job, 'delayed', now, lk, pr, cg or '') end
   end
   return #due
 end
@@ -119,8 +160,9 @@ local function maybe_finish(run, now)
       + (tonumber(e) or 0) + (tonumber(f) or 0) + (tonumber(g) or 0) + (tonumber(h) or 0) > 0 then
     return
   end
-  local ret, cancelled, failed, wf, created, num_, jobs_cancelled, allowed = unpack(redis.call('HMGET', r, 'ret',
-    'cancelled', 'n:failure', 'wf', 'created', 'num', 'n:cancelled', 'cofail'))
+  local ret, cancelled, failed, wf, created, num_, jobs_cancelled, allowed, cg, wait, paused = unpack(redis.call(
+    'HMGET', r, 'ret', 'cancelled', 'n:failure', 'wf', 'created', 'num', 'n:cancelled', 'cofail', 'cg', 'wait',
+    'paused'))
   -- as run_status() in store/views.py reads it; a continue-on-error job's
   -- failure (cofail counts them) does not fail its run
   local final = 'success'
@@ -132,6 +174,7 @@ local function maybe_finish(run, now)
   redis.call('ZADD', P .. 'finished', num(now + tonumber(ret or 0) * 1000), run)
   redis.call('HINCRBY', wkey(wf), 'active', -1)
   event(run, '', 'run', final, 0, now, 'run finished')
+  if (cg and cg ~= '') or (wait and wait ~= '') or paused == '1' then run_settles(run, wf, cg, wait, now) end
   -- a one-off workflow is named by its name (its id is a UUID), as the server's log lines do
   local name, kind = unpack(redis.call('HMGET', wkey(wf), 'name', 'kind'))
   note(string.format('run %s (%s #%s) finished: %s in %.1fs', run, kind == 'oneoff' and name or wf, num_ or '?',

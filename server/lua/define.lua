@@ -10,7 +10,10 @@
 --   one-off workflows and idempotency keys it may hold, schedules JSON
 --   ([{cron, tz, cu, ov, spec}], see _schedules.lua), declared inputs JSON,
 --   the workflow's env (JSON, when it holds expressions; else ''), run-name,
---   then per job: id, its record (see def: in _keys.lua).
+--   the started run's concurrency groups as rendered (see start.lua; ''
+--   none), whether the definition has concurrency groups ('1' | ''), its
+--   workflow-level concurrency (JSON, '' none), then per job: id, its
+--   record (see def: in _keys.lua).
 -- Returns {outcome, wf, run id or ''}: created | updated | unchanged |
 -- replayed (same Idempotency-Key and request) | idem_reused (same key,
 -- another request: nothing done) | deleting (the workflow is being deleted);
@@ -23,6 +26,7 @@ local njobs = tonumber(ARGV[16])
 local caller, max_oneoffs, max_idem = ARGV[17], tonumber(ARGV[18]), tonumber(ARGV[19])
 local schedules, declared = ARGV[20], ARGV[21]
 local wenv, rname = ARGV[22], ARGV[23]
+local control, cc, wcc = ARGV[24], ARGV[25], ARGV[26]
 local now = now_ms()
 
 if idem ~= '' then
@@ -55,13 +59,13 @@ local d = dkey(wf, ver)
 if redis.call('EXISTS', d) == 0 then
   local ids, fields = {}, {}
   for i = 0, njobs - 1 do
-    local b = 23 + i * 2
+    local b = 26 + i * 2
     ids[#ids + 1] = ARGV[b + 1]
     fields[#fields + 1] = 'j:' .. ARGV[b + 1]
     fields[#fields + 1] = ARGV[b + 2]
   end
   redis.call('HSET', d, 'name', name, 'trigger', trigger, 'jobs', table.concat(ids, ','), 'refs', 0,
-    'created', now, 'inputs', declared, 'wenv', wenv, 'rname', rname, unpack(fields))
+    'created', now, 'inputs', declared, 'wenv', wenv, 'rname', rname, 'cc', cc, 'wcc', wcc, unpack(fields))
   redis.call('SET', P .. 'doc:' .. wf .. ':' .. ver, doc)
 end
 if outcome ~= 'unchanged' then
@@ -93,7 +97,11 @@ end
 
 if start then
   local n = redis.call('HINCRBY', w, 'runs', 1)
-  create_run(run, wf, ver, n, by, inputs, tags, redis.call('INCR', P .. 'runseq'), ret, now)
+  -- a new workflow (a one-off's create): nothing has paused it yet
+  control = control ~= '' and cjson.decode(control) or {}
+  if control.run then control.wait = 'group' end
+  create_run(run, wf, ver, n, by, inputs, tags, redis.call('INCR', P .. 'runseq'), ret, now, false, control)
+  start_new_run(run, wf, control, now)
 else
   run = ''
 end

@@ -27,15 +27,14 @@ if handbacks > maxhb then
     '%s (handed back %d times, more than %d: this one counts as a failed attempt)', why, handbacks, maxhb),
     true, 'failure')
 else
-  local att, base, lk, pr, start = unpack(jmget(k, 'att', 'base', 'lk', 'pr', 'start'))
+  local att, base, lk, pr, start, cg = unpack(jmget(k, 'att', 'base', 'lk', 'pr', 'start', 'cg'))
   att = tonumber(att) or 0
   record_attempt(run, job, att, lease.worker, start, now, 'handed_back', why)
   -- a new attempt, its retry budget untouched, without what this one upserted
   redis.call('HSET', k, 'att', att + 1, 'base', (tonumber(base) or 0) + 1, 'out', '', 'lout', '', 'err', '',
     'lease', '', 'worker', '', 'start', '', 'enq', now, 'dly', 0)
   clear_attempt(k)
-  set_status(run, job, 'running', 'ready')
-  make_ready(run, job, lk, pr, true)
+  to_ready(run, job, 'running', now, lk, pr, cg or '', true)
   event(run, job, 'job', 'queued', att + 1, now, why)
   note(string.format('job %s/%s attempt %d %s', run, job, att, why))
   redis.call('PUBLISH', jobchan(run, job), 'changed')

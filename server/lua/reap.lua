@@ -1,5 +1,7 @@
 --- @include "leases"
 --- @include "defs"
+-- Expired leases, due backoffs and event waits, rate-limited concurrency
+-- groups' next turns (see _control.lua), retention.
 -- ARGV: max leases to expire, max finished runs to purge, how long (ms) an
 -- idle worker stays registered unseen.
 -- Returns {expired, promoted, purged}. Safe to run from any number of
@@ -7,6 +9,7 @@
 local limit, purge_limit, forget_ms = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local now = now_ms()
 local promoted = promote_delayed(now, limit)
+promote_due_groups(now, limit)
 
 local expired = 0
 for _, lid in ipairs(redis.call('ZRANGEBYSCORE', P .. 'leases', '-inf', num(now - 1), 'LIMIT', 0, limit)) do

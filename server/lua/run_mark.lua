@@ -1,4 +1,4 @@
---- @include "jobs"
+--- @include "control"
 --- @include "quota"
 -- An operator's mark on a run, each one event: ARGV run id, op, then the
 -- op's argument.

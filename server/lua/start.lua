@@ -29,18 +29,28 @@
 -- start may be scheduled (ms); a JSON object of fields the new run keeps
 -- (idemk: the client's own Idempotency-Key, batch: the bulk call that
 -- started it; '' for none); and per-run overrides: the overridden
--- version's id ('' for none), the overrides JSON, njobs, then per job: id,
--- its record (as define's: see def: in _keys.lua).
+-- version's id ('' for none), the overrides JSON, njobs (ARGV 28), then
+-- per job: id, its record (as define's: see def: in _keys.lua).
+-- Then, after the last job's (ARGV 28 + 2 x njobs + 1 on): the run's
+-- concurrency groups as the caller rendered them for the version it named
+-- in ARGV 18 (JSON: {run: group spec, jobs: {job: group spec}}, see
+-- _control.lua; '' none), and the most new runs a paused workflow holds.
 -- A run scheduled ahead is `delayed` (see due_runs.lua); one with overrides
 -- runs a version of its own (the definition with the overrides applied),
 -- holding the version they were applied to as well, so it can be
 -- restarted from it.
+-- A definition with concurrency groups (`cc` in def:) is started only for
+-- the version named (its groups rendered for it): without one, the answer
+-- is {'changed', version} (render for it and call again). A workflow
+-- paused with new runs skipped refuses the run; paused with new runs
+-- queued, the run waits for it (wfheld:<wf>). A delayed run meets the
+-- pause and its concurrency group when its time comes (release_run).
 -- Returns {'ok', run, number} | {'replayed', run} | {'idem_reused', run} |
 -- {'active', latest run} | {'not_found'} | {'not_allowed'} | {'limit',
 -- name, max} | {'limit', 'idem', max} (the caller holds that many keys
 -- already) | {'allowed', version} (mode 'check') | {'changed', current
 -- version} | {'run_not_found'} | {'too_far', latest ms} | {'expires_first',
--- now ms} | a lease's refusal.
+-- now ms} | {'paused'} | {'held_full', max} | a lease's refusal.
 local wf, run, by, inputs, tags, ret, mode = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7]
 local idem, idem_hash, idem_ttl = ARGV[8], ARGV[9], tonumber(ARGV[10])
 local parent_lease = ARGV[11] or ''
@@ -106,6 +116,10 @@ end
 -- mode 'check': only whether this spawner may start it (the caller then
 -- checks the inputs against the version answered, and starts it)
 if mode == 'check' then return { 'allowed', ver } end
+if want_ver == '' and redis.call('HGET', dkey(wf, ver), 'cc') == '1' then return { 'changed', ver } end
+local cb = 28 + (tonumber(ARGV[28]) or 0) * 2
+local control, most_held = ARGV[cb + 1] or '', tonumber(ARGV[cb + 2])
+control = control ~= '' and cjson.decode(control) or {}
 local now = now_ms()
 local function at(abs, rel)
   if (abs or '') ~= '' then return tonumber(abs) end
@@ -117,6 +131,8 @@ local keeps = (ARGV[25] or '') ~= '' and cjson.decode(ARGV[25]) or {}
 if sat and sat > now + ahead then return { 'too_far', num(now + ahead) } end
 if exp and exp <= math.max(now, sat or 0) then return { 'expires_first', num(now) } end
 local held = sat ~= nil and sat > now
+local refused = admit_new_run(wf, control, most_held, held)
+if refused then return refused end
 -- A child run's key is the spawner's own (one per spawning job and
 -- request), bounded with its run's children, not the caller's keys.
 local counted = idem ~= '' and not spawner
@@ -141,7 +157,7 @@ if derived ~= '' then
 end
 local n = redis.call('HINCRBY', w, 'runs', 1)
 local seq = redis.call('INCR', P .. 'runseq')
-create_run(run, wf, ver, n, by, inputs, tags, seq, ret, now, held)
+create_run(run, wf, ver, n, by, inputs, tags, seq, ret, now, held, control)
 local r = rkey(run)
 if base then redis.call('HSET', r, 'bver', base, 'ovr', ARGV[27]) end
 if sat then redis.call('HSET', r, 'sat', num(sat)) end
@@ -175,4 +191,5 @@ if counted then
 elseif idem ~= '' then
   redis.call('SET', P .. 'idem:' .. idem, run .. '|' .. idem_hash, 'EX', idem_ttl)
 end
+if not held then start_new_run(run, wf, control, now) end
 return { 'ok', run, n }

@@ -8,13 +8,12 @@ local now = now_ms()
 local run, job, worker = unpack(redis.call('HMGET', lkey(lid), 'run', 'job', 'worker'))
 if not run then return { 'lost' } end
 local k = jkey(run, job)
-local st, cur, lk, pr, att = unpack(jmget(k, 'st', 'lease', 'lk', 'pr', 'att'))
+local st, cur, lk, pr, att, cg = unpack(jmget(k, 'st', 'lease', 'lk', 'pr', 'att', 'cg'))
 release_lease(lid, worker)
 if cur ~= lid or st ~= 'running' then return { 'lost' } end
-set_status(run, job, 'running', 'ready')
 redis.call('HSET', k, 'lease', '', 'worker', '', 'start', '')
 redis.call('HDEL', akey(run, job), att) -- it never ran
-make_ready(run, job, lk, pr, true)
+to_ready(run, job, 'running', now, lk, pr, cg or '', true)
 event(run, job, 'job', 'queued', tonumber(att), now, 'handed back: the claiming client went away')
 redis.call('PUBLISH', jobchan(run, job), 'changed')
 return { 'ok' }

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import msgspec
 
+from .control import *  # noqa: F401,F403
 from .core import *  # noqa: F401,F403
 from .protocol import *  # noqa: F401,F403
 from .runs import *  # noqa: F401,F403

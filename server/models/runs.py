@@ -75,6 +75,11 @@ class RunCreate(Struct, forbid_unknown_fields=True, kw_only=True):
     expires_at: Optional[Instant] = None
     expires_in: Optional[Span] = None
     overrides: Optional[RunOverrides] = None
+    # The run's concurrency group, by name (Strait's per-run key): in place
+    # of the workflow-level group's name, with its settings (without one,
+    # one at a time, in order).
+    concurrency_key: Optional[Annotated[str, Meta(min_length=1, max_length=limits.MAX_GROUP_CHARS,
+                                                  pattern=r"^[^\x00-\x1f\x7f]+\Z")]] = None
 
 
 class Continuation(Struct, forbid_unknown_fields=True, kw_only=True):

@@ -71,6 +71,22 @@ class SpawnAllow(Struct, kw_only=True):
     workflows: Annotated[list[Id], Meta(max_length=limits.MAX_SPAWN_WORKFLOWS)] = []
 
 
+class ConcurrencySpec(Struct, kw_only=True):
+    """`concurrency:` of a workflow or a job, as written: `group` (and
+    `cancel_in_progress` when it is text) may hold `${{ }}` expressions,
+    rendered when a run starts. Members of one group run `limit` at once;
+    the others wait, one (`queue: single`, the newest replacing the one
+    waiting) or up to MAX_GROUP_PENDING in order (`queue: max`)."""
+
+    group: Annotated[str, Meta(min_length=1, max_length=limits.MAX_GROUP_TEMPLATE_CHARS)]
+    cancel_in_progress: Union[bool, Annotated[str, Meta(max_length=limits.MAX_GROUP_TEMPLATE_CHARS)]] = False
+    queue: Literal["single", "max"] = "single"
+    limit: Annotated[int, Meta(ge=1, le=limits.MAX_GROUP_LIMIT)] = 1
+    # `limit: N per D`: a rate, N let in within any window this long
+    # (no bound on how many run at once) instead of N at once.
+    per_secs: Optional[Annotated[int, Meta(ge=1, le=limits.MAX_RATE_WINDOW_SECS)]] = None
+
+
 class JobSpec(Struct, kw_only=True, omit_defaults=True):
     id: Id
     name: Name
@@ -101,6 +117,7 @@ class JobSpec(Struct, kw_only=True, omit_defaults=True):
     strategy: Optional[Strategy] = None
     outputs: dict[str, str] = {}  # declared outputs: name -> template (the worker evaluates them)
     defaults: Optional[RunDefaults] = None
+    concurrency: Optional[ConcurrencySpec] = None
 
 
 class ScheduleSpec(Struct, kw_only=True, omit_defaults=True):
@@ -151,6 +168,7 @@ class WorkflowSpec(Struct, kw_only=True, omit_defaults=True):
     # into each job's env when the document is read); rendered per job.
     env: dict[str, str] = {}
     run_name: Optional[str] = None  # `run-name`: a template over inputs and run
+    concurrency: Optional[ConcurrencySpec] = None
 
 
 # ---- submitted documents (their schema; server/definitions reads them) ------
@@ -247,6 +265,28 @@ _JOB_RENAMES = {"runs_on": "runs-on", "timeout_minutes": "timeout-minutes", "if_
                 "continue_on_error": "continue-on-error"}
 
 
+# Python's whitespace (str.isspace), spelled out: a group name is not blank.
+_SPACE = "\\t-\\r\\x1c- \\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000"
+NOT_BLANK = f"^[{_SPACE}]*[^{_SPACE}](?:[^\\n]|\\n)*\\Z"
+GroupTemplate = Annotated[str, Meta(min_length=1, max_length=limits.MAX_GROUP_TEMPLATE_CHARS, pattern=NOT_BLANK)]
+# `limit: N per D`, a rate (10 per 1m): what server/definitions/concurrency.py reads.
+RATE_PATTERN = r"^[\t-\r ]*([0-9]{1,7})[\t-\r ]+per[\t-\r ]+([0-9]{1,7})[\t-\r ]*([smhd])[\t-\r ]*\Z"
+
+
+class ConcurrencyDocument(Struct, forbid_unknown_fields=True, rename={"cancel_in_progress": "cancel-in-progress"}):
+    """`concurrency:` as a mapping (or give the group alone, as text)."""
+
+    group: GroupTemplate
+    cancel_in_progress: Optional[Union[bool, GroupTemplate]] = None
+    queue: Optional[Literal["single", "max"]] = None
+    # N (at most N at once), or "N per D", a rate (10 per 1m)
+    limit: Optional[Union[Annotated[int, Meta(ge=1, le=limits.MAX_GROUP_LIMIT)],
+                          Annotated[str, Meta(pattern=RATE_PATTERN)]]] = None
+
+
+Concurrency = Union[GroupTemplate, ConcurrencyDocument]
+
+
 class JobDocument(Struct, forbid_unknown_fields=True, rename=_JOB_RENAMES):
     """A job of the YAML document shape (`jobs` is a mapping of id to job)."""
 
@@ -271,6 +311,7 @@ class JobDocument(Struct, forbid_unknown_fields=True, rename=_JOB_RENAMES):
     continue_on_error: Optional[FlagDocument] = None
     outputs: Optional[OutputDeclarations] = None
     defaults: Optional[DefaultsDocument] = None
+    concurrency: Optional[Concurrency] = None
 
 
 class SeedJobDocument(Struct, rename={"if_": "if", "continue_on_error": "continue-on-error"}):
@@ -295,6 +336,7 @@ class SeedJobDocument(Struct, rename={"if_": "if", "continue_on_error": "continu
     strategy: Optional[StrategyDocument] = None
     continue_on_error: Optional[FlagDocument] = None
     defaults: Optional[DefaultsDocument] = None
+    concurrency: Optional[Concurrency] = None
 
 
 JobMap = Annotated[dict[Id, JobDocument], Meta(min_length=1, max_length=limits.MAX_JOBS)]
@@ -313,6 +355,7 @@ class WorkflowDocument(Struct, forbid_unknown_fields=True, rename={"run_name": "
     run_name: Optional[Text] = None
     env: Optional[Env] = None
     defaults: Optional[DefaultsDocument] = None
+    concurrency: Optional[Concurrency] = None
 
 
 class SpawnRequest(Struct, forbid_unknown_fields=True):

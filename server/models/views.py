@@ -68,6 +68,8 @@ class JobOut(Struct, kw_only=True):
     matrix_of: Optional[str] = None
     combinations: list[str] = []
     continue_on_error: bool = False
+    # A queued job of a concurrency group with no place for it yet (the group's name)
+    waiting_for_group: Optional[str] = None
 
 
 class WorkflowOut(Struct, kw_only=True):
@@ -91,6 +93,9 @@ class WorkflowOut(Struct, kw_only=True):
     active_runs: int = 0
     updated_at_ms: Optional[int] = None
     schedules: int = 0  # entries of its `on: schedule:` (GET /api/schedules?workflow_id= lists them)
+    # Paused: what becomes of its new runs (queue: they wait; skip: refused)
+    paused: Optional[Literal["queue", "skip"]] = None
+    paused_at_ms: Optional[int] = None
 
 
 class DispatchInputOut(Struct, kw_only=True):
@@ -168,6 +173,14 @@ class RunOut(Struct, kw_only=True):
     # its jobs' annotations merged (the latest value of a key wins); in
     # GET /api/runs/{id}, empty in listings
     metadata: dict[str, str] = {}
+    # Run control: its workflow-level concurrency group, as rendered; the
+    # group while the run waits for a place in it (its jobs held); whether it
+    # waits for its paused workflow; whether an operator paused it.
+    concurrency_group: Optional[str] = None
+    waiting_for_group: Optional[str] = None
+    waiting_for_workflow: bool = False
+    paused: bool = False
+    paused_at: Optional[int] = None
 
 
 class RunPage(Struct, kw_only=True):
@@ -194,6 +207,13 @@ class BlockedBy(Struct, kw_only=True):
     # A matrix combination held back by its matrix's max-parallel (this many
     # run at once); it starts when one of them ends.
     max_parallel: Optional[int] = None
+    # Its run is held: paused by an operator, waiting for its paused
+    # workflow, or waiting for a place in its concurrency group.
+    run_held: Optional[Literal["paused", "workflow_paused", "concurrency_group"]] = None
+    # Its own concurrency group has no place for it yet.
+    concurrency_group: Optional[str] = None
+    # Labels of it that are paused: no worker takes it until they resume.
+    paused_labels: Optional[list[str]] = None
 
 
 class RunJobOut(JobOut, kw_only=True):
@@ -252,6 +272,8 @@ class WorkerOut(Struct, kw_only=True):
     free_slots: Optional[int] = None
     version: Optional[str] = None
     host: Optional[str] = None
+    # Its labels that are paused: it takes no job needing one of them.
+    paused_labels: list[str] = []
 
 
 class Resolved(Struct, kw_only=True):

@@ -18,7 +18,9 @@ async def job_view(store: Store, run: str, job_id: str) -> RunJobOut:
 
 async def _blocked_by(store: Store, run: str, job: JobOut) -> Optional[BlockedBy]:
     """Why a queued job is not running: needs not settled, a backoff, its
-    decision, max-parallel, or no live worker offering its labels."""
+    decision, max-parallel, its run held (paused, or waiting for its
+    workflow or its concurrency group), its own concurrency group full, a
+    label of it paused, or no live worker offering its labels."""
     if job.status != "queued":
         return None
     if job.retry_at is not None:
@@ -29,6 +31,12 @@ async def _blocked_by(store: Store, run: str, job: JobOut) -> Optional[BlockedBy
     (row,) = await store.job_rows(run, [job.id])
     if row.get("st") == "deciding":
         return BlockedBy(deciding=True)
+    if row.get("st") == "held" and row.get("hold") == "group":
+        return BlockedBy(concurrency_group=job.waiting_for_group)
+    if row.get("st") == "held" and row.get("hold") == "run":
+        paused, wait = await store.redis.hmget(store.key("run", run), ["paused", "wait"])
+        held = "paused" if paused == "1" else "workflow_paused" if wait == "workflow" else "concurrency_group"
+        return BlockedBy(run_held=held)  # type: ignore[arg-type]
     if row.get("st") == "held":
         (matrix,) = await store.job_rows(run, [row.get("agg", "")])
         return BlockedBy(max_parallel=int(matrix.get("mp") or 1))
@@ -39,6 +47,9 @@ async def _blocked_by(store: Store, run: str, job: JobOut) -> Optional[BlockedBy
     if unmet:
         return BlockedBy(needs=unmet)
     wanted = set(job.required_labels)
+    paused = wanted & set(await store.paused_labels())
+    if paused:
+        return BlockedBy(paused_labels=sorted(paused))
     for worker in await store.list_workers(1000, 0):
         if worker.status in ("idle", "busy") and wanted <= set(worker.labels) \
                 and not (worker.exclusive and not wanted):

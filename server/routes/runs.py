@@ -116,7 +116,7 @@ async def start_run(request: Request) -> JSON:
     started = await store.start_run(wf, triggered_by=body.triggered_by, inputs=body.inputs, tags=body.tags,
                                     idempotency_key=key, request_hash=msgspec.json.encode(body).hex()[:64],
                                     when=when(body), overrides=body.overrides, owner=principal(request).token_id,
-                                    keeps=_keeps(request))
+                                    keeps=_keeps(request), concurrency_key=body.concurrency_key)
     headers = {"Idempotent-Replayed": "true"} if started.replayed else None
     run = await store.get_run(started.run_id)
     if not started.replayed and journal.isEnabledFor(logging.INFO):

@@ -7,6 +7,7 @@ layout."""
 from __future__ import annotations
 
 from .base import label_key
+from .control import ControlMixin
 from .deadletters import DeadLettersMixin
 from .deciding import DecidingMixin
 from .leases import Beat, LeasesMixin
@@ -23,7 +24,7 @@ from .workflows import Defined, WorkflowsMixin, definition_version
 
 
 class Store(WorkflowsMixin, StartsMixin, RunsMixin, SchedulesMixin, LeasesMixin, LogsMixin, SdkMixin, WorkersMixin,
-            DeadLettersMixin, QueuesMixin, MaintenanceMixin, DecidingMixin):
+            DeadLettersMixin, QueuesMixin, MaintenanceMixin, DecidingMixin, ControlMixin):
     pass
 
 

@@ -19,7 +19,7 @@ from redis.asyncio import Redis
 from .. import limits
 from ..deciding.flags import decide_flags
 from ..errors import LimitExceeded, Unprocessable
-from ..models import JobSpec, backoff_fields
+from ..models import ConcurrencySpec, JobSpec, backoff_fields
 from ..models.specs import InputSpec
 from ..scripts import Scripts
 from ..settings import Settings
@@ -29,6 +29,7 @@ _encode = msgspec.json.encode
 _spec_decoder = msgspec.json.Decoder(JobSpec)
 _declared_decoder = msgspec.json.Decoder(dict[str, InputSpec])
 _env_decoder = msgspec.json.Decoder(dict[str, str])
+_concurrency_decoder = msgspec.json.Decoder(ConcurrencySpec)
 
 
 def label_key(labels: list[str]) -> str:
@@ -119,7 +120,7 @@ class Definition:
     """One version of a workflow's definition, decoded: versions never
     change, so each process keeps the ones it reads."""
 
-    __slots__ = ("name", "trigger", "jobs", "specs", "inputs", "env", "run_name")
+    __slots__ = ("name", "trigger", "jobs", "specs", "inputs", "env", "run_name", "concurrency")
 
     def __init__(self, row: dict):
         self.name = row.get("name", "")
@@ -131,6 +132,8 @@ class Definition:
         self.specs = {job: spec_of_record(row[f"j:{job}"]) for job in self.jobs if f"j:{job}" in row}
         # `workflow_dispatch: inputs:` (a version stored before them has none)
         self.inputs = _declared_decoder.decode(row["inputs"]) if row.get("inputs") else {}
+        # the workflow-level `concurrency:` (a job's is in its spec)
+        self.concurrency = _concurrency_decoder.decode(row["wcc"]) if row.get("wcc") else None
 
 
 class StoreBase:

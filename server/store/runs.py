@@ -17,7 +17,7 @@ from ..expressions.resolve import Budget, Renderer
 from ..limits import MAX_NAME_CHARS
 from ..models import EventOut, JobOut, RunFilter, RunOut
 from .base import StoreBase
-from .views import attempts, decided_fields, has_reports, job_out, notes, run_out, run_status
+from .views import attempts, decided_fields, has_reports, job_group, job_out, notes, run_out, run_status
 
 log = logging.getLogger("rota.runs")
 _event_decoder = msgspec.json.Decoder(dict)
@@ -136,7 +136,7 @@ class RunsMixin(StoreBase):
         reports = await self._reports(run, {job: rows[2 * i] for i, job in enumerate(jobs)})
         decided = await self.decided(head)
         out = [job_out(job, rows[2 * i], specs.get(rows[2 * i].get("tpl") or job), attempts(rows[2 * i + 1]),
-                       reports.get(job), decided.get(job))
+                       reports.get(job), decided.get(job), group=job_group(head, job))
                for i, job in enumerate(jobs)]
         found = run_out(head, out, await self._notes(head), meta)
         found.workflow_name = name
@@ -171,10 +171,10 @@ class RunsMixin(StoreBase):
         reported steps or annotations: a thousand log tails ending at once
         each read this, so not the run's whole head (its list of jobs)."""
         async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.hmget(self.key("run", run), ["wf", "ver", "spawned", "hdec"])
+            pipe.hmget(self.key("run", run), ["wf", "ver", "spawned", "hdec", f"jg:{job}"])
             pipe.hgetall(self.key("rj", run, job))
             pipe.hgetall(self.key("att", run, job))
-            (wf, ver, spawned, hdec), row, tries = await pipe.execute()
+            (wf, ver, spawned, hdec, group), row, tries = await pipe.execute()
         if wf is None:
             raise _not_found(run)
         if not row:
@@ -187,7 +187,9 @@ class RunsMixin(StoreBase):
             raw = await self.redis.hget(self.key("jdec", run), job)
             decided = decided_fields({job: raw})[job] if raw else None
         head = {"id": run, "wf": wf, "ver": ver, "spawned": spawned or ""}
-        return head, job_out(job, row, spec, attempts(tries), reports.get(job), decided)
+        if group:
+            head[f"jg:{job}"] = group
+        return head, job_out(job, row, spec, attempts(tries), reports.get(job), decided, group=job_group(head, job))
 
     async def _reports(self, run: str, rows: dict[str, dict]) -> dict[str, tuple[dict, dict]]:
         """The steps and annotations of the jobs that reported any."""

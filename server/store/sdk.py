@@ -26,7 +26,7 @@ from ..models import (
 from .base import StoreBase, check_size, digest, job_meta
 from .leases import lease_refused
 from .logs import LOG_LEVELS, log_full
-from .starts import START_TRIES, When, checked_inputs
+from .starts import START_TRIES, When, checked_inputs, control_args, paused_refusal
 from .views import WIRE_STATUS, outputs, run_out
 
 _encode = msgspec.json.encode
@@ -297,7 +297,9 @@ class SdkMixin(StoreBase):
                 definition = await self.definition(child.workflow_id, ver)
                 inputs = checked_inputs(definition.inputs if definition else {}, child.inputs, child.workflow_id)
                 res = await self._call("start", *head, _encode(inputs), _encode(child.tags), *tail, "new", *ident,
-                                       ver, "", *When().args(), "", "", "", 0)
+                                       ver, "", *When().args(), "", "", "", 0,
+                                       *control_args(run, child.workflow_id, "spawn", inputs, child.tags,
+                                                     definition))
                 if res[0] == "changed":
                     continue
             spawned = self._spawned(res, run, lease_id, child)
@@ -321,6 +323,9 @@ class SdkMixin(StoreBase):
             name, limit = res[1], int(res[2])
             raise Unprocessable("limit_exceeded", f"{_CHILD_LIMITS[name].format(limit)} ({name})",
                                 {"field": "workflow_id", "limit": limit, "limit_name": name})
+        refusal = paused_refusal(res, child.workflow_id)
+        if refusal is not None:
+            raise refusal
         if res[0] != "ok":
             lease_refused(res[0], lease_id)
         return run
@@ -337,9 +342,13 @@ class SdkMixin(StoreBase):
             checked = checked_inputs(definition.inputs if definition else {}, inputs, wf)
             res = await self._call("start", wf, new, "continue", _encode(checked), b"{}", self.retention_secs,
                                    "continue", "", "", self.idempotency_ttl_secs, lease_id, caller,
-                                   limits.MAX_LINEAGE_RUNS, 0, 0, "", 0, ver, "", *When().args(), "", "", "", 0)
+                                   limits.MAX_LINEAGE_RUNS, 0, 0, "", 0, ver, "", *When().args(), "", "", "", 0,
+                                   *control_args(new, wf, "continue", checked, {}, definition))
             if res[0] in ("ok", "replayed"):
                 return res[1]
+            refusal = paused_refusal(res, wf)
+            if refusal is not None:
+                raise refusal
             if res[0] == "changed":
                 continue
             if res[0] == "not_found":

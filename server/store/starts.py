@@ -12,12 +12,14 @@ import msgspec
 
 from .. import limits, overrides as ovr
 from ..errors import Conflict, NotFound, Unprocessable
+from ..groups import render_groups, run_contexts
 from ..inputs import InputError, check_bounds, resolve
 from ..models import InputSpec, RunOverrides
 from .base import Definition, StoreBase, job_records, limit_exceeded
 
 _encode = msgspec.json.encode
 _overrides_decoder = msgspec.json.Decoder(RunOverrides)
+_inputs_decoder = msgspec.json.Decoder(dict)
 # A start retried this many times when the definition is replaced between
 # reading it (to check the inputs) and the start: more means a definition
 # replaced faster than it can be started, which is worth a 409.
@@ -62,6 +64,30 @@ def checked_inputs(declared: Mapping[str, InputSpec], given: Mapping[str, Any], 
     return inputs
 
 
+def control_args(run: str, wf: str, triggered_by: str, inputs: Mapping[str, Any], tags: Mapping[str, str],
+                 definition: Optional[Definition], concurrency_key: Optional[str] = None) -> list:
+    """The start script's last arguments: the run's concurrency groups
+    rendered for `definition` (see groups.render_groups; a bad render is a
+    422 naming the field), and the most new runs a paused workflow holds."""
+    groups = render_groups(definition.concurrency if definition else None, definition.specs if definition else {},
+                           run_contexts(run, wf, triggered_by, inputs, tags), concurrency_key)
+    if concurrency_key is not None:
+        groups["key"] = concurrency_key  # kept, so a restart joins the same group
+    return [_encode(groups).decode() if groups else "", limits.MAX_HELD_RUNS]
+
+
+def paused_refusal(res: list, wf: str) -> Optional[Conflict]:
+    """The start script's refusal of a new run by a paused workflow, if it is one."""
+    if res[0] == "paused":
+        return Conflict("workflow_paused", f"workflow {wf!r} is paused and refuses new runs (new_runs: skip);"
+                        f" resume it first (rota resume --workflow {wf})", {"workflow_id": wf})
+    if res[0] == "held_full":
+        return Conflict("too_many_waiting_runs", f"workflow {wf!r} is paused and {res[1]} new runs wait for it"
+                        f" already; resume it (rota resume --workflow {wf}) or cancel some",
+                        {"workflow_id": wf, "limit": int(res[1])})
+    return None
+
+
 class StartsMixin(StoreBase):
     async def current_definition(self, wf: str) -> tuple[str, Optional[Definition]]:
         """(the workflow's current version, its definition); 404 if none."""
@@ -83,15 +109,18 @@ class StartsMixin(StoreBase):
         self, wf: str, *, triggered_by: str = "api", inputs: Optional[dict[str, Any]] = None,
         tags: Optional[dict[str, str]] = None, seed: bool = False, idempotency_key: str = "",
         request_hash: str = "", when: When = When(), overrides: Optional[RunOverrides] = None, owner: str = "",
-        keeps: Optional[dict[str, str]] = None,
+        keeps: Optional[dict[str, str]] = None, concurrency_key: Optional[str] = None,
     ) -> Started:
         """A new run of the workflow's current definition. `seed`: seed 002's
         `run`, refused (409) while the latest run is active. The inputs are
-        checked against the version started, atomically: a definition
-        replaced meanwhile is read and checked again. `owner`: the calling
-        API token's id ('' with auth off), whose cap a kept idempotency key
-        counts against. `keeps`: fields the run keeps (start.lua: idemk,
-        the client's own key; batch, the bulk call that started it)."""
+        checked against the version started, and its concurrency groups
+        rendered for it, atomically: a definition replaced meanwhile is read
+        and checked again. `owner`: the calling API token's id ('' with auth
+        off), whose cap a kept idempotency key counts against. `keeps`:
+        fields the run keeps (start.lua: idemk, the client's own key; batch,
+        the bulk call that started it). `concurrency_key`: the run's
+        concurrency group by name (Strait's per-run key, see
+        groups.render_groups)."""
         overrides = ovr.checked(overrides)
         for _ in range(START_TRIES):
             ver, definition = await self.current_definition(wf)
@@ -101,13 +130,18 @@ class StartsMixin(StoreBase):
                                    self.retention_secs, "seed" if seed else "new", idempotency_key, request_hash,
                                    self.idempotency_ttl_secs, "", "", 0, 0, 0, owner, self.max_idempotency_keys,
                                    ver, "", *when.args(), _keeps(keeps),
-                                   *self._overridden(wf, ver, definition, overrides))
+                                   *self._overridden(wf, ver, definition, overrides),
+                                   *control_args(run, wf, triggered_by, run_inputs, tags or {}, definition,
+                                                 concurrency_key))
             if res[0] != "changed":
                 return await self._name_new(self._started(res, wf))
         raise Conflict("workflow_changing", f"workflow {wf!r} was replaced {START_TRIES} times while starting a"
                        " run; try again")
 
     def _started(self, res: list, wf: str) -> Started:
+        refusal = paused_refusal(res, wf)
+        if refusal is not None:
+            raise refusal
         if res[0] == "limit":
             raise limit_exceeded(res[1], res[2])
         if res[0] == "not_found":
@@ -151,9 +185,10 @@ class StartsMixin(StoreBase):
         (the one its overrides were applied to), with its inputs and tags,
         and its overrides with `overrides` merged over them. `owner`,
         `keeps`: as start_run's. A replay (Strait's) is a restart
-        `triggered_by: retry`."""
-        wf, ver, bver, inputs, old_tags, old = await self.redis.hmget(
-            self.key("run", run), ["wf", "ver", "bver", "inputs", "tags", "ovr"])
+        `triggered_by: retry`. It joins the concurrency groups its run would
+        (rendered again, its `concurrency_key` kept)."""
+        wf, ver, bver, inputs, old_tags, old, ckey = await self.redis.hmget(
+            self.key("run", run), ["wf", "ver", "bver", "inputs", "tags", "ovr", "ckey"])
         if wf is None:
             raise NotFound("run_not_found", f"no run {run!r}")
         base = bver or ver
@@ -162,11 +197,14 @@ class StartsMixin(StoreBase):
             raise NotFound("run_not_found", f"run {run!r} is gone (purged meanwhile)")
         wanted = ovr.merged(_overrides_decoder.decode(old) if old else None, ovr.checked(overrides))
         tag_json = _encode(tags) if tags is not None else (old_tags or "{}")
-        res = await self._call("start", wf, str(uuid.uuid4()), triggered_by, inputs or "{}", tag_json,
+        new = str(uuid.uuid4())
+        res = await self._call("start", wf, new, triggered_by, inputs or "{}", tag_json,
                                self.retention_secs, "restart", idempotency_key, request_hash,
                                self.idempotency_ttl_secs, "", "", 0, 0, 0, owner, self.max_idempotency_keys,
                                base, run, *when.args(), _keeps(keeps),
-                               *self._overridden(wf, base, definition, wanted))
+                               *self._overridden(wf, base, definition, wanted),
+                               *control_args(new, wf, triggered_by, _inputs_decoder.decode(inputs or "{}"),
+                                             _inputs_decoder.decode(tag_json), definition, ckey))
         return await self._name_new(self._started(res, wf))
 
     async def reschedule_run(self, run: str, when: When) -> int:

@@ -56,13 +56,26 @@ def attempts(rows: dict) -> list[AttemptOut]:
     return sorted(decoded, key=lambda a: a.number)
 
 
+def group_name(spec: Optional[str]) -> Optional[str]:
+    """A concurrency group's name, from the spec the scripts keep (key,
+    limit, queue, cancel, window, name; see server/lua/_control.lua)."""
+    return spec.split("\t", 5)[5] if spec and spec.count("\t") >= 5 else None
+
+
+def job_group(head: dict, job: str) -> Optional[str]:
+    """The job's concurrency group's name, as its run rendered it."""
+    return group_name(head.get(f"jg:{job}"))
+
+
 def job_out(
     job_id: str, row: dict, spec: Optional[JobSpec], tries: Optional[list[AttemptOut]] = None,
     reports: Optional[tuple[dict, dict]] = None, decided: Optional[DecidedJob] = None,
+    group: Optional[str] = None,
 ) -> JobOut:
     """`reports`: the job's steps and annotations hashes, when it has any;
     `decided`: its fields as its decision rendered them (a matrix
-    combination's spec is its matrix job's)."""
+    combination's spec is its matrix job's); `group`: its concurrency
+    group's name."""
     st = row.get("st", "created")
     start, end = ms(row.get("start")), ms(row.get("end"))
     err = row.get("err") or None
@@ -105,6 +118,7 @@ def job_out(
         matrix_of=row.get("agg") or None,
         combinations=row["combos"].split(",") if row.get("combos") else [],
         continue_on_error=row.get("coe") == "1" or "c" in row.get("fl", ""),
+        waiting_for_group=group if st == "held" and row.get("cg") == "p" else None,
     )
 
 
@@ -248,4 +262,9 @@ def run_out(head: dict, jobs: Optional[list[JobOut]] = None, run_notes: Optional
         failure=run_failure(head),
         dead_letters=int(head.get("ndead") or 0),
         metadata=metadata or {},
+        concurrency_group=group_name(head.get("cg")),
+        waiting_for_group=group_name(head.get("cg")) if head.get("wait") == "group" else None,
+        waiting_for_workflow=head.get("wait") == "workflow",
+        paused=head.get("paused") == "1",
+        paused_at=ms(head.get("paused_ms")) if head.get("paused") == "1" else None,
     )

@@ -74,10 +74,11 @@ class WorkersMixin(StoreBase):
         ids = await self.redis.zrevrange(self.key("workers"), offset, offset + limit - 1)
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.time()
+            pipe.hkeys(self.key("plabels"))
             for w in ids:
                 pipe.hgetall(self.key("worker", w))
                 pipe.smembers(self.key("wleases", w))
-            (now_s, now_us), *rows = await pipe.execute()
+            (now_s, now_us), paused, *rows = await pipe.execute()
         now = now_s * 1000 + now_us // 1000
         lease_ids = sorted({lid for leases in rows[1::2] for lid in leases})
         jobs = dict(zip(lease_ids, await self._lease_jobs(lease_ids)))
@@ -89,9 +90,10 @@ class WorkersMixin(StoreBase):
             current = [jobs[lid] for lid in sorted(leases) if jobs.get(lid)]
             last_seen = int(info.get("last_seen", 0))
             concurrency = _int_or_none(info.get("conc"))
+            labels = [x for x in info.get("labels", "").split(",") if x]
             out.append(WorkerOut(
                 worker_id=worker_id,
-                labels=[x for x in info.get("labels", "").split(",") if x],
+                labels=labels,
                 registered_at_ms=int(info.get("registered", 0)),
                 last_seen_ms=last_seen,
                 status=_worker_status(info, bool(current), last_seen, now),
@@ -103,6 +105,7 @@ class WorkersMixin(StoreBase):
                 free_slots=None if concurrency is None else max(concurrency - len(current), 0),
                 version=info.get("ver") or None,
                 host=info.get("host") or None,
+                paused_labels=[x for x in labels if x in paused],
             ))
         return now, out
 

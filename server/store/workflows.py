@@ -12,10 +12,11 @@ from typing import Any, Optional
 import msgspec
 
 from ..errors import Conflict, NotFound
+from ..groups import has_groups, render_groups, run_contexts
 from ..models import DefinitionOut, DispatchInputOut, Resolved, WorkflowOut, WorkflowSpec
 from ..models.specs import ScheduleSpec
 from .base import StoreBase, job_records, limit_exceeded, ms
-from .views import INTERNAL_FOR, attempts, has_reports, idle_job, job_out, run_status
+from .views import INTERNAL_FOR, attempts, has_reports, idle_job, job_group, job_out, run_status
 
 _encode = msgspec.json.encode
 # An ambiguous name's refusal lists at most this many of its workflows.
@@ -43,8 +44,9 @@ def unpacked_document(stored: str) -> str:
 
 
 # Fields added to WorkflowSpec after definitions were stored: left out of
-# the hash while empty, so a definition without them keeps its version.
-_LATER_FIELDS = ("schedules", "inputs", "env", "run_name")
+# the hash while empty, so a definition without them keeps its version (a
+# job's are left out by its spec's omit_defaults).
+_LATER_FIELDS = ("schedules", "inputs", "env", "run_name", "concurrency")
 
 
 def definition_version(spec: WorkflowSpec) -> str:
@@ -93,6 +95,12 @@ class WorkflowsMixin(StoreBase):
         request created or changed something. `owner`: the calling API
         token's id ('' with auth off), whose caps a new one-off workflow and
         a kept key count against."""
+        grouped = has_groups(spec.concurrency, spec.jobs)
+        control = ""
+        if start_run is not None and grouped:
+            contexts = run_contexts(start_run, workflow_id, triggered_by, inputs or {}, tags or {})
+            rendered = render_groups(spec.concurrency, {j.id: j for j in spec.jobs}, contexts)
+            control = _encode(rendered).decode() if rendered else ""
         args: list = [
             workflow_id, spec.name, spec.trigger, definition_version(spec), kind, packed_document(document),
             idempotency_key, request_hash, self.idempotency_ttl_secs,
@@ -101,6 +109,7 @@ class WorkflowsMixin(StoreBase):
             owner, self.max_oneoffs, self.max_idempotency_keys,
             _encode([schedule_fields(entry) for entry in spec.schedules]), _encode(spec.inputs),
             _encode(spec.env) if spec.env else "", spec.run_name or "",
+            control, "1" if grouped else "", _encode(spec.concurrency) if spec.concurrency else "",
         ]
         res = await self._call("define", *args, *job_records(spec.jobs, bool(spec.env)))
         if res[0] == "limit":
@@ -244,7 +253,7 @@ class WorkflowsMixin(StoreBase):
             else:
                 rendered = decided.get(run["id"], {})
                 jobs = [job_out(j, row, specs.get(row.get("tpl") or j), attempts(tries), found.get((run["id"], j)),
-                                rendered.get(j))
+                                rendered.get(j), group=job_group(run, j))
                         for j, (row, tries) in jobs_of.items()]
             out.append(WorkflowOut(
                 id=head["id"], name=head["name"], trigger=head.get("trigger", ""),
@@ -258,6 +267,8 @@ class WorkflowsMixin(StoreBase):
                 active_runs=int(head.get("active") or 0),
                 updated_at_ms=ms(head.get("updated")),
                 schedules=int(head.get("nsched") or 0),
+                paused=head.get("paused") or None,  # type: ignore[arg-type]
+                paused_at_ms=ms(head.get("paused_ms")),
             ))
         return out
 
