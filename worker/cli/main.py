@@ -3,8 +3,8 @@
 This module holds the parser, the global flags and main(), and wires the
 command groups, one module each: worker (`rota worker`), runs (workflows
 and runs; status and logs from show, --wait and --follow from watch),
-workers, tokens, in_job (what a job's script runs, and approve),
-completion. What they share is in command, output and flags. Every command
+workers, control (pausing and resuming; concurrency groups), tokens,
+in_job (what a job's script runs, and approve), completion. What they share is in command, output and flags. Every command
 that talks to the server gets its client from the factory main() is handed
 (worker/client/api.py's Client, unless a test hands in its own). Exit
 codes: 0 on success, 1 when a waited-for workflow fails or is cancelled, 2
@@ -23,7 +23,7 @@ import sys
 from typing import Optional
 
 from server import __version__
-from worker.cli import completion, in_job, runs, tokens, workers
+from worker.cli import completion, control, in_job, runs, tokens, workers
 from worker.cli import worker as worker_command
 from worker.cli.command import (
     EXIT_ERROR,
@@ -80,6 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
     worker_command.add_commands(commands, parents=[connection])
     runs.add_commands(commands, parents=[connection])
     workers.add_commands(commands, parents=[connection])
+    control.add_commands(commands, parents=[connection])
     tokens.add_commands(commands, parents=[connection])
     in_job.add_commands(commands, parents=[connection])
     about = "start the rota server (configured by env: PORT, HOST, REDIS_URL, ...)"

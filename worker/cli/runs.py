@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 from typing import Optional
 
 from server.models import RunOut, WorkflowOut
-from worker.cli import schedule, show, timing
+from worker.cli import control, schedule, show, timing
 from worker.cli.command import Reported, add_client_command
 from worker.cli.flags import add_json_flag, key_values, parse_duration
 from worker.cli.output import elapsed, one_line, print_json, table
@@ -178,7 +178,8 @@ async def _runs(client: Client, args: argparse.Namespace) -> int:
     if args.json:
         print_json(page.runs)
         return 0
-    rows = [[r.run_id, r.workflow_id, str(r.number), r.status, r.triggered_by, _time(r.created_at), _took(r),
+    rows = [[r.run_id, r.workflow_id, str(r.number), r.status + control.run_note(r), r.triggered_by,
+             _time(r.created_at), _took(r),
              ", ".join(f"{n} {s}" for s, n in sorted(r.job_counts.items()) if n) or "-",
              ",".join(f"{k}={v}" for k, v in r.tags.items()) or "-", one_line(r.name) or "-"] for r in page.runs]
     print(table(["RUN", "WORKFLOW", "#", "STATUS", "TRIGGER", "CREATED", "TOOK", "JOBS", "TAGS", "NAME"], rows))
@@ -219,7 +220,8 @@ async def _workflows(client: Client, args: argparse.Namespace) -> int:
     if args.json:
         print_json(workflows)
         return 0
-    rows = [[w.id, one_line(w.name, 40), w.kind or "-", str(w.runs),
+    rows = [[w.id + (f" (paused: new runs {'wait' if w.paused == 'queue' else 'refused'})" if w.paused else ""),
+             one_line(w.name, 40), w.kind or "-", str(w.runs),
              f"#{w.latest_run_number} {w.status}" if w.latest_run_number else "-",
              _time(w.updated_at_ms or w.created_at_ms)] for w in workflows]
     print(table(["WORKFLOW", "NAME", "KIND", "RUNS", "LATEST", "UPDATED"], rows))

@@ -124,7 +124,7 @@ async def status(client: Client, args: argparse.Namespace) -> int:
         return 0
     if run.name:  # its run-name rendered, or the workflow's name
         name = f" ({safe(run.name)})"
-    print(f"{run.workflow_id}{name} run #{run.number} ({run.run_id}): {run.status}")
+    print(f"{run.workflow_id}{name} run #{run.number} ({run.run_id}): {run.status}{safe(_held(run))}")
     # (a job's spawned run has the inputs and tags that job gave it)
     extras = [f"{key} {', '.join(f'{k}={input_text(v)}' for k, v in pairs.items())}"
               for key, pairs in (("inputs", run.inputs), ("tags", run.tags)) if pairs]
@@ -137,6 +137,20 @@ async def status(client: Client, args: argparse.Namespace) -> int:
         print("\nnotes:")
         print("\n".join(notes(run.notes, args.full)))
     return 0
+
+
+def _held(run: RunOut) -> str:
+    """What holds the run back, said in full (rota runs says it short)."""
+    held = []
+    if run.paused:
+        held.append(f"paused: no job of it goes to a worker until `rota resume {run.run_id}`")
+    if run.waiting_for_workflow:
+        held.append(f"waiting for workflow {run.workflow_id} to resume")
+    if run.waiting_for_group:
+        held.append(f"waiting for a place in concurrency group {run.waiting_for_group}")
+    elif run.concurrency_group and run.status in ("queued", "running"):
+        held.append(f"concurrency group {run.concurrency_group}")
+    return f" ({'; '.join(held)})" if held else ""
 
 
 def _print_jobs(jobs: list[JobOut], full: bool, run_id: str = "RUN") -> None:
@@ -164,6 +178,8 @@ def job_state(job: JobOut, now_ms: float) -> str:
         # `attempt` is already the coming one; a manual retry renews the budget.
         count = f"{job.attempt}/{job.max_retries}" if job.attempt <= job.max_retries else f"attempt {job.attempt}"
         return f"retry {count} in {secs}s"
+    if job.waiting_for_group:
+        return f"queued (group {job.waiting_for_group})"
     return job.status
 
 

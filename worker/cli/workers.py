@@ -30,7 +30,8 @@ async def _workers(client: Client, args: argparse.Namespace) -> int:
         [
             w.worker_id,
             w.status,
-            ",".join(w.labels) + (" (exclusive)" if w.exclusive else "") if w.labels else "-",
+            ",".join(f"{x} (paused)" if x in w.paused_labels else x for x in w.labels)
+            + (" (exclusive)" if w.exclusive else "") if w.labels else "-",
             # a seed worker says neither: its slots are unknown
             f"{w.free_slots}/{w.concurrency}" if w.concurrency is not None and w.free_slots is not None else "-",
             ",".join(w.current_jobs) or "-",

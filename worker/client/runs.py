@@ -10,8 +10,8 @@ from urllib.parse import quote, urlencode
 import msgspec
 
 from server.models import (
-    DeadLetterPage, JobLogChunk, JobOut, ReplayAnswer, Resolved, RunJobOut, RunOut, RunPage, ScheduleOut,
-    WorkflowOut,
+    DeadLetterPage, GroupPage, JobLogChunk, JobOut, LabelPaused, Paused, ReplayAnswer, Resolved, RunJobOut, RunOut,
+    RunPage, RunPaused, ScheduleOut, WorkflowOut, WorkflowPaused,
 )
 
 if TYPE_CHECKING:
@@ -135,6 +135,30 @@ class RunsApi:
         async for page in self._log_pages(f"/api/runs/{_path(run_id)}/jobs/{_path(job_id)}/logs",
                                           _log_filter(attempt, level)):
             yield page
+
+    async def pause_run(self, run_id: str, resume: bool = False) -> RunPaused:
+        path = f"/api/runs/{_path(run_id)}/{'resume' if resume else 'pause'}"
+        return self._decode((await self._send("POST", path)).content, RunPaused)
+
+    async def pause_workflow(self, workflow_id: str, new_runs: str = "queue", resume: bool = False) -> WorkflowPaused:
+        if resume:
+            response = await self._send("POST", f"/api/workflows/{_path(workflow_id)}/resume")
+        else:
+            response = await self._send("POST", f"/api/workflows/{_path(workflow_id)}/pause",
+                                        content=msgspec.json.encode({"new_runs": new_runs}),
+                                        headers={"Content-Type": "application/json"})
+        return self._decode(response.content, WorkflowPaused)
+
+    async def pause_label(self, label: str, resume: bool = False) -> LabelPaused:
+        path = f"/api/labels/{_path(label)}/{'resume' if resume else 'pause'}"
+        return self._decode((await self._send("POST", path)).content, LabelPaused)
+
+    async def paused(self) -> Paused:
+        return self._decode((await self._send("GET", "/api/paused")).content, Paused)
+
+    async def concurrency_groups(self, group: Optional[str] = None, limit: int = 100) -> GroupPage:
+        params = {"limit": str(limit), **({"group": group} if group else {})}
+        return self._decode((await self._send("GET", "/api/concurrency-groups", params=params)).content, GroupPage)
 
     async def run_logs(self, run_id: str, job_id: str, attempt: Optional[int] = None,
                        level: Optional[str] = None) -> list[JobLogChunk]:
