@@ -12,6 +12,7 @@ to end over loopback and prints figures.
      documents take to refuse (bench/definitions_bench.py)
   6. the dashboard in headless chromium with real volumes (bench/ui_bench.py)
   7. claims against 20,000 queued label sets (bench/labelsets_bench.py)
+  8. concurrency groups against the claim path (bench/groups_bench.py)
 """
 
 from __future__ import annotations
@@ -80,7 +81,7 @@ def main() -> None:
                 worker_bench = None
             if worker_bench is not None:
                 asyncio.run(worker_bench.main(f"http://127.0.0.1:{port}"))
-            from bench import definitions_bench, fleet_bench
+            from bench import definitions_bench, fleet_bench, groups_bench
 
             asyncio.run(fleet_bench.main(f"http://127.0.0.1:{port}", port, redis.url))
             definitions_bench.main()
@@ -90,6 +91,16 @@ def main() -> None:
             from bench import labelsets_bench
 
             asyncio.run(labelsets_bench.main(redis.url))
+            # two fresh servers, each on a namespace of its own: one with groups, one without
+            plain_port, grouped_port = free_port(), free_port()
+            plain = start_server(redis.url, plain_port, namespace="rota-plain")
+            grouped = start_server(redis.url, grouped_port, namespace="rota-groups")
+            try:
+                asyncio.run(groups_bench.main(plain_port, grouped_port, redis.url))
+            finally:
+                for proc in (plain, grouped):
+                    proc.terminate()
+                    proc.wait(10)
         finally:
             server.terminate()
             server.wait(10)

@@ -17,10 +17,13 @@ from bench.http1 import Conn
 ADMIN_TOKEN = "bench-admin-token-0123456789abcdef0123"
 
 
-def start_server(redis_url: str, port: int, auth: bool = False, processes: int = 1) -> subprocess.Popen:
+def start_server(redis_url: str, port: int, auth: bool = False, processes: int = 1,
+                 namespace: str = "") -> subprocess.Popen:
     env = dict(os.environ, REDIS_URL=redis_url, PORT=str(port), WORKFLOWS_DIR="", LOG_LEVEL="warning")
     env.pop("ROTA_ADMIN_TOKEN", None)
     env.pop("SERVER_WORKERS", None)
+    if namespace:
+        env["ROTA_NAMESPACE"] = namespace
     if auth:
         # its own namespace: the two servers share one Redis, not one queue
         env.update(ROTA_ADMIN_TOKEN=ADMIN_TOKEN, ROTA_NAMESPACE="rota-auth")
