@@ -22,8 +22,9 @@ LUA = ROOT / "server" / "lua"
 
 _LITERAL = re.compile(r"P \.\. '([a-z_]+:?)")
 # A top-level function: on one line (`local function jkey(run, job) return ... end`),
-# or up to the first `end` at the start of a line.
-_FUNCTION = re.compile(r"^local function (\w+)\((?:[^\n]*\bend$|.*?\n^end\b)", re.MULTILINE | re.DOTALL)
+# or up to the first `end` at the start of a line; `function name(` without
+# `local` defines a function declared earlier (_control.lua's hooks).
+_FUNCTION = re.compile(r"^(?:local )?function (\w+)\((?:[^\n]*\bend$|.*?\n^end\b)", re.MULTILINE | re.DOTALL)
 _CALL = re.compile(r"\b(\w+)\(")
 _PUBLISH = re.compile(r"redis\.call\('PUBLISH',\s*(?:P \.\. '([a-z_]+:?)'|(\w+)\()")
 # The server's own reads: Store.key("rj", run, job), f"{self.prefix}token:{id}", prefix + "tokens".
