@@ -190,6 +190,10 @@ async def test_a_paused_label_drains_its_fleet_without_stopping_it(app, api):
     assert [w["paused_labels"] for w in workers] == [["gpu"]]
     paused = (await api.get("/api/paused")).json()["labels"]
     assert [(p["label"], p["queued"]) for p in paused] == [("gpu", 3)]
+    queues = {",".join(q["labels"]): q for q in (await api.get("/api/queues")).json()["queues"]}
+    assert queues["gpu"]["paused"] is True and queues["gpu"]["paused_labels"] == ["gpu"]
+    assert queues["gpu,linux"]["paused_labels"] == ["gpu"]
+    assert queues["gpu"]["ready"] + queues["gpu,linux"]["ready"] == 3 and "" not in queues
     again = await pause(api, "labels/gpu")
     assert again["changed"] is False and again["queued"] == 3
 

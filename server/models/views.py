@@ -331,6 +331,9 @@ class QueueOut(Struct, kw_only=True):
     workers: list[str] = []
     live_workers: int = 0
     free_slots: int = 0
+    # A label of it is paused (those listed): no worker takes from it until they resume.
+    paused: bool = False
+    paused_labels: list[str] = []
 
 
 class QueuesPage(Struct, kw_only=True):

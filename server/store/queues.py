@@ -32,9 +32,10 @@ class QueuesMixin(StoreBase):
         keys, truncated = await self._label_keys()
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.time()
+            pipe.hkeys(self.key("plabels"))
             for lk in keys:
                 pipe.zcard(self.key("ready", lk))
-            (now_s, now_us), *counts = await pipe.execute()
+            (now_s, now_us), paused, *counts = await pipe.execute()
         heads = await self._band_heads(keys)
         members = sorted({m for found in heads.values() for m in found})
         async with self.redis.pipeline(transaction=False) as pipe:
@@ -49,25 +50,30 @@ class QueuesMixin(StoreBase):
                 continue  # emptied between the reads
             labels = [x for x in lk.split(",") if x]
             serving = [w for w in live if _serves(w, set(labels))]
+            held = [x for x in labels if x in paused]
             out.append(QueueOut(
                 labels=labels, ready=int(ready), oldest=_oldest(heads.get(lk, []), enqueued),
                 workers=sorted(w.worker_id for w in serving)[:_WORKERS_SHOWN], live_workers=len(serving),
-                free_slots=sum(w.free_slots or 0 for w in serving)))
+                free_slots=sum(w.free_slots or 0 for w in serving), paused=bool(held), paused_labels=held))
         out.sort(key=lambda q: (-q.ready, q.labels))
         return QueuesPage(queues=out, now_ms=now_s * 1000 + now_us // 1000, truncated=truncated)
 
     async def _label_keys(self) -> tuple[list[str], bool]:
-        """The non-empty label sets, MAX_QUEUES at most (SSCAN: never one
-        unbounded reply), and whether there were more."""
+        """The non-empty label sets, those claims may take from and those a
+        paused label holds back (plsets), MAX_QUEUES at most (SSCAN: never
+        one unbounded reply), and whether there were more."""
         found: list[str] = []
-        cursor = 0
-        while True:
-            cursor, batch = await self.redis.sscan(self.key("labelsets"), cursor, count=500)
-            found.extend(batch)
-            if cursor == 0 or len(found) > MAX_QUEUES:
-                break
+        more = False
+        for index in ("labelsets", "plsets"):
+            cursor = 0
+            while True:
+                cursor, batch = await self.redis.sscan(self.key(index), cursor, count=500)
+                found.extend(batch)
+                if cursor == 0 or len(found) > MAX_QUEUES:
+                    break
+            more = more or cursor != 0
         unique = sorted(set(found))
-        return unique[:MAX_QUEUES], len(unique) > MAX_QUEUES or cursor != 0
+        return unique[:MAX_QUEUES], len(unique) > MAX_QUEUES or more
 
     async def _band_heads(self, keys: list[str]) -> dict[str, list[str]]:
         """The first few members of each priority band of each queue, all
