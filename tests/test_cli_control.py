@@ -60,6 +60,8 @@ async def test_pause_a_workflow_and_list_what_is_paused(api, rota):
     assert code == 2 and "workflow 'ci' is paused and refuses new runs" in err
     code, out, _ = await rota("workflows")
     assert out.splitlines()[1].startswith("ci (paused: new runs refused)")
+    code, out, _ = await rota("status", "ci")
+    assert out.splitlines()[0] == "workflow ci is paused: its new runs are refused (rota resume --workflow ci)"
     await rota("pause", "--label", "gpu")
     code, out, _ = await rota("paused")
     rows = [line.split()[:2] for line in out.splitlines()[1:]]

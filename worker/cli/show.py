@@ -113,6 +113,9 @@ async def status(client: Client, args: argparse.Namespace) -> int:
         print_json(run if run is not None else workflow)
         return 0
     name = f" ({safe(workflow.name)})" if workflow else ""
+    if workflow is not None and workflow.paused:
+        what = "its new runs wait for it to resume" if workflow.paused == "queue" else "its new runs are refused"
+        print(f"workflow {workflow.id} is paused: {what} (rota resume --workflow {workflow.id})")
     if run is None:
         assert workflow is not None
         if workflow.status == "idle":
