@@ -111,7 +111,8 @@ _CORPUS = ["", "a", "A", "Z9", "0", "_", "-", ".", "a.b", "a:b", "a/b", "a=b", "
            "a:b:c", "a:\n", "\u00b2", "a\u200bb", "/api/runs/r1/events/stream", "/api/runs/r1/events/stream?x",
            "/api/workflows/w/jobs/j/logs/stream", "/api/runs//events/stream", "/api/runs/a/b/events/stream",
            "2026-05-01T09:00:00Z", "2026-05-01 09:00:00.5+02:00", "2026-05-01T09:00", "90s", "1.5h", "250ms", "7",
-           "90 s", "\u0663s"]
+           "90 s", "\u0663s", "10 per 1m", " 2\tper 30s ", "1 per 1x", "1 per\u00a01d", "\u0661 per 1m", "\u2003x",
+           " \u3000"]
 _CORPUS += [c * n for c in ("x", "\U0001f600") for n in (31, 32, 33, 63, 64, 65, 100, 101, 127, 128, 129, 199,
                                                              200, 201, 256, 257)]
 _CORPUS += [s + "\n" for s in list(_CORPUS)] + ["\n" + s for s in ("a", "x" * 64)] + ["k:" + "v" * 256,

@@ -5,7 +5,7 @@ the claim index leaves it out)."""
 
 from __future__ import annotations
 
-from server.store import runs as store_runs
+from server import limits
 from tests.test_api import assert_error
 from tests.test_concurrency import doc, drain, events, run_of
 from tests.test_runs import claim, finish, put, start
@@ -143,7 +143,7 @@ async def test_a_workflow_paused_with_new_runs_skipped_refuses_them(api):
 
 
 async def test_a_paused_workflow_holds_a_bounded_number_of_runs(api, monkeypatch):
-    monkeypatch.setattr(store_runs, "MAX_HELD_RUNS", 2)
+    monkeypatch.setattr(limits, "MAX_HELD_RUNS", 2)
     await put(api, "p", doc("x"))
     await pause(api, "workflows/p")
     for _ in range(2):
