@@ -30,7 +30,7 @@ from typing import Awaitable, Callable, Optional
 from redis.exceptions import RedisError
 
 from . import cron
-from .errors import NotFound
+from .errors import NotFound, Unprocessable
 from .inputs import InputError, resolve
 from .limits import MAX_CATCH_UP_RUNS, SCHEDULE_ON_TIME_SECS
 from .store import Store
@@ -104,14 +104,19 @@ async def _fire(store: Store, due: Due, now: int) -> int:
         log.warning("schedule %s: %s; its ticks start nothing", due.id, exc)
         p = Plan([], p.newlast, p.next, p.missed + len(p.fire))
         inputs = {}
-    runs = await store.fire_schedule(due, p.fire, p.newlast, p.next, ver, inputs)
+    try:
+        runs = await store.fire_schedule(due, p.fire, p.newlast, p.next, ver, inputs, definition)
+    except Unprocessable as exc:  # a concurrency group these inputs cannot render: refused at no start
+        log.warning("schedule %s: %s; its ticks start nothing", due.id, exc.message)
+        p = Plan([], p.newlast, p.next, p.missed + len(p.fire))
+        runs = await store.fire_schedule(due, [], p.newlast, p.next, ver, inputs, definition)
     if runs is None:
         return 0  # another scheduler got there first, or it changed: the next pass reads it again
     if p.missed:
         events.info("schedule %s: %d%s tick(s) from %s missed while no scheduler ran (catch-up: %s)", due.id,
                     p.missed, "+" if p.missed > MAX_CATCH_UP_RUNS else "", _iso(p.oldest_missed or p.newlast),
                     due.catch_up)
-    for run, tick in zip(runs, p.fire):
+    for run, tick in runs:
         events.info("schedule %s: run %s started for %s", due.id, run, _iso(tick))
     return len(runs)
 

@@ -305,10 +305,11 @@ local function admit_new_run(wf, control, most, delayed)
 end
 
 -- A new run, once created (see create_run), waits for its workflow, in
--- order, or asks for its concurrency group's place.
+-- the order runs came to wait (cgseq: a delayed run released now goes
+-- behind those waiting already), or asks for its concurrency group's place.
 local function start_new_run(run, wf, control, now)
   if control.wait == 'workflow' then
-    redis.call('ZADD', P .. 'wfheld:' .. wf, redis.call('HGET', rkey(run), 'seq'), run)
+    redis.call('ZADD', P .. 'wfheld:' .. wf, redis.call('INCR', P .. 'cgseq'), run)
     event(run, '', 'pause', 'held', 0, now, 'workflow ' .. wf .. ' is paused: the run starts when it resumes')
   elseif control.wait == 'group' then
     run_enters_group(run, now)
@@ -320,4 +321,31 @@ end
 local function control_event(kind, target, action, by, now, detail)
   redis.call('XADD', P .. 'ctl', 'MAXLEN', '~', '1000', '*', 'e', cjson.encode({
     kind = kind, target = target, action = action, by = by or '', at_ms = now, detail = detail or '' }))
+end
+
+-- Why a paused workflow turns a new run away (admit_new_run's refusal).
+local function refusal_reason(wf, refused)
+  if refused[1] == 'paused' then return 'workflow ' .. wf .. ' is paused and refuses new runs (new_runs: skip)' end
+  return string.format('workflow %s is paused and %d new runs wait for it already', wf, refused[2])
+end
+
+-- A delayed run whose time has come (release_run) meets what a run started
+-- now meets: its workflow's pause, then its concurrency group. Turned away
+-- by its workflow, it is cancelled, saying why (an event `pause`
+-- `refused`). Returns whether it goes on.
+function run_begins(run, now, most)
+  local r = rkey(run)
+  local wf, cg = unpack(redis.call('HMGET', r, 'wf', 'cg'))
+  local control = { run = (cg and cg ~= '') and cg or nil }
+  local refused = admit_new_run(wf, control, most)
+  if refused then
+    local why = refusal_reason(wf, refused)
+    event(run, '', 'pause', 'refused', 0, now, why)
+    note(string.format('run %s cancelled: %s', run, why))
+    cancel_whole_run(run, now, why)
+    return false
+  end
+  if control.wait then redis.call('HSET', r, 'wait', control.wait) end
+  start_new_run(run, wf, control, now)
+  return true
 end

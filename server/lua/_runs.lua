@@ -60,14 +60,18 @@ local function create_run(run, wf, ver, num_, by, inputs, tags, seq, ret, now, h
   if not held then maybe_finish(run, now) end
 end
 
--- A delayed run whose time has come: its roots are enqueued (or decided) as
--- at start.
-local function release_run(run, now, why)
+-- A delayed run whose time has come starts as a run started now does: it
+-- meets its workflow's pause and its concurrency group (run_begins: a
+-- workflow refusing new runs cancels it; `most`: the most new runs a
+-- paused workflow holds), then its roots are enqueued (or decided), held
+-- while it waits.
+local function release_run(run, now, why, most)
   local r = rkey(run)
   redis.call('HSET', r, 'state', 'active', 'released', now)
   event(run, '', 'run', 'queued', 0, now, why)
   local wf, n = unpack(redis.call('HMGET', r, 'wf', 'num'))
   note(string.format('run %s (%s #%s): %s', run, wf, n or '?', why))
+  if not run_begins(run, now, most) then return end
   for _, job in ipairs(split(redis.call('HGET', r, 'jobs'), ',')) do
     local st, rem, fl = unpack(jmget(jkey(run, job), 'st', 'rem', 'fl'))
     if st == 'waiting' and (tonumber(rem) or 0) <= 0 then

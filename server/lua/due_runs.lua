@@ -2,16 +2,18 @@
 -- The scheduler's pass over runs: delayed runs whose scheduled time has
 -- come start (their roots are enqueued), and runs past their expires_at
 -- that no worker has started yet end `expired`, their jobs cancelled.
--- ARGV: at most this many of each per call.
+-- ARGV: at most this many of each per call, the most new runs a paused
+-- workflow holds (a released run meets its workflow's pause and its
+-- concurrency group as a run started now: see release_run).
 -- Returns {released, expired}. Any number of schedulers may call it: it
 -- acts only on what is due, atomically.
-local limit = tonumber(ARGV[1])
+local limit, most_held = tonumber(ARGV[1]), tonumber(ARGV[2])
 local now = now_ms()
 local released = 0
 for _, run in ipairs(redis.call('ZRANGEBYSCORE', P .. 'delayedruns', '-inf', num(now), 'LIMIT', 0, limit)) do
   redis.call('ZREM', P .. 'delayedruns', run)
   if redis.call('HGET', rkey(run), 'state') == 'delayed' then
-    release_run(run, now, 'scheduled time reached')
+    release_run(run, now, 'scheduled time reached', most_held)
     released = released + 1
   end
 end

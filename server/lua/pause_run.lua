@@ -2,14 +2,15 @@
 -- ARGV: run id, who asked (a token id, or ''). Pauses a run: its queued
 -- jobs leave their queues and no job of it goes to a worker until it is
 -- resumed; running jobs go on and finish (and its waits, backoffs and
--- concurrency-group places stand). Returns {'ok', jobs taken off their
--- queues} | {'noop', 'paused' | 'finished'} | {'not_found'}.
+-- concurrency-group places stand). A delayed run may be paused too: once
+-- its time comes, its jobs wait for the resume. Returns {'ok', jobs taken
+-- off their queues} | {'noop', 'paused' | 'finished'} | {'not_found'}.
 local run, who = ARGV[1], ARGV[2]
 local now = now_ms()
 local r = rkey(run)
 local state, paused, jobs = unpack(redis.call('HMGET', r, 'state', 'paused', 'jobs'))
 if not state then return { 'not_found' } end
-if state ~= 'active' then return { 'noop', 'finished' } end
+if state ~= 'active' and state ~= 'delayed' then return { 'noop', 'finished' } end
 if paused == '1' then return { 'noop', 'paused' } end
 redis.call('HSET', r, 'paused', 1, 'paused_ms', now)
 local held = 0

@@ -8,7 +8,7 @@ local now = now_ms()
 local r = rkey(run)
 local state, paused = unpack(redis.call('HMGET', r, 'state', 'paused'))
 if not state then return { 'not_found' } end
-if state ~= 'active' then return { 'noop', 'finished' } end
+if state ~= 'active' and state ~= 'delayed' then return { 'noop', 'finished' } end
 if paused ~= '1' then return { 'noop', 'running' } end
 redis.call('HSET', r, 'paused', '', 'paused_ms', '')
 event(run, '', 'pause', 'resumed', 0, now, 'resumed' .. (who ~= '' and (' by ' .. who) or ''))

@@ -11,10 +11,11 @@ from typing import Optional
 
 import msgspec
 
-from .. import cron
+from .. import cron, limits
 from ..errors import NotFound
 from ..models import ScheduleOut
-from .base import StoreBase, ms
+from .base import Definition, StoreBase, ms
+from .starts import control_args
 
 _encode = msgspec.json.encode
 
@@ -101,22 +102,30 @@ class SchedulesMixin(StoreBase):
         return [Due(sid, *row) for sid, row in zip(ids, rows) if row[0] is not None]
 
     async def fire_schedule(self, due: Due, ticks: list[int], newlast: int, nxt: int, ver: str,
-                            inputs: dict) -> Optional[list[str]]:
-        """Claims the ticks and starts a run for each (see fire_schedule.lua);
-        the runs started, or None if another scheduler got there first or
-        the schedule or its definition changed since it was read."""
+                            inputs: dict, definition: Optional[Definition] = None) -> Optional[list[tuple[str, int]]]:
+        """Claims the ticks and starts a run for each (see fire_schedule.lua),
+        each in its workflow's concurrency groups as rendered for `definition`
+        (the version `ver`; a group that cannot be rendered raises
+        Unprocessable, naming it); (run, tick) of the runs started (a tick
+        of a paused workflow may start none), or None if another scheduler
+        got there first or the schedule or its definition changed since it
+        was read."""
         fires: list = []
+        controls: list = []
         for tick in ticks:
-            fires += [tick, str(uuid.uuid4())]
+            run = str(uuid.uuid4())
+            fires += [tick, run]
+            controls.append(control_args(run, due.workflow_id, "cron", inputs, {}, definition)[0])
         res = await self._call("fire_schedule", due.id, due.spec, due.last, newlast, nxt, len(ticks), *fires,
-                               _encode(inputs), self.retention_secs, ver)
+                               _encode(inputs), self.retention_secs, ver, limits.MAX_HELD_RUNS, *controls)
         if res[0] != "ok":
             return None
         for run in res[1:]:
             await self.name_run(run)  # type: ignore[attr-defined]
-        return list(res[1:])
+        tick_of = dict(zip(fires[1::2], ticks))
+        return [(run, tick_of[run]) for run in res[1:]]
 
     async def due_runs(self, limit: int = 500) -> tuple[int, int]:
         """(delayed runs released, unstarted runs expired) now."""
-        released, expired = await self._call("due_runs", limit)
+        released, expired = await self._call("due_runs", limit, limits.MAX_HELD_RUNS)
         return int(released), int(expired)

@@ -211,7 +211,7 @@ class StartsMixin(StoreBase):
         """A delayed run's new start time (epoch ms); at or before now, it starts."""
         res = await self._call("reschedule", run, "" if when.scheduled_at_ms is None else when.scheduled_at_ms,
                                "" if when.delay_ms is None else when.delay_ms,
-                               limits.MAX_SCHEDULE_AHEAD_SECS * 1000)
+                               limits.MAX_SCHEDULE_AHEAD_SECS * 1000, limits.MAX_HELD_RUNS)
         if res[0] == "not_found":
             raise NotFound("run_not_found", f"no run {run!r}")
         if res[0] == "not_delayed":
