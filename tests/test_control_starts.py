@@ -14,7 +14,11 @@ from tests.test_concurrency import drain, events, group, run_of
 from tests.test_delayed_runs import due_now
 from tests.test_pause import pause, resume
 from tests.test_runs import claim, finish, put
-from tests.test_schedules import api, clock_now, cron_runs, quiet_app, store  # noqa: F401 (fixtures)
+from tests import test_schedules
+from tests.test_schedules import clock_now, cron_runs
+
+# test_schedules' app, with no reaper and no scheduler of its own: the tests drive them
+quiet_app, api, store = test_schedules.quiet_app, test_schedules.api, test_schedules.store
 
 GROUPED = "concurrency: prod\njobs:\n  a: {run: 'true'}\n"
 PLAIN = "jobs:\n  a: {run: 'true'}\n"
