@@ -73,6 +73,11 @@ def group_spec(name: str, spec: ConcurrencySpec, cancel: bool) -> str:
                       "1" if cancel else "0", str((spec.per_secs or 0) * 1000), name))
 
 
+def group_name(spec: Optional[str]) -> Optional[str]:
+    """A group's name, from the spec the scripts keep (group_spec's)."""
+    return spec.split("\t", 5)[5] if spec and spec.count("\t") >= 5 else None
+
+
 def render_groups(workflow: Optional[ConcurrencySpec], jobs: Mapping[str, JobSpec], contexts: Mapping[str, Any],
                   key: Optional[str] = None) -> dict:
     """{"run": spec, "jobs": {job: spec}} for the start script; a group that

@@ -14,6 +14,8 @@ from typing import Any, Optional
 
 import msgspec
 
+from .groups import group_name
+
 # Strait's statuses, as its list filter takes them.
 STATUSES = ("delayed", "queued", "dequeued", "executing", "waiting", "completed", "failed", "timed_out",
             "crashed", "system_failed", "canceled", "expired", "dead_letter")
@@ -159,7 +161,7 @@ def run(head: dict, rows: dict[str, dict], meta: dict[str, str]) -> dict:
         "job_version_id": head.get("ver") or None,
         "created_by": None,
         "batch_id": head.get("batch") or None,
-        "concurrency_key": None,
+        "concurrency_key": group_name(head.get("cg")),
         "created_at": iso(created),
     }
 

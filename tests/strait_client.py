@@ -111,6 +111,12 @@ class StraitRuns:
         body = {"machine_preset": machine_preset} if machine_preset else {}
         return await self._call("POST", f"/v1/runs/{run_id}/restart", body=body)
 
+    async def pause(self, run_id: str) -> dict:
+        return await self._call("POST", f"/v1/runs/{run_id}/pause")
+
+    async def resume(self, run_id: str) -> dict:
+        return await self._call("POST", f"/v1/runs/{run_id}/resume")
+
     async def state(self, run_id: str) -> Any:
         return await self._call("GET", f"/v1/runs/{run_id}/state")
 

@@ -177,6 +177,8 @@ EXPECTED_SCOPES = {
     ("POST", "/v1/runs/{run_id}/reschedule"): "submit",
     ("POST", "/v1/runs/{run_id}/restart"): "submit",
     ("GET", "/v1/runs/{run_id}/state"): "read",
+    ("POST", "/v1/runs/{run_id}/pause"): "submit",
+    ("POST", "/v1/runs/{run_id}/resume"): "submit",
     ("GET", "/healthz"): "public",
     ("GET", "/openapi.json"): "public",
     # the dashboard's shells and files: no data in them (it comes from the API)

@@ -123,3 +123,41 @@ async def test_a_replay_is_a_restart_triggered_by_retry(api):
     assert (again["status"], again["triggered_by"], again["payload"], again["timeout_secs_override"]) == \
         ("queued", "retry", {"n": 1}, 30)
     assert (await api.get(f"/api/runs/{again['id']}")).json()["restarted_from"] == failed
+
+
+async def test_strait_pauses_and_resumes_a_run_as_rota_does(api):
+    """Seed 003's pause and resume are rota's: the paused run keeps its
+    status (queued), hands nothing out until resumed, and each answer is
+    the run as Strait shows it."""
+    await define(api)
+    strait = StraitRuns(api)
+    run = await start(api)
+    paused = await strait.pause(run)
+    assert set(paused) == RUN_FIELDS and paused["id"] == run and paused["status"] == "queued"
+    assert (await api.get(f"/api/runs/{run}")).json()["paused"] is True
+    assert (await api.post("/api/jobs/claim", json={"worker_id": "w1", "wait_secs": 0})).json() is None
+    assert (await strait.pause(run))["status"] == "queued"  # pausing again changes nothing
+    resumed = await strait.resume(run)
+    assert resumed["id"] == run and resumed["status"] == "queued"
+    assert (await claim(api))["job"]["run_id"] == run
+    kinds = [e["type"] for e in await strait.events(run)]
+    assert kinds.count("pause") == 2
+    with pytest.raises(StraitError) as missing:
+        await strait.pause("nope")
+    assert missing.value.status == 404
+
+
+async def test_a_runs_concurrency_key_is_its_concurrency_group(api):
+    """Strait's concurrency_key is the run's concurrency group: the key it
+    was started with, or its workflow's group as rendered; null in none."""
+    await define(api)
+    strait = StraitRuns(api)
+    keyed = await start(api, concurrency_key="tenant-7")
+    waiting = await start(api, concurrency_key="tenant-7")
+    plain = await start(api)
+    assert (await strait.get(keyed))["concurrency_key"] == "tenant-7"
+    assert (await strait.get(waiting))["concurrency_key"] == "tenant-7"
+    assert (await strait.get(plain))["concurrency_key"] is None
+    await define(api, "grouped", b"concurrency: deploy-${{ run.triggered_by }}\njobs:\n  a: {run: 'true'}\n")
+    grouped = await start(api, "grouped")
+    assert (await strait.get(grouped))["concurrency_key"] == "deploy-api"

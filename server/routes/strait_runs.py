@@ -29,7 +29,7 @@ from ..models.strait import (
 )
 from ..routing import Endpoint
 from ..store import Store
-from . import runs, sdk
+from . import control, runs, sdk
 from .strait_find import LIST_PARAMS, PAGE, PROJECT, list_dlq, list_runs, one, require_project, scan, views
 
 # bulk-cancel-all cancels at most this many runs a call (then says `more`)
@@ -191,6 +191,16 @@ async def set_debug(request: Request) -> JSON:
     body = await decode_body(request, DebugSet, empty_ok=True)
     await _store(request).set_debug(_run_id(request), body.debug_mode)
     return JSON(StatusOk(status="ok"))
+
+
+async def pause_run(request: Request) -> JSON:
+    await control.pause_run(request)  # the native pause (a no-op on a paused or finished run)
+    return JSON((await one(_store(request), _run_id(request)))[0])
+
+
+async def resume_run(request: Request) -> JSON:
+    await control.resume_run(request)
+    return JSON((await one(_store(request), _run_id(request)))[0])
 
 
 async def dependency_status(request: Request) -> JSON:
@@ -360,6 +370,13 @@ endpoints = [
        "A new run of the run's definition version, its inputs, tags and overrides (as POST"
        " /api/runs/{run_id}/restart); a machine_preset runs its jobs on workers with that label",
        body=StraitRestart, status=201, response=StraitRun, errors=(404, 422, 429), params=(IDEMPOTENCY_KEY,)),
+    _e("POST", _RUN + "/pause", pause_run, "submit",
+       "Pause a run: its queued jobs go to no worker until it resumes, running ones finish; its status stays"
+       " (as POST /api/runs/{run_id}/pause; a paused or finished run is answered as it is)", response=StraitRun,
+       errors=(404,)),
+    _e("POST", _RUN + "/resume", resume_run, "submit",
+       "Resume a paused run: its held jobs are queued again (as POST /api/runs/{run_id}/resume)",
+       response=StraitRun, errors=(404,)),
     _e("GET", _RUN + "/state", state, "read", "The run's state (as GET /api/runs/{run_id}/state)",
        response=dict[str, Any], errors=(404,)),
 ]

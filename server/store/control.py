@@ -9,6 +9,7 @@ from typing import Optional
 import msgspec
 
 from ..errors import NotFound
+from ..groups import group_name
 from ..limits import MAX_RESUME_WAKES
 from ..models import (
     ControlEvent,
@@ -23,7 +24,6 @@ from ..models import (
     WorkflowPaused,
 )
 from .base import StoreBase
-from .views import group_name
 
 _event_decoder = msgspec.json.Decoder(dict)
 # Members of a group listed, each way; the counts say how many there are.

@@ -6,6 +6,7 @@ from typing import Any, Optional
 
 import msgspec
 
+from ..groups import group_name
 from ..models import (
     AttemptOut,
     DecidedJob,
@@ -54,12 +55,6 @@ def attempts(rows: dict) -> list[AttemptOut]:
         a.finished_at = a.finished_at or None
         a.error = a.error or None
     return sorted(decoded, key=lambda a: a.number)
-
-
-def group_name(spec: Optional[str]) -> Optional[str]:
-    """A concurrency group's name, from the spec the scripts keep (key,
-    limit, queue, cancel, window, name; see server/lua/_control.lua)."""
-    return spec.split("\t", 5)[5] if spec and spec.count("\t") >= 5 else None
 
 
 def job_group(head: dict, job: str) -> Optional[str]:
