@@ -247,3 +247,25 @@ async def test_a_ticks_group_that_cannot_be_rendered_starts_nothing_and_is_said_
     assert len(said) == 1 and "renders to 307 characters" in said[0], said
     assert await cron_runs(api, "wide") == []
     assert (await started(api, "wide", inputs={"env": "prod"}))["concurrency_group"] == "deploy-prod"
+
+
+# ---- a continuation (Strait's `continue`) ------------------------------------------------------
+
+
+async def test_a_continuation_meets_its_workflows_group_and_pause_as_a_start_does(api):
+    await put(api, "deploy", GROUPED)
+    first = (await started(api, "deploy"))["run_id"]
+    held = await claim(api)
+    cont = await api.post(f"/api/jobs/{held['lease']['lease_id']}/continue", json={})
+    assert cont.status_code == 201, cont.text
+    assert cont.json()["continuation_of"] == first and cont.json()["waiting_for_group"] == "prod"
+    await finish(api, held)
+    assert await drain(api) == [(cont.json()["run_id"], "a")]
+
+    again = (await started(api, "deploy"))["run_id"]
+    lease = await claim(api)
+    await pause(api, "workflows/deploy", new_runs="skip")
+    assert_error(await api.post(f"/api/jobs/{lease['lease']['lease_id']}/continue", json={}), 409,
+                 "workflow_paused")
+    await finish(api, lease)
+    assert (await run_of(api, again))["status"] == "success"
