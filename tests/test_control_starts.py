@@ -269,3 +269,26 @@ async def test_a_continuation_meets_its_workflows_group_and_pause_as_a_start_doe
                  "workflow_paused")
     await finish(api, lease)
     assert (await run_of(api, again))["status"] == "success"
+
+
+# ---- a matrix (the workflow language's max-parallel) ---------------------------------------------
+
+
+async def test_a_paused_runs_matrix_keeps_its_max_parallel_when_resumed(api):
+    """max-parallel and run control hold combinations in one state, told
+    apart: a combination run control held still takes its matrix's place."""
+    await put(api, "mx", "jobs:\n  build:\n    strategy: {max-parallel: 1, matrix: {n: [1, 2, 3]}}\n"
+                         "    run: ./build\n")
+    run = (await started(api, "mx"))["run_id"]
+    await pause(api, f"runs/{run}")
+    assert await claim(api) is None
+    blocked = (await api.get(f"/api/runs/{run}/jobs/build-1")).json()["blocked_by"]
+    assert blocked["run_held"] == "paused"
+    assert (await api.get(f"/api/runs/{run}/jobs/build-2")).json()["blocked_by"]["max_parallel"] == 1
+    await resume(api, f"runs/{run}")
+    first = await claim(api)
+    assert first["job"]["job_id"] == "build-1"
+    assert await claim(api) is None, "max-parallel: 1 still"
+    await finish(api, first)
+    assert [j for _, j in await drain(api)] == ["build-2", "build-3"]
+    assert (await run_of(api, run))["status"] == "success"
