@@ -329,6 +329,55 @@ def max_overlap(runs: list[dict]) -> int:
 # ---- what the scripts keep --------------------------------------------------------------------------
 
 
+async def test_definitions_with_groups_kept_by_an_older_version_are_repacked_with_them(app, api):
+    """Layout 2 kept a definition's job in four fields (s: spec, m:, n:,
+    d:); upgrade packs each into one, a job's `concurrency:` inside its
+    spec, and the workflow's (wcc) stays where it was: runs started after
+    the upgrade meet both groups."""
+    store = app.state.store
+    version = (await put(api, "app", "concurrency: {group: 'app-${{ inputs.env }}', limit: 2}\n" + JOB_LEVEL))[
+        "version"]
+    d = store.key("def", "app", version)
+    packed = {f: v for f, v in (await store.redis.hgetall(d)).items() if f.startswith("j:")}
+    assert '"concurrency"' in packed["j:deploy"] and await store.redis.hget(d, "cc") == "1"
+    for field, record in packed.items():
+        meta, needs, deps, spec = record.split("\n", 3)
+        job = field[2:]
+        await store.redis.hset(d, mapping={f"s:{job}": spec, f"m:{job}": meta, f"n:{job}": needs, f"d:{job}": deps})
+        await store.redis.hdel(d, field)
+    await store.redis.set(store.key("layout"), 2)
+    store._definitions.clear()
+    assert await store.upgrade() == 3
+    assert {f: v for f, v in (await store.redis.hgetall(d)).items() if f.startswith(("j:", "s:"))} == packed
+
+    runs = [await start(api, "app", inputs={"env": "prod"}) for _ in range(3)]
+    assert [r["waiting_for_group"] for r in runs] == [None, None, "app-prod"]
+    assert {r["concurrency_group"] for r in runs} == {"app-prod"}
+    builds = [await claim(api), await claim(api)]
+    assert {c["job"]["job_id"] for c in builds} == {"build"} and await claim(api) is None
+    for c in builds:
+        await finish(api, c)
+    deploy = await claim(api)
+    assert deploy["job"]["job_id"] == "deploy" and await claim(api) is None, "the job's own group holds one"
+    waiting = next(r["run_id"] for r in runs[:2] if r["run_id"] != deploy["job"]["run_id"])
+    assert (await api.get(f"/api/runs/{waiting}/jobs/deploy")).json()["waiting_for_group"] == "deploy-prod"
+
+
+def test_run_control_reads_job_records_through_their_defaults():
+    """A job's record leaves out each field at its default (JOB_DEFAULTS in
+    _keys.lua): a raw HGET of one reads nothing where the job has, say, no
+    labels. Run control's scripts read job fields through jget/jmget only,
+    and its `cg` is left out at its default, ''."""
+    lua = ROOT / "server" / "lua"
+    keys = (lua / "_keys.lua").read_text()
+    assert re.search(r"cg = ''", keys.split("local JOB_DEFAULTS", 1)[1].split("}", 1)[0])
+    raw = re.compile(r"redis\.call\('H(?:M)?GET', (?:jkey\(|k,|k\))")
+    control = ["_control.lua", "_states.lua", *(f"{verb}_{what}.lua" for verb in ("pause", "resume")
+                                                 for what in ("run", "workflow", "label"))]
+    assert [name for name in control if raw.search((lua / name).read_text())] == []
+    assert [p.name for p in lua.glob("*.lua") if re.search(r"redis\.call\('H(?:M)?GET', jkey\(", p.read_text())] == []
+
+
 def test_the_scripts_bound_a_waiting_queue_as_the_limits_say():
     lua = (ROOT / "server" / "lua" / "_control.lua").read_text()
     assert int(re.search(r"local MAX_GROUP_PENDING = (\d+)", lua).group(1)) == limits.MAX_GROUP_PENDING

@@ -61,7 +61,7 @@ end
 local function release_run_holds(run, now)
   if run_held(run) then return end
   for _, job in ipairs(split(redis.call('HGET', rkey(run), 'jobs'), ',')) do
-    local st, hold, lk, pr, cg = unpack(redis.call('HMGET', jkey(run, job), 'st', 'hold', 'lk', 'pr', 'cg'))
+    local st, hold, lk, pr, cg = unpack(jmget(jkey(run, job), 'st', 'hold', 'lk', 'pr', 'cg'))
     if st == 'held' and hold == 'run' then to_ready(run, job, 'held', now, lk, pr, cg or '') end
   end
 end
@@ -77,7 +77,7 @@ local function admit(m, g, now)
   end
   local k = jkey(run, job)
   redis.call('HSET', k, 'cg', 'h')
-  local st, hold, att, lk, pr = unpack(redis.call('HMGET', k, 'st', 'hold', 'att', 'lk', 'pr'))
+  local st, hold, att, lk, pr = unpack(jmget(k, 'st', 'hold', 'att', 'lk', 'pr'))
   event(run, job, 'group', 'admitted', tonumber(att) or 0, now, 'concurrency group ' .. g.name)
   if st == 'held' and hold == 'group' then to_ready(run, job, 'held', now, lk, pr, 'h') end
 end
@@ -216,14 +216,14 @@ function job_enters_group(run, job, old, now)
   local m = member(run, job)
   local g = member_group(m)
   if not g then
-    redis.call('HSET', k, 'cg', '')
+    jset(k, 'cg', '')
     return true
   end
   local outcome = enter_group(m, g, now, function()
-    return (redis.call('HGET', k, 'st') or '') == (old or 'created')
+    return (jget(k, 'st') or '') == (old or 'created')
   end)
   if outcome == 'admitted' then return true end
-  local att = tonumber(redis.call('HGET', k, 'att')) or 0
+  local att = tonumber(jget(k, 'att')) or 0
   if outcome == 'pending' then
     redis.call('HSET', k, 'cg', 'p')
     hold_job(run, job, old, 'group')
@@ -243,7 +243,7 @@ end
 -- A job that ended gives its place up, or its turn.
 function job_leaves_group(run, job)
   local k = jkey(run, job)
-  local cg = redis.call('HGET', k, 'cg')
+  local cg = jget(k, 'cg')
   if cg ~= 'p' and cg ~= 'h' then return end
   redis.call('HSET', k, 'cg', 'o')
   local m = member(run, job)

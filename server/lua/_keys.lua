@@ -50,8 +50,8 @@
 --                      (see _jobs.lua; `hold` is '1' for a combination
 --                      beyond max-parallel, 'run' or 'group' for a job run
 --                      control holds); cg (its concurrency group place:
---                      o|p|h, see _control.lua); and what the in-job SDK
---                      reports: prog
+--                      o|p|h, see _control.lua; '' in none, left out);
+--                      and what the in-job SDK reports: prog
 --                      sname sidx pmeta res resat pcpu pmem rdata etype
 --                      estack lout ckat evkey evuntil evpayload hsteps hann
 --                      eseq (the job's SDK log entries so far); the log
@@ -95,7 +95,7 @@ local function runchan(run) return P .. 'r:' .. run end
 -- for any other field missing, `st` included: no such job).
 local JOB_DEFAULTS = { att = '0', base = '0', rem = '0', lease = '', worker = '', enq = '0', dly = '0',
   start = '', ['end'] = '', out = '', err = '', lk = '', pr = '0', mr = '0', bk = 'none', b1 = '0', b2 = '0',
-  gate = '', gsecs = '', fl = '', up = '', needs = '', deps = '' }
+  gate = '', gsecs = '', fl = '', up = '', needs = '', deps = '', cg = '' }
 
 local function jmget(k, ...)
   local fields = { ... }

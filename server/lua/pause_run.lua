@@ -15,7 +15,7 @@ if paused == '1' then return { 'noop', 'paused' } end
 redis.call('HSET', r, 'paused', 1, 'paused_ms', now)
 local held = 0
 for _, job in ipairs(split(jobs, ',')) do
-  local st, lk = unpack(redis.call('HMGET', jkey(run, job), 'st', 'lk'))
+  local st, lk = unpack(jmget(jkey(run, job), 'st', 'lk'))
   if st == 'ready' then
     unready(lk, member(run, job))
     hold_job(run, job, 'ready', 'run')
