@@ -378,6 +378,27 @@ def test_run_control_reads_job_records_through_their_defaults():
     assert [p.name for p in lua.glob("*.lua") if re.search(r"redis\.call\('H(?:M)?GET', jkey\(", p.read_text())] == []
 
 
+async def test_run_control_keeps_no_empty_fields(app, api):
+    """What run control writes it removes when it is done with it: a
+    definition without groups, a run let into its group, a run paused and
+    resumed, a workflow resumed and a finished run keep none of its fields."""
+    store = app.state.store
+    plain = await put(api, "plain", "jobs:\n  a: {run: 'true'}\n")
+    fields = set(await store.redis.hkeys(store.key("def", "plain", plain["version"])))
+    assert not {"cc", "wcc"} & fields
+    await put(api, "deploy", doc("prod"))
+    first, second = await start(api, "deploy"), await start(api, "deploy")
+    assert await store.redis.hget(store.key("run", second["run_id"]), "wait") == "group"
+    assert (await api.post(f"/api/runs/{second['run_id']}/pause")).status_code == 200
+    assert (await api.post(f"/api/runs/{second['run_id']}/resume")).status_code == 200
+    assert (await api.post("/api/workflows/plain/pause", json={"new_runs": "queue"})).status_code == 200
+    assert (await api.post("/api/workflows/plain/resume")).status_code == 200
+    assert not {"paused", "paused_ms"} & set(await store.redis.hkeys(store.key("wf", "plain")))
+    assert await drain(api) == [(first["run_id"], "a"), (second["run_id"], "a")]
+    for run in (first, second):
+        assert not {"wait", "paused", "paused_ms"} & set(await store.redis.hkeys(store.key("run", run["run_id"])))
+
+
 def test_the_scripts_bound_a_waiting_queue_as_the_limits_say():
     lua = (ROOT / "server" / "lua" / "_control.lua").read_text()
     assert int(re.search(r"local MAX_GROUP_PENDING = (\d+)", lua).group(1)) == limits.MAX_GROUP_PENDING

@@ -70,7 +70,7 @@ end
 local function admit(m, g, now)
   local run, job = parse_member(m)
   if not run then
-    redis.call('HSET', rkey(m), 'wait', '')
+    redis.call('HDEL', rkey(m), 'wait')
     event(m, '', 'group', 'admitted', 0, now, 'concurrency group ' .. g.name)
     release_run_holds(m, now)
     return
@@ -255,7 +255,7 @@ end
 -- turn, its place among its paused workflow's runs, its pause.
 function run_settles(run, wf, spec, wait, now)
   if wait == 'workflow' then redis.call('ZREM', P .. 'wfheld:' .. wf, run) end
-  redis.call('HSET', rkey(run), 'wait', '', 'paused', '')
+  redis.call('HDEL', rkey(run), 'wait', 'paused', 'paused_ms')
   local g = parse_group(spec)
   if g then leave_group(g.key, run, now) end
 end
@@ -266,7 +266,7 @@ local function run_enters_group(run, now)
   local r = rkey(run)
   local g = parse_group(redis.call('HGET', r, 'cg'))
   if not g then
-    redis.call('HSET', r, 'wait', '')
+    redis.call('HDEL', r, 'wait')
     release_run_holds(run, now)
     return
   end

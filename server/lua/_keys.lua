@@ -14,13 +14,14 @@
 --                      when it holds expressions) rname (its run-name), refs
 --                      (runs and the workflow using it), cc ('1': it has
 --                      concurrency groups) wcc (its workflow-level
---                      concurrency, JSON), and per job one field j:<job>,
---                      four lines: its static description (lk \t pr \t mr
---                      \t bk \t b1 \t b2 \t gate \t gate secs \t flags),
---                      needs, dependents, and its spec (JSON without the
---                      fields at their defaults; a job's `concurrency:` is
---                      in it). One field, not four: a hash's every field
---                      costs some 50 bytes of its own.
+--                      concurrency, JSON; both left out without), and per
+--                      job one field j:<job>, four lines: its static
+--                      description (lk \t pr \t mr \t bk \t b1 \t b2 \t
+--                      gate \t gate secs \t flags), needs, dependents, and
+--                      its spec (JSON without the fields at their defaults;
+--                      a job's `concurrency:` is in it). One field, not
+--                      four: a hash's every field costs some 50 bytes of its
+--                      own.
 --   doc:<wf>:<ver>     string: the document as submitted
 --   run:<run>          hash: id wf ver num by seq created state
 --                      (delayed|active|done) cancelled expired started
@@ -37,7 +38,7 @@
 --                      run control (_control.lua): cg (its group spec),
 --                      ckey (the concurrency_key it was started with),
 --                      jg:<job> (a job's), wait (workflow|group), paused,
---                      paused_ms
+--                      paused_ms (each left out while unset)
 --   delayedruns        zset: delayed runs by their scheduled time
 --   expiring           zset: runs with an expires_at, by it
 --   runs, wfruns:<wf>  zsets: run ids by a global run sequence

@@ -66,8 +66,9 @@ local function reopen_run(run, jobs, now, detail)
   local r = rkey(run)
   local wf, cg = unpack(redis.call('HMGET', r, 'wf', 'cg'))
   local grouped = cg and cg ~= ''
-  redis.call('HSET', r, 'state', 'active', 'cancelled', 0, 'expired', 0, 'finished_ms', '',
-    'wait', grouped and 'group' or '')
+  redis.call('HSET', r, 'state', 'active', 'cancelled', 0, 'expired', 0, 'finished_ms', '')
+  -- (a run that finished let go of what it waited for: see run_settles)
+  if grouped then redis.call('HSET', r, 'wait', 'group') end
   redis.call('HINCRBY', r, 'ratt', 1)
   redis.call('ZREM', P .. 'finished', run)
   redis.call('HINCRBY', wkey(wf), 'active', 1)

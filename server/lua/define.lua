@@ -64,8 +64,11 @@ if redis.call('EXISTS', d) == 0 then
     fields[#fields + 1] = 'j:' .. ARGV[b + 1]
     fields[#fields + 1] = ARGV[b + 2]
   end
+  -- run control's fields only where it has groups
+  if cc ~= '' then fields[#fields + 1] = 'cc'; fields[#fields + 1] = cc end
+  if wcc ~= '' then fields[#fields + 1] = 'wcc'; fields[#fields + 1] = wcc end
   redis.call('HSET', d, 'name', name, 'trigger', trigger, 'jobs', table.concat(ids, ','), 'refs', 0,
-    'created', now, 'inputs', declared, 'wenv', wenv, 'rname', rname, 'cc', cc, 'wcc', wcc, unpack(fields))
+    'created', now, 'inputs', declared, 'wenv', wenv, 'rname', rname, unpack(fields))
   redis.call('SET', P .. 'doc:' .. wf .. ':' .. ver, doc)
 end
 if outcome ~= 'unchanged' then

@@ -10,7 +10,7 @@ local state, paused = unpack(redis.call('HMGET', r, 'state', 'paused'))
 if not state then return { 'not_found' } end
 if state ~= 'active' and state ~= 'delayed' then return { 'noop', 'finished' } end
 if paused ~= '1' then return { 'noop', 'running' } end
-redis.call('HSET', r, 'paused', '', 'paused_ms', '')
+redis.call('HDEL', r, 'paused', 'paused_ms')
 event(run, '', 'pause', 'resumed', 0, now, 'resumed' .. (who ~= '' and (' by ' .. who) or ''))
 control_event('run', run, 'resumed', who, now, '')
 note(string.format('run %s resumed', run))

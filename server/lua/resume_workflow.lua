@@ -9,7 +9,7 @@ local w = wkey(wf)
 local ver, paused = unpack(redis.call('HMGET', w, 'ver', 'paused'))
 if not ver then return { 'not_found' } end
 if not paused or paused == '' then return { 'noop' } end
-redis.call('HSET', w, 'paused', '', 'paused_ms', '')
+redis.call('HDEL', w, 'paused', 'paused_ms')
 redis.call('ZREM', P .. 'pwfs', wf)
 local held = redis.call('ZRANGE', P .. 'wfheld:' .. wf, 0, -1)
 redis.call('DEL', P .. 'wfheld:' .. wf)
