@@ -190,6 +190,7 @@ EXPECTED_SCOPES = {
     ("GET", "/ui/workflows/{wf}"): "public",
     ("GET", "/ui/workers"): "public",
     ("GET", "/ui/queues"): "public",
+    ("GET", "/ui/groups"): "public",
     ("GET", "/ui/dead-letters"): "public",
     ("GET", "/ui/static/{file}"): "public",
 }

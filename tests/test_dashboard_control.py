@@ -11,6 +11,7 @@ tests/dashboard_kit.py's; the server ticks its scheduler every 0.2 s."""
 from __future__ import annotations
 
 import uuid
+from urllib.parse import quote
 
 import pytest
 
@@ -26,6 +27,8 @@ server, admin, tokens, browser, open_page, workers = (
 
 SERVER_ENV = {"SCHEDULE_INTERVAL_SECS": "0.2"}
 YAML = {"content-type": "application/yaml"}
+# What encodeURIComponent leaves as it is.
+URI_SAFE = "-_.!~*'()"
 PWN = "window.__pwned=1"
 HOSTILE = f'<script>{PWN}</script>"><img src=x onerror="{PWN}">'
 
@@ -326,3 +329,161 @@ def test_the_run_control_is_the_submit_scopes(admin, tokens, open_page):
     page.page.wait_for_selector("#document")
     assert page.page.locator("#start-run").count() == 0
     inert(page)
+
+
+# ---- pausing labels, runs and workflows; concurrency groups ----------------------------------
+
+
+def test_a_label_is_paused_and_resumed_from_the_queues_page(admin, tokens, open_page, workers):
+    label = f"drain-{uuid.uuid4().hex[:6]}"
+    wf = f"drain-{uuid.uuid4().hex[:6]}"
+    put(admin, wf, f"name: drain\njobs:\n  a: {{run: 'true', labels: [{label}]}}\n")
+    run = start(admin, wf)["run_id"]
+    reader = open_page(tokens["read"])
+    reader.goto("/ui/queues")
+    reader.page.wait_for_selector(f'tr[data-labels="{label}"]')
+    assert reader.page.locator("[data-label-action], #pause-label").count() == 0  # pausing a label is an admin's
+
+    boss = open_page(tokens["admin"])
+    boss.goto("/ui/queues")
+    boss.page.click(f'tr[data-labels="{label}"] [data-label-action=pause]')
+    boss.page.wait_for_selector("dialog#confirm[open]")
+    boss.page.click("#confirm-ok")
+    boss.page.wait_for_selector(f'tr[data-labels="{label}"] .queue-paused')
+    boss.page.wait_for_selector(f'tr[data-paused-label="{label}"]')
+    assert boss.page.inner_text(f'tr[data-paused-label="{label}"] td:nth-child(3)') == "1"  # one job held
+    assert "paused" in boss.page.inner_text(f'tr[data-labels="{label}"]')
+    assert "starving" not in (boss.page.get_attribute(f'tr[data-labels="{label}"]', "class") or "")
+    boss.shot("queues-paused")
+    # a worker offering the label takes nothing from it, and says which of its labels is paused
+    worker = workers([label])
+    boss.goto("/ui/workers")
+    boss.page.wait_for_selector(f'tr[data-worker="{worker.worker_id}"] >> text={label} (paused)')
+    page = open_page(tokens["read"])
+    page.goto(f"/ui/runs/{run}#job=a")
+    page.page.wait_for_selector(f"#job >> text=label {label} paused")
+    assert admin.get(f"/api/runs/{run}/jobs/a").json()["status"] == "queued"
+    boss.goto("/ui/queues")
+    boss.page.click(f'tr[data-paused-label="{label}"] [data-label-action=resume]')
+    boss.page.wait_for_selector(".banner >> text=resumed")
+    wait_for(lambda: admin.get(f"/api/runs/{run}").json()["status"] == "success", "the job to be taken")
+    boss.page.wait_for_selector(f'tr[data-paused-label="{label}"]', state="detached")
+    # one with no queue at all may be paused ahead (and is resumed for the tests after)
+    spare = f"spare-{uuid.uuid4().hex[:6]}"
+    boss.page.fill("#pause-label [name=label]", spare)
+    boss.page.click("#pause-label button")
+    boss.page.click("#confirm-ok")
+    boss.page.wait_for_selector(f'tr[data-paused-label="{spare}"]')
+    assert admin.post(f"/api/labels/{spare}/resume").json()["changed"] is True
+    inert(boss)
+    inert(reader)
+
+
+def test_a_run_is_paused_and_resumed_from_its_page(admin, tokens, open_page, workers):
+    label = f"hold-{uuid.uuid4().hex[:6]}"
+    wf = f"hold-{uuid.uuid4().hex[:6]}"
+    put(admin, wf, f"name: hold\njobs:\n  a: {{run: 'true', labels: [{label}]}}\n"
+                   f"  b: {{run: 'true', needs: a, labels: [{label}]}}\n")
+    run = start(admin, wf)["run_id"]
+    page = open_page(tokens["submit"])
+    page.goto(f"/ui/runs/{run}#job=a")
+    page.page.wait_for_selector("body[data-stream=live]")
+    page.page.click("#pause-run")
+    page.page.wait_for_selector("#run-paused")  # the answer, and the run's own `pause` event
+    assert admin.get(f"/api/runs/{run}").json()["paused"] is True
+    page.page.wait_for_selector("#job >> text=its run is paused")
+    workers([label])  # a worker for it: the paused run gives it nothing
+    page.page.wait_for_selector("#timeline >> text=pause")
+    assert admin.get(f"/api/runs/{run}/jobs/a").json()["status"] == "queued"
+    page.shot("run-paused")
+    page.page.click("#resume-run")
+    page.page.wait_for_selector("#run-paused", state="detached")
+    node(page, "b", "success")
+    page.page.wait_for_selector("#run-status >> text=success", timeout=30_000)
+    page.page.wait_for_selector("#pause-run", state="detached")  # a finished run holds nothing
+    inert(page)
+
+
+def test_a_workflow_is_paused_with_new_runs_queued_then_resumed(admin, tokens, open_page):
+    wf = f"wfhold-{uuid.uuid4().hex[:6]}"
+    put(admin, wf, "name: wfhold\njobs:\n  a: {run: 'true', labels: [nobody-serves]}\n")
+    reader = open_page(tokens["read"])
+    reader.goto(f"/ui/workflows/{wf}")
+    reader.page.wait_for_selector("#document")
+    assert reader.page.locator("#pause-workflow, #resume-workflow").count() == 0
+    page = open_page(tokens["submit"])
+    page.goto(f"/ui/workflows/{wf}")
+    page.page.click("#pause-workflow")
+    page.page.wait_for_selector("dialog#pause-dialog[open]")
+    page.page.check("#pause-dialog input[value=skip]")
+    page.page.click("#pause-dialog button[value=cancel]")  # changed its mind: nothing paused
+    assert admin.get(f"/api/workflows/{wf}").json()["paused"] is None
+    page.page.click("#pause-workflow")
+    page.page.check("#pause-dialog input[value=queue]")
+    page.shot("workflow-pause")
+    page.page.click("#pause-ok")
+    page.page.wait_for_selector("#workflow-paused")
+    assert "wait for it to resume" in page.page.inner_text("#paused-how")
+    assert admin.get(f"/api/workflows/{wf}").json()["paused"] == "queue"
+    run = start(admin, wf)["run_id"]  # it waits for the workflow
+    page.goto("/ui/workflows")
+    page.page.wait_for_selector(f'tr[data-workflow="{wf}"] .workflow-paused >> text=paused (queue)')
+    page.goto(f"/ui/runs/{run}")
+    page.page.wait_for_selector("#run-waiting >> text=its workflow to be resumed")
+    page.goto(f"/ui?workflow={wf}")
+    page.page.wait_for_selector(f'tr[data-run="{run}"] >> text=waiting for its paused workflow')
+    page.goto(f"/ui/workflows/{wf}")
+    page.page.click("#resume-workflow")
+    page.page.wait_for_selector(".banner >> text=1 run(s) that waited for it started")
+    page.page.wait_for_selector("#pause-workflow")
+    assert admin.get(f"/api/runs/{run}").json()["waiting_for_workflow"] is False
+    inert(page)
+    inert(reader)
+
+
+def test_concurrency_groups_show_who_runs_and_who_waits_in_order(admin, tokens, open_page):
+    wf = f"grouped-{uuid.uuid4().hex[:6]}"
+    label = f"grouped-{uuid.uuid4().hex[:6]}"  # nobody serves it: the test claims by hand
+    put(admin, wf, "name: grouped\nconcurrency: {group: 'g-${{ inputs.where }}', queue: max}\n"
+                   f"jobs:\n  a: {{run: 'true', labels: [{label}]}}\n"
+                   f"  b: {{run: 'true', needs: a, labels: [{label}], concurrency: 'jobs-${{{{ inputs.where }}}}'}}\n")
+    group = f"g-{HOSTILE}"
+    runs = [start(admin, wf, inputs={"where": HOSTILE})["run_id"] for _ in range(3)]
+    assert admin.get(f"/api/runs/{runs[2]}").json()["waiting_for_group"] == group
+    page = open_page(tokens["read"])
+    page.goto(f"/ui/groups?group={group}")
+    row = page.page.wait_for_selector("tr[data-group]")
+    assert page.page.inner_text("tr[data-group] .group-name") == group  # a hostile name, as text
+    assert [m.get_attribute("data-member") for m in row.query_selector_all(".members.running a")] == [runs[0]]
+    assert [m.get_attribute("data-member") for m in row.query_selector_all(".members.waiting a")] == runs[1:]
+    page.shot("groups")
+    page.goto(f"/ui/runs/{runs[2]}")
+    page.page.wait_for_selector("#run-place >> text=2nd of 2 waiting (limit 1, 1 running)")
+    assert page.page.inner_text("#run-group") == group
+    assert page.page.get_attribute("#run-group", "href") == f"/ui/groups?group={quote(group, safe=URI_SAFE)}"
+    page.goto(f"/ui?workflow={wf}")
+    page.page.wait_for_selector(f'tr[data-run="{runs[1]}"] >> text=waiting for group')
+    # a job-level group: the second run's job waits for the first's
+    for run in runs:
+        assert admin.post(f"/api/runs/{run}/cancel").status_code in (200, 202)
+    first, second = (start(admin, wf, inputs={"where": "solo"}, concurrency_key=f"k-{uuid.uuid4().hex[:6]}")["run_id"]
+                     for _ in range(2))
+    leases = {}
+    for n in range(2):  # take `a` of each: `b` then wants its group
+        lease = admin.post("/api/jobs/claim", json={"worker_id": f"w-{label}-{n}", "labels": [label]}).json()["lease"]
+        leases[lease["run_id"]] = lease["lease_id"]
+    for run in (first, second):  # the first's `b` takes the place, the second's waits
+        assert admin.post(f"/api/jobs/{leases[run]}/complete", json={}).status_code == 200
+    wait_for(lambda: admin.get(f"/api/runs/{second}/jobs/b").json()["waiting_for_group"] == "jobs-solo",
+             "the second run's b to wait for its group")
+    page.goto(f"/ui/runs/{second}#job=b")
+    page.page.wait_for_selector("#job-place >> text=1st of 1 waiting (limit 1, 1 running)")
+    assert "jobs-solo" in page.page.inner_text("#job")
+    live = open_page(tokens["submit"])
+    live.goto(f"/ui/runs/{second}#job=b")
+    live.page.wait_for_selector("#job-place >> text=1st of 1 waiting")
+    assert admin.post(f"/api/runs/{first}/cancel").status_code in (200, 202)  # its place is given up
+    # the group's `admitted` event, pushed (the claimers above count as live workers for the label)
+    live.page.wait_for_selector("#job >> text=next in line for a worker")
+    inert(page)
+    inert(live)

@@ -40,6 +40,7 @@ PAGES = [
     Page("schedules", "Schedules", "/ui/schedules"),
     Page("workers", "Workers", "/ui/workers"),
     Page("queues", "Queues", "/ui/queues"),
+    Page("groups", "Groups", "/ui/groups"),
     Page("dead-letters", "Dead letters", "/ui/dead-letters"),
     Page("run", "Run", "/ui/runs/{run_id}", section="runs", nav=False),
     Page("workflow", "Workflow", "/ui/workflows/{wf}", section="workflows", nav=False),

@@ -10,7 +10,8 @@ import {
 } from "./dom.js";
 import { logView } from "./logview.js";
 import { sanitizedHtml } from "./md.js";
-import { rescheduleForm, restartForm } from "./runcontrol.js";
+import { groupLink, placeText, readGroup } from "./groups.js";
+import { pauseButton, rescheduleForm, restartForm } from "./runcontrol.js";
 import { follow } from "./sse.js";
 import { countsBar, progressBar } from "./widgets.js";
 
@@ -55,6 +56,9 @@ function renderHead() {
         await act(ev.target, () => api("POST", `${base}/cancel`));
       } } }));
   }
+  if (can("submit") && !FINISHED.has(run.status)) {
+    actions.appendChild(pauseButton(run, (now) => { run = now; renderHead(); }));
+  }
   if (can("submit") && run.status === "delayed") {
     actions.appendChild(h("button", { type: "button", class: "secondary", id: "reschedule-run", text: "Reschedule…",
       "aria-expanded": String(openForm === "reschedule"),
@@ -92,13 +96,21 @@ function renderHead() {
     facts.push(["Restarted from", h("a", { id: "restarted-from", href: `/ui/runs/${seg(run.restarted_from)}`, class: "mono",
       text: run.restarted_from })]);
   }
+  if (run.concurrency_group) facts.push(["Concurrency group", groupLink(run.concurrency_group, { id: "run-group" })]);
+  if (run.waiting_for_group) {
+    facts.push(["Waiting for", h("span", { id: "run-waiting" }, "a place in its group ", h("span", { id: "run-place" }))]);
+  } else if (run.waiting_for_workflow) {
+    facts.push(["Waiting for", h("span", { id: "run-waiting", text: "its workflow to be resumed (paused)" })]);
+  }
+  if (run.paused) facts.push(["Paused", h("span", { id: "paused-at", text: fmtTime(run.paused_at) })]);
   if (run.parent_run_id) {
     facts.push(["Parent run", h("a", { href: `/ui/runs/${seg(run.parent_run_id)}`, text: run.parent_run_id })]);
   }
   const overrides = run.overrides && Object.keys(run.overrides).length ? run.overrides : null;
   const children = byId("children") || h("div", { id: "children" });  // drawn once, kept across redraws
   replace(byId("run-head"),
-    h("h1", {}, `${run.workflow_name || run.workflow_id} #${run.number} `, h("span", { id: "run-status" }, badge(run.status))),
+    h("h1", {}, `${run.workflow_name || run.workflow_id} #${run.number} `, h("span", { id: "run-status" }, badge(run.status)),
+      run.paused ? h("span", { id: "run-paused" }, badge("paused")) : null),
     h("div", { class: "facts-wide" }, facts.map(([k, v]) => h("div", { class: "fact" },
       h("span", { class: "fact-key", text: k }), h("span", { class: "fact-value" }, v)))),
     Object.keys(run.inputs || {}).length ? h("div", {}, h("h3", { text: "Inputs" }), pairs(run.inputs)) : null,
@@ -108,6 +120,23 @@ function renderHead() {
     children,
     actions,
     h("div", { id: "run-control" }, formNode));
+  if (run.waiting_for_group) {
+    const name = run.waiting_for_group;
+    readGroup(name).then((g) => { if (byId("run-place") && run.waiting_for_group === name) byId("run-place").textContent = placeText(g, run.run_id); })
+      .catch(() => {});
+  }
+}
+
+// The run's own facts again (paused, its group), without redrawing its graph.
+let headTimer = null;
+function refreshHead() {
+  clearTimeout(headTimer);
+  headTimer = setTimeout(async () => {
+    const now = await api("GET", base).catch(() => null);
+    if (!now) return;
+    run = now;
+    renderHead();
+  }, 200);
 }
 
 function renderCounts() {
@@ -164,9 +193,19 @@ function jobActions(job) {
   return out;
 }
 
+const HELD = {
+  paused: "its run is paused",
+  workflow_paused: "its run waits for its workflow to be resumed",
+  concurrency_group: "its run waits for a place in its concurrency group",
+};
+
 function blockedText(b) {
   if (!b) return null;
   if (b.retry_at) return `waiting out a backoff until ${fmtTime(b.retry_at)}`;
+  if (b.run_held) return HELD[b.run_held] || `its run is held (${b.run_held})`;
+  if (b.concurrency_group) return h("span", {}, "waiting for a place in concurrency group ", groupLink(b.concurrency_group),
+    " ", h("span", { id: "job-place" }));
+  if (b.paused_labels && b.paused_labels.length) return `label ${b.paused_labels.join(", ")} paused: no worker takes it until resumed`;
   if (b.needs && b.needs.length) return `waiting for ${b.needs.map((n) => `${n.job} (${n.status})`).join(", ")}`;
   if (b.no_worker_with) return `no live worker offers ${b.no_worker_with.join(", ") || "(no labels)"}`;
   return "next in line for a worker";
@@ -197,6 +236,9 @@ async function renderJob(id) {
   if (job.waiting_for) facts.push(["Waiting for", `${job.waiting_for} (until ${fmtTime(job.waiting_until)})`]);
   const blocked = blockedText(job.blocked_by);
   if (blocked) facts.push(["Why not running", blocked]);
+  const group = job.blocked_by && job.blocked_by.concurrency_group;
+  const place = group ? await readGroup(group).catch(() => null) : null;
+  if (selected !== id) return;
   if (job.progress !== null && job.progress !== undefined) {
     facts.push(["Progress", h("span", {}, progressBar(job.progress), job.current_step ? ` ${job.current_step}` : "")]);
   }
@@ -222,9 +264,11 @@ async function renderJob(id) {
   ];
   // The log keeps following across refreshes; only a new attempt (a new tab) starts it again.
   const key = `${job.id}\u0000${job.attempt}`;
+  const showPlace = () => { if (place && byId("job-place")) byId("job-place").textContent = placeText(place, runId, job.id); };
   if (logShown === key && byId("job-top")) {
     replace(byId("job-top"), top);
     replace(byId("job-bottom"), bottom);
+    showPlace();
     return;
   }
   const logBox = h("div", { class: "log-box" });
@@ -232,6 +276,7 @@ async function renderJob(id) {
     h("div", { id: "job-bottom" }, bottom));
   if (log) log.stop();
   logShown = key;
+  showPlace();
   log = logView(logBox, runId, job.id, job.attempts.length ? job.attempts : [{ number: job.attempt }]);
 }
 
@@ -283,6 +328,9 @@ function onEvent(e) {
     renderNotes().catch(() => {});
   } else if (e.type === "state") {
     renderState().catch(() => {});
+  } else if (e.type === "pause" || e.type === "group") {
+    refreshHead();  // paused, resumed, waiting for or let into its group
+    if (!e.job_id) refreshSelected();  // the run's hold is every job's
   }
   if (e.job_id && e.job_id === selected) refreshSelected();
   pending.push(e);

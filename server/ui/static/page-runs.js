@@ -5,6 +5,7 @@
 import { api, seg } from "./api.js";
 import { start } from "./app.js";
 import { badge, byId, chips, empty, fmtDuration, fmtTime, h, replace, table, when } from "./dom.js";
+import { groupLink } from "./groups.js";
 import { countsBar } from "./widgets.js";
 
 const PAGE = 50;
@@ -34,11 +35,15 @@ function fillForm(params) {
   }
 }
 
-// When a delayed run starts, when an unstarted one gives up.
+// When a delayed run starts, when an unstarted one gave up, what holds a run.
 function statusNote(run) {
-  if (run.status === "delayed" && run.scheduled_at) return h("span", { class: "status-note", text: `starts ${fmtTime(run.scheduled_at)}` });
-  if (run.status === "expired" && run.expires_at) return h("span", { class: "status-note", text: `expired ${fmtTime(run.expires_at)}` });
-  return null;
+  const notes = [];
+  if (run.paused) notes.push(h("span", { class: "chip warn", text: "paused" }));
+  if (run.status === "delayed" && run.scheduled_at) notes.push(h("span", { class: "status-note", text: `starts ${fmtTime(run.scheduled_at)}` }));
+  if (run.status === "expired" && run.expires_at) notes.push(h("span", { class: "status-note", text: `expired ${fmtTime(run.expires_at)}` }));
+  if (run.waiting_for_group) notes.push(h("span", { class: "status-note" }, "waiting for group ", groupLink(run.waiting_for_group)));
+  if (run.waiting_for_workflow) notes.push(h("span", { class: "status-note", text: "waiting for its paused workflow" }));
+  return notes;
 }
 
 function row(run, now) {

@@ -3,7 +3,7 @@
 
 import { api, can, seg } from "./api.js";
 import { act, confirmed, start } from "./app.js";
-import { badge, byId, chips, empty, h, replace, table, when } from "./dom.js";
+import { badge, byId, empty, h, replace, table, when } from "./dom.js";
 
 const PAGE = 1000;
 let workers = [];
@@ -12,6 +12,13 @@ function matches(w, text) {
   if (!text) return true;
   const hay = [w.worker_id, w.status, w.host || "", w.version || "", ...w.labels].join(" ").toLowerCase();
   return text.toLowerCase().split(/\s+/).every((t) => hay.includes(t));
+}
+
+// A label of it that is paused: it takes no job needing one.
+function labelChips(w) {
+  const paused = new Set(w.paused_labels || []);
+  return h("span", { class: "chips" }, w.labels.map((l) => h("span", { class: ["chip", paused.has(l) ? "warn" : null],
+    title: paused.has(l) ? "paused: it takes no job needing this label" : null, text: paused.has(l) ? `${l} (paused)` : l })));
 }
 
 function row(w, now) {
@@ -26,7 +33,7 @@ function row(w, now) {
   return h("tr", { "data-worker": w.worker_id },
     h("td", { class: "mono", text: w.worker_id }),
     h("td", {}, badge(w.status), w.exclusive ? h("span", { class: "chip", text: "exclusive" }) : null),
-    h("td", {}, chips(w.labels)),
+    h("td", {}, labelChips(w)),
     h("td", { text: slots }),
     h("td", {}, w.current_jobs.map((j) => h("div", { class: "mono small" },
       h("a", { href: `/ui/workflows/${seg(j.split("/")[0])}`, text: j })))),

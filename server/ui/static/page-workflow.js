@@ -112,10 +112,51 @@ async function renderSchedules(count) {
   draw(schedules);
 }
 
-start(async () => {
-  const [workflow, definition, page] = await Promise.all([
-    api("GET", base), api("GET", `${base}/definition`), api("GET", `${base}/runs`, { query: { limit: 50 } })]);
-  const actions = h("div", { class: "actions" });
+// Pausing asks what becomes of new runs meanwhile (Hatchet's pause dialog):
+// they wait and start in order when it resumes, or they are refused (and
+// the schedule's ticks skipped).
+function askPause(workflow) {
+  const dialog = byId("pause-dialog");
+  byId("pause-text").textContent = `Pause ${workflow.name} (${wf})? Runs in progress go on.`;
+  return new Promise((resolve) => {
+    dialog.addEventListener("close", () => {
+      const choice = dialog.querySelector("input[name=new_runs]:checked");
+      resolve(dialog.returnValue === "ok" && choice ? choice.value : null);
+    }, { once: true });
+    dialog.returnValue = "";
+    dialog.showModal();
+  });
+}
+
+function pauseActions(workflow) {
+  if (!can("submit")) return null;
+  if (workflow.paused) {
+    return h("button", { type: "button", id: "resume-workflow", text: "Resume workflow",
+      on: { click: async (ev) => {
+        const answer = await act(ev.target, () => api("POST", `${base}/resume`));
+        if (answer && answer !== true) {
+          banner(answer.detail, "info");
+          await renderHead();
+        }
+      } } });
+  }
+  return h("button", { type: "button", class: "secondary", id: "pause-workflow", text: "Pause workflow…",
+    on: { click: async (ev) => {
+      const newRuns = await askPause(workflow);
+      if (!newRuns) return;
+      const answer = await act(ev.target, () => api("POST", `${base}/pause`, { body: { new_runs: newRuns } }));
+      if (answer && answer !== true) {
+        banner(answer.detail, "info");
+        await renderHead();
+      }
+    } } });
+}
+
+const PAUSED = { queue: "paused: new runs wait for it to resume", skip: "paused: new runs are refused" };
+
+async function renderHead() {
+  const [workflow, definition] = await Promise.all([api("GET", base), api("GET", `${base}/definition`)]);
+  const actions = h("div", { class: "actions" }, pauseActions(workflow));
   if (can("admin")) {
     actions.appendChild(h("button", { type: "button", class: "danger", id: "delete-workflow", text: "Delete workflow",
       on: { click: async (ev) => {
@@ -124,15 +165,23 @@ start(async () => {
       } } }));
   }
   replace(byId("workflow-head"),
-    h("h1", {}, workflow.name, " ", badge(workflow.status)),
+    h("h1", {}, workflow.name, " ", badge(workflow.status),
+      workflow.paused ? h("span", { id: "workflow-paused", title: PAUSED[workflow.paused] || "paused" }, badge("paused")) : null),
     h("p", { class: "mono muted", text: wf }),
     h("dl", { class: "facts" },
       h("dt", { text: "Kind" }), h("dd", { text: definition.kind }),
       h("dt", { text: "Trigger" }), h("dd", { text: workflow.trigger || "—" }),
       h("dt", { text: "Version" }), h("dd", {}, h("code", { text: definition.version })),
       h("dt", { text: "Updated" }), h("dd", {}, when(definition.updated_at_ms)),
-      h("dt", { text: "Runs" }), h("dd", { text: String(workflow.runs) })),
+      h("dt", { text: "Runs" }), h("dd", { text: String(workflow.runs) }),
+      workflow.paused ? [h("dt", { text: "Paused" }), h("dd", { id: "paused-how" },
+        `${PAUSED[workflow.paused] || "paused"} (since `, when(workflow.paused_at_ms), ")")] : null),
     actions);
+  return { workflow, definition };
+}
+
+start(async () => {
+  const [{ workflow, definition }, page] = await Promise.all([renderHead(), api("GET", `${base}/runs`, { query: { limit: 50 } })]);
   if (can("submit")) {
     const section = byId("run-form");
     section.hidden = false;

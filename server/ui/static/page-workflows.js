@@ -43,7 +43,8 @@ start(async () => {
       h("td", { text: w.name }),
       h("td", { text: w.kind || "" }),
       h("td", { text: w.trigger }),
-      h("td", {}, badge(w.status)),
+      h("td", {}, badge(w.status), w.paused ? h("span", { class: "chip warn workflow-paused",
+        title: w.paused === "skip" ? "new runs are refused" : "new runs wait for it to resume", text: `paused (${w.paused})` }) : null),
       h("td", {}, w.latest_run_id
         ? h("a", { href: `/ui/runs/${seg(w.latest_run_id)}`, text: `#${w.latest_run_number}` }) : "—"),
       h("td", { text: String(w.runs) }),

@@ -1,12 +1,27 @@
-// What an operator does to a run besides cancelling and retrying it: move a
-// delayed run's start (reschedule), and start it again as a new run with
-// overrides (restart). Each is a small form under the run's head; the
-// server's refusals show beside the field they name.
+// What an operator does to a run besides cancelling and retrying it: hold
+// it (pause, resume), move a delayed run's start (reschedule), and start it
+// again as a new run with overrides (restart). Reschedule and restart are
+// small forms under the run's head; the server's refusals show beside the
+// field they name.
 
 import { api, seg } from "./api.js";
-import { banner, describe } from "./app.js";
+import { act, banner, describe } from "./app.js";
 import { fmtTime, h } from "./dom.js";
 import { clearErrors, field, setError, showRefusal, whenFields } from "./forms.js";
+
+// Pause (its queued jobs go to no worker; running ones finish) or Resume.
+export function pauseButton(run, after) {
+  const verb = run.paused ? "resume" : "pause";
+  return h("button", { type: "button", class: "secondary", id: `${verb}-run`, text: run.paused ? "Resume run" : "Pause run",
+    title: run.paused ? "its held jobs are queued again" : "its queued jobs go to no worker until it resumes; running jobs finish",
+    on: { click: async (ev) => {
+      const answer = await act(ev.target, () => api("POST", `/api/runs/${seg(run.run_id)}/${verb}`));
+      if (answer && answer !== true) {
+        banner(answer.detail, "info");
+        after(answer.run);
+      }
+    } } });
+}
 
 async function submitted(form, call) {
   const button = form.querySelector("[type=submit]");
