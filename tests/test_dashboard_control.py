@@ -487,3 +487,24 @@ def test_concurrency_groups_show_who_runs_and_who_waits_in_order(admin, tokens, 
     live.page.wait_for_selector("#job >> text=next in line for a worker")
     inert(page)
     inert(live)
+
+
+def test_a_form_being_filled_in_survives_the_runs_head_being_drawn_again(admin, tokens, open_page):
+    """Someone pauses the run while the operator types a new start: the
+    run's `pause` event redraws its head, and what was typed stays."""
+    wf = f"typing-{uuid.uuid4().hex[:6]}"
+    put(admin, wf, "name: typing\njobs:\n  a: {run: 'true', labels: [nobody-serves]}\n")
+    run = start(admin, wf, delay="1h")["run_id"]
+    page = open_page(tokens["submit"])
+    page.goto(f"/ui/runs/{run}")
+    page.page.wait_for_selector("body[data-stream=live]")
+    page.page.click("#reschedule-run")
+    page.page.fill("#reschedule-form [name=delay]", "90m")
+    assert admin.post(f"/api/runs/{run}/pause").json()["changed"] is True
+    page.page.wait_for_selector("#run-paused")  # the head, drawn again from the event
+    assert page.page.input_value("#reschedule-form [name=delay]") == "90m"
+    page.page.click("#reschedule-submit")
+    page.page.wait_for_selector("#reschedule-form", state="detached")
+    got = admin.get(f"/api/runs/{run}").json()
+    assert got["paused"] is True and got["scheduled_at"] > got["created_at"] + 80 * 60_000
+    inert(page)
