@@ -123,6 +123,21 @@ MAX_HANDBACKS = 10
 # events and attempts.
 MAX_HANDBACK_REASON_CHARS = 1024
 
+# The batch forms (POST /api/jobs/claims, /api/jobs/results, /api/jobs/heartbeats
+# and a result's `next` claim) run as one script each, which holds Redis
+# while it runs: each bounds how much one request may make that script do.
+# A claim of several jobs: each job is one claim script's work (some 30
+# Redis commands), so 100 hold Redis for a few milliseconds at most.
+MAX_CLAIM_JOBS = 100
+# Results in one request: each is one complete or fail script's work, and
+# its outputs are bounded by MAX_OUTPUT_BYTES (the request by MAX_BODY_BYTES).
+MAX_RESULTS_PER_REQUEST = 100
+# Leases one heartbeat renews: a heartbeat is a few commands per lease; a
+# worker running more jobs than this sends several.
+MAX_HEARTBEAT_LEASES = 1000
+# A lease id in a batch body (rota's are 36-character UUIDs).
+MAX_LEASE_ID_CHARS = 128
+
 # ---- what a running job may start (spawn) ---------------------------------------------
 # Each is checked in the start script, atomically with the start, so
 # concurrent spawns cannot pass a limit together. A run started otherwise

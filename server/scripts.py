@@ -5,6 +5,12 @@ convention); those files (`_name.lua`, never run on their own) are inlined
 once each, dependencies first, so a script carries only the helpers it
 uses. Redis caches each script by its SHA; redis-py's Script object sends
 EVALSHA and falls back to EVAL once after a Redis restart.
+
+A script may also run other scripts whole, in its own call: `--- @use
+"claim"` makes claim.lua's body a function `claim_script(argv)` (its
+includes come along), so the batch forms (claim several, a result and the
+next claim, many heartbeats) run the very code of the single forms, in one
+atomic call, instead of copies that would drift from them.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from typing import Any
 from redis.asyncio import Redis
 
 _INCLUDE = re.compile(r'^--- @include "(\w+)"[ \t]*$', re.MULTILINE)
+_USE = re.compile(r'^--- @use "(\w+)"[ \t]*$', re.MULTILINE)
 # A reply carrying NOTES or DECIDE: [NOTES_MARK, [line, ...], [run, job, ...],
 # the script's own reply].
 NOTES_MARK = "__rota_notes"
@@ -30,7 +37,20 @@ def _text(name: str) -> str:
 
 @cache
 def source(name: str) -> str:
-    """The script `name` with its includes inlined, each once, in dependency order."""
+    """The script `name` with its includes inlined, each once, in dependency
+    order, and the scripts it uses as functions ahead of its body."""
+    used: list[str] = []
+
+    def use(script: str, chain: tuple[str, ...]) -> None:
+        if script in used:
+            return
+        if script in chain:
+            raise ValueError(f"Lua use cycle: {' -> '.join(chain + (script,))}")
+        for other in _USE.findall(_text(script)):
+            use(other, chain + (script,))
+        used.append(script)
+
+    use(name, ())
     done: list[str] = []
 
     def visit(part: str, chain: tuple[str, ...]) -> None:
@@ -42,16 +62,26 @@ def source(name: str) -> str:
             visit(f"_{include}", chain + (part,))
         done.append(part)
 
-    visit(name, ())
-    *helpers, body = (_INCLUDE.sub("", _text(part)) for part in done)
+    for script in used:
+        for include in _INCLUDE.findall(_text(script)):
+            visit(f"_{include}", (script,))
+    helpers = [_body(part) for part in done]
+    # Each used script's ARGV is its function's argument: its body reads
+    # ARGV as it does when run alone, and its `return` is the function's.
+    functions = [f"local function {script}_script(ARGV)\n{_body(script)}\nend" for script in used[:-1]]
+    body = _body(name)
     if "_base" not in done:  # no NOTES to hand back
-        return "\n".join([*helpers, body])
+        return "\n".join([*helpers, *functions, body])
     # The body runs as a function so its reply can be handed back with the
     # NOTES and DECIDE it left (see _base.lua), only when there are some.
-    return "\n".join([*helpers, "local function main()", body, "end",
+    return "\n".join([*helpers, *functions, "local function main()", body, "end",
                       "local reply = main()",
                       "if #NOTES == 0 and #DECIDE == 0 then return reply end",
                       f"return {{'{NOTES_MARK}', NOTES, DECIDE, reply}}"])
+
+
+def _body(part: str) -> str:
+    return _USE.sub("", _INCLUDE.sub("", _text(part)))
 
 
 def names() -> list[str]:

@@ -7,6 +7,7 @@ layout."""
 from __future__ import annotations
 
 from .base import label_key
+from .batch import BatchMixin
 from .control import ControlMixin
 from .deadletters import DeadLettersMixin
 from .deciding import DecidingMixin
@@ -23,8 +24,8 @@ from .workers import WorkersMixin
 from .workflows import Defined, WorkflowsMixin, definition_version
 
 
-class Store(WorkflowsMixin, StartsMixin, RunsMixin, SchedulesMixin, LeasesMixin, LogsMixin, SdkMixin, WorkersMixin,
-            DeadLettersMixin, QueuesMixin, MaintenanceMixin, DecidingMixin, ControlMixin):
+class Store(WorkflowsMixin, StartsMixin, RunsMixin, SchedulesMixin, BatchMixin, LeasesMixin, LogsMixin, SdkMixin,
+            WorkersMixin, DeadLettersMixin, QueuesMixin, MaintenanceMixin, DecidingMixin, ControlMixin):
     pass
 
 

@@ -61,7 +61,7 @@ def lease_refused(outcome: str, lease_id: str) -> None:
     raise LeaseLost(lease_id)
 
 
-def _result(res: list, lease_id: str) -> tuple[str, bool]:
+def result_of(res: list, lease_id: str) -> tuple[str, bool]:
     if res[0] in ("ok", "replayed"):
         return res[1], res[0] == "replayed"
     if res[0] == "settled":
@@ -81,6 +81,101 @@ def _options(spec: JobSpec) -> list[StepOptions]:
                or step.timeout_minutes is not None or step.continue_on_error for step in spec.steps):
         return []
     return [StepOptions(**{key: getattr(step, key) for key in _STEP_OPTIONS}) for step in spec.steps]
+
+
+def offered_labels(labels: list[str], exclusive: bool) -> str:
+    """What a claim script reads as the worker's labels."""
+    return ("!" if exclusive else "") + label_key(labels)
+
+
+def claim_refused(status: int, worker_id: str, max_workers: int) -> None:
+    """Raises what a claim script's refusal of the worker id means."""
+    if status == -1:
+        raise worker_taken(worker_id)
+    if status == -2:
+        raise limit_exceeded("workers", max_workers)
+
+
+def leased(res: list, worker_id: str) -> tuple[ClaimResponse, JobSpec, dict[str, Any]]:
+    """A claim script's reply for a leased job, as the claim answers it
+    (before Restep's input_mapping: LeasesMixin._leased), with the job's
+    spec and the run's typed inputs."""
+    (_, now, lease_id, ttl, run, wf, job_id, spec_json, att, enq, dly, inputs, ckpt, event, decided_json,
+     number, by, tags, run_attempt, *ups) = res
+    spec = _spec_decoder.decode(spec_json)
+    decided = _decided_decoder.decode(decided_json) if decided_json else None
+    upstream = {ups[i]: outputs(ups[i + 1]) for i in range(0, len(ups), 3)}
+    run_inputs = _inputs_decoder.decode(inputs) if inputs and inputs != "{}" else {}  # typed values
+    if decided is not None:
+        env, name, labels, timeout = decided.env, decided.name, decided.labels, decided.timeout_secs
+        continue_on_error = decided.continue_on_error
+    else:
+        env, name, labels, timeout = spec.env, spec.name, spec.labels, spec.timeout_secs
+        continue_on_error = spec.continue_on_error is True
+    contexts = JobContexts(
+        needs={ups[i]: NeedContext(ups[i + 2], upstream[ups[i]]) for i in range(0, len(ups), 3)},
+        inputs=run_inputs,
+        matrix=decided.matrix if decided is not None else None,
+        strategy=(msgspec.convert(decided.strategy, StrategyContext)
+                  if decided is not None and decided.strategy else _NO_MATRIX),
+        env=env if decided is not None else resolve_needs_outputs(env, upstream),
+        run=RunContext(id=run, number=int(number or 0), workflow=wf, triggered_by=by,
+                       tags=_inputs_decoder.decode(tags) if tags and tags != "{}" else {},
+                       attempt=int(run_attempt or 1)),
+    )
+    job = QueuedJob(
+        job_id=job_id,
+        workflow_id=wf,
+        run_id=run,
+        command=spec.command,
+        required_labels=labels,
+        retry_policy=RetryPolicy(max_retries=spec.max_retries, backoff=spec.backoff),
+        attempt=int(att),
+        upstream_outputs=upstream,
+        enqueued_at_ms=int(enq),
+        delayed_until_ms=int(dly or 0),
+        name=name,
+        env=env,
+        steps=[ClaimStep(step.name, step.run) for step in spec.steps],
+        timeout_secs=timeout,
+        # as text, each as its ROTA_INPUT_<NAME> (the run keeps them typed, as the contexts have them)
+        inputs=input_texts(run_inputs),
+        checkpoint=_checkpoint_decoder.decode(ckpt).data if ckpt else None,
+        event=msgspec.json.decode(event) if event else None,
+        env_resolved=decided is not None,
+        contexts=contexts,
+        step_options=_options(spec),
+        outputs=spec.outputs,
+        defaults=spec.defaults,
+        continue_on_error=continue_on_error,
+    )
+    lease = Lease(lease_id=lease_id, job_id=job_id, workflow_id=wf, run_id=run, worker_id=worker_id,
+                  ttl_secs=int(ttl), granted_at_ms=int(now))
+    return ClaimResponse(job=job, lease=lease), spec, run_inputs
+
+
+def complete_result(res: list, lease_id: str) -> tuple[str, bool]:
+    """The complete script's reply: (outcome, replayed), or what it refused."""
+    if res[0] == "too_large":
+        raise Unprocessable("outputs_too_large",
+                            f"outputs, with those the job set while running, are more than MAX_OUTPUT_BYTES"
+                            f" ({res[1]}); nothing was recorded", {"field": "outputs", "limit": int(res[1])})
+    return result_of(res, lease_id)
+
+
+def complete_args(store: StoreBase, lease_id: str, outputs: dict[str, str], caller: str, result_data: Any,
+                  max_output_bytes: int) -> list:
+    """The complete script's ARGV (the digest tells a re-sent result from another)."""
+    encoded = _encode(outputs)
+    rdata = b"" if result_data is None else _encode(result_data)
+    return [lease_id, caller, encoded, digest(encoded + b"|" + rdata), store.result_replay_secs, rdata,
+            max_output_bytes]
+
+
+def fail_args(store: StoreBase, lease_id: str, error: str, retryable: bool, caller: str, error_type: str,
+              error_stack: str) -> list:
+    return [lease_id, caller, error, int(retryable), digest(_encode([error, retryable])), store.result_replay_secs,
+            error_type, error_stack]
 
 
 @dataclass(frozen=True)
@@ -103,68 +198,18 @@ class LeasesMixin(StoreBase):
         lease, besides the lease's own run token. `claim_id`: the client's
         id for this claim; sent again (its reply lost), it gets the same
         job and lease back while the lease lives."""
-        offered = ("!" if exclusive else "") + label_key(labels)
-        res = await self._call("claim", worker_id, offered, ttl_secs, lease_id, owner, claim_id, self.max_workers)
-        if res[0] == -1:
-            raise worker_taken(worker_id)
-        if res[0] == -2:
-            raise limit_exceeded("workers", self.max_workers)
-        if res[0] == 0:
-            return None
-        (_, now, lease_id, ttl, run, wf, job_id, spec_json, att, enq, dly, inputs, ckpt, event, decided_json,
-         number, by, tags, run_attempt, *ups) = res
-        spec = _spec_decoder.decode(spec_json)
-        decided = _decided_decoder.decode(decided_json) if decided_json else None
-        upstream = {ups[i]: outputs(ups[i + 1]) for i in range(0, len(ups), 3)}
-        run_inputs = _inputs_decoder.decode(inputs) if inputs and inputs != "{}" else {}  # typed values
-        if decided is not None:
-            env, name, labels, timeout = decided.env, decided.name, decided.labels, decided.timeout_secs
-            continue_on_error = decided.continue_on_error
-        else:
-            env, name, labels, timeout = spec.env, spec.name, spec.labels, spec.timeout_secs
-            continue_on_error = spec.continue_on_error is True
-        contexts = JobContexts(
-            needs={ups[i]: NeedContext(ups[i + 2], upstream[ups[i]]) for i in range(0, len(ups), 3)},
-            inputs=run_inputs,
-            matrix=decided.matrix if decided is not None else None,
-            strategy=(msgspec.convert(decided.strategy, StrategyContext)
-                      if decided is not None and decided.strategy else _NO_MATRIX),
-            env=env if decided is not None else resolve_needs_outputs(env, upstream),
-            run=RunContext(id=run, number=int(number or 0), workflow=wf, triggered_by=by,
-                           tags=_inputs_decoder.decode(tags) if tags and tags != "{}" else {},
-                           attempt=int(run_attempt or 1)),
-        )
-        job = QueuedJob(
-            job_id=job_id,
-            workflow_id=wf,
-            run_id=run,
-            command=spec.command,
-            required_labels=labels,
-            retry_policy=RetryPolicy(max_retries=spec.max_retries, backoff=spec.backoff),
-            attempt=int(att),
-            upstream_outputs=upstream,
-            enqueued_at_ms=int(enq),
-            delayed_until_ms=int(dly or 0),
-            name=name,
-            env=env,
-            steps=[ClaimStep(step.name, step.run) for step in spec.steps],
-            timeout_secs=timeout,
-            # as text, each as its ROTA_INPUT_<NAME> (the run keeps them typed, as the contexts have them)
-            inputs=input_texts(run_inputs),
-            checkpoint=_checkpoint_decoder.decode(ckpt).data if ckpt else None,
-            event=msgspec.json.decode(event) if event else None,
-            env_resolved=decided is not None,
-            contexts=contexts,
-            step_options=_options(spec),
-            outputs=spec.outputs,
-            defaults=spec.defaults,
-            continue_on_error=continue_on_error,
-        )
+        res = await self._call("claim", worker_id, offered_labels(labels, exclusive), ttl_secs, lease_id, owner,
+                               claim_id, self.max_workers)
+        claim_refused(res[0], worker_id, self.max_workers)
+        return await self._leased(res, worker_id) if res[0] == 1 else None
+
+    async def _leased(self, res: list, worker_id: str) -> ClaimResponse:
+        """A claim script's reply for a leased job, with Restep's input_mapping resolved."""
+        got, spec, typed = leased(res, worker_id)
         if spec.input_mapping:
-            job.inputs = {**job.inputs, **await self._mapped_inputs(run, spec.input_mapping, run_inputs, job)}
-        lease = Lease(lease_id=lease_id, job_id=job_id, workflow_id=wf, run_id=run, worker_id=worker_id,
-                      ttl_secs=int(ttl), granted_at_ms=int(now))
-        return ClaimResponse(job=job, lease=lease)
+            got.job.inputs = {**got.job.inputs,
+                              **await self._mapped_inputs(got.job.run_id or "", spec.input_mapping, typed, got.job)}
+        return got
 
     async def _mapped_inputs(self, run: str, mapping: dict[str, str], typed: dict[str, Any],
                              job: QueuedJob) -> dict[str, str]:
@@ -246,21 +291,14 @@ class LeasesMixin(StoreBase):
         """`result_data`: Restep's (or Strait's `result`), kept with the job.
         Outputs the job upserted while running merge under these; together
         they must fit `max_output_bytes`."""
-        encoded = _encode(outputs)
-        rdata = b"" if result_data is None else _encode(result_data)
-        res = await self._call("complete", lease_id, caller, encoded, digest(encoded + b"|" + rdata),
-                               self.result_replay_secs, rdata, max_output_bytes)
-        if res[0] == "too_large":
-            raise Unprocessable("outputs_too_large",
-                                f"outputs, with those the job set while running, are more than MAX_OUTPUT_BYTES"
-                                f" ({res[1]}); nothing was recorded", {"field": "outputs", "limit": int(res[1])})
-        return _result(res, lease_id)
+        res = await self._call("complete", *complete_args(self, lease_id, outputs, caller, result_data,
+                                                          max_output_bytes))
+        return complete_result(res, lease_id)
 
     async def fail(self, lease_id: str, error: str, retryable: bool, caller: str = "*", *,
                    error_type: str = "", error_stack: str = "") -> tuple[str, bool]:
-        res = await self._call("fail", lease_id, caller, error, int(retryable),
-                               digest(_encode([error, retryable])), self.result_replay_secs, error_type, error_stack)
-        return _result(res, lease_id)
+        res = await self._call("fail", *fail_args(self, lease_id, error, retryable, caller, error_type, error_stack))
+        return result_of(res, lease_id)
 
     async def hand_back(self, lease_id: str, reason: str = "", caller: str = "*") -> tuple[str, bool]:
         """The worker stopped before the job finished and gives it back: it
@@ -270,4 +308,4 @@ class LeasesMixin(StoreBase):
         failed attempt ('retrying' or 'failure')."""
         res = await self._call("hand_back", lease_id, caller, reason, digest(_encode(reason)),
                                self.result_replay_secs, limits.MAX_HANDBACKS)
-        return _result(res, lease_id)
+        return result_of(res, lease_id)
