@@ -29,7 +29,7 @@ from .guards import RequestGuard
 from .http import error_response
 from .notifier import Notifier
 from .redis_conn import connect, connect_pubsub, describe
-from .routes import (control, deadletters, logs, lookup, notes, ops, queues, runs, schedules, sdk, sdk_seeds,
+from .routes import (batch, control, deadletters, logs, lookup, notes, ops, queues, runs, schedules, sdk, sdk_seeds,
                      session, strait_runs, tokens, worker_protocol, workflows)
 from .settings import Settings
 from .store import Store
@@ -45,10 +45,10 @@ def endpoints() -> list[routing.Endpoint]:
     /openapi.json are all built from."""
     # The worker protocol first: routes are tried in this order (see
     # routing._ordered), and claim, heartbeat and complete are the hot path.
-    return (worker_protocol.endpoints + workflows.endpoints + runs.endpoints + schedules.endpoints + notes.endpoints
-            + logs.endpoints + lookup.endpoints + control.endpoints + deadletters.endpoints + sdk.endpoints
-            + sdk_seeds.endpoints + strait_runs.endpoints + tokens.endpoints + session.endpoints + queues.endpoints
-            + ops.endpoints + ui.endpoints)
+    return (worker_protocol.endpoints + batch.endpoints + workflows.endpoints + runs.endpoints + schedules.endpoints
+            + notes.endpoints + logs.endpoints + lookup.endpoints + control.endpoints + deadletters.endpoints
+            + sdk.endpoints + sdk_seeds.endpoints + strait_runs.endpoints + tokens.endpoints + session.endpoints
+            + queues.endpoints + ops.endpoints + ui.endpoints)
 
 
 # 4xx a worker meets in the protocol's normal course (a result after a

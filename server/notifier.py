@@ -162,6 +162,33 @@ class Notifier:
                 del self._watchers[channel]
                 await self._unsubscribe(channel)
 
+    @asynccontextmanager
+    async def watch_many(self, channels: list[str]) -> AsyncIterator[Watch]:
+        """One watcher of several job channels (a worker's heartbeat for all
+        its leases), subscribed in one command; not counted, as above."""
+        watch = Watch()
+        fresh = []
+        for channel in channels:
+            watchers = self._watchers.setdefault(channel, set())
+            if not watchers:
+                fresh.append(channel)
+            watchers.add(watch)
+        try:
+            if fresh:
+                await self._subscribe(*fresh)
+            yield watch
+        finally:
+            gone = []
+            for channel in dict.fromkeys(channels):
+                watchers = self._watchers.get(channel)
+                if watchers is not None:
+                    watchers.discard(watch)
+                    if not watchers:
+                        del self._watchers[channel]
+                        gone.append(channel)
+            if gone:
+                await self._unsubscribe(*gone)
+
     def _dispatch(self, channel: str, data: str) -> None:
         listener = self._listeners.get(channel)
         if listener is not None:
@@ -199,19 +226,19 @@ class Notifier:
             for watch in watches:
                 watch.fire("")  # anything may have changed
 
-    async def _subscribe(self, channel: str) -> None:
+    async def _subscribe(self, *channels: str) -> None:
         if self._pubsub is not None:
             try:
-                await self._pubsub.subscribe(channel)
+                await self._pubsub.subscribe(*channels)
             except Exception:  # noqa: BLE001 - a broken connection raises more than RedisError
                 # Drop the connection: the reader loop then reconnects and
-                # subscribes every watched channel, this one included.
+                # subscribes every watched channel, these included.
                 await self._close_pubsub()
 
-    async def _unsubscribe(self, channel: str) -> None:
+    async def _unsubscribe(self, *channels: str) -> None:
         if self._pubsub is not None:
             try:
-                await self._pubsub.unsubscribe(channel)
+                await self._pubsub.unsubscribe(*channels)
             except Exception:  # noqa: BLE001 - as above; a stale subscription is harmless
                 pass
 

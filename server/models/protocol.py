@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal, Optional, Union
 
-from msgspec import Meta, Struct, field
+from msgspec import UNSET, Meta, Struct, UnsetType, field
 
 from .. import limits
 
-from .core import Label, RetryPolicy, WorkerId
+from .core import ErrorDetail, Label, RetryPolicy, WorkerId
 from .specs import Flag, RunDefaults
 
 
@@ -40,16 +40,21 @@ class Registered(Struct):
     registered_at_ms: int
 
 
+LeaseTtl = Annotated[int, Meta(ge=1, le=86_400)]
+# The client's id for a claim: sent again after a lost reply, it gets the
+# job and lease the first one was given (while the lease lives). (No ':' or
+# '#' in it: the server keys it as `<worker id>:<claim id>`, and the n-th
+# job of a batch as `<claim id>#<n>`.)
+ClaimId = Annotated[str, Meta(pattern=r"^[A-Za-z0-9_.-]{1,100}\Z")]
+
+
 class ClaimRequest(Struct):
     worker_id: WorkerId
     labels: WorkerLabels = []
-    lease_ttl_secs: Annotated[int, Meta(ge=1, le=86_400)] = 30
+    lease_ttl_secs: LeaseTtl = 30
     # Long-poll extension; values above the server's cap are clamped, not refused.
     wait_secs: Annotated[float, Meta(ge=0)] = 0.0
-    # The client's id for this claim: sent again after a lost reply, it gets
-    # the job and lease the first one was given (while the lease lives).
-    # (No ':' in it: the server keys it as `<worker id>:<claim id>`.)
-    claim_id: Optional[Annotated[str, Meta(pattern=r"^[A-Za-z0-9_.-]{1,100}\Z")]] = None
+    claim_id: Optional[ClaimId] = None
     # Take only jobs that ask for at least one of `labels` (no unlabelled
     # jobs): for the deploy box that must not run just anything.
     exclusive: bool = False
@@ -179,15 +184,21 @@ class HeartbeatResponse(Struct):
     expires_at_ms: int
 
 
+Outcome = Literal["success", "retrying", "failure"]
+
+
 class ResultAccepted(Struct, kw_only=True):
     ok: bool = True
     lease_id: str
     # What became of the job: success, retrying (re-enqueued, maybe after a
     # backoff) or failure (for good).
-    outcome: Literal["success", "retrying", "failure"]
+    outcome: Outcome
     # True when this repeats a result already taken (its reply was lost):
     # nothing changed now, and `outcome` is what the first one did.
     replayed: bool = False
+    # The jobs leased by the request's `next` claim (rota's batch protocol),
+    # possibly none; absent when the request had no `next`.
+    next: Union[list[ClaimResponse], UnsetType] = UNSET
 
 
 class HandBackRequest(Struct, kw_only=True):
@@ -207,10 +218,37 @@ class HandedBack(Struct, kw_only=True):
     replayed: bool = False
 
 
+class NextClaim(Struct, kw_only=True):
+    """A claim sent with results (rota's batch protocol): the worker's next
+    job(s), leased in the same script that took its results, so a busy
+    worker spends one request per job. Answered at once: no long-poll."""
+
+    worker_id: WorkerId
+    labels: WorkerLabels = []
+    lease_ttl_secs: LeaseTtl = 30
+    claim_id: Optional[ClaimId] = None
+    exclusive: bool = False
+    # Up to this many jobs, each with its own lease.
+    max_jobs: Annotated[int, Meta(ge=1, le=limits.MAX_CLAIM_JOBS)] = 1
+
+
+class BatchClaimRequest(NextClaim, kw_only=True):
+    # Long-poll: with no job to lease at once, wait this long for one
+    # (clamped to MAX_WAIT_SECS), then answer with what is there.
+    wait_secs: Annotated[float, Meta(ge=0)] = 0.0
+
+
+class Claims(Struct):
+    # Up to max_jobs, best first; empty when there was none.
+    claims: list[ClaimResponse]
+
+
 class CompleteRequest(Struct, kw_only=True, omit_defaults=True):
     outputs: dict[str, str] = {}
     result_data: Any = None  # Restep's
     result: Any = None  # Strait's
+    # rota's batch protocol: lease the worker's next job(s) in the same call.
+    next: Optional[NextClaim] = None
 
 
 class FailRequest(Struct, kw_only=True, omit_defaults=True):
@@ -221,6 +259,67 @@ class FailRequest(Struct, kw_only=True, omit_defaults=True):
     error_message: Optional[str] = None  # Restep's
     error_type: Optional[str] = None
     error_stack: Optional[str] = None
+    next: Optional[NextClaim] = None
+
+
+LeaseId = Annotated[str, Meta(min_length=1, max_length=limits.MAX_LEASE_ID_CHARS)]
+
+
+class ResultItem(Struct, kw_only=True, omit_defaults=True):
+    """One lease's result in a batch: `complete` with outputs, or `fail`
+    with an error, as the single calls take them."""
+
+    lease_id: LeaseId
+    kind: Literal["complete", "fail"]
+    outputs: dict[str, str] = {}
+    result_data: Any = None
+    error: str = ""
+    retryable: bool = False
+    error_type: Optional[str] = None
+    error_stack: Optional[str] = None
+
+
+class ResultsRequest(Struct, kw_only=True):
+    results: Annotated[list[ResultItem], Meta(max_length=limits.MAX_RESULTS_PER_REQUEST)] = []
+    next: Optional[NextClaim] = None
+
+
+class ResultOut(Struct, kw_only=True, omit_defaults=True):
+    """What became of one result: `outcome` (and `replayed`) when it was
+    taken, else `error`, as the single call would have answered it."""
+
+    lease_id: str
+    outcome: Optional[Outcome] = None
+    replayed: bool = False
+    error: Optional[ErrorDetail] = None
+
+
+class ResultsAccepted(Struct):
+    results: list[ResultOut]
+    # The jobs the `next` claim leased (empty without one, or with none to lease).
+    next: list[ClaimResponse]
+
+
+class HeartbeatsRequest(Struct, kw_only=True):
+    lease_ids: Annotated[list[LeaseId], Meta(max_length=limits.MAX_HEARTBEAT_LEASES)]
+    # Long-poll: renew now, then answer the moment one of the jobs is
+    # cancelled (or its lease ends), or after this long (capped below the
+    # shortest lease's TTL left).
+    wait_secs: Annotated[float, Meta(ge=0)] = 0.0
+
+
+class LeaseBeat(Struct, kw_only=True, omit_defaults=True):
+    lease_id: str
+    # live: renewed; cancelled: renewed, but the job was cancelled (stop it,
+    # then report); lost: expired, superseded or unknown (stop the job, report
+    # nothing); waiting: the job gave up its lease to wait for an event (stop
+    # it, report nothing); forbidden: another token's lease.
+    status: Literal["live", "cancelled", "lost", "waiting", "forbidden"]
+    expires_at_ms: Optional[int] = None
+
+
+class Heartbeats(Struct):
+    leases: list[LeaseBeat]
 
 
 class LogChunk(Struct, kw_only=True):

@@ -78,6 +78,7 @@ _MESSAGES = {"/heartbeat": "Heartbeat updated", "/progress": "Progress updated",
 def _restep(method: str, suffix: str, handler: Handler, spec: dict) -> tuple[Handler, dict]:
     async def wrapped(request: Request) -> Response:
         request.scope["rota.retry_by_default"] = True
+        request.scope["rota.seed_path"] = True
         # Restep's executors heartbeat every 30-60 s: longer than a 30 s lease.
         request.scope["rota.min_lease_secs"] = limits.RESTEP_LEASE_SECS
         response = await handler(request)  # checks the body first
@@ -102,6 +103,7 @@ def _restep(method: str, suffix: str, handler: Handler, spec: dict) -> tuple[Han
 def _strait(method: str, suffix: str, handler: Handler, spec: dict) -> tuple[Handler, dict]:
     async def wrapped(request: Request) -> Response:
         request.scope["rota.retry_by_default"] = True
+        request.scope["rota.seed_path"] = True
         response = await handler(request)
         if suffix == "/continue":
             # Strait answers the continuation as a run of its own API

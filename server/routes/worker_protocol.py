@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from ..auth import principal
-from ..errors import Overloaded, Unprocessable
+from ..errors import Unprocessable
 from ..http import MAX_QUERY_INT, JSON, decode_body, page_params, param, wait_unless_gone
 from ..models import (
     ClaimRequest,
@@ -27,6 +27,7 @@ from ..models import (
     HeartbeatResponse,
     LogsAccepted,
     LogsRequest,
+    NextClaim,
     RegisterRequest,
     Registered,
     ResultAccepted,
@@ -34,11 +35,11 @@ from ..models import (
     WorkersPruned,
 )
 from ..routing import Endpoint, Param, lease_calls
-from ..store import label_key
+from ..store.batch import Completed, Failed
+from .claiming import next_claim, wait_for_claims, with_run_tokens
 from .resolve import for_latest_run
 
 NULL = b"null"
-log = logging.getLogger("rota.claims")
 journal = logging.getLogger("rota.events")
 
 
@@ -80,68 +81,15 @@ async def list_workers(request: Request) -> JSON:
 
 async def claim(request: Request) -> Response:
     req = await decode_body(request, ClaimRequest)
-    state = request.app.state
-    store, auth, notifier = state.store, state.auth, state.notifier
-    caller = principal(request)
-    wait = min(req.wait_secs, state.settings.max_wait_secs)
+    store, caller = request.app.state.store, principal(request)
 
-    async def attempt() -> Optional[ClaimResponse]:
+    async def attempt() -> list[ClaimResponse]:
         got = await store.claim(req.worker_id, req.labels, req.lease_ttl_secs, str(uuid.uuid4()),
                                 caller.token_id, req.claim_id or "", req.exclusive)
-        if got is not None:
-            got.lease.run_token = auth.run_token(got.lease.lease_id)
-        return got
+        return [] if got is None else [got]
 
-    if wait <= 0:
-        return _answer(await attempt())
-    if notifier.waiting_claims >= state.settings.max_waiting_claims:
-        raise Overloaded(f"this server already holds {state.settings.max_waiting_claims} waiting claims"
-                         " (MAX_WAITING_CLAIMS); retry shortly")
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + wait
-    # Registered before the first attempt, so a job enqueued between a
-    # fruitless attempt and the wait still wakes this claim.
-    with notifier.claim_waiter(req.labels, req.exclusive) as waiter:
-        waited = False
-        while True:
-            token = waiter.take_token()
-            got = await attempt()
-            if got is not None:
-                if token is not None and token != label_key(got.job.required_labels):
-                    # Woken for a job of another queue, it took this one: the
-                    # wake-up goes on to the next claim as this one leaves.
-                    waiter.token = token
-                # A claim answered at once has a client that just spoke; one
-                # that waited may have lost it meanwhile.
-                if waited and await request.is_disconnected():
-                    # Gone before the answer: the job goes back unrun, its
-                    # attempt not spent, instead of waiting out a lease
-                    # nobody holds.
-                    await store.release(got.lease.lease_id)
-                    log.debug("claim by %s: client gone; %s/%s handed back", got.lease.worker_id,
-                              got.job.workflow_id, got.job.job_id)
-                    return _null()
-                return _answer(got)
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                return _null()
-            if not await wait_unless_gone(request, waiter.event, remaining):
-                return _null()  # nobody to answer; its wake-up, if any, goes on
-            waited = True
-            # A job leased to a client that hung up (or to one we are about
-            # to cut off by shutting down) would only be handed back: don't.
-            if notifier.draining or await request.is_disconnected():
-                return _null()
-            # A token revoked while its claim waited must not be handed a job.
-            await auth.check_alive(caller)
-
-
-def _null() -> Response:
-    return Response(NULL, media_type="application/json")
-
-
-def _answer(got: Optional[ClaimResponse]) -> Response:
-    return _null() if got is None else JSON(got)
+    got = await wait_for_claims(request, req.labels, req.exclusive, req.wait_secs, attempt)
+    return JSON(got[0]) if got else Response(NULL, media_type="application/json")
 
 
 async def heartbeat(request: Request) -> JSON:
@@ -186,47 +134,74 @@ async def heartbeat(request: Request) -> JSON:
     return JSON(beat.answer)
 
 
-def _result_bounded(limit: int, **fields: object) -> None:
+def result_bounded(limit: int, prefix: str = "", **fields: object) -> None:
     """What a result carries besides outputs (Restep's `result_data`,
     Strait's `result`, a failure's texts) is kept with the job: each is
-    bounded like outputs, by MAX_OUTPUT_BYTES, before anything is recorded."""
+    bounded like outputs, by MAX_OUTPUT_BYTES, before anything is recorded.
+    `prefix`: where the fields are in a batch's body (`$.results[2].`)."""
     for name, value in fields.items():
         if value is None:
             continue
         size = len(value.encode()) if isinstance(value, str) else len(msgspec.json.encode(value))
         if size > limit:
-            raise Unprocessable("result_too_large", f"{name} is {size} bytes, more than MAX_OUTPUT_BYTES ({limit});"
-                                " nothing was recorded", {"field": name, "limit": limit, "size": size})
+            raise Unprocessable("result_too_large", f"{prefix}{name} is {size} bytes, more than MAX_OUTPUT_BYTES"
+                                f" ({limit}); nothing was recorded",
+                                {"field": prefix + name, "limit": limit, "size": size})
+
+
+def outputs_bounded(limit: int, outputs: dict[str, str], field: str = "outputs") -> None:
+    size = sum(len(k.encode()) + len(v.encode()) for k, v in outputs.items())
+    if size > limit:
+        raise Unprocessable("outputs_too_large",
+                            f"{field} are {size} bytes, more than MAX_OUTPUT_BYTES ({limit}); nothing was recorded",
+                            {"field": field, "limit": limit, "size": size})
 
 
 async def complete(request: Request) -> JSON:
     req = await decode_body(request, CompleteRequest, empty_ok=True)
     lease_id = request.path_params["lease_id"]
     limit = request.app.state.settings.max_output_bytes
-    size = sum(len(k.encode()) + len(v.encode()) for k, v in req.outputs.items())
-    if size > limit:
-        raise Unprocessable("outputs_too_large",
-                            f"outputs are {size} bytes, more than MAX_OUTPUT_BYTES ({limit}); nothing was recorded",
-                            {"field": "outputs", "limit": limit, "size": size})
-    _result_bounded(limit, result_data=req.result_data, result=req.result)
+    outputs_bounded(limit, req.outputs)
+    result_bounded(limit, result_data=req.result_data, result=req.result)
+    result = Completed(lease_id, req.outputs, req.result_data if req.result_data is not None else req.result)
+    if req.next is not None:
+        return await _with_next(request, result, req.next)
     outcome, replayed = await request.app.state.store.complete(
-        lease_id, req.outputs, principal(request).lease_caller,
-        result_data=req.result_data if req.result_data is not None else req.result, max_output_bytes=limit)
+        lease_id, result.outputs, principal(request).lease_caller, result_data=result.result_data,
+        max_output_bytes=limit)
     return JSON(ResultAccepted(lease_id=lease_id, outcome=outcome, replayed=replayed))
 
 
 async def fail(request: Request) -> JSON:
     req = await decode_body(request, FailRequest, empty_ok=True)
     lease_id = request.path_params["lease_id"]
-    _result_bounded(request.app.state.settings.max_output_bytes, error=req.error, error_message=req.error_message,
+    result_bounded(request.app.state.settings.max_output_bytes, error=req.error, error_message=req.error_message,
                     error_type=req.error_type, error_stack=req.error_stack)
     store, caller = request.app.state.store, principal(request).lease_caller
     # Restep's and Strait's executors expect a failure to retry while the
     # job's budget lasts; seed 002's worker says so itself (default: no).
     retryable = req.retryable if req.retryable is not None else request.scope.get("rota.retry_by_default", False)
-    outcome, replayed = await store.fail(lease_id, req.error or req.error_message or "", retryable, caller,
-                                         error_type=req.error_type or "", error_stack=req.error_stack or "")
+    result = Failed(lease_id, req.error or req.error_message or "", retryable, req.error_type or "",
+                    req.error_stack or "")
+    if req.next is not None:
+        return await _with_next(request, result, req.next)
+    outcome, replayed = await store.fail(lease_id, result.error, retryable, caller, error_type=result.error_type,
+                                         error_stack=result.error_stack)
     return JSON(ResultAccepted(lease_id=lease_id, outcome=outcome, replayed=replayed))
+
+
+async def _with_next(request: Request, result: Completed | Failed, nxt: NextClaim) -> JSON:
+    """A result and the worker's next claim in one script (rota's batch
+    protocol). A refused result is answered with its error, as without
+    `next`, and nothing is claimed."""
+    claim = next_claim(request, nxt)
+    state = request.app.state
+    (settled,), claimed = await state.store.results([result], principal(request).lease_caller, claim, strict=True,
+                                                    max_output_bytes=state.settings.max_output_bytes)
+    if settled.error is not None:
+        raise settled.error
+    return JSON(ResultAccepted(lease_id=result.lease_id, outcome=settled.outcome, replayed=settled.replayed,
+                               next=with_run_tokens(request, claimed)))
 
 
 async def release(request: Request) -> JSON:
@@ -256,10 +231,12 @@ LEASE_CALLS: dict[tuple[str, str], dict] = {
         handler=heartbeat, summary="Renew a lease; the answer says whether the job was cancelled. With wait_secs,"
         " a long-poll that answers the moment the job is cancelled", body=HeartbeatRequest,
         response=HeartbeatResponse, errors=_LEASE_ERRORS),
-    ("POST", "/complete"): dict(handler=complete, summary="Report success, with outputs", body=CompleteRequest,
-                                response=ResultAccepted, errors=(400,) + _LEASE_ERRORS),
-    ("POST", "/fail"): dict(handler=fail, summary="Report failure; retryable ones retry with backoff",
-                            body=FailRequest, response=ResultAccepted, errors=(400,) + _LEASE_ERRORS),
+    ("POST", "/complete"): dict(handler=complete, summary="Report success, with outputs. With `next` (a worker"
+                                " token's), lease the worker's next job(s) in the same call", body=CompleteRequest,
+                                response=ResultAccepted, errors=(400, 429) + _LEASE_ERRORS),
+    ("POST", "/fail"): dict(handler=fail, summary="Report failure; retryable ones retry with backoff. With `next`,"
+                            " lease the worker's next job(s) in the same call",
+                            body=FailRequest, response=ResultAccepted, errors=(400, 429) + _LEASE_ERRORS),
     ("POST", "/logs"): dict(handler=push_logs, summary="Append log chunks (idempotent by sequence). The request that"
                             " fills the attempt's LOG_MAX_BYTES keeps what fits (`dropped` counts the rest);"
                             " a later one with new chunks is 413",
