@@ -28,7 +28,7 @@ from .errors import ApiError
 from .guards import RequestGuard
 from .http import error_response
 from .notifier import Notifier
-from .redis_conn import connect, connect_pubsub, describe
+from .redis_conn import connect, connect_lean, connect_pubsub, describe
 from .routes import (batch, control, deadletters, logs, lookup, notes, ops, queues, runs, schedules, sdk, sdk_seeds,
                      session, strait_runs, tokens, worker_protocol, workflows)
 from .settings import Settings
@@ -149,7 +149,8 @@ def create_app(settings: Optional[Settings] = None, redis: Optional[Redis] = Non
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette):
         client = redis if redis is not None else connect(settings)
-        store = Store.from_settings(client, settings)
+        lean = connect_lean(settings) if redis is None else None
+        store = Store.from_settings(client, settings, lean)
         token_store = TokenStore(client, store.prefix, store.scripts)
         # A real Redis gets a second, retry-free client for pub/sub (see
         # connect_pubsub); in-process stores share the one client.
@@ -223,6 +224,8 @@ def create_app(settings: Optional[Settings] = None, redis: Optional[Redis] = Non
             await notifier.stop()
             if redis is None:
                 await client.aclose()
+                if lean is not None:
+                    await lean.aclose()
                 if pubsub_client is not client:
                     await pubsub_client.aclose()
 

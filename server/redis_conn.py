@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, Optional
 from urllib.parse import urlsplit
 
 from redis.asyncio import ConnectionPool, Redis
@@ -12,6 +12,7 @@ from redis.backoff import ExponentialBackoff, NoBackoff
 from redis.exceptions import BusyLoadingError, ConnectionError, TimeoutError
 from redis.asyncio.retry import Retry
 
+from .redis_lean import LeanRedis, supported
 from .settings import Settings
 
 
@@ -76,6 +77,15 @@ def connect(settings: Settings) -> Redis:
         health_check_interval=30,
     )
     return Redis.from_pool(pool)
+
+
+def connect_lean(settings: Settings) -> Optional[LeanRedis]:
+    """The scripts' own pipelined connection (server/redis_lean.py), for a
+    real Redis reached by redis:// or unix://; None otherwise (the embedded
+    store, TLS), when the scripts go through `connect`'s client."""
+    if not settings.redis_url or not supported(settings.redis_url):
+        return None
+    return LeanRedis(settings.redis_url)
 
 
 def describe(settings: Settings) -> str:

@@ -19,9 +19,11 @@ import logging
 import re
 from functools import cache
 from importlib import resources
-from typing import Any
+from typing import Any, Optional
 
 from redis.asyncio import Redis
+
+from .redis_lean import LeanRedis
 
 _INCLUDE = re.compile(r'^--- @include "(\w+)"[ \t]*$', re.MULTILINE)
 _USE = re.compile(r'^--- @use "(\w+)"[ \t]*$', re.MULTILINE)
@@ -91,10 +93,14 @@ def names() -> list[str]:
 
 
 class Scripts:
-    """Every script registered on one client; `call` runs one against a key prefix."""
+    """Every script registered on one client; `call` runs one against a key
+    prefix, through `lean` when given (server/redis_lean.py: the scripts'
+    own pipelined connection), else through `redis`."""
 
-    def __init__(self, redis: Redis, prefix: str):
+    def __init__(self, redis: Redis, prefix: str, lean: Optional[LeanRedis] = None):
         self._prefix = prefix
+        self._keys = [prefix]
+        self._lean = lean
         self._scripts = {name: redis.register_script(source(name)) for name in names()}
 
     async def call(self, name: str, *args: Any) -> Any:
@@ -104,7 +110,11 @@ class Scripts:
 
     async def call_deciding(self, name: str, *args: Any) -> tuple[Any, list[tuple[str, str]]]:
         """(the script's reply, the (run, job) pairs it left to decide)."""
-        reply = await self._scripts[name](keys=[self._prefix], args=list(args))
+        if self._lean is not None:
+            script = self._scripts[name]
+            reply = await self._lean.evalsha(script.sha, script.script, self._keys, args)
+        else:
+            reply = await self._scripts[name](keys=[self._prefix], args=list(args))
         if type(reply) is list and reply and reply[0] == NOTES_MARK:
             for line in reply[1]:
                 events_log.info("%s", _one_line(line))

@@ -21,6 +21,7 @@ from ..deciding.flags import decide_flags
 from ..errors import LimitExceeded, Unprocessable
 from ..models import ConcurrencySpec, JobSpec, backoff_fields
 from ..models.specs import InputSpec
+from ..redis_lean import LeanRedis
 from ..scripts import Scripts
 from ..settings import Settings
 from ..singleflight import SingleFlight
@@ -151,6 +152,7 @@ class StoreBase:
         max_oneoffs: int = 10_000,
         max_idempotency_keys: int = 100_000,
         max_output_bytes: int = 1024 * 1024,
+        lean: Optional[LeanRedis] = None,
     ):
         self.redis = redis
         self.prefix = "{" + namespace + "}:"
@@ -165,15 +167,16 @@ class StoreBase:
         self.max_oneoffs = max_oneoffs
         self.max_idempotency_keys = max_idempotency_keys
         self.max_output_bytes = max_output_bytes  # a matrix job's merged outputs too
-        self.scripts = Scripts(redis, self.prefix)
+        self.scripts = Scripts(redis, self.prefix, lean)
         self._reads = SingleFlight()
         self._definitions: OrderedDict[tuple[str, str], Definition] = OrderedDict()
 
     @classmethod
-    def from_settings(cls, redis: Redis, settings: Settings):
+    def from_settings(cls, redis: Redis, settings: Settings, lean: Optional[LeanRedis] = None):
         """The one place settings become a store, so a server and a standalone
-        reaper on the same Redis always agree on namespace and retention."""
-        return cls(redis, settings.namespace, settings.retention_secs, settings.log_max_chunks,
+        reaper on the same Redis always agree on namespace and retention.
+        `lean`: the scripts' own connection (server/redis_lean.py)."""
+        return cls(redis, settings.namespace, settings.retention_secs, settings.log_max_chunks, lean=lean,
                    result_replay_secs=settings.result_replay_secs, log_max_bytes=settings.log_max_bytes,
                    log_max_chunk_bytes=settings.log_max_chunk_bytes, max_workers=settings.max_workers_per_token,
                    max_oneoffs=settings.max_oneoff_workflows_per_token,
