@@ -72,6 +72,44 @@ class _EarlyAnswerCycle(RequestResponseCycle):
         await super().send(message)
 
 
+class _OneWrite:
+    """The transport as one response's cycle sees it. uvicorn writes a
+    response's head, then its body: two system calls and two packets for
+    every answer. This holds a head whose length is known (not a stream's,
+    whose head must go out at once) until the body's first write and sends
+    both in one."""
+
+    __slots__ = ("_transport", "_cycle", "_head", "_done")
+
+    def __init__(self, transport: asyncio.Transport, cycle: RequestResponseCycle):
+        self._transport = transport
+        self._cycle = cycle
+        self._head: Optional[bytes] = None
+        self._done = False
+
+    def write(self, data: bytes) -> None:
+        if not self._done:
+            if self._head is not None:
+                data = self._head + data
+                self._head = None
+                self._done = True
+            elif self._cycle.response_started:  # (a 100 Continue is written before)
+                if self._cycle.chunked_encoding is False:
+                    self._head = data
+                    return
+                self._done = True
+        self._transport.write(data)
+
+    def close(self) -> None:
+        if self._head is not None:  # a response cut short: what there was goes out
+            self._transport.write(self._head)
+            self._head = None
+        self._transport.close()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
+
+
 class GuardedHttpProtocol(HttpToolsProtocol):
     slots: Slots  # one per server: see protocol_class
     header_timeout = 10.0
@@ -183,6 +221,14 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         # An event stream drops a client that stopped reading (server/sse.py):
         # close() would wait for the buffered bytes to drain, abort does not.
         self.scope.setdefault("extensions", {})[ABORT] = self.transport.abort  # type: ignore[index]
+
+    def on_headers_complete(self) -> None:
+        before = self.cycle
+        super().on_headers_complete()
+        cycle = self.cycle
+        # A HEAD answer writes no body to carry its head.
+        if cycle is not None and cycle is not before and self.scope["method"] != "HEAD":
+            cycle.transport = _OneWrite(self.transport, cycle)  # type: ignore[assignment]
 
     def on_header(self, name: bytes, value: bytes) -> None:
         # uvicorn's own, with a count: raising stops the parser at once.
