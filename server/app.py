@@ -26,6 +26,7 @@ from . import __version__, openapi, reaper, routing, scheduler, ui
 from .auth import Auth
 from .errors import ApiError
 from .guards import RequestGuard
+from .hotpath import HotPath
 from .http import error_response
 from .notifier import Notifier
 from .redis_conn import connect, connect_lean, connect_pubsub, describe
@@ -140,6 +141,21 @@ async def _when_redis_answers(prepare, stop: asyncio.Event) -> None:
         return
 
 
+class RotaApp(Starlette):
+    """Starlette, with the worker's hot calls served past the layers that do
+    no work for them (server/hotpath.py)."""
+
+    hot: Optional[HotPath] = None
+
+    async def __call__(self, scope, receive, send) -> None:
+        hot = self.hot
+        if hot is not None and scope["type"] == "http":
+            route = hot.route(scope)
+            if route is not None and await hot.serve(self, scope, receive, send, route):
+                return
+        await super().__call__(scope, receive, send)
+
+
 def create_app(settings: Optional[Settings] = None, redis: Optional[Redis] = None) -> Starlette:
     """`redis` lets tests share one client (e.g. fakeredis) with the app."""
     settings = settings or Settings.from_env()
@@ -229,12 +245,10 @@ def create_app(settings: Optional[Settings] = None, redis: Optional[Redis] = Non
                 if pubsub_client is not client:
                     await pubsub_client.aclose()
 
-    middleware = [
-        Middleware(ui.UiHeaders),
-        Middleware(RequestGuard, allowed_hosts=settings.allowed_hosts, origins=settings.cors_origins,
-                   max_body_bytes=settings.max_body_bytes, body_timeout_secs=settings.body_timeout_secs,
-                   auth=settings.auth),
-    ]
+    guard = dict(allowed_hosts=settings.allowed_hosts, origins=settings.cors_origins,
+                 max_body_bytes=settings.max_body_bytes, body_timeout_secs=settings.body_timeout_secs,
+                 auth=settings.auth)
+    middleware = [Middleware(ui.UiHeaders), Middleware(RequestGuard, **guard)]
     if settings.cors_origins:
         # No CORS headers at all unless asked: seed 002 is permissive when
         # CORS_ORIGINS is unset, which no server that runs shell can afford.
@@ -242,7 +256,7 @@ def create_app(settings: Optional[Settings] = None, redis: Optional[Redis] = Non
             CORSMiddleware, allow_origins=list(settings.cors_origins), allow_methods=["*"],
             allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "Last-Event-ID"],
             expose_headers=["Idempotent-Replayed", "X-Next-Offset", "X-Next-Cursor", "X-Prev-Cursor"]))
-    app = Starlette(
+    app = RotaApp(
         routes=routing.routes(table),
         middleware=middleware,
         exception_handlers={
@@ -257,6 +271,7 @@ def create_app(settings: Optional[Settings] = None, redis: Optional[Redis] = Non
         },
         lifespan=lifespan,
     )
+    app.hot = HotPath(table, RequestGuard(None, **guard), app.exception_handlers)  # type: ignore[arg-type]
     app.state.auth = auth
     app.state.endpoints = table
     # Why the server refuses to serve its store, if it does (see prepare);

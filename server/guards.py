@@ -84,12 +84,12 @@ class RequestGuard:
                 origin = value.decode("latin-1")
             elif name == b"content-length":
                 length = value
-        refusal = self._refusal(scope["method"], host if hosts <= 1 else "(several Host headers)", origin, length)
+        refusal = self.refusal(scope["method"], host if hosts <= 1 else "(several Host headers)", origin, length)
         if refusal is not None:
             return await refusal(scope, receive, send)
-        await self.app(scope, self._limited(receive), send)
+        await self.app(scope, self.limited(receive), send)
 
-    def _refusal(self, method: str, host: Optional[str], origin: Optional[str], length: Optional[bytes]):
+    def refusal(self, method: str, host: Optional[str], origin: Optional[str], length: Optional[bytes]):
         if self.allowed_hosts is not None and not host_allowed(host or "", self.allowed_hosts):
             return error_response(400, "invalid_host",
                                   f"this server does not answer to Host {host!r}; see ALLOWED_HOSTS",
@@ -104,7 +104,7 @@ class RequestGuard:
                                   headers={"Connection": "close"})
         return None
 
-    def _limited(self, receive: Receive) -> Receive:
+    def limited(self, receive: Receive) -> Receive:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.body_timeout_secs
         seen = 0

@@ -103,7 +103,7 @@ def takes_ticket(endpoint: Endpoint) -> bool:
     return endpoint.stream and endpoint.scope == "read"
 
 
-def _guarded(endpoint: Endpoint) -> ASGIApp:
+def checked(endpoint: Endpoint) -> Handler:
     """The endpoint's handler behind its scope check and its content-type
     check, both before the handler reads or changes anything."""
     handler, scope, media, stream = endpoint.handler, endpoint.scope, endpoint.media, endpoint.stream
@@ -141,7 +141,7 @@ def _guarded(endpoint: Endpoint) -> ASGIApp:
                                 {"field": unknown[0], "accepted": sorted(known)})
         return await handler(request)
 
-    return request_response(guarded)
+    return guarded
 
 
 class _ByMethod:
@@ -166,7 +166,7 @@ def routes(endpoints: list[Endpoint]) -> list[Route]:
         apps = by_path.setdefault(endpoint.path, {})
         if endpoint.method in apps:
             raise ValueError(f"{endpoint.method} {endpoint.path} is declared twice")
-        apps[endpoint.method] = _guarded(endpoint)
+        apps[endpoint.method] = request_response(checked(endpoint))
     return [Route(path, _ByMethod(by_path[path]), name=path) for path in _ordered(list(by_path))]
 
 
