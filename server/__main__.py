@@ -148,6 +148,11 @@ def serve(settings: Settings, listen_fd: Optional[int] = None, supervisor: Optio
         log_level=settings.log_level,
         log_config=None,  # uvicorn's lines go through rota's handler and format
         access_log=settings.log_level in ("debug", "trace"),
+        # uvicorn's X-Forwarded-For rewriting runs on every request; nothing
+        # in rota reads the client address from the request (connection
+        # slots use the socket's peer), so it would only change the debug
+        # access log's address.
+        proxy_headers=False,
         # Long-poll claims and SSE tails are open for up to a minute; give
         # them a few seconds to finish on shutdown rather than hanging.
         timeout_graceful_shutdown=5,
