@@ -4,7 +4,9 @@ redis-server and one rota server process, measures the seed protocol end
 to end over loopback and prints figures.
 
   1. claim->complete throughput, no-op jobs, 1 and 8 concurrent clients,
-     with auth off and with auth on (a worker token on every call)
+     with auth off and with auth on (a worker token on every call); then
+     the batch protocol beside the seed protocol, with the server's and
+     Redis's CPU per job (bench/batch_bench.py)
   2. idle dispatch latency with long-poll (enqueue -> the waiting worker has it)
   3. a 50-job chain's wall time through the protocol
   4. the worker daemon figures (bench/worker_bench.py), when present
@@ -51,9 +53,12 @@ async def throughputs(port: int, redis_url: str) -> None:
         auth_server.wait(10)
 
 
-async def main_async(port: int, redis_url: str) -> None:
+async def main_async(port: int, redis_url: str, server_pid: int, redis_pid: int) -> None:
     print(f"rota bench: one server process, real redis-server, {os.cpu_count()} cores, loopback")
     await throughputs(port, redis_url)
+    from bench import batch_bench
+
+    await batch_bench.main(port, server_pid, redis_pid)
     lat = await dispatch_latency(port, 200)
     print(f"  idle dispatch latency (long-poll, 200 samples): p50 {pct(lat, 50):.2f} ms, "
           f"p99 {pct(lat, 99):.2f} ms, mean {statistics.mean(lat):.2f} ms")
@@ -74,7 +79,7 @@ def main() -> None:
         port = free_port()
         server = start_server(redis.url, port)
         try:
-            asyncio.run(main_async(port, redis.url))
+            asyncio.run(main_async(port, redis.url, server.pid, redis.proc.pid))
             try:
                 from bench import worker_bench
             except ImportError:

@@ -247,8 +247,6 @@ class CompleteRequest(Struct, kw_only=True, omit_defaults=True):
     outputs: dict[str, str] = {}
     result_data: Any = None  # Restep's
     result: Any = None  # Strait's
-    # rota's batch protocol: lease the worker's next job(s) in the same call.
-    next: Optional[NextClaim] = None
 
 
 class FailRequest(Struct, kw_only=True, omit_defaults=True):
@@ -259,6 +257,15 @@ class FailRequest(Struct, kw_only=True, omit_defaults=True):
     error_message: Optional[str] = None  # Restep's
     error_type: Optional[str] = None
     error_stack: Optional[str] = None
+
+
+# rota's own paths (not the seeds' executor paths): a result may carry the
+# worker's next claim, leased in the same call (the batch protocol).
+class CompleteNextRequest(CompleteRequest, kw_only=True, omit_defaults=True):
+    next: Optional[NextClaim] = None
+
+
+class FailNextRequest(FailRequest, kw_only=True, omit_defaults=True):
     next: Optional[NextClaim] = None
 
 

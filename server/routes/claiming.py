@@ -11,7 +11,7 @@ from typing import Awaitable, Callable
 from starlette.requests import Request
 
 from ..auth import principal
-from ..errors import Forbidden, Overloaded, Unprocessable
+from ..errors import Forbidden, Overloaded
 from ..http import wait_unless_gone
 from ..models import ClaimResponse, NextClaim
 from ..store import label_key
@@ -39,10 +39,6 @@ def next_claim(request: Request, req: NextClaim) -> ClaimArgs:
     if caller.run_lease is not None:
         raise Forbidden("a run token cannot claim jobs: send `next` with the worker's token",
                         {"field": "next", "required_scope": "worker"})
-    if request.scope.get("rota.seed_path"):
-        # The seeds' answers have no place for the leases it would take.
-        raise Unprocessable("invalid_body", "`next` is rota's own: send it to /api/jobs/{lease_id}/complete or"
-                            " /fail, or with POST /api/jobs/results", {"field": "$.next"})
     return ClaimArgs(req.worker_id, req.labels, req.lease_ttl_secs, lease_ids(req.max_jobs), caller.token_id,
                      req.claim_id or "", req.exclusive)
 

@@ -21,7 +21,7 @@ from starlette.responses import Response
 from .. import limits
 from ..errors import Unprocessable
 from ..http import IDEMPOTENCY_KEY, JSON, decode_body
-from ..models import Inputs, RunCreate
+from ..models import CompleteRequest, FailRequest, Inputs, RunCreate
 from ..routing import Endpoint, Handler, lease_calls
 from ..models.strait import StraitRun
 from . import runs, sdk, strait_find, worker_protocol
@@ -75,6 +75,15 @@ _MESSAGES = {"/heartbeat": "Heartbeat updated", "/progress": "Progress updated",
              "/cancel": "Execution cancelled"}
 
 
+# The seeds' results take their own fields only, not rota's `next` claim
+# (their answers have no place for the leases it would take).
+_SEED_BODIES = {"/complete": CompleteRequest, "/fail": FailRequest}
+
+
+def _seed_body(suffix: str, spec: dict) -> dict:
+    return {**spec, "body": _SEED_BODIES[suffix]} if suffix in _SEED_BODIES else spec
+
+
 def _restep(method: str, suffix: str, handler: Handler, spec: dict) -> tuple[Handler, dict]:
     async def wrapped(request: Request) -> Response:
         request.scope["rota.retry_by_default"] = True
@@ -97,7 +106,7 @@ def _restep(method: str, suffix: str, handler: Handler, spec: dict) -> tuple[Han
         return JSON({"data": _execution(answer, fields, request, suffix), "message": _MESSAGES[suffix]})
 
     # Restep's answers are its own shapes, not the native types.
-    return wrapped, {**spec, "response": None, "summary": f"Restep: {spec['summary']}"}
+    return wrapped, {**_seed_body(suffix, spec), "response": None, "summary": f"Restep: {spec['summary']}"}
 
 
 def _strait(method: str, suffix: str, handler: Handler, spec: dict) -> tuple[Handler, dict]:
@@ -113,7 +122,7 @@ def _strait(method: str, suffix: str, handler: Handler, spec: dict) -> tuple[Han
 
     if suffix == "/continue":
         spec = {**spec, "response": StraitRun}
-    return wrapped, {**spec, "summary": f"Strait: {spec['summary']}"}
+    return wrapped, {**_seed_body(suffix, spec), "summary": f"Strait: {spec['summary']}"}
 
 
 def _table(prefix: str, tag: str, paths: list[tuple[str, str]],

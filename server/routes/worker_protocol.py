@@ -19,7 +19,9 @@ from ..http import MAX_QUERY_INT, JSON, decode_body, page_params, param, wait_un
 from ..models import (
     ClaimRequest,
     ClaimResponse,
+    CompleteNextRequest,
     CompleteRequest,
+    FailNextRequest,
     FailRequest,
     HandBackRequest,
     HandedBack,
@@ -158,13 +160,15 @@ def outputs_bounded(limit: int, outputs: dict[str, str], field: str = "outputs")
 
 
 async def complete(request: Request) -> JSON:
-    req = await decode_body(request, CompleteRequest, empty_ok=True)
+    # The seeds' executor paths read their own fields only.
+    seed = request.scope.get("rota.seed_path", False)
+    req = await decode_body(request, CompleteRequest if seed else CompleteNextRequest, empty_ok=True)
     lease_id = request.path_params["lease_id"]
     limit = request.app.state.settings.max_output_bytes
     outputs_bounded(limit, req.outputs)
     result_bounded(limit, result_data=req.result_data, result=req.result)
     result = Completed(lease_id, req.outputs, req.result_data if req.result_data is not None else req.result)
-    if req.next is not None:
+    if not seed and req.next is not None:
         return await _with_next(request, result, req.next)
     outcome, replayed = await request.app.state.store.complete(
         lease_id, result.outputs, principal(request).lease_caller, result_data=result.result_data,
@@ -173,7 +177,8 @@ async def complete(request: Request) -> JSON:
 
 
 async def fail(request: Request) -> JSON:
-    req = await decode_body(request, FailRequest, empty_ok=True)
+    seed = request.scope.get("rota.seed_path", False)
+    req = await decode_body(request, FailRequest if seed else FailNextRequest, empty_ok=True)
     lease_id = request.path_params["lease_id"]
     result_bounded(request.app.state.settings.max_output_bytes, error=req.error, error_message=req.error_message,
                     error_type=req.error_type, error_stack=req.error_stack)
@@ -183,7 +188,7 @@ async def fail(request: Request) -> JSON:
     retryable = req.retryable if req.retryable is not None else request.scope.get("rota.retry_by_default", False)
     result = Failed(lease_id, req.error or req.error_message or "", retryable, req.error_type or "",
                     req.error_stack or "")
-    if req.next is not None:
+    if not seed and req.next is not None:
         return await _with_next(request, result, req.next)
     outcome, replayed = await store.fail(lease_id, result.error, retryable, caller, error_type=result.error_type,
                                          error_stack=result.error_stack)
@@ -232,11 +237,11 @@ LEASE_CALLS: dict[tuple[str, str], dict] = {
         " a long-poll that answers the moment the job is cancelled", body=HeartbeatRequest,
         response=HeartbeatResponse, errors=_LEASE_ERRORS),
     ("POST", "/complete"): dict(handler=complete, summary="Report success, with outputs. With `next` (a worker"
-                                " token's), lease the worker's next job(s) in the same call", body=CompleteRequest,
+                                " token's), lease the worker's next job(s) in the same call", body=CompleteNextRequest,
                                 response=ResultAccepted, errors=(400, 429) + _LEASE_ERRORS),
     ("POST", "/fail"): dict(handler=fail, summary="Report failure; retryable ones retry with backoff. With `next`,"
                             " lease the worker's next job(s) in the same call",
-                            body=FailRequest, response=ResultAccepted, errors=(400, 429) + _LEASE_ERRORS),
+                            body=FailNextRequest, response=ResultAccepted, errors=(400, 429) + _LEASE_ERRORS),
     ("POST", "/logs"): dict(handler=push_logs, summary="Append log chunks (idempotent by sequence). The request that"
                             " fills the attempt's LOG_MAX_BYTES keeps what fits (`dropped` counts the rest);"
                             " a later one with new chunks is 413",
