@@ -98,6 +98,11 @@ class FakeServer:
         if request.method == "DELETE" and path.startswith("/api/workers/"):
             self.deregistered.append(path.rsplit("/", 1)[1])
             return httpx.Response(204)
+        if path in ("/api/jobs/claims", "/api/jobs/heartbeats", "/api/jobs/results"):
+            # A server without rota's batch protocol: the daemon falls back
+            # to a claim and a heartbeat per job (tests/test_worker_batch.py
+            # runs it against the real thing).
+            return error(404, "not_found", f"no route {path}")
         if path == "/api/jobs/claim":
             claim_request = msgspec.convert(body, ClaimRequest)
             self.claims.append(claim_request)

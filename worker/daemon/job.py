@@ -11,13 +11,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from typing import Awaitable, Callable, Optional
 
-from server.models import ClaimResponse
+from server.models import ClaimResponse, NextClaim
 from worker.client.api import Client
 from worker.daemon.config import WorkerConfig
 from worker.daemon.heartbeat import keep_lease
 from worker.daemon.job_setup import JobFiles, fill_job_dir, job_environment
 from worker.daemon.language import JobLanguage
+from worker.daemon.leases import LeaseKeeper
 from worker.daemon.logship import LogShipper, Outage, job_name
 from worker.daemon.outputs import ExpressionError, check_env_size, resolve_env
 from worker.daemon.reports import StepReporter, sample_resources
@@ -30,12 +32,26 @@ from worker.daemon.workdir import make_job_dir, remove_tree
 log = logging.getLogger("rota.worker")
 
 
+# What the daemon does with the jobs a result's `next` claim leased: starts
+# them (None), or, when it is stopping, hands them back (what to await).
+Adopt = Callable[["JobRun", list[ClaimResponse]], Optional[Awaitable[None]]]
+
+
 class JobRun:
-    """One claimed job, from its lease to its reported result."""
+    """One claimed job, from its lease to its reported result. `keeper`: the
+    worker's one heartbeat for all its leases (else the job keeps its own);
+    `next_claim` and `adopt`: the claim its result carries, and what becomes
+    of the jobs it leases."""
 
     def __init__(self, config: WorkerConfig, client: Client, claim: ClaimResponse, outage: Outage | None = None,
-                 supervisor: GroupWatch | None = None):
+                 supervisor: GroupWatch | None = None, *, keeper: LeaseKeeper | None = None,
+                 next_claim: Callable[[], Optional[NextClaim]] = lambda: None, adopt: Adopt | None = None):
         self._config = config
+        # Set when a job its result leased took over its slot (claim_loop.py).
+        self.slot_passed = False
+        self._keeper = keeper
+        self._next_claim = next_claim
+        self._adopt = adopt
         self._client = client
         self._outage = outage or Outage()
         self._supervisor = supervisor
@@ -62,8 +78,12 @@ class JobRun:
         log.info("claimed %s attempt %d", self.name, job.attempt)
         log.debug("%s holds lease %s", self.name, lease.lease_id)
         self._started = time.monotonic()
-        heartbeat = asyncio.create_task(keep_lease(self._client, lease, self.name, self._outage, self.stop,
-                                                   self._config.timings.first_heartbeat_delay))
+        heartbeat = None
+        if self._keeper is not None:
+            self._keeper.add(lease, self.name, self.stop)
+        else:
+            heartbeat = asyncio.create_task(keep_lease(self._client, lease, self.name, self._outage, self.stop,
+                                                       self._config.timings.first_heartbeat_delay))
         try:
             shipper = LogShipper(self._client, lease, on_lease_lost=lambda: self.stop(LEASE_LOST),
                                  outage=self._outage)
@@ -71,11 +91,22 @@ class JobRun:
                 outcome = await self._run(shipper)
             finally:
                 await shipper.close()  # the logs reach the server before the result does
-            results = JobResults(self._client, lease.lease_id, self.name, self._elapsed)
+            results = JobResults(self._client, lease.lease_id, self.name, self._elapsed,
+                                 self._next_claim if self._adopt is not None else lambda: None)
             await results.report(outcome, stop_reason=self._stop_reason, timeout_secs=job.timeout_secs)
+            if results.next and self._adopt is not None:
+                handing_back = self._adopt(self, results.next)
+                if handing_back is not None:
+                    await handing_back
         finally:
-            heartbeat.cancel()
-            if self._root is not None and not remove_tree(self._root):
+            if heartbeat is not None:
+                heartbeat.cancel()
+            if self._keeper is not None:
+                self._keeper.remove(lease.lease_id)
+            # In a thread: removing a directory is the slowest step of a short
+            # job on a disk mounted with `discard` (milliseconds an unlink),
+            # and it must not hold the event loop, and with it every other job.
+            if self._root is not None and not await asyncio.to_thread(remove_tree, self._root):
                 log.warning("could not remove all of %s's directory %s", self.name, self._root)
 
     async def _run(self, shipper: LogShipper) -> RunResult | SetupFailure:

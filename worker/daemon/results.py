@@ -1,16 +1,22 @@
 """How a finished job's outcome reaches the server: its result (outputs,
 or its failure), or the job handed back unfinished at a shutdown. Each is
 retried until the server takes it or says the lease is gone (409), so a
-server blip never loses a result."""
+server blip never loses a result. A result carries the worker's next
+claim when the daemon gives one (rota's batch protocol): the jobs it
+leased are in `next`, and a result re-sent after a lost reply carries the
+same claim id, so it gets back the same leases."""
 
 from __future__ import annotations
 
 import logging
 from typing import Awaitable, Callable, Optional
 
-from server.models import HandedBack, ResultAccepted
+from msgspec import UNSET
+
+from server.models import ClaimResponse, HandedBack, NextClaim, ResultAccepted
 from worker.client.api import Client
 from worker.client.errors import ApiError, RotaError
+from worker.daemon import protocol
 from worker.daemon.logship import send_until_answered
 from worker.daemon.runner import RunResult
 from worker.daemon.stops import CANCELLED, LEASE_LOST, SHUTDOWN, SHUTDOWN_REASON, TIMEOUT, WAITING, SetupFailure
@@ -26,11 +32,15 @@ def outputs_size(outputs: dict[str, str]) -> int:
 class JobResults:
     """One job's reports to the server, through its lease."""
 
-    def __init__(self, client: Client, lease_id: str, name: str, elapsed: Callable[[], float]):
+    def __init__(self, client: Client, lease_id: str, name: str, elapsed: Callable[[], float],
+                 next_claim: Callable[[], Optional[NextClaim]] = lambda: None):
         self._client = client
         self.lease_id = lease_id
         self.name = name
         self._elapsed = elapsed
+        self._next_claim = next_claim
+        # The jobs leased with the result (its `next` claim).
+        self.next: list[ClaimResponse] = []
 
     async def report(self, outcome: RunResult | SetupFailure, *, stop_reason: Optional[str],
                      timeout_secs: Optional[int]) -> None:
@@ -60,7 +70,9 @@ class JobResults:
             await self._report_failure(outcome.describe_failure(), retryable=outcome.retryable)
         else:
             outputs = outcome.outputs
-            refused = await self._deliver("complete", lambda: self._client.complete(self.lease_id, outputs))
+            nxt = self._next_claim()
+            refused = await self._deliver(
+                "complete", lambda: protocol.complete(self._client, self.lease_id, outputs, nxt))
             if refused is None:
                 log.info("finished %s: success in %.2fs", self.name, self._elapsed())
             elif refused.status != 409:
@@ -94,7 +106,9 @@ class JobResults:
             log.error("the server refused the hand-back of %s: %s", self.name, refused)
 
     async def _report_failure(self, error: str, *, retryable: bool, error_type: str | None = None) -> None:
-        refused = await self._deliver("fail", lambda: self._client.fail(self.lease_id, error, retryable, error_type))
+        nxt = self._next_claim()
+        refused = await self._deliver(
+            "fail", lambda: protocol.fail(self._client, self.lease_id, error, retryable, nxt, error_type))
         if refused is None:
             log.info("finished %s: failure in %.2fs: %s", self.name, self._elapsed(), error)
         elif refused.status != 409:
@@ -123,6 +137,8 @@ class JobResults:
             log.info("lost lease %s: the server refused its %s: %s", self.name, what, refused)
         elif answers and answers[-1].replayed:
             log.info("the server had already taken the %s of %s (its first answer was lost)", what, self.name)
+        if refused is None and isinstance(answers[-1], ResultAccepted) and answers[-1].next is not UNSET:
+            self.next = answers[-1].next
         return refused
 
     def _log_waiting(self) -> None:

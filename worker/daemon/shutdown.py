@@ -6,11 +6,13 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from server.models import ClaimResponse
 from worker.client.api import Client
 from worker.client.errors import ApiError, RotaError
 from worker.daemon import protocol
 from worker.daemon.job import JobRun
-from worker.daemon.stops import SHUTDOWN
+from worker.daemon.logship import job_name
+from worker.daemon.stops import SHUTDOWN, SHUTDOWN_REASON
 
 log = logging.getLogger("rota.worker")
 
@@ -55,3 +57,15 @@ async def deregister(client: Client, worker_id: str) -> None:
             log.warning("could not tell the server this worker stopped: %s", exc)
     except (RotaError, asyncio.TimeoutError) as exc:
         log.warning("could not tell the server this worker stopped: %s", exc or "no answer in time")
+
+
+async def hand_back(client: Client, claims: list[ClaimResponse]) -> None:
+    """Jobs a result's claim leased after the worker began to stop: handed
+    back at once, unrun (no retry spent), to run elsewhere."""
+    for claim in claims:
+        try:
+            await client.release(claim.lease.lease_id, SHUTDOWN_REASON)
+            log.info("handed %s back unrun: the worker is stopping", job_name(claim.lease))
+        except RotaError as exc:
+            log.warning("could not hand %s back (%s): it runs again when its lease expires",
+                        job_name(claim.lease), exc)
