@@ -3,6 +3,8 @@
 - chain: a 50-job chain (each job needs the previous) through one worker;
   the wall time is dominated by the per-job round trip: claim wake-up,
   spawn, complete, cascade to the next job.
+- one worker: 1,000 independent jobs through one worker at concurrency 8
+  (jobs/s): what one `rota worker` process sustains.
 - fan-out: 1,000 independent jobs through 4 workers x concurrency 4 (jobs/s).
 - cancel: from the cancel request to the SIGTERM of the job's process group
   (the job's TERM trap records the time), through a worker whose lease TTL
@@ -35,6 +37,8 @@ CHAIN_LENGTH = 50
 FANOUT_JOBS = 1000
 FANOUT_WORKERS = 4
 FANOUT_CONCURRENCY = 4
+ONE_WORKER_JOBS = 1000
+ONE_WORKER_CONCURRENCY = 8
 CANCEL_SAMPLES = 10
 CANCEL_LEASE_TTL = 300
 CANCEL_AFTER_SECS = 1.0
@@ -92,7 +96,8 @@ async def _run_workflow(client: Client, document: bytes, timeout: float) -> tupl
             break
         if time.monotonic() > deadline:
             raise RuntimeError(f"bench workflow {workflow.id} still {status.status} after {timeout}s")
-        await asyncio.sleep(0.1)  # a status read of 1,000 jobs is not free: poll gently
+        # a status read of 1,000 jobs is not free, and the workers need the CPU: poll gently
+        await asyncio.sleep(0.1 if len(document) < 20_000 else 0.5)
     wall = time.perf_counter() - started
     if status.status != "success":
         raise RuntimeError(f"bench workflow {workflow.id} ended {status.status}")
@@ -160,6 +165,8 @@ async def run(server_url: str) -> dict:
     with tempfile.TemporaryDirectory(prefix="rota-bench-") as tmp:
         async with Client(server_url) as client:
             chain_wall, chain_server = await _measure(client, server_url, tmp, CHAIN_LENGTH, True, 1, 1)
+            one_wall, one_server = await _measure(client, server_url, tmp, ONE_WORKER_JOBS, False, 1,
+                                                  ONE_WORKER_CONCURRENCY)
             fan_wall, fan_server = await _measure(
                 client, server_url, tmp, FANOUT_JOBS, False, FANOUT_WORKERS, FANOUT_CONCURRENCY
             )
@@ -169,6 +176,10 @@ async def run(server_url: str) -> dict:
         "chain_wall_secs": round(chain_wall, 3),
         "chain_server_secs": round(chain_server, 3),
         "chain_ms_per_job": round(chain_server / CHAIN_LENGTH * 1000, 2),
+        "one_worker_jobs": ONE_WORKER_JOBS,
+        "one_worker_concurrency": ONE_WORKER_CONCURRENCY,
+        "one_worker_wall_secs": round(one_wall, 3),
+        "one_worker_jobs_per_sec": round(ONE_WORKER_JOBS / one_server, 1),
         "fanout_jobs": FANOUT_JOBS,
         "fanout_workers": f"{FANOUT_WORKERS}x{FANOUT_CONCURRENCY}",
         "fanout_wall_secs": round(fan_wall, 3),
@@ -204,6 +215,8 @@ async def main(server_url: str) -> dict:
     figures = await run(server_url)
     print(f"worker chain: {figures['chain_jobs']} jobs in {figures['chain_server_secs']}s"
           f" ({figures['chain_ms_per_job']} ms/job; {figures['chain_wall_secs']}s seen by the client)")
+    print(f"one worker: {figures['one_worker_jobs']} `true` jobs at concurrency {figures['one_worker_concurrency']}:"
+          f" {figures['one_worker_jobs_per_sec']} jobs/s ({figures['one_worker_wall_secs']}s wall)")
     print(f"worker fan-out: {figures['fanout_jobs']} jobs through {figures['fanout_workers']} workers:"
           f" {figures['fanout_jobs_per_sec']} jobs/s ({figures['fanout_wall_secs']}s wall)")
     print(f"worker cancel -> job's process group signalled (lease TTL {figures['cancel_lease_ttl_secs']}s):"

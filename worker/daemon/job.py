@@ -122,8 +122,11 @@ class JobRun:
             return SetupFailure(str(exc), retryable=False)
         run_as = self._config.run_as
         try:
-            self._root = root = make_job_dir(self._config.workdir, job.workflow_id, job.job_id)
-            self._files = files = fill_job_dir(root, job, run_as)
+            # In a thread, as the removal is: on a slow disk this is a
+            # millisecond the event loop (every other job's I/O) should not wait.
+            self._files = files = await asyncio.to_thread(self._make_dir)
+            root = self._root
+            assert root is not None
         except OSError as exc:
             return SetupFailure(f"cannot prepare the job directory: {exc}", retryable=True)
         server = self._config.server
@@ -158,6 +161,12 @@ class JobRun:
             if reporter is not None:
                 # Before the result: it ends the lease, and with it the step reports.
                 await reporter.close()
+
+    def _make_dir(self) -> JobFiles:
+        # (self._root is set at once: the directory goes with the job even
+        # if the job is cancelled while this thread still runs)
+        self._root = make_job_dir(self._config.workdir, self.job.workflow_id, self.job.job_id)
+        return fill_job_dir(self._root, self.job, self._config.run_as)
 
     def _elapsed(self) -> float:
         return time.monotonic() - self._started
