@@ -96,6 +96,7 @@ class Daemon:
             stop = asyncio.create_task(self._stop_requested.wait())
             idle = asyncio.create_task(self._log_idle())
             beating = asyncio.create_task(self._keeper.run())
+            beating.add_done_callback(_say_if_failed)
             try:
                 await asyncio.wait({claiming, stop}, return_when=asyncio.FIRST_COMPLETED)
             finally:
@@ -249,3 +250,9 @@ class Daemon:
             " (exclusive)" if config.exclusive else "",
             config.concurrency,
         )
+
+
+def _say_if_failed(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("the heartbeat stopped: leases will lapse and their jobs run again elsewhere",
+                  exc_info=task.exception())
