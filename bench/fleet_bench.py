@@ -86,6 +86,10 @@ async def tails(url: str, port: int, n: int) -> str:
     async with stream_client(url) as client:
         readers = [asyncio.create_task(one(i, client)) for i in range(n)]
         await wait_for(lambda: health(url).get("open_streams", 0) >= n, f"{n} open tails")
+        # Opening the tails may take longer than uvicorn keeps an idle
+        # connection open (5 s) on a busy machine: push on a fresh one.
+        await conn.close()
+        conn = await Conn("127.0.0.1", port).open()
         pushed: dict[int, float] = {}
         for seq in range(CHUNKS):
             pushed[seq] = time.perf_counter()
