@@ -13,7 +13,7 @@ import pytest
 
 from server.errors import Conflict, LeaseLost
 from server.store.batch import ClaimArgs, Completed, Failed
-from tests.helpers import claim, expire, job, run_of, statuses, submit
+from tests.helpers import expire, job, run_of, statuses, submit
 
 
 def args(worker: str = "w", n: int = 1, claim_id: str = "", labels=(), ttl: int = 30, owner: str = "") -> ClaimArgs:
