@@ -519,7 +519,8 @@ async def test_job_directory_is_removed_afterwards(fake, start_daemon, tmp_path)
     await wait_for(lambda: fake.leases[lease].results, "the result")
     cwd = result(fake, lease)[1]["outputs"]["cwd"]
     assert cwd.startswith(str(tmp_path / "work"))
-    assert not os.path.exists(cwd)
+    # removed in a thread once the result is in (worker/daemon/job.py)
+    await wait_for(lambda: not os.path.exists(cwd), "the job's directory to be removed")
 
 
 
