@@ -31,7 +31,15 @@ class Recorded(httpx.AsyncBaseTransport):
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         body = json.loads(request.content) if request.content else {}
         self.sent.append((request.url.path, body))
-        return await self._inner.handle_async_request(request)
+        # The app runs in a task of its own, as a server across a socket
+        # would: a daemon cancelling a long-poll as it stops must not wait on
+        # (or have its cancel absorbed by) the handler it was talking to.
+        answer = asyncio.ensure_future(self._inner.handle_async_request(request))
+        try:
+            return await asyncio.shield(answer)
+        except asyncio.CancelledError:
+            answer.cancel()
+            raise
 
     def paths(self, suffix: str) -> list[dict]:
         return [body for path, body in self.sent if path.endswith(suffix)]
