@@ -223,3 +223,16 @@ async def test_next_is_not_read_on_the_seeds_executor_paths(api):
         assert resp.status_code == 200 and "next" not in resp.json()
     # their answers have no place for leases: nothing was leased
     assert sorted((await statuses(api, wf)).values()) == ["queued", "success", "success"]
+
+
+async def test_batch_long_polls_that_park_after_shutdown_began_answer_at_once(app, api):
+    """As the seed's long-polls (tests/test_api.py): once the server drains,
+    a batch claim and a batch heartbeat do not wait out their minute (the
+    60 s waits are far beyond these deadlines)."""
+    await submit(api, flat(1))
+    lid = (await api.post("/api/jobs/claim", json={"worker_id": "holder"})).json()["lease"]["lease_id"]
+    app.state.notifier.begin_shutdown()
+    claim = api.post("/api/jobs/claims", json={"worker_id": "late", "max_jobs": 4, "wait_secs": 60})
+    assert (await asyncio.wait_for(claim, 30)).json() == {"claims": []}
+    beat = await asyncio.wait_for(api.post("/api/jobs/heartbeats", json={"lease_ids": [lid], "wait_secs": 60}), 30)
+    assert beat.status_code == 200 and [b["status"] for b in beat.json()["leases"]] == ["live"]
