@@ -2,8 +2,9 @@
 real processes and sockets. Claims parked in one process are woken by jobs
 enqueued through another, one job goes to one claim whichever process holds
 it, a dead process is replaced, every process stops on SIGTERM and Ctrl-C,
-none outlives a killed supervisor, and the connection limits stay the
-whole server's."""
+none outlives a killed supervisor, the connection limits stay the
+whole server's, and the batch protocol, each process running the scripts
+on a Redis connection of its own, leases each job once."""
 
 from __future__ import annotations
 
@@ -129,6 +130,60 @@ def test_claims_parked_across_processes_take_each_job_once(redis_url):
                 answers = [f.result(30) for f in futures]
             workflows = sorted(answer["job"]["workflow_id"] for answer in answers)
             assert workflows == sorted([first, *rest]), "every job leased once, every claim served"
+        finally:
+            pinned.close()
+
+
+def _batch_drain(client: httpx.Client, worker: str, size: int) -> list[str]:
+    """Claims `size` at a time, then sends each batch's results with the next
+    claim, until the queue is empty: the jobs this worker took."""
+    claim = {"worker_id": worker, "labels": ["batch"], "max_jobs": size}
+    resp = client.post("/api/jobs/claims", json={**claim, "claim_id": f"{worker}-0"})
+    assert resp.status_code == 200, resp.text
+    leases, took, turn = resp.json()["claims"], [], 0
+    while leases:
+        took += [c["job"]["job_id"] for c in leases]
+        turn += 1
+        results = [{"lease_id": c["lease"]["lease_id"], "kind": "complete"} for c in leases]
+        resp = client.post("/api/jobs/results", json={"results": results,
+                                                       "next": {**claim, "claim_id": f"{worker}-{turn}"}})
+        assert resp.status_code == 200, resp.text
+        assert all(r.get("outcome") == "success" for r in resp.json()["results"]), resp.text
+        leases = resp.json()["next"]
+    return took
+
+
+def test_the_batch_protocol_through_every_process_leases_each_job_once(redis_url):
+    """Each process runs the scripts on a Redis connection of its own: batch
+    claims and results with the next claim, sent through both processes at
+    once, lease every job of one queue once and settle it."""
+    jobs, size = 60, 4
+    with server(redis_url) as srv:
+        pinned = Pinned(srv.url, per_process=2)
+        try:
+            a, b = pinned.pids()
+            doc = {"name": "batch", "on": "test",
+                   "jobs": {f"j{i}": {"run": "true", "labels": ["batch"]} for i in range(jobs)}}
+            resp = pinned.by_pid[a][0].post("/api/workflows?run=true", json=doc)
+            assert resp.status_code == 201, resp.text
+            wf = resp.json()["id"]
+            first = []
+            for pid in (a, b):  # one batch through each process alone first
+                client = pinned.by_pid[pid][0]
+                claims = client.post("/api/jobs/claims", json={"worker_id": f"first-{pid}", "labels": ["batch"],
+                                                               "max_jobs": size}).json()["claims"]
+                assert len(claims) == size
+                first += [c["job"]["job_id"] for c in claims]
+                resp = client.post("/api/jobs/results", json={"results": [
+                    {"lease_id": c["lease"]["lease_id"], "kind": "complete"} for c in claims]})
+                assert [r.get("outcome") for r in resp.json()["results"]] == ["success"] * size, resp.text
+            clients = [(pid, c) for pid in (a, b) for c in pinned.by_pid[pid]]
+            with ThreadPoolExecutor(len(clients)) as pool:
+                took = list(pool.map(lambda pc: _batch_drain(pc[1], f"w{pc[0]}-{id(pc[1])}", size), clients))
+            every = sorted(first + [job for mine in took for job in mine])
+            assert every == sorted(f"j{i}" for i in range(jobs)), "every job leased once"
+            run = pinned.by_pid[b][0].get(f"/api/workflows/{wf}").json()
+            assert {j["status"] for j in run["jobs"]} == {"success"}
         finally:
             pinned.close()
 
