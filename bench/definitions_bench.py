@@ -25,13 +25,13 @@ def unclosed_openings() -> dict:
     return {"jobs": {"a": {"run": "x"}, "b": {"run": "x", "needs": "a", "env": {"V": value}}}}
 
 
-def a_flood_of_bad_references() -> dict:
+def a_flood_of_bad_references(needs: int = 900) -> dict:
     # 40 references a value: as many as the document's bound on expression
     # text (MAX_DOCUMENT_EXPRESSION_CHARS) lets through to be checked
-    jobs: dict = {f"pad{n}": {"run": "x"} for n in range(900)}
+    jobs: dict = {f"pad{n}": {"run": "x"} for n in range(needs)}
     for j in range(40):
         env = {f"V{i}": " ".join(f"${{{{ needs.zz{j}x{i}y{k}.outputs.k }}}}" for k in range(40)) for i in range(4)}
-        jobs[f"fan{j}"] = {"run": "x", "needs": [f"pad{n}" for n in range(900)], "env": env}
+        jobs[f"fan{j}"] = {"run": "x", "needs": [f"pad{n}" for n in range(needs)], "env": env}
     return {"jobs": jobs}
 
 

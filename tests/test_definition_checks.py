@@ -333,6 +333,39 @@ def test_a_flood_of_bad_references_is_counted_not_spelt_out():
     assert problems[-1] == {"field": "document", "message": f"{40 * 4 * 40 - 200} more problems not shown"}
 
 
+@pytest.mark.parametrize("needs", [900, 200])
+def test_refusing_a_flood_of_bad_references_compares_a_bounded_number_of_names(monkeypatch, needs):
+    # Each "did you mean" compares a name with every candidate (difflib); a
+    # document of 6,400 unknown references among 900 needs made 5.8 million
+    # comparisons (seconds of the server's CPU for one refused request, which
+    # a job's run token can send as a spawn). Only the problems shown are
+    # spelt out, and a hint looks through a bounded number of candidates.
+    import difflib
+
+    from server.definitions.problems import MAX_PROBLEMS, MAX_SUGGESTION_CANDIDATES
+
+    compared = 0
+    real = difflib.SequenceMatcher.real_quick_ratio
+
+    def counting(self):
+        nonlocal compared
+        compared += 1
+        return real(self)
+
+    monkeypatch.setattr(difflib.SequenceMatcher, "real_quick_ratio", counting)
+    problems = problems_of(definitions_bench.a_flood_of_bad_references(needs), JSON)
+    assert len(problems) == MAX_PROBLEMS + 1
+    assert compared <= MAX_PROBLEMS * MAX_SUGGESTION_CANDIDATES
+
+
+def test_a_hint_among_many_candidates_is_left_out_not_searched():
+    from server.definitions.problems import MAX_SUGGESTION_CANDIDATES, suggest
+
+    assert suggest("buidl", ["build", "test"]) == " (did you mean 'build'?)"
+    many = [f"job{n}" for n in range(MAX_SUGGESTION_CANDIDATES)] + ["build"]
+    assert suggest("buidl", many) == ""
+
+
 # ---- expressions in scripts ----------------------------------------------------------
 
 

@@ -81,7 +81,7 @@ def concurrency(value: object, where: Where, problems: Problems) -> dict | None:
             spec["queue"] = queue
         else:
             problems.add(queue_where, f"must be single (one waits; a newer one replaces it) or max (up to"
-                                      f" {MAX_GROUP_PENDING} wait, in order)" + suggest(queue, _QUEUES))
+                                      f" {MAX_GROUP_PENDING} wait, in order)" + problems.hint(queue, _QUEUES))
             ok = False
     if "limit" in entries:
         limit, limit_where = entries["limit"]

@@ -35,7 +35,7 @@ from ..expressions.nodes import Call, Context, Index, Literal, STATUS_FUNCTIONS
 from ..expressions.template import expression_end
 from ..limits import EXPRESSION_CHARS_FLOOR, MAX_DOCUMENT_EXPRESSION_CHARS
 from .graph import Job
-from .problems import Problems, Where, suggest
+from .problems import Problems, Where
 
 __all__ = ["EXPRESSION", "NEEDS_OUTPUT", "Language", "Scope"]
 
@@ -133,7 +133,7 @@ class Language:
                 # `${{ needs.<job>.outputs.<key> }}` as a worker reads it: the
                 # job id may hold dots (needs.a.b.outputs.k is job a.b's)
                 if scope.job.needs_valid and ref["job"] not in scope.job.needs:
-                    self.problems.add_inside(where, _not_a_need(ref["job"], scope.job, scope.ids), value,
+                    self.problems.add_inside(where, _not_a_need(ref["job"], scope.job, scope.ids, self.problems), value,
                                              piece.start)
                 continue
             self._check(piece.expr, value, where, scope)
@@ -228,7 +228,7 @@ class Language:
             if context in _FOREIGN:
                 return f"unknown context {context!r}: {_FOREIGN[context]}"
             if context not in ALL_CONTEXTS:
-                return (f"unknown context {context!r}{suggest(context, ALL_CONTEXTS)}: the contexts are"
+                return (f"unknown context {context!r}{self.problems.hint(context, ALL_CONTEXTS)}: the contexts are"
                         f" {', '.join(ALL_CONTEXTS)}")
             why = _WHY_NOT.get(context, "")
             if context == "matrix" and scope.job is not None and "strategy" in scope.job.spec \
@@ -242,19 +242,19 @@ class Language:
         if context == "needs":
             return self._need(path, scope)
         if context == "run" and prop.lower() not in RUN_PROPERTIES:
-            return f"run has no {prop!r}: it has {', '.join(RUN_PROPERTIES)}" + suggest(prop, RUN_PROPERTIES)
+            return f"run has no {prop!r}: it has {', '.join(RUN_PROPERTIES)}" + self.problems.hint(prop, RUN_PROPERTIES)
         if context == "strategy" and prop.lower() not in STRATEGY_PROPERTIES:
             return (f"strategy has no {prop!r}: it has {', '.join(STRATEGY_PROPERTIES)}"
-                    + suggest(prop, STRATEGY_PROPERTIES))
+                    + self.problems.hint(prop, STRATEGY_PROPERTIES))
         if context == "matrix" and scope.matrix_keys is not None \
                 and prop.lower() not in {key.lower() for key in scope.matrix_keys}:
             keys = sorted(scope.matrix_keys)
-            return f"the matrix has no key {prop!r}: its keys are {', '.join(keys)}" + suggest(prop, keys)
+            return f"the matrix has no key {prop!r}: its keys are {', '.join(keys)}" + self.problems.hint(prop, keys)
         if context == "steps":
             if prop.lower() not in {step.lower() for step in scope.steps}:
                 if scope.steps:
                     listed = ", ".join(list(scope.steps)[:_SHOWN_NEEDS])
-                    return f"steps.{prop} is not {scope.step_where} ({listed})" + suggest(prop, scope.steps)
+                    return f"steps.{prop} is not {scope.step_where} ({listed})" + self.problems.hint(prop, scope.steps)
                 return f"steps.{prop}: there is no step with an id {scope.step_where.replace('one of ', 'among ')}"
             if len(path) > 2 and path[2].lower() not in STEP_PROPERTIES:
                 return f"steps.{prop} has no {path[2]!r}: it has {', '.join(STEP_PROPERTIES)}"
@@ -274,7 +274,8 @@ class Language:
                         f" needs['{dotted}']")
             return _not_a_need(need, job, scope.ids)
         if len(path) > 2 and path[2].lower() not in NEED_PROPERTIES:
-            return f"needs.{need} has no {path[2]!r}: it has result and outputs" + suggest(path[2], NEED_PROPERTIES)
+            return (f"needs.{need} has no {path[2]!r}: it has result and outputs"
+                    + self.problems.hint(path[2], NEED_PROPERTIES))
         return None
 
 
@@ -314,7 +315,7 @@ def _chain(node: Expr) -> Optional[tuple[list[str], int, list[int]]]:
     return [node.name] + keys[::-1], node.offset, inner
 
 
-def _not_a_need(need: str, job: Job, ids: Collection[str]) -> str:
+def _not_a_need(need: str, job: Job, ids: Collection[str], problems: Problems) -> str:
     who = f"job {job.id!r}" if job.id is not None else "this job"
     listed = job.needs[:_SHOWN_NEEDS]
     if len(job.needs) > len(listed):
@@ -326,7 +327,7 @@ def _not_a_need(need: str, job: Job, ids: Collection[str]) -> str:
     if need in ids:
         where_to = "needs:" if job.needs_key == "needs" else job.needs_key
         return message + f" (add {need} to {where_to} to read its outputs)"
-    return message + suggest(need, job.needs)
+    return message + problems.hint(need, job.needs)
 
 
 def _spans(value: str) -> list[int]:

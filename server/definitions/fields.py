@@ -25,7 +25,7 @@ from ..limits import (
     MAX_STEPS_CHARS,
 )
 from . import github, language_fields
-from .problems import Problems, Where, got, key_text, suggest
+from .problems import Problems, Where, got, key_text
 
 
 def _meta(annotated: object) -> msgspec.Meta:
@@ -65,7 +65,7 @@ def gather(
             if unsupported and key in unsupported:
                 problems.add(child, unsupported[key])
             else:
-                problems.add(child, "unknown field" + suggest(key, fields))
+                problems.add(child, "unknown field" + problems.hint(key, fields))
         elif field in found:
             problems.add(child, f"give {found[field][1][-1]} or {key}, not both")
         elif value is not None:
@@ -216,7 +216,7 @@ def wait(value: object, where: Where, problems: Problems) -> dict | None:
                 problems.add(child, f"must be a number of minutes above 0, at most {_GATE_MAX_MINUTES} (30 days)")
         else:
             problems.add(child, "unknown field: a wait: takes event and timeout-minutes"
-                         + suggest(key, ("event", "timeout-minutes")))
+                         + problems.hint(key, ("event", "timeout-minutes")))
     if "event" not in value:
         problems.add(where + ("event",), "required: the event key that releases the gate")
     return gate if "wait_event" in gate else None

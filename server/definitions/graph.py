@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Collection
 
-from .problems import Problems, Where, field, suggest
+from .problems import Problems, Where, field
 
 
 @dataclasses.dataclass
@@ -38,8 +38,7 @@ def check_graph(jobs: list[Job], problems: Problems, known: Collection[str] = ()
             if need == job.id:
                 problems.add(job.needs_where, "a job cannot need itself")
             elif need not in by_id and need not in known:
-                # the suggestion search is skipped once nobody will read the problem
-                hint = "" if problems.full else suggest(need, by_id)
+                hint = problems.hint(need, by_id)
                 problems.add(job.needs_where, f"unknown job {need!r}{hint}")
     graph = {job_id: [n for n in job.needs if n in by_id and n != job_id] for job_id, job in by_id.items()}
     for cycle in _cycles(graph):

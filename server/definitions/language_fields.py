@@ -18,7 +18,7 @@ from ..limits import (
     MAX_STEP_ID_CHARS,
 )
 from . import github
-from .problems import Problems, Where, got, key_text, suggest
+from .problems import Problems, Where, got, key_text
 
 OPEN = "${{"
 _STEP_ID_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
@@ -97,7 +97,7 @@ def strategy(value: object, where: Where, problems: Problems) -> Optional[dict]:
         child = where + (key_text(key),)
         if key not in _STRATEGY_FIELDS:
             problems.add(child, "unknown field: a strategy takes matrix, fail-fast and max-parallel"
-                         + suggest(key, _STRATEGY_FIELDS))
+                         + problems.hint(key, _STRATEGY_FIELDS))
         elif item is None:
             continue
         elif key == "matrix":
@@ -155,7 +155,7 @@ def shell(value: object, where: Where, problems: Problems) -> Optional[str]:
         return None
     if value not in SHELLS and "{0}" not in value:
         problems.add(where, "must be bash, sh, python, pwsh or a command with {0} where the script's path"
-                     " goes (e.g. perl {0})" + suggest(value, SHELLS))
+                     " goes (e.g. perl {0})" + problems.hint(value, SHELLS))
         return None
     if len(value) > MAX_PATH_CHARS or OPEN in value:
         problems.add(where, f"must be at most {MAX_PATH_CHARS} characters, without expressions")
@@ -185,7 +185,7 @@ def defaults(value: object, where: Where, problems: Problems) -> Optional[dict]:
     for key, item in value.items():
         child = where + (key_text(key),)
         if key != "run":
-            problems.add(child, "unknown field: defaults takes run" + suggest(key, ("run",)))
+            problems.add(child, "unknown field: defaults takes run" + problems.hint(key, ("run",)))
             continue
         if not isinstance(item, dict):
             problems.add(child, "must be a mapping: {shell: ..., working-directory: ...}" + got(item))
@@ -194,7 +194,7 @@ def defaults(value: object, where: Where, problems: Problems) -> Optional[dict]:
             where_of = child + (key_text(name),)
             if name not in _RUN_DEFAULTS:
                 problems.add(where_of, "unknown field: defaults.run takes shell and working-directory"
-                             + suggest(name, _RUN_DEFAULTS))
+                             + problems.hint(name, _RUN_DEFAULTS))
             elif setting is None:
                 continue
             elif name == "shell":

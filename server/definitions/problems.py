@@ -4,10 +4,16 @@ and, where the document is YAML, by line and column."""
 from __future__ import annotations
 
 import difflib
+import itertools
 from collections.abc import Iterable
 
 # Beyond this many problems a document is broken wholesale; listing more helps nobody.
 MAX_PROBLEMS = 200
+# A "did you mean" compares the word with each candidate (difflib, a few
+# microseconds each). Among more than this many (a job's 900 needs) no hint
+# is offered, and a document's hints together compare at most MAX_PROBLEMS
+# times this many names: a refusal costs milliseconds however it is built.
+MAX_SUGGESTION_CANDIDATES = 256
 
 Where = tuple[str | int, ...]  # ("jobs", "build", "steps", 1, "run")
 Position = tuple[int, int]  # 1-based (line, column)
@@ -82,6 +88,7 @@ class Problems:
         self.count = 0
         # (index in items, the value, the offset in it): positioned once the document's positions are known
         self.offsets: list[tuple[int, str, int]] = []
+        self._comparisons_left = MAX_PROBLEMS * MAX_SUGGESTION_CANDIDATES
 
     def __bool__(self) -> bool:
         return self.count > 0
@@ -89,6 +96,15 @@ class Problems:
     @property
     def full(self) -> bool:
         return len(self.items) >= MAX_PROBLEMS
+
+    def hint(self, word: object, candidates: Iterable[str]) -> str:
+        """`suggest`, while the document's budget of comparisons lasts and
+        the problem will be shown."""
+        names = list(itertools.islice(candidates, MAX_SUGGESTION_CANDIDATES + 1))
+        if self.full or len(names) > self._comparisons_left:
+            return ""
+        self._comparisons_left -= len(names)
+        return suggest(word, names)
 
     def add(self, where: Where, message: str, position: Position | None = None) -> None:
         self.count += 1
@@ -156,7 +172,10 @@ def _summary(problems: list[dict], shown: int = 5) -> str:
 
 
 def suggest(word: object, candidates: Iterable[str]) -> str:
-    close = difflib.get_close_matches(word, list(candidates), n=1) if isinstance(word, str) else []
+    names = list(itertools.islice(candidates, MAX_SUGGESTION_CANDIDATES + 1))
+    if not isinstance(word, str) or len(names) > MAX_SUGGESTION_CANDIDATES:
+        return ""
+    close = difflib.get_close_matches(word, names, n=1)
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
