@@ -98,6 +98,14 @@ async def test_runs_and_status_say_which_group_a_run_waits_for(api, rota):
     assert out == "group nope is not in use\n"
 
 
+async def test_groups_shows_a_rate_as_a_rate(api, rota):
+    await put(api, "ping", doc("{group: rate-g, limit: 2 per 20s, queue: max}", "  a: {run: x}\n"))
+    await start(api, "ping")
+    code, out, _ = await rota("groups")
+    header, row = out.splitlines()
+    assert row.split()[:4] == ["rate-g", "2/20s", "1", "0"], out
+
+
 async def test_status_says_a_job_waits_for_its_group(api, rota):
     await put(api, "app", "jobs:\n  deploy: {run: x, concurrency: prod}\n")
     await start(api, "app")

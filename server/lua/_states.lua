@@ -198,12 +198,14 @@ end
 
 -- Cancels one job if it can still run: queued, it ends at once; running,
 -- it is marked cancelled and keeps its lease, so its worker learns it from
--- its heartbeat and its last logs are still accepted. Returns whether it
--- was cancelled now.
+-- its heartbeat and its last logs are still accepted; its attempt ends
+-- now, as nothing the worker or the reaper does later records it. Returns
+-- whether it was cancelled now.
 local function cancel_one(run, job, now, why)
   local k = jkey(run, job)
-  local st, lk, att = unpack(jmget(k, 'st', 'lk', 'att'))
+  local st, lk, att, worker, started = unpack(jmget(k, 'st', 'lk', 'att', 'worker', 'start'))
   if not ACTIVE[st] then return false end
+  if st == 'running' then record_attempt(run, job, att, worker, started, now, 'cancelled', why) end
   if st == 'ready' then unready(lk, member(run, job)) end
   if st == 'delayed' then redis.call('ZREM', P .. 'delayed', member(run, job)) end
   if st == 'eventwait' then leave_wait(run, job) end

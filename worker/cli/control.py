@@ -84,7 +84,8 @@ async def _groups(client: Client, args: argparse.Namespace) -> int:
     def member(m) -> str:
         return m.run_id + (f"/{m.job_id}" if m.job_id else "")
 
-    rows = [[g.group, str(g.limit), str(len(g.running)), str(len(g.waiting)),
+    # a rate (limit: N per D) as N/Ds, so it is not read as N at once
+    rows = [[g.group, f"{g.limit}/{g.per_secs}s" if g.per_secs else str(g.limit), str(len(g.running)), str(len(g.waiting)),
              ", ".join(member(m) for m in g.running) or "-",
              ", ".join(member(m) for m in g.waiting[:3]) + (" ..." if len(g.waiting) > 3 else "") or "-"]
             for g in page.groups]
