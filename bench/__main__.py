@@ -85,7 +85,7 @@ def main() -> None:
             except ImportError:
                 worker_bench = None
             if worker_bench is not None:
-                asyncio.run(worker_bench.main(f"http://127.0.0.1:{port}"))
+                asyncio.run(worker_bench.main(f"http://127.0.0.1:{port}", server.pid))
             from bench import definitions_bench, fleet_bench, groups_bench
 
             asyncio.run(fleet_bench.main(f"http://127.0.0.1:{port}", port, redis.url))

@@ -12,24 +12,37 @@
   Each job has run for a second (past its first heartbeat, which waits
   worker/daemon/config.py FIRST_HEARTBEAT_DELAY). p50 and max over 10 cancels.
 
+Each throughput figure also says what a job cost in CPU (from /proc: utime +
+stime over the measured run, from just before the submit to the end): the
+worker process itself, the children it reaped (the steps' `bash`/`true`),
+and the server's process when its pid is known. On this shared machine
+jobs/s moves with the load; CPU per job much less, so it is the figure to
+compare.
+
 `await run(server_url)` measures against a running server and returns the
 figures, `await main(server_url)` also prints them, and
 `python -m bench.worker_bench [SERVER_URL]` does so from the shell, starting
-an embedded server of its own when no URL is given.
+a redis-server and a server of its own when no URL is given (`--only
+one,chain` picks figures, `--rounds N` repeats them, `--py-spy FILE`
+records the worker of the first `one` run at 250 Hz into FILE, `--cprofile
+FILE` runs it under cProfile).
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import os
-import socket
+import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
+from dataclasses import dataclass
+from typing import Optional
 
 from worker.client.api import Client
 
@@ -44,6 +57,43 @@ CANCEL_LEASE_TTL = 300
 CANCEL_AFTER_SECS = 1.0
 
 
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+@dataclass(frozen=True)
+class Cpu:
+    """A process's CPU seconds: its own (utime + stime), and its reaped children's."""
+
+    own: float = 0.0
+    children: float = 0.0
+
+    @classmethod
+    def of(cls, pid: Optional[int]) -> "Cpu":
+        if pid is None:
+            return cls()
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            return cls()
+        return cls((int(fields[11]) + int(fields[12])) / _TICK, (int(fields[13]) + int(fields[14])) / _TICK)
+
+    def __sub__(self, other: "Cpu") -> "Cpu":
+        return Cpu(self.own - other.own, self.children - other.children)
+
+
+@dataclass
+class Measured:
+    wall: float  # seconds, submit to success seen by the client
+    server_secs: float  # first claim to last result, as the server saw it
+    worker: Cpu  # of the worker processes together
+    server: Cpu
+    load: float  # the 1-minute load average at the end
+
+    def ms_per_job(self, cpu: float, jobs: int) -> float:
+        return round(cpu / jobs * 1000, 2)
+
+
 def _workflow(name: str, label: str, n: int, chained: bool) -> bytes:
     jobs = {}
     for i in range(n):
@@ -55,13 +105,14 @@ def _workflow(name: str, label: str, n: int, chained: bool) -> bytes:
 
 
 def _start_workers(server_url: str, label: str, count: int, concurrency: int, tmp: str,
-                   *flags: str) -> list[subprocess.Popen]:
+                   *flags: str, profile: Optional[str] = None) -> list[subprocess.Popen]:
     workers = []
     for i in range(count):
         worker_id = f"bench-{label}-{i}"
         log = open(os.path.join(tmp, f"{worker_id}.log"), "wb")
         workers.append(subprocess.Popen(
-            [sys.executable, "-m", "worker", "--server", server_url, "--labels", label,
+            [sys.executable, *(["-m", "cProfile", "-o", profile] if profile and not i else []),
+             "-m", "worker", "--server", server_url, "--labels", label,
              "--concurrency", str(concurrency), "--worker-id", worker_id, "--workdir", os.path.join(tmp, worker_id),
              *flags],
             stdout=log, stderr=log, stdin=subprocess.DEVNULL,
@@ -105,15 +156,44 @@ async def _run_workflow(client: Client, document: bytes, timeout: float) -> tupl
     return wall, server_secs
 
 
+def _worker_cpu(procs: list[subprocess.Popen]) -> Cpu:
+    total = Cpu()
+    for proc in procs:
+        cpu = Cpu.of(proc.pid)
+        total = Cpu(total.own + cpu.own, total.children + cpu.children)
+    return total
+
+
+def _py_spy(pid: int, out: str) -> subprocess.Popen:
+    """py-spy (OUT) or, for an OUT ending in .perf, Linux perf with call graphs, on the worker."""
+    if out.endswith(".perf"):
+        argv = ["perf", "record", "-F", "999", "-g", "-o", out, "-p", str(pid)]
+    else:
+        spy = shutil.which("py-spy") or os.path.join(os.path.dirname(sys.executable), "py-spy")
+        argv = [spy, "record", "-r", "250", "-p", str(pid), "-o", out, "--format", "raw", "--nonblocking", "--gil"]
+    return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
 async def _measure(client: Client, server_url: str, tmp: str, n: int, chained: bool,
-                   workers: int, concurrency: int) -> tuple[float, float]:
+                   workers: int, concurrency: int, server_pid: Optional[int] = None,
+                   py_spy: Optional[str] = None, cprofile: Optional[str] = None) -> Measured:
     label = f"bench-{uuid.uuid4().hex[:8]}"
-    procs = _start_workers(server_url, label, workers, concurrency, tmp)
+    procs = _start_workers(server_url, label, workers, concurrency, tmp, profile=cprofile)
+    spy = None
     try:
         await _wait_registered(client, label, workers)
         document = _workflow(f"bench-{'chain' if chained else 'fanout'}", label, n, chained)
-        return await _run_workflow(client, document, timeout=300)
+        if py_spy:
+            spy = _py_spy(procs[0].pid, py_spy)
+            await asyncio.sleep(1.0)  # attached
+        worker_before, server_before = _worker_cpu(procs), Cpu.of(server_pid)
+        wall, server_secs = await _run_workflow(client, document, timeout=300)
+        worker, server = _worker_cpu(procs) - worker_before, Cpu.of(server_pid) - server_before
+        return Measured(wall, server_secs, worker, server, os.getloadavg()[0])
     finally:
+        if spy is not None:
+            spy.send_signal(2)  # SIGINT: py-spy writes what it has and exits
+            spy.wait(30)
         _stop_workers(procs)
 
 
@@ -123,7 +203,8 @@ async def through_workers(server_url: str, n: int, chained: bool, workers: int,
     wall seconds, server-side seconds from first claim to last result)."""
     with tempfile.TemporaryDirectory(prefix="rota-bench-") as tmp:
         async with Client(server_url) as client:
-            return await _measure(client, server_url, tmp, n, chained, workers, concurrency)
+            measured = await _measure(client, server_url, tmp, n, chained, workers, concurrency)
+            return measured.wall, measured.server_secs
 
 
 async def _wait_file(path: str, timeout: float) -> None:
@@ -161,77 +242,135 @@ async def _cancel_latencies(client: Client, server_url: str, tmp: str) -> list[f
     return latencies
 
 
-async def run(server_url: str) -> dict:
-    with tempfile.TemporaryDirectory(prefix="rota-bench-") as tmp:
-        async with Client(server_url) as client:
-            chain_wall, chain_server = await _measure(client, server_url, tmp, CHAIN_LENGTH, True, 1, 1)
-            one_wall, one_server = await _measure(client, server_url, tmp, ONE_WORKER_JOBS, False, 1,
-                                                  ONE_WORKER_CONCURRENCY)
-            fan_wall, fan_server = await _measure(
-                client, server_url, tmp, FANOUT_JOBS, False, FANOUT_WORKERS, FANOUT_CONCURRENCY
-            )
-            cancels = await _cancel_latencies(client, server_url, tmp)
-    return {
-        "chain_jobs": CHAIN_LENGTH,
-        "chain_wall_secs": round(chain_wall, 3),
-        "chain_server_secs": round(chain_server, 3),
-        "chain_ms_per_job": round(chain_server / CHAIN_LENGTH * 1000, 2),
-        "one_worker_jobs": ONE_WORKER_JOBS,
-        "one_worker_concurrency": ONE_WORKER_CONCURRENCY,
-        "one_worker_wall_secs": round(one_wall, 3),
-        "one_worker_jobs_per_sec": round(ONE_WORKER_JOBS / one_server, 1),
-        "fanout_jobs": FANOUT_JOBS,
-        "fanout_workers": f"{FANOUT_WORKERS}x{FANOUT_CONCURRENCY}",
-        "fanout_wall_secs": round(fan_wall, 3),
-        "fanout_jobs_per_sec": round(FANOUT_JOBS / fan_server, 1),
-        "cancel_samples": len(cancels),
-        "cancel_lease_ttl_secs": CANCEL_LEASE_TTL,
-        "cancel_p50_ms": round(statistics.median(cancels) * 1000, 1),
-        "cancel_max_ms": round(max(cancels) * 1000, 1),
+FIGURES = ("chain", "one", "fanout", "cancel")
+
+
+def _cpu_figures(prefix: str, measured: Measured, jobs: int) -> dict:
+    figures = {
+        f"{prefix}_worker_cpu_ms_per_job": measured.ms_per_job(measured.worker.own, jobs),
+        f"{prefix}_steps_cpu_ms_per_job": measured.ms_per_job(measured.worker.children, jobs),
+        f"{prefix}_load": round(measured.load, 1),
     }
-
-
-def _start_server() -> tuple[subprocess.Popen, str]:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    env = {**os.environ, "PORT": str(port), "HOST": "127.0.0.1", "WORKFLOWS_DIR": "", "LOG_LEVEL": "warning"}
-    server = subprocess.Popen([sys.executable, "-m", "server"], env=env, stdin=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return server, url
-        except OSError:
-            if server.poll() is not None or time.monotonic() > deadline:
-                server.kill()
-                raise RuntimeError("the bench server did not start") from None
-            time.sleep(0.05)
-
-
-async def main(server_url: str) -> dict:
-    """Measure against `server_url` and print the figures (what `make bench` calls)."""
-    figures = await run(server_url)
-    print(f"worker chain: {figures['chain_jobs']} jobs in {figures['chain_server_secs']}s"
-          f" ({figures['chain_ms_per_job']} ms/job; {figures['chain_wall_secs']}s seen by the client)")
-    print(f"one worker: {figures['one_worker_jobs']} `true` jobs at concurrency {figures['one_worker_concurrency']}:"
-          f" {figures['one_worker_jobs_per_sec']} jobs/s ({figures['one_worker_wall_secs']}s wall)")
-    print(f"worker fan-out: {figures['fanout_jobs']} jobs through {figures['fanout_workers']} workers:"
-          f" {figures['fanout_jobs_per_sec']} jobs/s ({figures['fanout_wall_secs']}s wall)")
-    print(f"worker cancel -> job's process group signalled (lease TTL {figures['cancel_lease_ttl_secs']}s):"
-          f" p50 {figures['cancel_p50_ms']} ms, max {figures['cancel_max_ms']} ms"
-          f" over {figures['cancel_samples']} cancels")
+    if measured.server.own:
+        figures[f"{prefix}_server_cpu_ms_per_job"] = measured.ms_per_job(measured.server.own, jobs)
     return figures
 
 
-if __name__ == "__main__":
-    if len(sys.argv) > 1:
-        asyncio.run(main(sys.argv[1]))
-    else:
-        embedded, embedded_url = _start_server()
+async def run(server_url: str, server_pid: Optional[int] = None, only: tuple[str, ...] = FIGURES,
+              py_spy: Optional[str] = None, cprofile: Optional[str] = None) -> dict:
+    figures: dict = {}
+    with tempfile.TemporaryDirectory(prefix="rota-bench-") as tmp:
+        async with Client(server_url) as client:
+            if "chain" in only:
+                chain = await _measure(client, server_url, tmp, CHAIN_LENGTH, True, 1, 1, server_pid)
+                figures.update({
+                    "chain_jobs": CHAIN_LENGTH,
+                    "chain_wall_secs": round(chain.wall, 3),
+                    "chain_server_secs": round(chain.server_secs, 3),
+                    "chain_ms_per_job": round(chain.server_secs / CHAIN_LENGTH * 1000, 2),
+                    **_cpu_figures("chain", chain, CHAIN_LENGTH),
+                })
+            if "one" in only:
+                one = await _measure(client, server_url, tmp, ONE_WORKER_JOBS, False, 1, ONE_WORKER_CONCURRENCY,
+                                     server_pid, py_spy, cprofile)
+                figures.update({
+                    "one_worker_jobs": ONE_WORKER_JOBS,
+                    "one_worker_concurrency": ONE_WORKER_CONCURRENCY,
+                    "one_worker_wall_secs": round(one.wall, 3),
+                    "one_worker_jobs_per_sec": round(ONE_WORKER_JOBS / one.server_secs, 1),
+                    **_cpu_figures("one_worker", one, ONE_WORKER_JOBS),
+                })
+            if "fanout" in only:
+                fan = await _measure(client, server_url, tmp, FANOUT_JOBS, False, FANOUT_WORKERS, FANOUT_CONCURRENCY,
+                                     server_pid)
+                figures.update({
+                    "fanout_jobs": FANOUT_JOBS,
+                    "fanout_workers": f"{FANOUT_WORKERS}x{FANOUT_CONCURRENCY}",
+                    "fanout_wall_secs": round(fan.wall, 3),
+                    "fanout_jobs_per_sec": round(FANOUT_JOBS / fan.server_secs, 1),
+                    **_cpu_figures("fanout", fan, FANOUT_JOBS),
+                })
+            if "cancel" in only:
+                cancels = await _cancel_latencies(client, server_url, tmp)
+                figures.update({
+                    "cancel_samples": len(cancels),
+                    "cancel_lease_ttl_secs": CANCEL_LEASE_TTL,
+                    "cancel_p50_ms": round(statistics.median(cancels) * 1000, 1),
+                    "cancel_max_ms": round(max(cancels) * 1000, 1),
+                })
+    return figures
+
+
+def _cpu_line(figures: dict, prefix: str) -> str:
+    parts = [f"worker {figures[f'{prefix}_worker_cpu_ms_per_job']}",
+             f"its steps {figures[f'{prefix}_steps_cpu_ms_per_job']}"]
+    if f"{prefix}_server_cpu_ms_per_job" in figures:
+        parts.append(f"server {figures[f'{prefix}_server_cpu_ms_per_job']}")
+    return f"; CPU ms/job: {', '.join(parts)}; load {figures[f'{prefix}_load']}"
+
+
+def report(figures: dict) -> None:
+    if "chain_jobs" in figures:
+        print(f"worker chain: {figures['chain_jobs']} jobs in {figures['chain_server_secs']}s"
+              f" ({figures['chain_ms_per_job']} ms/job; {figures['chain_wall_secs']}s seen by the client)"
+              + _cpu_line(figures, "chain"))
+    if "one_worker_jobs" in figures:
+        print(f"one worker: {figures['one_worker_jobs']} `true` jobs at concurrency"
+              f" {figures['one_worker_concurrency']}: {figures['one_worker_jobs_per_sec']} jobs/s"
+              f" ({figures['one_worker_wall_secs']}s wall)" + _cpu_line(figures, "one_worker"))
+    if "fanout_jobs" in figures:
+        print(f"worker fan-out: {figures['fanout_jobs']} jobs through {figures['fanout_workers']} workers:"
+              f" {figures['fanout_jobs_per_sec']} jobs/s ({figures['fanout_wall_secs']}s wall)"
+              + _cpu_line(figures, "fanout"))
+    if "cancel_samples" in figures:
+        print(f"worker cancel -> job's process group signalled (lease TTL {figures['cancel_lease_ttl_secs']}s):"
+              f" p50 {figures['cancel_p50_ms']} ms, max {figures['cancel_max_ms']} ms"
+              f" over {figures['cancel_samples']} cancels")
+
+
+async def main(server_url: str, server_pid: Optional[int] = None) -> dict:
+    """Measure against `server_url` and print the figures (what `make bench` calls)."""
+    figures = await run(server_url, server_pid)
+    report(figures)
+    return figures
+
+
+def _standalone(args: argparse.Namespace) -> None:
+    """A redis-server and a rota server of our own, as `make bench` runs them."""
+    from bench.protocol import start_server, stop_server
+    from tests.redis_proc import RedisProcess, free_port
+
+    only = tuple(args.only.split(",")) if args.only else FIGURES
+    with tempfile.TemporaryDirectory() as tmp:
+        redis = RedisProcess(free_port(), tmp)
+        redis.start()
+        port = free_port()
+        server = start_server(redis.url, port)
         try:
-            asyncio.run(main(embedded_url))
+            for round_ in range(args.rounds):
+                first = round_ == 0
+                figures = asyncio.run(run(f"http://127.0.0.1:{port}", server.pid, only,
+                                          args.py_spy if first else None, args.cprofile if first else None))
+                report(figures)
+                if args.json:
+                    print(json.dumps(figures))
         finally:
-            embedded.terminate()
-            embedded.wait(30)
+            stop_server(server)
+            redis.stop()
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(prog="python -m bench.worker_bench")
+    parser.add_argument("server", nargs="?", help="a running server's URL (else one of our own, on real Redis)")
+    parser.add_argument("--only", help=f"comma-separated, of {','.join(FIGURES)}")
+    parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--py-spy", help="record the worker of the first `one` run into this file (raw format)")
+    parser.add_argument("--cprofile", help="run the worker of the first `one` run under cProfile, into this file")
+    parser.add_argument("--json", action="store_true", help="print each round's figures as JSON too")
+    parsed = parser.parse_args()
+    if parsed.server:
+        only = tuple(parsed.only.split(",")) if parsed.only else FIGURES
+        for _ in range(parsed.rounds):
+            report(asyncio.run(run(parsed.server, None, only, parsed.py_spy, parsed.cprofile)))
+    else:
+        _standalone(parsed)
