@@ -23,11 +23,13 @@ from server.logconfig import InertFormatter
 from server.models import WorkerId
 from worker.cli.command import EXIT_ERROR, ClientFactory, describe_error
 from worker.cli.flags import env_default, label
+from worker.client.api import Client
 from worker.client.errors import ApiError, RotaError
 from worker.daemon import run_as
 from worker.daemon.claim_loop import Daemon
 from worker.daemon.config import WorkerConfig, default_worker_id
 from worker.daemon.run_as import RunAs
+from worker.daemon.wire import DaemonClient
 
 log = logging.getLogger("rota.worker")
 
@@ -144,7 +146,10 @@ def _cmd_worker(args: argparse.Namespace, connect: ClientFactory) -> int:
         exclusive=args.exclusive,
         run_as=args.run_as,
     )
-    return asyncio.run(_run_worker(config, connect, args.token, args.token_source))
+    # The daemon sends its calls on its own HTTP/1.1 connections (wire.py);
+    # a factory a test hands in is kept as it is.
+    daemon_connect = DaemonClient if connect is Client else connect
+    return asyncio.run(_run_worker(config, daemon_connect, args.token, args.token_source))
 
 
 def _warn_about_the_token(user: Optional[RunAs], token_source: Optional[str]) -> None:
