@@ -153,3 +153,73 @@ async def test_first_stop_reason_wins(tmp_path, reason):
     runner.stop(reason)
     runner.stop("timeout")
     assert (await asyncio.wait_for(job, 5)).stop_reason == reason
+
+
+# ---- starting a step (worker/daemon/spawn.py) ------------------------------------------------------
+
+
+async def test_the_event_loop_runs_on_while_a_step_is_being_started(tmp_path, monkeypatch):
+    """The step starts in a spawn thread: here that thread waits for the loop
+    itself to let it go, which it could not do were it held by the start."""
+    import threading
+
+    from worker.daemon import spawn
+
+    go = threading.Event()
+    real_start = spawn._start
+
+    def held_start(*args):
+        assert go.wait(30), "the event loop never ran while the step was being started"
+        return real_start(*args)
+
+    monkeypatch.setattr(spawn, "_start", held_start)
+    sink = Sink()
+    job = asyncio.create_task(make_runner(tmp_path, sink).run([Script("echo started")]))
+    await asyncio.sleep(0.05)
+    asyncio.get_running_loop().call_soon(go.set)
+    result = await asyncio.wait_for(job, 30)
+    assert result.succeeded and sink.text("stdout") == "started\n"
+
+
+async def test_a_step_cancelled_while_it_is_being_started_is_killed_once_it_has(tmp_path, monkeypatch):
+    import threading
+
+    from worker.daemon import spawn
+
+    go, in_thread = threading.Event(), threading.Event()
+    started: list[int] = []
+    real_start = spawn._start
+
+    def held_start(*args):
+        in_thread.set()
+        go.wait(30)
+        proc, out_r, err_r = real_start(*args)
+        started.append(proc.pid)
+        return proc, out_r, err_r
+
+    monkeypatch.setattr(spawn, "_start", held_start)
+    job = asyncio.create_task(make_runner(tmp_path, Sink()).run([Script("exec sleep 300")]))
+    await wait_for(in_thread.is_set, "the start to begin")
+    job.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await job
+    go.set()
+    await wait_for(lambda: started, "the step to have started")
+    await wait_for(lambda: not pid_alive(started[0]), "the step started for nothing to be killed")
+
+
+async def test_without_pidfds_a_steps_exit_is_heard_from_a_thread(tmp_path, monkeypatch):
+    from worker.daemon import spawn
+
+    monkeypatch.setattr(spawn, "_HAVE_PIDFDS", False)
+    sink = Sink()
+    result = await make_runner(tmp_path, sink).run([Script("echo out; echo err >&2; exit 3")])
+    assert result.exit_code == 3 and sink.text("stdout") == "out\n" and result.stderr_tail == "err"
+
+
+async def test_a_command_that_cannot_start_raises_oserror_and_leaves_no_descriptor(tmp_path):
+    before = len(os.listdir("/proc/self/fd"))
+    runner = make_runner(tmp_path, Sink())
+    with pytest.raises(FileNotFoundError):
+        await runner.run_step(Script("", argv=[str(tmp_path / "no-such-command")]))
+    assert len(os.listdir("/proc/self/fd")) == before

@@ -34,7 +34,6 @@ from worker.daemon.job import JobRun
 from worker.daemon.leases import LeaseKeeper
 from worker.daemon.logship import Backoff, Outage
 from worker.daemon.run_as import RunAsError, open_workdir
-from worker.daemon.runner import watch_children_by_pidfd
 from worker.daemon.shutdown import deregister, drain, hand_back
 from worker.daemon.supervisor import Supervisor
 from worker.daemon.workdir import Workdir, WorkdirError
@@ -87,7 +86,6 @@ class Daemon:
                     open_workdir(config.run_as, self._workdir.path)
                 except (OSError, RunAsError) as exc:
                     raise WorkdirError(str(exc)) from None
-            watch_children_by_pidfd()
             try:
                 self._supervisor.start()
             except OSError as exc:

@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import sys
 from dataclasses import dataclass, field
 from typing import Optional
 
 from server.models import Lease, QueuedJob
 from worker.daemon.run_as import RunAs, hand_job_dir
+from worker.daemon.shells import which
 from worker.daemon.workdir import CHECKPOINT_FILE, EVENT_FILE, OUTPUT_FILE, SCRIPTS_DIR, UPSTREAM_FILE, WORK_DIR
 
 # The worker's credentials: never passed on to the jobs it runs. ROTA_RUN_TOKEN
@@ -91,7 +91,7 @@ def path_with_rota(path: str, rota_bin: str = ROTA_BIN) -> str:
     job can run `rota progress ...` under a worker started as
     `.venv/bin/rota worker`. Appended, not prepended: the venv's python
     must not shadow the one the job expects."""
-    if shutil.which("rota", path=path) or not os.access(os.path.join(rota_bin, "rota"), os.X_OK):
+    if which("rota", path) or not os.access(os.path.join(rota_bin, "rota"), os.X_OK):
         return path
     return f"{path}{os.pathsep}{rota_bin}" if path else rota_bin
 

@@ -12,14 +12,13 @@ is worker/daemon/steps.py's to say.
 from __future__ import annotations
 
 import asyncio
-import codecs
 import os
-import shutil
 import signal
-import sys
-import warnings
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Protocol, Sequence
+
+from worker.daemon.shells import which
+from worker.daemon.spawn import Process
 
 # Text of a marker chunk written to stdout before each step of a `steps:` job.
 STEP_MARKER = "::step:: {name}\n"
@@ -31,10 +30,10 @@ _PIPE_CLOSE_TIMEOUT = 2.0
 
 
 def shell_argv(script: str) -> list[str]:
-    bash = shutil.which("bash")
+    bash = which("bash")
     if bash:
         return [bash, "-e", "-o", "pipefail", "-c", script]
-    return [shutil.which("sh") or "/bin/sh", "-e", "-c", script]
+    return [which("sh") or "/bin/sh", "-e", "-c", script]
 
 
 class OutputSink(Protocol):
@@ -103,79 +102,30 @@ class RunResult:
         return f"{what}: {self.stderr_tail}" if self.stderr_tail else what
 
 
-class _StepProtocol(asyncio.SubprocessProtocol):
-    def __init__(self, sink: OutputSink, loop: asyncio.AbstractEventLoop):
+class _Output:
+    """A step's output on its way to the sink: the stderr tail kept, and the
+    pipes no longer read while the sink is congested."""
+
+    def __init__(self, sink: OutputSink):
         self._sink = sink
-        self._loop = loop
-        self._decoders = {
-            fd: codecs.getincrementaldecoder("utf-8")(errors="replace") for fd in (1, 2)
-        }
-        self._transport: asyncio.SubprocessTransport | None = None
+        self.process: Process | None = None
         self._resuming = False
         self.stderr = ""
-        self.exited = loop.create_future()
-        self.pipes_closed = loop.create_future()
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.SubprocessTransport)
-        self._transport = transport
-
-    def pipe_data_received(self, fd: int, data: bytes) -> None:
-        self._emit(fd, self._decoders[fd].decode(data))
-        if self._sink.congested and not self._resuming:
-            self._set_reading(False)
-            self._resuming = True
-            self._loop.create_task(self._resume_when_drained())
-
-    def pipe_connection_lost(self, fd: int, exc: Exception | None) -> None:
-        if fd in self._decoders:
-            self._emit(fd, self._decoders[fd].decode(b"", final=True))
-
-    def process_exited(self) -> None:
-        self.exited.set_result(None)
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        if not self.pipes_closed.done():
-            self.pipes_closed.set_result(None)
-
-    def _emit(self, fd: int, text: str) -> None:
-        if not text:
-            return
+    def emit(self, fd: int, text: str) -> None:
         if fd == 2:
             self.stderr = (self.stderr + text)[-_STDERR_TAIL_CHARS:]
         self._sink.write("stdout" if fd == 1 else "stderr", text)
-
-    def _set_reading(self, on: bool) -> None:
-        assert self._transport is not None
-        for fd in (1, 2):
-            pipe = self._transport.get_pipe_transport(fd)
-            if pipe is not None and not pipe.is_closing():
-                pipe.resume_reading() if on else pipe.pause_reading()  # type: ignore[attr-defined]
+        if self._sink.congested and not self._resuming and self.process is not None:
+            self.process.pause_reading()
+            self._resuming = True
+            asyncio.get_running_loop().create_task(self._resume_when_drained())
 
     async def _resume_when_drained(self) -> None:
         await self._sink.drained()
         self._resuming = False
-        if self._transport is not None and not self._transport.is_closing():
-            self._set_reading(True)
-
-
-def watch_children_by_pidfd() -> None:
-    """Learn of each step's exit from a pidfd in the event loop, as Python
-    3.12 does by itself, instead of from a thread per step blocked in
-    waitpid (3.11's default): measured here, 2x the spawns per second
-    at a third less CPU each. Called in the running loop. A no-op where
-    pidfds are not available."""
-    if sys.version_info >= (3, 12) or not hasattr(os, "pidfd_open"):
-        return
-    try:
-        os.close(os.pidfd_open(os.getpid()))
-    except OSError:  # an older kernel, or a seccomp policy that refuses it
-        return
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        watcher = asyncio.PidfdChildWatcher()
-        watcher.attach_loop(asyncio.get_running_loop())  # (the policy attaches one only to a new loop)
-        asyncio.get_event_loop_policy().set_child_watcher(watcher)
+        if self.process is not None:
+            self.process.resume_reading()
 
 
 def _kill_group(pgid: int, sig: signal.Signals) -> None:
@@ -263,18 +213,15 @@ class Runner:
 
     async def _run_one(self, script: Script) -> tuple[int, str, bool]:
         loop = asyncio.get_running_loop()
-        transport, protocol = await loop.subprocess_exec(
-            lambda: _StepProtocol(self._sink, loop),
-            *(script.argv or shell_argv(script.run)),
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
+        output = _Output(self._sink)
+        process = output.process = await Process.start(
+            script.argv or shell_argv(script.run),
             cwd=script.cwd or self._cwd,
-            env=dict(script.env) if script.env is not None else self._env,
-            start_new_session=True,
-            **self._spawn_as,
+            env=script.env if script.env is not None else self._env,
+            spawn_as=self._spawn_as,
+            emit=output.emit,
         )
-        pgid = self._pgid = transport.get_pid()
+        pgid = self._pgid = process.pid
         if self._supervisor is not None:
             self._supervisor.watch(pgid)
         timed_out: list[bool] = []
@@ -287,15 +234,15 @@ class Runner:
         try:
             if self.stop_reason is not None:  # stopped while the step was starting
                 self._terminate(pgid)
-            await protocol.exited
+            await process.exited
             _kill_group(pgid, signal.SIGKILL)
             try:
-                await asyncio.wait_for(asyncio.shield(protocol.pipes_closed), _PIPE_CLOSE_TIMEOUT)
+                await asyncio.wait_for(asyncio.shield(process.pipes_closed), _PIPE_CLOSE_TIMEOUT)
             except asyncio.TimeoutError:
                 pass
-            exit_code = transport.get_returncode()
+            exit_code = process.returncode
             assert exit_code is not None
-            return exit_code, protocol.stderr, bool(timed_out)
+            return exit_code, output.stderr, bool(timed_out)
         except BaseException:
             _kill_group(pgid, signal.SIGKILL)  # cancelled: take the job down with us
             raise
@@ -308,4 +255,4 @@ class Runner:
             self._pgid = None
             if self._supervisor is not None:
                 self._supervisor.unwatch(pgid)
-            transport.close()
+            process.close()

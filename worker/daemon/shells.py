@@ -15,9 +15,17 @@ runner.py), so nothing changes for a workflow that names no shell.
 
 from __future__ import annotations
 
+import os
 import shlex
 import shutil
+import time
 from typing import Optional
+
+# How long a command looked for on a PATH is remembered: every step looked
+# for `bash` and every job for `rota`, a stat per PATH entry each time.
+WHICH_TTL_SECS = 5.0
+_WHICH_KEPT = 256
+_found: dict[tuple[str, Optional[str]], tuple[float, Optional[str]]] = {}
 
 # GitHub's templates, and the extension each shell's script file takes
 # (pwsh runs a file only as .ps1).
@@ -33,6 +41,21 @@ class ShellError(ValueError):
     """A custom shell that cannot be read as a command."""
 
 
+def which(name: str, path: Optional[str] = None) -> Optional[str]:
+    """shutil.which(name, path) (`path` None: this process's PATH), as it
+    answered within the last WHICH_TTL_SECS."""
+    key = (name, path if path is not None else os.environ.get("PATH"))
+    now = time.monotonic()
+    hit = _found.get(key)
+    if hit is not None and now - hit[0] < WHICH_TTL_SECS:
+        return hit[1]
+    found = shutil.which(name, path=path)
+    if len(_found) >= _WHICH_KEPT:
+        _found.clear()
+    _found[key] = (now, found)
+    return found
+
+
 def extension(shell: str) -> str:
     """What the script file for `shell` ends with."""
     return _TEMPLATES[shell][1] if shell in _TEMPLATES else ""
@@ -43,7 +66,7 @@ def shell_command(shell: str, script_file: str, path: Optional[str]) -> list[str
     where the command is looked for when it starts."""
     if shell in _TEMPLATES:
         template = list(_TEMPLATES[shell][0])
-        if shell == "python" and not shutil.which("python", path=path) and shutil.which("python3", path=path):
+        if shell == "python" and not which("python", path) and which("python3", path):
             template[0] = "python3"  # Debian and Ubuntu ship no `python` unless asked
     else:
         try:
