@@ -27,7 +27,7 @@ from worker.daemon.results import JobResults
 from worker.daemon.runner import GroupWatch, Runner, RunResult
 from worker.daemon.steps import JobSteps
 from worker.daemon.stops import LEASE_LOST, TIMEOUT, SetupFailure
-from worker.daemon.workdir import make_job_dir, remove_tree
+from worker.daemon.workdir import Remover, make_job_dir, remove_job_dir
 
 log = logging.getLogger("rota.worker")
 
@@ -41,12 +41,15 @@ class JobRun:
     """One claimed job, from its lease to its reported result. `keeper`: the
     worker's one heartbeat for all its leases (else the job keeps its own);
     `next_claim` and `adopt`: the claim its result carries, and what becomes
-    of the jobs it leases."""
+    of the jobs it leases; `remover`: the daemon's, which removes the job's
+    directory after execute() returns (without one, it is gone before)."""
 
     def __init__(self, config: WorkerConfig, client: Client, claim: ClaimResponse, outage: Outage | None = None,
                  supervisor: GroupWatch | None = None, *, keeper: LeaseKeeper | None = None,
-                 next_claim: Callable[[], Optional[NextClaim]] = lambda: None, adopt: Adopt | None = None):
+                 next_claim: Callable[[], Optional[NextClaim]] = lambda: None, adopt: Adopt | None = None,
+                 remover: Remover | None = None):
         self._config = config
+        self._remover = remover
         # Set when a job its result leased took over its slot (claim_loop.py).
         self.slot_passed = False
         self._keeper = keeper
@@ -106,8 +109,14 @@ class JobRun:
             # In a thread: removing a directory is the slowest step of a short
             # job on a disk mounted with `discard` (milliseconds an unlink),
             # and it must not hold the event loop, and with it every other job.
-            if self._root is not None and not await asyncio.to_thread(remove_tree, self._root):
-                log.warning("could not remove all of %s's directory %s", self.name, self._root)
+            # The daemon's Remover does it after this returns; without one, before.
+            if self._root is not None:
+                files = self._files
+                known = [files.output, files.upstream, *files.handed.values()] if files is not None else []
+                if self._remover is not None:
+                    self._remover.remove(self._root, known, self.name)
+                elif not await asyncio.get_running_loop().run_in_executor(None, remove_job_dir, self._root, known):
+                    log.warning("could not remove all of %s's directory %s", self.name, self._root)
 
     async def _run(self, shipper: LogShipper) -> RunResult | SetupFailure:
         job = self.job
@@ -124,15 +133,23 @@ class JobRun:
         try:
             # In a thread, as the removal is: on a slow disk this is a
             # millisecond the event loop (every other job's I/O) should not wait.
-            self._files = files = await asyncio.to_thread(self._make_dir)
+            self._files = files = await asyncio.get_running_loop().run_in_executor(None, self._make_dir)
             root = self._root
             assert root is not None
         except OSError as exc:
             return SetupFailure(f"cannot prepare the job directory: {exc}", retryable=True)
         server = self._config.server
 
+        made: list[tuple[dict[str, str], dict[str, str]]] = []
+
         def environment(step_env: dict[str, str]) -> dict[str, str]:
-            return job_environment(job, self.lease, server, run_as, files, step_env)
+            # A step without env: of its own has the job's: made once (from
+            # this process's whole environment), not again for each step.
+            if made and made[0][0] == step_env:
+                return made[0][1]
+            process_env = job_environment(job, self.lease, server, run_as, files, step_env)
+            made[:] = [(dict(step_env), process_env)]
+            return process_env
 
         reporter = StepReporter(self._client, self.lease.lease_id, self.name) if job.steps else None
         self._runner = runner = Runner(

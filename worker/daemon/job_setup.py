@@ -45,11 +45,10 @@ def fill_job_dir(root: str, job: QueuedJob, run_as: Optional[RunAs]) -> JobFiles
     (and hand it to the job's user under --run-as). Raises OSError."""
     files = JobFiles(os.path.join(root, WORK_DIR), os.path.join(root, OUTPUT_FILE), os.path.join(root, UPSTREAM_FILE))
     os.mkdir(files.cwd)
-    open(files.output, "w").close()
+    write_new(files.output, b"")
     # A file, not a variable: one environment string holds at most
     # 128 KiB on Linux, and outputs may be far larger.
-    with open(files.upstream, "w", encoding="utf-8") as f:
-        json.dump(job.upstream_outputs, f, ensure_ascii=False)
+    write_new(files.upstream, _json(job.upstream_outputs))
     # What a resumed attempt starts from: files for the same reason
     # (a checkpoint may be 1 MiB), and only when there is one, so
     # `[ -n "$ROTA_CHECKPOINT" ]` tells a first attempt from a resumed one.
@@ -57,12 +56,27 @@ def fill_job_dir(root: str, job: QueuedJob, run_as: Optional[RunAs]) -> JobFiles
                                       ("ROTA_EVENT", EVENT_FILE, job.event)):
         if value is not None:
             path = os.path.join(root, filename)
-            with open(path, "w", encoding="utf-8") as f:
-                json.dump(value, f, ensure_ascii=False)
+            write_new(path, _json(value))
             files.handed[variable] = path
     if run_as is not None:
         hand_job_dir(run_as, root, files.cwd, [files.output, files.upstream, *files.handed.values()])
     return files
+
+
+def _json(value: object) -> bytes:
+    return b"{}" if value == {} else json.dumps(value, ensure_ascii=False).encode()
+
+
+def write_new(path: str, data: bytes) -> None:
+    """A new file holding `data` (as open(path, "w") makes one: mode 0666
+    less the umask), in system calls alone: no file object for a few bytes."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o666)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+    finally:
+        os.close(fd)
 
 
 def write_script(root: str, name: str, text: str, run_as: Optional[RunAs]) -> str:

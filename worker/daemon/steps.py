@@ -26,13 +26,14 @@ from __future__ import annotations
 
 import errno
 import os
+import stat
 from dataclasses import dataclass
 from typing import Callable, Optional
 
 from server.expressions import EvaluationError, ExpressionError
 from server.expressions.resolve import Budget
 from server.models import ClaimStep, QueuedJob, StepOptions
-from worker.daemon.job_setup import JobFiles, write_script
+from worker.daemon.job_setup import JobFiles, write_new, write_script
 from worker.daemon.language import SKIPPED, JobLanguage, StepRecord, flag, minutes, resolve
 from worker.daemon.outputs import ExpressionError as EnvError, OutputFileError, check_env_size, parse_output_file
 from worker.daemon.reports import StepReporter
@@ -84,6 +85,7 @@ class JobSteps:
         self._reporter = reporter
         self._run_as = run_as
         self._written: dict[str, str] = {}  # the steps' outputs together
+        self._output_used = False  # a step has run with $ROTA_OUTPUT
 
     async def run(self) -> RunResult:
         job = self._job
@@ -136,7 +138,9 @@ class JobSteps:
             return self._failed_before(index, name, options, failure)
         if name is not None and self._reporter is not None:
             self._reporter.started(index, name)
-        open(self._files.output, "w").close()  # this step's outputs, and only them
+        if self._output_used:  # this step's outputs, and only them (the first finds it as the job's start made it)
+            write_new(self._files.output, b"")
+        self._output_used = True
         try:
             ran = await self._runner.run_step(script)
         except OSError as exc:
@@ -236,6 +240,9 @@ class JobSteps:
 
 
 def _read_outputs(path: str) -> dict[str, str]:
+    info = os.stat(path)
+    if stat.S_ISREG(info.st_mode) and not info.st_size:
+        return {}  # (most steps write no outputs: no need to open the file)
     with open(path, encoding="utf-8", errors="replace") as f:
         return parse_output_file(f.read())
 
