@@ -165,9 +165,16 @@ class JobRun:
         timer = None
         if job.timeout_secs:
             timer = asyncio.get_running_loop().call_later(job.timeout_secs, self.stop, TIMEOUT)
-        sampler = asyncio.create_task(sample_resources(
-            self._client, self.lease.lease_id, self.name, lambda: runner.pgid,
-            self._config.timings.resource_interval_secs))
+        # Sampling starts with its first sample: most jobs end sooner, and
+        # then no task was made for it.
+        interval = self._config.timings.resource_interval_secs
+        sampling: list[asyncio.Task[None]] = []
+
+        def start_sampling() -> None:
+            sampling.append(asyncio.create_task(sample_resources(
+                self._client, self.lease.lease_id, self.name, lambda: runner.pgid, interval, first_delay=0.0)))
+
+        sampler = asyncio.get_running_loop().call_later(interval, start_sampling)
         steps = JobSteps(job, runner, JobLanguage(job, env), files, root, shipper, environment, reporter, run_as)
         try:
             return await steps.run()
@@ -175,6 +182,8 @@ class JobRun:
             if timer is not None:
                 timer.cancel()
             sampler.cancel()
+            for task in sampling:
+                task.cancel()
             if reporter is not None:
                 # Before the result: it ends the lease, and with it the step reports.
                 await reporter.close()

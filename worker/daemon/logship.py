@@ -159,7 +159,9 @@ class LogShipper:
         self._closing = asyncio.Event()
         self._lost = False
         self.congested = False
-        self._task = asyncio.create_task(self._run())
+        # Started by the first output: most short jobs write none, and
+        # then need no task at all.
+        self._task: asyncio.Task[None] | None = None
 
     def write(self, stream: str, text: str) -> None:
         if self._lost or not text:
@@ -175,6 +177,8 @@ class LogShipper:
             self.congested = True
             self._room.clear()
         self._wake.set()
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._run())
 
     async def drained(self) -> None:
         await self._room.wait()
@@ -183,7 +187,8 @@ class LogShipper:
         """Push everything written so far (retrying while the server is away)."""
         self._closing.set()
         self._wake.set()
-        await self._task
+        if self._task is not None:
+            await self._task
 
     async def _run(self) -> None:
         while True:

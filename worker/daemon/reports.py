@@ -207,13 +207,16 @@ class CpuMeter:
 
 
 async def sample_resources(client: Client, lease_id: str, name: str, pgid: Callable[[], Optional[int]],
-                           interval: float) -> None:
-    """Every `interval` seconds, report the job's CPU and RSS until cancelled;
-    `pgid` says the running step's group, None between steps."""
+                           interval: float, first_delay: Optional[float] = None) -> None:
+    """Every `interval` seconds (the first after `first_delay`, by default
+    `interval`), report the job's CPU and RSS until cancelled; `pgid` says
+    the running step's group, None between steps."""
     reports = _Reports(client, lease_id, name, "resource use")
     meter = CpuMeter()
+    delay = interval if first_delay is None else first_delay
     while not reports.ended:
-        await asyncio.sleep(interval)
+        await asyncio.sleep(delay)
+        delay = interval
         group = pgid()
         if group is None:
             continue
