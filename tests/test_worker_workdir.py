@@ -1,9 +1,13 @@
-"""worker/daemon/workdir.py: a finished job's directory removed by its
-known layout (or all of it, whatever the job left), in the Remover's thread."""
+"""worker/daemon/workdir.py and jobdirs.py: job directories made ahead
+and taken by jobs, a finished job's directory removed by its known layout
+(or all of it, whatever the job left), in a thread of their own."""
 
+import json
 import os
 
-from worker.daemon.workdir import Remover, remove_job_dir
+from server.models import QueuedJob, RetryPolicy
+from worker.daemon.jobdirs import INLINE_UPSTREAM_BYTES, SPARE_PREFIX, JobDirs
+from worker.daemon.workdir import Workdir, remove_job_dir
 
 
 def job_dir(tmp_path, name="wf.job.abcdefgh"):
@@ -43,16 +47,77 @@ def test_a_link_in_place_of_the_working_directory_is_removed_not_followed(tmp_pa
     assert (outside / "keep").read_text() == "mine"
 
 
-def test_the_remover_removes_in_its_thread_and_says_when_all_are_gone(tmp_path):
-    remover = Remover()
+def queued(**fields) -> QueuedJob:
+    return QueuedJob(job_id="build", workflow_id="wf-1", command="true", required_labels=[],
+                     retry_policy=RetryPolicy(), attempt=0, upstream_outputs=fields.pop("upstream_outputs", {}),
+                     enqueued_at_ms=1, delayed_until_ms=0, **fields)
+
+
+def spares_in(workdir) -> list[str]:
+    return [name for name in os.listdir(workdir) if name.startswith(SPARE_PREFIX)]
+
+
+def wait_until(condition, what, timeout=60.0):
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.01)
+
+
+def test_removals_happen_in_their_thread_and_wait_says_when_all_are_gone(tmp_path):
+    dirs = JobDirs(str(tmp_path), 0, None)
     roots = []
     for i in range(20):
         root, files = job_dir(tmp_path, f"wf.job{i}.abcdefgh")
         (root / "work" / "left").write_text("x")
         roots.append(root)
-        remover.remove(str(root), files, f"wf/job{i}")
-    assert remover.wait(60)
+        dirs.remove(str(root), files, f"wf/job{i}")
+    assert dirs.wait(60)
     assert not [r for r in roots if os.path.lexists(r)]
+    assert dirs.close(60)
+
+
+def test_a_job_takes_a_directory_made_ahead_named_after_it_as_a_fresh_one_is(tmp_path):
+    dirs = JobDirs(str(tmp_path), 2, None)
+    assert dirs.take(queued()) is None  # none made yet
+    dirs.start()
+    wait_until(lambda: len(spares_in(tmp_path)) == 2, "two spares")
+    root, files = dirs.take(queued(upstream_outputs={"lint": {"ok": "yes"}}))
+    assert os.path.basename(root).startswith("wf-1.build.") and os.path.dirname(root) == str(tmp_path)
+    assert sorted(os.listdir(root)) == ["output", "upstream-outputs.json", "work"]
+    assert os.stat(root).st_mode & 0o777 == 0o700 and os.listdir(files.cwd) == []
+    assert open(files.output).read() == "" and files.handed == {}
+    assert json.load(open(files.upstream)) == {"lint": {"ok": "yes"}}
+    wait_until(lambda: len(spares_in(tmp_path)) == 2, "the spare taken made again")
+    assert dirs.close(60)
+    assert spares_in(tmp_path) == [] and os.path.isdir(root)  # (the job's own goes with the job)
+
+
+def test_a_job_with_more_to_hand_than_a_spare_holds_makes_its_own(tmp_path):
+    dirs = JobDirs(str(tmp_path), 1, None)
+    dirs.start()
+    wait_until(lambda: spares_in(tmp_path), "a spare")
+    assert dirs.take(queued(checkpoint={"step": 3})) is None
+    assert dirs.take(queued(event={"approved": True})) is None
+    assert dirs.take(queued(upstream_outputs={"big": {"v": "x" * INLINE_UPSTREAM_BYTES}})) is None
+    assert len(spares_in(tmp_path)) == 1
+    assert dirs.close(60)
+
+
+def test_spares_a_killed_daemon_left_are_swept_at_the_next_start(tmp_path):
+    dirs = JobDirs(str(tmp_path), 3, None)
+    dirs.start()
+    wait_until(lambda: len(spares_in(tmp_path)) == 3, "three spares")
+    # (no close: as if the daemon were killed)
+    workdir = Workdir(str(tmp_path))
+    workdir.acquire()
+    try:
+        dirs._closing = True  # (the thread makes no more while the sweep runs)
+        assert workdir.sweep() == 3 and spares_in(tmp_path) == []
+    finally:
+        workdir.release()
 
 
 def test_a_command_looked_for_on_a_path_is_remembered_a_few_seconds(tmp_path, monkeypatch):

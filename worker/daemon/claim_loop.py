@@ -36,7 +36,8 @@ from worker.daemon.logship import Backoff, Outage
 from worker.daemon.run_as import RunAsError, open_workdir
 from worker.daemon.shutdown import deregister, drain, hand_back
 from worker.daemon.supervisor import Supervisor
-from worker.daemon.workdir import Remover, Workdir, WorkdirError
+from worker.daemon.jobdirs import JobDirs
+from worker.daemon.workdir import Workdir, WorkdirError
 
 log = logging.getLogger("rota.worker")
 
@@ -59,7 +60,8 @@ class Daemon:
         self._stop_requested = asyncio.Event()
         self._outage = Outage()
         self._workdir = Workdir(config.workdir)
-        self._remover = Remover()  # finished jobs' directories
+        # Job directories made ahead (two per slot) and removed after.
+        self._dirs = JobDirs(self._workdir.path, 2 * config.concurrency, config.run_as)
         self._supervisor = Supervisor()
         self._keeper = LeaseKeeper(client, self._outage, config.timings.first_heartbeat_delay)
         self._batch = True  # the server speaks the batch protocol (until it answers 404)
@@ -91,6 +93,7 @@ class Daemon:
                 self._supervisor.start()
             except OSError as exc:
                 raise SupervisorError(f"cannot start the job supervisor ({sys.executable}): {exc}") from None
+            self._dirs.start()
             claiming = asyncio.create_task(self._claim_loop())
             stop = asyncio.create_task(self._stop_requested.wait())
             idle = asyncio.create_task(self._log_idle())
@@ -114,7 +117,7 @@ class Daemon:
         finally:
             self._supervisor.close()
             # The last jobs' directories, for a while; what is left then goes at the next start (sweep).
-            if not await asyncio.to_thread(self._remover.wait, config.timings.shutdown_report_grace):
+            if not await asyncio.to_thread(self._dirs.close, config.timings.shutdown_report_grace):
                 log.warning("job directories still being removed at the stop: the next start removes them")
             self._workdir.release()
         log.info("worker %s stopped", config.worker_id)
@@ -176,7 +179,7 @@ class Daemon:
     def _start(self, claim: ClaimResponse) -> None:
         """Runs a leased job in a slot already taken for it."""
         run = JobRun(self._config, self._client, claim, self._outage, self._supervisor, keeper=self._keeper,
-                     next_claim=self._next_claim, adopt=self._adopt, remover=self._remover)
+                     next_claim=self._next_claim, adopt=self._adopt, dirs=self._dirs)
         task = asyncio.create_task(run.execute())
         self._jobs[task] = run
         self._busy_at = time.monotonic()

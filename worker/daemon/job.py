@@ -27,7 +27,8 @@ from worker.daemon.results import JobResults
 from worker.daemon.runner import GroupWatch, Runner, RunResult
 from worker.daemon.steps import JobSteps
 from worker.daemon.stops import LEASE_LOST, TIMEOUT, SetupFailure
-from worker.daemon.workdir import Remover, make_job_dir, remove_job_dir
+from worker.daemon.jobdirs import JobDirs
+from worker.daemon.workdir import make_job_dir, remove_job_dir
 
 log = logging.getLogger("rota.worker")
 
@@ -41,15 +42,16 @@ class JobRun:
     """One claimed job, from its lease to its reported result. `keeper`: the
     worker's one heartbeat for all its leases (else the job keeps its own);
     `next_claim` and `adopt`: the claim its result carries, and what becomes
-    of the jobs it leases; `remover`: the daemon's, which removes the job's
-    directory after execute() returns (without one, it is gone before)."""
+    of the jobs it leases; `dirs`: the daemon's job directories, made ahead
+    and removed after execute() returns (without it, the job makes its own
+    and removes it before)."""
 
     def __init__(self, config: WorkerConfig, client: Client, claim: ClaimResponse, outage: Outage | None = None,
                  supervisor: GroupWatch | None = None, *, keeper: LeaseKeeper | None = None,
                  next_claim: Callable[[], Optional[NextClaim]] = lambda: None, adopt: Adopt | None = None,
-                 remover: Remover | None = None):
+                 dirs: JobDirs | None = None):
         self._config = config
-        self._remover = remover
+        self._dirs = dirs
         # Set when a job its result leased took over its slot (claim_loop.py).
         self.slot_passed = False
         self._keeper = keeper
@@ -109,12 +111,12 @@ class JobRun:
             # In a thread: removing a directory is the slowest step of a short
             # job on a disk mounted with `discard` (milliseconds an unlink),
             # and it must not hold the event loop, and with it every other job.
-            # The daemon's Remover does it after this returns; without one, before.
+            # The daemon's JobDirs does it after this returns; without them, before.
             if self._root is not None:
                 files = self._files
                 known = [files.output, files.upstream, *files.handed.values()] if files is not None else []
-                if self._remover is not None:
-                    self._remover.remove(self._root, known, self.name)
+                if self._dirs is not None:
+                    self._dirs.remove(self._root, known, self.name)
                 elif not await asyncio.get_running_loop().run_in_executor(None, remove_job_dir, self._root, known):
                     log.warning("could not remove all of %s's directory %s", self.name, self._root)
 
@@ -131,9 +133,14 @@ class JobRun:
             return SetupFailure(str(exc), retryable=False)
         run_as = self._config.run_as
         try:
-            # In a thread, as the removal is: on a slow disk this is a
-            # millisecond the event loop (every other job's I/O) should not wait.
-            self._files = files = await asyncio.get_running_loop().run_in_executor(None, self._make_dir)
+            taken = self._dirs.take(job) if self._dirs is not None else None  # (made ahead: a rename)
+            if taken is not None:
+                self._root, self._files = taken
+            else:
+                # In a thread, as the removal is: on a slow disk this is a
+                # millisecond the event loop (every other job's I/O) should not wait.
+                self._files = await asyncio.get_running_loop().run_in_executor(None, self._make_dir)
+            files = self._files
             root = self._root
             assert root is not None
         except OSError as exc:

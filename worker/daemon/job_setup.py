@@ -43,27 +43,34 @@ class JobFiles:
 def fill_job_dir(root: str, job: QueuedJob, run_as: Optional[RunAs]) -> JobFiles:
     """Write what the job starts from into its fresh directory `root`
     (and hand it to the job's user under --run-as). Raises OSError."""
+    return fill_dir(root, run_as, job_json(job.upstream_outputs), job.checkpoint, job.event)
+
+
+def fill_dir(root: str, run_as: Optional[RunAs], upstream: bytes = b"{}", checkpoint: object = None,
+             event: object = None) -> JobFiles:
+    """fill_job_dir's work: `upstream`, the upstream outputs as JSON."""
     files = JobFiles(os.path.join(root, WORK_DIR), os.path.join(root, OUTPUT_FILE), os.path.join(root, UPSTREAM_FILE))
     os.mkdir(files.cwd)
     write_new(files.output, b"")
     # A file, not a variable: one environment string holds at most
     # 128 KiB on Linux, and outputs may be far larger.
-    write_new(files.upstream, _json(job.upstream_outputs))
+    write_new(files.upstream, upstream)
     # What a resumed attempt starts from: files for the same reason
     # (a checkpoint may be 1 MiB), and only when there is one, so
     # `[ -n "$ROTA_CHECKPOINT" ]` tells a first attempt from a resumed one.
-    for variable, filename, value in (("ROTA_CHECKPOINT", CHECKPOINT_FILE, job.checkpoint),
-                                      ("ROTA_EVENT", EVENT_FILE, job.event)):
+    for variable, filename, value in (("ROTA_CHECKPOINT", CHECKPOINT_FILE, checkpoint),
+                                      ("ROTA_EVENT", EVENT_FILE, event)):
         if value is not None:
             path = os.path.join(root, filename)
-            write_new(path, _json(value))
+            write_new(path, job_json(value))
             files.handed[variable] = path
     if run_as is not None:
         hand_job_dir(run_as, root, files.cwd, [files.output, files.upstream, *files.handed.values()])
     return files
 
 
-def _json(value: object) -> bytes:
+def job_json(value: object) -> bytes:
+    """What a job's JSON files hold: as json.dump wrote them."""
     return b"{}" if value == {} else json.dumps(value, ensure_ascii=False).encode()
 
 

@@ -8,12 +8,11 @@ import errno
 import fcntl
 import logging
 import os
-import queue
 import re
+import secrets
 import shutil
 import tempfile
-import threading
-from typing import Optional, Sequence
+from typing import Sequence
 
 from worker.client.errors import RotaError
 
@@ -52,6 +51,13 @@ def make_job_dir(workdir: str, workflow_id: str, job_id: str) -> str:
     os.makedirs(workdir, mode=0o700, exist_ok=True)
     prefix = f"{_safe_dirname(workflow_id)}.{_safe_dirname(job_id)}."
     return tempfile.mkdtemp(prefix=prefix, dir=workdir)  # mode 0700
+
+
+def job_dir_path(workdir: str, workflow_id: str, job_id: str) -> str:
+    """A new name for a job's directory, as make_job_dir names one (for a
+    directory made ahead and renamed when the job comes: jobdirs.py)."""
+    suffix = "".join(secrets.choice("abcdefghijklmnopqrstuvwxyz0123456789_") for _ in range(8))
+    return os.path.join(workdir, f"{_safe_dirname(workflow_id)}.{_safe_dirname(job_id)}.{suffix}")
 
 
 def remove_tree(path: str) -> bool:
@@ -109,51 +115,6 @@ def remove_job_dir(root: str, files: Sequence[str]) -> bool:
         return True
     except OSError:
         return remove_tree(root)
-
-
-class Remover:
-    """Removes finished jobs' directories in a thread of its own, one after
-    another, so that neither the event loop nor the job's result waits for
-    the disk (a removal takes milliseconds on a disk mounted with
-    `discard`). Handing it a path is a queue put: sending each removal
-    through asyncio's thread pool and back cost about ten times the CPU."""
-
-    def __init__(self) -> None:
-        self._queue: queue.SimpleQueue[Optional[tuple[str, Sequence[str], str]]] = queue.SimpleQueue()
-        self._thread: Optional[threading.Thread] = None
-        self._pending = 0
-        self._lock = threading.Condition()
-
-    def remove(self, root: str, files: Sequence[str], name: str) -> None:
-        """Remove job `name`'s directory `root` (see remove_job_dir), soon."""
-        with self._lock:
-            self._pending += 1
-            if self._thread is None:
-                # A daemon thread: a stop waits for it a while (wait()), not for ever.
-                self._thread = threading.Thread(target=self._run, name="rota-remove", daemon=True)
-                self._thread.start()
-        self._queue.put((root, files, name))
-
-    def wait(self, timeout: float) -> bool:
-        """Whether every removal asked for so far is done, waiting up to `timeout`."""
-        with self._lock:
-            return self._lock.wait_for(lambda: self._pending == 0, timeout)
-
-    def _run(self) -> None:
-        while True:
-            item = self._queue.get()
-            if item is None:
-                return
-            root, files, name = item
-            try:
-                if not remove_job_dir(root, files):
-                    log.warning("could not remove all of %s's directory %s", name, root)
-            except Exception:  # never let one removal end the thread
-                log.exception("removing %s's directory %s failed", name, root)
-            finally:
-                with self._lock:
-                    self._pending -= 1
-                    self._lock.notify_all()
 
 
 class Workdir:
