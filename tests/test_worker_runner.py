@@ -30,8 +30,8 @@ class Sink:
         return sum(len(t) for _, t in self.writes)
 
 
-def make_runner(tmp_path, sink, env=None, grace=5.0):
-    return Runner(cwd=str(tmp_path), env={**os.environ, **(env or {})}, sink=sink, cancel_grace=grace)
+def make_runner(tmp_path, sink, env=None, grace=5.0, **seams):
+    return Runner(cwd=str(tmp_path), env={**os.environ, **(env or {})}, sink=sink, cancel_grace=grace, **seams)
 
 
 
@@ -158,7 +158,7 @@ async def test_first_stop_reason_wins(tmp_path, reason):
 # ---- starting a step (worker/daemon/spawn.py) ------------------------------------------------------
 
 
-async def test_the_event_loop_runs_on_while_a_step_is_being_started(tmp_path, monkeypatch):
+async def test_the_event_loop_runs_on_while_a_step_is_being_started(tmp_path):
     """The step starts in a spawn thread: here that thread waits for the loop
     itself to let it go, which it could not do were it held by the start."""
     import threading
@@ -166,39 +166,35 @@ async def test_the_event_loop_runs_on_while_a_step_is_being_started(tmp_path, mo
     from worker.daemon import spawn
 
     go = threading.Event()
-    real_start = spawn._start
 
     def held_start(*args):
         assert go.wait(30), "the event loop never ran while the step was being started"
-        return real_start(*args)
+        return spawn.start_process(*args)
 
-    monkeypatch.setattr(spawn, "_start", held_start)
     sink = Sink()
-    job = asyncio.create_task(make_runner(tmp_path, sink).run([Script("echo started")]))
+    job = asyncio.create_task(make_runner(tmp_path, sink, starter=held_start).run([Script("echo started")]))
     await asyncio.sleep(0.05)
     asyncio.get_running_loop().call_soon(go.set)
     result = await asyncio.wait_for(job, 30)
     assert result.succeeded and sink.text("stdout") == "started\n"
 
 
-async def test_a_step_cancelled_while_it_is_being_started_is_killed_once_it_has(tmp_path, monkeypatch):
+async def test_a_step_cancelled_while_it_is_being_started_is_killed_once_it_has(tmp_path):
     import threading
 
     from worker.daemon import spawn
 
     go, in_thread = threading.Event(), threading.Event()
     started: list[int] = []
-    real_start = spawn._start
 
     def held_start(*args):
         in_thread.set()
         go.wait(30)
-        proc, out_r, err_r = real_start(*args)
+        proc, out_r, err_r = spawn.start_process(*args)
         started.append(proc.pid)
         return proc, out_r, err_r
 
-    monkeypatch.setattr(spawn, "_start", held_start)
-    job = asyncio.create_task(make_runner(tmp_path, Sink()).run([Script("exec sleep 300")]))
+    job = asyncio.create_task(make_runner(tmp_path, Sink(), starter=held_start).run([Script("exec sleep 300")]))
     await wait_for(in_thread.is_set, "the start to begin")
     job.cancel()
     with pytest.raises(asyncio.CancelledError):
@@ -208,12 +204,9 @@ async def test_a_step_cancelled_while_it_is_being_started_is_killed_once_it_has(
     await wait_for(lambda: not pid_alive(started[0]), "the step started for nothing to be killed")
 
 
-async def test_without_pidfds_a_steps_exit_is_heard_from_a_thread(tmp_path, monkeypatch):
-    from worker.daemon import spawn
-
-    monkeypatch.setattr(spawn, "_HAVE_PIDFDS", False)
+async def test_without_pidfds_a_steps_exit_is_heard_from_a_thread(tmp_path):
     sink = Sink()
-    result = await make_runner(tmp_path, sink).run([Script("echo out; echo err >&2; exit 3")])
+    result = await make_runner(tmp_path, sink, pidfds=False).run([Script("echo out; echo err >&2; exit 3")])
     assert result.exit_code == 3 and sink.text("stdout") == "out\n" and result.stderr_tail == "err"
 
 

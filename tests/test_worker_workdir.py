@@ -114,21 +114,18 @@ def test_spares_a_killed_daemon_left_are_swept_at_the_next_start(tmp_path):
     workdir = Workdir(str(tmp_path))
     workdir.acquire()
     try:
-        dirs._closing = True  # (the thread makes no more while the sweep runs)
+        # (the thread makes more only when asked: at start, or as a job takes one)
         assert workdir.sweep() == 3 and spares_in(tmp_path) == []
     finally:
         workdir.release()
 
 
-def test_a_command_looked_for_on_a_path_is_remembered_a_few_seconds(tmp_path, monkeypatch):
-    from worker.daemon import shells
+def test_a_command_looked_for_on_a_path_is_remembered_a_few_seconds(tmp_path):
+    from worker.daemon.shells import WHICH_TTL_SECS, which
 
-    now = [1000.0]
-    monkeypatch.setattr(shells.time, "monotonic", lambda: now[0])
     path = str(tmp_path)
-    assert shells.which("tool-x", path) is None
+    assert which("tool-x", path, now=1000.0) is None
     (tmp_path / "tool-x").write_text("#!/bin/sh\n")
     (tmp_path / "tool-x").chmod(0o755)
-    assert shells.which("tool-x", path) is None  # remembered
-    now[0] += shells.WHICH_TTL_SECS
-    assert shells.which("tool-x", path) == str(tmp_path / "tool-x")  # looked for again
+    assert which("tool-x", path, now=1000.0 + WHICH_TTL_SECS / 2) is None  # remembered
+    assert which("tool-x", path, now=1000.0 + WHICH_TTL_SECS) == str(tmp_path / "tool-x")  # looked for again

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping, Protocol, Sequence
 
 from worker.daemon.shells import which
-from worker.daemon.spawn import Process
+from worker.daemon.spawn import Process, Starter, start_process
 
 # Text of a marker chunk written to stdout before each step of a `steps:` job.
 STEP_MARKER = "::step:: {name}\n"
@@ -148,8 +148,13 @@ class Runner:
     in order, stopping at the first failure (steps.py decides for itself)."""
 
     def __init__(self, *, cwd: str, env: dict[str, str], sink: OutputSink, cancel_grace: float,
-                 supervisor: GroupWatch | None = None, spawn_as: Mapping[str, Any] | None = None):
-        """`spawn_as`: subprocess's user/group/extra_groups, to start each step as another user."""
+                 supervisor: GroupWatch | None = None, spawn_as: Mapping[str, Any] | None = None,
+                 starter: Starter = start_process, pidfds: bool = True):
+        """`spawn_as`: subprocess's user/group/extra_groups, to start each step
+        as another user; `starter` and `pidfds`: how a step is started and
+        its exit heard (spawn.py)."""
+        self._starter = starter
+        self._pidfds = pidfds
         self._spawn_as = dict(spawn_as or {})
         self._cwd = cwd
         self._env = env
@@ -220,6 +225,8 @@ class Runner:
             env=script.env if script.env is not None else self._env,
             spawn_as=self._spawn_as,
             emit=output.emit,
+            starter=self._starter,
+            pidfds=self._pidfds,
         )
         pgid = self._pgid = process.pid
         if self._supervisor is not None:

@@ -41,11 +41,11 @@ class ShellError(ValueError):
     """A custom shell that cannot be read as a command."""
 
 
-def which(name: str, path: Optional[str] = None) -> Optional[str]:
+def which(name: str, path: Optional[str] = None, *, now: Optional[float] = None) -> Optional[str]:
     """shutil.which(name, path) (`path` None: this process's PATH), as it
-    answered within the last WHICH_TTL_SECS."""
+    answered within the last WHICH_TTL_SECS (`now`: time.monotonic())."""
     key = (name, path if path is not None else os.environ.get("PATH"))
-    now = time.monotonic()
+    now = time.monotonic() if now is None else now
     hit = _found.get(key)
     if hit is not None and now - hit[0] < WHICH_TTL_SECS:
         return hit[1]

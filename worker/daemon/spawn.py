@@ -55,11 +55,15 @@ def _pidfds() -> bool:
     return True
 
 
-_HAVE_PIDFDS = _pidfds()
+HAVE_PIDFDS = _pidfds()
 
 
-def _start(argv: Sequence[str], cwd: str, env: Mapping[str, str],
-           spawn_as: Mapping[str, Any]) -> tuple[subprocess.Popen[bytes], int, int]:
+Started = tuple[subprocess.Popen[bytes], int, int]
+# What starts a step, in a spawn thread (start_process; a test hands in its own).
+Starter = Callable[[Sequence[str], str, Mapping[str, str], Mapping[str, Any]], Started]
+
+
+def start_process(argv: Sequence[str], cwd: str, env: Mapping[str, str], spawn_as: Mapping[str, Any]) -> Started:
     """In a spawn thread: the process, and the read ends of its stdout and stderr."""
     out_r, out_w = os.pipe2(os.O_CLOEXEC)
     err_r, err_w = os.pipe2(os.O_CLOEXEC)
@@ -76,7 +80,7 @@ def _start(argv: Sequence[str], cwd: str, env: Mapping[str, str],
     return proc, out_r, err_r
 
 
-def _abandon(started: "asyncio.Future[tuple[subprocess.Popen[bytes], int, int]]") -> None:
+def _abandon(started: "asyncio.Future[Started]") -> None:
     """A start whose caller was cancelled: kill what it started."""
     if started.cancelled() or started.exception() is not None:
         return
@@ -96,7 +100,7 @@ class Process:
     stderr), decoded as UTF-8 whole characters (bad bytes replaced)."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop, proc: subprocess.Popen[bytes], out_r: int, err_r: int,
-                 emit: Callable[[int, str], None]):
+                 emit: Callable[[int, str], None], pidfds: bool = True):
         self._loop = loop
         self._proc = proc
         self.pid = proc.pid
@@ -111,7 +115,7 @@ class Process:
         for fd in self._fds:
             os.set_blocking(fd, False)
             loop.add_reader(fd, self._read, fd)
-        if _HAVE_PIDFDS:
+        if pidfds and HAVE_PIDFDS:
             try:
                 self._pidfd = os.pidfd_open(proc.pid)
             except OSError:
@@ -124,16 +128,18 @@ class Process:
 
     @classmethod
     async def start(cls, argv: Sequence[str], *, cwd: str, env: Mapping[str, str],
-                    spawn_as: Optional[Mapping[str, Any]], emit: Callable[[int, str], None]) -> "Process":
-        """Raises OSError when the command cannot be started."""
+                    spawn_as: Optional[Mapping[str, Any]], emit: Callable[[int, str], None],
+                    starter: Starter = start_process, pidfds: bool = True) -> "Process":
+        """Raises OSError when the command cannot be started. `pidfds`:
+        False hears of the exit from a thread even where pidfds work."""
         loop = asyncio.get_running_loop()
-        started = loop.run_in_executor(_spawner(), _start, argv, cwd, env, spawn_as or {})
+        started = loop.run_in_executor(_spawner(), starter, argv, cwd, env, spawn_as or {})
         try:
             proc, out_r, err_r = await asyncio.shield(started)
         except asyncio.CancelledError:
             started.add_done_callback(_abandon)
             raise
-        return cls(loop, proc, out_r, err_r, emit)
+        return cls(loop, proc, out_r, err_r, emit, pidfds)
 
     @property
     def returncode(self) -> Optional[int]:
