@@ -4,7 +4,11 @@
   the wall time is dominated by the per-job round trip: claim wake-up,
   spawn, complete, cascade to the next job.
 - one worker: 1,000 independent jobs through one worker at concurrency 8
-  (jobs/s): what one `rota worker` process sustains.
+  (jobs/s): what one `rota worker` process sustains; then again with the
+  workers' --workdir on a tmpfs (/dev/shm), where there is one: a job's
+  directory is four new inodes, and on a disk that allocates them slowly
+  (this VM's ext4 has no journal, and then skips every inode freed in the
+  last 30 s, one buffer look-up each) the disk is much of a short job's cost.
 - fan-out: 1,000 independent jobs through 4 workers x concurrency 4 (jobs/s).
 - cancel: from the cancel request to the SIGTERM of the job's process group
   (the job's TERM trap records the time), through a worker whose lease TTL
@@ -242,7 +246,8 @@ async def _cancel_latencies(client: Client, server_url: str, tmp: str) -> list[f
     return latencies
 
 
-FIGURES = ("chain", "one", "fanout", "cancel")
+FIGURES = ("chain", "one", "one_tmpfs", "fanout", "cancel")
+TMPFS = "/dev/shm"
 
 
 def _cpu_figures(prefix: str, measured: Measured, jobs: int) -> dict:
@@ -279,6 +284,15 @@ async def run(server_url: str, server_pid: Optional[int] = None, only: tuple[str
                     "one_worker_wall_secs": round(one.wall, 3),
                     "one_worker_jobs_per_sec": round(ONE_WORKER_JOBS / one.server_secs, 1),
                     **_cpu_figures("one_worker", one, ONE_WORKER_JOBS),
+                })
+            if "one_tmpfs" in only and os.path.isdir(TMPFS) and os.access(TMPFS, os.W_OK):
+                with tempfile.TemporaryDirectory(prefix="rota-bench-", dir=TMPFS) as shm:
+                    one = await _measure(client, server_url, shm, ONE_WORKER_JOBS, False, 1, ONE_WORKER_CONCURRENCY,
+                                         server_pid)
+                figures.update({
+                    "one_worker_tmpfs_jobs_per_sec": round(ONE_WORKER_JOBS / one.server_secs, 1),
+                    "one_worker_tmpfs_wall_secs": round(one.wall, 3),
+                    **_cpu_figures("one_worker_tmpfs", one, ONE_WORKER_JOBS),
                 })
             if "fanout" in only:
                 fan = await _measure(client, server_url, tmp, FANOUT_JOBS, False, FANOUT_WORKERS, FANOUT_CONCURRENCY,
@@ -318,6 +332,10 @@ def report(figures: dict) -> None:
         print(f"one worker: {figures['one_worker_jobs']} `true` jobs at concurrency"
               f" {figures['one_worker_concurrency']}: {figures['one_worker_jobs_per_sec']} jobs/s"
               f" ({figures['one_worker_wall_secs']}s wall)" + _cpu_line(figures, "one_worker"))
+    if "one_worker_tmpfs_jobs_per_sec" in figures:
+        print(f"one worker, --workdir on {TMPFS}: {ONE_WORKER_JOBS} `true` jobs at concurrency {ONE_WORKER_CONCURRENCY}:"
+              f" {figures['one_worker_tmpfs_jobs_per_sec']} jobs/s ({figures['one_worker_tmpfs_wall_secs']}s wall)"
+              + _cpu_line(figures, "one_worker_tmpfs"))
     if "fanout_jobs" in figures:
         print(f"worker fan-out: {figures['fanout_jobs']} jobs through {figures['fanout_workers']} workers:"
               f" {figures['fanout_jobs_per_sec']} jobs/s ({figures['fanout_wall_secs']}s wall)"
