@@ -177,3 +177,29 @@ async def test_the_daemons_calls_against_a_real_server(server, label):
         with pytest.raises(ApiError) as refused:
             await client.complete("no-such-lease", {})
     assert refused.value.status in (404, 409)
+
+
+async def test_the_timeout_is_of_silence_since_the_request_went_out_not_twice_that():
+    """When the timer fires and the request has sat in the send buffer or
+    been answered with nothing since it was written, that is silence."""
+    from worker.daemon.wire import _Connection
+
+    class Transport(asyncio.Transport):
+        def write(self, data):
+            pass
+
+        def get_write_buffer_size(self):
+            return 0
+
+        def abort(self):
+            pass
+
+    loop = asyncio.get_running_loop()
+    conn = _Connection(loop)
+    conn.connection_made(Transport())
+    pending = asyncio.ensure_future(conn.request(b"POST / HTTP/1.1\r\n\r\n", 3600))
+    await asyncio.sleep(0)
+    conn._activity -= 3600  # as if the timeout had passed without a byte either way
+    conn._check_silence()
+    with pytest.raises(TimeoutError):
+        await pending

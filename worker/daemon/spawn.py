@@ -123,8 +123,10 @@ class Process:
         if self._pidfd is not None:
             loop.add_reader(self._pidfd, self._reap)
         else:
-            waiting = loop.run_in_executor(None, proc.wait)
-            waiting.add_done_callback(lambda _: self._exited())
+            # A thread of its own blocked in waitpid, as asyncio's
+            # ThreadedChildWatcher does: in the shared pool, long steps
+            # would hold every thread and stall what else the pool runs.
+            threading.Thread(target=self._wait, name=f"rota-wait-{proc.pid}", daemon=True).start()
 
     @classmethod
     async def start(cls, argv: Sequence[str], *, cwd: str, env: Mapping[str, str],
@@ -202,6 +204,13 @@ class Process:
         self._pidfd = None
         self._proc.wait()  # (at once: a readable pidfd is a process that has ended)
         self._exited()
+
+    def _wait(self) -> None:
+        self._proc.wait()
+        try:
+            self._loop.call_soon_threadsafe(self._exited)
+        except RuntimeError:  # the loop has closed: nobody waits for it any more
+            pass
 
     def _exited(self) -> None:
         if self._proc.returncode is None:

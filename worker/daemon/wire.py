@@ -135,8 +135,8 @@ class _Connection(asyncio.Protocol):
         self._waiter = waiter = self._loop.create_future()
         self._timeout = timeout
         self._activity = self._loop.time()
-        self._written = -1
         self.transport.write(data)
+        self._written = self.transport.get_write_buffer_size()  # (what is still to go out)
         self._timer = self._loop.call_later(timeout, self._check_silence)
         try:
             return await waiter
