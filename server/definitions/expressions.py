@@ -272,7 +272,7 @@ class Language:
             if dotted is not None:
                 return (f"job id {dotted!r} has dots, which an expression reads as properties: write"
                         f" needs['{dotted}']")
-            return _not_a_need(need, job, scope.ids)
+            return _not_a_need(need, job, scope.ids, self.problems)
         if len(path) > 2 and path[2].lower() not in NEED_PROPERTIES:
             return (f"needs.{need} has no {path[2]!r}: it has result and outputs"
                     + self.problems.hint(path[2], NEED_PROPERTIES))
