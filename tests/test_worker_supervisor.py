@@ -146,7 +146,9 @@ def test_a_silent_job_dies_with_its_worker_killed_by_sigkill(server, tmp_path, l
         for pid in pids:
             wait_until(lambda pid=pid: not pid_alive(pid), f"job process {pid} to die with its worker", timeout=DEADLINE,
                        logs=worker.log)
-        assert "killed the process groups of 1 running job step(s)" in worker.log()
+        # the supervisor says so after the kill, so the groups may be gone first
+        wait_until(lambda: "killed the process groups of 1 running job step(s)" in worker.log(),
+                   "the supervisor to say what it killed", timeout=DEADLINE, logs=worker.log)
     finally:
         worker.kill()
         for pid in pids:
