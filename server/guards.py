@@ -19,6 +19,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterable
 from typing import Optional
 from urllib.parse import urlsplit
 
@@ -50,6 +51,23 @@ def host_allowed(host: str, allowed: tuple[str, ...]) -> bool:
     return False
 
 
+def guarded_headers(headers: Iterable[tuple[bytes, bytes]]) -> tuple[Optional[str], Optional[str], Optional[bytes]]:
+    """What the guard reads of a request's head, in one pass: its Host
+    (a name no allow-list holds when there are several), Origin and
+    Content-Length."""
+    host = origin = length = None
+    hosts = 0
+    for name, value in headers:
+        if name == b"host":
+            host = value.decode("latin-1")
+            hosts += 1
+        elif name == b"origin":
+            origin = value.decode("latin-1")
+        elif name == b"content-length":
+            length = value
+    return (host if hosts <= 1 else "(several Host headers)"), origin, length
+
+
 class RequestGuard:
     def __init__(
         self,
@@ -74,17 +92,8 @@ class RequestGuard:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        host = origin = length = None
-        hosts = 0
-        for name, value in scope["headers"]:
-            if name == b"host":
-                host = value.decode("latin-1")
-                hosts += 1
-            elif name == b"origin":
-                origin = value.decode("latin-1")
-            elif name == b"content-length":
-                length = value
-        refusal = self.refusal(scope["method"], host if hosts <= 1 else "(several Host headers)", origin, length)
+        host, origin, length = guarded_headers(scope["headers"])
+        refusal = self.refusal(scope["method"], host, origin, length)
         if refusal is not None:
             return await refusal(scope, receive, send)
         await self.app(scope, self.limited(receive), send)

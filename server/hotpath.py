@@ -22,7 +22,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from .guards import RequestGuard
+from .guards import RequestGuard, guarded_headers
 from .routing import Endpoint, Handler, checked
 
 _LEASE_PREFIX = "/api/jobs/"
@@ -61,19 +61,11 @@ class HotPath:
                     hot: tuple[Handler, dict[str, str]]) -> bool:
         """Answers a hot call; False (nothing sent) for one the full path
         must take."""
-        host = origin = length = None
-        hosts = 0
-        for name, value in scope["headers"]:
-            if name == b"host":
-                host = value.decode("latin-1")
-                hosts += 1
-            elif name == b"origin":
-                return False  # a browser's: CORS and the same-origin rule are the full path's
-            elif name == b"content-length":
-                length = value
+        host, origin, length = guarded_headers(scope["headers"])
+        if origin is not None:
+            return False  # a browser's: CORS and the same-origin rule are the full path's
         scope["app"] = app
-        refusal = self._guard.refusal(scope["method"], host if hosts <= 1 else "(several Host headers)", origin,
-                                       length)
+        refusal = self._guard.refusal(scope["method"], host, None, length)
         if refusal is not None:
             await refusal(scope, receive, send)
             return True
