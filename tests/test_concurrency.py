@@ -13,7 +13,7 @@ from pathlib import Path
 from server import limits
 from server.reaper import reap_once
 from tests.test_api import assert_error
-from tests.test_runs import claim, finish, put, start
+from tests.test_runs import as_layout_2, claim, finish, put, start
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -338,15 +338,9 @@ async def test_definitions_with_groups_kept_by_an_older_version_are_repacked_wit
     version = (await put(api, "app", "concurrency: {group: 'app-${{ inputs.env }}', limit: 2}\n" + JOB_LEVEL))[
         "version"]
     d = store.key("def", "app", version)
-    packed = {f: v for f, v in (await store.redis.hgetall(d)).items() if f.startswith("j:")}
-    assert '"concurrency"' in packed["j:deploy"] and await store.redis.hget(d, "cc") == "1"
-    for field, record in packed.items():
-        meta, needs, deps, spec = record.split("\n", 3)
-        job = field[2:]
-        await store.redis.hset(d, mapping={f"s:{job}": spec, f"m:{job}": meta, f"n:{job}": needs, f"d:{job}": deps})
-        await store.redis.hdel(d, field)
-    await store.redis.set(store.key("layout"), 2)
-    store._definitions.clear()
+    assert await store.redis.hget(d, "cc") == "1"
+    packed = await as_layout_2(store, d)
+    assert '"concurrency"' in packed["j:deploy"]
     assert await store.upgrade() == 3
     assert {f: v for f, v in (await store.redis.hgetall(d)).items() if f.startswith(("j:", "s:"))} == packed
 

@@ -94,15 +94,10 @@ async def test_a_document_an_older_version_kept_as_is_still_reads(app, api):
     assert (await api.get("/api/workflows/old/definition")).json()["document"] == PIPELINE * 3
 
 
-async def test_definitions_kept_by_an_older_version_are_repacked_once(app, api):
-    """Layout 2 kept a definition's job in four fields (s: spec, m: static
-    description, n: needs, d: dependents); upgrade packs each into one."""
-    store = app.state.store
-    version = (await put(api, "pipeline"))["version"]
-    await start(api, "pipeline")
-    d = store.key("def", "pipeline", version)
+async def as_layout_2(store, d: str) -> dict[str, str]:
+    """Definition `d` kept as layout 2 kept it (each job in four fields) and
+    the store marked as layout 2; answers its job fields as packed before."""
     packed = {f: v for f, v in (await store.redis.hgetall(d)).items() if f.startswith("j:")}
-    assert sorted(packed) == ["j:build", "j:deploy", "j:test"]
     for field, record in packed.items():
         meta, needs, deps, spec = record.split("\n", 3)
         job = field[2:]
@@ -110,6 +105,18 @@ async def test_definitions_kept_by_an_older_version_are_repacked_once(app, api):
         await store.redis.hdel(d, field)
     await store.redis.set(store.key("layout"), 2)
     store._definitions.clear()
+    return packed
+
+
+async def test_definitions_kept_by_an_older_version_are_repacked_once(app, api):
+    """Layout 2 kept a definition's job in four fields (s: spec, m: static
+    description, n: needs, d: dependents); upgrade packs each into one."""
+    store = app.state.store
+    version = (await put(api, "pipeline"))["version"]
+    await start(api, "pipeline")
+    d = store.key("def", "pipeline", version)
+    packed = await as_layout_2(store, d)
+    assert sorted(packed) == ["j:build", "j:deploy", "j:test"]
     assert await store.upgrade() == 3
     assert {f: v for f, v in (await store.redis.hgetall(d)).items() if ":" in f} == packed
     assert await store.upgrade() == 3  # once
