@@ -40,6 +40,20 @@ async def test_a_workflow_named_bare_is_not_taken_for_its_latest_run(api, rota):
     assert "ci is a workflow: `rota pause --workflow ci` pauses it (its new runs)" in err
 
 
+async def test_the_id_submit_prints_for_a_one_off_pauses_its_run(api, rota, tmp_path):
+    # `rota submit` prints one id for a one-off: it names the workflow and its one run both
+    path = tmp_path / "once.yml"
+    path.write_text(doc("x", "  a: {run: x}\n  b: {run: x, needs: a}\n"))
+    code, out, err = await rota("submit", str(path))
+    assert code == 0, err
+    oneoff = out.strip()
+    code, out, err = await rota("pause", oneoff)
+    assert code == 0, err
+    assert out.endswith("paused: 1 queued job(s) held; running jobs go on\n"), out
+    code, out, err = await rota("resume", oneoff, "--json")
+    assert code == 0 and json.loads(out)["run"]["paused"] is False, err
+
+
 @pytest.mark.parametrize(("argv", "message"), [
     (["pause"], "give one of RUN, --workflow WORKFLOW or --label LABEL"),
     (["resume", "RUN", "--label", "gpu"], "give one of RUN, --workflow WORKFLOW or --label LABEL"),

@@ -41,7 +41,8 @@ async def _control(client: Client, args: argparse.Namespace) -> int:
         subject = f"label {args.label}"
     else:
         target = await show.resolve(client, args.target)
-        if target.workflow is not None:
+        # a one-off's id names its one run too (`rota submit` prints it as such)
+        if target.workflow is not None and not (target.workflow.kind == "oneoff" and target.run is not None):
             # a workflow named bare: pausing its latest run is seldom what was meant
             verb = args.command
             raise RotaError(f"{args.target} is a workflow: `rota {verb} --workflow {args.target}` {verb}s it"
