@@ -373,3 +373,56 @@ def test_promtool_accepts_every_dashboard_query(tmp_path):
     (tmp_path / "dashboard.yml").write_text(yaml.safe_dump({"groups": [{"name": "dashboard", "rules": rules}]}))
     done = run_promtool("check", "rules", "dashboard.yml", cwd=tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def synthetic_series() -> list[dict]:
+    """Every contract series as two replicas would export it, over an hour:
+    gauges steady, counters and histogram buckets rising."""
+    values = {"labels": ["gpu", None], "state": ["ready", "running", "delayed"], "status": ["idle", "busy"],
+              "reason": ["error"], "method": ["GET"], "route": ["/api/runs"], "script": ["claim"]}
+
+    def label_sets(names: set[str]) -> list[dict]:
+        sets: list[dict] = [{}]
+        for name in sorted(names):
+            sets = [{**s, name: v} if v is not None else s for s in sets for v in values[name]]
+        return sets
+
+    def series(name: str, labels: dict, vals: str) -> list[dict]:
+        return [{"series": name + "{" + ", ".join(f'{k}="{v}"' for k, v in
+                                                  sorted({**labels, "job": "rota", "instance": i}.items())) + "}",
+                 "values": vals} for i in ("a", "b")]
+
+    out = []
+    for name, names in SERIES.items():
+        for labels in label_sets(names):
+            out += series(name, labels, "0+1x60" if name.endswith("_total") else "3x60")
+    for name, names in HISTOGRAMS.items():
+        for labels in label_sets(names):
+            for le, step in (("0.1", 1), ("1", 3), ("+Inf", 4)):
+                out += series(f"{name}_bucket", {**labels, "le": le}, f"0+{step}x60")
+            out += series(f"{name}_sum", labels, "0+2x60") + series(f"{name}_count", labels, "0+4x60")
+    return out + series("up", {}, "1x60")
+
+
+def test_every_dashboard_query_draws_something_from_rota_series(tmp_path):
+    """Each query, on synthetic series shaped as the contract says, returns
+    at least one sample: a query that matches nothing (a wrong label, a
+    join that never meets) draws an empty panel. Each becomes an alert
+    `absent(query)`, which fires exactly when the query is empty; a canary
+    on a series that does not exist shows the check can fire."""
+    board = dashboard()
+    rules, quiet = [], []
+    for n, (where, expr) in enumerate(dashboard_expressions(board)):
+        for variable, value in sorted(GRAFANA_VARIABLES.items(), key=lambda kv: -len(kv[0])):
+            expr = expr.replace(variable, value)
+        name = f"Empty{n}"
+        rules.append({"alert": name, "expr": f"absent({expr})", "annotations": {"where": where}})
+        quiet.append({"eval_time": "30m", "alertname": name, "exp_alerts": []})
+    rules.append({"alert": "Canary", "expr": "absent(rota_no_such_series)"})
+    canary = {"eval_time": "30m", "alertname": "Canary", "exp_alerts": [{"exp_labels": {}}]}
+    (tmp_path / "queries.yml").write_text(yaml.safe_dump({"groups": [{"name": "queries", "rules": rules}]}))
+    (tmp_path / "queries_test.yml").write_text(yaml.safe_dump({
+        "rule_files": ["queries.yml"], "evaluation_interval": "1m",
+        "tests": [{"interval": "1m", "input_series": synthetic_series(), "alert_rule_test": quiet + [canary]}]}))
+    done = run_promtool("test", "rules", "queries_test.yml", cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
