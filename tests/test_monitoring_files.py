@@ -82,7 +82,7 @@ _GROUPING = re.compile(r"\b(?:by|without|on|ignoring|group_left|group_right)\s*\
 _MATCHERS = re.compile(r"\{([^}]*)\}")
 _MATCHER_LABEL = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)\s*(?:=~|!~|!=|=)")
 _BRACKETS = re.compile(r"\[[^\]]*\]")
-_MODIFIER = re.compile(r"\b(?:offset|@)\s*-?[\w.]+|@\s*-?[\w.]+")
+_MODIFIER = re.compile(r"(?:\boffset|@)\s*-?[\w.]+")
 _NUMBER = re.compile(r"(?<![\w:])(?:0x[0-9a-fA-F]+|\d+(?:\.\d*)?(?:[eE][+-]?\d+)?|\.\d+)(?:[smhdwy]|ms)?")
 _IDENT = re.compile(r"[A-Za-z_:][A-Za-z0-9_:]*")
 _KEYWORDS = {"and", "or", "unless", "bool", "by", "without", "on", "ignoring", "group_left",
@@ -208,6 +208,13 @@ def test_the_dashboard_is_an_importable_grafana_dashboard():
         for target in panel["targets"]:
             assert target["datasource"]["uid"] == "${DS_PROMETHEUS}"
             assert target["refId"] and target["expr"].strip()
+    rows = [p for p in board["panels"] if p["type"] == "row"]
+    cells = [(p["title"], x, y) for p in rows + panels(board)
+             for x in range(p["gridPos"]["x"], p["gridPos"]["x"] + p["gridPos"]["w"])
+             for y in range(p["gridPos"]["y"], p["gridPos"]["y"] + p["gridPos"]["h"])]
+    taken: dict = {}
+    for title, x, y in cells:
+        assert taken.setdefault((x, y), title) == title, f"{title!r} overlaps {taken[(x, y)]!r}"
     variables = {v["name"]: v for v in board["templating"]["list"]}
     labels = variables["labels"]
     assert labels["type"] == "query" and labels["multi"] and labels["includeAll"]
@@ -360,16 +367,21 @@ GRAFANA_VARIABLES = {"$__rate_interval": "5m", "$__interval": "1m", "$__range": 
                      "$job": "rota", "$labels": ".*"}
 
 
+def as_prometheus_query(where: str, expr: str) -> str:
+    """A dashboard query with Grafana's variables put in, as Prometheus gets it."""
+    for variable, value in sorted(GRAFANA_VARIABLES.items(), key=lambda kv: -len(kv[0])):
+        expr = expr.replace(variable, value)
+    assert "$" not in expr, f"{where}: a Grafana variable this test does not know: {expr}"
+    return expr
+
+
 def test_promtool_accepts_every_dashboard_query(tmp_path):
     """promtool has no expression checker of its own, but checks a rule's
     PromQL: each query goes in as a recording rule."""
     board = dashboard()
     rules = []
     for n, (where, expr) in enumerate(dashboard_expressions(board)):
-        for variable, value in sorted(GRAFANA_VARIABLES.items(), key=lambda kv: -len(kv[0])):
-            expr = expr.replace(variable, value)
-        assert "$" not in expr, f"{where}: a Grafana variable this test does not know: {expr}"
-        rules.append({"record": f"dashboard:query_{n}", "expr": expr})
+        rules.append({"record": f"dashboard:query_{n}", "expr": as_prometheus_query(where, expr)})
     (tmp_path / "dashboard.yml").write_text(yaml.safe_dump({"groups": [{"name": "dashboard", "rules": rules}]}))
     done = run_promtool("check", "rules", "dashboard.yml", cwd=tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr
@@ -413,10 +425,9 @@ def test_every_dashboard_query_draws_something_from_rota_series(tmp_path):
     board = dashboard()
     rules, quiet = [], []
     for n, (where, expr) in enumerate(dashboard_expressions(board)):
-        for variable, value in sorted(GRAFANA_VARIABLES.items(), key=lambda kv: -len(kv[0])):
-            expr = expr.replace(variable, value)
         name = f"Empty{n}"
-        rules.append({"alert": name, "expr": f"absent({expr})", "annotations": {"where": where}})
+        rules.append({"alert": name, "expr": f"absent({as_prometheus_query(where, expr)})",
+                      "annotations": {"where": where}})
         quiet.append({"eval_time": "30m", "alertname": name, "exp_alerts": []})
     rules.append({"alert": "Canary", "expr": "absent(rota_no_such_series)"})
     canary = {"eval_time": "30m", "alertname": "Canary", "exp_alerts": [{"exp_labels": {}}]}
