@@ -28,10 +28,13 @@ from .errors import ApiError
 from .guards import RequestGuard
 from .hotpath import HotPath
 from .http import error_response
+from .metrics.exposition import Exposition
+from .metrics.flush import Flusher
+from .metrics.tally import Tally
 from .notifier import Notifier
 from .redis_conn import connect, connect_lean, connect_pubsub, describe
-from .routes import (batch, control, deadletters, logs, lookup, notes, ops, queues, runs, schedules, sdk, sdk_seeds,
-                     session, strait_runs, tokens, worker_protocol, workflows)
+from .routes import (batch, control, deadletters, logs, lookup, metrics, notes, ops, queues, runs, schedules, sdk,
+                     sdk_seeds, session, strait_runs, tokens, worker_protocol, workflows)
 from .settings import Settings
 from .store import Store
 from .tokens import TokenStore, auth_off_refusal
@@ -49,7 +52,7 @@ def endpoints() -> list[routing.Endpoint]:
     return (worker_protocol.endpoints + batch.endpoints + workflows.endpoints + runs.endpoints + schedules.endpoints
             + notes.endpoints + logs.endpoints + lookup.endpoints + control.endpoints + deadletters.endpoints
             + sdk.endpoints + sdk_seeds.endpoints + strait_runs.endpoints + tokens.endpoints + session.endpoints
-            + queues.endpoints + ops.endpoints + ui.endpoints)
+            + queues.endpoints + ops.endpoints + metrics.endpoints + ui.endpoints)
 
 
 # 4xx a worker meets in the protocol's normal course (a result after a
@@ -141,26 +144,43 @@ async def _when_redis_answers(prepare, stop: asyncio.Event) -> None:
         return
 
 
+# A request no route took is labelled as one per method (a scanner's paths
+# must not each make a series, nor its made-up methods).
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
+def _unmatched(method: str) -> str:
+    return f"{method if method in _METHODS else 'OTHER'} unmatched"
+
+
 class RotaApp(Starlette):
     """Starlette, with the worker's hot calls served past the layers that do
-    no work for them (server/hotpath.py)."""
+    no work for them (server/hotpath.py), and every request's time tallied
+    by its route's template (rota_http_request_duration_seconds)."""
 
     hot: Optional[HotPath] = None
+    tally: Optional[Tally] = None  # the store's, once the lifespan has made it
 
     async def __call__(self, scope, receive, send) -> None:
-        hot = self.hot
-        if hot is not None and scope["type"] == "http":
-            route = hot.route(scope)
-            if route is not None and await hot.serve(self, scope, receive, send, route):
-                return
-        await super().__call__(scope, receive, send)
+        if scope["type"] != "http":
+            await super().__call__(scope, receive, send)
+            return
+        began = time.perf_counter()
+        try:
+            hot = self.hot
+            route = hot.route(scope) if hot is not None else None
+            if route is None or not await hot.serve(self, scope, receive, send, route):  # type: ignore[union-attr]
+                await super().__call__(scope, receive, send)
+        finally:
+            if self.tally is not None:
+                self.tally.observe("http", time.perf_counter() - began, scope.get("rota.route") or _unmatched(scope["method"]))
 
 
 def create_app(settings: Optional[Settings] = None, redis: Optional[Redis] = None) -> Starlette:
     """`redis` lets tests share one client (e.g. fakeredis) with the app."""
     settings = settings or Settings.from_env()
     table = endpoints()
-    auth = Auth(settings.auth, settings.admin_token)
+    auth = Auth(settings.auth, settings.admin_token, settings.metrics_token)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette):
@@ -179,6 +199,9 @@ def create_app(settings: Optional[Settings] = None, redis: Optional[Redis] = Non
         notifier.listen(token_store.channel, revoked, auth.reset)
         app.state.settings, app.state.redis, app.state.store, app.state.notifier = settings, client, store, notifier
         app.state.tokens = token_store
+        app.tally = store.tally  # type: ignore[attr-defined]
+        app.state.metrics_flusher = Flusher(store, settings.metrics_flush_secs, lambda: notifier.open_streams)
+        app.state.exposition = Exposition()
         log.info("store: %s", describe(settings))
         log.info("auth: %s", "on (every route but /healthz and /openapi.json needs a token)" if auth.enabled
                  else "off (anyone who can reach the port can run commands on the workers)")
@@ -214,6 +237,7 @@ def create_app(settings: Optional[Settings] = None, redis: Optional[Redis] = Non
         await notifier.start(wait=app.state.ready.is_set())
         upkeep_stop = asyncio.Event()
         upkeep = asyncio.create_task(auth.upkeep(upkeep_stop))
+        flushing = asyncio.create_task(app.state.metrics_flusher.run_forever(upkeep_stop))
         reaper_task, scheduler_task, reaper_stop = None, None, asyncio.Event()
         if settings.api_only:
             log.info("API_ONLY=1: this process runs no reaper and no scheduler")
@@ -234,7 +258,7 @@ def create_app(settings: Optional[Settings] = None, redis: Optional[Redis] = Non
             reaper_stop.set()
             upkeep_stop.set()
             stop_waiting.set()
-            for task in (reaper_task, scheduler_task, upkeep, waiting):
+            for task in (reaper_task, scheduler_task, upkeep, waiting, flushing):
                 if task and not (await asyncio.wait({task}, timeout=5))[0]:
                     task.cancel()
             await notifier.stop()

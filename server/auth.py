@@ -58,8 +58,9 @@ GRANTS: dict[str, frozenset[str]] = {
 }
 # A route's scope is one of these, or two joined by '|' (either will do):
 # `public` needs no token; `lease` is a lease's own call (its run token, or
-# the worker token holding it, which the lease scripts check on the lease).
-ROUTE_SCOPES = ("public", "read", "submit", "worker", "admin", "lease")
+# the worker token holding it, which the lease scripts check on the lease);
+# `metrics` is METRICS_TOKEN's, which no other token holds.
+ROUTE_SCOPES = ("public", "read", "submit", "worker", "admin", "lease", "metrics")
 _MISSING_CACHE = 10_000
 FLUSH_SECS = 10.0
 REVALIDATE_SECS = 60.0
@@ -80,6 +81,9 @@ class Principal:
 
 ANONYMOUS = Principal("", GRANTS["admin"])
 ADMIN = Principal(ADMIN_TOKEN_ID, GRANTS["admin"])
+# METRICS_TOKEN: a scraper's, good only for GET /metrics.
+METRICS_TOKEN_ID = "metrics"
+METRICS = Principal(METRICS_TOKEN_ID, frozenset({"metrics"}))
 
 
 def principal(request: Request) -> Principal:
@@ -96,9 +100,10 @@ def _now_ms() -> int:
 
 
 class Auth:
-    def __init__(self, enabled: bool, admin_token: Optional[str] = None):
+    def __init__(self, enabled: bool, admin_token: Optional[str] = None, metrics_token: Optional[str] = None):
         self.enabled = enabled
         self._admin = admin_token.encode() if admin_token else None
+        self._metrics = metrics_token.encode() if metrics_token else None
         self._store: Optional[TokenStore] = None
         self._run_key = b""
         self._ticket_key = b""
@@ -192,6 +197,8 @@ class Auth:
     async def _token(self, token: str) -> Principal:
         if self._admin is not None and hmac.compare_digest(token.encode(), self._admin):
             return ADMIN
+        if self._metrics is not None and hmac.compare_digest(token.encode(), self._metrics):
+            return METRICS
         parts = split_token(token)
         if parts is None:
             raise Unauthenticated("unknown token")

@@ -40,6 +40,7 @@ _SCOPE_TEXT = {
     "submit": "Needs a token with the submit scope (admin includes it).",
     "worker": "Needs a token with the worker scope (admin includes it).",
     "admin": "Needs a token with the admin scope.",
+    "metrics": "Needs METRICS_TOKEN.",
     "lease": "Needs the lease's own run token, or the worker token that claimed the lease.",
 }
 

@@ -112,8 +112,11 @@ def checked(endpoint: Endpoint) -> Handler:
     if takes_ticket(endpoint):
         known.add(TICKET_PARAM)
     any_query = any(p.free_form for p in endpoint.params)
+    route = f"{endpoint.method} {endpoint.path}"
 
     async def guarded(request: Request) -> Response:
+        # the route's template, never its path, labels its request times (server/app.py)
+        request.scope["rota.route"] = route
         # Until Redis has answered once (tokens, the run-token key, the
         # workflow files) nothing can be checked or done: a prompt 503 the
         # client retries, not a 401 for a token not yet loaded, nor a lease

@@ -17,12 +17,14 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from functools import cache
 from importlib import resources
 from typing import Any, Optional
 
 from redis.asyncio import Redis
 
+from .metrics.tally import Tally
 from .redis_lean import LeanRedis
 
 _INCLUDE = re.compile(r'^--- @include "(\w+)"[ \t]*$', re.MULTILINE)
@@ -95,12 +97,14 @@ def names() -> list[str]:
 class Scripts:
     """Every script registered on one client; `call` runs one against a key
     prefix, through `lean` when given (server/redis_lean.py: the scripts'
-    own pipelined connection), else through `redis`."""
+    own pipelined connection), else through `redis`. Each call's time goes
+    to `tally` (rota_redis_script_duration_seconds)."""
 
-    def __init__(self, redis: Redis, prefix: str, lean: Optional[LeanRedis] = None):
+    def __init__(self, redis: Redis, prefix: str, lean: Optional[LeanRedis] = None, tally: Optional[Tally] = None):
         self._prefix = prefix
         self._keys = [prefix]
         self._lean = lean
+        self.tally = tally if tally is not None else Tally()
         self._scripts = {name: redis.register_script(source(name)) for name in names()}
 
     async def call(self, name: str, *args: Any) -> Any:
@@ -110,11 +114,13 @@ class Scripts:
 
     async def call_deciding(self, name: str, *args: Any) -> tuple[Any, list[tuple[str, str]]]:
         """(the script's reply, the (run, job) pairs it left to decide)."""
+        began = time.perf_counter()
         if self._lean is not None:
             script = self._scripts[name]
             reply = await self._lean.evalsha(script.sha, script.script, self._keys, args)
         else:
             reply = await self._scripts[name](keys=[self._prefix], args=list(args))
+        self.tally.observe("script", time.perf_counter() - began, name)
         if type(reply) is list and reply and reply[0] == NOTES_MARK:
             for line in reply[1]:
                 events_log.info("%s", _one_line(line))

@@ -121,21 +121,33 @@ def _admin_token(env: Mapping[str, str]) -> Optional[str]:
                 token = f.read().strip()
         except OSError as exc:
             raise SettingsError(f"ROTA_ADMIN_TOKEN_FILE: cannot read {path}: {exc.strerror}") from None
-    if not token:
-        return None
+    return _strong(token, "the admin token") if token else None
+
+
+def _strong(token: str, what: str) -> str:
+    """A bearer secret set by hand (the admin token, METRICS_TOKEN), if hard enough to guess."""
     if len(token) < MIN_ADMIN_TOKEN or any(c.isspace() for c in token):
-        raise SettingsError(f"the admin token must be at least {MIN_ADMIN_TOKEN} characters without spaces"
+        raise SettingsError(f"{what} must be at least {MIN_ADMIN_TOKEN} characters without spaces"
                             " (e.g. `openssl rand -hex 32`)")
     if len(token) > MAX_ADMIN_TOKEN or not all(c.isascii() and c.isprintable() for c in token):
-        raise SettingsError(f"the admin token must be at most {MAX_ADMIN_TOKEN} printable ASCII characters"
+        raise SettingsError(f"{what} must be at most {MAX_ADMIN_TOKEN} printable ASCII characters"
                             " (e.g. `openssl rand -hex 32`)")
     bits = estimated_bits(token)
     if bits < MIN_ADMIN_TOKEN_BITS:
         raise SettingsError(
-            f"the admin token is too easy to guess: about {bits:.0f} bits estimated, at least"
+            f"{what} is too easy to guess: about {bits:.0f} bits estimated, at least"
             f" {MIN_ADMIN_TOKEN_BITS} needed (a repeated pattern, a run such as 0123 or abcd, or few kinds"
             " of character); generate one with `openssl rand -hex 32`")
     return token
+
+
+def _metrics_token(env: Mapping[str, str], admin_token: Optional[str]) -> Optional[str]:
+    token = env.get("METRICS_TOKEN", "").strip()
+    if not token:
+        return None
+    if token == admin_token:
+        raise SettingsError("METRICS_TOKEN must not be the admin token: it is written into a scraper's config")
+    return _strong(token, "METRICS_TOKEN")
 
 
 def _cors_origins(env: Mapping[str, str], auth: bool) -> tuple[str, ...]:
@@ -246,6 +258,10 @@ class Settings:
     max_idempotency_keys_per_token: int = 100_000
     # Server processes sharing the port (SERVER_WORKERS, `--workers`).
     server_workers: int = 1
+    # A bearer token good only for GET /metrics (a scraper's), and how often
+    # each process adds what it counted to the fleet's (docs/metrics.md).
+    metrics_token: Optional[str] = field(default=None, repr=False)
+    metrics_flush_secs: float = 1.0
 
     def process_share(self) -> "Settings":
         """What one of `server_workers` processes enforces: MAX_CONNECTIONS
@@ -316,4 +332,6 @@ class Settings:
             max_oneoff_workflows_per_token=_int(env, "MAX_ONEOFF_WORKFLOWS_PER_TOKEN", 10_000, minimum=1),
             max_idempotency_keys_per_token=_int(env, "MAX_IDEMPOTENCY_KEYS_PER_TOKEN", 100_000, minimum=1),
             server_workers=server_workers,
+            metrics_token=_metrics_token(env, admin_token),
+            metrics_flush_secs=_float(env, "METRICS_FLUSH_SECS", 1.0),
         )

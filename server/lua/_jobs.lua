@@ -201,7 +201,11 @@ end
 -- doing, a wait that timed out); the run keeps the first such job's (fjob
 -- fkind ferr) and counts its dead letters (ndead), so its status can say
 -- how it failed without reading its jobs.
-local function fail_for_good(run, job, from, att, err, now, kind)
+-- `reason`: what failed it, for rota_failures_total, when no failed
+-- attempt (fail_attempt) has counted it already.
+local function fail_for_good(run, job, from, att, err, now, kind, reason)
+  if reason then tally('failures:' .. reason) end
+  tally('dead_letters')
   set_status(run, job, from, 'failure')
   event(run, job, 'job', 'failure', att, now, err)
   note(string.format('job %s/%s failed for good (attempt %d): %s', run, job, att, err))
@@ -223,10 +227,12 @@ end
 -- A failed attempt of a running job: retry with backoff while its budget
 -- allows, else fail for good (a dead letter) and skip everything
 -- downstream. `status` names how the attempt ended (failure, timed_out,
--- lost).
+-- lost); `reason`, for rota_failures_total, when that does not say it.
 -- Returns what became of the job: 'retrying' or 'failure'.
-local function fail_attempt(run, job, now, err, retryable, status, from)
+local FAILURE_REASONS = { failure = 'error', timed_out = 'timeout', lost = 'lease_expired' }
+local function fail_attempt(run, job, now, err, retryable, status, from, reason)
   from = from or 'running'
+  tally('failures:' .. (reason or FAILURE_REASONS[status or 'failure'] or 'error'))
   local k = jkey(run, job)
   local att, base, mr, bk, b1, b2, worker, start = unpack(jmget(k,
     'att', 'base', 'mr', 'bk', 'b1', 'b2', 'worker', 'start'))
@@ -243,6 +249,7 @@ local function fail_attempt(run, job, now, err, retryable, status, from)
     event(run, job, 'job', 'queued', att + 1, now, 'retrying: ' .. err)
     note(string.format('job %s/%s attempt %d failed, retry in %.1fs: %s', run, job, att, delay / 1000, err))
     outcome = 'retrying'
+    tally('retries')
   else
     fail_for_good(run, job, from, att, err, now, status or 'failure')
   end

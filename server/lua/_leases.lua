@@ -27,6 +27,7 @@ local function expire_lease(lid, now, run, job, worker)
     local wk = P .. 'worker:' .. (worker or '')
     if worker and worker ~= '' and redis.call('EXISTS', wk) == 1 then redis.call('HSET', wk, 'expired', now) end
     note(string.format('lease of job %s/%s on worker %s expired', run, job, worker or '?'))
+    tally('lease_expiries')
     fail_attempt(run, job, now, 'lease expired', true, 'lost')
     return true
   end

@@ -1,5 +1,6 @@
 --- @include "keys"
 --- @include "ready"
+--- @include "metrics"
 -- Job and run state transitions, shared by every script that changes a
 -- job (through _jobs.lua), so each transition goes through the same few
 -- functions.
@@ -205,7 +206,10 @@ local function cancel_one(run, job, now, why)
   local k = jkey(run, job)
   local st, lk, att, worker, started = unpack(jmget(k, 'st', 'lk', 'att', 'worker', 'start'))
   if not ACTIVE[st] then return false end
-  if st == 'running' then record_attempt(run, job, att, worker, started, now, 'cancelled', why) end
+  if st == 'running' then
+    record_attempt(run, job, att, worker, started, now, 'cancelled', why)
+    tally('failures:cancelled')
+  end
   if st == 'ready' then unready(lk, member(run, job)) end
   if st == 'delayed' then redis.call('ZREM', P .. 'delayed', member(run, job)) end
   if st == 'eventwait' then leave_wait(run, job) end

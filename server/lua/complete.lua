@@ -3,7 +3,8 @@
 -- this result, seconds to remember it, result_data (JSON; '' for none), max
 -- output bytes.
 -- Returns {'ok', 'success'} | {'replayed', outcome} | {'settled', outcome}
--- | {'lost'} | {'forbidden'} | {'cancelled'} | {'too_large', max}.
+-- | {'lost'} | {'forbidden'} | {'cancelled'} | {'too_large', max}; 'ok'
+-- also carries when the lease was granted and now (rota_job_duration_seconds).
 local lid, caller, outputs, digest, keep, rdata, maxout = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6],
   tonumber(ARGV[7])
 local now = now_ms()
@@ -30,4 +31,4 @@ record_attempt(run, job, lease.att, lease.worker, lease.start, now, 'success', '
 if rdata ~= '' then redis.call('HSET', k, 'rdata', rdata) end
 succeed(run, job, 'running', outputs, now)
 settle(lid, lease.tok, 'complete', digest, 'success', keep)
-return { 'ok', 'success' }
+return { 'ok', 'success', lease.start, now }

@@ -30,7 +30,7 @@ if verdict == 'run' or verdict == 'expand' then redis.call('HSET', rkey(run), 'h
 
 local function fail(err)
   redis.call('HSET', k, 'err', err, 'end', now)
-  fail_for_good(run, job, 'deciding', att, err, now)
+  fail_for_good(run, job, 'deciding', att, err, now, nil, 'decide_error')
   redis.call('PUBLISH', jobchan(run, job), 'changed')
 end
 

@@ -3,7 +3,8 @@
 -- this result, seconds to remember it, error type and stack (Restep's; ''
 -- for none).
 -- Returns {'ok', 'retrying'|'failure'} | {'replayed', outcome} |
--- {'settled', outcome} | {'lost'} | {'forbidden'} | {'cancelled'}.
+-- {'settled', outcome} | {'lost'} | {'forbidden'} | {'cancelled'}; 'ok'
+-- also carries when the lease was granted and now (rota_job_duration_seconds).
 local lid, caller, err, retryable, digest, keep = ARGV[1], ARGV[2], ARGV[3], ARGV[4] == '1', ARGV[5], ARGV[6]
 local etype, estack = ARGV[7] or '', ARGV[8] or ''
 local now = now_ms()
@@ -20,4 +21,4 @@ if outcome == 'failure' and (etype ~= '' or estack ~= '') then
   redis.call('HSET', jkey(lease.run, lease.job), 'etype', etype, 'estack', estack)
 end
 settle(lid, lease.tok, 'fail', digest, outcome, keep)
-return { 'ok', outcome }
+return { 'ok', outcome, lease.start, now }

@@ -25,7 +25,7 @@ local outcome
 if handbacks > maxhb then
   outcome = fail_attempt(run, job, now, string.format(
     '%s (handed back %d times, more than %d: this one counts as a failed attempt)', why, handbacks, maxhb),
-    true, 'failure')
+    true, 'failure', nil, 'handback_limit')
 else
   local att, base, lk, pr, start, cg = unpack(jmget(k, 'att', 'base', 'lk', 'pr', 'start', 'cg'))
   att = tonumber(att) or 0

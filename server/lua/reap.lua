@@ -30,7 +30,8 @@ for _, m in ipairs(redis.call('ZRANGEBYSCORE', P .. 'evtimeouts', '-inf', num(no
     -- the attempt that asked to wait is already recorded (`waiting`)
     leave_wait(run, job)
     redis.call('HSET', k, 'err', 'event timed out', 'end', now)
-    fail_for_good(run, job, 'eventwait', tonumber(jget(k, 'att')) or 0, 'event timed out', now, 'system')
+    fail_for_good(run, job, 'eventwait', tonumber(jget(k, 'att')) or 0, 'event timed out', now, 'system',
+      'event_timeout')
     redis.call('PUBLISH', jobchan(run, job), 'changed')
     maybe_finish(run, now)
   else

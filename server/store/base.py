@@ -19,6 +19,7 @@ from redis.asyncio import Redis
 from .. import limits
 from ..deciding.flags import decide_flags
 from ..errors import LimitExceeded, Unprocessable
+from ..metrics.tally import Tally
 from ..models import ConcurrencySpec, JobSpec, backoff_fields
 from ..models.specs import InputSpec
 from ..redis_lean import LeanRedis
@@ -167,7 +168,9 @@ class StoreBase:
         self.max_oneoffs = max_oneoffs
         self.max_idempotency_keys = max_idempotency_keys
         self.max_output_bytes = max_output_bytes  # a matrix job's merged outputs too
-        self.scripts = Scripts(redis, self.prefix, lean)
+        # what this process counted since its last flush (server/metrics/)
+        self.tally = Tally()
+        self.scripts = Scripts(redis, self.prefix, lean, self.tally)
         self._reads = SingleFlight()
         self._definitions: OrderedDict[tuple[str, str], Definition] = OrderedDict()
 

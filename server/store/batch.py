@@ -72,6 +72,8 @@ class BatchMixin(LeasesMixin):
 
     async def _claimed(self, res: list, claim: ClaimArgs) -> list[ClaimResponse]:
         claim_refused(res[0], claim.worker_id, self.max_workers)
+        for reply in res[1:]:
+            self._count_claim(reply, claim.lease_ids)
         return [await self._leased(reply, claim.worker_id) for reply in res[1:]]
 
     async def claim_many(self, claim: ClaimArgs) -> list[ClaimResponse]:
@@ -99,6 +101,9 @@ class BatchMixin(LeasesMixin):
         if claim is not None:
             argv += self._claim_argv(claim)
         replies, claimed = await self._call("results", *argv)
+        for item, reply in zip(items, replies):
+            if reply[0] == "ok":
+                self.tally.result(reply[2], reply[3], isinstance(item, Completed))
         settled = [_settled(item, reply) for item, reply in zip(items, replies)]
         return settled, (await self._claimed(claimed, claim) if claim is not None and claimed else [])
 

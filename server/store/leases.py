@@ -201,7 +201,16 @@ class LeasesMixin(StoreBase):
         res = await self._call("claim", worker_id, offered_labels(labels, exclusive), ttl_secs, lease_id, owner,
                                claim_id, self.max_workers)
         claim_refused(res[0], worker_id, self.max_workers)
-        return await self._leased(res, worker_id) if res[0] == 1 else None
+        if res[0] != 1:
+            return None
+        self._count_claim(res, (lease_id,))
+        return await self._leased(res, worker_id)
+
+    def _count_claim(self, res: list, lease_ids) -> None:
+        """Tallies a claim script's lease, unless it is an earlier claim's
+        handed back again (a re-sent claim_id: its lease id is not one asked for)."""
+        if res[2] in lease_ids:
+            self.tally.claimed(int(res[1]), int(res[9] or 0), int(res[10] or 0))
 
     async def _leased(self, res: list, worker_id: str) -> ClaimResponse:
         """A claim script's reply for a leased job, with Restep's input_mapping resolved."""
@@ -293,11 +302,15 @@ class LeasesMixin(StoreBase):
         they must fit `max_output_bytes`."""
         res = await self._call("complete", *complete_args(self, lease_id, outputs, caller, result_data,
                                                           max_output_bytes))
+        if res[0] == "ok":
+            self.tally.result(res[2], res[3], True)
         return complete_result(res, lease_id)
 
     async def fail(self, lease_id: str, error: str, retryable: bool, caller: str = "*", *,
                    error_type: str = "", error_stack: str = "") -> tuple[str, bool]:
         res = await self._call("fail", *fail_args(self, lease_id, error, retryable, caller, error_type, error_stack))
+        if res[0] == "ok":
+            self.tally.result(res[2], res[3], False)
         return result_of(res, lease_id)
 
     async def hand_back(self, lease_id: str, reason: str = "", caller: str = "*") -> tuple[str, bool]:

@@ -21,6 +21,11 @@ _MAX_BANDS = 16
 _WORKERS_SHOWN = 20
 
 
+def live_workers(workers: list[WorkerOut]) -> list[WorkerOut]:
+    """Those that may claim now (a lost, offline or stopped one will not)."""
+    return [w for w in workers if w.status in ("idle", "busy")]
+
+
 def _serves(worker: WorkerOut, labels: set[str]) -> bool:
     """As _ready.lua's claim: every label the job needs, and an exclusive
     worker never takes a job that needs none."""
@@ -28,7 +33,9 @@ def _serves(worker: WorkerOut, labels: set[str]) -> bool:
 
 
 class QueuesMixin(StoreBase):
-    async def list_queues(self) -> QueuesPage:
+    async def list_queues(self, live: Optional[list[WorkerOut]] = None) -> QueuesPage:
+        """`live`: the live workers, when the caller has read them (else
+        the first 1,000 workers are read)."""
         keys, truncated = await self._label_keys()
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.time()
@@ -43,7 +50,8 @@ class QueuesMixin(StoreBase):
                 run, _, job = m.partition(":")
                 pipe.hget(self.key("rj", run, job), "enq")
             enqueued = dict(zip(members, await pipe.execute()))
-        live = [w for w in await self.list_workers(1000, 0) if w.status in ("idle", "busy")]  # type: ignore[attr-defined]
+        if live is None:
+            live = live_workers(await self.list_workers(1000, 0))  # type: ignore[attr-defined]
         out = []
         for lk, ready in zip(keys, counts):
             if not ready:
