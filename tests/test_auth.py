@@ -184,6 +184,7 @@ EXPECTED_SCOPES = {
     ("POST", "/v1/runs/{run_id}/resume"): "submit",
     ("GET", "/healthz"): "public",
     ("GET", "/openapi.json"): "public",
+    ("GET", "/metrics"): "read|metrics",
     # the dashboard's shells and files: no data in them (it comes from the API)
     ("GET", "/"): "public",
     ("GET", "/ui"): "public",

@@ -1,5 +1,5 @@
 --- @include "keys"
--- Read only: the jobs running (under a lease) and delayed (in backoff) per
+-- Read only: the jobs running (under a lease, not cancelled) and delayed (in backoff) per
 -- label set, for GET /metrics; the ready ones are each queue's ZCARD.
 -- ARGV: the most entries of each index to look at.
 -- Returns {leases, delayed, lk1, running1, delayed1, lk2, ...}: how many
@@ -18,7 +18,11 @@ local function count(lk, slot)
 end
 for _, lid in ipairs(redis.call('ZRANGE', P .. 'leases', 0, most - 1)) do
   local run, job = unpack(redis.call('HMGET', lkey(lid), 'run', 'job'))
-  if run then count(jget(jkey(run, job), 'lk'), 1) end
+  -- (a job cancelled under its lease holds it until its worker stops)
+  if run then
+    local st, lk = unpack(jmget(jkey(run, job), 'st', 'lk'))
+    if st == 'running' then count(lk, 1) end
+  end
 end
 for _, m in ipairs(redis.call('ZRANGE', P .. 'delayed', 0, most - 1)) do
   local run, job = parse_member(m)
