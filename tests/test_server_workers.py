@@ -328,3 +328,37 @@ def test_processes_that_refuse_their_store_stop_the_whole_server():
             wait_until(lambda: not any(pid_alive(c) for c in children), "every child gone", logs=srv.output)
         finally:
             srv.stop()
+
+
+def _metric(client: httpx.Client, name: str) -> float:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    resp = client.get("/metrics")
+    assert resp.status_code == 200, resp.text
+    return next(s.value for f in text_string_to_metric_families(resp.text) for s in f.samples
+                if s.name == name and not s.labels)
+
+
+def test_every_process_scrapes_the_same_fleet_wide_counts(redis_url):
+    """Jobs claimed and completed through both processes: each process's
+    /metrics, once both have flushed (each within METRICS_FLUSH_SECS),
+    counts all of them once, and the same queue."""
+    with server(redis_url) as srv:
+        pinned = Pinned(srv.url, per_process=1)
+        try:
+            a, b = pinned.pids()
+            ca, cb = pinned.by_pid[a][0], pinned.by_pid[b][0]
+            doc = {"name": "fleet", "on": "test",
+                   "jobs": {f"j{i}": {"run": "true", "labels": ["fleet"]} for i in range(7)}}
+            assert ca.post("/api/workflows?run=true", json=doc).status_code == 201
+            for i, client in enumerate([ca, cb, ca, cb, cb]):
+                got = client.post("/api/jobs/claim", json={"worker_id": f"w{i}", "labels": ["fleet"]}).json()
+                resp = client.post(f"/api/jobs/{got['lease']['lease_id']}/complete", json={})
+                assert resp.status_code == 200, resp.text
+            for name, want in (("rota_claims_total", 5), ("rota_completions_total", 5),
+                               ("rota_job_duration_seconds_count", 5)):
+                wait_until(lambda: _metric(ca, name) == want and _metric(cb, name) == want,
+                           f"both processes to count {want} for {name}", logs=srv.output)
+            assert _metric(ca, "rota_dead_letters") == _metric(cb, "rota_dead_letters") == 0
+        finally:
+            pinned.close()
