@@ -200,10 +200,10 @@ EXPECTED_SCOPES = {
 }
 # For each scope, a token scope that lacks it (None: every scope has it or none can be denied).
 LACKING = {"read": "worker", "submit": "read", "worker": "read", "admin": "submit", "lease": "read",
-           "read|worker": None, "public": None}
+           "read|worker": None, "read|metrics": None, "public": None}
 # For each scope, a token scope that has it.
 HAVING = {"read": "read", "submit": "submit", "worker": "worker", "admin": "admin", "lease": "worker",
-          "read|worker": "worker", "public": None}
+          "read|worker": "worker", "read|metrics": "read", "public": None}
 
 
 def bearer(token: str) -> dict[str, str]:
