@@ -15,6 +15,7 @@ to end over loopback and prints figures.
   6. the dashboard in headless chromium with real volumes (bench/ui_bench.py)
   7. claims against 20,000 queued label sets (bench/labelsets_bench.py)
   8. concurrency groups against the claim path (bench/groups_bench.py)
+  9. GET /metrics with 10,000 queued jobs and 1,000 workers (bench/metrics_bench.py)
 """
 
 from __future__ import annotations
@@ -96,6 +97,9 @@ def main() -> None:
             from bench import labelsets_bench
 
             asyncio.run(labelsets_bench.main(redis.url))
+            from bench import metrics_bench
+
+            asyncio.run(metrics_bench.main(redis.url))
             # two fresh servers, each on a namespace of its own: one with groups, one without
             plain_port, grouped_port = free_port(), free_port()
             plain = start_server(redis.url, plain_port, namespace="rota-plain")
