@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from ..models import QueuesPage, WorkerOut
-from ..store.queues import live_workers
+from ..store.queues import MAX_QUEUES, live_workers
 
 if TYPE_CHECKING:
     from ..store import Store
@@ -47,9 +47,10 @@ async def read(store: "Store") -> Fleet:
     workers = await _workers(store)
     queues = await store.list_queues(live_workers(workers))
     by_lk = await store.scripts.call("metrics_jobs", MAX_SCAN)
-    running, delayed = {}, {}
-    for i in range(2, len(by_lk) - 2, 3):
-        running[by_lk[i]], delayed[by_lk[i]] = int(by_lk[i + 1]), int(by_lk[i + 2])
+    rows = sorted(((by_lk[i], int(by_lk[i + 1]), int(by_lk[i + 2])) for i in range(2, len(by_lk) - 2, 3)),
+                  key=lambda row: -(row[1] + row[2]))[:MAX_QUEUES]  # the fullest: label sets are jobs' choice
+    running = {lk: n for lk, n, _ in rows}
+    delayed = {lk: n for lk, _, n in rows}
     # Runs not finished are in `runs` and not yet in `finished` (which holds
     # every finished run until retention purges it from both).
     active = max(int(runs) - int(finished) - int(delayed_runs), 0)
