@@ -7,7 +7,8 @@ Redis (server/metrics/fleet.py, run here on its own).
 `python -m bench.metrics_bench --ab DIR [--rounds N]`: the hot path's cost
 of counting, claim->complete at 8 clients (seed protocol) and 8 batch
 loops, rota in DIR (e.g. `git archive main | tar -x -C DIR`) against this
-tree, alternating pairs on one fresh redis-server each round; medians.
+tree, alternating pairs (ABBA: each goes first every other round) on one
+redis-server, flushed before each run; medians.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import httpx
 
 from bench import batch_bench
 from bench.http1 import Conn
-from bench.protocol import start_server, stop_server, throughput
+from bench.protocol import start_server, stop_server
 from tests.redis_proc import RedisProcess, free_port
 
 QUEUED, LABEL_SETS, WORKERS, SCRAPES = 10_000, 20, 1_000, 20
@@ -107,13 +108,14 @@ async def _one(tree: str, redis: RedisProcess) -> dict:
     port = free_port()
     proc = _server(tree, redis.url, port)
     try:
-        seed = await throughput(port, 8, 10_000)
+        seed = await batch_bench.measure(port, batch_bench.seed_loop, 8, 10_000, proc.pid, redis.proc.pid)
         batch = await batch_bench.measure(port, batch_bench.batch_loop, batch_bench.LOOPS, 10_000, proc.pid,
                                           redis.proc.pid)
     finally:
         proc.terminate()
         proc.wait(20)
-    return {"seed": seed, "batch": batch["jobs_per_s"], "batch_server_us": batch["server_us"]}
+    return {"seed": seed["jobs_per_s"], "seed_server_us": seed["server_us"], "batch": batch["jobs_per_s"],
+            "batch_server_us": batch["server_us"]}
 
 
 async def ab(base: str, rounds: int) -> None:
@@ -125,22 +127,30 @@ async def ab(base: str, rounds: int) -> None:
         redis.start()
         try:
             for r in range(rounds):
-                for name, tree in (("base", base), ("this", here)):
+                # ABBA: whichever goes first in a pair must not be the one that pays for it
+                order = (("base", base), ("this", here))
+                for name, tree in order if r % 2 == 0 else order[::-1]:
                     subprocess.run(["redis-cli", "-p", redis.url.rsplit(":", 1)[1].split("/")[0], "FLUSHALL"],
                                    check=True, capture_output=True)
                     got = await _one(tree, redis)
                     runs[name].append(got)
                     loads.append(os.getloadavg()[0])
-                    print(f"  round {r + 1} {name}: seed {got['seed']:,.0f} jobs/s, batch {got['batch']:,.0f}"
-                          f" jobs/s (server {got['batch_server_us']:.0f} us/job)", flush=True)
+                    print(f"  round {r + 1} {name}: seed {got['seed']:,.0f} jobs/s (server {got['seed_server_us']:.1f}"
+                          f" us/job), batch {got['batch']:,.0f} jobs/s (server {got['batch_server_us']:.1f} us/job)",
+                          flush=True)
         finally:
             redis.stop()
+    # The machine's speed drifts by tens of percent within minutes: each
+    # pair's ratio, and the server's CPU per job, say more than the medians.
     for key, what in (("seed", "claim->complete, 8 clients, 10,000 no-op jobs"),
                       ("batch", f"batches of {batch_bench.BATCH}, 8 loops, 10,000 no-op jobs")):
         a = statistics.median(x[key] for x in runs["base"])
         b = statistics.median(x[key] for x in runs["this"])
-        print(f"  {what}, median of {rounds} alternating pairs: base {a:,.0f} jobs/s, this {b:,.0f} jobs/s"
-              f" ({b / a - 1:+.1%})")
+        ratio = statistics.median(y[key] / x[key] for x, y in zip(runs["base"], runs["this"]))
+        ca = statistics.median(x[f"{key}_server_us"] for x in runs["base"])
+        cb = statistics.median(x[f"{key}_server_us"] for x in runs["this"])
+        print(f"  {what}, {rounds} pairs: base {a:,.0f} jobs/s, this {b:,.0f} jobs/s (medians; median pair"
+              f" ratio {ratio - 1:+.1%}); server CPU per job {ca:.1f} -> {cb:.1f} us ({cb / ca - 1:+.1%})")
     print(f"  load average (1 min) during the runs: {min(loads):.2f} to {max(loads):.2f}")
 
 

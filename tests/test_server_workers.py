@@ -357,7 +357,7 @@ def test_every_process_scrapes_the_same_fleet_wide_counts(redis_url):
                 assert resp.status_code == 200, resp.text
             for name, want in (("rota_claims_total", 5), ("rota_completions_total", 5),
                                ("rota_job_duration_seconds_count", 5)):
-                wait_until(lambda: _metric(ca, name) == want and _metric(cb, name) == want,
+                wait_until(lambda name=name, want=want: _metric(ca, name) == want and _metric(cb, name) == want,
                            f"both processes to count {want} for {name}", logs=srv.output)
             assert _metric(ca, "rota_dead_letters") == _metric(cb, "rota_dead_letters") == 0
         finally:

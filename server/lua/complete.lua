@@ -31,4 +31,4 @@ record_attempt(run, job, lease.att, lease.worker, lease.start, now, 'success', '
 if rdata ~= '' then redis.call('HSET', k, 'rdata', rdata) end
 succeed(run, job, 'running', outputs, now)
 settle(lid, lease.tok, 'complete', digest, 'success', keep)
-return { 'ok', 'success', lease.start, now }
+return { 'ok', 'success', tonumber(lease.start) or 0, now }

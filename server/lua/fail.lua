@@ -21,4 +21,4 @@ if outcome == 'failure' and (etype ~= '' or estack ~= '') then
   redis.call('HSET', jkey(lease.run, lease.job), 'etype', etype, 'estack', estack)
 end
 settle(lid, lease.tok, 'fail', digest, outcome, keep)
-return { 'ok', outcome, lease.start, now }
+return { 'ok', outcome, tonumber(lease.start) or 0, now }

@@ -10,7 +10,6 @@ flush (server/metrics/flush.py) and starts again from zero.
 from __future__ import annotations
 
 from bisect import bisect_left
-from typing import Optional
 
 # Upper bounds (seconds) of each histogram's buckets; +Inf is implied.
 # Fixed: the flushed bucket counts of every process and every version add up.
@@ -31,16 +30,29 @@ HISTOGRAMS = {
 
 
 class Histogram:
-    __slots__ = ("bounds", "counts", "sum")
+    """Observations in `unit` seconds (1 for seconds, 0.001 for the jobs'
+    times, which come from Redis's clock in milliseconds: no division on
+    the hot path)."""
 
-    def __init__(self, bounds: tuple[float, ...]):
-        self.bounds = bounds
+    __slots__ = ("bounds", "counts", "sum", "unit")
+
+    def __init__(self, bounds: tuple[float, ...], unit: float = 1.0):
+        self.unit = unit
+        self.bounds = tuple(b / unit for b in bounds)
         self.counts = [0] * (len(bounds) + 1)  # the last: above every bound (+Inf)
-        self.sum = 0.0
+        self.sum = 0
 
-    def observe(self, value: float) -> None:
+    def observe(self, value) -> None:
         self.counts[bisect_left(self.bounds, value)] += 1
         self.sum += value
+
+    def seconds(self) -> float:
+        return self.sum * self.unit
+
+
+# The jobs' histograms, observed in milliseconds.
+_MS = 0.001
+JOB_HISTOGRAMS = ("dispatch", "queue_wait", "job_duration")
 
 
 class Tally:
@@ -48,67 +60,86 @@ class Tally:
     keep themselves (failures, retries, dead letters, lease expiries: see
     server/lua/_metrics.lua) are not here."""
 
-    __slots__ = ("claims", "completions", "histograms")
+    __slots__ = ("claims", "completions", "dispatch", "queue_wait", "job_duration", "labelled")
 
     def __init__(self) -> None:
         self.claims = 0
         self.completions = 0
-        # (histogram name, label value) -> Histogram; label '' for none
-        self.histograms: dict[tuple[str, str], Histogram] = {}
+        self.dispatch = Histogram(WAIT_BUCKETS, _MS)
+        self.queue_wait = Histogram(WAIT_BUCKETS, _MS)
+        self.job_duration = Histogram(DURATION_BUCKETS, _MS)
+        # (histogram name, label value) -> Histogram: requests by route, scripts by name
+        self.labelled: dict[tuple[str, str], Histogram] = {}
 
-    def observe(self, name: str, value: float, label: str = "") -> None:
-        hist = self.histograms.get((name, label))
+    def observe(self, name: str, value: float, label: str) -> None:
+        hist = self.labelled.get((name, label))
         if hist is None:
-            hist = self.histograms[(name, label)] = Histogram(HISTOGRAMS[name])
+            hist = self.labelled[(name, label)] = Histogram(HISTOGRAMS[name])
         hist.observe(value)
 
     def claimed(self, granted_ms: int, enqueued_ms: int, delayed_until_ms: int) -> None:
         """A job leased: from when it could be claimed to now, and from its enqueue."""
         self.claims += 1
         if enqueued_ms > 0:
-            self.observe("dispatch", max(granted_ms - max(enqueued_ms, delayed_until_ms), 0) / 1000)
-            self.observe("queue_wait", max(granted_ms - enqueued_ms, 0) / 1000)
+            wait = granted_ms - enqueued_ms
+            if wait < 0:
+                wait = 0
+            ready = granted_ms - delayed_until_ms if delayed_until_ms > enqueued_ms else wait
+            if ready < 0:
+                ready = 0
+            self.queue_wait.observe(wait)
+            self.dispatch.observe(ready)
 
-    def result(self, started_ms: Optional[str], now_ms: Optional[str], completed: bool) -> None:
+    def result(self, started_ms: int, now_ms: int, completed: bool) -> None:
         """A worker's result taken (not a replay): its lease's duration."""
         if completed:
             self.completions += 1
-        if started_ms and now_ms:
-            self.observe("job_duration", max(int(now_ms) - int(started_ms), 0) / 1000)
+        if started_ms:
+            self.job_duration.observe(now_ms - started_ms if now_ms > started_ms else 0)
+
+    def histograms(self) -> dict[tuple[str, str], Histogram]:
+        """Every histogram, by (name, label); label '' for none."""
+        return {**{(name, ""): getattr(self, name) for name in JOB_HISTOGRAMS}, **self.labelled}
 
     def take(self) -> "Tally":
         """Everything counted so far; this tally starts again from zero."""
         taken = Tally()
-        taken.claims, taken.completions, taken.histograms = self.claims, self.completions, self.histograms
-        self.claims, self.completions, self.histograms = 0, 0, {}
+        for name in self.__slots__:
+            mine, fresh = getattr(self, name), getattr(taken, name)
+            setattr(taken, name, mine)
+            setattr(self, name, fresh)
         return taken
 
     def restore(self, taken: "Tally") -> None:
         """Puts back what a failed flush took, to go with the next one."""
         self.claims += taken.claims
         self.completions += taken.completions
-        for key, hist in taken.histograms.items():
-            mine = self.histograms.get(key)
-            if mine is None:
-                self.histograms[key] = hist
+        mine = self.histograms()
+        for key, hist in taken.histograms().items():
+            if key not in mine:
+                self.labelled[key] = hist
             else:
-                mine.counts = [a + b for a, b in zip(mine.counts, hist.counts)]
-                mine.sum += hist.sum
+                mine[key].counts = [a + b for a, b in zip(mine[key].counts, hist.counts)]
+                mine[key].sum += hist.sum
 
     def fields(self) -> tuple[list, list]:
         """(integer increments, float increments) as flat [field, delta, ...]
         lists for metrics_flush.lua: `c:<counter>`, `h:<name>:<label>:<i>`
-        (bucket i's count; their total is the count), and the sums `<name>:<label>`."""
+        (bucket i's count; their total is the count), and the sums in
+        seconds, `<name>:<label>`."""
         ints: list = []
         floats: list = []
         if self.claims:
             ints += ["c:claims", self.claims]
         if self.completions:
             ints += ["c:completions", self.completions]
-        for (name, label), hist in self.histograms.items():
+        for (name, label), hist in self.histograms().items():
             base = f"h:{name}:{label}:"
+            seen = False
             for i, n in enumerate(hist.counts):
                 if n:
                     ints += [f"{base}{i}", n]
-            floats += [f"{name}:{label}", repr(hist.sum)]
+                    seen = True
+            if seen:
+                floats += [f"{name}:{label}", repr(hist.seconds())]
         return ints, floats
