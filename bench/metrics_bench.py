@@ -4,7 +4,7 @@ In `make bench`: a scrape's time with 10,000 queued jobs (over 20 label
 sets) and 1,000 workers: the whole HTTP answer, and the part spent reading
 Redis (server/metrics/fleet.py, run here on its own).
 
-`python -m bench.metrics_bench --ab DIR [--rounds N]`: the hot path's cost
+`python -m bench.metrics_bench --ab DIR [--this DIR] [--rounds N]`: the hot path's cost
 of counting, claim->complete at 8 clients (seed protocol) and 8 batch
 loops, rota in DIR (e.g. `git archive main | tar -x -C DIR`) against this
 tree, alternating pairs (ABBA: each goes first every other round) on one
@@ -118,8 +118,8 @@ async def _one(tree: str, redis: RedisProcess) -> dict:
             "batch_server_us": batch["server_us"]}
 
 
-async def ab(base: str, rounds: int) -> None:
-    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+async def ab(base: str, rounds: int, this: str = "") -> None:
+    here = this or os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     runs: dict[str, list[dict]] = {"base": [], "this": []}
     loads = [os.getloadavg()[0]]
     with tempfile.TemporaryDirectory() as tmp:
@@ -157,6 +157,8 @@ async def ab(base: str, rounds: int) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--ab", required=True, help="a tree of the rota to compare with")
+    parser.add_argument("--this", default="", help="the tree to measure (default: this one; a copy lets you edit"
+                        " meanwhile)")
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
-    asyncio.run(ab(args.ab, args.rounds))
+    asyncio.run(ab(args.ab, args.rounds, args.this))
