@@ -173,7 +173,7 @@ class RotaApp(Starlette):
                 await super().__call__(scope, receive, send)
         finally:
             if self.tally is not None:
-                self.tally.observe("http", time.perf_counter() - began, scope.get("rota.route") or _unmatched(scope["method"]))
+                self.tally.request(time.perf_counter() - began, scope.get("rota.route") or _unmatched(scope["method"]))
 
 
 def create_app(settings: Optional[Settings] = None, redis: Optional[Redis] = None) -> Starlette:

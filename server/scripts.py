@@ -120,7 +120,7 @@ class Scripts:
             reply = await self._lean.evalsha(script.sha, script.script, self._keys, args)
         else:
             reply = await self._scripts[name](keys=[self._prefix], args=list(args))
-        self.tally.observe("script", time.perf_counter() - began, name)
+        self.tally.script_call(time.perf_counter() - began, name)
         if type(reply) is list and reply and reply[0] == NOTES_MARK:
             for line in reply[1]:
                 events_log.info("%s", _one_line(line))

@@ -309,3 +309,23 @@ async def test_the_metrics_token_opens_nothing_else(metrics_api):
     # a wrong one is no token at all
     assert_error(await metrics_api.get("/metrics", headers=bearer(METRICS_TOKEN[:-1] + "x")), 401, "unauthenticated")
     assert ADMIN_TOKEN != METRICS_TOKEN
+
+
+def test_what_a_failed_flush_took_goes_with_the_next():
+    from server.metrics.tally import Tally
+
+    tally = Tally()
+    tally.claimed(10_000, 9_000, 9_500)
+    tally.result(9_000, 10_000, True)
+    tally.request(0.002, "POST /api/jobs/claim")
+    expected = tally.fields()
+    taken = tally.take()
+    assert tally.fields() == ([], [])
+    tally.restore(taken)
+    assert tally.fields() == expected
+    ints, floats = expected
+    counts = dict(zip(ints[::2], ints[1::2]))
+    assert counts["c:claims"] == counts["c:completions"] == 1
+    # dispatch from the end of the backoff (0.5 s), queue wait from the enqueue (1 s)
+    assert dict(zip(floats[::2], floats[1::2])) == {"dispatch:": "0.5", "queue_wait:": "1.0", "job_duration:": "1.0",
+                                                     "http:POST /api/jobs/claim": "0.002"}

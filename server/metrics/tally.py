@@ -19,7 +19,7 @@ DURATION_BUCKETS = (0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0, 900
 HTTP_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 60.0)
 SCRIPT_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
 
-# Histogram name -> its buckets; the label each is split by, if any.
+# Histogram name (a field of Tally) -> its buckets.
 HISTOGRAMS = {
     "dispatch": WAIT_BUCKETS,
     "queue_wait": WAIT_BUCKETS,
@@ -53,6 +53,7 @@ class Histogram:
 # The jobs' histograms, observed in milliseconds.
 _MS = 0.001
 JOB_HISTOGRAMS = ("dispatch", "queue_wait", "job_duration")
+LABELLED = ("http", "script")
 
 
 class Tally:
@@ -60,7 +61,7 @@ class Tally:
     keep themselves (failures, retries, dead letters, lease expiries: see
     server/lua/_metrics.lua) are not here."""
 
-    __slots__ = ("claims", "completions", "dispatch", "queue_wait", "job_duration", "labelled")
+    __slots__ = ("claims", "completions", "dispatch", "queue_wait", "job_duration", "http", "script")
 
     def __init__(self) -> None:
         self.claims = 0
@@ -68,14 +69,21 @@ class Tally:
         self.dispatch = Histogram(WAIT_BUCKETS, _MS)
         self.queue_wait = Histogram(WAIT_BUCKETS, _MS)
         self.job_duration = Histogram(DURATION_BUCKETS, _MS)
-        # (histogram name, label value) -> Histogram: requests by route, scripts by name
-        self.labelled: dict[tuple[str, str], Histogram] = {}
+        # label -> Histogram: requests by "<method> <route>", scripts by name
+        self.http: dict[str, Histogram] = {}
+        self.script: dict[str, Histogram] = {}
 
-    def observe(self, name: str, value: float, label: str) -> None:
-        hist = self.labelled.get((name, label))
+    def request(self, seconds: float, route: str) -> None:
+        hist = self.http.get(route)
         if hist is None:
-            hist = self.labelled[(name, label)] = Histogram(HISTOGRAMS[name])
-        hist.observe(value)
+            hist = self.http[route] = Histogram(HTTP_BUCKETS)
+        hist.observe(seconds)
+
+    def script_call(self, seconds: float, name: str) -> None:
+        hist = self.script.get(name)
+        if hist is None:
+            hist = self.script[name] = Histogram(SCRIPT_BUCKETS)
+        hist.observe(seconds)
 
     def claimed(self, granted_ms: int, enqueued_ms: int, delayed_until_ms: int) -> None:
         """A job leased: from when it could be claimed to now, and from its enqueue."""
@@ -99,7 +107,10 @@ class Tally:
 
     def histograms(self) -> dict[tuple[str, str], Histogram]:
         """Every histogram, by (name, label); label '' for none."""
-        return {**{(name, ""): getattr(self, name) for name in JOB_HISTOGRAMS}, **self.labelled}
+        out = {(name, ""): getattr(self, name) for name in JOB_HISTOGRAMS}
+        for name in LABELLED:
+            out.update(((name, label), hist) for label, hist in getattr(self, name).items())
+        return out
 
     def take(self) -> "Tally":
         """Everything counted so far; this tally starts again from zero."""
@@ -117,7 +128,7 @@ class Tally:
         mine = self.histograms()
         for key, hist in taken.histograms().items():
             if key not in mine:
-                self.labelled[key] = hist
+                getattr(self, key[0])[key[1]] = hist
             else:
                 mine[key].counts = [a + b for a, b in zip(mine[key].counts, hist.counts)]
                 mine[key].sum += hist.sum
