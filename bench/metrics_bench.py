@@ -104,12 +104,17 @@ def _server(tree: str, redis_url: str, port: int) -> subprocess.Popen:
     raise SystemExit(f"rota server in {tree} did not start")
 
 
+# Jobs per run: the batch protocol drains 10,000 in about a second here,
+# too short to rise above the machine's noise.
+SEED_JOBS, BATCH_JOBS = 10_000, 40_000
+
+
 async def _one(tree: str, redis: RedisProcess) -> dict:
     port = free_port()
     proc = _server(tree, redis.url, port)
     try:
-        seed = await batch_bench.measure(port, batch_bench.seed_loop, 8, 10_000, proc.pid, redis.proc.pid)
-        batch = await batch_bench.measure(port, batch_bench.batch_loop, batch_bench.LOOPS, 10_000, proc.pid,
+        seed = await batch_bench.measure(port, batch_bench.seed_loop, 8, SEED_JOBS, proc.pid, redis.proc.pid)
+        batch = await batch_bench.measure(port, batch_bench.batch_loop, batch_bench.LOOPS, BATCH_JOBS, proc.pid,
                                           redis.proc.pid)
     finally:
         proc.terminate()
@@ -142,8 +147,8 @@ async def ab(base: str, rounds: int, this: str = "") -> None:
             redis.stop()
     # The machine's speed drifts by tens of percent within minutes: each
     # pair's ratio, and the server's CPU per job, say more than the medians.
-    for key, what in (("seed", "claim->complete, 8 clients, 10,000 no-op jobs"),
-                      ("batch", f"batches of {batch_bench.BATCH}, 8 loops, 10,000 no-op jobs")):
+    for key, what in (("seed", f"claim->complete, 8 clients, {SEED_JOBS:,} no-op jobs"),
+                      ("batch", f"batches of {batch_bench.BATCH}, 8 loops, {BATCH_JOBS:,} no-op jobs")):
         a = statistics.median(x[key] for x in runs["base"])
         b = statistics.median(x[key] for x in runs["this"])
         ratio = statistics.median(y[key] / x[key] for x, y in zip(runs["base"], runs["this"]))

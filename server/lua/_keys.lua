@@ -77,6 +77,7 @@
 --   finished           zset: run -> purge time; oneoffs: wf -> purge time
 --   idem:<key>         string: what an Idempotency-Key's request made (_quota.lua)
 --   layout             string: how far upgrade.lua has brought older data
+--   m:n m:f m:p        hashes: the fleet's metrics (see metrics_flush.lua)
 -- Channels: j:<run>:<job> (a job's log or state), r:<run> (a run's events),
 -- wake (ready jobs, see _ready.lua), tokens (revocations).
 

@@ -1,7 +1,7 @@
 --- @include "base"
 -- One server process's counts since its last flush (server/metrics/flush.py),
 -- added to the fleet's, and its own gauges.
---   m:n   hash: counters c:<name> and histogram counts h:<name>:<label>:<i|n>
+--   m:n   hash: counters c:<name> and histogram bucket counts h:<name>:<label>:<i>
 --   m:f   hash: histogram sums <name>:<label>
 --   m:p   hash: process id -> "<flushed at ms> <SSE streams open>"
 -- ARGV: process id, its gauges, how long (ms) a process's gauges count
