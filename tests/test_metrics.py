@@ -329,3 +329,19 @@ def test_what_a_failed_flush_took_goes_with_the_next():
     # dispatch from the end of the backoff (0.5 s), queue wait from the enqueue (1 s)
     assert dict(zip(floats[::2], floats[1::2])) == {"dispatch:": "0.5", "queue_wait:": "1.0", "job_duration:": "1.0",
                                                      "http:POST /api/jobs/claim": "0.002"}
+
+
+async def test_the_series_the_monitoring_examples_are_written_against_are_exported(api):
+    """docs/monitoring/'s dashboard and alerts name these (SERIES there)."""
+    from tests.test_monitoring_files import HISTOGRAMS as MONITORED_HISTOGRAMS
+    from tests.test_monitoring_files import SERIES
+
+    await start(api, job("a", "x"))
+    s = await scrape(api)
+    exported: dict[str, set[str]] = {}
+    for sample in s.samples:
+        exported.setdefault(sample.name, set()).update(sample.labels)
+    for name, labels in SERIES.items():
+        assert exported.get(name) == labels, name
+    for name, labels in MONITORED_HISTOGRAMS.items():
+        assert exported.get(f"{name}_count", set()) <= labels and f"{name}_count" in exported, name
