@@ -342,8 +342,9 @@ def _metric(client: httpx.Client, name: str) -> float:
 def test_every_process_scrapes_the_same_fleet_wide_counts(redis_url):
     """Jobs claimed and completed through both processes: each process's
     /metrics, once both have flushed (each within METRICS_FLUSH_SECS),
-    counts all of them once, and the same queue."""
-    with server(redis_url) as srv:
+    counts all of them once. (A namespace of its own: the fleet's counters
+    outlive the servers of the tests before.)"""
+    with server(redis_url, ROTA_NAMESPACE="fleet-metrics") as srv:
         pinned = Pinned(srv.url, per_process=1)
         try:
             a, b = pinned.pids()
