@@ -315,6 +315,32 @@ def test_an_expired_run_is_shown_and_restarted_with_a_label_override(admin, toke
     inert(page)
 
 
+def test_an_open_form_outlives_the_runs_history_arriving(admin, tokens, open_page):
+    """The run page follows its events from the first: their history comes
+    in after the page drew the run as it is now, and must not set the run
+    back to an earlier status (which closed the Restart form being typed
+    into; a slow stream made the test above fail)."""
+    wf = f"history-{uuid.uuid4().hex[:6]}"
+    put(admin, wf, "name: history\njobs:\n  a: {run: 'true', labels: [nobody-serves]}\n")
+    run = start(admin, wf, expires_in="1s")["run_id"]
+    wait_for(lambda: admin.get(f"/api/runs/{run}").json()["status"] == "expired", "the run to expire")
+    page = open_page(tokens["submit"])
+    held = []
+    page.page.route("**/events/stream*", lambda route: held.append(route))
+    page.goto(f"/ui/runs/{run}")
+    page.page.click("#restart-run")
+    page.page.fill("#restart-form [name=labels]", "typed-before")
+    # (the sync API runs a route's handler only inside a call into the page)
+    wait_for(lambda: page.page.evaluate("1") and held, "the page to open its event stream")
+    for route in held:
+        route.continue_()
+    page.page.unroute("**/events/stream*")
+    page.page.wait_for_selector("#timeline .event.type-run .badge.st-expired")
+    assert page.page.input_value("#restart-form [name=labels]") == "typed-before"
+    assert page.page.inner_text("#run-status") == "expired"
+    inert(page)
+
+
 def test_the_run_control_is_the_submit_scopes(admin, tokens, open_page):
     """A read token sees the facts and no form: no Restart, no Reschedule."""
     wf = f"ro-{uuid.uuid4().hex[:6]}"

@@ -30,6 +30,8 @@ const statuses = new Map();
 // ---- the run's head ------------------------------------------------------------------
 
 const RETRYABLE = new Set(["failure", "cancelled", "expired"]);
+// The latest moment the run as read knows of: its events up to then are history.
+const asOf = (r) => Math.max(r.created_at, r.started_at || 0, r.finished_at || 0, r.paused_at || 0);
 const actionsOf = (status) => `${status === "delayed"} ${FINISHED.has(status)} ${RETRYABLE.has(status)}`;
 
 // One of the run's forms (reschedule, restart) open under its head, or none.
@@ -316,6 +318,10 @@ function onEvent(e) {
   if (e.type === "job" && e.job_id) {
     statuses.set(e.job_id, e.status);
     if (dag && !dag.setStatus(e.job_id, e.status)) scheduleReload();
+  } else if (e.type === "run" && e.at_ms < asOf(run)) {
+    // The stream starts with the run's history: an event older than the
+    // run as the page read it must not set it (its actions, an open form)
+    // back to what it was then; the timeline still shows it.
   } else if (e.type === "run") {
     const before = run.status;
     run.status = e.status;
