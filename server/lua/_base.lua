@@ -7,9 +7,26 @@ local P = KEYS[1]
 -- Redis embeds Lua 5.1 (global unpack); fakeredis may run 5.4 via lupa.
 local unpack = unpack or table.unpack
 
+-- One clock reading per call: a batch runs several scripts' bodies in one
+-- atomic call, and they see one time (and read it once).
+local NOW
 local function now_ms()
+  if NOW then return NOW end
   local t = redis.call('TIME')
-  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  NOW = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  return NOW
+end
+
+-- A listener (server/notifier.py) is woken by any message on its channel
+-- and then reads what changed, and hears nothing before the call ends: the
+-- same message again in one call tells it nothing more (a batch of results
+-- of one run sends one, not one per job).
+local PUBLISHED = {}
+local function publish_once(channel, message)
+  local key = channel .. '\0' .. message
+  if PUBLISHED[key] then return end
+  PUBLISHED[key] = true
+  redis.call('PUBLISH', channel, message)
 end
 
 local function split(s, sep)

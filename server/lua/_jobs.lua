@@ -262,8 +262,7 @@ end
 local function succeed(run, job, from, outputs, now, detail)
   local k = jkey(run, job)
   local att, deps, agg, up, cg = unpack(jmget(k, 'att', 'deps', 'agg', 'up', 'cg'))
-  set_status(run, job, from, 'success', cg or '')
-  redis.call('HSET', k, 'out', outputs, 'err', '', 'end', now)
+  set_status(run, job, from, 'success', cg or '', { 'out', outputs, 'err', '', 'end', now })
   event(run, job, 'job', 'success', tonumber(att) or 0, now, detail or '')
   redis.call('PUBLISH', jobchan(run, job), 'changed')
   -- nothing after it (a leaf, not a matrix combination): nobody to tell

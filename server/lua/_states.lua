@@ -48,13 +48,18 @@ local function event(run, job, kind, status, att, now, detail, raw, level)
   redis.call('XADD', evkey(run), 'MAXLEN', '~', '10000', '*', 'e',
     cjson.encode({ run_id = run, job_id = job, type = kind, status = status, attempt = att,
                    at_ms = now, detail = detail or '', raw = raw, level = level }))
-  redis.call('PUBLISH', runchan(run), kind)
+  publish_once(runchan(run), kind)
 end
 
 -- `cg`: the job's group place when the caller has read it already (a job
 -- that ends leaves its group; one in none need not be asked).
-local function set_status(run, job, old, new, cg)
-  redis.call('HSET', jkey(run, job), 'st', new)
+-- `more`: other fields of the job to write with its state, in the same HSET.
+local function set_status(run, job, old, new, cg, more)
+  if more then
+    redis.call('HSET', jkey(run, job), 'st', new, unpack(more))
+  else
+    redis.call('HSET', jkey(run, job), 'st', new)
+  end
   local r = rkey(run)
   if old and old ~= '' then redis.call('HINCRBY', r, 'n:' .. old, -1) end
   redis.call('HINCRBY', r, 'n:' .. new, 1)
@@ -133,8 +138,13 @@ local function enqueue(run, job, old, now, delay_ms)
   end
 end
 
+-- Promoted once per call (each claim of a batch asks again, at the same
+-- time): again only if the last look stopped at its limit.
+local promoted_all = false
 local function promote_delayed(now, limit)
+  if promoted_all then return 0 end
   local due = redis.call('ZRANGEBYSCORE', P .. 'delayed', '-inf', num(now), 'LIMIT', 0, limit)
+  promoted_all = #due < limit
   for _, m in ipairs(due) do
     redis.call('ZREM', P .. 'delayed', m)
     local run, job = parse_member(m)

@@ -3,10 +3,19 @@
 -- forgetting one. Apart from the leases (_leases.lua), so a claim carries
 -- only these.
 
+-- A worker touched once per call: a batch's claims and results each touch
+-- it, at the same time.
+local TOUCHED = {}
 local function touch_worker(worker, now)
+  if TOUCHED[worker] == now then return end
+  TOUCHED[worker] = now
   redis.call('HSET', P .. 'worker:' .. worker, 'last_seen', now)
   redis.call('ZADD', P .. 'workers', now, worker)
 end
+
+-- Worker ids a claim in this call has checked (and registered) for a
+-- caller: a batch's claims check theirs once.
+local CLAIMANTS = {}
 
 -- A worker id belongs to the API token that first registered or claimed
 -- under it, so one fleet cannot impersonate another's workers. `caller`
@@ -40,6 +49,7 @@ end
 -- Forgets a worker (the reaper, long after it was last seen): its record,
 -- and its place in its token's count.
 local function forget_worker(worker)
+  TOUCHED[worker] = nil
   local wk = P .. 'worker:' .. worker
   redis.call('SREM', quota_key('workers', redis.call('HGET', wk, 'owner') or ''), worker)
   redis.call('DEL', wk, P .. 'wleases:' .. worker)

@@ -41,10 +41,14 @@ end
 -- Every claim, fruitful or not, shows the worker alive; one that claims
 -- without registering is registered by its claim.
 local wk = P .. 'worker:' .. worker
-local fresh = redis.call('EXISTS', wk) == 0
-local owned = own_worker(worker, caller, max_workers, fresh)
-if owned ~= 'ok' then return { owned == 'taken' and -1 or -2 } end
-if fresh then redis.call('HSET', wk, 'labels', (string.gsub(labels, '^!', '')), 'registered', now) end
+local claimant = worker .. '\0' .. caller
+if not CLAIMANTS[claimant] then
+  local fresh = redis.call('EXISTS', wk) == 0
+  local owned = own_worker(worker, caller, max_workers, fresh)
+  if owned ~= 'ok' then return { owned == 'taken' and -1 or -2 } end
+  if fresh then redis.call('HSET', wk, 'labels', (string.gsub(labels, '^!', '')), 'registered', now) end
+  CLAIMANTS[claimant] = true
+end
 
 -- A claim whose reply was lost, sent again: by the client with its
 -- claim_id, or by the Redis client retrying this script (the same lease
@@ -85,8 +89,7 @@ local k = jkey(run, job)
 -- the job's and its run's fields, read once for the claim and its reply
 local jrow = jmget(k, unpack(JOB_FIELDS))
 local att = jrow[1]
-set_status(run, job, 'ready', 'running')
-redis.call('HSET', k, 'lease', lid, 'worker', worker, 'start', now, 'end', '')
+set_status(run, job, 'ready', 'running', nil, { 'lease', lid, 'worker', worker, 'start', now, 'end', '' })
 record_attempt(run, job, att, worker, now, 0, 'running', '')
 
 local r = rkey(run)
