@@ -259,9 +259,10 @@ local function fail_attempt(run, job, now, err, retryable, status, from, reason)
 end
 
 -- A job succeeded with these outputs (JSON): the jobs after it hear it.
-local function succeed(run, job, from, outputs, now, detail)
+-- `row`: its att, deps, agg, up and cg, when the caller has read them.
+local function succeed(run, job, from, outputs, now, detail, row)
   local k = jkey(run, job)
-  local att, deps, agg, up, cg = unpack(jmget(k, 'att', 'deps', 'agg', 'up', 'cg'))
+  local att, deps, agg, up, cg = unpack(row or jmget(k, 'att', 'deps', 'agg', 'up', 'cg'))
   set_status(run, job, from, 'success', cg or '', { 'out', outputs, 'err', '', 'end', now })
   event(run, job, 'job', 'success', tonumber(att) or 0, now, detail or '')
   redis.call('PUBLISH', jobchan(run, job), 'changed')

@@ -59,14 +59,16 @@ local function live_lease(lid, now, caller)
     expire_lease(lid, now, run, job, worker)
     return nil, 'lost'
   end
-  local st, cur, lout, start = unpack(jmget(jkey(run, job), 'st', 'lease', 'lout', 'start'))
+  -- (with what a success needs of the job: see succeed's `row`)
+  local st, cur, lout, start, jatt, deps, agg, up, cg = unpack(jmget(jkey(run, job), 'st', 'lease', 'lout', 'start',
+    'att', 'deps', 'agg', 'up', 'cg'))
   if cur ~= lid then
     -- Superseded (the job was retried meanwhile): the record is garbage now.
     release_lease(lid, worker)
     return nil, 'lost'
   end
   return { run = run, job = job, wf = wf, worker = worker, ttl = tonumber(ttl), att = att, st = st, tok = tok,
-           lout = lout, start = start }
+           lout = lout, start = start, row = { jatt, deps, agg, up, cg } }
 end
 
 -- The start of complete and fail: takes a live lease (see live_lease) of

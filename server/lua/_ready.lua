@@ -22,7 +22,12 @@
 -- A queue turning non-empty or empty updates the index in O(labels in its
 -- key); nothing else changes it.
 
+-- What servable() found for a worker's labels, until the trie changes:
+-- a batch's claims ask it again for each job.
+local SERVABLE = {}
+
 local function bump(field, by)
+  SERVABLE = {}
   if redis.call('HINCRBY', P .. 'lsindex', field, by) <= 0 then redis.call('HDEL', P .. 'lsindex', field) end
 end
 
@@ -86,6 +91,7 @@ end
 -- exclusive worker) may take from: a walk of the trie from "", one HMGET
 -- per node that has keys below it and labels of `wk` left to append.
 local function servable(wk)
+  if SERVABLE[wk] then return SERVABLE[wk] end
   local exclusive = string.sub(wk, 1, 1) == '!'
   local labels = split(exclusive and string.sub(wk, 2) or wk, ',')
   local out = {}
@@ -113,6 +119,7 @@ local function servable(wk)
     end
     root = false
   end
+  SERVABLE[wk] = out
   return out
 end
 
@@ -122,6 +129,7 @@ end
 local function reindex_labelsets()
   for _, wk in ipairs(redis.call('ZRANGE', P .. 'wkeys', 0, -1)) do redis.call('DEL', P .. 'serve:' .. wk) end
   redis.call('DEL', P .. 'wkeys', P .. 'lsindex')
+  SERVABLE = {}
   local n = 0
   for _, lk in ipairs(redis.call('SMEMBERS', P .. 'labelsets')) do
     if redis.call('EXISTS', P .. 'ready:' .. lk) == 1 then

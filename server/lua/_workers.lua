@@ -13,10 +13,6 @@ local function touch_worker(worker, now)
   redis.call('ZADD', P .. 'workers', now, worker)
 end
 
--- Worker ids a claim in this call has checked (and registered) for a
--- caller: a batch's claims check theirs once.
-local CLAIMANTS = {}
-
 -- A worker id belongs to the API token that first registered or claimed
 -- under it, so one fleet cannot impersonate another's workers. `caller`
 -- is that token's id, or '' with auth off (no owner is kept then). An

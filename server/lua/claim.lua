@@ -1,5 +1,6 @@
 --- @include "states"
 --- @include "workers"
+--- @include "claimed"
 -- ARGV: worker_id, labels ("a,b", sorted; "!a,b" for an exclusive worker),
 -- ttl_secs, lease_id, caller (the API token id; '' with auth off), claim_id
 -- (the client's; '' for none), the most worker ids a token may hold.
@@ -93,10 +94,12 @@ set_status(run, job, 'ready', 'running', nil, { 'lease', lid, 'worker', worker, 
 record_attempt(run, job, att, worker, now, 0, 'running', '')
 
 local r = rkey(run)
-local rrow = redis.call('HMGET', r, unpack(RUN_FIELDS))
+local rrow = CLAIMED_RUNS[run] or redis.call('HMGET', r, unpack(RUN_FIELDS))
+CLAIMED_RUNS[run] = rrow
 local wf, started = rrow[1], rrow[8]
 if started ~= '1' then
   redis.call('HSET', r, 'started', 1, 'started_ms', now)
+  rrow[8] = '1'
   event(run, '', 'run', 'running', 0, now, 'first job claimed')
 end
 

@@ -29,6 +29,6 @@ local run, job = lease.run, lease.job
 local k = jkey(run, job)
 record_attempt(run, job, lease.att, lease.worker, lease.start, now, 'success', '')
 if rdata ~= '' then redis.call('HSET', k, 'rdata', rdata) end
-succeed(run, job, 'running', outputs, now)
+succeed(run, job, 'running', outputs, now, nil, lease.row)
 settle(lid, lease.tok, 'complete', digest, 'success', keep)
 return { 'ok', 'success', tonumber(lease.start) or 0, now }
