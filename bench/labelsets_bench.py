@@ -46,7 +46,8 @@ def _job(i: int, labels: list[str]) -> JobSpec:
 
 async def _commands(redis: Redis) -> int:
     stats = await redis.info("commandstats")
-    return sum(v["calls"] for k, v in stats.items() if k not in ("cmdstat_info", "cmdstat_evalsha", "cmdstat_eval"))
+    return sum(v["calls"] for k, v in stats.items() if k not in ("cmdstat_info", "cmdstat_evalsha", "cmdstat_eval",
+                                                                     "cmdstat_fcall", "cmdstat_function"))
 
 
 async def queue_label_sets(store: Store, n: int) -> None:

@@ -12,8 +12,9 @@ runs commands one at a time anyway, so one connection loses no
 parallelism; a cancelled caller leaves its reply to be read and dropped,
 so the connection never goes out of step.
 
-Only EVALSHA (EVAL after NOSCRIPT) goes through here; reads, pub/sub and
-everything else keep redis-py. redis:// and unix:// URLs only: rediss://
+Only the scripts go through here (FCALL and FUNCTION LOAD, EVALSHA and EVAL
+after NOSCRIPT: see server/scripts.py); reads, pub/sub and everything else
+keep redis-py. redis:// and unix:// URLs only: rediss://
 (TLS) keeps redis-py's client for the scripts too.
 """
 
@@ -155,14 +156,19 @@ class LeanRedis:
     async def evalsha(self, sha: str, source: str, keys: list[str], args: list[Any]) -> Any:
         """The script's reply; redis-py's exceptions for what goes wrong,
         so the app's handlers answer as they do for redis-py's client."""
+        try:
+            return await self.execute("EVALSHA", sha, len(keys), *keys, *args)
+        except NoScriptError:  # Redis restarted, or SCRIPT FLUSH: it learns the script again
+            return await self.execute("EVAL", source, len(keys), *keys, *args)
+
+    async def execute(self, *args: Any) -> Any:
+        """One command's reply (FCALL, FUNCTION LOAD, EVALSHA), retried as
+        evalsha() says; redis-py's exceptions."""
         delay = BACKOFF_BASE
         for attempt in range(RETRIES + 1):
             try:
                 pipe = await self._live()
-                try:
-                    return _raise(await pipe.call("EVALSHA", sha, len(keys), *keys, *args))
-                except NoScriptError:  # Redis restarted, or SCRIPT FLUSH: it learns the script again
-                    return _raise(await pipe.call("EVAL", source, len(keys), *keys, *args))
+                return _raise(await pipe.call(*args))
             except (ConnectionError, BusyLoadingError):
                 if attempt == RETRIES:
                     raise

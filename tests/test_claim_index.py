@@ -42,7 +42,7 @@ async def _commands(store) -> dict[str, int]:
 
 
 def _diff(after: dict[str, int], before: dict[str, int]) -> dict[str, int]:
-    skip = {"info", "evalsha", "eval", "script", "dbsize"}
+    skip = {"info", "evalsha", "eval", "fcall", "function", "script", "dbsize"}
     return {k: n - before.get(k, 0) for k, n in after.items() if n != before.get(k, 0) and k not in skip}
 
 

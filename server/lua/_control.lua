@@ -84,7 +84,7 @@ end
 
 -- Groups whose waiting members stay waiting while several members leave
 -- at once (a new member cancelling others): it is let in after them.
-local SUPPRESSED = {}
+local SUPPRESSED = {} -- per call
 
 -- Whether a rate-limited group lets one more in now (fewer than `g.limit`
 -- in the last `g.window` ms); if not, the reaper looks again when the

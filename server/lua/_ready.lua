@@ -24,7 +24,7 @@
 
 -- What servable() found for a worker's labels, until the trie changes:
 -- a batch's claims ask it again for each job.
-local SERVABLE = {}
+local SERVABLE = {} -- per call
 
 local function bump(field, by)
   SERVABLE = {}

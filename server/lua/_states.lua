@@ -140,7 +140,7 @@ end
 
 -- Promoted once per call (each claim of a batch asks again, at the same
 -- time): again only if the last look stopped at its limit.
-local promoted_all = false
+local promoted_all = false -- per call
 local function promote_delayed(now, limit)
   if promoted_all then return 0 end
   local due = redis.call('ZRANGEBYSCORE', P .. 'delayed', '-inf', num(now), 'LIMIT', 0, limit)

@@ -5,7 +5,7 @@
 
 -- A worker touched once per call: a batch's claims and results each touch
 -- it, at the same time.
-local TOUCHED = {}
+local TOUCHED = {} -- per call
 local function touch_worker(worker, now)
   if TOUCHED[worker] == now then return end
   TOUCHED[worker] = now
