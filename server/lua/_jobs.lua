@@ -263,13 +263,16 @@ end
 local function succeed(run, job, from, outputs, now, detail, row)
   local k = jkey(run, job)
   local att, deps, agg, up, cg = unpack(row or jmget(k, 'att', 'deps', 'agg', 'up', 'cg'))
-  set_status(run, job, from, 'success', cg or '', { 'out', outputs, 'err', '', 'end', now })
+  local running = set_status(run, job, from, 'success', cg or '', { 'out', outputs, 'err', '', 'end', now })
   event(run, job, 'job', 'success', tonumber(att) or 0, now, detail or '')
   redis.call('PUBLISH', jobchan(run, job), 'changed')
   -- nothing after it (a leaf, not a matrix combination): nobody to tell
   if (deps and deps ~= '') or (agg and agg ~= '') then
     cascade(run, job, now, { 'success', up or '', deps or '', agg or '', '' })
   end
+  -- Another job of the run still running (what comes after this one never
+  -- is: it was waiting) keeps it from finishing: nothing to read.
+  if from == 'running' and running > 0 then return end
   maybe_finish(run, now)
 end
 

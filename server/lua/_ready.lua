@@ -81,10 +81,12 @@ local function drop_labelset(lk)
   end
 end
 
--- Takes a job off its ready queue (claimed or cancelled).
-local function unready(lk, member)
+-- Takes a job off its ready queue (claimed or cancelled). `last`: whether
+-- it was the queue's last job, when the caller knows.
+local function unready(lk, member, last)
   redis.call('ZREM', P .. 'ready:' .. lk, member)
-  if redis.call('EXISTS', P .. 'ready:' .. lk) == 0 then drop_labelset(lk) end
+  if last == nil then last = redis.call('EXISTS', P .. 'ready:' .. lk) == 0 end
+  if last then drop_labelset(lk) end
 end
 
 -- The non-empty label keys a claim offering `wk` ("a,b"; "!a,b" for an

@@ -54,6 +54,7 @@ end
 -- `cg`: the job's group place when the caller has read it already (a job
 -- that ends leaves its group; one in none need not be asked).
 -- `more`: other fields of the job to write with its state, in the same HSET.
+-- Returns how many of the run's jobs are left in `old` (nil without one).
 local function set_status(run, job, old, new, cg, more)
   if more then
     redis.call('HSET', jkey(run, job), 'st', new, unpack(more))
@@ -61,11 +62,13 @@ local function set_status(run, job, old, new, cg, more)
     redis.call('HSET', jkey(run, job), 'st', new)
   end
   local r = rkey(run)
-  if old and old ~= '' then redis.call('HINCRBY', r, 'n:' .. old, -1) end
+  local left
+  if old and old ~= '' then left = redis.call('HINCRBY', r, 'n:' .. old, -1) end
   redis.call('HINCRBY', r, 'n:' .. new, 1)
   if TERMINAL[new] and not TERMINAL[old or ''] and (cg == nil or cg == 'p' or cg == 'h') then
     job_leaves_group(run, job)
   end
+  return left
 end
 
 -- A job that could run but may not yet: `why` is 'run' (its run is paused,

@@ -56,7 +56,9 @@ end
 -- id). Hand back that claim, while its lease lives, rather than lease a
 -- second job.
 local claim_key = P .. 'claimid:' .. worker .. ':' .. claim_id
-for _, prior in ipairs({ lid, claim_id ~= '' and redis.call('GET', claim_key) or nil }) do
+-- (a claim_id names its lease from the call that leased it: a retried call's
+-- own lease id is then found through it)
+for _, prior in ipairs({ claim_id == '' and lid or redis.call('GET', claim_key) or nil }) do
   local prun, pjob, pgranted, pttl, pworker, ptok = unpack(redis.call('HMGET', lkey(prior),
     'run', 'job', 'granted', 'ttl', 'worker', 'tok'))
   if prun and pworker == worker and (ptok or '') == caller
@@ -69,22 +71,23 @@ touch_worker(worker, now)
 
 -- Look at the head of every non-empty queue this worker can serve and take
 -- the best: a job nobody here can run never hides one that somebody can.
-local best_lk, best_member, best_score = nil, nil, nil
+-- (the first two: whether the one taken is a queue's last)
+local best_lk, best_member, best_score, best_last = nil, nil, nil, nil
 for _, lk in ipairs(servable(labels)) do
-  local head = redis.call('ZRANGE', P .. 'ready:' .. lk, 0, 0, 'WITHSCORES')
+  local head = redis.call('ZRANGE', P .. 'ready:' .. lk, 0, 1, 'WITHSCORES')
   if #head == 0 then
     drop_labelset(lk) -- an index out of step (data from an older version): mend it
   else
     local score = tonumber(head[2])
     if best_score == nil or score < best_score then
-      best_lk, best_member, best_score = lk, head[1], score
+      best_lk, best_member, best_score, best_last = lk, head[1], score, #head == 2
     end
   end
 end
 
 if best_member == nil then return { 0 } end
 
-unready(best_lk, best_member)
+unready(best_lk, best_member, best_last)
 local run, job = parse_member(best_member)
 local k = jkey(run, job)
 -- the job's and its run's fields, read once for the claim and its reply
