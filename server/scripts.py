@@ -192,7 +192,9 @@ class Scripts:
     async def _function(self, name: str, args: tuple) -> Any:
         fn, lib = library(name)
         try:
-            return await self._command("FCALL", fn, 1, self._prefix, *args)
+            reply = await self._command("FCALL", fn, 1, self._prefix, *args)
+            self.functions = True  # (another process may have loaded it)
+            return reply
         except ResponseError as exc:
             if "function not found" not in str(exc).lower():
                 if "unknown command" not in str(exc).lower():

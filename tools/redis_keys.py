@@ -26,7 +26,8 @@ _LITERAL = re.compile(r"P \.\. '([a-z_]+:?)")
 # `local` defines a function declared earlier (_control.lua's hooks).
 _FUNCTION = re.compile(r"^(?:local )?function (\w+)\((?:[^\n]*\bend$|.*?\n^end\b)", re.MULTILINE | re.DOTALL)
 _CALL = re.compile(r"\b(\w+)\(")
-_PUBLISH = re.compile(r"redis\.call\('PUBLISH',\s*(?:P \.\. '([a-z_]+:?)'|(\w+)\()")
+# (publish_once, _base.lua's, publishes too)
+_PUBLISH = re.compile(r"(?:redis\.call\('PUBLISH',|publish_once\()\s*(?:P \.\. '([a-z_]+:?)'|(\w+)\()")
 # The server's own reads: Store.key("rj", run, job), f"{self.prefix}token:{id}", prefix + "tokens".
 _PY_KEY = re.compile(r"""\.key\(\s*"([a-z_]+)"(\s*,)?|\{self\.prefix\}([a-z_]+:?)|prefix \+ "([a-z_]+:?)\"""")
 
