@@ -19,7 +19,7 @@ from tests.helpers import claim, job, submit
 
 # Chunk-level locals of the includes that no call changes.
 CONSTANTS = {
-    "P", "unpack", "MAX_GROUP_PENDING", "CONCLUDED", "SAID", "JOB_DEFAULTS", "RETRYABLE", "ACTIVE", "TERMINAL",
+    "P", "unpack", "MAX_GROUP_PENDING", "CONCLUDED", "SAID", "FAILURE_REASONS", "JOB_DEFAULTS", "RETRYABLE", "ACTIVE", "TERMINAL",
     # forward declarations of functions _control.lua defines
     "job_enters_group", "job_leaves_group", "run_settles", "run_begins",
 }
