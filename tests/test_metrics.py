@@ -294,7 +294,7 @@ async def test_the_metrics_token_opens_nothing_else(metrics_api):
     assert ADMIN_TOKEN != METRICS_TOKEN
 
 
-def test_what_a_failed_flush_took_goes_with_the_next():
+def test_a_tally_hands_over_what_it_counted_as_the_scripts_fields():
     from server.metrics.tally import Tally
 
     tally = Tally()
@@ -304,8 +304,7 @@ def test_what_a_failed_flush_took_goes_with_the_next():
     expected = tally.fields()
     taken = tally.take()
     assert tally.fields() == ([], [])
-    tally.restore(taken)
-    assert tally.fields() == expected
+    assert taken.fields() == expected
     ints, floats = expected
     counts = dict(zip(ints[::2], ints[1::2]))
     assert counts["c:claims"] == counts["c:completions"] == 1
@@ -313,3 +312,48 @@ def test_what_a_failed_flush_took_goes_with_the_next():
     assert dict(zip(floats[::2], floats[1::2])) == {"dispatch:": "0.5", "queue_wait:": "1.0", "job_duration:": "1.0",
                                                      "http:POST /api/jobs/claim": "0.002"}
 
+
+
+async def test_a_flush_whose_reply_is_lost_counts_once(app, api):
+    """Redis ran the flush but its reply was lost (a reset connection): the
+    client's retry, and the next flush, must not add the same counts again."""
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    flusher = app.state.metrics_flusher
+    await flusher.flush()
+    before = (await scrape(api)).value("rota_claims_total")
+    await start(api, job("x", "lost-reply"), job("y", "lost-reply"))
+    await claim(api, "w1", ["lost-reply"])
+    scripts = app.state.store.scripts
+    real = scripts.call
+    calls = []
+
+    async def applied_then_lost(name, *args):
+        reply = await real(name, *args)
+        if name == "metrics_flush":
+            calls.append(args)
+            if len(calls) == 1:
+                await real(name, *args)  # a client's own retry of the same call
+                raise RedisConnectionError("reply lost")
+        return reply
+
+    scripts.call = applied_then_lost
+    try:
+        with pytest.raises(RedisConnectionError):
+            await flusher.flush()
+        await claim(api, "w2", ["lost-reply"])
+        await flusher.flush()  # sends the lost batch again, then the new one
+    finally:
+        scripts.call = real
+    assert (await scrape(api)).value("rota_claims_total") == before + 2
+
+
+async def test_a_lease_past_its_expiry_is_not_counted_running(app, api):
+    """Its worker is gone and the reaper has not yet come by: nothing runs."""
+    await start(api, job("x", "stale"), job("y", "stale"))
+    first = await claim(api, "w1", ["stale"])
+    await claim(api, "w2", ["stale"])
+    assert (await scrape(api)).by("rota_jobs", "labels", state="running") == {"stale": 2}
+    store = app.state.store
+    await store.redis.zadd(store.key("leases"), {first["lease"]["lease_id"]: 1}, xx=True)  # expired long ago
+    assert (await scrape(api)).by("rota_jobs", "labels", state="running") == {"stale": 1}

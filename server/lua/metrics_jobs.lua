@@ -16,7 +16,8 @@ local function count(lk, slot)
   end
   c[slot] = c[slot] + 1
 end
-for _, lid in ipairs(redis.call('ZRANGE', P .. 'leases', 0, most - 1)) do
+-- (a lease past its expiry, not yet reaped, runs nothing: left out)
+for _, lid in ipairs(redis.call('ZRANGEBYSCORE', P .. 'leases', now_ms(), '+inf', 'LIMIT', 0, most)) do
   local run, job = unpack(redis.call('HMGET', lkey(lid), 'run', 'job'))
   -- (a job cancelled under its lease holds it until its worker stops)
   if run then

@@ -121,18 +121,6 @@ class Tally:
             setattr(self, name, fresh)
         return taken
 
-    def restore(self, taken: "Tally") -> None:
-        """Puts back what a failed flush took, to go with the next one."""
-        self.claims += taken.claims
-        self.completions += taken.completions
-        mine = self.histograms()
-        for key, hist in taken.histograms().items():
-            if key not in mine:
-                getattr(self, key[0])[key[1]] = hist
-            else:
-                mine[key].counts = [a + b for a, b in zip(mine[key].counts, hist.counts)]
-                mine[key].sum += hist.sum
-
     def fields(self) -> tuple[list, list]:
         """(integer increments, float increments) as flat [field, delta, ...]
         lists for metrics_flush.lua: `c:<counter>`, `h:<name>:<label>:<i>`
