@@ -88,15 +88,16 @@ def library(name: str) -> tuple[str, str]:
     if not any("local function unpack(" in part for part in helpers):
         raise ValueError(f"{name}: _base.lua's unpack line not found")
     code = "\n".join(["local KEYS = {} -- a function is given its keys; P is set per call", *helpers, *functions,
-                      "local function main(ARGV)", body, "end"])
+                      "local function main(ARGV)", body, "end",
+                      "redis.register_function('%FN%', function(keys, args)",
+                      *resets,
+                      "  local reply = main(args)",
+                      "  if #NOTES == 0 and #DECIDE == 0 then return reply end",
+                      f"  return {{'{NOTES_MARK}', NOTES, DECIDE, reply}}",
+                      "end)"])
+    # named by all of its text, wrapper included: a library of the same name is the same code
     fn = f"rota_{name}_{hashlib.sha1(code.encode()).hexdigest()[:16]}"
-    return fn, "\n".join([f"#!lua name={fn}", code,
-                          f"redis.register_function('{fn}', function(keys, args)",
-                          *resets,
-                          "  local reply = main(args)",
-                          "  if #NOTES == 0 and #DECIDE == 0 then return reply end",
-                          f"  return {{'{NOTES_MARK}', NOTES, DECIDE, reply}}",
-                          "end)"])
+    return fn, f"#!lua name={fn}\n" + code.replace("'%FN%'", f"'{fn}'")
 
 
 def _parts(name: str) -> tuple[list[str], list[str], str, bool]:
@@ -196,10 +197,15 @@ class Scripts:
             self.functions = True  # (another process may have loaded it)
             return reply
         except ResponseError as exc:
-            if "function not found" not in str(exc).lower():
-                if "unknown command" not in str(exc).lower():
+            said = str(exc).lower()
+            if "function not found" not in said:
+                if "unknown command" in said:
+                    self.functions = False  # a Redis before 7.0
+                elif "noperm" in said or "no permissions" in said:
+                    events_log.warning("Redis refused FCALL (%s): the scripts run with EVALSHA", exc)
+                    self.functions = False  # an ACL user without FCALL
+                else:
                     raise
-                self.functions = False  # a Redis before 7.0
                 return await self.call_raw(name, args)
         try:
             await self._command("FUNCTION", "LOAD", lib)

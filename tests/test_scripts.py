@@ -107,10 +107,12 @@ async def test_a_library_redis_lost_is_loaded_again(real_store):
     assert real_store.scripts.functions is True
 
 
-async def test_a_redis_that_refuses_function_load_keeps_evalsha(real_redis_url, real_store):
+@pytest.mark.parametrize("refused", ["-function", "-fcall"])
+async def test_a_redis_that_refuses_functions_keeps_evalsha(real_redis_url, real_store, refused):
+    """An ACL user without FUNCTION (no LOAD), or without FCALL itself."""
     user = "nofn" + uuid.uuid4().hex[:6]
     await real_store.redis.execute_command("FUNCTION", "FLUSH")
-    await real_store.redis.execute_command("ACL", "SETUSER", user, "on", ">pw", "~*", "&*", "+@all", "-function")
+    await real_store.redis.execute_command("ACL", "SETUSER", user, "on", ">pw", "~*", "&*", "+@all", refused)
     limited = Redis.from_url(real_redis_url.replace("redis://", f"redis://{user}:pw@"), decode_responses=True)
     try:
         store = Store(limited, namespace=real_store.prefix[1:-2])
