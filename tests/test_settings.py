@@ -38,6 +38,9 @@ def test_values_are_parsed():
     ({"LOG_MAX_BYTES": "1000"}, "LOG_MAX_BYTES"),
     ({"LOG_MAX_CHUNK_BYTES": "65536"}, "LOG_MAX_CHUNK_BYTES"),
     ({"SSE_WRITE_TIMEOUT_SECS": "0"}, "SSE_WRITE_TIMEOUT_SECS"),
+    ({"METRICS_FLUSH_SECS": "inf"}, "METRICS_FLUSH_SECS"),
+    ({"METRICS_FLUSH_SECS": "nan"}, "METRICS_FLUSH_SECS"),
+    ({"REAP_INTERVAL_SECS": "Infinity"}, "REAP_INTERVAL_SECS"),
 ])
 def test_bad_values_name_the_variable(env, name):
     with pytest.raises(SettingsError, match=name):
