@@ -12,6 +12,7 @@ from prometheus_client.gc_collector import GCCollector
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 
+from ..store.queues import live_workers
 from .fleet import Fleet
 from .tally import HISTOGRAMS
 
@@ -103,7 +104,7 @@ def _state(fleet: Fleet) -> Iterator[Metric]:
         workers.add_metric([status], n)
     yield workers
     yield GaugeMetricFamily("rota_worker_free_slots", "Free slots of the live workers (idle or busy)",
-                            value=sum(w.free_slots or 0 for w in fleet.workers if w.status in ("idle", "busy")))
+                            value=sum(w.free_slots or 0 for w in live_workers(fleet.workers)))
     yield GaugeMetricFamily("rota_dead_letters", "Dead letters now", value=fleet.dead_letters)
     sse = 0
     for record in fleet.processes.values():
