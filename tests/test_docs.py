@@ -128,7 +128,7 @@ def test_the_design_page_names_every_redis_key_and_channel():
     rendered_page = rendered("design.md")
     assert "<!-- rota:" not in rendered_page and "| Scripts | Read directly by |" in rendered_page
     claimid = next(line for line in rendered_page.split("\n") if line.startswith("| `claimid:"))
-    assert claimid.endswith("| `claim` | none |")
+    assert claimid.endswith("| `claim`, `claim_many` | none |")
 
 
 def test_the_design_page_names_every_script():

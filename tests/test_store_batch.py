@@ -95,6 +95,26 @@ async def test_a_single_claim_and_a_batch_of_one_share_the_claim_id(store):
     assert [c.lease.lease_id for c in batch] == [single.lease.lease_id]
 
 
+async def test_a_plain_claim_re_sent_after_a_batch_with_its_claim_id_gets_the_batchs_first_lease(store):
+    await submit(store, job("a"), job("b"), job("c"))
+    batch = await store.claim_many(args(n=2, claim_id="both"))
+    single = await store.claim("w", [], 30, str(uuid.uuid4()), claim_id="both")
+    assert single.lease.lease_id == batch[0].lease.lease_id
+
+
+async def test_a_re_sent_batch_whose_first_lease_ended_gets_the_others_back_and_a_new_job(store):
+    wf = await submit(store, *(job(f"j{i}") for i in range(4)))
+    first = await store.claim_many(args(n=3, claim_id="c2"))
+    await store.complete(first[0].lease.lease_id, {})
+    again = await store.claim_many(args(n=3, claim_id="c2"))
+    assert [c.lease.lease_id for c in again[1:]] == [c.lease.lease_id for c in first[1:]]
+    assert again[0].job.job_id == "j3" and again[0].lease.lease_id not in {c.lease.lease_id for c in first}
+    # sent a third time, the record names what the second try holds
+    third = await store.claim_many(args(n=3, claim_id="c2"))
+    assert [c.lease.lease_id for c in third] == [c.lease.lease_id for c in again]
+    assert sorted((await statuses(store, wf)).values()) == ["running", "running", "running", "success"]
+
+
 async def test_complete_and_claim_next_walks_a_chain_one_call_per_job(store):
     wf = await submit(store, job("j0"), *(job(f"j{i}", needs=[f"j{i - 1}"]) for i in range(1, 5)))
     (c,) = await store.claim_many(args(n=1))

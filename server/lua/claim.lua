@@ -3,7 +3,9 @@
 --- @include "claimed"
 -- ARGV: worker_id, labels ("a,b", sorted; "!a,b" for an exclusive worker),
 -- ttl_secs, lease_id, caller (the API token id; '' with auth off), claim_id
--- (the client's; '' for none), the most worker ids a token may hold.
+-- (the client's; '' for none), the most worker ids a token may hold; from
+-- claim_many only, which keeps a batch's claim_id record itself: '1', and
+-- the lease this claim made before when the batch is sent again ('' for none).
 -- Returns {-1} when another token owns the worker id, {-2} when the worker
 -- id is new and the caller holds that many already, {0} when nothing
 -- matches, else {1, granted_at, lease_id, ttl, run, wf, job, spec, att, enq,
@@ -12,6 +14,7 @@
 -- need1, out1, result1, need2, out2, result2, ...}.
 local worker, labels, ttl, lid, caller, claim_id = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4], ARGV[5], ARGV[6]
 local max_workers = tonumber(ARGV[7])
+local in_batch, batch_prior = ARGV[8] == '1', ARGV[9]
 local now = now_ms()
 
 -- `jrow`, `rrow`: the job's and the run's fields as read by the caller
@@ -57,8 +60,14 @@ end
 -- second job.
 local claim_key = P .. 'claimid:' .. worker .. ':' .. claim_id
 -- (a claim_id names its lease from the call that leased it: a retried call's
--- own lease id is then found through it)
-for _, prior in ipairs({ claim_id == '' and lid or redis.call('GET', claim_key) or nil }) do
+-- own lease id is then found through it; a batch's record lists its leases)
+local function prior_lease()
+  if claim_id == '' then return lid end
+  if in_batch then return batch_prior ~= '' and batch_prior or nil end
+  local rec = redis.call('GET', claim_key)
+  return rec and string.match(rec, '^[^,]+') or nil
+end
+for _, prior in ipairs({ prior_lease() }) do
   local prun, pjob, pgranted, pttl, pworker, ptok = unpack(redis.call('HMGET', lkey(prior),
     'run', 'job', 'granted', 'ttl', 'worker', 'tok'))
   if prun and pworker == worker and (ptok or '') == caller
@@ -110,7 +119,7 @@ redis.call('HSET', lkey(lid), 'run', run, 'job', job, 'wf', wf, 'worker', worker
   'att', att, 'granted', now, 'lseq', -1, 'tok', caller)
 redis.call('ZADD', P .. 'leases', num(now + ttl * 1000), lid)
 redis.call('SADD', P .. 'wleases:' .. worker, lid)
-if claim_id ~= '' then redis.call('SET', claim_key, lid, 'EX', ttl) end
+if claim_id ~= '' and not in_batch then redis.call('SET', claim_key, lid, 'EX', ttl) end
 event(run, job, 'job', 'running', tonumber(att), now, worker)
 redis.call('PUBLISH', jobchan(run, job), 'changed')
 return reply(lid, run, job, now, ttl, jrow, rrow)

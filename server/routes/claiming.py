@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import uuid
+import os
 from typing import Awaitable, Callable
 
 from starlette.requests import Request
@@ -20,8 +20,19 @@ from ..store.batch import ClaimArgs
 log = logging.getLogger("rota.claims")
 
 
+_VARIANT = "89ab"
+
+
 def lease_ids(count: int) -> list[str]:
-    return [str(uuid.uuid4()) for _ in range(count)]
+    """`count` version-4 UUIDs as text, from one read of the OS's random
+    source: uuid4() per id cost a batch claim of 32 about 3 us a job."""
+    raw = os.urandom(16 * count).hex()
+    out = []
+    for i in range(0, 32 * count, 32):
+        h = raw[i:i + 32]
+        # the version nibble 4, the variant bits 10 (RFC 4122), as uuid4() sets them
+        out.append(f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{_VARIANT[int(h[16], 16) & 3]}{h[17:20]}-{h[20:]}")
+    return out
 
 
 def with_run_tokens(request: Request, claims: list[ClaimResponse]) -> list[ClaimResponse]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import uuid
 from typing import Annotated, Optional
 
 import msgspec
@@ -38,7 +37,7 @@ from ..models import (
 )
 from ..routing import Endpoint, Param, lease_calls
 from ..store.batch import Completed, Failed
-from .claiming import next_claim, wait_for_claims, with_run_tokens
+from .claiming import lease_ids, next_claim, wait_for_claims, with_run_tokens
 from .resolve import for_latest_run
 
 NULL = b"null"
@@ -86,7 +85,7 @@ async def claim(request: Request) -> Response:
     store, caller = request.app.state.store, principal(request)
 
     async def attempt() -> list[ClaimResponse]:
-        got = await store.claim(req.worker_id, req.labels, req.lease_ttl_secs, str(uuid.uuid4()),
+        got = await store.claim(req.worker_id, req.labels, req.lease_ttl_secs, lease_ids(1)[0],
                                 caller.token_id, req.claim_id or "", req.exclusive)
         return [] if got is None else [got]
 
