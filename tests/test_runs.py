@@ -207,6 +207,32 @@ async def test_a_retried_job_keeps_each_attempts_log_and_its_backoff_shows(api):
     assert [(a["number"], a["status"], a["worker_id"]) for a in job["attempts"]] == [(0, "failure", "w1")]
 
 
+async def test_a_running_job_shows_its_attempt_running_in_every_view(app, api):
+    from tests.helpers import make_delayed_due
+
+    doc = "jobs:\n  a:\n    run: 'true'\n    retries: 1\n"
+    await put(api, "pipeline", doc)
+    run = (await start(api, "pipeline"))["run_id"]
+
+    async def attempts_seen() -> list[dict]:
+        job = (await api.get(f"/api/runs/{run}/jobs/a")).json()
+        whole = (await api.get(f"/api/runs/{run}")).json()
+        assert next(j for j in whole["jobs"] if j["id"] == "a")["attempts"] == job["attempts"]
+        return job["attempts"]
+
+    c = await claim(api, "w1")
+    first = {"number": 0, "worker_id": "w1", "started_at": c["lease"]["granted_at_ms"], "finished_at": None,
+             "status": "running", "error": None}
+    assert await attempts_seen() == [first]
+    await finish(api, c, ok=False, retryable=True)
+    await make_delayed_due(app.state.store)
+    c = await claim(api, "w2")
+    done = await attempts_seen()
+    assert [(a["number"], a["status"], a["worker_id"], a["finished_at"] is None) for a in done] == [
+        (0, "failure", "w1", False), (1, "running", "w2", True)]
+    assert done[1]["started_at"] == c["lease"]["granted_at_ms"]
+
+
 async def test_logs_are_kept_per_attempt(app, api):
     from tests.helpers import make_delayed_due
 

@@ -57,7 +57,7 @@
 --                      estack lout ckat evkey evuntil evpayload hsteps hann
 --                      eseq (the job's SDK log entries so far); the log
 --                      budget: lba lbb lbx (see _logbudget.lua)
---   att:<run>:<job>    hash: attempt number -> attempt JSON
+--   att:<run>:<job>    hash: attempt number -> attempt JSON (once it ended)
 --   logs:<run>:<job>   stream: c (chunk JSON) a (attempt)
 --   ev:<run>           stream: e (event JSON)
 --   dead               zset: <run>:<job> failed for good, by a sequence

@@ -30,8 +30,9 @@ local function reset_jobs(run, jobs, now)
     local k = jkey(run, job)
     local st, att, cf = unpack(jmget(k, 'st', 'att', 'cf'))
     att = tonumber(att) or 0
-    -- the next attempt: a new number if the last one ran, else the same
-    if redis.call('HEXISTS', akey(run, job), att) == 1 then att = att + 1 end
+    -- the next attempt: a new number if the last one ran (a running one
+    -- has no record until it ends), else the same
+    if st == 'running' or redis.call('HEXISTS', akey(run, job), att) == 1 then att = att + 1 end
     set_status(run, job, st, 'created')
     if cf == '1' then redis.call('HINCRBY', rkey(run), 'cofail', -1) end
     redis.call('HSET', k, 'att', att, 'base', att, 'lease', '', 'worker', '', 'start', '', 'end', '',

@@ -157,7 +157,8 @@ local function promote_delayed(now, limit)
   return #due
 end
 
--- An attempt's record, written when it starts and again when it ends.
+-- An attempt's record, written when it ends (server/store/views.py shows
+-- the running one from the job's record: a claim writes no second record).
 local function record_attempt(run, job, att, worker, started, finished, status, err)
   redis.call('HSET', akey(run, job), att, cjson.encode({
     number = tonumber(att), worker_id = worker or '', started_at = tonumber(started) or 0,

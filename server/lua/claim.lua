@@ -103,7 +103,6 @@ local k = jkey(run, job)
 local jrow = jmget(k, unpack(JOB_FIELDS))
 local att = jrow[1]
 set_status(run, job, 'ready', 'running', nil, { 'lease', lid, 'worker', worker, 'start', now, 'end', '' })
-record_attempt(run, job, att, worker, now, 0, 'running', '')
 
 local r = rkey(run)
 local rrow = CLAIMED_RUNS[run] or redis.call('HMGET', r, unpack(RUN_FIELDS))

@@ -135,7 +135,7 @@ class RunsMixin(StoreBase):
         specs = await self.run_specs(head)
         reports = await self._reports(run, {job: rows[2 * i] for i, job in enumerate(jobs)})
         decided = await self.decided(head)
-        out = [job_out(job, rows[2 * i], specs.get(rows[2 * i].get("tpl") or job), attempts(rows[2 * i + 1]),
+        out = [job_out(job, rows[2 * i], specs.get(rows[2 * i].get("tpl") or job), attempts(rows[2 * i + 1], rows[2 * i]),
                        reports.get(job), decided.get(job), group=job_group(head, job))
                for i, job in enumerate(jobs)]
         found = run_out(head, out, await self._notes(head), meta)
@@ -189,7 +189,7 @@ class RunsMixin(StoreBase):
         head = {"id": run, "wf": wf, "ver": ver, "spawned": spawned or ""}
         if group:
             head[f"jg:{job}"] = group
-        return head, job_out(job, row, spec, attempts(tries), reports.get(job), decided, group=job_group(head, job))
+        return head, job_out(job, row, spec, attempts(tries, row), reports.get(job), decided, group=job_group(head, job))
 
     async def _reports(self, run: str, rows: dict[str, dict]) -> dict[str, tuple[dict, dict]]:
         """The steps and annotations of the jobs that reported any."""

@@ -48,12 +48,20 @@ def outputs(raw: Optional[str]) -> dict[str, str]:
     return _outputs_decoder.decode(raw) if raw else {}
 
 
-def attempts(rows: dict) -> list[AttemptOut]:
+def attempts(rows: dict, job: dict) -> list[AttemptOut]:
+    """The job's attempts: their records (att:), and the one running now,
+    which has none until it ends (the claim writes only the job's record,
+    which says who runs it and since when)."""
     decoded = [_attempt_decoder.decode(raw) for raw in rows.values()]
     for a in decoded:  # 0 in the record means "not yet"
         a.started_at = a.started_at or None
         a.finished_at = a.finished_at or None
         a.error = a.error or None
+    if job.get("st") == "running" and job.get("lease"):
+        number = int(job.get("att") or 0)
+        if all(a.number != number for a in decoded):  # (a version before kept one from the claim)
+            decoded.append(AttemptOut(number=number, worker_id=job.get("worker") or "", status="running",
+                                      started_at=int(job["start"]) if job.get("start") else None))
     return sorted(decoded, key=lambda a: a.number)
 
 

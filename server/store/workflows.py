@@ -252,7 +252,7 @@ class WorkflowsMixin(StoreBase):
                 jobs = [idle_job(specs[j]) for j in (d.jobs if d else []) if j in specs]
             else:
                 rendered = decided.get(run["id"], {})
-                jobs = [job_out(j, row, specs.get(row.get("tpl") or j), attempts(tries), found.get((run["id"], j)),
+                jobs = [job_out(j, row, specs.get(row.get("tpl") or j), attempts(tries, row), found.get((run["id"], j)),
                                 rendered.get(j), group=job_group(run, j))
                         for j, (row, tries) in jobs_of.items()]
             out.append(WorkflowOut(
