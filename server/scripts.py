@@ -69,6 +69,7 @@ def source(name: str) -> str:
     # NOTES and DECIDE it left (see _base.lua), only when there are some.
     return "\n".join([*helpers, *functions, "local function main()", body, "end",
                       "local reply = main()",
+                      "for i = 1, #AT_END do AT_END[i]() end",
                       "if #NOTES == 0 and #DECIDE == 0 then return reply end",
                       f"return {{'{NOTES_MARK}', NOTES, DECIDE, reply}}"])
 
@@ -92,6 +93,7 @@ def library(name: str) -> tuple[str, str]:
                       "redis.register_function('%FN%', function(keys, args)",
                       *resets,
                       "  local reply = main(args)",
+                      "  for i = 1, #AT_END do AT_END[i]() end",
                       "  if #NOTES == 0 and #DECIDE == 0 then return reply end",
                       f"  return {{'{NOTES_MARK}', NOTES, DECIDE, reply}}",
                       "end)"])

@@ -22,6 +22,8 @@ CONSTANTS = {
     "P", "unpack", "MAX_GROUP_PENDING", "CONCLUDED", "SAID", "FAILURE_REASONS", "JOB_DEFAULTS", "RETRYABLE", "ACTIVE", "TERMINAL",
     # forward declarations of functions _control.lua defines
     "job_enters_group", "job_leaves_group", "run_settles", "run_begins",
+    # what runs at a call's end, filled when the helpers load
+    "AT_END",
 }
 _LOCAL = re.compile(r"^local (?!function\b)([\w, ]+?)(?: = .*?)?$", re.MULTILINE)
 
@@ -48,7 +50,7 @@ def test_a_library_resets_each_per_call_local_of_its_includes():
     _, lib = scripts.library("results")
     reset = lib.rsplit("redis.register_function", 1)[1]
     for name in ("NOW", "PUBLISHED", "NOTES", "DECIDE", "CLAIMANTS", "CLAIMED_RUNS", "SERVABLE", "TOUCHED",
-                 "promoted_all", "SUPPRESSED"):
+                 "promoted_all", "SUPPRESSED", "COUNTS_ADDED", "COUNTS_STORED"):
         assert re.search(rf"^{name} = ", reset, re.MULTILINE), name
     assert "P = keys[1]" in reset
     assert "unpack or table.unpack" not in lib  # a library has no global unpack

@@ -115,6 +115,24 @@ async def test_a_re_sent_batch_whose_first_lease_ended_gets_the_others_back_and_
     assert sorted((await statuses(store, wf)).values()) == ["running", "running", "running", "success"]
 
 
+async def test_a_run_finishes_in_the_call_that_settles_its_last_jobs_and_counts_them_all(store):
+    wf = await submit(store, *(job(f"j{i}") for i in range(6)), job("after", needs=["j0"]))
+    run = await run_of(store, wf)
+    got = await store.claim_many(args(n=6))
+    # one call: six results, and its claim takes the job they released
+    settled, more = await store.results([Completed(c.lease.lease_id, {}) for c in got], claim=args(n=6))
+    assert [s.outcome for s in settled] == ["success"] * 6 and [c.job.job_id for c in more] == ["after"]
+    head = await store.redis.hgetall(store.key("run", run))
+    assert (head["state"], int(head["n:success"]), int(head["n:running"]), int(head["n:ready"])) == (
+        "active", 6, 1, 0)
+    settled, _ = await store.results([Failed(more[0].lease.lease_id, "no", retryable=False)], claim=args(n=6))
+    assert settled[0].outcome == "failure"
+    head = await store.redis.hgetall(store.key("run", run))
+    assert (head["state"], int(head["n:success"]), int(head["n:failure"]), int(head["n:running"])) == (
+        "done", 6, 1, 0)
+    assert (await store.get_workflow(wf)).status == "failure"
+
+
 async def test_complete_and_claim_next_walks_a_chain_one_call_per_job(store):
     wf = await submit(store, job("j0"), *(job(f"j{i}", needs=[f"j{i - 1}"]) for i in range(1, 5)))
     (c,) = await store.claim_many(args(n=1))

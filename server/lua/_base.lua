@@ -56,6 +56,11 @@ local function note(text) NOTES[#NOTES + 1] = text end
 -- process that ran the script decides them (server/store/deciding.py).
 local DECIDE = {} -- per call
 
+-- Work a call leaves to its end, whatever it returned (one write of what
+-- its steps added up): helpers add their function here when they load,
+-- and server/scripts.py runs each after the script's body.
+local AT_END = {}
+
 -- Scores above 2^31 must not go through tostring (it rounds to 14 digits).
 local function num(n) return string.format('%.0f', n) end
 

@@ -263,7 +263,7 @@ end
 local function succeed(run, job, from, outputs, now, detail, row)
   local k = jkey(run, job)
   local att, deps, agg, up, cg = unpack(row or jmget(k, 'att', 'deps', 'agg', 'up', 'cg'))
-  local running = set_status(run, job, from, 'success', cg or '', { 'out', outputs, 'err', '', 'end', now })
+  set_status(run, job, from, 'success', cg or '', { 'out', outputs, 'err', '', 'end', now })
   event(run, job, 'job', 'success', tonumber(att) or 0, now, detail or '')
   redis.call('PUBLISH', jobchan(run, job), 'changed')
   -- nothing after it (a leaf, not a matrix combination): nobody to tell
@@ -272,7 +272,7 @@ local function succeed(run, job, from, outputs, now, detail, row)
   end
   -- Another job of the run still running (what comes after this one never
   -- is: it was waiting) keeps it from finishing: nothing to read.
-  if from == 'running' and running > 0 then return end
+  if from == 'running' and count_of(run, 'n:running') > 0 then return end
   maybe_finish(run, now)
 end
 

@@ -51,24 +51,64 @@ local function event(run, job, kind, status, att, now, detail, raw, level)
   publish_once(runchan(run), kind)
 end
 
+-- A run counts its jobs by status (n:<status> in run:<id>), and every job
+-- that moves changes two counts: a call adds its changes up and writes each
+-- count once, at its end (a batch of 32 results with its next claim moved
+-- 128 counts, one HINCRBY each, where it now writes two or three). Within
+-- the call a count reads as stored plus what the call added.
+local COUNTS_ADDED = {} -- per call
+local COUNTS_STORED = {} -- per call
+
+local function count_add(run, field, by)
+  local added = COUNTS_ADDED[run]
+  if not added then
+    added = {}
+    COUNTS_ADDED[run] = added
+  end
+  added[field] = (added[field] or 0) + by
+end
+
+-- `stored`: the count as the caller read it from run:<id> (else read here, once a call).
+local function count_of(run, field, stored)
+  local added = COUNTS_ADDED[run]
+  if stored == nil then
+    local known = COUNTS_STORED[run]
+    if not known then
+      known = {}
+      COUNTS_STORED[run] = known
+    end
+    if known[field] == nil then known[field] = tonumber(redis.call('HGET', rkey(run), field)) or 0 end
+    stored = known[field]
+  end
+  return (tonumber(stored) or 0) + (added and added[field] or 0)
+end
+
+AT_END[#AT_END + 1] = function()
+  for run, added in pairs(COUNTS_ADDED) do
+    local r = rkey(run)
+    -- (a run purged in this call is not brought back by its counts)
+    if redis.call('EXISTS', r) == 1 then
+      for field, by in pairs(added) do
+        if by ~= 0 then redis.call('HINCRBY', r, field, by) end
+      end
+    end
+  end
+end
+
 -- `cg`: the job's group place when the caller has read it already (a job
 -- that ends leaves its group; one in none need not be asked).
 -- `more`: other fields of the job to write with its state, in the same HSET.
--- Returns how many of the run's jobs are left in `old` (nil without one).
 local function set_status(run, job, old, new, cg, more)
   if more then
     redis.call('HSET', jkey(run, job), 'st', new, unpack(more))
   else
     redis.call('HSET', jkey(run, job), 'st', new)
   end
-  local r = rkey(run)
-  local left
-  if old and old ~= '' then left = redis.call('HINCRBY', r, 'n:' .. old, -1) end
-  redis.call('HINCRBY', r, 'n:' .. new, 1)
+  if old and old ~= '' then count_add(run, 'n:' .. old, -1) end
+  count_add(run, 'n:' .. new, 1)
   if TERMINAL[new] and not TERMINAL[old or ''] and (cg == nil or cg == 'p' or cg == 'h') then
     job_leaves_group(run, job)
   end
-  return left
 end
 
 -- A job that could run but may not yet: `why` is 'run' (its run is paused,
@@ -168,16 +208,17 @@ end
 -- Ends the run once none of its jobs can still run.
 local function maybe_finish(run, now)
   local r = rkey(run)
-  local state, a, b, c, d, e, f, g, h = unpack(redis.call('HMGET', r, 'state', 'n:waiting', 'n:ready',
-    'n:delayed', 'n:running', 'n:eventwait', 'n:deciding', 'n:held', 'n:expanded'))
-  if state ~= 'active' then return end
-  if (tonumber(a) or 0) + (tonumber(b) or 0) + (tonumber(c) or 0) + (tonumber(d) or 0)
-      + (tonumber(e) or 0) + (tonumber(f) or 0) + (tonumber(g) or 0) + (tonumber(h) or 0) > 0 then
-    return
+  local live = { 'n:waiting', 'n:ready', 'n:delayed', 'n:running', 'n:eventwait', 'n:deciding', 'n:held',
+    'n:expanded' }
+  local row = redis.call('HMGET', r, 'state', unpack(live))
+  if row[1] ~= 'active' then return end
+  for i, field in ipairs(live) do
+    if count_of(run, field, row[i + 1]) > 0 then return end
   end
   local ret, cancelled, failed, wf, created, num_, jobs_cancelled, allowed, cg, wait, paused = unpack(redis.call(
     'HMGET', r, 'ret', 'cancelled', 'n:failure', 'wf', 'created', 'num', 'n:cancelled', 'cofail', 'cg', 'wait',
     'paused'))
+  failed, jobs_cancelled = count_of(run, 'n:failure', failed), count_of(run, 'n:cancelled', jobs_cancelled)
   -- as run_status() in store/views.py reads it; a continue-on-error job's
   -- failure (cofail counts them) does not fail its run
   local final = 'success'
