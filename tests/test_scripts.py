@@ -50,7 +50,7 @@ def test_a_library_resets_each_per_call_local_of_its_includes():
     _, lib = scripts.library("results")
     reset = lib.rsplit("redis.register_function", 1)[1]
     for name in ("NOW", "PUBLISHED", "NOTES", "DECIDE", "CLAIMANTS", "CLAIMED_RUNS", "SERVABLE", "TOUCHED",
-                 "promoted_all", "SUPPRESSED", "COUNTS_ADDED", "COUNTS_STORED"):
+                 "promoted_all", "SUPPRESSED", "COUNTS_ADDED", "COUNTS_KNOWN", "PURGED"):
         assert re.search(rf"^{name} = ", reset, re.MULTILINE), name
     assert "P = keys[1]" in reset
     assert "unpack or table.unpack" not in lib  # a library has no global unpack

@@ -265,6 +265,16 @@ async def test_a_finished_one_off_workflow_is_purged_with_its_run_after_retentio
     assert await store.redis.keys(store.prefix + f"*{run}*") == []
 
 
+async def test_a_run_that_finishes_and_is_purged_in_one_reap_leaves_no_key(store):
+    store.retention_secs = 0  # purged by the very reap that finishes it
+    wf = await submit(store, job("a"))
+    run = await run_of(store, wf)
+    c = await claim(store)
+    await expire(store, c.lease.lease_id)
+    assert await reap_once(store) == (1, 0, 1)
+    assert await store.redis.keys(store.prefix + f"*{run}*") == []
+
+
 async def test_a_fruitless_claim_still_shows_the_worker_alive(store):
     assert await claim(store, "poller", labels=["arm64"]) is None
     (w,) = await store.list_workers()

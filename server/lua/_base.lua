@@ -61,6 +61,10 @@ local DECIDE = {} -- per call
 -- and server/scripts.py runs each after the script's body.
 local AT_END = {}
 
+-- Runs deleted in this call (_defs.lua): nothing left to the call's end
+-- writes to them.
+local PURGED = {} -- per call
+
 -- Scores above 2^31 must not go through tostring (it rounds to 14 digits).
 local function num(n) return string.format('%.0f', n) end
 

@@ -14,6 +14,7 @@ end
 -- letters and its hold on its definition version.
 local function purge_run(run)
   local r = rkey(run)
+  PURGED[run] = true
   local wf, ver, jobs, bver = unpack(redis.call('HMGET', r, 'wf', 'ver', 'jobs', 'bver'))
   if not wf then return end
   for _, job in ipairs(split(jobs, ',')) do

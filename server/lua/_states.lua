@@ -54,10 +54,11 @@ end
 -- A run counts its jobs by status (n:<status> in run:<id>), and every job
 -- that moves changes two counts: a call adds its changes up and writes each
 -- count once, at its end (a batch of 32 results with its next claim moved
--- 128 counts, one HINCRBY each, where it now writes two or three). Within
--- the call a count reads as stored plus what the call added.
+-- 128 counts, one HINCRBY each, where it now writes two or three). A count
+-- the call must know is written through when first asked, its HINCRBY
+-- answering it; after that it reads as that answer plus what the call added.
 local COUNTS_ADDED = {} -- per call
-local COUNTS_STORED = {} -- per call
+local COUNTS_KNOWN = {} -- per call
 
 local function count_add(run, field, by)
   local added = COUNTS_ADDED[run]
@@ -68,26 +69,28 @@ local function count_add(run, field, by)
   added[field] = (added[field] or 0) + by
 end
 
--- `stored`: the count as the caller read it from run:<id> (else read here, once a call).
+-- `stored`: the count as the caller just read it from run:<id>, if it did.
 local function count_of(run, field, stored)
   local added = COUNTS_ADDED[run]
-  if stored == nil then
-    local known = COUNTS_STORED[run]
-    if not known then
-      known = {}
-      COUNTS_STORED[run] = known
-    end
-    if known[field] == nil then known[field] = tonumber(redis.call('HGET', rkey(run), field)) or 0 end
-    stored = known[field]
+  local more = added and added[field] or 0
+  if stored ~= nil then return (tonumber(stored) or 0) + more end
+  local known = COUNTS_KNOWN[run]
+  if not known then
+    known = {}
+    COUNTS_KNOWN[run] = known
   end
-  return (tonumber(stored) or 0) + (added and added[field] or 0)
+  if known[field] == nil then
+    known[field] = redis.call('HINCRBY', rkey(run), field, more)
+    if added then added[field] = 0 end
+    more = 0
+  end
+  return known[field] + more
 end
 
 AT_END[#AT_END + 1] = function()
   for run, added in pairs(COUNTS_ADDED) do
-    local r = rkey(run)
-    -- (a run purged in this call is not brought back by its counts)
-    if redis.call('EXISTS', r) == 1 then
+    if not PURGED[run] then -- (not brought back by its counts)
+      local r = rkey(run)
       for field, by in pairs(added) do
         if by ~= 0 then redis.call('HINCRBY', r, field, by) end
       end
