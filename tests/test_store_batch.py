@@ -133,6 +133,35 @@ async def test_a_run_finishes_in_the_call_that_settles_its_last_jobs_and_counts_
     assert (await store.get_workflow(wf)).status == "failure"
 
 
+async def test_a_re_sent_batch_gets_its_live_leases_back_when_an_earlier_one_ended_and_nothing_is_queued(store):
+    await submit(store, job("a"), job("b"), job("c"))
+    first = await store.claim_many(args(n=3, claim_id="c3"))
+    await store.complete(first[0].lease.lease_id, {})
+    again = await store.claim_many(args(n=3, claim_id="c3"))
+    assert [c.lease.lease_id for c in again] == [c.lease.lease_id for c in first[1:]]
+    third = await store.claim_many(args(n=3, claim_id="c3"))
+    assert [c.lease.lease_id for c in third] == [c.lease.lease_id for c in first[1:]]
+
+
+async def test_a_plain_claim_with_a_batchs_claim_id_after_its_first_lease_ended_keeps_the_others(store):
+    await submit(store, *(job(x) for x in "abcde"))
+    first = await store.claim_many(args(n=3, claim_id="cP"))
+    await store.complete(first[0].lease.lease_id, {})
+    single = await store.claim("w", [], 30, str(uuid.uuid4()), claim_id="cP")
+    assert single.job.job_id == "d"
+    again = await store.claim_many(args(n=3, claim_id="cP"))
+    assert [c.lease.lease_id for c in again] == [single.lease.lease_id] + [c.lease.lease_id for c in first[1:]]
+
+
+async def test_a_batch_re_sent_for_fewer_jobs_keeps_the_rest_for_a_later_send(store):
+    await submit(store, *(job(x) for x in "abcd"))
+    first = await store.claim_many(args(n=3, claim_id="cF"))
+    fewer = await store.claim_many(args(n=1, claim_id="cF"))
+    assert [c.lease.lease_id for c in fewer] == [first[0].lease.lease_id]
+    again = await store.claim_many(args(n=3, claim_id="cF"))
+    assert [c.lease.lease_id for c in again] == [c.lease.lease_id for c in first]
+
+
 async def test_complete_and_claim_next_walks_a_chain_one_call_per_job(store):
     wf = await submit(store, job("j0"), *(job(f"j{i}", needs=[f"j{i - 1}"]) for i in range(1, 5)))
     (c,) = await store.claim_many(args(n=1))

@@ -61,11 +61,12 @@ end
 local claim_key = P .. 'claimid:' .. worker .. ':' .. claim_id
 -- (a claim_id names its lease from the call that leased it: a retried call's
 -- own lease id is then found through it; a batch's record lists its leases)
+-- (a plain claim is a batch of one: the record's first lease is its own)
+local record = claim_id ~= '' and not in_batch and redis.call('GET', claim_key) or nil
 local function prior_lease()
   if claim_id == '' then return lid end
   if in_batch then return batch_prior ~= '' and batch_prior or nil end
-  local rec = redis.call('GET', claim_key)
-  return rec and string.match(rec, '^[^,]+') or nil
+  return record and string.match(record, '^[^,]+') or nil
 end
 for _, prior in ipairs({ prior_lease() }) do
   local prun, pjob, pgranted, pttl, pworker, ptok = unpack(redis.call('HMGET', lkey(prior),
@@ -118,7 +119,10 @@ redis.call('HSET', lkey(lid), 'run', run, 'job', job, 'wf', wf, 'worker', worker
   'att', att, 'granted', now, 'lseq', -1, 'tok', caller)
 redis.call('ZADD', P .. 'leases', num(now + ttl * 1000), lid)
 redis.call('SADD', P .. 'wleases:' .. worker, lid)
-if claim_id ~= '' and not in_batch then redis.call('SET', claim_key, lid, 'EX', ttl) end
+if claim_id ~= '' and not in_batch then
+  -- the first lease of the record is this claim's; a batch's others stay in it
+  redis.call('SET', claim_key, lid .. (record and string.match(record, '^[^,]*(,.*)$') or ''), 'EX', ttl)
+end
 event(run, job, 'job', 'running', tonumber(att), now, worker)
 redis.call('PUBLISH', jobchan(run, job), 'changed')
 return reply(lid, run, job, now, ttl, jrow, rrow)
