@@ -96,6 +96,8 @@ class JobRun:
                 outcome = await self._run(shipper)
             finally:
                 await shipper.close()  # the logs reach the server before the result does
+            if self._keeper is not None:
+                self._keeper.reporting(lease.lease_id)
             results = JobResults(self._client, lease.lease_id, self.name, self._elapsed,
                                  self._next_claim if self._adopt is not None else lambda: None)
             await results.report(outcome, stop_reason=self._stop_reason, timeout_secs=job.timeout_secs)

@@ -40,6 +40,7 @@ class _Held:
     stop: Callable[[str], None]
     joining: Optional[asyncio.TimerHandle] = None  # until it joins the heartbeat
     own: Optional[asyncio.Task] = None  # its own heartbeat, against an older server
+    reporting: bool = False  # its job ended: its result is on its way
 
 
 class LeaseKeeper:
@@ -68,6 +69,19 @@ class LeaseKeeper:
         # A parked heartbeat may still carry it: it answers `lost` for it
         # once the result is in, which is ignored (no longer held).
         self._beating.pop(lease_id, None)
+
+    def reporting(self, lease_id: str) -> None:
+        """The lease's job ended and its result goes now: a heartbeat woken
+        by that result answers that the lease is gone, which is then the
+        result's doing, not a lost lease (the result's own answer says if
+        the lease was lost before it)."""
+        held = self._held.get(lease_id)
+        if held is not None:
+            held.reporting = True
+
+    def beating(self, lease_id: str) -> bool:
+        """Whether the shared heartbeat still renews the lease."""
+        return lease_id in self._beating
 
     def _join(self, held: _Held) -> None:
         held.joining = None
@@ -143,6 +157,9 @@ class LeaseKeeper:
             # lease and re-runs it when the event comes.
             self._lost(held, f"{held.name} gave up lease {held.lease.lease_id} to wait for an event", WAITING,
                        level=logging.DEBUG)
+        elif held.reporting:
+            log.debug("%s: lease %s ended as its result went in", held.name, held.lease.lease_id)
+            self._beating.pop(held.lease.lease_id, None)
         else:  # lost, forbidden
             self._lost(held, f"lost lease {held.name}: the server answered {status}", LEASE_LOST)
 
