@@ -120,7 +120,7 @@ async def test_a_chain_runs_one_request_per_job(api, start_daemon):
 
 async def test_one_heartbeat_keeps_every_lease_and_carries_a_cancel(api, start_daemon, tmp_path):
     wf = await submit(api, {"a": {"run": "sleep 60"}, "b": {"run": "sleep 60"}, "c": {"run": "sleep 60"}})
-    start_daemon(concurrency=3, lease_ttl=600)
+    start_daemon(concurrency=3, lease_ttl=600, drain_timeout=0.5)  # (its sleeps are handed back at teardown)
     for job in "abc":
         await job_running(api, wf, job)
     sent = start_daemon.transport
@@ -144,7 +144,7 @@ async def test_one_heartbeat_keeps_every_lease_and_carries_a_cancel(api, start_d
 
 async def test_a_lease_lost_under_the_batch_heartbeat_stops_its_job_and_reports_nothing(app, api, start_daemon):
     wf = await submit(api, {"a": {"run": "sleep 60", "retries": 1}})
-    start_daemon(concurrency=1, lease_ttl=3)  # a heartbeat every second
+    start_daemon(concurrency=1, lease_ttl=3, drain_timeout=0.5)  # a heartbeat every second
     await job_running(api, wf, "a")
     sent = start_daemon.transport
     deadline = asyncio.get_running_loop().time() + 30
