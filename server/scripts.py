@@ -67,11 +67,17 @@ def source(name: str) -> str:
         return "\n".join([*helpers, *functions, body])
     # The body runs as a function so its reply can be handed back with the
     # NOTES and DECIDE it left (see _base.lua), only when there are some.
-    return "\n".join([*helpers, *functions, "local function main()", body, "end",
-                      "local reply = main()",
-                      "for i = 1, #AT_END do AT_END[i]() end",
-                      "if #NOTES == 0 and #DECIDE == 0 then return reply end",
-                      f"return {{'{NOTES_MARK}', NOTES, DECIDE, reply}}"])
+    return "\n".join([*helpers, *functions, "local function main()", body, "end", *_ending("main()")])
+
+
+def _ending(call: str) -> list[str]:
+    """How a call ends, run by EVALSHA or as a function alike: its body
+    (`call`), what it left to its end (AT_END, see _base.lua), then its
+    reply, with the NOTES and DECIDE it left when there are some."""
+    return [f"local reply = {call}",
+            "for i = 1, #AT_END do AT_END[i]() end",
+            "if #NOTES == 0 and #DECIDE == 0 then return reply end",
+            f"return {{'{NOTES_MARK}', NOTES, DECIDE, reply}}"]
 
 
 @cache
@@ -92,10 +98,7 @@ def library(name: str) -> tuple[str, str]:
                       "local function main(ARGV)", body, "end",
                       "redis.register_function('%FN%', function(keys, args)",
                       *resets,
-                      "  local reply = main(args)",
-                      "  for i = 1, #AT_END do AT_END[i]() end",
-                      "  if #NOTES == 0 and #DECIDE == 0 then return reply end",
-                      f"  return {{'{NOTES_MARK}', NOTES, DECIDE, reply}}",
+                      *(f"  {line}" for line in _ending("main(args)")),
                       "end)"])
     # named by all of its text, wrapper included: a library of the same name is the same code
     fn = f"rota_{name}_{hashlib.sha1(code.encode()).hexdigest()[:16]}"
@@ -185,7 +188,6 @@ class Scripts:
             pairs = [(pending[i], pending[i + 1]) for i in range(0, len(pending) - 1, 2)]
             return (reply[3] if len(reply) > 3 else None), pairs
         return reply, []
-
 
     async def _command(self, *args: Any) -> Any:
         if self._lean is not None:
